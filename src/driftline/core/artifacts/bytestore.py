@@ -1,0 +1,94 @@
+"""The byte-store protocol and the URL-scheme table that picks a backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+from driftline.errors import InvalidArgumentError
+
+__all__ = ["ByteStore", "open_byte_store", "register_byte_store"]
+
+
+@runtime_checkable
+class ByteStore(Protocol):
+    """Keyed, immutable byte objects. Keys are relative POSIX paths.
+
+    Writes are atomic: a reader sees a whole object or none. ``put_file`` never
+    overwrites an existing key (content-addressed keys make that safe and cheap).
+    """
+
+    url: str
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key``."""
+        ...
+
+    def size(self, key: str) -> int:
+        """Byte size of the object; ``NotFoundError`` if absent."""
+        ...
+
+    def put_file(self, key: str, source: Path) -> bool:
+        """Store a local file under ``key`` if absent; return whether it was written."""
+        ...
+
+    def open_read(self, key: str) -> BinaryIO:
+        """Open the object for streaming reads; ``NotFoundError`` if absent."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object if present."""
+        ...
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        """Every key under ``prefix``."""
+        ...
+
+    def local_path(self, key: str) -> Path | None:
+        """A local filesystem path of the object, when the store has one (enables hardlinks)."""
+        ...
+
+
+_Factory = Callable[[str], ByteStore]
+_SCHEMES: dict[str, _Factory] = {}
+
+
+def register_byte_store(scheme: str, factory: _Factory) -> None:
+    """Make ``factory(url)`` the backend for URLs with ``scheme``."""
+    _SCHEMES[scheme] = factory
+
+
+def _local(url: str) -> ByteStore:
+    from driftline.core.artifacts.local import LocalByteStore
+
+    return LocalByteStore(Path(url.removeprefix("file://")))
+
+
+def _fsspec(url: str) -> ByteStore:
+    from driftline.core.artifacts.remote import FsspecByteStore
+
+    return FsspecByteStore(url)
+
+
+register_byte_store("", _local)
+register_byte_store("file", _local)
+for _scheme in ("s3", "gs", "gcs", "az", "abfs", "memory"):
+    register_byte_store(_scheme, _fsspec)
+
+
+def open_byte_store(url: str | Path) -> ByteStore:
+    """Open the byte store at ``url``: a local path, ``file://``, ``s3://``, ``gs://``, ...
+
+    Raises:
+        InvalidArgumentError: for a scheme with no backend (the message lists the known ones).
+    """
+    url = str(url)
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    factory = _SCHEMES.get(scheme)
+    if factory is None:
+        known = ", ".join(f"{s}://" for s in sorted(_SCHEMES) if s)
+        raise InvalidArgumentError(
+            f"No artifact store for scheme {scheme!r} in {url!r}; known: a local path, {known}"
+        )
+    return factory(url)

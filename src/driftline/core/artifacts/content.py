@@ -1,0 +1,211 @@
+"""The content-addressed layer: every object is stored under the hash of its bytes.
+
+Identical content is stored once, whichever run or version logs it. Every read is
+verified: a reader that reaches the end of an object whose bytes no longer match its
+address raises :class:`~driftline.errors.IntegrityError` naming the object, and
+:meth:`ContentStore.get_file` never leaves unverified bytes at the destination.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from driftline.core.artifacts.bytestore import ByteStore
+from driftline.core.artifacts.local import LocalByteStore
+from driftline.core.hashing import CHUNK_SIZE, digest_key, hash_file, new_hasher, parse_digest
+from driftline.errors import IntegrityError, InvalidArgumentError, NotFoundError
+
+__all__ = ["Blob", "ContentStore", "VerifyingReader"]
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """A stored object: its content digest and size in bytes."""
+
+    digest: str
+    size: int
+
+
+class ContentStore:
+    """Content-addressed objects on top of a :class:`ByteStore`.
+
+    Example:
+        >>> store = ContentStore(open_byte_store("/tmp/objects"))  # doctest: +SKIP
+        >>> blob = store.put_file(Path("model.pkl"))                # doctest: +SKIP
+        >>> store.get_file(blob.digest, Path("copy.pkl"))          # doctest: +SKIP
+    """
+
+    def __init__(self, backend: ByteStore, algorithm: str = "blake3") -> None:
+        self.backend = backend
+        self.algorithm = algorithm
+
+    @property
+    def url(self) -> str:
+        """Where the objects live."""
+        return self.backend.url
+
+    def put_file(self, source: str | Path) -> Blob:
+        """Store a file's bytes (no-op if identical bytes are stored already)."""
+        source = Path(source)
+        if not source.is_file():
+            raise InvalidArgumentError(
+                f"Cannot store {source}: "
+                + ("it is a folder" if source.is_dir() else "no such file")
+            )
+        try:
+            if isinstance(self.backend, LocalByteStore):
+                return self._put_local(source, self.backend)
+            digest, size = hash_file(source, self.algorithm)
+            self.backend.put_file(digest_key(digest), source)
+            return Blob(digest, size)
+        except PermissionError as exc:
+            raise InvalidArgumentError(f"Cannot read {source}: permission denied") from exc
+
+    def _put_local(self, source: Path, backend: LocalByteStore) -> Blob:
+        # One read pass: hash while copying into a temp file beside the objects, then
+        # link it into place under its digest (a no-op if the digest exists already).
+        hasher = new_hasher(self.algorithm)
+        size = 0
+        fd, temp = backend.temp_file()
+        try:
+            with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+                while chunk := src.read(CHUNK_SIZE):
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        digest = f"{self.algorithm}:{hasher.hexdigest()}"
+        backend.commit_temp(digest_key(digest), temp)
+        return Blob(digest, size)
+
+    def put_bytes(self, data: bytes) -> Blob:
+        """Store a bytes object."""
+        fd, name = _temp_outside()
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            return self.put_file(name)
+        finally:
+            Path(name).unlink(missing_ok=True)
+
+    def exists(self, digest: str) -> bool:
+        """Whether an object with this digest is stored."""
+        return self.backend.exists(digest_key(digest))
+
+    def open(self, digest: str, *, name: str | None = None) -> VerifyingReader:
+        """Open an object for streaming reads, verified against its digest at end of stream.
+
+        Args:
+            digest: The object's content digest.
+            name: What to call the object in error messages (e.g. ``run abc/model.pkl``).
+        """
+        stream = self._open_raw(digest, name)
+        return VerifyingReader(stream, digest, name or digest)
+
+    def read_bytes(self, digest: str, *, name: str | None = None) -> bytes:
+        """The whole object, verified. Meant for small objects (manifests, metadata)."""
+        with self.open(digest, name=name) as reader:
+            return reader.read()
+
+    def get_file(self, digest: str, dest: str | Path, *, name: str | None = None) -> Path:
+        """Copy an object to ``dest``, verified; on a mismatch nothing is left at ``dest``."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        temp = dest.with_name(f".{dest.name}.driftline-tmp")
+        try:
+            with self.open(digest, name=name) as reader, open(temp, "wb") as out:
+                while chunk := reader.read(CHUNK_SIZE):
+                    out.write(chunk)
+            os.replace(temp, dest)
+        finally:
+            temp.unlink(missing_ok=True)
+        return dest
+
+    def verify(self, digest: str, *, name: str | None = None) -> None:
+        """Re-hash a stored object; raise :class:`IntegrityError` if it does not match."""
+        with self.open(digest, name=name) as reader:
+            while reader.read(CHUNK_SIZE):
+                pass
+
+    def _open_raw(self, digest: str, name: str | None) -> BinaryIO:
+        try:
+            return self.backend.open_read(digest_key(digest))
+        except NotFoundError:
+            raise NotFoundError(
+                f"Object {name or digest} ({digest}) is missing from the artifact store "
+                f"{self.url}; it may have been garbage-collected or never uploaded"
+            ) from None
+
+
+class VerifyingReader(io.RawIOBase):
+    """A read-only stream that hashes what passes through and checks it at end of stream."""
+
+    def __init__(self, raw: BinaryIO, digest: str, name: str) -> None:
+        super().__init__()
+        algorithm, self._expected = parse_digest(digest)
+        self._raw = raw
+        self._hasher = new_hasher(algorithm)
+        self._name = name
+        self._digest = digest
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._raw.read(len(buffer))
+        if not data:
+            self._check()
+            return 0
+        n = len(data)
+        buffer[:n] = data
+        self._hasher.update(data)
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            chunks = []
+            while chunk := self._raw.read(CHUNK_SIZE):
+                self._hasher.update(chunk)
+                chunks.append(chunk)
+            self._check()
+            return b"".join(chunks)
+        data = self._raw.read(size)
+        if data:
+            self._hasher.update(data)
+        else:
+            self._check()
+        return data
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def _check(self) -> None:
+        if self._checked:
+            return
+        self._checked = True
+        if self._hasher.hexdigest() != self._expected:
+            raise IntegrityError(
+                f"Stored object {self._name} is corrupt: its bytes no longer match {self._digest}. "
+                "Restore it from a remote or re-log it."
+            )
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+def _temp_outside() -> tuple[int, str]:
+    import tempfile
+
+    return tempfile.mkstemp(prefix="driftline-")

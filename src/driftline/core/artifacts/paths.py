@@ -1,0 +1,37 @@
+"""Validation of logical artifact paths (the names users give files inside a run or version)."""
+
+from __future__ import annotations
+
+import posixpath
+
+from driftline.errors import InvalidArgumentError
+
+__all__ = ["validate_artifact_path"]
+
+MAX_PATH_LENGTH = 1024
+
+
+def validate_artifact_path(path: str) -> str:
+    """Return ``path`` normalized to a relative POSIX path, or raise for an unsafe one.
+
+    Refused: empty paths, absolute paths (``/x``, ``C:/x``, ``\\\\host``), ``..``
+    segments, backslashes and NUL or other control characters. Such paths could escape
+    the artifact root when materialized, so they are errors, never silently rewritten.
+    """
+    if not isinstance(path, str) or not path.strip():
+        raise InvalidArgumentError("Artifact path must be a non-empty string")
+    if len(path) > MAX_PATH_LENGTH:
+        raise InvalidArgumentError(f"Artifact path is longer than {MAX_PATH_LENGTH} characters")
+    if any(ord(c) < 32 or c == "\x7f" for c in path):
+        raise InvalidArgumentError(f"Artifact path {path!r} contains a control character")
+    if "\\" in path:
+        raise InvalidArgumentError(f"Artifact path {path!r} contains a backslash; use '/'")
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        raise InvalidArgumentError(f"Artifact path {path!r} is absolute; give a relative path")
+    parts = path.split("/")
+    if ".." in parts:
+        raise InvalidArgumentError(f"Artifact path {path!r} contains '..'")
+    normalized = posixpath.normpath(path)
+    if normalized in (".", ""):
+        raise InvalidArgumentError(f"Artifact path {path!r} names no file")
+    return normalized

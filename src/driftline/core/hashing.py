@@ -1,0 +1,93 @@
+"""Content hashing. A digest string carries its algorithm: ``blake3:<hex>`` or ``sha256:<hex>``.
+
+BLAKE3 is the default: it hashes at 1+ GiB/s on one core here, several times sha256,
+and the algorithm in every address means a future change needs no migration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from driftline.errors import InvalidArgumentError
+
+__all__ = [
+    "ALGORITHMS",
+    "CHUNK_SIZE",
+    "Hasher",
+    "digest_key",
+    "hash_bytes",
+    "hash_file",
+    "hash_stream",
+    "new_hasher",
+    "parse_digest",
+]
+
+ALGORITHMS = ("blake3", "sha256")
+CHUNK_SIZE = 1 << 20
+
+
+class Hasher(Protocol):
+    """The incremental-hash interface hashlib and blake3 share."""
+
+    def update(self, data: bytes | memoryview, /) -> Any: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def new_hasher(algorithm: str) -> Hasher:
+    """Return a fresh incremental hasher for ``algorithm``."""
+    if algorithm == "blake3":
+        import blake3
+
+        return blake3.blake3()  # type: ignore[no-any-return]
+    if algorithm == "sha256":
+        return hashlib.sha256()
+    raise InvalidArgumentError(
+        f"Unknown hash algorithm {algorithm!r}; known: {', '.join(ALGORITHMS)}"
+    )
+
+
+def hash_bytes(data: bytes, algorithm: str = "blake3") -> str:
+    """Digest string of ``data``."""
+    hasher = new_hasher(algorithm)
+    hasher.update(data)
+    return f"{algorithm}:{hasher.hexdigest()}"
+
+
+def hash_stream(stream: BinaryIO, algorithm: str = "blake3") -> tuple[str, int]:
+    """Digest string and byte count of everything left in ``stream``, read in chunks."""
+    hasher = new_hasher(algorithm)
+    size = 0
+    while chunk := stream.read(CHUNK_SIZE):
+        hasher.update(chunk)
+        size += len(chunk)
+    return f"{algorithm}:{hasher.hexdigest()}", size
+
+
+def hash_file(path: str | Path, algorithm: str = "blake3") -> tuple[str, int]:
+    """Digest string and size of a file, streamed (never whole in memory)."""
+    with open(path, "rb") as stream:
+        return hash_stream(stream, algorithm)
+
+
+def parse_digest(digest: str) -> tuple[str, str]:
+    """Split ``"blake3:ab12..."`` into ``("blake3", "ab12...")``, validating both parts."""
+    algorithm, sep, hexpart = digest.partition(":")
+    if (
+        not sep
+        or algorithm not in ALGORITHMS
+        or len(hexpart) != 64
+        or any(c not in "0123456789abcdef" for c in hexpart)
+    ):
+        raise InvalidArgumentError(
+            f"Malformed content digest {digest!r}; expected '<algorithm>:<64 hex digits>'"
+        )
+    return algorithm, hexpart
+
+
+def digest_key(digest: str) -> str:
+    """Storage key of a digest: ``blake3/ab/cdef...`` (a two-character fan-out folder)."""
+    algorithm, hexpart = parse_digest(digest)
+    return f"{algorithm}/{hexpart[:2]}/{hexpart[2:]}"

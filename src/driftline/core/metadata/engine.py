@@ -1,0 +1,189 @@
+"""The metadata database: one SQLAlchemy engine, transactions with bounded retries.
+
+SQLite and PostgreSQL go through one code path. The SQLite specifics live here and
+nowhere else:
+
+- WAL journal, so readers never block the writer and two processes can share a file;
+  ``synchronous=NORMAL`` (durable across application crashes; the usual WAL setting).
+- Write transactions start with ``BEGIN IMMEDIATE``: they take the write lock up front,
+  so two writers queue on ``busy_timeout`` instead of deadlocking on a lock upgrade.
+- ``sqlite://`` (in memory) is one shared connection guarded by a lock.
+
+Transient failures (a locked SQLite file, a dropped PostgreSQL connection, a
+serialization failure) are retried with backoff; when the budget is spent the caller
+gets :class:`~driftline.errors.BackendError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from driftline.errors import BackendError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+__all__ = ["Database", "normalize_url"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_SQLITE_BUSY_MS = 2000
+_RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+
+# Metadata URL schemes and the SQLAlchemy driver each maps to.
+_SCHEMES = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+
+
+def normalize_url(url: str) -> str:
+    """Map a user URL to the SQLAlchemy URL driftline uses, or raise for an unknown scheme."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in _SCHEMES:
+        known = ", ".join(sorted({s + "://" for s in _SCHEMES}))
+        raise InvalidArgumentError(
+            f"Unsupported metadata database URL {url!r}; known schemes: {known}"
+        )
+    return f"{_SCHEMES[scheme]}://{rest}"
+
+
+class Database:
+    """An engine plus the transaction discipline every store uses.
+
+    Example:
+        >>> db = Database("sqlite:///example.db")           # doctest: +SKIP
+        >>> db.write(lambda conn: conn.execute(stmt))       # doctest: +SKIP
+    """
+
+    def __init__(self, url: str, *, retry_delays: tuple[float, ...] = _RETRY_DELAYS) -> None:
+        self.url = normalize_url(url)
+        self.retry_delays = retry_delays
+        self.engine: Engine = self._create_engine()
+        self.dialect: str = self.engine.dialect.name
+        self._memory_lock = threading.RLock() if self._is_memory else None
+
+    @property
+    def _is_memory(self) -> bool:
+        return self.url in ("sqlite://", "sqlite:///:memory:")
+
+    def _create_engine(self) -> Engine:
+        from sqlalchemy import create_engine, event
+        from sqlalchemy.pool import StaticPool
+
+        if not self.url.startswith("sqlite"):
+            try:
+                return create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            except ImportError as exc:
+                raise BackendError(
+                    f"Cannot use {self.url.split('://')[0]}: {exc}. "
+                    "Install the extra: pip install 'driftline[postgres]'"
+                ) from exc
+
+        if self._is_memory:
+            engine = create_engine(
+                self.url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+        else:
+            path = Path(self.url.removeprefix("sqlite:///"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(self.url, connect_args={"check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Take transaction control from pysqlite so BEGIN IMMEDIATE is ours to emit.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            if not self._is_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # LIKE is case-sensitive on PostgreSQL; make SQLite agree (ILIKE is lower() LIKE).
+            cursor.execute("PRAGMA case_sensitive_like=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get("driftline_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    @contextlib.contextmanager
+    def _connection(self, write: bool) -> Iterator[Connection]:
+        lock = self._memory_lock or contextlib.nullcontext()
+        with lock, self.engine.connect() as conn:
+            if write:
+                conn.execution_options(driftline_write=True)
+            with conn.begin():
+                yield conn
+
+    def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in a write transaction, retrying transient failures."""
+        return self._run(fn, write=True)
+
+    def read(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in a read transaction, retrying transient failures."""
+        return self._run(fn, write=False)
+
+    def _run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
+        from sqlalchemy.exc import DBAPIError
+
+        attempts = len(self.retry_delays) + 1
+        for attempt in range(attempts):
+            try:
+                with self._connection(write) as conn:
+                    return fn(conn)
+            except DBAPIError as exc:
+                if not _is_transient(exc):
+                    raise
+                if attempt == attempts - 1:
+                    raise BackendError(
+                        f"The metadata database {self.display_url} is unavailable after "
+                        f"{attempts} attempts: {_short(exc)}"
+                    ) from exc
+                log.debug("transient database error, retrying: %s", _short(exc))
+                time.sleep(self.retry_delays[attempt])
+        raise AssertionError("unreachable")
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked, for messages."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _is_transient(exc: Exception) -> bool:
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        text = str(exc.orig).lower()
+        sqlite_busy = "locked" in text or "busy" in text
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        # 08xxx connection exceptions, 40001 serialization failure, 40P01 deadlock,
+        # 57P01-03 server shutting down or restarting.
+        pg_transient = sqlstate.startswith(("08", "40", "57P"))
+        return sqlite_busy or pg_transient or "connection" in text
+    return False
+
+
+def _short(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).strip().splitlines()[0]

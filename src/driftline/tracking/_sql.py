@@ -1,0 +1,463 @@
+"""The SQL backend of tracking: SQLite and PostgreSQL through one code path."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError as SqlIntegrityError
+
+from driftline.core.clock import from_ms, now_ms
+from driftline.core.ids import new_id
+from driftline.core.metadata import Database
+from driftline.errors import AlreadyExistsError, ConflictError, NotFoundError
+from driftline.tracking import _tables as t
+from driftline.tracking._search_sql import RunSearchCompiler
+from driftline.tracking.models import (
+    ArtifactEntry,
+    Experiment,
+    LifecycleStage,
+    MetricPoint,
+    Run,
+    RunStatus,
+)
+from driftline.tracking.store import LogBatch, MetricRow, RunQuery
+
+__all__ = ["SqlTrackingStore"]
+
+# Parameter sets per INSERT statement; keeps PostgreSQL statements and SQLite's
+# bound-variable limit comfortable while amortizing round trips.
+_CHUNK = 5_000
+
+
+def _upsert(dialect: str, table: sa.Table) -> Any:
+    """The dialect's INSERT construct that supports ON CONFLICT."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def _as_number(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _db_float(value: float) -> float | None:
+    return None if value != value else value  # NaN is stored as NULL
+
+
+def _from_db_float(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+class SqlTrackingStore:
+    """:class:`~driftline.tracking.store.TrackingStore` and run-artifact index on SQL."""
+
+    capabilities = frozenset({"search", "batch_write", "transactions"})
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        paramstyle = db.engine.dialect.paramstyle
+        mark = "?" if paramstyle == "qmark" else "%s"
+        self._insert_metrics_sql = (
+            "INSERT INTO metrics (run_id, key, value, step, timestamp) "
+            f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})"
+        )
+
+    # -- experiments --------------------------------------------------------------
+
+    def create_experiment(
+        self, *, name: str, description: str | None, tags: dict[str, str]
+    ) -> Experiment:
+        experiment_id = new_id()
+        now = now_ms()
+
+        def insert(conn: Connection) -> None:
+            conn.execute(
+                t.experiments.insert().values(
+                    experiment_id=experiment_id,
+                    name=name,
+                    description=description,
+                    lifecycle_stage=LifecycleStage.ACTIVE.value,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            if tags:
+                conn.execute(
+                    t.experiment_tags.insert(),
+                    [
+                        {"experiment_id": experiment_id, "key": k, "value": v}
+                        for k, v in tags.items()
+                    ],
+                )
+
+        try:
+            self.db.write(insert)
+        except SqlIntegrityError:
+            existing = self.find_experiment(name=name)
+            hint = (
+                " (it is deleted: restore it with `driftline experiments restore`)"
+                if existing and existing.lifecycle_stage is LifecycleStage.DELETED
+                else ""
+            )
+            raise AlreadyExistsError(f"Experiment {name!r} exists already{hint}") from None
+        found = self.find_experiment(id=experiment_id)
+        assert found is not None
+        return found
+
+    def find_experiment(
+        self, *, id: str | None = None, name: str | None = None
+    ) -> Experiment | None:
+        column, value = (t.experiments.c.experiment_id, id) if id else (t.experiments.c.name, name)
+
+        def read(conn: Connection) -> Experiment | None:
+            row = conn.execute(sa.select(t.experiments).where(column == value)).first()
+            if row is None:
+                return None
+            return self._experiments(conn, [row])[0]
+
+        return self.db.read(read)
+
+    def list_experiments(
+        self, *, include_deleted: bool, max_results: int, offset: int
+    ) -> list[Experiment]:
+        query = sa.select(t.experiments).order_by(
+            t.experiments.c.created_at.desc(), t.experiments.c.experiment_id.desc()
+        )
+        if not include_deleted:
+            query = query.where(t.experiments.c.lifecycle_stage == LifecycleStage.ACTIVE.value)
+        query = query.limit(max_results).offset(offset)
+        return self.db.read(lambda conn: self._experiments(conn, conn.execute(query).all()))
+
+    def set_experiment_lifecycle(self, experiment_id: str, stage: LifecycleStage) -> Experiment:
+        def update(conn: Connection) -> None:
+            result = conn.execute(
+                t.experiments.update()
+                .where(t.experiments.c.experiment_id == experiment_id)
+                .values(lifecycle_stage=stage.value, updated_at=now_ms())
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(f"No experiment with id {experiment_id!r}")
+
+        self.db.write(update)
+        found = self.find_experiment(id=experiment_id)
+        assert found is not None
+        return found
+
+    def _experiments(self, conn: Connection, rows: Sequence[Any]) -> list[Experiment]:
+        ids = [row.experiment_id for row in rows]
+        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        if ids:
+            for tag in conn.execute(
+                sa.select(t.experiment_tags).where(t.experiment_tags.c.experiment_id.in_(ids))
+            ):
+                tags[tag.experiment_id][tag.key] = tag.value
+        return [
+            Experiment(
+                id=row.experiment_id,
+                name=row.name,
+                description=row.description,
+                lifecycle_stage=LifecycleStage(row.lifecycle_stage),
+                created_at=from_ms(row.created_at),  # type: ignore[arg-type]
+                updated_at=from_ms(row.updated_at),  # type: ignore[arg-type]
+                tags=tags[row.experiment_id],
+            )
+            for row in rows
+        ]
+
+    # -- runs ---------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        experiment_id: str,
+        name: str,
+        user: str,
+        start_time: int,
+        parent_id: str | None,
+        tags: dict[str, str],
+    ) -> Run:
+        run_id = new_id()
+
+        def insert(conn: Connection) -> None:
+            conn.execute(
+                t.runs.insert().values(
+                    run_id=run_id,
+                    experiment_id=experiment_id,
+                    name=name,
+                    status=RunStatus.RUNNING.value,
+                    lifecycle_stage=LifecycleStage.ACTIVE.value,
+                    user_id=user,
+                    start_time=start_time,
+                    heartbeat_at=start_time,
+                    parent_run_id=parent_id,
+                )
+            )
+            if tags:
+                conn.execute(
+                    t.tags.insert(),
+                    [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
+                )
+
+        self.db.write(insert)
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        """Like :meth:`find_run`, raising ``NotFoundError``."""
+        run = self.find_run(run_id)
+        if run is None:
+            raise NotFoundError(f"No run with id {run_id!r}")
+        return run
+
+    def find_run(self, run_id: str) -> Run | None:
+        def read(conn: Connection) -> Run | None:
+            row = conn.execute(sa.select(t.runs).where(t.runs.c.run_id == run_id)).first()
+            return None if row is None else self._runs(conn, [row])[0]
+
+        return self.db.read(read)
+
+    def update_run_status(
+        self, run_id: str, *, status: RunStatus, end_time: int | None, expected: RunStatus
+    ) -> Run:
+        def update(conn: Connection) -> None:
+            result = conn.execute(
+                t.runs.update()
+                .where(t.runs.c.run_id == run_id, t.runs.c.status == expected.value)
+                .values(status=status.value, end_time=end_time)
+            )
+            if result.rowcount == 0:
+                current = conn.execute(
+                    sa.select(t.runs.c.status).where(t.runs.c.run_id == run_id)
+                ).scalar()
+                if current is None:
+                    raise NotFoundError(f"No run with id {run_id!r}")
+                raise ConflictError(
+                    f"Run {run_id} is {current}, not {expected.value}; "
+                    f"it cannot become {status.value}"
+                )
+
+        self.db.write(update)
+        return self.get_run(run_id)
+
+    def set_run_lifecycle(self, run_id: str, stage: LifecycleStage) -> Run:
+        def update(conn: Connection) -> None:
+            result = conn.execute(
+                t.runs.update().where(t.runs.c.run_id == run_id).values(lifecycle_stage=stage.value)
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(f"No run with id {run_id!r}")
+
+        self.db.write(update)
+        return self.get_run(run_id)
+
+    def _runs(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
+        """Hydrate run rows with params, latest metrics and tags: three queries per page."""
+        ids = [row.run_id for row in rows]
+        params: dict[str, dict[str, str]] = {i: {} for i in ids}
+        metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        if ids:
+            for run_id, key, value in conn.execute(
+                sa.select(t.params.c.run_id, t.params.c.key, t.params.c.value).where(
+                    t.params.c.run_id.in_(ids)
+                )
+            ):
+                params[run_id][key] = value
+            for run_id, key, number in conn.execute(
+                sa.select(
+                    t.latest_metrics.c.run_id, t.latest_metrics.c.key, t.latest_metrics.c.value
+                ).where(t.latest_metrics.c.run_id.in_(ids))
+            ):
+                metrics[run_id][key] = _from_db_float(number)
+            for run_id, key, value in conn.execute(
+                sa.select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(
+                    t.tags.c.run_id.in_(ids)
+                )
+            ):
+                tags[run_id][key] = value
+        return [
+            Run(
+                id=row.run_id,
+                experiment_id=row.experiment_id,
+                name=row.name,
+                status=RunStatus(row.status),
+                lifecycle_stage=LifecycleStage(row.lifecycle_stage),
+                user=row.user_id,
+                start_time=from_ms(row.start_time),  # type: ignore[arg-type]
+                end_time=from_ms(row.end_time),
+                heartbeat_at=from_ms(row.heartbeat_at),
+                parent_id=row.parent_run_id,
+                params=dict(sorted(params[row.run_id].items())),
+                metrics=dict(sorted(metrics[row.run_id].items())),
+                tags=dict(sorted(tags[row.run_id].items())),
+            )
+            for row in rows
+        ]
+
+    # -- logging ------------------------------------------------------------------
+
+    def write_batch(self, batch: LogBatch) -> list[str]:
+        return self.db.write(lambda conn: self._write_batch(conn, batch))
+
+    def _write_batch(self, conn: Connection, batch: LogBatch) -> list[str]:
+        if batch.metrics:
+            rows = [(r, k, _db_float(v), s, ts) for r, k, v, s, ts in batch.metrics]
+            for start in range(0, len(rows), _CHUNK):
+                conn.exec_driver_sql(self._insert_metrics_sql, rows[start : start + _CHUNK])
+            self._upsert_latest(conn, batch.metrics)
+        conflicts = self._insert_params(conn, batch) if batch.params else []
+        if batch.tags:
+            latest = {(r, k): v for r, k, v in batch.tags}  # the last write of a key wins
+            stmt = _upsert(self.db.dialect, t.tags)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
+                ),
+                [{"run_id": r, "key": k, "value": v} for (r, k), v in latest.items()],
+            )
+        if batch.heartbeats:
+            conn.execute(
+                t.runs.update()
+                .where(
+                    t.runs.c.run_id.in_(sorted(set(batch.heartbeats))), t.runs.c.status == "RUNNING"
+                )
+                .values(heartbeat_at=now_ms())
+            )
+        return conflicts
+
+    def _upsert_latest(self, conn: Connection, rows: Iterable[MetricRow]) -> None:
+        latest: dict[tuple[str, str], MetricRow] = {}
+        for row in rows:
+            ident = (row[0], row[1])
+            held = latest.get(ident)
+            if held is None or (row[3], row[4]) >= (held[3], held[4]):
+                latest[ident] = row
+        stmt = _upsert(self.db.dialect, t.latest_metrics)
+        current = t.latest_metrics.c
+        newer = sa.or_(
+            stmt.excluded.step > current.step,
+            sa.and_(
+                stmt.excluded.step == current.step, stmt.excluded.timestamp >= current.timestamp
+            ),
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["run_id", "key"],
+                set_={
+                    "value": stmt.excluded.value,
+                    "step": stmt.excluded.step,
+                    "timestamp": stmt.excluded.timestamp,
+                },
+                where=newer,
+            ),
+            [
+                {"run_id": r, "key": k, "value": _db_float(v), "step": s, "timestamp": ts}
+                for r, k, v, s, ts in latest.values()
+            ],
+        )
+
+    def _insert_params(self, conn: Connection, batch: LogBatch) -> list[str]:
+        wanted = {(r, k): v for r, k, v in batch.params}
+        stmt = _upsert(self.db.dialect, t.params).on_conflict_do_nothing()
+        conn.execute(
+            stmt,
+            [
+                {"run_id": r, "key": k, "value": v, "value_num": _as_number(v)}
+                for (r, k), v in wanted.items()
+            ],
+        )
+        # Params are write-once: whatever is stored now must be what this batch says.
+        run_ids = sorted({r for r, _ in wanted})
+        keys = sorted({k for _, k in wanted})
+        conflicts = []
+        for run_id, key, stored in conn.execute(
+            sa.select(t.params.c.run_id, t.params.c.key, t.params.c.value).where(
+                t.params.c.run_id.in_(run_ids), t.params.c.key.in_(keys)
+            )
+        ):
+            given = wanted.get((run_id, key))
+            if given is not None and given != stored:
+                conflicts.append(
+                    f"param {key!r} of run {run_id} is {stored!r}; cannot change it to {given!r}"
+                )
+        return conflicts
+
+    def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        m = t.metrics.c
+        query = (
+            sa.select(m.value, m.step, m.timestamp)
+            .where(m.run_id == run_id, m.key == key)
+            .order_by(m.step, m.timestamp)
+        )
+        rows = self.db.read(lambda conn: conn.execute(query).all())
+        return [
+            MetricPoint(key=key, value=_from_db_float(v), step=s, timestamp=from_ms(ts))  # type: ignore[arg-type]
+            for v, s, ts in rows
+        ]
+
+    # -- search -------------------------------------------------------------------
+
+    def search_runs(self, query: RunQuery) -> list[Run]:
+        compiler = RunSearchCompiler()
+        conditions = []
+        if query.experiment_ids is not None:
+            conditions.append(t.runs.c.experiment_id.in_(list(query.experiment_ids)))
+        if query.lifecycle is not None:
+            conditions.append(t.runs.c.lifecycle_stage == query.lifecycle.value)
+        if query.filter is not None:
+            conditions.append(compiler.where(query.filter))
+        order = compiler.order_by(query.order_by)
+        select = compiler.select_from(sa.select(t.runs)).where(*conditions).order_by(*order)
+        select = select.limit(query.max_results).offset(query.offset)
+        return self.db.read(lambda conn: self._runs(conn, conn.execute(select).all()))
+
+    # -- artifacts ----------------------------------------------------------------
+
+    def add_artifacts(self, run_id: str, entries: Sequence[ArtifactEntry]) -> None:
+        if not entries:
+            return
+        stmt = _upsert(self.db.dialect, t.run_artifacts)
+        rows = [
+            {
+                "run_id": run_id,
+                "path": e.path,
+                "digest": e.digest,
+                "size": e.size,
+                "created_at": int(e.created_at.timestamp() * 1000),
+            }
+            for e in entries
+        ]
+        self.db.write(
+            lambda conn: conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["run_id", "path"],
+                    set_={
+                        "digest": stmt.excluded.digest,
+                        "size": stmt.excluded.size,
+                        "created_at": stmt.excluded.created_at,
+                    },
+                ),
+                rows,
+            )
+        )
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]:
+        a = t.run_artifacts.c
+        query = sa.select(a.path, a.digest, a.size, a.created_at).where(a.run_id == run_id)
+        if prefix:
+            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(sa.or_(a.path == prefix, a.path.like(escaped + "/%", escape="\\")))
+        rows = self.db.read(lambda conn: conn.execute(query.order_by(a.path)).all())
+        return [
+            ArtifactEntry(path=p, digest=d, size=s, created_at=from_ms(c))  # type: ignore[arg-type]
+            for p, d, s, c in rows
+        ]

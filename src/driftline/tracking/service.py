@@ -1,0 +1,430 @@
+"""Tracking rules: names, write-once params, status transitions, search, run artifacts.
+
+The service validates and orchestrates; stores do the I/O. Logging goes through a
+:class:`~driftline.tracking.writer.BatchWriter` when one is given (the default), or is
+written before each call returns (synchronous mode, for tests and debugging).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from driftline.core.artifacts import ContentStore, validate_artifact_path
+from driftline.core.clock import now_ms, utcnow
+from driftline.core.paging import Page, decode_token, encode_token
+from driftline.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
+from driftline.tracking.models import (
+    ArtifactEntry,
+    Experiment,
+    LifecycleStage,
+    MetricPoint,
+    Run,
+    RunStatus,
+)
+from driftline.tracking.names import generate_run_name
+from driftline.tracking.search import parse_filter, parse_order_by
+from driftline.tracking.store import LogBatch, RunArtifactStore, RunQuery, TrackingStore
+from driftline.tracking.writer import BatchWriter
+
+__all__ = ["TrackingService", "metric_value", "render_value", "validate_key"]
+
+_KEY = re.compile(r"^[A-Za-z0-9_\-./: ]{1,250}$")
+MAX_PARAM_LENGTH = 8000
+MAX_TAG_LENGTH = 8000
+MAX_PAGE = 5000
+
+
+def validate_key(key: str, what: str = "key") -> str:
+    """Check a metric, param or tag key: 1-250 of letters, digits, ``_ - . / :`` and spaces."""
+    if not isinstance(key, str) or not _KEY.match(key) or key.startswith("/") or ".." in key:
+        raise InvalidArgumentError(
+            f"Invalid {what} {key!r}: use 1-250 letters, digits, spaces and _ - . / : "
+            "(not starting with '/', no '..')"
+        )
+    return key
+
+
+def metric_value(key: str, value: Any) -> float:
+    """Convert a logged value to float, with a clear error for non-numbers."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"Metric {key!r} must be a number, got {type(value).__name__} {value!r}"
+        ) from None
+
+
+class TrackingService:
+    """Experiments, runs and everything logged to them.
+
+    Args:
+        store: The tracking backend.
+        artifacts: The index of run artifacts.
+        content: Where artifact bytes go.
+        writer: The background writer; ``None`` writes synchronously.
+        user: Recorded as the author of new runs.
+    """
+
+    def __init__(
+        self,
+        store: TrackingStore,
+        artifacts: RunArtifactStore,
+        content: ContentStore,
+        *,
+        writer: BatchWriter | None,
+        user: str,
+    ) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.content = content
+        self.writer = writer
+        self.user = user
+
+    # -- experiments --------------------------------------------------------------
+
+    def create_experiment(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> Experiment:
+        """Create an experiment; ``AlreadyExistsError`` if the name is taken."""
+        name = _check_name(name, "experiment name")
+        clean_tags = {validate_key(k, "tag key"): str(v) for k, v in (tags or {}).items()}
+        return self.store.create_experiment(name=name, description=description, tags=clean_tags)
+
+    def get_experiment(self, id_or_name: str) -> Experiment:
+        """An experiment by id or name; ``NotFoundError`` suggests near names."""
+        found = self.store.find_experiment(id=id_or_name) or self.store.find_experiment(
+            name=id_or_name
+        )
+        if found is None:
+            names = [
+                e.name
+                for e in self.store.list_experiments(
+                    include_deleted=False, max_results=1000, offset=0
+                )
+            ]
+            near = difflib.get_close_matches(id_or_name, names, n=3)
+            hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+            raise NotFoundError(f"No experiment named or with id {id_or_name!r}{hint}")
+        return found
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        """The active experiment called ``name``, created if missing."""
+        found = self.store.find_experiment(name=name)
+        if found is not None:
+            if found.lifecycle_stage is LifecycleStage.DELETED:
+                raise ConflictError(
+                    f"Experiment {name!r} is deleted; restore it with "
+                    f"`driftline experiments restore {name}` or pick another name"
+                )
+            return found
+        try:
+            return self.create_experiment(name)
+        except AlreadyExistsError:  # created by another process meanwhile
+            return self.get_experiment(name)
+
+    def list_experiments(
+        self,
+        *,
+        include_deleted: bool = False,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page[Experiment]:
+        """Experiments, newest first, one page at a time."""
+        _check_page_size(max_results)
+        query = {"kind": "experiments", "deleted": include_deleted, "max": max_results}
+        offset = decode_token(page_token, query)
+        items = self.store.list_experiments(
+            include_deleted=include_deleted, max_results=max_results + 1, offset=offset
+        )
+        return _page(items, max_results, offset, query)
+
+    def delete_experiment(self, id_or_name: str) -> Experiment:
+        """Soft-delete an experiment (its runs are hidden with it)."""
+        experiment = self.get_experiment(id_or_name)
+        return self.store.set_experiment_lifecycle(experiment.id, LifecycleStage.DELETED)
+
+    def restore_experiment(self, id_or_name: str) -> Experiment:
+        """Undo :meth:`delete_experiment`."""
+        experiment = self.get_experiment(id_or_name)
+        return self.store.set_experiment_lifecycle(experiment.id, LifecycleStage.ACTIVE)
+
+    # -- runs ---------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment: str | None,
+        *,
+        default_experiment: str = "default",
+        name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+    ) -> Run:
+        """Start a RUNNING run in ``experiment`` (created if missing)."""
+        exp = self.get_or_create_experiment(
+            _check_name(experiment or default_experiment, "experiment name")
+        )
+        if parent_id is not None:
+            self.get_run(parent_id)
+        clean_tags = {
+            validate_key(k, "tag key"): _text(v, MAX_TAG_LENGTH, "tag", k)
+            for k, v in (tags or {}).items()
+        }
+        return self.store.create_run(
+            experiment_id=exp.id,
+            name=_check_name(name, "run name") if name else generate_run_name(),
+            user=self.user,
+            start_time=now_ms(),
+            parent_id=parent_id,
+            tags=clean_tags,
+        )
+
+    def get_run(self, run_id: str) -> Run:
+        """A run by id; ``NotFoundError`` if there is none."""
+        run = self.store.find_run(run_id)
+        if run is None:
+            raise NotFoundError(f"No run with id {run_id!r}")
+        return run
+
+    def end_run(self, run_id: str, status: RunStatus = RunStatus.FINISHED) -> Run:
+        """Flush what was logged, then move the run from RUNNING to ``status``."""
+        status = RunStatus(status)
+        if status is RunStatus.RUNNING:
+            raise InvalidArgumentError("end_run needs a final status: FINISHED, FAILED or KILLED")
+        self.flush()
+        return self.store.update_run_status(
+            run_id, status=status, end_time=now_ms(), expected=RunStatus.RUNNING
+        )
+
+    def delete_run(self, run_id: str) -> Run:
+        """Soft-delete a run: hidden from listings and search, kept until purged."""
+        self.get_run(run_id)
+        return self.store.set_run_lifecycle(run_id, LifecycleStage.DELETED)
+
+    def restore_run(self, run_id: str) -> Run:
+        """Undo :meth:`delete_run`."""
+        self.get_run(run_id)
+        return self.store.set_run_lifecycle(run_id, LifecycleStage.ACTIVE)
+
+    # -- logging ------------------------------------------------------------------
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[tuple[str, Any, int, int | None]] = (),
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Log metrics ``(key, value, step, timestamp_ms)``, params and tags for a run.
+
+        With a background writer this only enqueues; otherwise it writes before returning.
+        """
+        now = now_ms()
+        batch = LogBatch(
+            metrics=[
+                (
+                    run_id,
+                    validate_key(k, "metric key"),
+                    metric_value(k, v),
+                    int(s),
+                    now if ts is None else ts,
+                )
+                for k, v, s, ts in metrics
+            ],
+            params=[
+                (run_id, validate_key(k, "param key"), _text(v, MAX_PARAM_LENGTH, "param", k))
+                for k, v in (params or {}).items()
+            ],
+            tags=[
+                (run_id, validate_key(k, "tag key"), _text(v, MAX_TAG_LENGTH, "tag", k))
+                for k, v in (tags or {}).items()
+            ],
+        )
+        self.submit(batch)
+
+    def submit(self, batch: LogBatch) -> None:
+        """Enqueue a validated batch, or write it now in synchronous mode."""
+        if self.writer is None:
+            conflicts = self.store.write_batch(batch)
+            if conflicts:
+                raise ConflictError("; ".join(conflicts))
+            return
+        self.writer.metrics.extend(batch.metrics)
+        self.writer.params.extend(batch.params)
+        self.writer.tags.extend(batch.tags)
+        if len(self.writer.metrics) > self.writer.max_pending:
+            self.writer.wait_for_room()
+
+    def flush(self, timeout: float | None = 60.0) -> None:
+        """Block until everything logged so far is in the database."""
+        if self.writer is not None:
+            self.writer.flush(timeout)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        """Every logged point of one metric of a run, by step."""
+        self.get_run(run_id)
+        return self.store.get_metric_history(run_id, key)
+
+    # -- search -------------------------------------------------------------------
+
+    def search_runs(
+        self,
+        *,
+        experiments: Sequence[str] | str | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        include_deleted: bool = False,
+    ) -> Page[Run]:
+        """Runs matching a filter, ordered, one page at a time (see ``tracking.search``).
+
+        Example:
+            >>> service.search_runs(experiments="churn", filter="metrics.auc > 0.8",
+            ...                     order_by=["metrics.auc desc"])  # doctest: +SKIP
+        """
+        _check_page_size(max_results)
+        if isinstance(experiments, str):
+            experiments = [experiments]
+        if isinstance(order_by, str):
+            order_by = [order_by]
+        experiment_ids = (
+            None if experiments is None else [self.get_experiment(e).id for e in experiments]
+        )
+        node = parse_filter(filter)
+        terms = parse_order_by(list(order_by or ()))
+        fingerprint = {
+            "kind": "runs",
+            "experiments": experiment_ids,
+            "filter": filter,
+            "order": list(order_by or ()),
+            "max": max_results,
+            "deleted": include_deleted,
+        }
+        offset = decode_token(page_token, fingerprint)
+        runs = self.store.search_runs(
+            RunQuery(
+                experiment_ids=experiment_ids,
+                filter=node,
+                order_by=terms,
+                max_results=max_results + 1,
+                offset=offset,
+                lifecycle=None if include_deleted else LifecycleStage.ACTIVE,
+            )
+        )
+        return _page(runs, max_results, offset, fingerprint)
+
+    # -- artifacts ----------------------------------------------------------------
+
+    def log_artifact(
+        self, run_id: str, local_path: str | Path, artifact_path: str | None = None
+    ) -> ArtifactEntry:
+        """Store a file and record it under ``artifact_path/<file name>`` of the run."""
+        source = Path(local_path)
+        if not source.exists():
+            raise InvalidArgumentError(f"Cannot log artifact {source}: no such file")
+        if source.is_dir():
+            raise InvalidArgumentError(
+                f"Cannot log artifact {source}: it is a folder; use log_artifacts for folders"
+            )
+        self.get_run(run_id)
+        logical = source.name if not artifact_path else f"{artifact_path.rstrip('/')}/{source.name}"
+        entry = self._store_file(source, validate_artifact_path(logical))
+        self.artifacts.add_artifacts(run_id, [entry])
+        return entry
+
+    def log_artifacts(
+        self, run_id: str, local_dir: str | Path, artifact_path: str | None = None
+    ) -> list[ArtifactEntry]:
+        """Store every file under a folder, keeping relative paths under ``artifact_path``."""
+        folder = Path(local_dir)
+        if not folder.is_dir():
+            raise InvalidArgumentError(
+                f"Cannot log artifacts from {folder}: "
+                + ("it is a file; use log_artifact" if folder.exists() else "no such folder")
+            )
+        self.get_run(run_id)
+        base = validate_artifact_path(artifact_path) if artifact_path else ""
+        entries = []
+        for source in sorted(p for p in folder.rglob("*") if p.is_file()):
+            relative = source.relative_to(folder).as_posix()
+            logical = f"{base}/{relative}" if base else relative
+            entries.append(self._store_file(source, validate_artifact_path(logical)))
+        self.artifacts.add_artifacts(run_id, entries)
+        return entries
+
+    def log_artifact_bytes(self, run_id: str, data: bytes, artifact_path: str) -> ArtifactEntry:
+        """Store bytes produced in memory (a report, a captured diff) as a run artifact."""
+        blob = self.content.put_bytes(data)
+        entry = ArtifactEntry(
+            path=validate_artifact_path(artifact_path),
+            digest=blob.digest,
+            size=blob.size,
+            created_at=utcnow(),
+        )
+        self.artifacts.add_artifacts(run_id, [entry])
+        return entry
+
+    def _store_file(self, source: Path, logical: str) -> ArtifactEntry:
+        blob = self.content.put_file(source)
+        return ArtifactEntry(path=logical, digest=blob.digest, size=blob.size, created_at=utcnow())
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]:
+        """Files logged to a run, optionally under a folder ``prefix``."""
+        self.get_run(run_id)
+        return self.artifacts.list_artifacts(
+            run_id, validate_artifact_path(prefix).rstrip("/") if prefix else ""
+        )
+
+    def download_artifacts(self, run_id: str, path: str, dest: str | Path) -> list[Path]:
+        """Copy a logged file, or every file under a logged folder, to ``dest`` (verified)."""
+        entries = self.list_artifacts(run_id, path)
+        if not entries:
+            raise NotFoundError(f"Run {run_id} has no artifact {path!r}")
+        dest = Path(dest)
+        written = []
+        clean = validate_artifact_path(path)
+        for entry in entries:
+            relative = (
+                Path(entry.path).name if entry.path == clean else entry.path[len(clean) + 1 :]
+            )
+            target = dest / relative
+            self.content.get_file(entry.digest, target, name=f"run {run_id}/{entry.path}")
+            written.append(target)
+        return written
+
+
+def _check_name(name: str | None, what: str) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 256:
+        raise InvalidArgumentError(f"Invalid {what} {name!r}: use 1-256 characters")
+    return name.strip()
+
+
+def _text(value: Any, limit: int, what: str, key: str) -> str:
+    text = value if isinstance(value, str) else render_value(value)
+    if len(text) > limit:
+        raise InvalidArgumentError(f"Value of {what} {key!r} is longer than {limit} characters")
+    return text
+
+
+def render_value(value: Any) -> str:
+    """Text form of a param or tag value; a whole float keeps its point (1.0, not 1)."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return repr(value)  # keep 1.0 as "1.0", not "1"
+    return str(value)
+
+
+def _check_page_size(max_results: int) -> None:
+    if not isinstance(max_results, int) or not 1 <= max_results <= MAX_PAGE:
+        raise InvalidArgumentError(f"max_results must be between 1 and {MAX_PAGE}")
+
+
+def _page(items: Sequence[Any], max_results: int, offset: int, query: object) -> Page[Any]:
+    if len(items) > max_results:
+        return Page(list(items[:max_results]), encode_token(offset + max_results, query))
+    return Page(list(items), None)

@@ -1,0 +1,145 @@
+"""The narrow protocols tracking backends implement (SQL today, HTTP with the server).
+
+Write-path rows are plain tuples rather than records: the background writer moves
+hundreds of thousands of them per second and a tuple costs a fraction of an object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from driftline.tracking.models import (
+    ArtifactEntry,
+    Experiment,
+    LifecycleStage,
+    MetricPoint,
+    Run,
+    RunStatus,
+)
+from driftline.tracking.search import Node, OrderBy
+
+__all__ = [
+    "LogBatch",
+    "MetricRow",
+    "ParamRow",
+    "RunArtifactStore",
+    "RunQuery",
+    "TagRow",
+    "TrackingStore",
+]
+
+MetricRow = tuple[str, str, float, int, int]
+"""``(run_id, key, value, step, timestamp_ms)``"""
+ParamRow = tuple[str, str, str]
+"""``(run_id, key, value)``"""
+TagRow = tuple[str, str, str]
+"""``(run_id, key, value)``"""
+
+
+@dataclass(slots=True)
+class LogBatch:
+    """What the background writer commits in one transaction.
+
+    ``heartbeats`` are ids of runs whose process is alive; the store stamps them.
+    """
+
+    metrics: list[MetricRow] = field(default_factory=list)
+    params: list[ParamRow] = field(default_factory=list)
+    tags: list[TagRow] = field(default_factory=list)
+    heartbeats: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.metrics) + len(self.params) + len(self.tags)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunQuery:
+    """A validated run search: the service has parsed the filter and resolved experiments."""
+
+    experiment_ids: Sequence[str] | None
+    filter: Node | None = None
+    order_by: tuple[OrderBy, ...] = ()
+    max_results: int = 100
+    offset: int = 0
+    lifecycle: LifecycleStage | None = LifecycleStage.ACTIVE
+
+
+class TrackingStore(Protocol):
+    """Experiments, runs and their logged values."""
+
+    capabilities: frozenset[str]
+
+    def create_experiment(
+        self, *, name: str, description: str | None, tags: dict[str, str]
+    ) -> Experiment:
+        """Create an experiment; ``AlreadyExistsError`` if the name is taken."""
+        ...
+
+    def find_experiment(
+        self, *, id: str | None = None, name: str | None = None
+    ) -> Experiment | None:
+        """The experiment with this id or name, or ``None``."""
+        ...
+
+    def list_experiments(
+        self, *, include_deleted: bool, max_results: int, offset: int
+    ) -> list[Experiment]:
+        """Experiments, newest first."""
+        ...
+
+    def set_experiment_lifecycle(self, experiment_id: str, stage: LifecycleStage) -> Experiment:
+        """Soft-delete or restore an experiment."""
+        ...
+
+    def create_run(
+        self,
+        *,
+        experiment_id: str,
+        name: str,
+        user: str,
+        start_time: int,
+        parent_id: str | None,
+        tags: dict[str, str],
+    ) -> Run:
+        """Insert a RUNNING run."""
+        ...
+
+    def find_run(self, run_id: str) -> Run | None:
+        """The run with its params, latest metrics and tags, or ``None``."""
+        ...
+
+    def update_run_status(
+        self, run_id: str, *, status: RunStatus, end_time: int | None, expected: RunStatus
+    ) -> Run:
+        """Move a run from ``expected`` to ``status`` atomically; ``ConflictError`` if it moved."""
+        ...
+
+    def set_run_lifecycle(self, run_id: str, stage: LifecycleStage) -> Run:
+        """Soft-delete or restore a run."""
+        ...
+
+    def write_batch(self, batch: LogBatch) -> list[str]:
+        """Commit a batch in one transaction; return a message per conflicting param."""
+        ...
+
+    def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        """Every logged point of a metric, by step then time."""
+        ...
+
+    def search_runs(self, query: RunQuery) -> list[Run]:
+        """Up to ``query.max_results`` runs matching ``query``, from ``query.offset``."""
+        ...
+
+
+class RunArtifactStore(Protocol):
+    """The index of files logged to runs (the bytes live in the content store)."""
+
+    def add_artifacts(self, run_id: str, entries: Sequence[ArtifactEntry]) -> None:
+        """Record logged files; a path logged again points to the new content."""
+        ...
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]:
+        """Files logged to a run under ``prefix``, by path."""
+        ...

@@ -1,0 +1,219 @@
+"""The background writer: logging calls enqueue, one thread commits in batches.
+
+A ``log_metric`` call costs a deque append (well under a microsecond), so logging
+never slows training. The writer thread wakes every ``interval`` seconds (or at once
+on :meth:`BatchWriter.flush`) and commits everything queued, up to ``max_batch`` rows
+per transaction.
+
+Failures are never silent. The database layer already retries transient errors; if a
+batch still fails, it is kept at the head of the line and retried with backoff for as
+long as the process lives, an error is logged, and ``flush()`` raises
+:class:`~driftline.errors.BackendError` naming how many items wait. When the database
+comes back the queue drains by itself. A param that conflicts with a value stored by
+another process surfaces as :class:`~driftline.errors.ConflictError` at the next flush.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from driftline.errors import BackendError, ConflictError, DriftlineError
+from driftline.tracking.store import LogBatch, MetricRow, ParamRow, TagRow
+
+__all__ = ["BatchWriter"]
+
+log = logging.getLogger("driftline.tracking")
+
+_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class BatchWriter:
+    """Queues rows and commits them from a daemon thread.
+
+    Args:
+        sink: Commits one batch; returns conflict messages (see ``TrackingStore.write_batch``).
+        interval: Seconds between wake-ups when nobody asks for a flush.
+        heartbeat: Returns the ids of runs this process keeps alive; stamped every
+            ``heartbeat_interval`` seconds even when nothing is logged.
+        max_batch: Rows of each kind per transaction.
+        max_pending: Queued metrics above which producers wait for the writer, so a
+            runaway loop cannot exhaust memory.
+    """
+
+    def __init__(
+        self,
+        sink: Callable[[LogBatch], list[str]],
+        *,
+        interval: float = 0.2,
+        heartbeat: Callable[[], list[str]] | None = None,
+        heartbeat_interval: float = 30.0,
+        max_batch: int = 50_000,
+        max_pending: int = 2_000_000,
+    ) -> None:
+        self._sink = sink
+        self._interval = interval
+        self._heartbeat = heartbeat
+        self._heartbeat_interval = heartbeat_interval
+        self._max_batch = max_batch
+        self.max_pending = max_pending
+        self.metrics: deque[MetricRow] = deque()
+        self.params: deque[ParamRow] = deque()
+        self.tags: deque[TagRow] = deque()
+        self._retry: LogBatch | None = None
+        self._busy = False
+        self._error: DriftlineError | None = None
+        self._conflicts: list[str] = []
+        self._closed = False
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._last_heartbeat = time.monotonic()
+        self._thread = self._start()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._loop, name="driftline-writer", daemon=True)
+        thread.start()
+        return thread
+
+    def _after_fork(self) -> None:
+        # The child must not write the parent's queued rows a second time.
+        self.metrics.clear()
+        self.params.clear()
+        self.tags.clear()
+        self._retry = None
+        self._idle = threading.Condition()
+        self._wake = threading.Event()
+        if not self._closed:
+            self._thread = self._start()
+
+    # -- producer side ----------------------------------------------------------
+
+    def wait_for_room(self) -> None:
+        """Block while too many metrics are queued (called by producers past ``max_pending``)."""
+        self._wake.set()
+        while len(self.metrics) > self.max_pending // 2 and self._thread.is_alive():
+            time.sleep(0.005)
+
+    @property
+    def pending(self) -> int:
+        """Rows queued or in a batch not yet committed."""
+        retry = len(self._retry) if self._retry is not None else 0
+        return len(self.metrics) + len(self.params) + len(self.tags) + retry
+
+    def flush(self, timeout: float | None = 60.0) -> None:
+        """Block until everything queued so far is committed.
+
+        Raises:
+            ConflictError: a param conflicted with a value another process stored.
+            BackendError: the database is failing; the rows stay queued and are retried.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._idle:
+            self._error = None
+            self._wake.set()
+            while self.pending or self._busy:
+                if self._error is not None:
+                    break
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise BackendError(
+                        f"Timed out after {timeout} s waiting for {self.pending} logged items "
+                        "to be written; they stay queued"
+                    )
+                self._idle.wait(remaining if remaining is not None else 1.0)
+            error, self._error = self._error, None
+            conflicts, self._conflicts = self._conflicts, []
+        if error is not None:
+            raise BackendError(
+                f"{self.pending} logged items are not written yet ({error}); "
+                "they stay queued and are retried until the database is back"
+            ) from error
+        if conflicts:
+            raise ConflictError("; ".join(conflicts))
+
+    def close(self, timeout: float | None = 60.0) -> None:
+        """Flush and stop the thread."""
+        try:
+            self.flush(timeout)
+        finally:
+            self._closed = True
+            self._wake.set()
+            self._thread.join(timeout=5)
+
+    # -- writer thread ------------------------------------------------------------
+
+    def _take(self) -> LogBatch:
+        batch = LogBatch()
+        for source, target in (
+            (self.metrics, batch.metrics),
+            (self.params, batch.params),
+            (self.tags, batch.tags),
+        ):
+            take = min(len(source), self._max_batch)
+            popleft = source.popleft
+            target.extend(popleft() for _ in range(take))
+        now = time.monotonic()
+        if self._heartbeat is not None and (
+            batch or now - self._last_heartbeat >= self._heartbeat_interval
+        ):
+            batch.heartbeats = self._heartbeat()
+            self._last_heartbeat = now
+        return batch
+
+    def _loop(self) -> None:
+        failures = 0
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            while True:
+                with self._idle:
+                    batch = self._retry or self._take()
+                    self._retry = None
+                    self._busy = bool(batch) or bool(batch.heartbeats)
+                if not self._busy:
+                    break
+                ok = self._commit(batch)
+                with self._idle:
+                    self._busy = False
+                    if not ok:
+                        self._retry = batch if len(batch) else None
+                    self._idle.notify_all()
+                if not ok:
+                    failures += 1
+                    self._wake.wait(_BACKOFF[min(failures, len(_BACKOFF)) - 1])
+                    break
+                failures = 0
+            with self._idle:
+                self._idle.notify_all()
+            if self._closed and not self.pending:
+                return
+
+    def _commit(self, batch: LogBatch) -> bool:
+        try:
+            conflicts = self._sink(batch)
+        except BackendError as exc:
+            log.error("driftline could not write %d logged items, will retry: %s", len(batch), exc)
+            with self._idle:
+                self._error = exc
+            return False
+        except Exception as exc:  # a bug or a poison batch must not kill the writer
+            log.exception(
+                "driftline dropped a batch of %d logged items it cannot write", len(batch)
+            )
+            with self._idle:
+                self._error = BackendError(f"a batch of {len(batch)} items was rejected: {exc}")
+            return True
+        if conflicts:
+            with self._idle:
+                self._conflicts.extend(conflicts)
+            for message in conflicts:
+                log.error("driftline: %s", message)
+        return True
+
+    def __repr__(self) -> str:
+        return f"BatchWriter(pending={self.pending})"

@@ -1,0 +1,107 @@
+"""The composition root: builds stores and services from :class:`~driftline.settings.Settings`.
+
+This is the only module that knows which backend implements which protocol. The
+metadata URL's scheme picks the database (see ``core.metadata.normalize_url``) and the
+artifact root's scheme picks the byte store (``core.artifacts.open_byte_store``); an
+unknown scheme fails with the list of known ones.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from driftline.settings import Settings
+
+if TYPE_CHECKING:
+    from driftline.core.artifacts import ContentStore
+    from driftline.core.metadata import Database
+    from driftline.tracking import TrackingService
+    from driftline.tracking.writer import BatchWriter
+
+__all__ = ["Workspace"]
+
+
+class Workspace:
+    """One driftline workspace: a metadata database, an artifact store, and the services.
+
+    Example:
+        >>> ws = Workspace.from_settings(Settings.load(uri="sqlite://"))  # doctest: +SKIP
+        >>> ws.tracking.create_experiment("churn")                        # doctest: +SKIP
+        >>> ws.close()                                                    # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        database: Database,
+        content: ContentStore,
+        tracking: TrackingService,
+        writer: BatchWriter | None,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.content = content
+        self.tracking = tracking
+        self._writer = writer
+        self._live_runs: set[str] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> Workspace:
+        """Open (and on first use create) the workspace the settings describe."""
+        from driftline.core.artifacts import ContentStore, open_byte_store
+        from driftline.core.metadata import Database, ensure_schema
+        from driftline.tracking import TrackingService
+        from driftline.tracking._sql import SqlTrackingStore
+        from driftline.tracking.writer import BatchWriter
+
+        settings = settings or Settings.load(**overrides)
+        database = Database(settings.uri)
+        try:
+            ensure_schema(database)
+        except BaseException:
+            database.dispose()
+            raise
+        store = SqlTrackingStore(database)
+        content = ContentStore(open_byte_store(settings.artifact_root), settings.hash_algorithm)
+        workspace: Workspace
+        writer = (
+            BatchWriter(
+                store.write_batch,
+                interval=settings.flush_interval,
+                heartbeat=lambda: workspace.live_runs(),
+            )
+            if settings.async_logging
+            else None
+        )
+        tracking = TrackingService(store, store, content, writer=writer, user=settings.user)
+        workspace = cls(
+            settings, database=database, content=content, tracking=tracking, writer=writer
+        )
+        return workspace
+
+    def live_runs(self) -> list[str]:
+        """Ids of runs this process has started and not ended (they get heartbeats)."""
+        with self._lock:
+            return sorted(self._live_runs)
+
+    def mark_live(self, run_id: str, live: bool) -> None:
+        """Record that this process started (``True``) or ended (``False``) a run."""
+        with self._lock:
+            (self._live_runs.add if live else self._live_runs.discard)(run_id)
+
+    def close(self, timeout: float | None = 60.0) -> None:
+        """Flush queued logging and release connections."""
+        try:
+            if self._writer is not None:
+                self._writer.close(timeout)
+        finally:
+            self.database.dispose()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
