@@ -18,6 +18,7 @@ from driftline._fluent import (
     get_experiment,
     get_metric_history,
     get_run,
+    get_workspace,
     log_artifact,
     log_artifacts,
     log_metric,
@@ -28,7 +29,6 @@ from driftline._fluent import (
     set_tag,
     set_tags,
     start_run,
-    workspace,
 )
 from driftline.errors import (
     AlreadyExistsError,
@@ -61,6 +61,7 @@ __all__ = [
     "get_experiment",
     "get_metric_history",
     "get_run",
+    "get_workspace",
     "log_artifact",
     "log_artifacts",
     "log_metric",
@@ -71,5 +72,4 @@ __all__ = [
     "set_tag",
     "set_tags",
     "start_run",
-    "workspace",
 ]

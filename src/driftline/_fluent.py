@@ -42,7 +42,7 @@ def configure(**settings: Any) -> Workspace:
         return _default
 
 
-def workspace() -> Workspace:
+def get_workspace() -> Workspace:
     """The default workspace, opened on first use."""
     global _default
     if _default is None:
@@ -74,7 +74,7 @@ def start_run(
     from driftline.tracking import ActiveRun, current_run
     from driftline.tracking.models import RunStatus
 
-    ws = workspace()
+    ws = get_workspace()
     service = ws.tracking
     if run_id is not None:
         run = service.get_run(run_id)
@@ -180,13 +180,13 @@ def flush(timeout: float | None = 60.0) -> None:
 def get_run(run_id: str) -> Run:
     """A run with its params, latest metrics, tags, status, times and code version."""
     flush()
-    return workspace().tracking.get_run(run_id)
+    return get_workspace().tracking.get_run(run_id)
 
 
 def get_metric_history(run_id: str, key: str) -> list[MetricPoint]:
     """Every ``(step, value, timestamp)`` logged for a metric of a run."""
     flush()
-    return workspace().tracking.get_metric_history(run_id, key)
+    return get_workspace().tracking.get_metric_history(run_id, key)
 
 
 def search_runs(
@@ -203,7 +203,7 @@ def search_runs(
         ...                order_by=["metrics.auc desc"])  # doctest: +SKIP
     """
     flush()
-    return workspace().tracking.search_runs(
+    return get_workspace().tracking.search_runs(
         experiments=experiment,
         filter=filter,
         order_by=order_by,
@@ -216,12 +216,12 @@ def create_experiment(
     name: str, description: str | None = None, tags: Mapping[str, str] | None = None
 ) -> Experiment:
     """Create an experiment."""
-    return workspace().tracking.create_experiment(name, description=description, tags=tags)
+    return get_workspace().tracking.create_experiment(name, description=description, tags=tags)
 
 
 def get_experiment(id_or_name: str) -> Experiment:
     """An experiment by id or name."""
-    return workspace().tracking.get_experiment(id_or_name)
+    return get_workspace().tracking.get_experiment(id_or_name)
 
 
 def _at_exit() -> None:

@@ -1,0 +1,279 @@
+"""The `driftline` command as a user drives it: output, --json and exit codes.
+
+Each scenario is also covered through the Python API in tests/tracking; here we check
+what the CLI adds: rendering, JSON for scripts, one-line errors and exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import driftline as dl
+from driftline.cli import main
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh project folder with nothing configured.
+
+    DRIFTLINE_HOME pins the workspace here: discovery would otherwise walk up the
+    parents of the temporary folder and could find someone else's `.driftline`.
+    """
+    for key in list(os.environ):
+        if key.startswith("DRIFTLINE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("DRIFTLINE_HOME", str(tmp_path / ".driftline"))
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    from driftline import _fluent
+
+    _fluent._at_exit()  # end runs and close the default workspace this test opened
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    code, out, err = run_cli(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture
+def logged_runs(workdir: Path) -> list[str]:
+    """Two finished runs in experiment 'churn', logged through the API."""
+    ids = []
+    dl.configure(capture_environment=False)
+    for name, c, auc in (("lr-small", 0.1, 0.81), ("lr-big", 10.0, 0.93)):
+        with dl.start_run(experiment="churn", name=name) as run:
+            dl.log_params({"C": c, "penalty": "l2"})
+            dl.log_metric("auc", auc)
+            dl.log_metric("loss", float("nan"))
+            report = workdir / "report.txt"
+            report.write_text(f"report of {name}\n")
+            dl.log_artifact(report, artifact_path="reports")
+        ids.append(run.id)
+    dl.flush()
+    return ids
+
+
+def test_runs_list_and_show_render_what_was_logged(
+    logged_runs: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_cli(capsys, "runs", "list", "-e", "churn")
+    assert code == 0
+    assert "lr-small" in out
+    assert "lr-big" in out
+    assert logged_runs[0] in out  # full ids are never folded in piped output
+
+    code, out, _ = run_cli(capsys, "runs", "show", logged_runs[1])
+    assert code == 0
+    assert "lr-big" in out
+    assert "0.93" in out
+    assert "NaN" in out
+    assert "reports/report.txt" in out
+
+
+def test_runs_search_json_applies_the_filter_and_order(
+    logged_runs: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = cli_json(
+        capsys,
+        "runs",
+        "search",
+        "-e",
+        "churn",
+        "-f",
+        "metrics.auc > 0.5 and params.C >= 1",
+        "-o",
+        "metrics.auc desc",
+    )
+    assert [r["name"] for r in data["runs"]] == ["lr-big"]
+    assert data["runs"][0]["metrics"]["loss"] == "NaN"  # JSON has no NaN literal
+    ranked = cli_json(capsys, "runs", "search", "-o", "metrics.auc asc")
+    assert [r["name"] for r in ranked["runs"]] == ["lr-small", "lr-big"]
+
+
+def test_runs_compare_highlights_both_runs(
+    logged_runs: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = cli_json(capsys, "runs", "compare", *logged_runs)
+    assert data["params"]["C"] == ["0.1", "10.0"]
+    assert data["metrics"]["auc"] == [0.81, 0.93]
+    code, out, _ = run_cli(capsys, "runs", "compare", *logged_runs)
+    assert code == 0
+    assert "params.C" in out
+
+
+def test_artifacts_list_and_get_round_trip(
+    logged_runs: list[str], capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    entries = cli_json(capsys, "artifacts", "list", logged_runs[0])
+    assert [e["path"] for e in entries] == ["reports/report.txt"]
+    assert entries[0]["digest"].startswith("blake3:")
+    code, _, err = run_cli(capsys, "artifacts", "get", logged_runs[0], "reports", "-o", "out")
+    assert code == 0, err
+    assert (workdir / "out" / "report.txt").read_text() == "report of lr-small\n"
+
+
+def test_experiment_lifecycle(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(capsys, "experiments", "create", "fraud")[0] == 0
+    names = [e["name"] for e in cli_json(capsys, "experiments", "list")["experiments"]]
+    assert names == ["fraud"]
+    code, _, err = run_cli(capsys, "experiments", "create", "fraud")
+    assert code == 1
+    assert err.startswith("AlreadyExistsError: ")
+    assert run_cli(capsys, "experiments", "delete", "fraud")[0] == 0
+    assert cli_json(capsys, "experiments", "list")["experiments"] == []
+    assert len(cli_json(capsys, "experiments", "list", "--all")["experiments"]) == 1
+    assert run_cli(capsys, "experiments", "restore", "fraud")[0] == 0
+    assert len(cli_json(capsys, "experiments", "list")["experiments"]) == 1
+
+
+def test_errors_are_one_typed_line_and_exit_1(
+    logged_runs: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _out, err = run_cli(capsys, "runs", "show", "0" * 32)
+    assert code == 1
+    assert err == f"NotFoundError: No run with id '{'0' * 32}'\n"
+    code, _, err = run_cli(capsys, "runs", "search", "-f", "metrics.auc >> 3")
+    assert code == 1
+    assert err.splitlines()[0] == (
+        "InvalidArgumentError: Invalid filter at position 14: "
+        "expected a value: a 'quoted string' or a number"
+    )
+    code, _, err = run_cli(capsys, "runs", "compare", logged_runs[0])
+    assert code == 1
+    assert err.startswith("InvalidArgumentError: compare needs at least two")
+
+
+def test_debug_flag_adds_the_traceback(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "--debug", "runs", "show", "nope")
+    assert code == 1
+    assert "Traceback (most recent call last)" in err
+    assert err.rstrip().endswith("NotFoundError: No run with id 'nope'")
+
+
+def test_init_is_idempotent_and_records_settings(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_cli(capsys, "init", "--artifact-root", "objects")
+    assert code == 0
+    assert "Created workspace" in out
+    assert (workdir / ".driftline" / "driftline.db").exists()
+    config = (workdir / ".driftline" / "config.toml").read_text()
+    assert 'artifact_root = "objects"' in config
+    code, out, _ = run_cli(capsys, "init")
+    assert code == 0
+    assert "Using workspace" in out
+    assert 'artifact_root = "objects"' in (workdir / ".driftline" / "config.toml").read_text()
+    # Relative paths in the project config are relative to the project folder.
+    assert dl.Settings.load().artifact_root == str(workdir / "objects")
+
+
+def test_db_current_and_upgrade(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from driftline.core.metadata import HEAD_REVISION
+
+    before = cli_json(capsys, "db", "current")
+    assert before["revision"] is None
+    assert before["head"] == HEAD_REVISION
+    upgraded = cli_json(capsys, "db", "upgrade")
+    assert upgraded["after"] == HEAD_REVISION
+    assert cli_json(capsys, "db", "current")["revision"] == HEAD_REVISION
+
+
+def test_unknown_database_scheme_is_a_clear_error(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(capsys, "--uri", "mysql://x/y", "runs", "list")
+    assert code == 1
+    assert err.startswith("InvalidArgumentError: Unsupported metadata database URL")
+    assert "postgresql://" in err
+    assert "sqlite://" in err
+
+
+@pytest.mark.slow
+def test_quickstart_in_a_fresh_folder(workdir: Path) -> None:
+    """The README's first command, as a user runs it: a real process in an empty folder."""
+    done = subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "quickstart"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Models ranked by auc" in done.stdout
+    assert "Best:" in done.stdout
+    listing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "driftline.cli",
+            "runs",
+            "search",
+            "-e",
+            "quickstart",
+            "-f",
+            "attributes.parent_run_id is not null",
+            "-o",
+            "metrics.auc desc",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    runs = json.loads(listing.stdout)["runs"]
+    assert len(runs) == 6
+    aucs = [r["metrics"]["auc"] for r in runs]
+    assert aucs == sorted(aucs, reverse=True)
+    assert min(aucs) > 0.9
+    assert all(r["status"] == "FINISHED" for r in runs)
+    mlp = next(r for r in runs if r["name"] == "mlp")
+    epochs = subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "runs", "show", mlp["id"], "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    shown = json.loads(epochs.stdout)
+    assert [a["path"] for a in shown["artifacts"]][-1] == "plots/evaluation.png"
+    out = workdir / "plots"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "driftline.cli",
+            "artifacts",
+            "get",
+            mlp["id"],
+            "plots",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert (out / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
