@@ -9,6 +9,7 @@ Example:
 ``import driftline`` stays light: every heavy library is imported when first needed.
 """
 
+from driftline import data
 from driftline._fluent import (
     active_run,
     configure,
@@ -21,6 +22,7 @@ from driftline._fluent import (
     get_workspace,
     log_artifact,
     log_artifacts,
+    log_input,
     log_metric,
     log_metrics,
     log_param,
@@ -56,6 +58,7 @@ __all__ = [
     "active_run",
     "configure",
     "create_experiment",
+    "data",
     "end_run",
     "flush",
     "get_experiment",
@@ -64,6 +67,7 @@ __all__ = [
     "get_workspace",
     "log_artifact",
     "log_artifacts",
+    "log_input",
     "log_metric",
     "log_metrics",
     "log_param",

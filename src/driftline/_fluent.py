@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from driftline.tracking import ActiveRun, ArtifactEntry, Experiment, MetricPoint, Run
     from driftline.workspace import Workspace
 
+from driftline.core.session import set_default_workspace_provider
+
 _lock = threading.RLock()
 _default: Workspace | None = None
 _started: list[ActiveRun] = []
@@ -52,6 +54,12 @@ def get_workspace() -> Workspace:
 
                 _default = Workspace.from_settings()
     return _default
+
+
+def log_input(version: Any) -> None:
+    """Record that the active run read a dataset version (a ``Version`` or a reference)."""
+    run = _require()
+    get_workspace().data.log_input(run.id, getattr(version, "record", version))
 
 
 def start_run(
@@ -245,4 +253,5 @@ def _at_exit() -> None:
     _default = None
 
 
+set_default_workspace_provider(get_workspace)
 atexit.register(_at_exit)

@@ -49,6 +49,7 @@ class Settings:
         capture_environment: Record git state, command line, platform and packages per run.
         user: Recorded as the author of runs.
         stale_after: Seconds without a heartbeat after which a RUNNING run is shown as stale.
+        data_remote: Default remote for ``data push``/``data pull`` (a folder or fsspec URL).
     """
 
     home: Path
@@ -61,6 +62,7 @@ class Settings:
     capture_environment: bool = True
     user: str = "unknown"
     stale_after: float = 600.0
+    data_remote: str | None = None
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -159,7 +161,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
                 value = float(value)
             elif field.type == "Path":
                 value = Path(value)
-            elif field.type == "str":
+            elif field.type in ("str", "str | None"):
                 value = str(value)
         except (KeyError, ValueError) as exc:
             raise InvalidArgumentError(

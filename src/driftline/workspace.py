@@ -16,6 +16,7 @@ from driftline.settings import Settings
 if TYPE_CHECKING:
     from driftline.core.artifacts import ContentStore
     from driftline.core.metadata import Database
+    from driftline.data import DataService
     from driftline.tracking import TrackingService
     from driftline.tracking.writer import BatchWriter
 
@@ -38,12 +39,14 @@ class Workspace:
         database: Database,
         content: ContentStore,
         tracking: TrackingService,
+        data: DataService,
         writer: BatchWriter | None,
     ) -> None:
         self.settings = settings
         self.database = database
         self.content = content
         self.tracking = tracking
+        self.data = data
         self._writer = writer
         self._live_runs: set[str] = set()
         self._lock = threading.Lock()
@@ -53,6 +56,8 @@ class Workspace:
         """Open (and on first use create) the workspace the settings describe."""
         from driftline.core.artifacts import ContentStore, open_byte_store
         from driftline.core.metadata import Database, ensure_schema
+        from driftline.data import DataService
+        from driftline.data._sql import SqlDataStore
         from driftline.tracking import TrackingService
         from driftline.tracking._sql import SqlTrackingStore
         from driftline.tracking.writer import BatchWriter
@@ -77,8 +82,20 @@ class Workspace:
             else None
         )
         tracking = TrackingService(store, store, content, writer=writer, user=settings.user)
+        data = DataService(
+            SqlDataStore(database),
+            content,
+            stat_cache=settings.home / "cache" / "stat.db",
+            user=settings.user,
+            run_exists=lambda run_id: store.find_run(run_id) is not None,
+        )
         workspace = cls(
-            settings, database=database, content=content, tracking=tracking, writer=writer
+            settings,
+            database=database,
+            content=content,
+            tracking=tracking,
+            data=data,
+            writer=writer,
         )
         return workspace
 
@@ -98,6 +115,7 @@ class Workspace:
             if self._writer is not None:
                 self._writer.close(timeout)
         finally:
+            self.data.close()
             self.database.dispose()
 
     def __enter__(self) -> Workspace:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from driftline.cli import artifacts, db, experiments, quickstart, runs, workspace
+from driftline.cli import artifacts, data, db, experiments, quickstart, runs, workspace
 from driftline.cli._context import CliState
 
 app = typer.Typer(
@@ -70,4 +70,6 @@ quickstart.register(app)
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
+app.add_typer(data.app, name="data")
+data.register_gc(app)
 app.add_typer(db.app, name="db")

@@ -461,3 +461,7 @@ class SqlTrackingStore:
             ArtifactEntry(path=p, digest=d, size=s, created_at=from_ms(c))  # type: ignore[arg-type]
             for p, d, s, c in rows
         ]
+
+    def artifact_digests(self) -> set[str]:
+        query = sa.select(t.run_artifacts.c.digest).distinct()
+        return {row[0] for row in self.db.read(lambda conn: conn.execute(query).all())}

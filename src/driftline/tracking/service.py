@@ -381,6 +381,10 @@ class TrackingService:
             run_id, validate_artifact_path(prefix).rstrip("/") if prefix else ""
         )
 
+    def referenced_digests(self) -> set[str]:
+        """Every object run artifacts refer to (garbage collection marks from these)."""
+        return self.artifacts.artifact_digests()
+
     def download_artifacts(self, run_id: str, path: str, dest: str | Path) -> list[Path]:
         """Copy a logged file, or every file under a logged folder, to ``dest`` (verified)."""
         entries = self.list_artifacts(run_id, path)

@@ -143,3 +143,7 @@ class RunArtifactStore(Protocol):
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]:
         """Files logged to a run under ``prefix``, by path."""
         ...
+
+    def artifact_digests(self) -> set[str]:
+        """Every digest any run artifact points to (garbage collection marks these)."""
+        ...

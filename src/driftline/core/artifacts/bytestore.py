@@ -29,6 +29,10 @@ class ByteStore(Protocol):
         """Byte size of the object; ``NotFoundError`` if absent."""
         ...
 
+    def modified(self, key: str) -> float:
+        """When the object was written (epoch seconds); ``NotFoundError`` if absent."""
+        ...
+
     def put_file(self, key: str, source: Path) -> bool:
         """Store a local file under ``key`` if absent; return whether it was written."""
         ...

@@ -1,15 +1,15 @@
 """Byte store on a local folder.
 
-Atomicity comes from writing a temporary file in the same folder tree and renaming
-it into place (rename is atomic on POSIX); ``os.link`` refuses to overwrite, which
-gives put-if-absent without a race between two writers of the same content.
+Atomicity comes from writing a temporary file in the store's own ``.tmp`` folder (same
+filesystem) and renaming it into place: rename is atomic on POSIX, so a reader sees a
+whole object or none.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -40,41 +40,61 @@ class LocalByteStore:
         except FileNotFoundError:
             raise NotFoundError(f"No object {key!r} in {self.url}") from None
 
-    def temp_file(self) -> tuple[int, Path]:
-        """A new temporary file inside the store (same filesystem, so rename is atomic)."""
+    def modified(self, key: str) -> float:
+        try:
+            return self._path(key).stat().st_mtime
+        except FileNotFoundError:
+            raise NotFoundError(f"No object {key!r} in {self.url}") from None
+
+    def temp_path(self) -> Path:
+        """A fresh path for a temporary file inside the store (same filesystem as objects)."""
         tmp_dir = self.root / _TMP_DIR
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=tmp_dir)
-        return fd, Path(name)
+        return tmp_dir / uuid.uuid4().hex
 
-    def commit_temp(self, key: str, temp: Path) -> bool:
-        """Move a temporary file of this store to ``key`` unless the key exists already."""
+    def commit_temp(self, key: str, temp: Path) -> None:
+        """Move a temporary file of this store to ``key`` (read-only from then on).
+
+        ``rename`` is atomic, and for content-addressed keys a concurrent writer of the
+        same key writes identical bytes, so replacing is harmless.
+        """
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.chmod(temp, 0o444)  # stored objects are immutable; guard against stray edits
-            os.link(temp, target)
-            return True
-        except FileExistsError:
-            return False
+            os.chmod(temp, 0o444)  # objects are immutable; guard against stray edits
+            try:
+                os.replace(temp, target)
+            except FileNotFoundError:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temp, target)
         except OSError as exc:
-            raise BackendError(f"Cannot write {target}: {exc}") from exc
-        finally:
             temp.unlink(missing_ok=True)
+            raise BackendError(f"Cannot write {target}: {exc}") from exc
+
+    def write_bytes(self, key: str, data: bytes, *, sync: bool = True) -> None:
+        """Store ``data`` under ``key`` atomically."""
+        temp = self.temp_path()
+        try:
+            with open(temp, "wb") as out:
+                out.write(data)
+                if sync:
+                    out.flush()
+                    os.fsync(out.fileno())
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        self.commit_temp(key, temp)
 
     def put_file(self, key: str, source: Path) -> bool:
         if self.exists(key):
             return False
-        fd, temp = self.temp_file()
+        temp = self.temp_path()
         try:
-            with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-                shutil.copyfileobj(src, out, 1 << 20)
-                out.flush()
-                os.fsync(out.fileno())
+            shutil.copyfile(source, temp)  # in-kernel copy (sendfile) on Linux
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        return self.commit_temp(key, temp)
+        self.commit_temp(key, temp)
+        return True
 
     def open_read(self, key: str) -> BinaryIO:
         try:

@@ -44,6 +44,13 @@ class FsspecByteStore:
         except FileNotFoundError:
             raise NotFoundError(f"No object {key!r} in {self.url}") from None
 
+    def modified(self, key: str) -> float:
+        try:
+            stamp = self.fs.modified(self._path(key))
+        except FileNotFoundError:
+            raise NotFoundError(f"No object {key!r} in {self.url}") from None
+        return float(stamp.timestamp())
+
     def put_file(self, key: str, source: Path) -> bool:
         if self.exists(key):
             return False

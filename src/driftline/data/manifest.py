@@ -1,0 +1,126 @@
+"""Version manifests: the sorted ``(path, digest, size)`` listing of a version.
+
+A manifest is stored in the content store as canonical JSON, so its digest *is* the
+version id. Up to :data:`SHARD_THRESHOLD` files the listing is inline; larger
+listings are split into 256 shards by a CRC of the path, and the root lists the
+shards. Shards are content-addressed too, so a one-file change in a million-file
+folder writes one shard of ~4,000 entries and a small root, not the whole listing.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable
+from functools import lru_cache
+
+from driftline.core.artifacts import ContentStore
+from driftline.core.hashing import hash_bytes
+from driftline.data.models import ManifestEntry
+from driftline.errors import IntegrityError
+
+__all__ = [
+    "FORMAT",
+    "SHARD_THRESHOLD",
+    "Manifest",
+    "read_manifest",
+    "shard_digests",
+    "write_manifest",
+]
+
+FORMAT = "driftline.manifest/1"
+SHARD_THRESHOLD = 1000
+
+
+class Manifest:
+    """A loaded manifest: entries sorted by path, plus totals."""
+
+    __slots__ = ("by_path", "digest", "entries", "size")
+
+    def __init__(self, digest: str, entries: list[ManifestEntry]) -> None:
+        self.digest = digest
+        self.entries = entries
+        self.size = sum(e.size for e in entries)
+        self.by_path = {e.path: e for e in entries}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def digests(self) -> set[str]:
+        """Every object digest the files of this version point to."""
+        return {e.digest for e in self.entries}
+
+
+def _canonical(document: dict[str, object]) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _shard_of(path: str) -> str:
+    return f"{zlib.crc32(path.encode()) & 0xFF:02x}"
+
+
+def write_manifest(
+    entries: Iterable[ManifestEntry], content: ContentStore
+) -> tuple[str, list[str]]:
+    """Store a manifest; return its digest (the version id) and the digests of its shards.
+
+    Identical listings give identical bytes, hence identical ids; already-stored shards
+    are not written again.
+    """
+    ordered = sorted(entries, key=lambda e: e.path)
+    rows = [[e.path, e.digest, e.size] for e in ordered]
+    totals = {"format": FORMAT, "files": len(rows), "size": sum(e.size for e in ordered)}
+    if len(rows) <= SHARD_THRESHOLD:
+        return _put(content, {**totals, "entries": rows}), []
+    shards: dict[str, list[list[object]]] = {}
+    for row in rows:
+        shards.setdefault(_shard_of(str(row[0])), []).append(row)
+    listing = []
+    for prefix in sorted(shards):
+        digest = _put(content, {"format": FORMAT, "shard": prefix, "entries": shards[prefix]})
+        listing.append([prefix, digest, len(shards[prefix])])
+    return _put(content, {**totals, "shards": listing}), [d for _, d, _ in listing]
+
+
+def _put(content: ContentStore, document: dict[str, object]) -> str:
+    data = _canonical(document)
+    digest = hash_bytes(data, content.algorithm)
+    if not content.exists(digest):
+        content.put_bytes(data)
+    return digest
+
+
+def read_manifest(digest: str, content: ContentStore) -> Manifest:
+    """Load (and verify) a manifest and its shards. Manifests are immutable: cached."""
+    return _read_cached(digest, content)
+
+
+@lru_cache(maxsize=64)
+def _read_cached(digest: str, content: ContentStore) -> Manifest:
+    root = _load(digest, content, "manifest")
+    if "entries" in root:
+        rows = root["entries"]
+    else:
+        rows = []
+        for _prefix, shard_digest, _count in root["shards"]:
+            rows.extend(_load(shard_digest, content, f"manifest shard of {digest}")["entries"])
+        rows.sort(key=lambda row: row[0])
+    entries = [ManifestEntry(path=p, digest=d, size=s) for p, d, s in rows]
+    if len(entries) != root["files"]:
+        raise IntegrityError(
+            f"Manifest {digest} lists {len(entries)} files, expected {root['files']}"
+        )
+    return Manifest(digest, entries)
+
+
+def shard_digests(digest: str, content: ContentStore) -> list[str]:
+    """The shard objects of a manifest (empty for an inline one), for GC and remotes."""
+    root = _load(digest, content, "manifest")
+    return [d for _, d, _ in root.get("shards", [])]
+
+
+def _load(digest: str, content: ContentStore, what: str) -> dict[str, object]:
+    document = json.loads(content.read_bytes(digest, name=what))
+    if document.get("format") != FORMAT:
+        raise IntegrityError(f"Object {digest} is not a driftline manifest")
+    return document  # type: ignore[no-any-return]
