@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,7 +39,7 @@ class SqlDataStore:
         found = self._find_dataset(name)
         if found is not None:
             return found
-        try:
+        with contextlib.suppress(SqlIntegrityError):  # another process created it first
             self.db.write(
                 lambda conn: conn.execute(
                     t.datasets.insert().values(
@@ -46,8 +47,6 @@ class SqlDataStore:
                     )
                 )
             )
-        except SqlIntegrityError:
-            pass  # another process created it first
         found = self._find_dataset(name)
         assert found is not None
         return found
@@ -328,7 +327,6 @@ class SqlDataStore:
                     )
                 )
 
-        try:
+        # Recorded concurrently, or the run vanished (the service checked it exists).
+        with contextlib.suppress(SqlIntegrityError):
             self.db.write(insert)
-        except SqlIntegrityError:
-            pass  # recorded concurrently, or the run does not exist (checked by the service)
