@@ -1,0 +1,58 @@
+"""Garbage collection marks from every version and run artifact and honours the grace period."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from driftline.core.hashing import digest_key
+from driftline.gc import collect_garbage
+from driftline.settings import Settings
+from driftline.workspace import Workspace
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Iterator[Workspace]:
+    workspace = Workspace.from_settings(
+        Settings.load(home=tmp_path / ".driftline", capture_environment=False)
+    )
+    yield workspace
+    workspace.close()
+
+
+def backdate(ws: Workspace, digest: str, seconds: float) -> None:
+    path = ws.content.backend.local_path(digest_key(digest))
+    assert path is not None
+    stamp = time.time() - seconds
+    os.utime(path, (stamp, stamp))
+
+
+def test_gc_sweeps_only_old_unreferenced_objects(ws: Workspace, tmp_path: Path) -> None:
+    data_file = tmp_path / "data.bin"
+    data_file.write_bytes(b"versioned")
+    version = ws.data.commit("d", data_file)
+    run = ws.tracking.create_run("e")
+    artifact = tmp_path / "model.pkl"
+    artifact.write_bytes(b"artifact")
+    logged = ws.tracking.log_artifact(run.id, artifact)
+    orphan_old = ws.content.put_bytes(b"nobody refers to me").digest
+    orphan_young = ws.content.put_bytes(b"a commit in progress").digest
+    for digest in (*ws.data.version_objects(version), logged.digest, orphan_old):
+        backdate(ws, digest, 7200)
+
+    dry = collect_garbage(ws, dry_run=True, grace_seconds=3600)
+    assert dry.unreferenced == (orphan_old,)
+    assert dry.kept_young == 1
+    assert ws.content.exists(orphan_old)
+
+    done = collect_garbage(ws, grace_seconds=3600)
+    assert done.unreferenced == (orphan_old,)
+    assert not ws.content.exists(orphan_old)
+    assert ws.content.exists(orphan_young)
+    assert ws.content.exists(logged.digest)
+    assert ws.data.manifest(version).entries[0].digest in ws.data.version_objects(version)
+    assert ws.content.read_bytes(ws.data.manifest(version).entries[0].digest) == b"versioned"
