@@ -43,7 +43,7 @@ def new_hasher(algorithm: str) -> Hasher:
     if algorithm == "blake3":
         import blake3
 
-        return blake3.blake3()  # type: ignore[no-any-return]
+        return blake3.blake3()
     if algorithm == "sha256":
         return hashlib.sha256()
     raise InvalidArgumentError(

@@ -13,6 +13,7 @@ import json
 import zlib
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 from driftline.core.artifacts import ContentStore
 from driftline.core.hashing import hash_bytes
@@ -75,10 +76,10 @@ def write_manifest(
     shards: dict[str, list[list[object]]] = {}
     for row in rows:
         shards.setdefault(_shard_of(str(row[0])), []).append(row)
-    listing = []
+    listing: list[tuple[str, str, int]] = []
     for prefix in sorted(shards):
         digest = _put(content, {"format": FORMAT, "shard": prefix, "entries": shards[prefix]})
-        listing.append([prefix, digest, len(shards[prefix])])
+        listing.append((prefix, digest, len(shards[prefix])))
     return _put(content, {**totals, "shards": listing}), [d for _, d, _ in listing]
 
 
@@ -119,8 +120,8 @@ def shard_digests(digest: str, content: ContentStore) -> list[str]:
     return [d for _, d, _ in root.get("shards", [])]
 
 
-def _load(digest: str, content: ContentStore, what: str) -> dict[str, object]:
-    document = json.loads(content.read_bytes(digest, name=what))
+def _load(digest: str, content: ContentStore, what: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(content.read_bytes(digest, name=what))
     if document.get("format") != FORMAT:
         raise IntegrityError(f"Object {digest} is not a driftline manifest")
-    return document  # type: ignore[no-any-return]
+    return document

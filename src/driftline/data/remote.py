@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from driftline.core.artifacts import ByteStore, open_byte_store
 from driftline.core.clock import to_ms
@@ -199,7 +200,7 @@ def pull(service: DataService, ref: str | None, *, remote: str) -> SyncResult:
     )
 
 
-def _select_records(records: list[dict[str, object]], ref: str | None) -> list[dict[str, object]]:
+def _select_records(records: list[dict[str, Any]], ref: str | None) -> list[dict[str, Any]]:
     if ref is None:
         return records
     name, selector = parse_ref(ref)
@@ -209,11 +210,11 @@ def _select_records(records: list[dict[str, object]], ref: str | None) -> list[d
             r
             for r in chosen
             if str(r["number"]) == selector
-            or selector in r.get("tags", [])  # type: ignore[operator]
+            or selector in r.get("tags", [])
             or str(r["id"]).partition(":")[2].startswith(selector)
         ]
     elif selector == "latest" and chosen:
-        chosen = [max(chosen, key=lambda r: int(r["number"]))]  # type: ignore[arg-type]
+        chosen = [max(chosen, key=lambda r: int(r["number"]))]
     if not chosen:
         raise NotFoundError(f"The remote has no version {ref!r}")
     return chosen

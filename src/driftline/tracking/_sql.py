@@ -36,10 +36,12 @@ _CHUNK = 5_000
 def _upsert(dialect: str, table: sa.Table) -> Any:
     """The dialect's INSERT construct that supports ON CONFLICT."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
 
 
 def _as_number(value: str) -> float | None:
@@ -408,7 +410,7 @@ class SqlTrackingStore:
 
     def search_runs(self, query: RunQuery) -> list[Run]:
         compiler = RunSearchCompiler()
-        conditions = []
+        conditions: list[sa.ColumnElement[bool]] = []
         if query.experiment_ids is not None:
             conditions.append(t.runs.c.experiment_id.in_(list(query.experiment_ids)))
         if query.lifecycle is not None:

@@ -21,6 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TypeVar
 
 from driftline.errors import BackendError, ConflictError, DriftlineError
 from driftline.tracking.store import LogBatch, MetricRow, ParamRow, TagRow
@@ -28,6 +29,7 @@ from driftline.tracking.store import LogBatch, MetricRow, ParamRow, TagRow
 __all__ = ["BatchWriter"]
 
 log = logging.getLogger("driftline.tracking")
+_Row = TypeVar("_Row", MetricRow, ParamRow)  # ParamRow and TagRow are the same shape
 
 _BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -148,15 +150,11 @@ class BatchWriter:
     # -- writer thread ------------------------------------------------------------
 
     def _take(self) -> LogBatch:
-        batch = LogBatch()
-        for source, target in (
-            (self.metrics, batch.metrics),
-            (self.params, batch.params),
-            (self.tags, batch.tags),
-        ):
-            take = min(len(source), self._max_batch)
-            popleft = source.popleft
-            target.extend(popleft() for _ in range(take))
+        batch = LogBatch(
+            metrics=self._pop(self.metrics),
+            params=self._pop(self.params),
+            tags=self._pop(self.tags),
+        )
         now = time.monotonic()
         if self._heartbeat is not None and (
             batch or now - self._last_heartbeat >= self._heartbeat_interval
@@ -164,6 +162,10 @@ class BatchWriter:
             batch.heartbeats = self._heartbeat()
             self._last_heartbeat = now
         return batch
+
+    def _pop(self, queue: deque[_Row]) -> list[_Row]:
+        popleft = queue.popleft
+        return [popleft() for _ in range(min(len(queue), self._max_batch))]
 
     def _loop(self) -> None:
         failures = 0
