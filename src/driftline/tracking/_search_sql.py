@@ -6,7 +6,10 @@ table's ``(run_id, key)`` primary key, shared by the filter and the ordering.
 
 Comparisons are two-valued: a run that lacks the field (or has NaN for a metric) does
 not satisfy ``metrics.auc > 0.8``, and therefore does satisfy ``not metrics.auc > 0.8``.
-``is null`` means "was never logged".
+``is null`` means "was never logged". Outside ``not``, SQL's NULL already filters like
+false, so comparisons are wrapped in ``coalesce(..., false)`` only under a negation:
+the bare form lets PostgreSQL turn the LEFT JOINs into inner joins and use the
+``latest_metrics (key, value)`` index.
 """
 
 from __future__ import annotations
@@ -65,15 +68,19 @@ class RunSearchCompiler:
             return alias.c.value_num  # type: ignore[no-any-return]
         return alias.c.value  # type: ignore[no-any-return]
 
-    def where(self, node: Node) -> ColumnElement[bool]:
-        """The boolean SQL expression of a filter node."""
+    def where(self, node: Node, *, negated: bool = False) -> ColumnElement[bool]:
+        """The boolean SQL expression of a filter node (``negated``: under an odd ``not``)."""
         if isinstance(node, And):
-            return sa.and_(*(self.where(item) for item in node.items))
+            return sa.and_(*(self.where(item, negated=negated) for item in node.items))
         if isinstance(node, Or):
-            return sa.or_(*(self.where(item) for item in node.items))
+            return sa.or_(*(self.where(item, negated=negated) for item in node.items))
         if isinstance(node, Not):
-            return sa.not_(self.where(node.item))
-        return self._comparison(node)
+            return sa.not_(self.where(node.item, negated=not negated))
+        expression = self._comparison(node)
+        if negated and node.op != "is null":
+            # NOT NULL is NULL: make a missing field plain false so `not` complements.
+            return sa.func.coalesce(expression, sa.false())
+        return expression
 
     def _comparison(self, node: Comparison) -> ColumnElement[bool]:
         field, op, value = node.field, node.op, node.value
@@ -104,9 +111,7 @@ class RunSearchCompiler:
             expression = column.in_(value)  # type: ignore[arg-type]
         else:
             raise AssertionError(f"unknown operator {op!r}")
-        # A missing field or a NaN makes the comparison NULL; treat that as false so that
-        # `not` is the plain complement.
-        return sa.func.coalesce(expression, sa.false())
+        return expression
 
     def order_by(self, terms: tuple[OrderBy, ...]) -> list[ColumnElement[Any]]:
         """ORDER BY terms, missing values last, with a stable tie-break for paging."""

@@ -60,6 +60,21 @@ def _from_db_float(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+def _copy_metrics(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Bulk-load metric points with PostgreSQL's binary COPY, in the open transaction.
+
+    executemany costs ~30 µs of client CPU per row (holding the GIL the training loop
+    needs); COPY costs under 1 µs.
+    """
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(
+        "COPY metrics (run_id, key, value, step, timestamp) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["varchar", "varchar", "float8", "int8", "int8"])
+        for row in rows:
+            copy.write_row(row)
+
+
 class SqlTrackingStore:
     """:class:`~driftline.tracking.store.TrackingStore` and run-artifact index on SQL."""
 
@@ -313,8 +328,11 @@ class SqlTrackingStore:
     def _write_batch(self, conn: Connection, batch: LogBatch) -> list[str]:
         if batch.metrics:
             rows = [(r, k, _db_float(v), s, ts) for r, k, v, s, ts in batch.metrics]
-            for start in range(0, len(rows), _CHUNK):
-                conn.exec_driver_sql(self._insert_metrics_sql, rows[start : start + _CHUNK])
+            if self.db.dialect == "postgresql":
+                _copy_metrics(conn, rows)
+            else:
+                for start in range(0, len(rows), _CHUNK):
+                    conn.exec_driver_sql(self._insert_metrics_sql, rows[start : start + _CHUNK])
             self._upsert_latest(conn, batch.metrics)
         conflicts = self._insert_params(conn, batch) if batch.params else []
         if batch.tags:

@@ -110,6 +110,8 @@ latest_metrics = Table(
     Column("value", Double, nullable=True),
     Column("step", BigInteger, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
+    # For `metrics.auc > 0.8`: find the runs by value instead of probing every run.
+    Index("ix_latest_metrics_key_value", "key", "value"),
 )
 
 run_artifacts = Table(

@@ -106,6 +106,7 @@ def upgrade() -> None:
         sa.Column("timestamp", sa.BigInteger, nullable=False),
         pk=("run_id", "key"),
     )
+    op.create_index("ix_latest_metrics_key_value", "latest_metrics", ["key", "value"])
     child(
         "run_artifacts",
         sa.Column("path", sa.String(1024), nullable=False),
