@@ -231,13 +231,13 @@ class DataService:
 
     def profile(self, version: DatasetVersion) -> TableProfile:
         """The column statistics computed when a tabular version was committed."""
-        from driftline.data.profile import TableProfile
-
         if version.profile_digest is None:
             raise InvalidArgumentError(
                 f"{version.ref} is not tabular, so it has no profile; tabular versions hold "
                 "only Parquet or CSV files"
             )
+        from driftline.data.profile import TableProfile
+
         raw = self.content.read_bytes(version.profile_digest, name=f"profile of {version.ref}")
         return TableProfile.from_dict(json.loads(raw))
 
