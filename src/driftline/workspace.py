@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from driftline.core.artifacts import ContentStore
     from driftline.core.metadata import Database
     from driftline.data import DataService
+    from driftline.registry import RegistryService
     from driftline.tracking import TrackingService
     from driftline.tracking.writer import BatchWriter
 
@@ -40,6 +41,7 @@ class Workspace:
         content: ContentStore,
         tracking: TrackingService,
         data: DataService,
+        registry: RegistryService,
         writer: BatchWriter | None,
     ) -> None:
         self.settings = settings
@@ -47,6 +49,7 @@ class Workspace:
         self.content = content
         self.tracking = tracking
         self.data = data
+        self.registry = registry
         self._writer = writer
         self._live_runs: set[str] = set()
         self._lock = threading.Lock()
@@ -58,6 +61,8 @@ class Workspace:
         from driftline.core.metadata import Database, ensure_schema
         from driftline.data import DataService
         from driftline.data._sql import SqlDataStore
+        from driftline.registry import RegistryService
+        from driftline.registry._sql import SqlRegistryStore
         from driftline.tracking import TrackingService
         from driftline.tracking._sql import SqlTrackingStore
         from driftline.tracking.writer import BatchWriter
@@ -89,12 +94,21 @@ class Workspace:
             user=settings.user,
             run_exists=lambda run_id: store.find_run(run_id) is not None,
         )
+        registry = RegistryService(
+            SqlRegistryStore(database),
+            database=database,
+            content=content,
+            tracking=tracking,
+            data=data,
+            user=settings.user,
+        )
         workspace = cls(
             settings,
             database=database,
             content=content,
             tracking=tracking,
             data=data,
+            registry=registry,
             writer=writer,
         )
         return workspace

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
+from driftline.core.audit import append_audit
 from driftline.core.clock import from_ms, now_ms
 from driftline.core.ids import new_id
 from driftline.core.metadata import Database
@@ -283,7 +284,9 @@ class SqlDataStore:
 
     # -- tags and lineage -----------------------------------------------------------
 
-    def add_tag(self, dataset_id: str, tag: str, number: int, created_at: int) -> None:
+    def add_tag(
+        self, dataset_id: str, tag: str, number: int, created_at: int, *, actor: str
+    ) -> None:
         dt = t.dataset_tags.c
 
         def insert(conn: Connection) -> None:
@@ -301,6 +304,17 @@ class SqlDataStore:
                 t.dataset_tags.insert().values(
                     dataset_id=dataset_id, tag=tag, number=number, created_at=created_at
                 )
+            )
+            name = conn.execute(
+                sa.select(t.datasets.c.name).where(t.datasets.c.dataset_id == dataset_id)
+            ).scalar()
+            append_audit(
+                conn,
+                actor=actor,
+                action="tag",
+                entity_type="dataset",
+                entity=f"{name}@{tag}",
+                after={"version": number},
             )
 
         try:

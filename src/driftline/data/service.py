@@ -252,7 +252,7 @@ class DataService:
             )
         version = self.get(ref)
         dataset = self.store.ensure_dataset(version.dataset)
-        self.store.add_tag(dataset.id, tag, version.number, now_ms())
+        self.store.add_tag(dataset.id, tag, version.number, now_ms(), actor=self.user)
         return self.get(f"{version.dataset}@{version.number}")
 
     def log_input(self, run_id: str, ref: str | DatasetVersion) -> DatasetVersion:

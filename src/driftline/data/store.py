@@ -62,8 +62,11 @@ class DataStore(Protocol):
         """Every version of a dataset, newest first."""
         ...
 
-    def add_tag(self, dataset_id: str, tag: str, number: int, created_at: int) -> None:
-        """Tag a version; tags are immutable (``ConflictError`` if the tag points elsewhere)."""
+    def add_tag(
+        self, dataset_id: str, tag: str, number: int, created_at: int, *, actor: str
+    ) -> None:
+        """Tag a version; tags are immutable (``ConflictError`` if the tag points elsewhere).
+        The tag is appended to the audit log in the same transaction."""
         ...
 
     def add_run_input(self, run_id: str, dataset_id: str, number: int, created_at: int) -> None:

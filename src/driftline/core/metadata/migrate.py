@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HEAD_REVISION", "current_revision", "ensure_schema", "upgrade"]
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 def _alembic_config(connection: Connection) -> Config:

@@ -1,0 +1,111 @@
+"""The model registry: versions, aliases, evaluation, quality gates, approvals, audit.
+
+Example:
+    >>> mv = dl.register_model("runs:/<run id>/model", "churn")        # doctest: +SKIP
+    >>> dl.registry.set_alias("churn", "challenger", mv.version)      # doctest: +SKIP
+    >>> dl.registry.promote("churn", mv.version, alias="champion", gates="gates.yaml")
+    ... # doctest: +SKIP
+    >>> dl.registry.rollback("churn", alias="champion")               # doctest: +SKIP
+
+The functions here use the default workspace; ``Workspace.registry`` is the same service
+for an explicit one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from driftline.registry.models import (
+    AliasMove,
+    Approval,
+    Evaluation,
+    GateResult,
+    ModelVersion,
+    PromotionReport,
+    RegisteredModel,
+)
+from driftline.registry.service import RegistryService, parse_model_ref
+
+__all__ = [
+    "AliasMove",
+    "Approval",
+    "Evaluation",
+    "GateResult",
+    "ModelVersion",
+    "PromotionReport",
+    "RegisteredModel",
+    "RegistryService",
+    "approve",
+    "delete_alias",
+    "get_model",
+    "get_version",
+    "list_models",
+    "list_versions",
+    "parse_model_ref",
+    "register_model",
+    "rollback",
+    "set_alias",
+    "set_policy",
+]
+
+
+def _service() -> RegistryService:
+    from driftline.core.session import default_workspace
+
+    return default_workspace().registry  # type: ignore[no-any-return]
+
+
+def register_model(
+    source: str | Path, name: str, *, description: str | None = None
+) -> ModelVersion:
+    """Register ``runs:/<run id>/<path>`` (or a saved model folder) as the next version."""
+    return _service().register_model(source, name, description=description)
+
+
+def get_model(name: str) -> RegisteredModel:
+    """A registered model with its aliases."""
+    return _service().get_model(name)
+
+
+def get_version(ref: str) -> ModelVersion:
+    """``churn/3``, ``churn@champion`` or ``churn@latest``."""
+    return _service().get_version(ref)
+
+
+def list_models() -> list[RegisteredModel]:
+    """Every registered model."""
+    return _service().list_models()
+
+
+def list_versions(name: str) -> list[ModelVersion]:
+    """A model's versions, newest first."""
+    return _service().list_versions(name)
+
+
+def set_alias(name: str, alias: str, version: int, *, expected: Any = None) -> AliasMove:
+    """Point an alias at a version (``expected``: compare-and-set against the current holder)."""
+    service = _service()
+    if expected is None:
+        return service.set_alias(name, alias, version)
+    return service.set_alias(name, alias, version, expected=expected)
+
+
+def delete_alias(name: str, alias: str) -> AliasMove:
+    """Remove an alias."""
+    return _service().delete_alias(name, alias)
+
+
+def rollback(name: str, alias: str) -> AliasMove:
+    """Move an alias back to its previous holder."""
+    return _service().rollback(name, alias)
+
+
+def approve(name: str, version: int, alias: str, *, comment: str | None = None) -> Approval:
+    """Approve a version for an alias as the current user."""
+    return _service().approve(name, version, alias, comment=comment)
+
+
+def set_policy(alias: str, required: int) -> None:
+    """Require approvals before promotion to an alias."""
+    _service().set_policy(alias, required)

@@ -1,0 +1,352 @@
+"""Registry rules: registration, references, aliases, approvals, promotion, rollback, audit.
+
+References: ``churn/3``, ``churn@champion``, ``churn@latest`` (optionally prefixed by
+``models:/``). Aliases move only through compare-and-set store operations, so two
+promotions racing for one alias cannot both win; every move is in the alias history and
+the audit log. Rollback moves an alias back to the version it held before its latest
+move (and is itself a move, so a second rollback undoes the first).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from driftline.core.artifacts import ContentStore
+from driftline.core.audit import AuditEntry, AuditReport, iter_audit, verify_audit_log
+from driftline.core.clock import utcnow
+from driftline.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from driftline.registry.models import AliasMove, Approval, ModelVersion, RegisteredModel
+from driftline.registry.store import RegistryStore
+
+if TYPE_CHECKING:
+    from driftline.core.metadata import Database
+    from driftline.data import DataService
+    from driftline.tracking import TrackingService
+
+__all__ = ["MODEL_FILE", "RegistryService", "parse_model_ref"]
+
+MODEL_FILE = "driftline-model.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}$")
+_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,127}$")
+_UNSET: Any = object()
+
+
+def check_model_name(name: str) -> str:
+    """Model names: letters, digits, ``_ . -``; no ``/`` or ``@`` (they separate refs)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidArgumentError(
+            f"Invalid model name {name!r}: use letters, digits, '_', '.', '-'"
+        )
+    return name
+
+
+def check_alias(alias: str) -> str:
+    """Aliases start with a letter; ``latest`` is reserved (it always means the newest)."""
+    if not isinstance(alias, str) or not _ALIAS.match(alias) or alias == "latest":
+        raise InvalidArgumentError(
+            f"Invalid alias {alias!r}: start with a letter, then letters, digits, '_', '-'; "
+            "'latest' is reserved"
+        )
+    return alias
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """``churn/3`` -> (churn, 3, None); ``churn@champion`` -> (churn, None, champion)."""
+    text = ref.removeprefix("models:/")
+    if "@" in text:
+        name, _, alias = text.partition("@")
+        return check_model_name(name), None, alias or None
+    name, sep, number = text.partition("/")
+    if sep:
+        if not number.isdigit():
+            raise InvalidArgumentError(f"Bad model version {number!r} in {ref!r}: use a number")
+        return check_model_name(name), int(number), None
+    return check_model_name(name), None, "latest"
+
+
+class RegistryService:
+    """Registered models and their versions, aliases, approvals and audit trail."""
+
+    def __init__(
+        self,
+        store: RegistryStore,
+        *,
+        database: Database,
+        content: ContentStore,
+        tracking: TrackingService,
+        data: DataService,
+        user: str,
+    ) -> None:
+        self.store = store
+        self.database = database
+        self.content = content
+        self.tracking = tracking
+        self.data = data
+        self.user = user
+
+    # -- registration -------------------------------------------------------------
+
+    def register_model(
+        self, source: str | Path, name: str, *, description: str | None = None
+    ) -> ModelVersion:
+        """Register a packaged model (``runs:/<run id>/<path>`` or a local folder) as the next
+        version of ``name``. Its files are pinned: later changes to the run cannot alter it."""
+        check_model_name(name)
+        entries, run_id = self._package_files(source)
+        from driftline.data.manifest import write_manifest
+
+        info = json.loads(
+            self.content.read_bytes(
+                next(e.digest for e in entries if e.path == MODEL_FILE),
+                name=f"{source} {MODEL_FILE}",
+            )
+        )
+        package_digest, _shards = write_manifest(entries, self.content)
+        self.store.ensure_model(name, actor=self.user)
+        return self.store.add_version(
+            name,
+            {
+                "source": str(source),
+                "run_id": run_id,
+                "package_digest": package_digest,
+                "flavor": str(info.get("flavor", "unknown")),
+                "signature": info.get("signature"),
+                "description": description,
+            },
+            actor=self.user,
+        )
+
+    def _package_files(self, source: str | Path) -> tuple[list[Any], str | None]:
+        from driftline.data.models import ManifestEntry
+
+        text = str(source)
+        if text.startswith("runs:/"):
+            run_id, _, path = text.removeprefix("runs:/").partition("/")
+            path = path.strip("/")
+            if not run_id or not path:
+                raise InvalidArgumentError(f"Bad source {text!r}: use runs:/<run id>/<path>")
+            artifacts = self.tracking.list_artifacts(run_id, path)  # NotFoundError if no run
+            entries = [
+                ManifestEntry(path=a.path[len(path) + 1 :], digest=a.digest, size=a.size)
+                for a in artifacts
+                if a.path.startswith(path + "/")
+            ]
+            run: str | None = run_id
+        else:
+            folder = Path(text)
+            if not folder.is_dir():
+                raise NotFoundError(
+                    f"No model at {text!r}: give runs:/<run id>/<path> or a "
+                    "folder written by dl.models.save_model"
+                )
+            from driftline.data.scan import ingest, list_files
+
+            entries, run = ingest(list_files(folder), self.content), None
+        if not any(e.path == MODEL_FILE for e in entries):
+            raise InvalidArgumentError(
+                f"{text} is not a driftline model package (no {MODEL_FILE}); log one with "
+                "dl.models.log_model(model, 'model')"
+            )
+        return entries, run
+
+    # -- lookup -------------------------------------------------------------------
+
+    def get_model(self, name: str) -> RegisteredModel:
+        """A registered model; ``NotFoundError`` suggests near names."""
+        for model in self.store.list_models():
+            if model.name == name:
+                return model
+        raise NotFoundError(self._unknown_model(name))
+
+    def _unknown_model(self, name: str) -> str:
+        import difflib
+
+        names = [m.name for m in self.store.list_models()]
+        near = difflib.get_close_matches(name, names, n=3)
+        return f"No registered model {name!r}" + (
+            f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+        )
+
+    def get_version(self, ref: str) -> ModelVersion:
+        """Resolve ``churn/3``, ``churn@champion`` or ``churn@latest``."""
+        name, number, alias = parse_model_ref(ref)
+        found = self.store.find_version(
+            name, number, alias=None if alias in (None, "latest") else alias
+        )
+        if found is None:
+            model = self.get_model(name)  # NotFoundError for an unknown model
+            if alias not in (None, "latest"):
+                held = ", ".join(f"{a}->{v}" for a, v in model.aliases.items()) or "none"
+                raise NotFoundError(f"Model {name} has no alias {alias!r} (aliases: {held})")
+            raise NotFoundError(
+                f"Model {name} has no version {number}; latest is {model.latest_version}"
+            )
+        return found
+
+    def list_models(self) -> list[RegisteredModel]:
+        """Every registered model."""
+        return self.store.list_models()
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        """The versions of a model, newest first."""
+        self.get_model(name)
+        return self.store.list_versions(name)
+
+    def package_files(self, version: ModelVersion) -> list[Any]:
+        """The pinned files of a version's package."""
+        from driftline.data.manifest import read_manifest
+
+        return list(read_manifest(version.package_digest, self.content).entries)
+
+    def materialize(self, version: ModelVersion, dest: Path) -> Path:
+        """Write a version's package files into ``dest`` (each verified) and return it."""
+        for entry in self.package_files(version):
+            self.content.get_file(
+                entry.digest, dest / entry.path, name=f"{entry.path} of model {version.ref}"
+            )
+        return dest
+
+    # -- aliases ------------------------------------------------------------------
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, expected: Any = _UNSET, reason: str = "set"
+    ) -> AliasMove:
+        """Point ``name@alias`` at ``version``. ``expected`` (the version you believe holds
+        the alias now, ``None`` for none) makes the move conditional."""
+        check_alias(alias)
+        self.get_version(f"{name}/{version}")
+        current = self.get_model(name).aliases.get(alias) if expected is _UNSET else expected
+        required = self.store.policy(alias)
+        if required and reason == "set":
+            raise PermissionDeniedError(
+                f"Alias {alias!r} requires {required} approval(s): use "
+                f"`driftline models promote {name} {version} --alias {alias}` after approvals"
+            )
+        return self.store.move_alias(
+            name, alias, version, expected=current, actor=self.user, reason=reason
+        )
+
+    def delete_alias(self, name: str, alias: str) -> AliasMove:
+        """Remove an alias."""
+        current = self.get_model(name).aliases.get(alias)
+        if current is None:
+            raise NotFoundError(f"Model {name} has no alias {alias!r}")
+        return self.store.move_alias(
+            name, alias, None, expected=current, actor=self.user, reason="delete"
+        )
+
+    def rollback(self, name: str, alias: str) -> AliasMove:
+        """Move ``alias`` back to the version it held before its latest move."""
+        history = self.store.alias_history(name, alias)
+        if not history:
+            raise NotFoundError(f"Alias {name}@{alias} was never set, so it has no history")
+        last = history[0]
+        if last.previous_version is None:
+            raise ConflictError(
+                f"{name}@{alias} had no holder before version {last.version}; nothing to roll "
+                "back to (delete the alias instead)"
+            )
+        return self.store.move_alias(
+            name,
+            alias,
+            last.previous_version,
+            expected=last.version,
+            actor=self.user,
+            reason="rollback",
+        )
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        """How aliases moved, newest first."""
+        self.get_model(name)
+        return self.store.alias_history(name, alias)
+
+    # -- approvals ----------------------------------------------------------------
+
+    def approve(
+        self, name: str, version: int, alias: str, *, comment: str | None = None
+    ) -> Approval:
+        """Sign off ``name/version`` for ``alias`` as the current user."""
+        check_alias(alias)
+        self.get_version(f"{name}/{version}")
+        approval = Approval(
+            name=name,
+            version=version,
+            alias=alias,
+            actor=self.user,
+            comment=comment,
+            created_at=utcnow(),
+        )
+        self.store.add_approval(approval)
+        return approval
+
+    def set_policy(self, alias: str, required: int) -> None:
+        """Require ``required`` approvals by distinct people before promotion to ``alias``."""
+        check_alias(alias)
+        if not isinstance(required, int) or required < 0:
+            raise InvalidArgumentError("required approvals must be a whole number >= 0")
+        self.store.set_policy(alias, required, actor=self.user)
+
+    def check_approvals(self, name: str, version: int, alias: str) -> None:
+        """Raise ``PermissionDeniedError`` unless the alias's approval policy is met."""
+        required = self.store.policy(alias)
+        if not required:
+            return
+        approvers = {a.actor for a in self.store.list_approvals(name, version, alias)}
+        if len(approvers) < required:
+            raise PermissionDeniedError(
+                f"Promoting {name}/{version} to {alias!r} needs {required} approval(s), it has "
+                f"{len(approvers)}"
+                + (f" ({', '.join(sorted(approvers))})" if approvers else "")
+                + f": driftline models approve {name} {version} --alias {alias}"
+            )
+
+    # -- audit ----------------------------------------------------------------------
+
+    def audit_log(self, *, model: str | None = None, limit: int | None = 100) -> list[AuditEntry]:
+        """Audit entries, newest first; ``model`` narrows to one model's entries."""
+        prefix = None if model is None else model
+
+        def read(conn: Any) -> list[AuditEntry]:
+            entries = iter_audit(conn, entity_prefix=prefix, limit=None if model else limit)
+            if model is not None:
+                entries = [
+                    e
+                    for e in entries
+                    if e.entity_type in ("model", "model_version", "alias")
+                    and re.match(rf"^{re.escape(model)}([/@]|$)", e.entity)
+                ]
+                entries = entries[:limit] if limit else entries
+            return entries
+
+        return self.database.read(read)
+
+    def verify_audit(self) -> AuditReport:
+        """Recompute the audit chain."""
+        return self.database.read(verify_audit_log)
+
+    def card_facts(self, ref: str) -> Mapping[str, Any]:
+        """Everything a model card shows, gathered in one place."""
+        version = self.get_version(ref)
+        run = self.tracking.get_run(version.run_id) if version.run_id else None
+        inputs = self.data.store.run_inputs(version.run_id) if version.run_id else []
+        return {
+            "version": version,
+            "run": run,
+            "inputs": [v.ref for v in inputs],
+            "evaluations": self.store.list_evaluations(version.name, version.version),
+            "approvals": self.store.list_approvals(version.name, version.version),
+            "aliases": [
+                m
+                for m in self.store.alias_history(version.name)
+                if version.version in (m.version, m.previous_version)
+            ],
+        }

@@ -1,0 +1,89 @@
+"""The protocol registry backends implement.
+
+Every mutating method takes the ``actor`` and appends to the audit log in the same
+transaction as the change.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from driftline.registry.models import (
+    AliasMove,
+    Approval,
+    Evaluation,
+    ModelVersion,
+    RegisteredModel,
+)
+
+__all__ = ["RegistryStore"]
+
+
+class RegistryStore(Protocol):
+    """Registered models, versions, aliases, evaluations and approvals."""
+
+    def ensure_model(
+        self, name: str, *, actor: str, description: str | None = None
+    ) -> RegisteredModel:
+        """The registered model called ``name``, created (and audited) if missing."""
+        ...
+
+    def list_models(self) -> list[RegisteredModel]:
+        """Every registered model, by name, with its aliases and latest version."""
+        ...
+
+    def add_version(self, name: str, fields: dict[str, Any], *, actor: str) -> ModelVersion:
+        """Record the next version atomically (distinct numbers under concurrency)."""
+        ...
+
+    def find_version(
+        self, name: str, version: int | None = None, *, alias: str | None = None
+    ) -> ModelVersion | None:
+        """A version by number or alias; with neither, the latest."""
+        ...
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        """Every version of a model, newest first."""
+        ...
+
+    def move_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int | None,
+        *,
+        expected: int | None,
+        actor: str,
+        reason: str,
+    ) -> AliasMove:
+        """Point ``alias`` at ``version`` (``None`` deletes it) if it still points at
+        ``expected``; ``ConflictError`` otherwise. Recorded in the alias history."""
+        ...
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        """Alias moves, newest first."""
+        ...
+
+    def add_evaluation(self, evaluation: Evaluation) -> None:
+        """Store an evaluation of a version."""
+        ...
+
+    def list_evaluations(self, name: str, version: int) -> list[Evaluation]:
+        """Evaluations of a version, newest first."""
+        ...
+
+    def add_approval(self, approval: Approval) -> None:
+        """Record an approval (one per actor, version and alias)."""
+        ...
+
+    def list_approvals(self, name: str, version: int, alias: str | None = None) -> list[Approval]:
+        """Approvals of a version."""
+        ...
+
+    def set_policy(self, alias: str, required: int, *, actor: str) -> None:
+        """Require ``required`` approvals before a version may take ``alias``."""
+        ...
+
+    def policy(self, alias: str) -> int:
+        """Approvals required for ``alias`` (0 when there is no policy)."""
+        ...
