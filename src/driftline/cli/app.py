@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from driftline.cli import artifacts, data, db, experiments, quickstart, runs, workspace
+from driftline.cli import (
+    artifacts,
+    data,
+    db,
+    experiments,
+    models,
+    quickstart,
+    runs,
+    workspace,
+)
 from driftline.cli._context import CliState
 
 app = typer.Typer(
@@ -71,5 +80,7 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(data.app, name="data")
+app.add_typer(models.app, name="models")
+app.add_typer(models.audit_app, name="audit")
 data.register_gc(app)
 app.add_typer(db.app, name="db")

@@ -157,7 +157,7 @@ def _entry(row: Any) -> AuditEntry:
     return AuditEntry(
         seq=row.seq,
         at=from_ms(row.at),
-        actor=row.actor,  # type: ignore[arg-type]
+        actor=row.actor,
         action=row.action,
         entity_type=row.entity_type,
         entity=row.entity,

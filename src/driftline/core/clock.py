@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import overload
 
 __all__ = ["from_ms", "now_ms", "to_ms", "utcnow"]
 
@@ -30,6 +31,14 @@ def to_ms(value: datetime | int | float) -> int:
             value = value.replace(tzinfo=UTC)
         return int(value.timestamp() * 1000)
     return int(value)
+
+
+@overload
+def from_ms(ms: int) -> datetime: ...
+
+
+@overload
+def from_ms(ms: None) -> None: ...
 
 
 def from_ms(ms: int | None) -> datetime | None:

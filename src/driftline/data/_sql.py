@@ -78,7 +78,7 @@ class SqlDataStore:
             id=row.dataset_id,
             name=row.name,
             description=row.description,
-            created_at=from_ms(row.created_at),  # type: ignore[arg-type]
+            created_at=from_ms(row.created_at),
             latest=row.latest,
         )
 
@@ -271,7 +271,7 @@ class SqlDataStore:
                 parent=row.parent_number,
                 author=row.author,
                 message=row.message,
-                created_at=from_ms(row.created_at),  # type: ignore[arg-type]
+                created_at=from_ms(row.created_at),
                 run_id=row.run_id,
                 file_count=row.file_count,
                 size=row.size,

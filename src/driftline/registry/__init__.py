@@ -37,12 +37,15 @@ __all__ = [
     "RegisteredModel",
     "RegistryService",
     "approve",
+    "compare_models",
     "delete_alias",
+    "evaluate",
     "get_model",
     "get_version",
     "list_models",
     "list_versions",
     "parse_model_ref",
+    "promote",
     "register_model",
     "rollback",
     "set_alias",
@@ -109,3 +112,43 @@ def approve(name: str, version: int, alias: str, *, comment: str | None = None) 
 def set_policy(alias: str, required: int) -> None:
     """Require approvals before promotion to an alias."""
     _service().set_policy(alias, required)
+
+
+def _cache() -> Path:
+    from driftline.core.session import default_workspace
+
+    return default_workspace().settings.home / "cache" / "models"  # type: ignore[no-any-return]
+
+
+def promote(name: str, version: int, *, alias: str, gates: Any = None) -> PromotionReport:
+    """Move ``alias`` to ``version`` if approvals are in and every gate passes.
+
+    Raises:
+        PermissionDeniedError: the alias's approval policy is not met.
+        GateFailedError: a gate failed; ``error.report`` lists every gate. Nothing moved.
+    """
+    from driftline.registry.promotion import promote as run
+
+    return run(_service(), name, version, alias, gates=gates, cache=_cache())
+
+
+def evaluate(model: str, *, data: Any, target: str, slices: Any = ()) -> Evaluation:
+    """Evaluate ``models:/name/version`` (or ``name@alias``) on data; stored on the version."""
+    from driftline.registry.promotion import evaluate as run
+
+    return run(_service(), model, data=data, target=target, slices=tuple(slices), cache=_cache())
+
+
+def compare_models(models: Any, *, data: Any, target: str, rounds: int = 500) -> Any:
+    """Evaluate models on identical rows; each metric's difference to the first with a
+    bootstrap confidence interval."""
+    from driftline.registry.promotion import compare_models as run
+
+    return run(_service(), list(models), data=data, target=target, cache=_cache(), rounds=rounds)
+
+
+def _resolve_models_uri(uri: str, scratch: Path) -> Path:
+    """``models:/churn/3`` or ``models:/churn@champion`` -> a folder with the pinned package."""
+    service = _service()
+    version = service.get_version(uri)
+    return service.materialize(version, scratch / version.package_digest.replace(":", "-"))

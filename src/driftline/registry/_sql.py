@@ -102,8 +102,8 @@ class SqlRegistryStore:
                 RegisteredModel(
                     name=row.name,
                     description=row.description,
-                    created_at=from_ms(row.created_at),  # type: ignore[arg-type]
-                    updated_at=from_ms(row.updated_at),  # type: ignore[arg-type]
+                    created_at=from_ms(row.created_at),
+                    updated_at=from_ms(row.updated_at),
                     latest_version=row.latest,
                     aliases=dict(sorted(aliases[row.name].items())),
                     tags=tags[row.name],
@@ -200,7 +200,7 @@ class SqlRegistryStore:
             signature=None if row.signature is None else json.loads(row.signature),
             description=row.description,
             created_by=row.created_by,
-            created_at=from_ms(row.created_at),  # type: ignore[arg-type]
+            created_at=from_ms(row.created_at),
             aliases=tuple(aliases),
         )
 
@@ -279,7 +279,7 @@ class SqlRegistryStore:
                 actor=actor,
                 reason=reason,
                 at=from_ms(now),
-            )  # type: ignore[arg-type]
+            )
 
         return self._write(move)
 
@@ -300,7 +300,7 @@ class SqlRegistryStore:
                 actor=r.actor,
                 reason=r.reason,
                 at=from_ms(r.at),
-            )  # type: ignore[arg-type]
+            )
             for r in rows
         ]
 
@@ -345,7 +345,7 @@ class SqlRegistryStore:
                 metrics=json.loads(r.metrics),
                 slices=json.loads(r.slices) if r.slices else {},
                 created_at=from_ms(r.created_at),
-            )  # type: ignore[arg-type]
+            )
             for r in rows
         ]
 
@@ -401,7 +401,7 @@ class SqlRegistryStore:
                 actor=r.actor,
                 comment=r.comment,
                 created_at=from_ms(r.created_at),
-            )  # type: ignore[arg-type]
+            )
             for r in rows
         ]
 

@@ -184,8 +184,8 @@ class SqlTrackingStore:
                 name=row.name,
                 description=row.description,
                 lifecycle_stage=LifecycleStage(row.lifecycle_stage),
-                created_at=from_ms(row.created_at),  # type: ignore[arg-type]
-                updated_at=from_ms(row.updated_at),  # type: ignore[arg-type]
+                created_at=from_ms(row.created_at),
+                updated_at=from_ms(row.updated_at),
                 tags=tags[row.experiment_id],
             )
             for row in rows
@@ -309,7 +309,7 @@ class SqlTrackingStore:
                 status=RunStatus(row.status),
                 lifecycle_stage=LifecycleStage(row.lifecycle_stage),
                 user=row.user_id,
-                start_time=from_ms(row.start_time),  # type: ignore[arg-type]
+                start_time=from_ms(row.start_time),
                 end_time=from_ms(row.end_time),
                 heartbeat_at=from_ms(row.heartbeat_at),
                 parent_id=row.parent_run_id,
@@ -420,7 +420,7 @@ class SqlTrackingStore:
         )
         rows = self.db.read(lambda conn: conn.execute(query).all())
         return [
-            MetricPoint(key=key, value=_from_db_float(v), step=s, timestamp=from_ms(ts))  # type: ignore[arg-type]
+            MetricPoint(key=key, value=_from_db_float(v), step=s, timestamp=from_ms(ts))
             for v, s, ts in rows
         ]
 
@@ -478,8 +478,7 @@ class SqlTrackingStore:
             query = query.where(sa.or_(a.path == prefix, a.path.like(escaped + "/%", escape="\\")))
         rows = self.db.read(lambda conn: conn.execute(query.order_by(a.path)).all())
         return [
-            ArtifactEntry(path=p, digest=d, size=s, created_at=from_ms(c))  # type: ignore[arg-type]
-            for p, d, s, c in rows
+            ArtifactEntry(path=p, digest=d, size=s, created_at=from_ms(c)) for p, d, s, c in rows
         ]
 
     def artifact_digests(self) -> set[str]:

@@ -1,0 +1,354 @@
+"""``driftline models`` and ``driftline audit``: the registry from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from driftline.cli._context import open_workspace
+from driftline.cli._output import JsonOption, console, fmt_time, print_json, table
+
+if TYPE_CHECKING:
+    from driftline.registry import RegistryService
+
+app = typer.Typer(
+    help="Register, evaluate, promote and roll back models.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+audit_app = typer.Typer(
+    help="The tamper-evident audit log.", no_args_is_help=True, rich_markup_mode=None
+)
+
+
+def _registry(ctx: typer.Context) -> RegistryService:
+    return open_workspace(ctx).registry
+
+
+def _cache(ctx: typer.Context) -> Path:
+    return open_workspace(ctx).settings.home / "cache" / "models"
+
+
+AliasOption = typer.Option(..., "--alias", "-a", help="e.g. champion, production.")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json: bool = JsonOption) -> None:
+    """Registered models with their latest version and aliases."""
+    models = _registry(ctx).list_models()
+    if json:
+        print_json(models)
+        return
+    if not models:
+        console.print("No registered models yet: driftline models register runs:/RUN_ID/model NAME")
+        return
+    table(
+        "Registered models",
+        ["name", "latest", "aliases", "updated"],
+        [
+            (
+                m.name,
+                m.latest_version or "",
+                ", ".join(f"{a}->v{v}" for a, v in m.aliases.items()),
+                fmt_time(m.updated_at),
+            )
+            for m in models
+        ],
+    )
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="churn, churn/3 or churn@champion"),
+    json: bool = JsonOption,
+) -> None:
+    """A model version with its lineage, evaluations and approvals."""
+    registry = _registry(ctx)
+    target = ref if ("/" in ref or "@" in ref) else f"{ref}@latest"
+    facts = registry.card_facts(target)
+    if json:
+        print_json(dict(facts))
+        return
+    from driftline.registry.card import render_card_text
+
+    console.print(render_card_text(facts), highlight=False, markup=False)
+
+
+@app.command()
+def versions(ctx: typer.Context, name: str = typer.Argument(...), json: bool = JsonOption) -> None:
+    """A model's versions, newest first."""
+    found = _registry(ctx).list_versions(name)
+    if json:
+        print_json(found)
+        return
+    table(
+        f"Versions of {name}",
+        ["version", "aliases", "flavor", "run", "registered", "by"],
+        [
+            (
+                v.version,
+                ", ".join(v.aliases),
+                v.flavor,
+                v.run_id or "",
+                fmt_time(v.created_at),
+                v.created_by,
+            )
+            for v in found
+        ],
+    )
+
+
+@app.command()
+def register(
+    ctx: typer.Context,
+    source: str = typer.Argument(..., help="runs:/RUN_ID/model or a saved model folder"),
+    name: str = typer.Argument(...),
+    description: str | None = typer.Option(None, "--description", "-d"),
+    json: bool = JsonOption,
+) -> None:
+    """Register a logged model as the next version of NAME."""
+    version = _registry(ctx).register_model(source, name, description=description)
+    if json:
+        print_json(version)
+    else:
+        console.print(f"Registered {version.uri} (flavor {version.flavor})")
+
+
+@app.command()
+def alias(
+    ctx: typer.Context,
+    name: str = typer.Argument(...),
+    alias_: str = typer.Argument(..., metavar="ALIAS"),
+    version: int | None = typer.Argument(None),
+    delete: bool = typer.Option(False, "--delete", help="Remove the alias."),
+) -> None:
+    """Point NAME@ALIAS at VERSION (aliases under an approval policy move only by promote)."""
+    registry = _registry(ctx)
+    if delete:
+        registry.delete_alias(name, alias_)
+        console.print(f"Deleted {name}@{alias_}")
+        return
+    if version is None:
+        from driftline.errors import InvalidArgumentError
+
+        raise InvalidArgumentError("Give a VERSION, or --delete")
+    move = registry.set_alias(name, alias_, version)
+    console.print(f"{name}@{alias_}: v{move.previous_version or '-'} -> v{move.version}")
+
+
+def _print_gates(report: Any) -> None:
+    if report.gates:
+        table(
+            "Gates",
+            ["gate", "passed", "measured", "threshold", "detail"],
+            [
+                (g.gate, "yes" if g.passed else "NO", g.measured, g.threshold, g.message)
+                for g in report.gates
+            ],
+        )
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    name: str = typer.Argument(...),
+    version: int = typer.Argument(...),
+    alias_: str = AliasOption,
+    gates: Path | None = typer.Option(None, "--gates", "-g", help="Gate file (YAML)."),
+    json: bool = JsonOption,
+) -> None:
+    """Move an alias to a version if approvals are in and every gate passes (exit 1 if not)."""
+    from driftline.registry.promotion import GateFailedError
+    from driftline.registry.promotion import promote as run
+
+    try:
+        report = run(_registry(ctx), name, version, alias_, gates=gates, cache=_cache(ctx))
+    except GateFailedError as refused:
+        if json:
+            print_json(refused.report)
+        else:
+            _print_gates(refused.report)
+        raise
+    if json:
+        print_json(report)
+        return
+    _print_gates(report)
+    console.print(
+        f"Promoted {name}/{version} to @{alias_} (was "
+        f"{'v' + str(report.previous_version) if report.previous_version else 'unset'})"
+    )
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context, name: str = typer.Argument(...), alias_: str = AliasOption
+) -> None:
+    """Move an alias back to the version it held before its latest move."""
+    move = _registry(ctx).rollback(name, alias_)
+    console.print(f"{name}@{alias_}: v{move.previous_version} -> v{move.version} (rolled back)")
+
+
+@app.command()
+def approve(
+    ctx: typer.Context,
+    name: str = typer.Argument(...),
+    version: int = typer.Argument(...),
+    alias_: str = AliasOption,
+    comment: str | None = typer.Option(None, "--comment", "-c"),
+) -> None:
+    """Approve a version for an alias as the current user."""
+    approval = _registry(ctx).approve(name, version, alias_, comment=comment)
+    console.print(f"{approval.actor} approved {name}/{version} for @{alias_}")
+
+
+@app.command()
+def policy(
+    ctx: typer.Context,
+    alias_: str = typer.Argument(..., metavar="ALIAS"),
+    required: int = typer.Option(
+        ..., "--required", "-n", help="Approvals needed by distinct people."
+    ),
+) -> None:
+    """Require approvals before versions may be promoted to an alias."""
+    _registry(ctx).set_policy(alias_, required)
+    console.print(f"@{alias_} now requires {required} approval(s)")
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="churn/3 or churn@champion"),
+    data: str = typer.Option(..., "--data", help="A dataset ref or a Parquet/CSV file."),
+    target: str = typer.Option(..., "--target", "-t"),
+    slice_: list[str] | None = typer.Option(None, "--slice", help="Column to slice by."),
+    json: bool = JsonOption,
+) -> None:
+    """Evaluate a version on data; the metrics are stored on the version."""
+    from driftline.registry.promotion import evaluate as run
+
+    result = run(
+        _registry(ctx), ref, data=data, target=target, slices=tuple(slice_ or ()), cache=_cache(ctx)
+    )
+    if json:
+        print_json(result)
+        return
+    table(
+        f"{result.name}/{result.version} on {result.dataset or data} ({result.rows} rows, "
+        f"{result.task})",
+        ["metric", "value"],
+        [
+            (k, f"{v:.6g}" if isinstance(v, float) else v)
+            for k, v in result.metrics.items()
+            if k != "confusion_matrix"
+        ],
+    )
+
+
+@app.command()
+def compare(
+    ctx: typer.Context,
+    refs: list[str] = typer.Argument(..., help="Two or more models."),
+    data: str = typer.Option(..., "--data"),
+    target: str = typer.Option(..., "--target"),
+    rounds: int = typer.Option(500, "--rounds", help="Bootstrap rounds."),
+    json: bool = JsonOption,
+) -> None:
+    """Compare models on identical rows, with bootstrap CIs of each difference."""
+    from driftline.registry.promotion import compare_models
+
+    result = compare_models(
+        _registry(ctx), refs, data=data, target=target, cache=_cache(ctx), rounds=rounds
+    )
+    if json:
+        print_json(result)
+        return
+    columns = ["metric", *result.models]
+    columns += [
+        f"{m} - {result.models[0]} ({int(result.confidence * 100)}% CI)" for m in result.models[1:]
+    ]
+    rows = []
+    for metric in result.metrics:
+        diffs = [
+            f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+            if d is not None and lo is not None and hi is not None
+            else ""
+            for d, lo, hi in zip(
+                metric.differences[1:], metric.ci_low[1:], metric.ci_high[1:], strict=True
+            )
+        ]
+        rows.append(
+            (
+                metric.metric + (" ↑" if metric.higher_is_better else " ↓"),
+                *(f"{v:.4f}" for v in metric.values),
+                *diffs,
+            )
+        )
+    table(f"{result.rows} rows, {result.task}", columns, rows)
+
+
+@app.command()
+def card(
+    ctx: typer.Context,
+    name: str = typer.Argument(...),
+    version: int = typer.Argument(...),
+    html: Path | None = typer.Option(None, "--html", help="Write an HTML card here."),
+) -> None:
+    """A model card: lineage, params, metrics, signature, approvals, alias history."""
+    from driftline.registry.card import render_card_html, render_card_text
+
+    facts = _registry(ctx).card_facts(f"{name}/{version}")
+    if html is not None:
+        html.write_text(render_card_html(facts), encoding="utf-8")
+        console.print(f"Wrote {html}")
+    else:
+        console.print(render_card_text(facts), highlight=False, markup=False)
+
+
+@audit_app.command("log")
+def audit_log(
+    ctx: typer.Context,
+    model: str | None = typer.Option(None, "--model", "-m", help="Only this model."),
+    limit: int = typer.Option(50, "--limit", "-n"),
+    json: bool = JsonOption,
+) -> None:
+    """Recent audit entries, newest first."""
+    entries = _registry(ctx).audit_log(model=model, limit=limit)
+    if json:
+        print_json(entries)
+        return
+    table(
+        "Audit log",
+        ["#", "when", "actor", "action", "entity", "before", "after"],
+        [
+            (
+                e.seq,
+                fmt_time(e.at),
+                e.actor,
+                e.action,
+                e.entity,
+                "" if e.before is None else e.before,
+                "" if e.after is None else e.after,
+            )
+            for e in entries
+        ],
+    )
+
+
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context, json: bool = JsonOption) -> None:
+    """Recompute the hash chain; exit 1 and name the first bad entry if it was tampered with."""
+    report = _registry(ctx).verify_audit()
+    if json:
+        print_json(report)
+    elif report.ok:
+        console.print(f"Audit log intact: {report.entries} entries verified")
+    else:
+        console.print(
+            f"[red]Audit log TAMPERED[/]: {report.problem} "
+            f"(first bad entry: {report.first_bad_seq})"
+        )
+    if not report.ok:
+        raise typer.Exit(1)

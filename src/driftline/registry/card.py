@@ -1,0 +1,140 @@
+"""Model cards: lineage, params, metrics (and slices), signature, gates, approvals, aliases."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["render_card_html", "render_card_text"]
+
+
+def _sections(facts: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    version = facts["version"]
+    run = facts["run"]
+    lineage = [
+        ("source", version.source),
+        ("package", version.package_digest),
+        ("flavor", version.flavor),
+        ("registered", f"{version.created_at:%Y-%m-%d %H:%M}Z by {version.created_by}"),
+    ]
+    if run is not None:
+        code = run.code
+        lineage += [("run", f"{run.name} ({run.id})")]
+        if code.commit:
+            lineage.append(
+                (
+                    "code",
+                    f"{code.commit[:12]} on {code.branch or 'detached'}"
+                    + (" (uncommitted changes)" if code.dirty else ""),
+                )
+            )
+    lineage += [("training data", ref) for ref in facts["inputs"]]
+    sections = [("Lineage", lineage)]
+    if run is not None and run.params:
+        sections.append(("Params", sorted(run.params.items())))
+    for evaluation in facts["evaluations"][:3]:
+        rows = [
+            (k, f"{v:.4g}" if isinstance(v, float) else str(v))
+            for k, v in evaluation.metrics.items()
+            if k != "confusion_matrix"
+        ]
+        for column, per_value in evaluation.slices.items():
+            for value, metrics in per_value.items():
+                shown = ", ".join(
+                    f"{k} {v:.3g}" for k, v in metrics.items() if isinstance(v, float)
+                )
+                rows.append((f"slice {column}={value}", f"{metrics.get('rows')} rows: {shown}"))
+        sections.append(
+            (
+                f"Evaluation on {evaluation.dataset or 'a DataFrame'} "
+                f"({evaluation.rows} rows, {evaluation.created_at:%Y-%m-%d})",
+                rows,
+            )
+        )
+    if version.signature:
+        inputs = version.signature.get("inputs") or []
+        sections.append(
+            (
+                "Signature",
+                [
+                    (str(spec.get("name", i)), str(spec.get("type", spec)))
+                    for i, spec in enumerate(inputs)
+                    if isinstance(spec, Mapping)
+                ]
+                or [("signature", json.dumps(version.signature))],
+            )
+        )
+    sections.append(
+        (
+            "Approvals",
+            [
+                (
+                    a.alias,
+                    f"{a.actor} at {a.created_at:%Y-%m-%d %H:%M}Z"
+                    + (f": {a.comment}" if a.comment else ""),
+                )
+                for a in facts["approvals"]
+            ]
+            or [("", "none")],
+        )
+    )
+    sections.append(
+        (
+            "Alias history",
+            [
+                (
+                    move.alias,
+                    f"{move.reason}: v{move.previous_version or '-'} -> v{move.version or '-'} "
+                    f"by {move.actor} at {move.at:%Y-%m-%d %H:%M}Z",
+                )
+                for move in facts["aliases"]
+            ]
+            or [("", "never aliased")],
+        )
+    )
+    return sections
+
+
+def render_card_text(facts: Mapping[str, Any]) -> str:
+    """The card as plain text (Markdown-friendly)."""
+    version = facts["version"]
+    lines = [f"# Model card: {version.name} version {version.version}"]
+    if version.description:
+        lines.append(version.description)
+    if version.aliases:
+        lines.append(f"Aliases: {', '.join(version.aliases)}")
+    for title, rows in _sections(facts):
+        lines += ["", f"## {title}"]
+        lines += [f"- {key}: {value}" if key else f"- {value}" for key, value in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_card_html(facts: Mapping[str, Any]) -> str:
+    """The card as a self-contained HTML page (every value escaped)."""
+    version = facts["version"]
+    e = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>Model card: {e(version.name)} v{version.version}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;"
+        "color:#222}table{border-collapse:collapse;width:100%;margin-bottom:1.5em}"
+        "td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;"
+        "vertical-align:top}th{width:30%;color:#555;font-weight:600}"
+        ".alias{background:#e8f0fe;border-radius:4px;padding:2px 6px;margin-right:4px}</style>",
+        "</head><body>",
+        f"<h1>{e(version.name)} <small>version {version.version}</small></h1>",
+    ]
+    if version.aliases:
+        parts.append(
+            "<p>" + "".join(f"<span class='alias'>@{e(a)}</span>" for a in version.aliases) + "</p>"
+        )
+    if version.description:
+        parts.append(f"<p>{e(version.description)}</p>")
+    for title, rows in _sections(facts):
+        parts.append(f"<h2>{e(title)}</h2><table>")
+        parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows]
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,265 @@
+"""Evaluating model versions: metrics, per-slice metrics, paired bootstrap comparisons.
+
+The task is inferred from the target: bool, text, or integers with few distinct values
+mean classification; other numbers mean regression. Comparisons evaluate every model on
+the very same rows and report each metric's difference to the first model with a
+paired bootstrap confidence interval (rows resampled once per round, for all models).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from driftline.errors import InvalidArgumentError
+
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "HIGHER_IS_BETTER",
+    "KNOWN_METRICS",
+    "REGRESSION_METRICS",
+    "Comparison",
+    "MetricComparison",
+    "Predictions",
+    "canonical_metric",
+    "compare_predictions",
+    "compute_metrics",
+    "infer_task",
+    "predict",
+]
+
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
+KNOWN_METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "precision": True,
+    "recall": True,
+    "f1": True,
+    "roc_auc": True,
+    "log_loss": False,
+    "rmse": False,
+    "mae": False,
+    "r2": True,
+    "mape": False,
+}
+_ALIASES = {"auc": "roc_auc", "rocauc": "roc_auc", "f1_score": "f1", "logloss": "log_loss"}
+_MAX_CLASSES = 20
+
+
+def canonical_metric(name: str) -> str:
+    """``auc`` -> ``roc_auc``; unknown names raise an error listing the known ones."""
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key not in HIGHER_IS_BETTER:
+        raise InvalidArgumentError(
+            f"Unknown metric {name!r}; known: {', '.join(KNOWN_METRICS)} (auc = roc_auc)"
+        )
+    return key
+
+
+def infer_task(y: Any) -> str:
+    """``classification`` or ``regression`` from the target's values."""
+    import numpy as np
+
+    values = np.asarray(y)
+    if values.dtype.kind in "bOUS":
+        return "classification"
+    if values.dtype.kind in "iu" and len(np.unique(values)) <= _MAX_CLASSES:
+        return "classification"
+    return "regression"
+
+
+@dataclass(frozen=True, slots=True)
+class Predictions:
+    """A model's outputs on a frame: labels or values, and class probabilities if any."""
+
+    predicted: Any
+    proba: Any | None
+    classes: Any | None
+
+
+def predict(model: Any, features: Any, task: str) -> Predictions:
+    """Run a loaded model; for classifiers also ask the underlying model for probabilities."""
+    import numpy as np
+
+    predicted = np.asarray(model.predict(features))
+    if predicted.ndim > 1 and predicted.shape[-1] == 1:
+        predicted = predicted.ravel()
+    proba = classes = None
+    if task == "classification":
+        raw = getattr(model, "raw", model)
+        if hasattr(raw, "predict_proba"):
+            try:
+                proba = np.asarray(raw.predict_proba(_native_input(raw, features)))
+                classes = getattr(raw, "classes_", None)
+            except Exception:  # a model without usable probabilities still gets label metrics
+                proba = None
+    return Predictions(predicted, proba, classes)
+
+
+def _native_input(raw: Any, features: Any) -> Any:
+    # Estimators fitted on plain arrays warn when given named columns; give them arrays.
+    if getattr(raw, "feature_names_in_", None) is None and hasattr(features, "to_numpy"):
+        return features.to_numpy()
+    return features
+
+
+def compute_metrics(task: str, y_true: Any, out: Predictions) -> dict[str, Any]:
+    """Every metric of the task that the outputs allow."""
+    import numpy as np
+    from sklearn import metrics as m
+
+    y = np.asarray(y_true)
+    if task == "regression":
+        predicted = out.predicted.astype(float)
+        nonzero = y != 0
+        return {
+            "rmse": float(math.sqrt(m.mean_squared_error(y, predicted))),
+            "mae": float(m.mean_absolute_error(y, predicted)),
+            "r2": float(m.r2_score(y, predicted)) if len(y) > 1 else float("nan"),
+            "mape": float(np.mean(np.abs((y[nonzero] - predicted[nonzero]) / y[nonzero])))
+            if nonzero.any()
+            else float("nan"),
+        }
+    labels = np.unique(np.concatenate([y, out.predicted]))
+    binary = len(labels) == 2
+    average = "binary" if binary else "macro"
+    options: dict[str, Any] = {"average": average, "zero_division": 0}
+    if binary:
+        options["pos_label"] = labels[-1]
+    result: dict[str, Any] = {
+        "accuracy": float(m.accuracy_score(y, out.predicted)),
+        "precision": float(m.precision_score(y, out.predicted, **options)),
+        "recall": float(m.recall_score(y, out.predicted, **options)),
+        "f1": float(m.f1_score(y, out.predicted, **options)),
+        "confusion_matrix": {
+            "labels": [_plain(v) for v in labels],
+            "matrix": m.confusion_matrix(y, out.predicted, labels=labels).tolist(),
+        },
+    }
+    if out.proba is not None and len(np.unique(y)) > 1:
+        classes = out.classes if out.classes is not None else np.arange(out.proba.shape[1])
+        if out.proba.shape[1] == 2:
+            result["roc_auc"] = float(m.roc_auc_score(y == classes[1], out.proba[:, 1]))
+        else:
+            result["roc_auc"] = float(
+                m.roc_auc_score(y, out.proba, multi_class="ovr", labels=classes)
+            )
+        result["log_loss"] = float(m.log_loss(y, out.proba, labels=classes))
+    return result
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricComparison:
+    """One metric for every model, and each model's difference to the first with a CI."""
+
+    metric: str
+    values: tuple[float, ...]
+    differences: tuple[float | None, ...]
+    ci_low: tuple[float | None, ...]
+    ci_high: tuple[float | None, ...]
+    higher_is_better: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Comparison:
+    """Models compared on identical rows."""
+
+    models: tuple[str, ...]
+    rows: int
+    task: str
+    metrics: tuple[MetricComparison, ...]
+    confidence: float
+    rounds: int
+
+
+def compare_predictions(
+    names: Sequence[str],
+    task: str,
+    y_true: Any,
+    outputs: Sequence[Predictions],
+    *,
+    rounds: int = 500,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Comparison:
+    """Metrics per model plus paired-bootstrap CIs of each difference to the first model."""
+    import numpy as np
+
+    y = np.asarray(y_true)
+    base = [compute_metrics(task, y, out) for out in outputs]
+    names_in_all = [
+        k
+        for k in (REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS)
+        if all(k in b for b in base)
+    ]
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[list[float]]] = {k: [[] for _ in outputs] for k in names_in_all}
+    n = len(y)
+    for _ in range(rounds):
+        rows = rng.integers(0, n, n)
+        if task == "classification" and len(np.unique(y[rows])) < 2:
+            continue
+        for i, out in enumerate(outputs):
+            part = Predictions(
+                out.predicted[rows], None if out.proba is None else out.proba[rows], out.classes
+            )
+            values = compute_metrics(task, y[rows], part)
+            for key in names_in_all:
+                samples[key][i].append(values[key])
+    alpha = (1 - confidence) / 2
+    results = []
+    for key in names_in_all:
+        diffs: list[float | None] = [None]
+        lows: list[float | None] = [None]
+        highs: list[float | None] = [None]
+        for i in range(1, len(outputs)):
+            paired = np.asarray(samples[key][i]) - np.asarray(samples[key][0])
+            diffs.append(float(base[i][key] - base[0][key]))
+            lows.append(float(np.quantile(paired, alpha)) if len(paired) else None)
+            highs.append(float(np.quantile(paired, 1 - alpha)) if len(paired) else None)
+        results.append(
+            MetricComparison(
+                metric=key,
+                values=tuple(float(b[key]) for b in base),
+                differences=tuple(diffs),
+                ci_low=tuple(lows),
+                ci_high=tuple(highs),
+                higher_is_better=HIGHER_IS_BETTER[key],
+            )
+        )
+    return Comparison(
+        models=tuple(names),
+        rows=n,
+        task=task,
+        metrics=tuple(results),
+        confidence=confidence,
+        rounds=rounds,
+    )
+
+
+def slice_metrics(
+    task: str, y_true: Any, out: Predictions, column: Any, *, max_values: int = 20
+) -> dict[str, Mapping[str, Any]]:
+    """Metrics for each of the most frequent values of a slicing column."""
+    import numpy as np
+    import pandas as pd
+
+    values = pd.Series(np.asarray(column))
+    y = np.asarray(y_true)
+    result: dict[str, Mapping[str, Any]] = {}
+    for value in values.value_counts().index[:max_values]:
+        mask = (values == value).to_numpy()
+        part = Predictions(
+            out.predicted[mask], None if out.proba is None else out.proba[mask], out.classes
+        )
+        metrics = compute_metrics(task, y[mask], part)
+        metrics.pop("confusion_matrix", None)
+        result[str(value)] = {"rows": int(mask.sum()), **metrics}
+    return result
