@@ -9,6 +9,9 @@
   metadata database, which may be a shared PostgreSQL.
 - A file modified less than :data:`RACY_SECONDS` before it was hashed is not cached:
   a write in the same timestamp tick could otherwise go unnoticed (git's "racy" case).
+- Data objects are not fsynced one by one (10,000 small files would cost seconds);
+  manifests and metadata are. An object torn by a power loss fails hash verification on
+  its next read instead of being served.
 """
 
 from __future__ import annotations
@@ -171,7 +174,6 @@ def ingest(
                 entries[file.path] = ManifestEntry(path=file.path, digest=digest, size=file.size)
                 if file.mtime_ns < racy_after:
                     cacheable.append((file.path, file.inode, file.mtime_ns, file.size, digest))
-        content.sync()
     if cache is not None:
         cache.store(cache_root, cacheable)
     return [entries[f.path] for f in files]
