@@ -12,7 +12,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from driftline.data import profile as profile_module
+from driftline.data import _stats_sql as stats_sql
 from driftline.data.profile import (
     ColumnProfile,
     Histogram,
@@ -62,7 +62,7 @@ def test_numeric_stats_match_numpy() -> None:
         assert col.mean == pytest.approx(v.mean(), rel=1e-12)
         assert col.std == pytest.approx(v.std(ddof=1), rel=1e-9)
         # fewer rows than the sample size: quantiles are exact (linear interpolation)
-        for key, q in profile_module.QUANTILES.items():
+        for key, q in stats_sql.QUANTILES.items():
             assert col.quantiles[key] == pytest.approx(np.quantile(v, q), rel=1e-9), key
         counts, edges = np.histogram(v, bins=20)
         assert col.histogram is not None
@@ -78,7 +78,7 @@ def test_sampled_quantiles_of_a_large_column_are_close() -> None:
     n = 400_000  # above the sample size: quantiles come from a sample of ~131k rows
     v = np.sort(np.random.default_rng(3).lognormal(0.0, 1.0, n))  # sorted and skewed
     col = profile_table(pa.table({"v": v})).columns["v"]
-    for key, q in profile_module.QUANTILES.items():
+    for key, q in stats_sql.QUANTILES.items():
         rank = np.searchsorted(v, col.quantiles[key]) / n
         assert abs(rank - q) < 0.01, (key, rank)
     assert col.histogram is not None
@@ -297,13 +297,13 @@ def test_is_tabular() -> None:
 
 def test_profile_runs_two_aggregate_queries_not_one_per_column(monkeypatch) -> None:
     seen: list[str] = []
-    query = profile_module._Scan.query
+    query = stats_sql._Scan.query
 
     def spy(self, sql: str):  # type: ignore[no-untyped-def]
         seen.append(sql)
         return query(self, sql)
 
-    monkeypatch.setattr(profile_module._Scan, "query", spy)
+    monkeypatch.setattr(stats_sql._Scan, "query", spy)
     profile_table(make_table())
     scans = [s for s in seen if " AS c0" in s and "LIMIT" not in s]  # reads of the table
     assert len(scans) == 2, scans  # the ungrouped aggregate and the grouped (bins, values) one

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from driftline.data import profile as profile_module
+from driftline.data import _stats_sql as stats_sql
 from driftline.data.profile import TableProfile, profile_table
 from driftline.data.report import render_html
 from driftline.data.schema import Schema, infer_schema
@@ -244,13 +244,13 @@ def test_checks_run_in_one_aggregate_query(
     monkeypatch, schema: Schema, reference: TableProfile
 ) -> None:
     seen: list[str] = []
-    query = profile_module._Scan.query
+    query = stats_sql._Scan.query
 
     def spy(self, sql: str):  # type: ignore[no-untyped-def]
         seen.append(sql)
         return query(self, sql)
 
-    monkeypatch.setattr(profile_module._Scan, "query", spy)
+    monkeypatch.setattr(stats_sql._Scan, "query", spy)
     ranged = with_column(schema, "x", min=0.0, max=20.0)
     validate(batch(3000, seed=2), schema=ranged, reference=reference)
     scans = [s for s in seen if " AS c0" in s and "LIMIT" not in s]  # reads of the batch

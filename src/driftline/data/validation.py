@@ -36,7 +36,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from driftline.data.profile import ColumnProfile, TableProfile, _Col, _Scan, _sql_float
+from driftline.data._stats_sql import _Col, _Scan, _sql_float
+from driftline.data.profile import ColumnProfile, TableProfile
 from driftline.data.schema import ColumnSchema, Schema
 
 __all__ = ["ANOMALY_KINDS", "Anomaly", "ValidationReport", "validate"]
