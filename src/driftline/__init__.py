@@ -6,15 +6,20 @@ Example:
     ...     dl.log_params({"C": 1.0})
     ...     dl.log_metric("loss", 0.25, step=0)
 
-``import driftline`` stays light: every heavy library is imported when first needed.
+``import driftline`` stays light: every heavy library is imported when first needed,
+and the stage facades (``dl.data``, ``dl.models``, ``dl.registry``) on first use.
 """
 
-from driftline import data
+from typing import Any
+
 from driftline._fluent import (
     active_run,
+    autolog,
+    compare_models,
     configure,
     create_experiment,
     end_run,
+    evaluate,
     flush,
     get_experiment,
     get_metric_history,
@@ -27,6 +32,7 @@ from driftline._fluent import (
     log_metrics,
     log_param,
     log_params,
+    register_model,
     search_runs,
     set_tag,
     set_tags,
@@ -40,10 +46,23 @@ from driftline.errors import (
     IntegrityError,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
 )
 from driftline.settings import Settings
 
 __version__ = "0.1.0"
+
+_LAZY_STAGES = ("data", "models", "registry")
+
+
+def __getattr__(name: str) -> Any:
+    """Import a stage facade (``dl.data``, ``dl.models``, ``dl.registry``) on first use."""
+    if name in _LAZY_STAGES:
+        import importlib
+
+        return importlib.import_module(f"driftline.{name}")
+    raise AttributeError(f"module 'driftline' has no attribute {name!r}")
+
 
 __all__ = [
     "AlreadyExistsError",
@@ -53,13 +72,17 @@ __all__ = [
     "IntegrityError",
     "InvalidArgumentError",
     "NotFoundError",
+    "PermissionDeniedError",
     "Settings",
     "__version__",
     "active_run",
+    "autolog",
+    "compare_models",
     "configure",
     "create_experiment",
     "data",
     "end_run",
+    "evaluate",
     "flush",
     "get_experiment",
     "get_metric_history",
@@ -72,6 +95,9 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "models",
+    "register_model",
+    "registry",
     "search_runs",
     "set_tag",
     "set_tags",

@@ -229,6 +229,46 @@ def get_experiment(id_or_name: str) -> Experiment:
     return get_workspace().tracking.get_experiment(id_or_name)
 
 
+def register_model(source: str, name: str, *, description: str | None = None) -> Any:
+    """Register ``runs:/<run id>/<path>`` as the next version of ``name`` (see ``dl.registry``)."""
+    from driftline.registry import register_model as register
+
+    return register(source, name, description=description)
+
+
+def evaluate(model: str, *, data: Any, target: str, slices: Sequence[str] = ()) -> Any:
+    """Evaluate ``models:/name/3`` on a dataset ref, file or DataFrame; stored on the version."""
+    from driftline.registry import evaluate as run
+
+    return run(model, data=data, target=target, slices=slices)
+
+
+def compare_models(models: Sequence[str], *, data: Any, target: str, rounds: int = 500) -> Any:
+    """Compare models on identical rows with bootstrap confidence intervals."""
+    from driftline.registry import compare_models as run
+
+    return run(models, data=data, target=target, rounds=rounds)
+
+
+def autolog(
+    *,
+    disable: bool = False,
+    log_models: bool = True,
+    log_input_examples: bool = True,
+    log_training_metrics: bool = True,
+) -> None:
+    """Log params, training metrics and the model of scikit-learn, LightGBM and XGBoost
+    fits automatically (a fit outside a run starts one)."""
+    from driftline.models import autolog as enable
+
+    enable(
+        disable=disable,
+        log_models=log_models,
+        log_input_examples=log_input_examples,
+        log_training_metrics=log_training_metrics,
+    )
+
+
 def _at_exit() -> None:
     """End runs left open and drain the queue before the interpreter goes away."""
     global _default

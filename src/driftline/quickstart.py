@@ -1,9 +1,16 @@
 """The quickstart: the driftline loop end to end on a dataset that ships with scikit-learn.
 
-Today it shows experiment tracking: several classifiers for the Wisconsin breast-cancer
-data, each a child run of one comparison run, with params, per-fold and per-epoch
-metrics, held-out test metrics and a plot artifact; then a search ranks them. Later
-stages (data versions, registry, serving, monitoring) extend this same script.
+It shows the stages built so far on the Wisconsin breast-cancer data:
+
+1. data versions: the training and test splits are committed, profiled, and the test
+   split is validated against a schema inferred from the training split;
+2. experiment tracking: several classifiers, each a child run of one comparison run,
+   with params, per-fold and per-epoch metrics, test metrics, a plot, the packaged
+   model, and lineage to both data versions; a search ranks them;
+3. the registry: the best model becomes a registered version, is evaluated on the test
+   version, and is promoted to ``@champion`` through quality gates.
+
+Later stages (serving, monitoring, retraining) extend this same script.
 
 It uses only the public API (``import driftline as dl``), so it doubles as an example.
 """
@@ -21,9 +28,16 @@ import driftline as dl
 from driftline.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
+    from driftline.data.validation import ValidationReport
+    from driftline.registry import Evaluation, ModelVersion, PromotionReport
     from driftline.tracking import Run
 
-__all__ = ["METRICS", "QuickstartResult", "run_quickstart"]
+__all__ = ["METRICS", "QuickstartResult", "quickstart_gates", "run_quickstart"]
+
+MODEL_NAME = "breast-cancer"
+TRAIN_DATA = "breast-cancer-train"
+TEST_DATA = "breast-cancer-test"
+TARGET = "target"
 
 # metric name -> whether larger is better
 METRICS = {"auc": True, "accuracy": True, "f1": True, "log_loss": False}
@@ -34,14 +48,19 @@ Progress = Callable[[str, int, int], None]
 """Called as ``progress(model name, models done, models in all)``."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QuickstartResult:
-    """What the quickstart did: the comparison run and its child runs, best first."""
+    """What the quickstart did, stage by stage."""
 
     experiment: str
     parent_run_id: str
     metric: str
-    runs: list[Run]
+    runs: list[Run]  # the candidates, best first
+    data: tuple[str, str]  # training and test versions
+    validation: ValidationReport  # the test split against the training split's schema
+    model_version: ModelVersion
+    evaluation: Evaluation
+    promotion: PromotionReport
 
 
 def _candidates(seed: int) -> list[tuple[str, dict[str, Any], Callable[[], Any]]]:
@@ -134,7 +153,7 @@ def run_quickstart(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> QuickstartResult:
-    """Train and track the candidate models; return their runs ranked by ``metric``.
+    """Version the data, train and track the candidates, register the best, promote it.
 
     Example:
         >>> result = run_quickstart(metric="auc")  # doctest: +SKIP
@@ -148,10 +167,25 @@ def run_quickstart(
 
     report = progress or (lambda _name, _done, _total: None)
     candidates = _candidates(seed)
-    data = load_breast_cancer()
-    x_train, x_test, y_train, y_test = train_test_split(
-        data.data, data.target, test_size=0.25, stratify=data.target, random_state=seed
+    steps = len(candidates) + 2
+
+    # 1. Data: versioned, profiled, and the test split validated against the training one.
+    report("versioning data", 0, steps)
+    frame = load_breast_cancer(as_frame=True).frame
+    train, test = train_test_split(
+        frame, test_size=0.25, stratify=frame["target"], random_state=seed
     )
+    train_v = dl.data.commit(
+        TRAIN_DATA, train.reset_index(drop=True), message="breast cancer, training split"
+    )
+    test_v = dl.data.commit(
+        TEST_DATA, test.reset_index(drop=True), message="breast cancer, held-out split"
+    )
+    validation = dl.data.validate(test_v, schema=dl.data.infer_schema(train_v), reference=train_v)
+    x_train, y_train = train.drop(columns=[TARGET]), train[TARGET].to_numpy()
+    x_test, y_test = test.drop(columns=[TARGET]), test[TARGET].to_numpy()
+
+    # 2. Experiments: one child run per candidate, with lineage to both data versions.
     folds = StratifiedKFold(n_splits=_FOLDS, shuffle=True, random_state=seed)
     with (
         warnings.catch_warnings(),
@@ -165,22 +199,16 @@ def run_quickstart(
         # An under-trained MLP in early epochs is the point of the learning curve.
         warnings.simplefilter("ignore", category=UserWarning)
         warnings.filterwarnings("ignore", message=".*converge.*")
-        dl.log_params(
-            {
-                "dataset": "breast_cancer",
-                "test_size": 0.25,
-                "folds": _FOLDS,
-                "seed": seed,
-                "rank_metric": metric,
-            }
-        )
+        dl.log_params({"test_size": 0.25, "folds": _FOLDS, "seed": seed, "rank_metric": metric})
         for done, (name, params, factory) in enumerate(candidates):
-            report(name, done, len(candidates))
+            report(name, done + 1, steps)
             with dl.start_run(experiment=experiment, name=name, tags={"family": params["model"]}):
+                dl.log_input(train_v)
+                dl.log_input(test_v)
                 dl.log_params(params)
                 for fold, (fit_idx, val_idx) in enumerate(folds.split(x_train, y_train)):
-                    model = clone(factory()).fit(x_train[fit_idx], y_train[fit_idx])
-                    scores = _scores(model, x_train[val_idx], y_train[val_idx])
+                    model = clone(factory()).fit(x_train.iloc[fit_idx], y_train[fit_idx])
+                    scores = _scores(model, x_train.iloc[val_idx], y_train[val_idx])
                     dl.log_metrics({f"cv_{k}": v for k, v in scores.items()}, step=fold)
                 model = factory()
                 if params["model"] == "mlp":
@@ -188,14 +216,52 @@ def run_quickstart(
                 else:
                     model.fit(x_train, y_train)
                 dl.log_metrics(_scores(model, x_test, y_test))
+                dl.models.log_model(model, "model", input_example=x_train.head(5))
                 plot = Path(scratch) / "evaluation.png"
                 _plot(model, x_test, y_test, name, plot)
                 dl.log_artifact(plot, artifact_path="plots")
-        report("", len(candidates), len(candidates))
     direction = "desc" if METRICS[metric] else "asc"
-    ranked = dl.search_runs(
-        experiment=experiment,
-        filter=f"attributes.parent_run_id = '{parent.id}'",
-        order_by=[f"metrics.{metric} {direction}"],
+    ranked = list(
+        dl.search_runs(
+            experiment=experiment,
+            filter=f"attributes.parent_run_id = '{parent.id}'",
+            order_by=[f"metrics.{metric} {direction}"],
+        )
     )
-    return QuickstartResult(experiment, parent.id, metric, list(ranked))
+
+    # 3. Registry: the best run's model becomes a version, is evaluated, and is promoted
+    #    to @champion only if it passes the quality gates.
+    report("registering and promoting", steps - 1, steps)
+    version = dl.register_model(
+        f"runs:/{ranked[0].id}/model", MODEL_NAME, description=f"best of the quickstart by {metric}"
+    )
+    evaluation = dl.evaluate(version.uri, data=test_v.ref, target=TARGET)
+    promotion = dl.registry.promote(
+        MODEL_NAME, version.version, alias="champion", gates=quickstart_gates(test_v.ref)
+    )
+    report("", steps, steps)
+    return QuickstartResult(
+        experiment=experiment,
+        parent_run_id=parent.id,
+        metric=metric,
+        runs=ranked,
+        data=(train_v.ref, test_v.ref),
+        validation=validation,
+        model_version=version,
+        evaluation=evaluation,
+        promotion=promotion,
+    )
+
+
+def quickstart_gates(test_ref: str) -> dict[str, Any]:
+    """The gates the quickstart's champion must pass (the same structure a gates.yaml has)."""
+    return {
+        "evaluation": {"data": test_ref, "target": TARGET},
+        "gates": [
+            {"metric": "auc", "min": 0.95},
+            {"metric": "accuracy", "min": 0.9},
+            {"latency_p99_ms": 100},
+            {"signature": "compatible"},
+            {"data_validation": "passed"},
+        ],
+    }

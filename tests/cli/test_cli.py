@@ -220,8 +220,9 @@ def test_quickstart_in_a_fresh_folder(workdir: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "Models ranked by auc" in done.stdout
-    assert "Best:" in done.stdout
+    assert "models ranked by auc" in done.stdout
+    assert "Promoted to breast-cancer@champion" in done.stdout
+    assert "validated against breast-cancer-train@1's schema: passed" in done.stdout
     listing = subprocess.run(
         [
             sys.executable,
@@ -277,3 +278,22 @@ def test_quickstart_in_a_fresh_folder(workdir: Path) -> None:
         check=True,
     )
     assert (out / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The registry part: the best model is the champion, the audit trail is intact, and
+    # lineage links the training data to every candidate run.
+    def cli(*args: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "driftline.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+
+    versions = json.loads(cli("models", "versions", "breast-cancer", "--json"))
+    assert [v["aliases"] for v in versions] == [["champion"]]
+    assert versions[0]["run_id"] == runs[0]["id"]
+    assert "intact" in cli("audit", "verify")
+    lineage = json.loads(cli("data", "lineage", "breast-cancer-train@1", "--json"))
+    readers = {e["target"] for e in lineage["downstream"] if e["kind"] == "input"}
+    assert {f"run:{r['id']}" for r in runs} == readers

@@ -59,13 +59,28 @@ def register(app: typer.Typer) -> None:
                     "parent_run_id": result.parent_run_id,
                     "metric": metric,
                     "runs": result.runs,
+                    "data": result.data,
+                    "validation": result.validation.to_dict(),
+                    "model_version": result.model_version,
+                    "evaluation": result.evaluation,
+                    "promotion": result.promotion,
                 }
             )
             return
-        keys = [metric, *(k for k in METRICS if k != metric)]
+        train_ref, test_ref = result.data
+        verdict = "passed" if result.validation.ok else "FAILED"
+        errors = sum(a.severity == "error" for a in result.validation.anomalies)
+        warnings = len(result.validation.anomalies) - errors
         console.print(f"Workspace: {ws.settings.home}")
+        console.print(
+            f"[bold]1. Data[/]  {train_ref} and {test_ref} (versioned, profiled); "
+            f"{test_ref} validated against {train_ref}'s schema: {verdict} "
+            f"({errors} errors, {warnings} warnings)",
+            highlight=False,
+        )
+        keys = [metric, *(k for k in METRICS if k != metric)]
         table(
-            f"Models ranked by {metric} on the held-out test set "
+            f"2. Experiments: models ranked by {metric} on the held-out test set "
             f"({'higher' if METRICS[metric] else 'lower'} is better)",
             ["rank", "run", "run id", *keys],
             [
@@ -74,8 +89,25 @@ def register(app: typer.Typer) -> None:
             ],
         )
         best = result.runs[0]
+        version = result.model_version
         console.print(
-            f"Best: [bold green]{best.name}[/] ({metric} {format_value(best.metrics[metric])})"
+            f"[bold]3. Registry[/]  {best.name} registered as {version.uri}; "
+            f"evaluated on {test_ref}: roc_auc "
+            f"{result.evaluation.metrics.get('roc_auc', float('nan')):.4f}",
+            highlight=False,
+        )
+        table(
+            "Quality gates",
+            ["gate", "passed", "measured", "threshold"],
+            [
+                (g.gate, "yes" if g.passed else "NO", g.measured, g.threshold)
+                for g in result.promotion.gates
+            ],
+        )
+        previous = result.promotion.previous_version
+        console.print(
+            f"Promoted to [bold green]{version.name}@champion[/] "
+            f"(was {f'v{previous}' if previous else 'unset'})"
         )
         console.print("Explore:")
         for command in (
@@ -83,5 +115,8 @@ def register(app: typer.Typer) -> None:
             f"driftline runs compare {' '.join(r.id for r in result.runs[:3])}",
             f'driftline runs search -e {experiment} -f "metrics.auc > 0.99" -o "metrics.auc desc"',
             f"driftline artifacts get {best.id} plots -o ./plots",
+            f"driftline data lineage {train_ref}",
+            f"driftline models card {version.name} {version.version}",
+            "driftline audit verify",
         ):
             console.print(f"  {command}", soft_wrap=True, highlight=False)

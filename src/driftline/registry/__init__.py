@@ -148,7 +148,17 @@ def compare_models(models: Any, *, data: Any, target: str, rounds: int = 500) ->
 
 
 def _resolve_models_uri(uri: str, scratch: Path) -> Path:
-    """``models:/churn/3`` or ``models:/churn@champion`` -> a folder with the pinned package."""
+    """``models:/churn/3`` or ``models:/churn@champion`` -> the version's pinned package."""
+    from driftline.registry.promotion import cached_package
+
     service = _service()
-    version = service.get_version(uri)
-    return service.materialize(version, scratch / version.package_digest.replace(":", "-"))
+    return cached_package(service, service.get_version(uri), _cache())
+
+
+def _install_resolver() -> None:
+    from driftline.models import register_uri_resolver
+
+    register_uri_resolver("models", _resolve_models_uri)
+
+
+_install_resolver()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,7 +29,7 @@ def _sections(facts: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, str]]
                     + (" (uncommitted changes)" if code.dirty else ""),
                 )
             )
-    lineage += [("training data", ref) for ref in facts["inputs"]]
+    lineage += [("input data", ref) for ref in facts["inputs"]]
     sections = [("Lineage", lineage)]
     if run is not None and run.params:
         sections.append(("Params", sorted(run.params.items())))
@@ -54,17 +53,11 @@ def _sections(facts: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, str]]
             )
         )
     if version.signature:
-        inputs = version.signature.get("inputs") or []
+        from driftline.models import Signature
+
+        parsed = Signature.from_dict(version.signature)
         sections.append(
-            (
-                "Signature",
-                [
-                    (str(spec.get("name", i)), str(spec.get("type", spec)))
-                    for i, spec in enumerate(inputs)
-                    if isinstance(spec, Mapping)
-                ]
-                or [("signature", json.dumps(version.signature))],
-            )
+            ("Signature", [("inputs", _specs(parsed.inputs)), ("outputs", _specs(parsed.outputs))])
         )
     sections.append(
         (
@@ -95,6 +88,14 @@ def _sections(facts: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, str]]
         )
     )
     return sections
+
+
+def _specs(specs: Any) -> str:
+    parts = []
+    for spec in specs:
+        kind = getattr(spec, "type", None) or f"{spec.dtype}{list(spec.shape)}"
+        parts.append(f"{spec.name}: {kind}" if spec.name else str(kind))
+    return ", ".join(parts) or "-"
 
 
 def render_card_text(facts: Mapping[str, Any]) -> str:

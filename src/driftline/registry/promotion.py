@@ -34,7 +34,14 @@ from driftline.registry.service import RegistryService, check_alias
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["GateFailedError", "compare_models", "evaluate", "load_version", "promote"]
+__all__ = [
+    "GateFailedError",
+    "cached_package",
+    "compare_models",
+    "evaluate",
+    "load_version",
+    "promote",
+]
 
 _LATENCY_CALLS = 50
 
@@ -54,10 +61,9 @@ class GateFailedError(ConflictError):
         self.report = report
 
 
-def load_version(service: RegistryService, version: ModelVersion, cache: Path) -> Any:
-    """Load a registered version (its pinned files, verified) through the models stage."""
-    from driftline.models import load_model_folder
-
+def cached_package(service: RegistryService, version: ModelVersion, cache: Path) -> Path:
+    """A local folder holding a version's pinned package (materialized once, then reused;
+    the models stage verifies every file against the manifest on each load)."""
     folder = cache / version.package_digest.replace(":", "-")
     if not folder.is_dir():
         cache.mkdir(parents=True, exist_ok=True)
@@ -70,7 +76,14 @@ def load_version(service: RegistryService, version: ModelVersion, cache: Path) -
                 raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    return load_model_folder(folder)
+    return folder
+
+
+def load_version(service: RegistryService, version: ModelVersion, cache: Path) -> Any:
+    """Load a registered version (its pinned files, verified) through the models stage."""
+    from driftline.models import load_model_folder
+
+    return load_model_folder(cached_package(service, version, cache))
 
 
 def _frame(service: RegistryService, data: Any) -> tuple[pd.DataFrame, str | None]:
@@ -376,23 +389,25 @@ def _latency_gate(gate: Gate, ctx: _GateContext) -> GateResult:
 
 
 def _inputs(signature: Mapping[str, Any] | None) -> dict[str, str] | None:
-    if not signature or not isinstance(signature.get("inputs"), list):
+    """Input column name -> type of a stored signature (``None`` for none or tensors)."""
+    if not signature:
         return None
-    columns = {}
-    for spec in signature["inputs"]:
-        if isinstance(spec, Mapping) and "name" in spec:
-            columns[str(spec["name"])] = str(spec.get("type", ""))
+    from driftline.models import ColSpec, Signature
+
+    parsed = Signature.from_dict(signature)
+    columns = {s.name: s.type for s in parsed.inputs if isinstance(s, ColSpec) and s.name}
     return columns or None
 
 
+# (holder's type, candidate's type) pairs a caller's values still fit: safe widenings.
 _WIDENS = {
-    ("int", "float"),
+    ("integer", "long"),
+    ("integer", "float"),
     ("integer", "double"),
     ("long", "double"),
-    ("int32", "int64"),
-    ("float32", "float64"),
-    ("integer", "long"),
     ("float", "double"),
+    ("boolean", "integer"),
+    ("boolean", "long"),
 }
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.core.artifacts import ContentStore
-from driftline.core.audit import AuditEntry, AuditReport, iter_audit, verify_audit_log
 from driftline.core.clock import utcnow
 from driftline.errors import (
     ConflictError,
@@ -28,6 +27,7 @@ from driftline.registry.models import AliasMove, Approval, ModelVersion, Registe
 from driftline.registry.store import RegistryStore
 
 if TYPE_CHECKING:
+    from driftline.core.audit import AuditEntry, AuditReport
     from driftline.core.metadata import Database
     from driftline.data import DataService
     from driftline.tracking import TrackingService
@@ -313,6 +313,8 @@ class RegistryService:
 
     def audit_log(self, *, model: str | None = None, limit: int | None = 100) -> list[AuditEntry]:
         """Audit entries, newest first; ``model`` narrows to one model's entries."""
+        from driftline.core.audit import iter_audit
+
         prefix = None if model is None else model
 
         def read(conn: Any) -> list[AuditEntry]:
@@ -331,6 +333,8 @@ class RegistryService:
 
     def verify_audit(self) -> AuditReport:
         """Recompute the audit chain."""
+        from driftline.core.audit import verify_audit_log
+
         return self.database.read(verify_audit_log)
 
     def card_facts(self, ref: str) -> Mapping[str, Any]:

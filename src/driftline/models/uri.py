@@ -1,0 +1,197 @@
+"""Model URIs: ``runs:/<run id>/<path>``, ``models:/...`` (the registry's), local folders.
+
+A URI is turned into a local package folder by the resolver registered for its scheme::
+
+    resolver(uri, scratch_dir) -> Path of a folder holding the package
+
+``runs`` is built in; ``models`` is registered by the registry stage when it is imported
+(this stage does not import the registry: it sits below it). A resolver may put the
+package in ``scratch_dir`` (a fresh temporary folder kept for as long as the loaded
+model lives) or return a folder of its own, such as a cache. Either way the folder is
+verified file by file against its manifest before anything is loaded.
+
+The ``runs`` resolver keeps downloaded packages under
+``<workspace home>/cache/models/<manifest digest>``. The manifest's digest comes from
+the run's artifact index, and a cached copy is used only if its manifest still hashes to
+it; the other files are then verified against that manifest like any package.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from driftline.core.hashing import hash_file, parse_digest
+from driftline.errors import IntegrityError, InvalidArgumentError, NotFoundError
+from driftline.models.package import MANIFEST_FILE
+
+__all__ = ["cached_package", "parse_uri", "register_uri_resolver", "resolve", "run_uri"]
+
+Resolver = Callable[[str, Path], Path]
+
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):")
+_lock = threading.Lock()
+_resolvers: dict[str, Resolver] = {}
+
+
+def register_uri_resolver(scheme: str, resolver: Resolver) -> None:
+    """Make ``load`` understand ``<scheme>:...`` URIs (registering again replaces).
+
+    Args:
+        scheme: Lowercase letters, digits, ``+ . -``; e.g. ``models``.
+        resolver: ``resolver(uri, scratch_dir) -> local package folder``.
+
+    Example:
+        >>> register_uri_resolver("models", lambda uri, scratch: fetch(uri, scratch))
+        ... # doctest: +SKIP
+    """
+    if not isinstance(scheme, str) or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
+        raise InvalidArgumentError(
+            f"Invalid URI scheme {scheme!r}: use lowercase letters, digits, + . -"
+        )
+    if not callable(resolver):
+        raise InvalidArgumentError("resolver must be callable as resolver(uri, scratch_dir)")
+    with _lock:
+        _resolvers[scheme] = resolver
+
+
+def known_schemes() -> list[str]:
+    """Schemes ``load`` understands now."""
+    with _lock:
+        return sorted(_resolvers)
+
+
+def parse_uri(uri: str) -> tuple[str | None, str]:
+    """``(scheme, rest)``; the scheme is ``None`` for a plain path (``C:\\...`` included)."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise InvalidArgumentError("A model URI must be a non-empty string")
+    match = _SCHEME.match(uri)
+    if match is None or len(match.group(1)) == 1:  # one letter: a Windows drive
+        return None, uri
+    return match.group(1), uri[match.end() :]
+
+
+def resolve(uri: str, scratch: Path) -> Path:
+    """The local package folder for ``uri`` (see the module docstring)."""
+    scheme, rest = parse_uri(uri)
+    if scheme is None or scheme == "file":
+        path = Path(rest.removeprefix("//") if scheme == "file" else rest)
+        if not path.is_dir():
+            raise NotFoundError(f"No model package folder at {path}")
+        return path
+    with _lock:
+        resolver = _resolvers.get(scheme)
+    if resolver is None:
+        known = ", ".join(f"{s}:" for s in known_schemes())
+        if scheme == "models":
+            raise InvalidArgumentError(
+                f"Cannot resolve {uri}: no resolver for models:/ URIs is registered. They "
+                "belong to the model registry: `import driftline.registry` registers it. "
+                f"Known schemes now: {known}, local folders"
+            )
+        raise InvalidArgumentError(
+            f"Unknown model URI scheme {scheme!r} in {uri}; known: {known}, local folders"
+        )
+    folder = Path(resolver(uri, scratch))
+    if not folder.is_dir():
+        raise NotFoundError(f"The {scheme}: resolver gave {folder} for {uri}, which is no folder")
+    return folder
+
+
+def run_uri(run_id: str, path: str) -> str:
+    """``runs:/<run id>/<path>``."""
+    return f"runs:/{run_id}/{path.strip('/')}"
+
+
+def parse_run_uri(uri: str) -> tuple[str, str]:
+    """``(run id, artifact path)`` of a ``runs:/<run id>/<path>`` URI."""
+    _, rest = parse_uri(uri)
+    run_id, _, path = rest.lstrip("/").partition("/")
+    if not run_id or not path.strip("/"):
+        raise InvalidArgumentError(
+            f"Malformed run URI {uri!r}: expected runs:/<run id>/<artifact path>, "
+            "e.g. runs:/0190b2.../model"
+        )
+    return run_id, path.strip("/")
+
+
+def _resolve_run(uri: str, scratch: Path) -> Path:
+    from driftline.core.session import default_workspace
+
+    run_id, path = parse_run_uri(uri)
+    workspace = default_workspace()
+    return cached_package(
+        workspace,
+        list_entries=lambda: workspace.tracking.list_artifacts(run_id, path),
+        download=lambda dest: workspace.tracking.download_artifacts(run_id, path, dest),
+        prefix=path,
+        what=f"run {run_id}",
+    )
+
+
+def cached_package(
+    workspace: Any,
+    *,
+    list_entries: Callable[[], list[Any]],
+    download: Callable[[Path], Any],
+    prefix: str,
+    what: str,
+) -> Path:
+    """Fetch a stored package into the workspace's model cache (or reuse the cached copy).
+
+    Args:
+        workspace: The workspace (its ``settings.home`` holds the cache).
+        list_entries: Returns the stored files (objects with ``path`` and ``digest``).
+        download: Copies the package's files, verified, into the folder it is given.
+        prefix: The package's folder among the entries' paths.
+        what: What to call the owner in messages (``run <id>``).
+
+    Returns:
+        ``<home>/cache/models/<hex digest of the manifest>``.
+    """
+    entries = list_entries()
+    manifest_path = f"{prefix}/{MANIFEST_FILE}"
+    manifest = next((e for e in entries if e.path == manifest_path), None)
+    if manifest is None:
+        listed = ", ".join(e.path for e in entries[:5]) or "nothing"
+        raise NotFoundError(
+            f"{what} has no model at {prefix!r}: no {MANIFEST_FILE} there (found {listed})"
+        )
+    algorithm, hexdigest = parse_digest(manifest.digest)
+    cache_root = Path(workspace.settings.home) / "cache" / "models"
+    cached = cache_root / hexdigest
+    if cached.is_dir():
+        _check_cached_manifest(cached, manifest.digest, algorithm)
+        return cached
+    cache_root.mkdir(parents=True, exist_ok=True)
+    staging = cache_root / f".{hexdigest}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        download(staging)
+        try:
+            os.rename(staging, cached)
+        except OSError:
+            if not cached.is_dir():  # not a concurrent loader that won the race
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return cached
+
+
+def _check_cached_manifest(folder: Path, digest: str, algorithm: str) -> None:
+    manifest = folder / MANIFEST_FILE
+    actual = hash_file(manifest, algorithm)[0] if manifest.is_file() else "missing"
+    if actual != digest:
+        raise IntegrityError(
+            f"The cached model package {folder} is corrupt or was modified: its "
+            f"{MANIFEST_FILE} is {actual}, the store says {digest}. The model was not "
+            "loaded; delete that folder to download a fresh verified copy."
+        )
+
+
+register_uri_resolver("runs", _resolve_run)
