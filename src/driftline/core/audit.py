@@ -95,8 +95,13 @@ def _canonical(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+# One encoder for every entry: json.dumps would build a new one per call, which is a
+# third of the cost of verifying 100,000 entries. Same output as json.dumps(separators=...).
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _digest(prev_hash: str, row: Mapping[str, Any]) -> str:
-    body = json.dumps(
+    body = _ENCODE(
         [
             row["seq"],
             row["at"],
@@ -106,8 +111,7 @@ def _digest(prev_hash: str, row: Mapping[str, Any]) -> str:
             row["entity"],
             row["before"],
             row["after"],
-        ],
-        separators=(",", ":"),
+        ]
     )
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 

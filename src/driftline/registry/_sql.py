@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from driftline.core.audit import append_audit
 from driftline.core.clock import from_ms, now_ms
 from driftline.core.metadata import Database
-from driftline.errors import AlreadyExistsError, BackendError, ConflictError
+from driftline.errors import AlreadyExistsError, BackendError, ConflictError, NotFoundError
 from driftline.registry import _tables as t
 from driftline.registry.models import (
     AliasMove,
@@ -22,6 +22,7 @@ from driftline.registry.models import (
     ModelVersion,
     RegisteredModel,
 )
+from driftline.registry.store import ANY_HOLDER
 
 __all__ = ["SqlRegistryStore"]
 
@@ -212,17 +213,23 @@ class SqlRegistryStore:
         alias: str,
         version: int | None,
         *,
-        expected: int | None,
+        expected: int | object | None,
         actor: str,
         reason: str,
     ) -> AliasMove:
-        a, h = t.model_aliases.c, t.alias_history.c
+        a, h, v = t.model_aliases.c, t.alias_history.c, t.model_versions.c
 
         def move(conn: Connection) -> AliasMove:
+            if version is not None:
+                exists = conn.execute(
+                    sa.select(v.version).where(v.name == name, v.version == version)
+                ).first()
+                if exists is None:
+                    raise NotFoundError(f"Model {name} has no version {version}")
             current = conn.execute(
                 sa.select(a.version).where(a.name == name, a.alias == alias)
             ).scalar()
-            if current != expected:
+            if expected is not ANY_HOLDER and current != expected:
                 raise ConflictError(
                     f"Alias {name}@{alias} points at "
                     f"{'nothing' if current is None else f'version {current}'}, not "

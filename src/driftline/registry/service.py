@@ -24,7 +24,7 @@ from driftline.errors import (
     PermissionDeniedError,
 )
 from driftline.registry.models import AliasMove, Approval, ModelVersion, RegisteredModel
-from driftline.registry.store import RegistryStore
+from driftline.registry.store import ANY_HOLDER, RegistryStore
 
 if TYPE_CHECKING:
     from driftline.core.audit import AuditEntry, AuditReport
@@ -223,17 +223,24 @@ class RegistryService:
         """Point ``name@alias`` at ``version``. ``expected`` (the version you believe holds
         the alias now, ``None`` for none) makes the move conditional."""
         check_alias(alias)
-        self.get_version(f"{name}/{version}")
-        current = self.get_model(name).aliases.get(alias) if expected is _UNSET else expected
         required = self.store.policy(alias)
         if required and reason == "set":
             raise PermissionDeniedError(
                 f"Alias {alias!r} requires {required} approval(s): use "
                 f"`driftline models promote {name} {version} --alias {alias}` after approvals"
             )
-        return self.store.move_alias(
-            name, alias, version, expected=current, actor=self.user, reason=reason
-        )
+        try:
+            return self.store.move_alias(
+                name,
+                alias,
+                version,
+                expected=ANY_HOLDER if expected is _UNSET else expected,
+                actor=self.user,
+                reason=reason,
+            )
+        except NotFoundError:
+            self.get_version(f"{name}/{version}")  # the helpful message (near names, latest)
+            raise
 
     def delete_alias(self, name: str, alias: str) -> AliasMove:
         """Remove an alias."""

@@ -16,7 +16,10 @@ from driftline.registry.models import (
     RegisteredModel,
 )
 
-__all__ = ["RegistryStore"]
+__all__ = ["ANY_HOLDER", "RegistryStore"]
+
+ANY_HOLDER: object = object()
+"""``expected=`` for an unconditional alias move."""
 
 
 class RegistryStore(Protocol):
@@ -52,12 +55,14 @@ class RegistryStore(Protocol):
         alias: str,
         version: int | None,
         *,
-        expected: int | None,
+        expected: int | object | None,
         actor: str,
         reason: str,
     ) -> AliasMove:
         """Point ``alias`` at ``version`` (``None`` deletes it) if it still points at
-        ``expected``; ``ConflictError`` otherwise. Recorded in the alias history."""
+        ``expected`` (:data:`ANY_HOLDER`: whatever it points at); ``ConflictError``
+        otherwise, ``NotFoundError`` if the version does not exist. Recorded in the alias
+        history and the audit log."""
         ...
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
