@@ -1,0 +1,392 @@
+"""Shared fixtures: backends, workspaces, the default (module-level) workspace, isolation.
+
+Backends
+    ``db_url`` is parametrized over ``sqlite-memory``, ``sqlite-file`` and ``postgres``;
+    every test that asks for it (or for ``workspace`` / ``make_workspace``) runs once per
+    backend. PostgreSQL tests carry the ``postgres`` marker.
+
+PostgreSQL
+    The session creates its own database (``driftline_test_<pid>_<random>``) through the
+    ``test`` database with autocommit, and drops it (and any extra database a test asked
+    for) at the end. Between tests every driftline table is truncated. The server is
+    ``postgresql://postgres@127.0.0.1:5432/test`` unless ``DRIFTLINE_TEST_POSTGRES_URL``
+    says otherwise. When it does not answer, PostgreSQL tests are skipped, except under
+    ``CI=true``, where any skipped PostgreSQL test fails the session.
+
+Isolation
+    Every test runs in its own temporary folder, without ``DRIFTLINE_*`` variables and
+    with ``XDG_CONFIG_HOME`` pointing into that folder, and the default workspace of the
+    module-level API (``dl.start_run`` ...) is closed and forgotten afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from driftline.workspace import Workspace
+
+# Read once at import, before any test removes DRIFTLINE_* variables from the environment.
+PG_ADMIN_URL = os.environ.get(
+    "DRIFTLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+BACKENDS = [
+    pytest.param("sqlite-memory", id="sqlite-memory"),
+    pytest.param("sqlite-file", id="sqlite-file"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+# Backends several processes (or several engines) can share.
+SHARED_BACKENDS = BACKENDS[1:]
+
+
+# -- PostgreSQL -------------------------------------------------------------------------
+
+
+def _masked(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class PostgresServer:
+    """A reachable PostgreSQL server and the databases this session created on it."""
+
+    def __init__(self, admin_url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self._admin = make_url(admin_url)
+        self.session_database = ""
+        self._created: list[str] = []
+
+    def _libpq(self, database: str) -> str:
+        url = self._admin.set(drivername="postgresql", database=database)
+        return url.render_as_string(hide_password=False)
+
+    def connect(self, database: str | None = None) -> Any:
+        import psycopg
+
+        return psycopg.connect(
+            self._libpq(database or self._admin.database or "postgres"),
+            autocommit=True,
+            connect_timeout=3,
+        )
+
+    def url(self, database: str) -> str:
+        """The SQLAlchemy URL driftline gets for ``database``."""
+        url = self._admin.set(drivername="postgresql+psycopg", database=database)
+        return url.render_as_string(hide_password=False)
+
+    def create_database(self) -> str:
+        name = f"driftline_test_{os.getpid()}_{secrets.token_hex(4)}"
+        with self.connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self._created.append(name)
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with self.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if name in self._created:
+            self._created.remove(name)
+
+    def reset(self) -> None:
+        """Empty every driftline table of the session database (the schema stays).
+
+        DELETE with foreign-key triggers off is ten times faster than TRUNCATE on tables
+        this small; without the privilege for that, fall back to TRUNCATE.
+        """
+        import psycopg
+
+        with self.connect(self.session_database) as conn:
+            conn.execute("SET lock_timeout = '20s'")
+            tables = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                    "AND tablename <> 'driftline_schema_version'"
+                )
+            ]
+            if not tables:
+                return
+            try:
+                with conn.transaction():
+                    conn.execute("SET LOCAL session_replication_role = replica")
+                    for table in tables:
+                        conn.execute(f'DELETE FROM "{table}"')
+            except psycopg.errors.InsufficientPrivilege:
+                names = ", ".join(f'"{table}"' for table in tables)
+                conn.execute(f"TRUNCATE {names} CASCADE")
+
+    def close(self) -> None:
+        for name in list(self._created):
+            with contextlib.suppress(Exception):
+                self.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """The PostgreSQL server with this session's own database (skips when unreachable)."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - psycopg is a dev dependency
+        pytest.skip(f"PostgreSQL tests need psycopg: {exc}")
+    server = PostgresServer(PG_ADMIN_URL)
+    try:
+        with server.connect() as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {_masked(PG_ADMIN_URL)}: {exc}")
+    server.session_database = server.create_database()
+    yield server
+    server.close()
+
+
+# -- backends and workspaces ------------------------------------------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The name of the metadata backend this test runs against."""
+    return str(request.param)
+
+
+def _url_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "sqlite-memory":
+        return "sqlite://"
+    if backend == "sqlite-file":
+        return f"sqlite:///{tmp_path / 'metadata' / 'driftline.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    server.reset()
+    return server.url(server.session_database)
+
+
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A metadata database URL of the current backend, empty of driftline rows."""
+    return _url_for(backend, request, tmp_path)
+
+
+@pytest.fixture
+def new_database_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Callable[[], str]:
+    """Make URLs of brand-new, empty databases (no schema at all) of the current backend."""
+    counter = iter(range(1_000_000))
+
+    def make() -> str:
+        if backend == "sqlite-memory":
+            return "sqlite://"
+        if backend == "sqlite-file":
+            return f"sqlite:///{tmp_path / f'fresh-{next(counter)}.db'}"
+        server: PostgresServer = request.getfixturevalue("postgres")
+        return server.url(server.create_database())
+
+    return make
+
+
+def close_quietly(ws: Workspace) -> None:
+    """Close a workspace a test may have left in a failing state."""
+    try:
+        ws.close(timeout=10)
+    except Exception:
+        ws.database.dispose()
+
+
+@pytest.fixture
+def open_workspace(tmp_path: Path) -> Iterator[Callable[..., Workspace]]:
+    """Open workspaces on any database URL: ``open_workspace(url, async_logging=True)``.
+
+    Home and artifacts live in the test's folder; logging is synchronous unless overridden;
+    every workspace opened through it is closed after the test.
+    """
+    from driftline.settings import Settings
+    from driftline.workspace import Workspace
+
+    root = tmp_path / "ws"
+    opened: list[Workspace] = []
+
+    def open_(uri: str, **overrides: Any) -> Workspace:
+        options: dict[str, Any] = {
+            "home": root / ".driftline",
+            "uri": uri,
+            "artifact_root": str(root / "artifacts"),
+            "async_logging": False,
+            "capture_environment": False,
+        }
+        options.update(overrides)
+        ws = Workspace.from_settings(Settings.load(**options))
+        opened.append(ws)
+        return ws
+
+    yield open_
+    for ws in reversed(opened):
+        close_quietly(ws)
+
+
+@pytest.fixture
+def make_workspace(
+    db_url: str, open_workspace: Callable[..., Workspace]
+) -> Callable[..., Workspace]:
+    """Open workspaces on the current backend; ``make(async_logging=True, ...)`` overrides.
+
+    Two workspaces made here share one database, except on ``sqlite-memory`` where each
+    has its own.
+    """
+
+    def make(**overrides: Any) -> Workspace:
+        return open_workspace(db_url, **overrides)
+
+    return make
+
+
+@pytest.fixture(params=SHARED_BACKENDS)
+def shared_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Like ``db_url``, for backends several processes can share (SQLite file, PostgreSQL)."""
+    return _url_for(str(request.param), request, tmp_path)
+
+
+@pytest.fixture
+def workspace(make_workspace: Callable[..., Workspace]) -> Workspace:
+    """A workspace on the current backend with synchronous logging."""
+    return make_workspace()
+
+
+# -- the module-level API's default workspace ------------------------------------------
+
+
+def reset_default_workspace() -> None:
+    """End runs the module-level API left open, close its workspace, clear the active run."""
+    import sys
+
+    fluent = sys.modules.get("driftline._fluent")
+    if fluent is None:
+        return
+    with fluent._lock:
+        runs = [run for run in fluent._started if not run.ended]
+        fluent._started.clear()
+        default, fluent._default = fluent._default, None
+    for run in reversed(runs):
+        with contextlib.suppress(Exception):
+            run.end("KILLED")
+    if default is not None:
+        close_quietly(default)
+    active = sys.modules.get("driftline.tracking.active")
+    if active is not None:
+        active._ACTIVE.set(None)
+
+
+@pytest.fixture
+def configure_default(tmp_path: Path) -> Iterator[Callable[..., Workspace]]:
+    """``dl.configure`` the default workspace in the test's folder (SQLite file, async).
+
+    Example: ``ws = configure_default(async_logging=False)``.
+    """
+    import driftline as dl
+
+    root = tmp_path / "default-ws"
+
+    def configure(**overrides: Any) -> Workspace:
+        options: dict[str, Any] = {
+            "home": root / ".driftline",
+            "uri": f"sqlite:///{root / 'driftline.db'}",
+            "artifact_root": str(root / "artifacts"),
+            "capture_environment": False,
+        }
+        options.update(overrides)
+        return dl.configure(**options)
+
+    yield configure
+    reset_default_workspace()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Keep the user's configuration and the caller's folder out of every test."""
+    for key in list(os.environ):
+        if key.startswith("DRIFTLINE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.chdir(tmp_path)
+    yield
+    reset_default_workspace()
+
+
+# -- helpers as fixtures ----------------------------------------------------------------
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., Any]:
+    """Poll ``predicate`` until it returns something truthy, failing after ``timeout`` s."""
+
+    def wait(predicate: Callable[[], Any], timeout: float = 20.0, message: str = "") -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout} s waiting for {message or predicate}")
+            time.sleep(0.01)
+
+    return wait
+
+
+@pytest.fixture
+def new_york_time() -> Iterator[None]:
+    """Run the test with ``TZ=America/New_York`` (restored afterwards)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TZ", "America/New_York")
+        time.tzset()
+        try:
+            yield
+        finally:
+            mp.undo()
+            time.tzset()
+
+
+# -- CI: a skipped PostgreSQL test fails the run ----------------------------------------
+
+_skipped_postgres: dict[str, str] = {}
+
+
+def _under_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "postgres" in report.keywords and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _skipped_postgres.setdefault(report.nodeid, str(reason))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _under_ci() and _skipped_postgres and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if not _skipped_postgres:
+        return
+    reason = next(iter(_skipped_postgres.values()))
+    if _under_ci():
+        terminalreporter.section("PostgreSQL tests skipped under CI=true", sep="=", red=True)
+        terminalreporter.write_line(
+            f"FAILED: {len(_skipped_postgres)} PostgreSQL test(s) were skipped, and CI=true "
+            f"requires them to run. First reason: {reason}",
+            red=True,
+        )
+    else:
+        terminalreporter.write_line(
+            f"note: {len(_skipped_postgres)} PostgreSQL test(s) skipped ({reason}); "
+            "under CI=true this fails the run",
+            yellow=True,
+        )
