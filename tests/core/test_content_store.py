@@ -185,14 +185,6 @@ def test_get_file_keeps_an_existing_destination_when_the_object_is_corrupt(
     assert dest.read_bytes() == b"previous content"
 
 
-# BUG: ContentStore.put_file/put_bytes skip the write when the key exists, without
-# checking the stored bytes, so "re-log it" (what IntegrityError's message advises)
-# can never repair a corrupt object.
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: storing identical bytes again does not repair a corrupt object "
-    "(put skips existing keys unverified) although IntegrityError says 're-log it'",
-)
 def test_storing_the_same_bytes_again_repairs_a_corrupt_object(
     store: ContentStore, tmp_path: Path
 ) -> None:

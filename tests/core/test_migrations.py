@@ -250,14 +250,6 @@ _OPEN_AT_ONCE = textwrap.dedent(
 )
 
 
-# BUG: ensure_schema reads the revision and migrates without any lock, so two processes
-# opening a fresh database at once both try to create the schema and one crashes with a
-# raw SQLAlchemy error ("database is locked" / duplicate pg_type) instead of waiting.
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: concurrent first open of a fresh database races in ensure_schema "
-    "(no lock around check-then-migrate); one process crashes",
-)
 def test_two_processes_opening_a_fresh_database_at_once_both_succeed(
     backend: str, new_database_url: Callable[[], str], tmp_path: Path
 ) -> None:

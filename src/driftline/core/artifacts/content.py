@@ -88,11 +88,7 @@ class ContentStore:
         if size <= _SMALL_OBJECT:
             # One read, hash in memory, one write: per-file overhead dominates small files.
             data = source.read_bytes()
-            digest = hash_bytes(data, self.algorithm)
-            key = digest_key(digest)
-            if not backend.exists(key):
-                backend.write_bytes(key, data, sync=sync)
-            return Blob(digest, len(data))
+            return self._put_small(data, backend, sync)
         # Large files: copy in the kernel, then hash the stored copy (hot in the page cache,
         # and what we hash is exactly what was stored).
         temp = backend.temp_path()
@@ -105,15 +101,25 @@ class ContentStore:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        key = digest_key(digest)
-        if backend.exists(key):
-            temp.unlink(missing_ok=True)
-        else:
-            backend.commit_temp(key, temp)
+        # The fresh copy is verified, so it always takes the key: renaming over an existing
+        # object is atomic and repairs it if its bytes had gone bad.
+        backend.commit_temp(digest_key(digest), temp)
         return Blob(digest, stored)
 
+    def _put_small(self, data: bytes, backend: LocalByteStore, sync: bool) -> Blob:
+        digest = hash_bytes(data, self.algorithm)
+        key = digest_key(digest)
+        stored = backend.local_path(key)
+        # Comparing with what is stored costs one read and lets a re-log repair an object
+        # whose bytes went bad (a write costs more than the read).
+        if stored is None or not stored.is_file() or stored.read_bytes() != data:
+            backend.write_bytes(key, data, sync=sync)
+        return Blob(digest, len(data))
+
     def put_bytes(self, data: bytes) -> Blob:
-        """Store a bytes object (skipping the write when the content is stored already)."""
+        """Store a bytes object (no write when identical bytes are stored already)."""
+        if isinstance(self.backend, LocalByteStore):
+            return self._put_small(data, self.backend, sync=True)
         digest = hash_bytes(data, self.algorithm)
         if self.exists(digest):
             return Blob(digest, len(data))

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["HEAD_REVISION", "current_revision", "ensure_schema", "upgrade"]
 
 HEAD_REVISION = "0003"
+# Any fixed 64-bit number: the advisory lock migrations take on PostgreSQL.
+_LOCK_KEY = 0x6472696674
 
 
 def _alembic_config(connection: Connection) -> Config:
@@ -43,24 +45,41 @@ def _alembic_config(connection: Connection) -> Config:
 
 def current_revision(db: Database) -> str | None:
     """The revision the database is at, or ``None`` for a database driftline never touched."""
+    return db.read(_read_revision)
+
+
+def _read_revision(conn: Connection) -> str | None:
     from sqlalchemy import inspect, text
 
-    def read(conn: Connection) -> str | None:
-        if not inspect(conn).has_table(VERSION_TABLE):
-            return None
-        row = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).first()
-        return None if row is None else str(row[0])
-
-    return db.read(read)
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return None
+    row = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).first()
+    return None if row is None else str(row[0])
 
 
-def upgrade(db: Database, revision: str = "head") -> tuple[str | None, str]:
-    """Migrate the database to ``revision``; return ``(before, after)`` revisions."""
+def upgrade(
+    db: Database, revision: str = "head", *, only_if_empty: bool = False
+) -> tuple[str | None, str]:
+    """Migrate the database to ``revision``; return ``(before, after)`` revisions.
+
+    The migration runs under a lock (PostgreSQL: a transaction-scoped advisory lock;
+    SQLite: the write lock of ``BEGIN IMMEDIATE``) and re-reads the revision inside it, so
+    two processes opening a fresh database at once migrate it exactly once.
+    ``only_if_empty`` skips the migration if another process created the schema first.
+    """
     from alembic import command
+    from sqlalchemy import text
 
     before = current_revision(db)
-    with db.engine.begin() as conn:
+
+    def migrate(conn: Connection) -> None:
+        if db.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        if only_if_empty and _read_revision(conn) is not None:
+            return
         command.upgrade(_alembic_config(conn), revision)
+
+    db.write(migrate)
     return before, current_revision(db) or ""
 
 
@@ -70,8 +89,10 @@ def ensure_schema(db: Database) -> None:
     if revision == HEAD_REVISION:
         return
     if revision is None:
-        upgrade(db)
-        return
+        upgrade(db, only_if_empty=True)
+        revision = current_revision(db)
+        if revision == HEAD_REVISION:
+            return
     if revision < HEAD_REVISION:
         raise SchemaVersionError(
             f"The metadata database {db.display_url} has schema revision {revision}, "
