@@ -190,15 +190,6 @@ def test_stages_use_only_the_stages_on_their_row_or_below() -> None:
     assert not bad, "\n".join(bad)
 
 
-# BUG: stages reach into other stages' modules instead of their package's public names:
-# registry/service.py -> driftline.data.manifest/.models/.scan, registry/promotion.py ->
-# driftline.data.schema/.validation, registry/__init__.py -> driftline.models.uri,
-# models/__init__.py -> driftline.tracking.active.
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: registry and models import other stages' internal modules "
-    "(data.manifest, data.scan, models.uri, tracking.active, ...) instead of their package",
-)
 def test_stages_use_other_stages_only_through_their_package() -> None:
     bad = [
         f"{imp.where}: {source} reaches into {imp.target}; use driftline.{target}"

@@ -271,15 +271,6 @@ def test_outside_git_only_the_process_is_captured(
     assert "driftline==" in (out / "requirements.txt").read_text().lower()
 
 
-# BUG: _fluent.configure closes the previous default workspace (stopping its writer
-# thread) while runs started from it are still active; their later log calls queue into a
-# writer nobody drains, so the values are never written, flush() times out, and at exit
-# ending the run hangs 60 s and leaves it RUNNING.
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: dl.configure while a run is active strands the run: its later metrics are "
-    "never written",
-)
 def test_reconfiguring_while_a_run_is_active_does_not_strand_it(
     configure_default: Callable[..., Workspace],
 ) -> None:

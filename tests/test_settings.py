@@ -230,9 +230,6 @@ def test_bad_argument_values_are_clear_errors(project: Path) -> None:
         Settings.load(flush_interval="soon")
 
 
-# BUG: settings._coerce checks `flush_interval <= 0`, which is False for NaN, so
-# DRIFTLINE_FLUSH_INTERVAL=nan is accepted and handed to the writer thread's Event.wait.
-@pytest.mark.xfail(strict=True, reason="BUG: flush_interval=nan is accepted")
 def test_a_nan_flush_interval_is_refused(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DRIFTLINE_FLUSH_INTERVAL", "nan")
     with pytest.raises(InvalidArgumentError, match="flush_interval"):

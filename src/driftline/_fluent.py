@@ -41,6 +41,14 @@ def configure(**settings: Any) -> Workspace:
     from driftline.workspace import Workspace
 
     with _lock:
+        open_runs = [run.id for run in _started if not run.ended]
+        if open_runs:
+            from driftline.errors import ConflictError
+
+            raise ConflictError(
+                f"Cannot reconfigure while run(s) {', '.join(open_runs)} are active: end "
+                "them first (leave their `with` blocks or call dl.end_run())"
+            )
         if _default is not None:
             _default.close()
         _default = Workspace.from_settings(**settings)

@@ -19,6 +19,7 @@ Nothing is read at import time: call :meth:`Settings.load`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass
@@ -172,8 +173,9 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         raise InvalidArgumentError(
             f"hash_algorithm must be 'blake3' or 'sha256', not {out['hash_algorithm']!r}"
         )
-    if out.get("flush_interval", 0.2) <= 0:
-        raise InvalidArgumentError("flush_interval must be a positive number of seconds")
+    for name in ("flush_interval", "stale_after"):
+        if name in out and not (math.isfinite(out[name]) and out[name] > 0):
+            raise InvalidArgumentError(f"{name} must be a positive number of seconds")
     return out
 
 

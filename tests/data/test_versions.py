@@ -259,9 +259,14 @@ def test_two_processes_committing_at_once_get_distinct_numbers(
     )
     home = str(ws.settings.home)
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, home, str(tmp_path / f"w{k}")])
+        subprocess.Popen(
+            [sys.executable, "-c", script, home, str(tmp_path / f"w{k}")],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for k in range(2)
     ]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
     numbers = [v.number for v in ws.data.log("shared")]
     assert sorted(numbers) == list(range(1, 11))

@@ -199,3 +199,28 @@ def test_audit_log_filters_by_model(ws: Workspace, tmp_path: Path) -> None:
     ws.registry.register_model(logged_model(ws, tmp_path, b"x"), "churn-v2")
     entities = [e.entity for e in ws.registry.audit_log(model="churn")]
     assert entities == ["churn/1", "churn"]
+
+
+def test_models_uris_load_without_importing_the_registry_first(tmp_path: Path) -> None:
+    """`dl.models.load("models:/...")` finds the registry's resolver on its own."""
+    import subprocess
+    import sys
+
+    script = (
+        "import driftline.models as m\n"
+        "from driftline.errors import NotFoundError\n"
+        "try:\n"
+        "    m.load('models:/nobody/1')\n"
+        "except NotFoundError as exc:\n"
+        "    print('NotFoundError:', exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**__import__("os").environ, "DRIFTLINE_HOME": str(tmp_path / ".driftline")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "NotFoundError: No registered model 'nobody'" in done.stdout

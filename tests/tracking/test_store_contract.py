@@ -162,12 +162,6 @@ def test_deleting_an_unknown_experiment_is_not_found(tracking: TrackingService) 
         tracking.store.set_experiment_lifecycle("0" * 32, LifecycleStage.DELETED)
 
 
-# BUG: TrackingService.delete_experiment says "its runs are hidden with it", but
-# search_runs only filters on the run's own lifecycle_stage.
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: runs of a deleted experiment still appear in search_runs across experiments",
-)
 def test_deleting_an_experiment_hides_its_runs(tracking: TrackingService) -> None:
     kept = tracking.create_run("keep")
     tracking.create_run("gone")
@@ -360,13 +354,6 @@ def test_a_resumed_active_run_knows_its_stored_params(
         resumed.log_param("C", "2")
 
 
-# BUG: SqlTrackingStore._insert_params collapses a batch into a dict keyed by (run, key),
-# so two different values for one key inside one batch silently keep the last one.
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: conflicting values for one param within one queued batch: the last "
-    "silently overwrites the first, no ConflictError",
-)
 def test_async_service_params_are_write_once_within_one_batch(
     make_workspace: Callable[..., Workspace],
 ) -> None:
@@ -472,13 +459,6 @@ def test_over_long_values_are_refused(tracking: TrackingService) -> None:
     assert len(tracking.get_run(run.id).params["p"]) == 8000
 
 
-# BUG: writing to a run id that does not exist leaks sqlalchemy.exc.IntegrityError
-# (a foreign-key failure) instead of a driftline NotFoundError.
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: logging to an unknown run raises a raw SQLAlchemy IntegrityError, "
-    "not NotFoundError",
-)
 def test_logging_to_an_unknown_run_is_not_found(tracking: TrackingService) -> None:
     with pytest.raises(NotFoundError):
         tracking.log_batch("0" * 32, metrics=[("loss", 1.0, 0, None)], params={"C": "1"})
@@ -594,15 +574,6 @@ def test_naive_metric_timestamps_are_utc(make_workspace: Callable[..., Workspace
     assert stamps == [datetime(2024, 5, 1, 12, tzinfo=UTC), datetime(2024, 5, 1, 14, tzinfo=UTC)]
 
 
-# BUG: ActiveRun.log_metric queues `step` as given in async mode (service.log_batch does
-# int(step) in sync mode): 1.5 is stored as a REAL step on SQLite and makes PostgreSQL
-# reject, and the writer drop, the whole batch (other runs' rows included); "3" raises a
-# raw TypeError.
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a non-integer metric step is queued unchecked in async mode "
-    "(REAL steps on SQLite, a dropped batch on PostgreSQL)",
-)
 def test_a_non_integer_step_is_refused_when_logged(
     make_workspace: Callable[..., Workspace],
 ) -> None:
@@ -874,13 +845,6 @@ def test_order_by_with_missing_values_last(
     assert wrong == []
 
 
-# BUG: RunSearchCompiler.order_by always appends `start_time DESC, run_id DESC` as the
-# tie-break, so "attributes.start_time asc" lists runs started in the same millisecond
-# newest first, against the order asked for.
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: order_by attributes.start_time asc breaks same-millisecond ties newest first",
-)
 def test_ordering_by_start_time_keeps_creation_order_within_a_millisecond(
     tracking: TrackingService,
 ) -> None:

@@ -271,14 +271,6 @@ def test_a_normal_exit_finishes_the_run(configure_default: Callable[..., Workspa
     assert run.end().status is RunStatus.FINISHED  # ending an ended run changes nothing
 
 
-# BUG: ActiveRun.end sets _ended before TrackingService.end_run succeeds; when the final
-# flush fails (BackendError or ConflictError) the status is never written, later end()
-# calls return early, and the at-exit handler skips the run: it stays RUNNING forever.
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after end() failed because the database was down, end() cannot be retried; "
-    "the run stays RUNNING",
-)
 def test_ending_a_run_can_be_retried_after_the_database_comes_back(
     make_workspace: Callable[..., Workspace],
     monkeypatch: pytest.MonkeyPatch,
@@ -297,10 +289,6 @@ def test_ending_a_run_can_be_retried_after_the_database_comes_back(
     assert ws.tracking.get_run(run.id).status is RunStatus.FINISHED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a param conflict reported by the final flush leaves the run RUNNING forever",
-)
 def test_a_conflict_reported_at_the_end_still_ends_the_run(
     open_workspace: Callable[..., Workspace], shared_db_url: str
 ) -> None:
@@ -318,14 +306,6 @@ def test_a_conflict_reported_at_the_end_still_ends_the_run(
     assert b.tracking.get_run(run.id).status is not RunStatus.RUNNING
 
 
-# BUG: BatchWriter.flush waits until the queue is empty *and* the writer idle, so items
-# logged by other threads after flush() was called keep it waiting; under a steady
-# producer flush never returns and finally raises a misleading "Timed out" BackendError.
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: flush() waits for items logged after it was called; a steady producer "
-    "thread makes it time out",
-)
 def test_flush_returns_while_another_thread_keeps_logging(
     open_workspace: Callable[..., Workspace], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -354,14 +334,6 @@ def test_flush_returns_while_another_thread_keeps_logging(
     assert steps_of(ws, run.id, "before") == list(range(1_000))
 
 
-# BUG: BatchWriter._commit treats any non-BackendError exception as a "poison batch" and
-# drops the whole batch, so one row for a missing run loses every other run's rows that
-# shared the batch, while flush() claims "they stay queued and are retried".
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: one row for an unknown run makes the writer drop the whole batch, "
-    "including other runs' rows",
-)
 def test_one_bad_row_does_not_lose_other_runs_rows(
     make_workspace: Callable[..., Workspace],
 ) -> None:

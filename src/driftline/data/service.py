@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 from driftline.core.artifacts import ContentStore
 from driftline.core.clock import now_ms, to_ms
 from driftline.data.manifest import Manifest, read_manifest, shard_digests, write_manifest
-from driftline.data.models import Dataset, DatasetVersion, LineageEdge, LineageGraph
+from driftline.data.models import (
+    Dataset,
+    DatasetVersion,
+    LineageEdge,
+    LineageGraph,
+    ManifestEntry,
+)
 from driftline.data.scan import Progress, StatCache, ingest, list_files
 from driftline.data.store import DataStore, NewVersion
 from driftline.data.tabular import TABLE_FILE, is_table_object, table_format, write_table
@@ -303,6 +309,19 @@ class DataService:
                 self._walk_down(child, depth - 1, edges, seen)
 
     # -- storage --------------------------------------------------------------------
+
+    def store_folder(self, folder: Path) -> list[ManifestEntry]:
+        """Put every file of a folder in the content store; return its manifest entries."""
+        return ingest(list_files(folder), self.content)
+
+    def pin(self, entries: list[ManifestEntry]) -> str:
+        """Store a listing of stored files as a manifest; its digest pins them all."""
+        digest, _shards = write_manifest(entries, self.content)
+        return digest
+
+    def pinned(self, digest: str) -> list[ManifestEntry]:
+        """The files a :meth:`pin` digest stands for (verified)."""
+        return list(read_manifest(digest, self.content).entries)
 
     def version_objects(self, version: DatasetVersion) -> set[str]:
         """Every object a version needs: manifest, shards, files and profile."""

@@ -38,6 +38,8 @@ Resolver = Callable[[str, Path], Path]
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):")
 _lock = threading.Lock()
 _resolvers: dict[str, Resolver] = {}
+# Schemes whose resolver a module registers when it is imported.
+_PLUGINS = {"models": "driftline.registry"}
 
 
 def register_uri_resolver(scheme: str, resolver: Resolver) -> None:
@@ -87,6 +89,14 @@ def resolve(uri: str, scratch: Path) -> Path:
         return path
     with _lock:
         resolver = _resolvers.get(scheme)
+    if resolver is None and scheme in _PLUGINS:
+        # The stage that owns the scheme registers its resolver on import. It sits above
+        # this one, so it is found by name, as a plugin, rather than imported statically.
+        import importlib
+
+        importlib.import_module(_PLUGINS[scheme])
+        with _lock:
+            resolver = _resolvers.get(scheme)
     if resolver is None:
         known = ", ".join(f"{s}:" for s in known_schemes())
         if scheme == "models":

@@ -445,9 +445,7 @@ def _signature_gate(name: str, ctx: _GateContext) -> GateResult:
 
 
 def _validation_gate(name: str, ctx: _GateContext) -> GateResult:
-    from driftline.data import Version
-    from driftline.data.schema import infer_schema
-    from driftline.data.validation import validate
+    from driftline.data import Version, infer_schema, validate
 
     run_id = ctx.candidate.run_id
     inputs = [v for v in ctx.service.data.store.run_inputs(run_id) if v.tabular] if run_id else []
@@ -462,7 +460,7 @@ def _validation_gate(name: str, ctx: _GateContext) -> GateResult:
         )
     training = Version(ctx.service.data, inputs[0])
     frame, _ = ctx.frame()
-    report = validate(frame, schema=infer_schema(training.profile), reference=training.profile)
+    report = validate(frame, schema=infer_schema(training), reference=training)
     errors = [a for a in report.anomalies if a.severity == "error"]
     return GateResult(
         gate=name,

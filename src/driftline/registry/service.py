@@ -102,15 +102,13 @@ class RegistryService:
         version of ``name``. Its files are pinned: later changes to the run cannot alter it."""
         check_model_name(name)
         entries, run_id = self._package_files(source)
-        from driftline.data.manifest import write_manifest
-
         info = json.loads(
             self.content.read_bytes(
                 next(e.digest for e in entries if e.path == MODEL_FILE),
                 name=f"{source} {MODEL_FILE}",
             )
         )
-        package_digest, _shards = write_manifest(entries, self.content)
+        package_digest = self.data.pin(entries)
         self.store.ensure_model(name, actor=self.user)
         return self.store.add_version(
             name,
@@ -126,7 +124,7 @@ class RegistryService:
         )
 
     def _package_files(self, source: str | Path) -> tuple[list[Any], str | None]:
-        from driftline.data.models import ManifestEntry
+        from driftline.data import ManifestEntry
 
         text = str(source)
         if text.startswith("runs:/"):
@@ -148,9 +146,7 @@ class RegistryService:
                     f"No model at {text!r}: give runs:/<run id>/<path> or a "
                     "folder written by dl.models.save_model"
                 )
-            from driftline.data.scan import ingest, list_files
-
-            entries, run = ingest(list_files(folder), self.content), None
+            entries, run = self.data.store_folder(folder), None
         if not any(e.path == MODEL_FILE for e in entries):
             raise InvalidArgumentError(
                 f"{text} is not a driftline model package (no {MODEL_FILE}); log one with "
@@ -203,9 +199,7 @@ class RegistryService:
 
     def package_files(self, version: ModelVersion) -> list[Any]:
         """The pinned files of a version's package."""
-        from driftline.data.manifest import read_manifest
-
-        return list(read_manifest(version.package_digest, self.content).entries)
+        return self.data.pinned(version.package_digest)
 
     def materialize(self, version: ModelVersion, dest: Path) -> Path:
         """Write a version's package files into ``dest`` (each verified) and return it."""

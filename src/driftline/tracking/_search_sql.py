@@ -123,5 +123,13 @@ class RunSearchCompiler:
                 clauses.append((column.desc() if term.descending else column.asc()).nulls_last())
                 column = self.column(term.field)
             clauses.append((column.desc() if term.descending else column.asc()).nulls_last())
-        clauses += [t.runs.c.start_time.desc(), t.runs.c.run_id.desc()]
+        # Ties break by creation order (ids sort by creation time), in the direction the
+        # caller asked start_time to go, newest first otherwise.
+        oldest_first = any(
+            term.field == Field("attribute", "start_time") and not term.descending for term in terms
+        )
+        if oldest_first:
+            clauses += [t.runs.c.start_time.asc(), t.runs.c.run_id.asc()]
+        else:
+            clauses += [t.runs.c.start_time.desc(), t.runs.c.run_id.desc()]
         return clauses

@@ -386,7 +386,15 @@ class SqlTrackingStore:
         )
 
     def _insert_params(self, conn: Connection, batch: LogBatch) -> list[str]:
-        wanted = {(r, k): v for r, k, v in batch.params}
+        # Params are write-once, within a batch too: the first value of a key stands.
+        wanted: dict[tuple[str, str], str] = {}
+        conflicts = []
+        for run_id, key, value in batch.params:
+            held = wanted.setdefault((run_id, key), value)
+            if held != value:
+                conflicts.append(
+                    f"param {key!r} of run {run_id} is {held!r}; cannot change it to {value!r}"
+                )
         stmt = _upsert(self.db.dialect, t.params).on_conflict_do_nothing()
         conn.execute(
             stmt,
@@ -398,7 +406,6 @@ class SqlTrackingStore:
         # Params are write-once: whatever is stored now must be what this batch says.
         run_ids = sorted({r for r, _ in wanted})
         keys = sorted({k for _, k in wanted})
-        conflicts = []
         for run_id, key, stored in conn.execute(
             sa.select(t.params.c.run_id, t.params.c.key, t.params.c.value).where(
                 t.params.c.run_id.in_(run_ids), t.params.c.key.in_(keys)
@@ -433,6 +440,15 @@ class SqlTrackingStore:
             conditions.append(t.runs.c.experiment_id.in_(list(query.experiment_ids)))
         if query.lifecycle is not None:
             conditions.append(t.runs.c.lifecycle_stage == query.lifecycle.value)
+        if query.lifecycle is LifecycleStage.ACTIVE:
+            # Deleting an experiment hides its runs with it.
+            conditions.append(
+                t.runs.c.experiment_id.in_(
+                    sa.select(t.experiments.c.experiment_id).where(
+                        t.experiments.c.lifecycle_stage == LifecycleStage.ACTIVE.value
+                    )
+                )
+            )
         if query.filter is not None:
             conditions.append(compiler.where(query.filter))
         order = compiler.order_by(query.order_by)

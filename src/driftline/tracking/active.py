@@ -19,7 +19,13 @@ from typing import Any
 from driftline.core.clock import to_ms
 from driftline.errors import ConflictError, InvalidArgumentError
 from driftline.tracking.models import ArtifactEntry, Run, RunStatus
-from driftline.tracking.service import TrackingService, metric_value, render_value, validate_key
+from driftline.tracking.service import (
+    TrackingService,
+    as_step,
+    metric_value,
+    render_value,
+    validate_key,
+)
 
 __all__ = ["ActiveRun", "current_run", "require_run"]
 
@@ -98,12 +104,20 @@ class ActiveRun:
             _ACTIVE.set(self._parent)
         if self._ended:
             return self.service.get_run(self.id)
-        self._ended = True
         try:
-            return self.service.end_run(self.id, RunStatus(status))
-        finally:
-            if self._on_end is not None:
-                self._on_end(self.id)
+            run = self.service.end_run(self.id, RunStatus(status))
+        except ConflictError:
+            self._finish()  # the status was still set; the conflict is reported
+            raise
+        # Any other failure (the database is down) leaves the run open: end() can be
+        # called again, and interpreter exit tries again.
+        self._finish()
+        return run
+
+    def _finish(self) -> None:
+        self._ended = True
+        if self._on_end is not None:
+            self._on_end(self.id)
 
     @property
     def ended(self) -> bool:
@@ -121,6 +135,8 @@ class ActiveRun:
             self._keys.add(key)
         if step is None:
             step = self._next_step.get(key, 0)
+        elif type(step) is not int:
+            step = as_step(step)
         self._next_step[key] = step + 1
         try:
             number = float(value)

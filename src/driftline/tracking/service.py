@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,7 +32,7 @@ from driftline.tracking.search import parse_filter, parse_order_by
 from driftline.tracking.store import LogBatch, RunArtifactStore, RunQuery, TrackingStore
 from driftline.tracking.writer import BatchWriter
 
-__all__ = ["TrackingService", "metric_value", "render_value", "validate_key"]
+__all__ = ["TrackingService", "as_step", "metric_value", "render_value", "validate_key"]
 
 _KEY = re.compile(r"^[A-Za-z0-9_\-./: ]{1,250}$")
 MAX_PARAM_LENGTH = 8000
@@ -47,6 +48,16 @@ def validate_key(key: str, what: str = "key") -> str:
             "(not starting with '/', no '..')"
         )
     return key
+
+
+def as_step(step: Any) -> int:
+    """A metric step: a whole number (``3``, ``3.0``, a numpy integer), else an error."""
+    try:
+        return operator.index(step)
+    except TypeError:
+        if isinstance(step, float) and step.is_integer():
+            return int(step)
+    raise InvalidArgumentError(f"A metric step must be a whole number, got {step!r}")
 
 
 def metric_value(key: str, value: Any) -> float:
@@ -84,6 +95,7 @@ class TrackingService:
         self.content = content
         self.writer = writer
         self.user = user
+        self._known_runs: set[str] = set()
 
     # -- experiments --------------------------------------------------------------
 
@@ -195,7 +207,15 @@ class TrackingService:
         status = RunStatus(status)
         if status is RunStatus.RUNNING:
             raise InvalidArgumentError("end_run needs a final status: FINISHED, FAILED or KILLED")
-        self.flush()
+        try:
+            self.flush()
+        except ConflictError:
+            # A param conflict from another process is reported, but the run still ends:
+            # everything else it logged is written.
+            self.store.update_run_status(
+                run_id, status=status, end_time=now_ms(), expected=RunStatus.RUNNING
+            )
+            raise
         return self.store.update_run_status(
             run_id, status=status, end_time=now_ms(), expected=RunStatus.RUNNING
         )
@@ -224,6 +244,7 @@ class TrackingService:
 
         With a background writer this only enqueues; otherwise it writes before returning.
         """
+        self._check_run(run_id)
         now = now_ms()
         batch = LogBatch(
             metrics=[
@@ -231,7 +252,7 @@ class TrackingService:
                     run_id,
                     validate_key(k, "metric key"),
                     metric_value(k, v),
-                    int(s),
+                    as_step(s),
                     now if ts is None else ts,
                 )
                 for k, v, s, ts in metrics
@@ -246,6 +267,12 @@ class TrackingService:
             ],
         )
         self.submit(batch)
+
+    def _check_run(self, run_id: str) -> None:
+        """Refuse rows for a run that does not exist now, not in the background writer."""
+        if run_id not in self._known_runs:
+            self.get_run(run_id)
+            self._known_runs.add(run_id)
 
     def submit(self, batch: LogBatch) -> None:
         """Enqueue a validated batch, or write it now in synchronous mode."""

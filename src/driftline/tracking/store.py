@@ -49,6 +49,8 @@ class LogBatch:
     params: list[ParamRow] = field(default_factory=list)
     tags: list[TagRow] = field(default_factory=list)
     heartbeats: list[str] = field(default_factory=list)
+    # Flush markers that travelled with these rows (the writer's bookkeeping, not data).
+    markers: list[object] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.metrics) + len(self.params) + len(self.tags)

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from driftline.errors import BackendError, ConflictError, DriftlineError
 from driftline.tracking.store import LogBatch, MetricRow, ParamRow, TagRow
@@ -32,6 +32,15 @@ log = logging.getLogger("driftline.tracking")
 _Row = TypeVar("_Row", MetricRow, ParamRow)  # ParamRow and TagRow are the same shape
 
 _BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class _Marker:
+    """Put in every queue by ``flush``; done when the writer has committed past all three."""
+
+    __slots__ = ("remaining",)
+
+    def __init__(self) -> None:
+        self.remaining = 3
 
 
 class BatchWriter:
@@ -108,17 +117,25 @@ class BatchWriter:
         return len(self.metrics) + len(self.params) + len(self.tags) + retry
 
     def flush(self, timeout: float | None = 60.0) -> None:
-        """Block until everything queued so far is committed.
+        """Block until everything queued before this call is committed.
+
+        A marker goes into each queue behind what is there; the call returns when the
+        writer has committed past all three, however much other threads log meanwhile.
 
         Raises:
             ConflictError: a param conflicted with a value another process stored.
             BackendError: the database is failing; the rows stay queued and are retried.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        marker = _Marker()
         with self._idle:
             self._error = None
-            self._wake.set()
-            while self.pending or self._busy:
+        self.metrics.append(marker)  # type: ignore[arg-type]
+        self.params.append(marker)  # type: ignore[arg-type]
+        self.tags.append(marker)  # type: ignore[arg-type]
+        self._wake.set()
+        with self._idle:
+            while marker.remaining:
                 if self._error is not None:
                     break
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -130,6 +147,8 @@ class BatchWriter:
                 self._idle.wait(remaining if remaining is not None else 1.0)
             error, self._error = self._error, None
             conflicts, self._conflicts = self._conflicts, []
+        if error is not None and not isinstance(error, BackendError):
+            raise error
         if error is not None:
             raise BackendError(
                 f"{self.pending} logged items are not written yet ({error}); "
@@ -150,11 +169,10 @@ class BatchWriter:
     # -- writer thread ------------------------------------------------------------
 
     def _take(self) -> LogBatch:
-        batch = LogBatch(
-            metrics=self._pop(self.metrics),
-            params=self._pop(self.params),
-            tags=self._pop(self.tags),
-        )
+        batch = LogBatch()
+        batch.metrics = self._pop(self.metrics, batch.markers)
+        batch.params = self._pop(self.params, batch.markers)
+        batch.tags = self._pop(self.tags, batch.markers)
         now = time.monotonic()
         if self._heartbeat is not None and (
             batch or now - self._last_heartbeat >= self._heartbeat_interval
@@ -163,9 +181,16 @@ class BatchWriter:
             self._last_heartbeat = now
         return batch
 
-    def _pop(self, queue: deque[_Row]) -> list[_Row]:
+    def _pop(self, queue: deque[_Row], markers: list[Any]) -> list[_Row]:
         popleft = queue.popleft
-        return [popleft() for _ in range(min(len(queue), self._max_batch))]
+        rows = []
+        for _ in range(min(len(queue), self._max_batch)):
+            item = popleft()
+            if type(item) is _Marker:
+                markers.append(item)
+            else:
+                rows.append(item)
+        return rows
 
     def _loop(self) -> None:
         failures = 0
@@ -176,14 +201,17 @@ class BatchWriter:
                 with self._idle:
                     batch = self._retry or self._take()
                     self._retry = None
-                    self._busy = bool(batch) or bool(batch.heartbeats)
+                    self._busy = bool(batch) or bool(batch.heartbeats) or bool(batch.markers)
                 if not self._busy:
                     break
                 ok = self._commit(batch)
                 with self._idle:
                     self._busy = False
-                    if not ok:
-                        self._retry = batch if len(batch) else None
+                    if ok:
+                        for marker in batch.markers:
+                            marker.remaining -= 1
+                    else:
+                        self._retry = batch
                     self._idle.notify_all()
                 if not ok:
                     failures += 1
@@ -196,6 +224,9 @@ class BatchWriter:
                 return
 
     def _commit(self, batch: LogBatch) -> bool:
+        """Write a batch; ``False`` means "keep it and retry" (the database is failing)."""
+        if not (batch or batch.heartbeats):
+            return True
         try:
             conflicts = self._sink(batch)
         except BackendError as exc:
@@ -203,19 +234,50 @@ class BatchWriter:
             with self._idle:
                 self._error = exc
             return False
-        except Exception as exc:  # a bug or a poison batch must not kill the writer
-            log.exception(
-                "driftline dropped a batch of %d logged items it cannot write", len(batch)
-            )
-            with self._idle:
-                self._error = BackendError(f"a batch of {len(batch)} items was rejected: {exc}")
-            return True
+        except Exception:
+            # Not the database being down: some rows are unwritable (e.g. their run was
+            # deleted). Write each run's rows on their own so the others are not lost.
+            return self._commit_per_run(batch)
+        self._report(conflicts)
+        return True
+
+    def _commit_per_run(self, batch: LogBatch) -> bool:
+        runs: dict[str, LogBatch] = {}
+        for kind in ("metrics", "params", "tags"):
+            for row in getattr(batch, kind):
+                getattr(runs.setdefault(row[0], LogBatch()), kind).append(row)
+        done: set[str] = set()
+        for run_id, part in runs.items():
+            try:
+                self._report(self._sink(part))
+                done.add(run_id)
+            except BackendError as exc:
+                # The database went away midway: keep only what is not written yet, so
+                # the retry does not write any metric point twice.
+                batch.metrics = [r for r in batch.metrics if r[0] not in done]
+                batch.params = [r for r in batch.params if r[0] not in done]
+                batch.tags = [r for r in batch.tags if r[0] not in done]
+                with self._idle:
+                    self._error = exc
+                return False
+            except Exception as exc:
+                done.add(run_id)
+                log.error(
+                    "driftline dropped %d logged items for run %s: %s", len(part), run_id, exc
+                )
+                with self._idle:
+                    self._error = DriftlineError(
+                        f"{len(part)} logged items for run {run_id} were rejected and "
+                        f"dropped: {exc}"
+                    )
+        return True
+
+    def _report(self, conflicts: list[str]) -> None:
         if conflicts:
             with self._idle:
                 self._conflicts.extend(conflicts)
             for message in conflicts:
                 log.error("driftline: %s", message)
-        return True
 
     def __repr__(self) -> str:
         return f"BatchWriter(pending={self.pending})"
