@@ -103,10 +103,12 @@ class Database:
             # Take transaction control from pysqlite so BEGIN IMMEDIATE is ours to emit.
             dbapi_conn.isolation_level = None
             cursor = dbapi_conn.cursor()
+            # busy_timeout first: switching to WAL needs a lock another process opening
+            # the same file may hold for a moment, and without a timeout that is an error.
+            cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
             if not self._is_memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             # LIKE is case-sensitive on PostgreSQL; make SQLite agree (ILIKE is lower() LIKE).
             cursor.execute("PRAGMA case_sensitive_like=ON")
