@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,17 +17,13 @@ from driftline.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from driftline.settings import Settings
 from driftline.workspace import Workspace
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Iterator[Workspace]:
-    workspace = Workspace.from_settings(
-        Settings.load(home=tmp_path / ".driftline", capture_environment=False, user="alice")
-    )
-    yield workspace
-    workspace.close()
+def ws(make_workspace: Callable[..., Workspace]) -> Workspace:
+    """A workspace on each backend (SQLite memory and file, PostgreSQL), acting as alice."""
+    return make_workspace(user="alice")
 
 
 def package(folder: Path, flavor: str = "sklearn", payload: bytes = b"weights") -> Path:
@@ -141,7 +137,11 @@ def test_rollback_returns_to_the_previous_holder(ws: Workspace, tmp_path: Path) 
     assert [(m.version, m.reason) for m in history] == [(1, "rollback"), (2, "set"), (1, "set")]
 
 
-def test_approval_policy_blocks_until_enough_people_approve(ws: Workspace, tmp_path: Path) -> None:
+def test_approval_policy_blocks_until_enough_people_approve(
+    ws: Workspace, tmp_path: Path, make_workspace: Callable[..., Workspace], backend: str
+) -> None:
+    if backend == "sqlite-memory":
+        pytest.skip("a second user needs a second connection to the same database")
     ws.registry.register_model(logged_model(ws, tmp_path), "churn")
     ws.registry.set_policy("production", 2)
     with pytest.raises(PermissionDeniedError, match="requires 2 approval"):
@@ -149,13 +149,7 @@ def test_approval_policy_blocks_until_enough_people_approve(ws: Workspace, tmp_p
     ws.registry.approve("churn", 1, "production", comment="metrics look good")
     with pytest.raises(PermissionDeniedError, match=r"needs 2 approval\(s\), it has 1 \(alice\)"):
         ws.registry.check_approvals("churn", 1, "production")
-    bob = Workspace.from_settings(
-        Settings.load(home=ws.settings.home, user="bob", capture_environment=False)
-    )
-    try:
-        bob.registry.approve("churn", 1, "production")
-    finally:
-        bob.close()
+    make_workspace(user="bob").registry.approve("churn", 1, "production")
     ws.registry.check_approvals("churn", 1, "production")  # now passes
     assert "production" not in ws.registry.get_model("churn").aliases  # nothing moved
 

@@ -237,19 +237,32 @@ class SqlRegistryStore:
                     "meanwhile. Look again and retry."
                 )
             now = now_ms()
+            # The write itself is the compare-and-set: under PostgreSQL's READ COMMITTED a
+            # concurrent mover makes it match no row (an insert race fails on the primary
+            # key and the retry sees the new holder), so the check above cannot be stale.
             if version is None:
-                conn.execute(t.model_aliases.delete().where(a.name == name, a.alias == alias))
+                moved = conn.execute(
+                    t.model_aliases.delete().where(
+                        a.name == name, a.alias == alias, a.version == current
+                    )
+                ).rowcount
             elif current is None:
                 conn.execute(
                     t.model_aliases.insert().values(
                         name=name, alias=alias, version=version, updated_at=now
                     )
                 )
+                moved = 1
             else:
-                conn.execute(
+                moved = conn.execute(
                     t.model_aliases.update()
                     .where(a.name == name, a.alias == alias, a.version == current)
                     .values(version=version, updated_at=now)
+                ).rowcount
+            if moved != 1:
+                raise ConflictError(
+                    f"Alias {name}@{alias} moved while this change was being made; look "
+                    "again and retry"
                 )
             seq = (
                 conn.execute(
