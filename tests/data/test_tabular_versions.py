@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,17 +12,13 @@ import pytest
 from driftline.data import Version
 from driftline.data.diff import diff_versions
 from driftline.errors import InvalidArgumentError
-from driftline.settings import Settings
 from driftline.workspace import Workspace
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Iterator[Workspace]:
-    workspace = Workspace.from_settings(
-        Settings.load(home=tmp_path / ".driftline", capture_environment=False)
-    )
-    yield workspace
-    workspace.close()
+def ws(make_workspace: Callable[..., Workspace]) -> Workspace:
+    """A workspace on each backend: SQLite in memory and on file, PostgreSQL."""
+    return make_workspace()
 
 
 def customers(n: int = 500, seed: int = 0) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,17 +15,13 @@ import pytest
 from driftline.data import Version
 from driftline.data.diff import diff_files
 from driftline.errors import ConflictError, IntegrityError, InvalidArgumentError, NotFoundError
-from driftline.settings import Settings
 from driftline.workspace import Workspace
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Iterator[Workspace]:
-    workspace = Workspace.from_settings(
-        Settings.load(home=tmp_path / ".driftline", capture_environment=False)
-    )
-    yield workspace
-    workspace.close()
+def ws(make_workspace: Callable[..., Workspace]) -> Workspace:
+    """A workspace on each backend: SQLite in memory and on file, PostgreSQL."""
+    return make_workspace()
 
 
 def make_tree(root: Path, files: dict[str, bytes]) -> Path:
@@ -244,13 +240,16 @@ def test_lineage_links_runs_and_versions_both_ways(ws: Workspace, tmp_path: Path
 
 
 def test_two_processes_committing_at_once_get_distinct_numbers(
-    ws: Workspace, tmp_path: Path
+    ws: Workspace, tmp_path: Path, backend: str
 ) -> None:
+    if backend == "sqlite-memory":
+        pytest.skip("an in-memory database cannot be shared between processes")
     script = (
         "import sys; from pathlib import Path\n"
         "from driftline.settings import Settings\n"
         "from driftline.workspace import Workspace\n"
-        "ws = Workspace.from_settings(Settings.load(home=sys.argv[1], capture_environment=False))\n"
+        "ws = Workspace.from_settings(Settings.load(home=sys.argv[1], uri=sys.argv[3],\n"
+        "    artifact_root=sys.argv[4], capture_environment=False))\n"
         "for i in range(5):\n"
         "    p = Path(sys.argv[2]) / f'{i}.txt'; p.parent.mkdir(exist_ok=True)\n"
         "    p.write_text(sys.argv[2] + str(i))\n"
@@ -260,7 +259,8 @@ def test_two_processes_committing_at_once_get_distinct_numbers(
     home = str(ws.settings.home)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", script, home, str(tmp_path / f"w{k}")],
+            [sys.executable, "-c", script, home, str(tmp_path / f"w{k}"), ws.settings.uri,
+             ws.settings.artifact_root],
             stderr=subprocess.PIPE,
             text=True,
         )
