@@ -84,6 +84,7 @@ def predict(model: Any, features: Any, task: str) -> Predictions:
     """Run a loaded model; for classifiers also ask the underlying model for probabilities."""
     import numpy as np
 
+    features = _signature_columns(model, features)
     predicted = np.asarray(model.predict(features))
     if predicted.ndim > 1 and predicted.shape[-1] == 1:
         predicted = predicted.ravel()
@@ -97,6 +98,17 @@ def predict(model: Any, features: Any, task: str) -> Predictions:
             except Exception:  # a model without usable probabilities still gets label metrics
                 proba = None
     return Predictions(predicted, proba, classes)
+
+
+def _signature_columns(model: Any, features: Any) -> Any:
+    """Only the columns the model's signature lists: evaluation frames carry targets'
+    neighbours and slicing columns that are not model inputs (and must not reach
+    ``predict_proba``, which skips signature enforcement)."""
+    signature = getattr(model, "signature", None)
+    if signature is None or signature.is_tensor or not hasattr(features, "columns"):
+        return features
+    wanted = [name for name in signature.input_names if name in features.columns]
+    return features[wanted] if len(wanted) < len(features.columns) else features
 
 
 def _native_input(raw: Any, features: Any) -> Any:
