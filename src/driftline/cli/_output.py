@@ -21,6 +21,7 @@ __all__ = [
     "console",
     "err_console",
     "fmt_duration",
+    "fmt_number",
     "fmt_size",
     "fmt_time",
     "print_json",
@@ -69,6 +70,13 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
     for row in rows:
         grid.add_row(*("" if cell is None else str(cell) for cell in row))
     console.print(grid)
+
+
+def fmt_number(value: object) -> str:
+    """Floats to 4 significant digits for tables; anything else as text."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
 
 
 def fmt_time(value: datetime | None) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from driftline.cli._context import open_workspace
-from driftline.cli._output import JsonOption, console, fmt_time, print_json, table
+from driftline.cli._output import JsonOption, console, fmt_number, fmt_time, print_json, table
 
 if TYPE_CHECKING:
     from driftline.registry import RegistryService
@@ -145,7 +145,13 @@ def _print_gates(report: Any) -> None:
             "Gates",
             ["gate", "passed", "measured", "threshold", "detail"],
             [
-                (g.gate, "yes" if g.passed else "NO", g.measured, g.threshold, g.message)
+                (
+                    g.gate,
+                    "yes" if g.passed else "NO",
+                    fmt_number(g.measured),
+                    fmt_number(g.threshold),
+                    g.message,
+                )
                 for g in report.gates
             ],
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from driftline.cli._context import CliState
-from driftline.cli._output import JsonOption, console, print_json, table
+from driftline.cli._output import JsonOption, console, fmt_number, print_json, table
 
 
 def register(app: typer.Typer) -> None:
@@ -100,7 +100,12 @@ def register(app: typer.Typer) -> None:
             "Quality gates",
             ["gate", "passed", "measured", "threshold"],
             [
-                (g.gate, "yes" if g.passed else "NO", g.measured, g.threshold)
+                (
+                    g.gate,
+                    "yes" if g.passed else "NO",
+                    fmt_number(g.measured),
+                    fmt_number(g.threshold),
+                )
                 for g in result.promotion.gates
             ],
         )
