@@ -7,53 +7,17 @@ what the CLI adds: rendering, JSON for scripts, one-line errors and exit status.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 import driftline as dl
-from driftline.cli import main
 
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh project folder with nothing configured.
-
-    DRIFTLINE_HOME pins the workspace here: discovery would otherwise walk up the
-    parents of the temporary folder and could find someone else's `.driftline`.
-    """
-    for key in list(os.environ):
-        if key.startswith("DRIFTLINE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("DRIFTLINE_HOME", str(tmp_path / ".driftline"))
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-    from driftline import _fluent
-
-    _fluent._at_exit()  # end runs and close the default workspace this test opened
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
-    code, out, err = run_cli(capsys, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
+if TYPE_CHECKING:
+    from conftest import Cli  # the runner fixture's type (tests/cli/conftest.py)
 
 
 @pytest.fixture
@@ -74,16 +38,14 @@ def logged_runs(workdir: Path) -> list[str]:
     return ids
 
 
-def test_runs_list_and_show_render_what_was_logged(
-    logged_runs: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, _ = run_cli(capsys, "runs", "list", "-e", "churn")
+def test_runs_list_and_show_render_what_was_logged(logged_runs: list[str], cli: Cli) -> None:
+    code, out, _ = cli("runs", "list", "-e", "churn")
     assert code == 0
     assert "lr-small" in out
     assert "lr-big" in out
     assert logged_runs[0] in out  # full ids are never folded in piped output
 
-    code, out, _ = run_cli(capsys, "runs", "show", logged_runs[1])
+    code, out, _ = cli("runs", "show", logged_runs[1])
     assert code == 0
     assert "lr-big" in out
     assert "0.93" in out
@@ -91,11 +53,8 @@ def test_runs_list_and_show_render_what_was_logged(
     assert "reports/report.txt" in out
 
 
-def test_runs_search_json_applies_the_filter_and_order(
-    logged_runs: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    data = cli_json(
-        capsys,
+def test_runs_search_json_applies_the_filter_and_order(logged_runs: list[str], cli: Cli) -> None:
+    data = cli.json(
         "runs",
         "search",
         "-e",
@@ -107,80 +66,72 @@ def test_runs_search_json_applies_the_filter_and_order(
     )
     assert [r["name"] for r in data["runs"]] == ["lr-big"]
     assert data["runs"][0]["metrics"]["loss"] == "NaN"  # JSON has no NaN literal
-    ranked = cli_json(capsys, "runs", "search", "-o", "metrics.auc asc")
+    ranked = cli.json("runs", "search", "-o", "metrics.auc asc")
     assert [r["name"] for r in ranked["runs"]] == ["lr-small", "lr-big"]
 
 
-def test_runs_compare_highlights_both_runs(
-    logged_runs: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    data = cli_json(capsys, "runs", "compare", *logged_runs)
+def test_runs_compare_highlights_both_runs(logged_runs: list[str], cli: Cli) -> None:
+    data = cli.json("runs", "compare", *logged_runs)
     assert data["params"]["C"] == ["0.1", "10.0"]
     assert data["metrics"]["auc"] == [0.81, 0.93]
-    code, out, _ = run_cli(capsys, "runs", "compare", *logged_runs)
+    code, out, _ = cli("runs", "compare", *logged_runs)
     assert code == 0
     assert "params.C" in out
 
 
-def test_artifacts_list_and_get_round_trip(
-    logged_runs: list[str], capsys: pytest.CaptureFixture[str], workdir: Path
-) -> None:
-    entries = cli_json(capsys, "artifacts", "list", logged_runs[0])
+def test_artifacts_list_and_get_round_trip(logged_runs: list[str], cli: Cli, workdir: Path) -> None:
+    entries = cli.json("artifacts", "list", logged_runs[0])
     assert [e["path"] for e in entries] == ["reports/report.txt"]
     assert entries[0]["digest"].startswith("blake3:")
-    code, _, err = run_cli(capsys, "artifacts", "get", logged_runs[0], "reports", "-o", "out")
+    code, _, err = cli("artifacts", "get", logged_runs[0], "reports", "-o", "out")
     assert code == 0, err
     assert (workdir / "out" / "report.txt").read_text() == "report of lr-small\n"
 
 
-def test_experiment_lifecycle(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli(capsys, "experiments", "create", "fraud")[0] == 0
-    names = [e["name"] for e in cli_json(capsys, "experiments", "list")["experiments"]]
+def test_experiment_lifecycle(workdir: Path, cli: Cli) -> None:
+    assert cli("experiments", "create", "fraud")[0] == 0
+    names = [e["name"] for e in cli.json("experiments", "list")["experiments"]]
     assert names == ["fraud"]
-    code, _, err = run_cli(capsys, "experiments", "create", "fraud")
+    code, _, err = cli("experiments", "create", "fraud")
     assert code == 1
     assert err.startswith("AlreadyExistsError: ")
-    assert run_cli(capsys, "experiments", "delete", "fraud")[0] == 0
-    assert cli_json(capsys, "experiments", "list")["experiments"] == []
-    assert len(cli_json(capsys, "experiments", "list", "--all")["experiments"]) == 1
-    assert run_cli(capsys, "experiments", "restore", "fraud")[0] == 0
-    assert len(cli_json(capsys, "experiments", "list")["experiments"]) == 1
+    assert cli("experiments", "delete", "fraud")[0] == 0
+    assert cli.json("experiments", "list")["experiments"] == []
+    assert len(cli.json("experiments", "list", "--all")["experiments"]) == 1
+    assert cli("experiments", "restore", "fraud")[0] == 0
+    assert len(cli.json("experiments", "list")["experiments"]) == 1
 
 
-def test_errors_are_one_typed_line_and_exit_1(
-    logged_runs: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _out, err = run_cli(capsys, "runs", "show", "0" * 32)
+def test_errors_are_one_typed_line_and_exit_1(logged_runs: list[str], cli: Cli) -> None:
+    code, _out, err = cli("runs", "show", "0" * 32)
     assert code == 1
     assert err == f"NotFoundError: No run with id '{'0' * 32}'\n"
-    code, _, err = run_cli(capsys, "runs", "search", "-f", "metrics.auc >> 3")
+    code, _, err = cli("runs", "search", "-f", "metrics.auc >> 3")
     assert code == 1
     assert err.splitlines()[0] == (
         "InvalidArgumentError: Invalid filter at position 14: "
         "expected a value: a 'quoted string' or a number"
     )
-    code, _, err = run_cli(capsys, "runs", "compare", logged_runs[0])
+    code, _, err = cli("runs", "compare", logged_runs[0])
     assert code == 1
     assert err.startswith("InvalidArgumentError: compare needs at least two")
 
 
-def test_debug_flag_adds_the_traceback(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(capsys, "--debug", "runs", "show", "nope")
+def test_debug_flag_adds_the_traceback(workdir: Path, cli: Cli) -> None:
+    code, _, err = cli("--debug", "runs", "show", "nope")
     assert code == 1
     assert "Traceback (most recent call last)" in err
     assert err.rstrip().endswith("NotFoundError: No run with id 'nope'")
 
 
-def test_init_is_idempotent_and_records_settings(
-    workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, _ = run_cli(capsys, "init", "--artifact-root", "objects")
+def test_init_is_idempotent_and_records_settings(workdir: Path, cli: Cli) -> None:
+    code, out, _ = cli("init", "--artifact-root", "objects")
     assert code == 0
     assert "Created workspace" in out
     assert (workdir / ".driftline" / "driftline.db").exists()
     config = (workdir / ".driftline" / "config.toml").read_text()
     assert 'artifact_root = "objects"' in config
-    code, out, _ = run_cli(capsys, "init")
+    code, out, _ = cli("init")
     assert code == 0
     assert "Using workspace" in out
     assert 'artifact_root = "objects"' in (workdir / ".driftline" / "config.toml").read_text()
@@ -188,21 +139,19 @@ def test_init_is_idempotent_and_records_settings(
     assert dl.Settings.load().artifact_root == str(workdir / "objects")
 
 
-def test_db_current_and_upgrade(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_db_current_and_upgrade(workdir: Path, cli: Cli) -> None:
     from driftline.core.metadata import HEAD_REVISION
 
-    before = cli_json(capsys, "db", "current")
+    before = cli.json("db", "current")
     assert before["revision"] is None
     assert before["head"] == HEAD_REVISION
-    upgraded = cli_json(capsys, "db", "upgrade")
+    upgraded = cli.json("db", "upgrade")
     assert upgraded["after"] == HEAD_REVISION
-    assert cli_json(capsys, "db", "current")["revision"] == HEAD_REVISION
+    assert cli.json("db", "current")["revision"] == HEAD_REVISION
 
 
-def test_unknown_database_scheme_is_a_clear_error(
-    workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = run_cli(capsys, "--uri", "mysql://x/y", "runs", "list")
+def test_unknown_database_scheme_is_a_clear_error(workdir: Path, cli: Cli) -> None:
+    code, _, err = cli("--uri", "mysql://x/y", "runs", "list")
     assert code == 1
     assert err.startswith("InvalidArgumentError: Unsupported metadata database URL")
     assert "postgresql://" in err

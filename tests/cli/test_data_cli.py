@@ -2,122 +2,95 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from driftline.cli import main
+if TYPE_CHECKING:
+    from conftest import Cli  # the runner fixture's type (tests/cli/conftest.py)
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in list(os.environ):
-        if key.startswith("DRIFTLINE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("DRIFTLINE_HOME", str(tmp_path / ".driftline"))
-    monkeypatch.setenv("DRIFTLINE_CAPTURE_ENVIRONMENT", "false")
-    monkeypatch.chdir(tmp_path)
+def project(workdir: Path) -> Path:
+    tmp_path = workdir
     (tmp_path / "images" / "cats").mkdir(parents=True)
     (tmp_path / "images" / "cats" / "1.jpg").write_bytes(b"cat-1")
     (tmp_path / "images" / "readme.txt").write_text("v1")
     return tmp_path
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
-    code, out, err = cli(capsys, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
-
-
-def test_commit_log_show_diff_tag_checkout(
-    project: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    first = cli_json(capsys, "data", "commit", "images", "images", "-m", "first", "-t", "v1")
+def test_commit_log_show_diff_tag_checkout(project: Path, cli: Cli) -> None:
+    first = cli.json("data", "commit", "images", "images", "-m", "first", "-t", "v1")
     assert (first["number"], first["file_count"], first["tags"]) == (1, 2, ["v1"])
     (project / "images" / "readme.txt").write_text("v2!")
     (project / "images" / "cats" / "2.jpg").write_bytes(b"cat-2")
-    second = cli_json(capsys, "data", "commit", "images", "images")
+    second = cli.json("data", "commit", "images", "images")
     assert second["number"] == 2
     assert second["parent"] == 1
 
-    history = cli_json(capsys, "data", "log", "images")
+    history = cli.json("data", "log", "images")
     assert [v["number"] for v in history] == [2, 1]
-    code, out, _ = cli(capsys, "data", "log", "images")
+    code, out, _ = cli("data", "log", "images")
     assert code == 0
     assert "images@1" in out
     assert "first" in out
 
-    shown = cli_json(capsys, "data", "show", "images@v1")
+    shown = cli.json("data", "show", "images@v1")
     assert [f["path"] for f in shown["files"]] == ["cats/1.jpg", "readme.txt"]
 
-    changes = cli_json(capsys, "data", "diff", "images@1", "images@2")
+    changes = cli.json("data", "diff", "images@1", "images@2")
     assert {(c["kind"], c["path"]) for c in changes["files"]} == {
         ("added", "cats/2.jpg"),
         ("modified", "readme.txt"),
     }
 
-    code, _, err = cli(capsys, "data", "tag", "images@2", "v1")
+    code, _, err = cli("data", "tag", "images@2", "v1")
     assert code == 1
     assert err.startswith("ConflictError: ")
-    assert cli(capsys, "data", "tag", "images@2", "gold")[0] == 0
-    code, _, _ = cli(capsys, "data", "checkout", "images@gold", "work")
+    assert cli("data", "tag", "images@2", "gold")[0] == 0
+    code, _, _ = cli("data", "checkout", "images@gold", "work")
     assert code == 0
     assert (project / "work" / "readme.txt").read_text() == "v2!"
-    assert [d["name"] for d in cli_json(capsys, "data", "list")] == ["images"]
+    assert [d["name"] for d in cli.json("data", "list")] == ["images"]
 
 
-def test_push_pull_and_gc(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cli_json(capsys, "data", "commit", "images", "images")
+def test_push_pull_and_gc(project: Path, cli: Cli) -> None:
+    cli.json("data", "commit", "images", "images")
     remote = str(project / "remote")
-    pushed = cli_json(capsys, "data", "push", "--remote", remote)
+    pushed = cli.json("data", "push", "--remote", remote)
     assert pushed["versions"] == ["images@1"]
     assert pushed["objects"] == 3  # two files and the manifest
-    assert cli_json(capsys, "data", "push", "--remote", remote)["objects"] == 0
-    code, _, err = cli(capsys, "data", "push")
+    assert cli.json("data", "push", "--remote", remote)["objects"] == 0
+    code, _, err = cli("data", "push")
     assert code == 1
     assert "No remote" in err
 
     other = project / "other"
     other.mkdir()
-    code, out, err = cli(
-        capsys, "--home", str(other / ".driftline"), "data", "pull", "--remote", remote
-    )
+    code, out, err = cli("--home", str(other / ".driftline"), "data", "pull", "--remote", remote)
     assert code == 0, err
     assert "Pulled 1 versions" in out
 
-    dry = cli_json(capsys, "gc", "--dry-run", "--grace-hours", "0")
+    dry = cli.json("gc", "--dry-run", "--grace-hours", "0")
     assert dry["unreferenced"] == []
     assert dry["referenced"] >= 3
 
 
-def test_errors_name_the_problem(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = cli(capsys, "data", "commit", "images", "nowhere")
+def test_errors_name_the_problem(project: Path, cli: Cli) -> None:
+    code, _, err = cli("data", "commit", "images", "nowhere")
     assert code == 1
     assert err.startswith("InvalidArgumentError: Cannot commit nowhere: no such file")
-    cli_json(capsys, "data", "commit", "images", "images")
-    code, _, err = cli(capsys, "data", "show", "imagse@1")
+    cli.json("data", "commit", "images", "images")
+    code, _, err = cli("data", "show", "imagse@1")
     assert code == 1
     assert err == "NotFoundError: No dataset named 'imagse'; did you mean 'images'?\n"
-    code, _, err = cli(capsys, "data", "profile", "images@1")
+    code, _, err = cli("data", "profile", "images@1")
     assert code == 1
     assert "is not tabular" in err
 
 
-def test_lineage_tree(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_lineage_tree(project: Path, cli: Cli) -> None:
     import driftline as dl
 
     dl.configure()
@@ -130,8 +103,8 @@ def test_lineage_tree(project: Path, capsys: pytest.CaptureFixture[str]) -> None
         from driftline import _fluent
 
         _fluent._at_exit()
-    graph = cli_json(capsys, "data", "lineage", "thumbs@1")
+    graph = cli.json("data", "lineage", "thumbs@1")
     assert graph["upstream"][1]["source"] == "data:images@1"
-    code, out, _ = cli(capsys, "data", "lineage", "images@1")
+    code, out, _ = cli("data", "lineage", "images@1")
     assert code == 0
     assert "thumbs@1" in out

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from sklearn.datasets import load_breast_cancer
@@ -13,18 +11,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from driftline.cli import main
 from driftline.models import save_model
+
+if TYPE_CHECKING:
+    from conftest import Cli  # the runner fixture's type (tests/cli/conftest.py)
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in list(os.environ):
-        if key.startswith("DRIFTLINE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("DRIFTLINE_HOME", str(tmp_path / ".driftline"))
-    monkeypatch.setenv("DRIFTLINE_CAPTURE_ENVIRONMENT", "false")
-    monkeypatch.chdir(tmp_path)
+def project(workdir: Path) -> Path:
+    tmp_path = workdir
     frame = load_breast_cancer(as_frame=True).frame
     frame.to_parquet(tmp_path / "test.parquet")
     x = frame.drop(columns=["target"])
@@ -35,29 +30,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
-    code, out, err = cli(capsys, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
-
-
-def test_register_evaluate_promote_rollback_and_audit(
-    project: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert cli_json(capsys, "models", "register", "pkg", "cancer")["version"] == 1
-    assert cli_json(capsys, "models", "register", "pkg", "cancer")["version"] == 2
-    evaluation = cli_json(
-        capsys, "models", "evaluate", "cancer/1", "--data", "test.parquet", "--target", "target"
+def test_register_evaluate_promote_rollback_and_audit(project: Path, cli: Cli) -> None:
+    assert cli.json("models", "register", "pkg", "cancer")["version"] == 1
+    assert cli.json("models", "register", "pkg", "cancer")["version"] == 2
+    evaluation = cli.json(
+        "models", "evaluate", "cancer/1", "--data", "test.parquet", "--target", "target"
     )
     assert evaluation["metrics"]["roc_auc"] > 0.95
 
@@ -66,30 +43,26 @@ def test_register_evaluate_promote_rollback_and_audit(
         "gates:\n  - {metric: accuracy, min: 0.9999}\n"
     )
     code, out, err = cli(
-        capsys, "models", "promote", "cancer", "1", "--alias", "champion", "--gates", "strict.yaml"
+        "models", "promote", "cancer", "1", "--alias", "champion", "--gates", "strict.yaml"
     )
     assert code == 1
     assert "accuracy >= 0.9999" in out
     assert err.startswith("GateFailedError: Promotion of cancer/1 to 'champion' refused")
     (project / "ok.yaml").write_text("gates:\n  - {metric: auc, min: 0.9}\n")
     assert (
-        cli(
-            capsys, "models", "promote", "cancer", "1", "--alias", "champion", "--gates", "ok.yaml"
-        )[0]
-        == 0
+        cli("models", "promote", "cancer", "1", "--alias", "champion", "--gates", "ok.yaml")[0] == 0
     )
-    assert cli(capsys, "models", "alias", "cancer", "champion", "2")[0] == 0
-    code, out, _ = cli(capsys, "models", "rollback", "cancer", "--alias", "champion")
+    assert cli("models", "alias", "cancer", "champion", "2")[0] == 0
+    code, out, _ = cli("models", "rollback", "cancer", "--alias", "champion")
     assert code == 0
     assert "v2 -> v1" in out
-    versions = cli_json(capsys, "models", "versions", "cancer")
+    versions = cli.json("models", "versions", "cancer")
     assert [v["aliases"] for v in versions] == [[], ["champion"]]
 
-    code, out, _ = cli(capsys, "models", "card", "cancer", "1", "--html", "card.html")
+    code, out, _ = cli("models", "card", "cancer", "1", "--html", "card.html")
     assert code == 0
     assert "<h1>cancer" in (project / "card.html").read_text()
-    comparison = cli_json(
-        capsys,
+    comparison = cli.json(
         "models",
         "compare",
         "cancer/1",
@@ -103,29 +76,26 @@ def test_register_evaluate_promote_rollback_and_audit(
     )
     assert comparison["models"] == ["cancer/1", "cancer/2"]
 
-    entries = cli_json(capsys, "audit", "log", "--model", "cancer")
+    entries = cli.json("audit", "log", "--model", "cancer")
     assert [e["action"] for e in entries][:3] == ["alias_rollback", "alias_set", "alias_promote"]
-    assert cli(capsys, "audit", "verify")[0] == 0
+    assert cli("audit", "verify")[0] == 0
     import sqlite3
 
     with sqlite3.connect(project / ".driftline" / "driftline.db") as conn:
         conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
-    code, out, _ = cli(capsys, "audit", "verify")
+    code, out, _ = cli("audit", "verify")
     assert code == 1
     assert "TAMPERED" in out
     assert "first bad entry: 2" in out
 
 
-def test_approval_policy_from_the_cli(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cli_json(capsys, "models", "register", "pkg", "cancer")
-    assert cli(capsys, "models", "policy", "production", "-n", "1")[0] == 0
-    code, _, err = cli(capsys, "models", "promote", "cancer", "1", "--alias", "production")
+def test_approval_policy_from_the_cli(project: Path, cli: Cli) -> None:
+    cli.json("models", "register", "pkg", "cancer")
+    assert cli("models", "policy", "production", "-n", "1")[0] == 0
+    code, _, err = cli("models", "promote", "cancer", "1", "--alias", "production")
     assert code == 1
     assert err.startswith("PermissionDeniedError: Promoting cancer/1 to 'production' needs 1")
     assert (
-        cli(
-            capsys, "models", "approve", "cancer", "1", "--alias", "production", "-c", "looks good"
-        )[0]
-        == 0
+        cli("models", "approve", "cancer", "1", "--alias", "production", "-c", "looks good")[0] == 0
     )
-    assert cli(capsys, "models", "promote", "cancer", "1", "--alias", "production")[0] == 0
+    assert cli("models", "promote", "cancer", "1", "--alias", "production")[0] == 0
