@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -27,6 +28,7 @@ __all__ = [
 
 ALGORITHMS = ("blake3", "sha256")
 CHUNK_SIZE = 1 << 20
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _MMAP_THRESHOLD = 8 << 20
 
 
@@ -88,12 +90,7 @@ def hash_file(path: str | Path, algorithm: str = "blake3") -> tuple[str, int]:
 def parse_digest(digest: str) -> tuple[str, str]:
     """Split ``"blake3:ab12..."`` into ``("blake3", "ab12...")``, validating both parts."""
     algorithm, sep, hexpart = digest.partition(":")
-    if (
-        not sep
-        or algorithm not in ALGORITHMS
-        or len(hexpart) != 64
-        or any(c not in "0123456789abcdef" for c in hexpart)
-    ):
+    if not sep or algorithm not in ALGORITHMS or not _HEX64.fullmatch(hexpart):
         raise InvalidArgumentError(
             f"Malformed content digest {digest!r}; expected '<algorithm>:<64 hex digits>'"
         )

@@ -41,7 +41,7 @@ class SourceFile:
     """A file to commit: its path inside the version and what ``stat`` said about it."""
 
     path: str
-    location: Path
+    location: str  # a plain string: Path objects cost more than the stat on 10,000s of files
     inode: int
     mtime_ns: int
     size: int
@@ -56,10 +56,10 @@ def list_files(source: Path) -> list[SourceFile]:
         raise InvalidArgumentError(f"Cannot commit {source}: no such file or folder")
     if source.is_file():
         st = source.stat()
-        return [SourceFile(source.name, source, st.st_ino, st.st_mtime_ns, st.st_size)]
+        return [SourceFile(source.name, str(source), st.st_ino, st.st_mtime_ns, st.st_size)]
     files = [
         SourceFile(validate_artifact_path(rel), location, st.st_ino, st.st_mtime_ns, st.st_size)
-        for rel, location, st in _walk(source, "")
+        for rel, location, st in _walk(str(source), "")
     ]
     if not files:
         raise InvalidArgumentError(f"Cannot commit {source}: the folder holds no files")
@@ -67,7 +67,7 @@ def list_files(source: Path) -> list[SourceFile]:
     return files
 
 
-def _walk(folder: Path, prefix: str) -> Iterator[tuple[str, Path, os.stat_result]]:
+def _walk(folder: str, prefix: str) -> Iterator[tuple[str, str, os.stat_result]]:
     try:
         entries = list(os.scandir(folder))
     except PermissionError as exc:
@@ -75,9 +75,9 @@ def _walk(folder: Path, prefix: str) -> Iterator[tuple[str, Path, os.stat_result
     for entry in entries:
         rel = f"{prefix}{entry.name}"
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(Path(entry.path), rel + "/")
+            yield from _walk(entry.path, rel + "/")
         elif entry.is_file(follow_symlinks=True):
-            yield rel, Path(entry.path), entry.stat(follow_symlinks=True)
+            yield rel, entry.path, entry.stat(follow_symlinks=True)
 
 
 class StatCache:
@@ -87,8 +87,10 @@ class StatCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA busy_timeout=5000")  # before WAL: see core.metadata.engine
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        from driftline.core.metadata.engine import enable_wal  # imports SQLAlchemy: lazily
+
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        enable_wal(self._conn)
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS stat_cache (root TEXT NOT NULL, path TEXT NOT NULL, "
@@ -133,18 +135,22 @@ def ingest(
 ) -> list[ManifestEntry]:
     """Store every file's bytes (skipping ones the stat cache vouches for); return entries."""
     known = cache.load(cache_root) if cache is not None else {}
-    local = content.backend.local_path("x") is not None
+    hits = {
+        file.path: hit[3]
+        for file in files
+        if (hit := known.get(file.path)) is not None
+        and hit[:3] == (file.inode, file.mtime_ns, file.size)
+    }
+    # Local stores are cheap to double-check in bulk; for remote ones the cache is trusted.
+    if hits and content.backend.local_path("x") is not None:
+        still = content.stored(hits.values())
+        hits = {path: digest for path, digest in hits.items() if digest in still}
     entries: dict[str, ManifestEntry] = {}
     todo: list[SourceFile] = []
     for file in files:
-        hit = known.get(file.path)
-        if (
-            hit is not None
-            and hit[:3] == (file.inode, file.mtime_ns, file.size)
-            # Local stores are cheap to double-check; for remote ones the cache is trusted.
-            and (not local or content.exists(hit[3]))
-        ):
-            entries[file.path] = ManifestEntry(path=file.path, digest=hit[3], size=file.size)
+        digest = hits.get(file.path)
+        if digest is not None:
+            entries[file.path] = ManifestEntry(path=file.path, digest=digest, size=file.size)
         else:
             todo.append(file)
     total = sum(f.size for f in todo)

@@ -29,7 +29,7 @@ from driftline.errors import BackendError, InvalidArgumentError
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
-__all__ = ["Database", "normalize_url"]
+__all__ = ["Database", "enable_wal", "normalize_url"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -107,7 +107,7 @@ class Database:
             # the same file may hold for a moment, and without a timeout that is an error.
             cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
             if not self._is_memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
+                enable_wal(dbapi_conn)
                 cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             # LIKE is case-sensitive on PostgreSQL; make SQLite agree (ILIKE is lower() LIKE).
@@ -168,6 +168,25 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def enable_wal(dbapi_conn: Any, *, timeout: float = 10.0) -> None:
+    """Switch a SQLite connection to WAL, retrying while another process holds the lock.
+
+    SQLite does not call the busy handler for this switch, so two processes opening a new
+    file at the same instant can see "database is locked" even with ``busy_timeout`` set.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _is_transient(exc: Exception) -> bool:

@@ -93,7 +93,7 @@ def ensure_schema(db: Database) -> None:
         revision = current_revision(db)
         if revision == HEAD_REVISION:
             return
-    if revision < HEAD_REVISION:
+    if revision is None or revision < HEAD_REVISION:
         raise SchemaVersionError(
             f"The metadata database {db.display_url} has schema revision {revision}, "
             f"this driftline needs {HEAD_REVISION}. Back it up, then run: driftline db upgrade"
