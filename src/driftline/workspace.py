@@ -52,6 +52,7 @@ class Workspace:
         self.registry = registry
         self._writer = writer
         self._live_runs: set[str] = set()
+        self._closed = False
         self._lock = threading.Lock()
 
     @classmethod
@@ -124,7 +125,10 @@ class Workspace:
             (self._live_runs.add if live else self._live_runs.discard)(run_id)
 
     def close(self, timeout: float | None = 60.0) -> None:
-        """Flush queued logging and release connections."""
+        """Flush queued logging and release connections (a second call does nothing)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             if self._writer is not None:
                 self._writer.close(timeout)

@@ -600,3 +600,16 @@ def test_two_processes_logging_to_one_workspace_at_once_lose_nothing(
         assert run.status is RunStatus.FINISHED
         assert run.params == {"writer": run.name.split("-")[0]}
         assert steps_of(ws, run.id, "m") == list(range(5_000))
+
+
+def test_closing_twice_returns_at_once(make_workspace: Callable[..., Workspace]) -> None:
+    """A workspace closed twice (a `finally`, then dl.configure) must not wait on a
+    writer that has already stopped."""
+    ws = make_workspace(async_logging=True)
+    run = ActiveRun(ws.tracking, ws.tracking.create_run("e"))
+    run.log_metric("m", 1.0)
+    ws.close()
+    started = time.monotonic()
+    ws.close()
+    ws.tracking.flush(timeout=5)
+    assert time.monotonic() - started < 1.0

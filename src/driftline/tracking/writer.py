@@ -126,6 +126,13 @@ class BatchWriter:
             ConflictError: a param conflicted with a value another process stored.
             BackendError: the database is failing; the rows stay queued and are retried.
         """
+        if not self._thread.is_alive():
+            # Closed (or the thread died): nothing will write what is queued any more.
+            if self.pending:
+                raise BackendError(
+                    f"The writer is closed with {self.pending} logged items unwritten"
+                )
+            return
         deadline = None if timeout is None else time.monotonic() + timeout
         marker = _Marker()
         with self._idle:
@@ -158,7 +165,9 @@ class BatchWriter:
             raise ConflictError("; ".join(conflicts))
 
     def close(self, timeout: float | None = 60.0) -> None:
-        """Flush and stop the thread."""
+        """Flush and stop the thread (a second call does nothing)."""
+        if self._closed:
+            return
         try:
             self.flush(timeout)
         finally:
