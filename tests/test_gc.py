@@ -56,3 +56,20 @@ def test_gc_sweeps_only_old_unreferenced_objects(ws: Workspace, tmp_path: Path) 
     assert ws.content.exists(logged.digest)
     assert ws.data.manifest(version).entries[0].digest in ws.data.version_objects(version)
     assert ws.content.read_bytes(ws.data.manifest(version).entries[0].digest) == b"versioned"
+
+
+def test_gc_keeps_registered_model_packages(ws: Workspace, tmp_path: Path) -> None:
+    """A model registered from a folder is referenced only by the registry: keep it."""
+    import json
+
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    (folder / "driftline-model.json").write_text(json.dumps({"flavor": "sklearn"}))
+    (folder / "weights.bin").write_bytes(b"registered weights")
+    version = ws.registry.register_model(folder, "churn")
+    for digest in ws.data.pin_objects(version.package_digest):
+        backdate(ws, digest, 7200)
+    done = collect_garbage(ws, grace_seconds=3600)
+    assert done.unreferenced == ()
+    out = ws.registry.materialize(version, tmp_path / "out")
+    assert (out / "weights.bin").read_bytes() == b"registered weights"

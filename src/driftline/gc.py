@@ -1,7 +1,8 @@
 """Garbage collection of the artifact store: mark from every stage, sweep after a grace period.
 
-Marks come from every dataset version (manifests, shards, files, profiles) and every run
-artifact; later stages (models, registry) add theirs here. Objects younger than the grace
+Marks come from every dataset version (manifests, shards, files, profiles), every run
+artifact and every registered model version (its pinned package); later stages add
+theirs here. Objects younger than the grace
 period are never swept, because a commit in progress has written objects before the
 metadata that refers to them.
 """
@@ -46,7 +47,11 @@ def collect_garbage(
     workspace: Workspace, *, dry_run: bool = False, grace_seconds: float = DEFAULT_GRACE_SECONDS
 ) -> GcResult:
     """Delete stored objects nothing refers to and that are older than ``grace_seconds``."""
-    marked = workspace.data.referenced_digests() | workspace.tracking.referenced_digests()
+    marked = (
+        workspace.data.referenced_digests()
+        | workspace.tracking.referenced_digests()
+        | workspace.registry.referenced_digests()
+    )
     backend = workspace.content.backend
     cutoff = time.time() - grace_seconds
     doomed, size, young = [], 0, 0

@@ -319,6 +319,14 @@ class DataService:
         digest, _shards = write_manifest(entries, self.content)
         return digest
 
+    def pin_objects(self, digest: str) -> set[str]:
+        """Every object a pin keeps alive: the manifest, its shards and the files."""
+        return {
+            digest,
+            *shard_digests(digest, self.content),
+            *(e.digest for e in self.pinned(digest)),
+        }
+
     def pinned(self, digest: str) -> list[ManifestEntry]:
         """The files a :meth:`pin` digest stands for (verified)."""
         return list(read_manifest(digest, self.content).entries)

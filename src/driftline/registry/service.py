@@ -201,6 +201,14 @@ class RegistryService:
         """The pinned files of a version's package."""
         return self.data.pinned(version.package_digest)
 
+    def referenced_digests(self) -> set[str]:
+        """Every object registered versions pin: package manifests and their files."""
+        digests: set[str] = set()
+        for model in self.store.list_models():
+            for version in self.store.list_versions(model.name):
+                digests |= self.data.pin_objects(version.package_digest)
+        return digests
+
     def materialize(self, version: ModelVersion, dest: Path) -> Path:
         """Write a version's package files into ``dest`` (each verified) and return it."""
         for entry in self.package_files(version):
