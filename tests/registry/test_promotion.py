@@ -296,14 +296,26 @@ def test_model_card_has_lineage_metrics_and_history(
     train, test = cancer
     mv = register(ws, logreg(train), train, tmp_path)
     evaluate(ws.registry, mv.uri, data=test, target="target", slices=["size"], cache=tmp_path / "c")
-    ws.registry.set_alias("cancer", "champion", mv.version)
+    promote(
+        ws.registry,
+        "cancer",
+        mv.version,
+        "champion",
+        cache=tmp_path / "c",
+        gates={"gates": [{"metric": "auc", "min": 0.5}]},
+    )
     ws.registry.approve("cancer", mv.version, "champion", comment="<b>fine</b>")
+    ws.registry.update_model("cancer", description="churn scorer", tags={"team": "risk"})
+    assert ws.registry.get_model("cancer").tags == {"team": "risk"}
+    assert ws.registry.audit_log(model="cancer", limit=1)[0].action == "update_model"
     facts = ws.registry.card_facts("cancer/1")
     text = render_card_text(facts)
     assert "input data: cancer-train@1" in text
     assert "roc_auc" in text
     assert "slice size=large" in text
-    assert "champion: set" in text
+    assert "champion: promote" in text
+    assert "Gates passed for @champion" in text
+    assert "roc_auc >= 0.5: measured" in text
     assert "mean radius: double" in text
     html = render_card_html(facts)
     assert "&lt;b&gt;fine&lt;/b&gt;" in html

@@ -78,6 +78,30 @@ def show(
 
 
 @app.command()
+def update(
+    ctx: typer.Context,
+    name: str = typer.Argument(...),
+    description: str | None = typer.Option(None, "--description", "-d"),
+    tag: list[str] | None = typer.Option(None, "--tag", "-t", help="key=value (repeatable)."),
+    json: bool = JsonOption,
+) -> None:
+    """Set a registered model's description and tags."""
+    from driftline.errors import InvalidArgumentError
+
+    pairs = {}
+    for item in tag or ():
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidArgumentError(f"Tags are key=value, got {item!r}")
+        pairs[key] = value
+    model = _registry(ctx).update_model(name, description=description, tags=pairs)
+    if json:
+        print_json(model)
+    else:
+        console.print(f"Updated {model.name}: {model.description or ''} {dict(model.tags)}")
+
+
+@app.command()
 def versions(ctx: typer.Context, name: str = typer.Argument(...), json: bool = JsonOption) -> None:
     """A model's versions, newest first."""
     found = _registry(ctx).list_versions(name)

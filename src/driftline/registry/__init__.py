@@ -50,6 +50,7 @@ __all__ = [
     "rollback",
     "set_alias",
     "set_policy",
+    "update_model",
 ]
 
 
@@ -64,6 +65,13 @@ def register_model(
 ) -> ModelVersion:
     """Register ``runs:/<run id>/<path>`` (or a saved model folder) as the next version."""
     return _service().register_model(source, name, description=description)
+
+
+def update_model(
+    name: str, *, description: str | None = None, tags: dict[str, Any] | None = None
+) -> RegisteredModel:
+    """Set a registered model's description and tags (audited)."""
+    return _service().update_model(name, description=description, tags=tags)
 
 
 def get_model(name: str) -> RegisteredModel:

@@ -75,6 +75,37 @@ class SqlRegistryStore:
         found = self._models(lambda q: q.where(m.name == name))
         return found[0]
 
+    def update_model(
+        self, name: str, *, description: str | None, tags: dict[str, str], actor: str
+    ) -> RegisteredModel:
+        m, g = t.registered_models.c, t.registered_model_tags.c
+
+        def update(conn: Connection) -> None:
+            before = conn.execute(sa.select(m.description).where(m.name == name)).first()
+            if before is None:
+                raise NotFoundError(f"No registered model {name!r}")
+            values: dict[str, Any] = {"updated_at": now_ms()}
+            if description is not None:
+                values["description"] = description
+            conn.execute(t.registered_models.update().where(m.name == name).values(**values))
+            for key, value in tags.items():
+                conn.execute(t.registered_model_tags.delete().where(g.name == name, g.key == key))
+                conn.execute(
+                    t.registered_model_tags.insert().values(name=name, key=key, value=value)
+                )
+            append_audit(
+                conn,
+                actor=actor,
+                action="update_model",
+                entity_type="model",
+                entity=name,
+                before={"description": before.description},
+                after={"description": description, "tags": tags},
+            )
+
+        self._write(update)
+        return self._models(lambda q: q.where(m.name == name))[0]
+
     def list_models(self) -> list[RegisteredModel]:
         return self._models(lambda q: q.order_by(t.registered_models.c.name))
 
@@ -216,6 +247,7 @@ class SqlRegistryStore:
         expected: int | object | None,
         actor: str,
         reason: str,
+        details: dict[str, Any] | None = None,
     ) -> AliasMove:
         a, h, v = t.model_aliases.c, t.alias_history.c, t.model_versions.c
 
@@ -289,7 +321,7 @@ class SqlRegistryStore:
                 entity_type="alias",
                 entity=f"{name}@{alias}",
                 before={"version": current},
-                after={"version": version},
+                after={"version": version, **(details or {})},
             )
             return AliasMove(
                 alias=alias,

@@ -59,6 +59,19 @@ def _sections(facts: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, str]]
         sections.append(
             ("Signature", [("inputs", _specs(parsed.inputs)), ("outputs", _specs(parsed.outputs))])
         )
+    for entry in facts.get("promotions", []):
+        alias = entry.entity.partition("@")[2]
+        gates = (entry.after or {}).get("gates") or []
+        sections.append(
+            (
+                f"Gates passed for @{alias} ({entry.at:%Y-%m-%d %H:%M}Z, by {entry.actor})",
+                [
+                    (g["gate"], f"measured {g['measured']}, threshold {g['threshold']}")
+                    for g in gates
+                ]
+                or [("", "no gates")],
+            )
+        )
     sections.append(
         (
             "Approvals",

@@ -213,7 +213,23 @@ def promote(
             previous_version=holder_number,
         )
     service.store.move_alias(
-        name, alias, version, expected=holder_number, actor=service.user, reason="promote"
+        name,
+        alias,
+        version,
+        expected=holder_number,
+        actor=service.user,
+        reason="promote",
+        details={
+            "gates": [
+                {
+                    "gate": g.gate,
+                    "passed": g.passed,
+                    "measured": g.measured,
+                    "threshold": g.threshold,
+                }
+                for g in results
+            ]
+        },
     )
     return PromotionReport(
         name=name,

@@ -188,6 +188,15 @@ class RegistryService:
             )
         return found
 
+    def update_model(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        """Set a registered model's description and tags (audited)."""
+        from driftline.tracking import validate_key
+
+        clean = {validate_key(k, "tag key"): str(v) for k, v in (tags or {}).items()}
+        return self.store.update_model(name, description=description, tags=clean, actor=self.user)
+
     def list_models(self) -> list[RegisteredModel]:
         """Every registered model."""
         return self.store.list_models()
@@ -346,6 +355,15 @@ class RegistryService:
 
         return self.database.read(verify_audit_log)
 
+    def _promotions(self, version: ModelVersion) -> list[AuditEntry]:
+        """Audited promotions of this version, with the gate results recorded with them."""
+        return [
+            entry
+            for entry in self.audit_log(model=version.name, limit=None)
+            if entry.action == "alias_promote"
+            and (entry.after or {}).get("version") == version.version
+        ]
+
     def card_facts(self, ref: str) -> Mapping[str, Any]:
         """Everything a model card shows, gathered in one place."""
         version = self.get_version(ref)
@@ -357,6 +375,7 @@ class RegistryService:
             "inputs": [v.ref for v in inputs],
             "evaluations": self.store.list_evaluations(version.name, version.version),
             "approvals": self.store.list_approvals(version.name, version.version),
+            "promotions": self._promotions(version),
             "aliases": [
                 m
                 for m in self.store.alias_history(version.name)

@@ -31,6 +31,12 @@ class RegistryStore(Protocol):
         """The registered model called ``name``, created (and audited) if missing."""
         ...
 
+    def update_model(
+        self, name: str, *, description: str | None, tags: dict[str, str], actor: str
+    ) -> RegisteredModel:
+        """Set a model's description (when given) and tags (upserted), audited."""
+        ...
+
     def list_models(self) -> list[RegisteredModel]:
         """Every registered model, by name, with its aliases and latest version."""
         ...
@@ -58,6 +64,7 @@ class RegistryStore(Protocol):
         expected: int | object | None,
         actor: str,
         reason: str,
+        details: dict[str, Any] | None = None,
     ) -> AliasMove:
         """Point ``alias`` at ``version`` (``None`` deletes it) if it still points at
         ``expected`` (:data:`ANY_HOLDER`: whatever it points at); ``ConflictError``

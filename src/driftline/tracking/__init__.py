@@ -10,7 +10,7 @@ from driftline.tracking.models import (
     Run,
     RunStatus,
 )
-from driftline.tracking.service import TrackingService
+from driftline.tracking.service import TrackingService, validate_key
 
 __all__ = [
     "ActiveRun",
@@ -23,4 +23,5 @@ __all__ = [
     "RunStatus",
     "TrackingService",
     "current_run",
+    "validate_key",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from driftline.tracking.models import (
     ArtifactEntry,
@@ -50,7 +50,7 @@ class LogBatch:
     tags: list[TagRow] = field(default_factory=list)
     heartbeats: list[str] = field(default_factory=list)
     # Flush markers that travelled with these rows (the writer's bookkeeping, not data).
-    markers: list[object] = field(default_factory=list)
+    markers: list[Any] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.metrics) + len(self.params) + len(self.tags)
