@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _report import print_rows  # bench/_report.py: python puts bench/ on sys.path
+
 GIB = 1 << 30
 MIB = 1 << 20
 KIB = 1 << 10
@@ -946,38 +948,7 @@ def rows_for(figures: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
 
 
 def print_table(results: Results, header: str) -> None:
-    rows = rows_for(results.figures)
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        print(header)
-        for row in rows:
-            print("  ".join(f"{c:<52}" if i == 1 else f"{c:<14}" for i, c in enumerate(row)))
-        for text in results.notes:
-            print(f"note: {text}")
-        return
-    table = Table(title=header, title_justify="left")
-    for name, justify in (
-        ("Section", "left"),
-        ("Figure", "left"),
-        ("Value", "right"),
-        ("Target", "right"),
-        ("", "center"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    styles = {"PASS": "green", "MISS": "bold red", "WRONG": "bold red", "n/a": "yellow"}
-    last = None
-    for section, label, value, target, status in rows:
-        if last is not None and section != last:
-            table.add_section()
-        last = section
-        style = styles.get(status)
-        table.add_row(section, label, value, target, f"[{style}]{status}[/]" if style else status)
-    console = Console() if sys.stdout.isatty() else Console(width=130)
-    console.print(table)
-    for text in results.notes:
-        console.print(f"note: {text}")
+    print_rows(header, rows_for(results.figures), results.notes, label_width=52, width=130)
 
 
 # -- main ---------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _report import print_rows  # bench/_report.py: python puts bench/ on sys.path
+
 import driftline as dl
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -650,39 +652,7 @@ def add_ratios(figures: dict[str, Any]) -> None:
 
 
 def print_table(results: Results, header: str) -> None:
-    rows = rows_for(results.figures)
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        print(header)
-        for row in rows:
-            print("  ".join(f"{c:<40}" if i == 1 else f"{c:<14}" for i, c in enumerate(row)))
-        for text in results.notes:
-            print(f"note: {text}")
-        return
-    table = Table(title=header, title_justify="left")
-    for name, justify in (
-        ("Section", "left"),
-        ("Figure", "left"),
-        ("Value", "right"),
-        ("Target", "right"),
-        ("", "center"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    styles = {"PASS": "green", "MISS": "bold red", "WRONG": "bold red", "n/a": "yellow"}
-    last = None
-    for section, label, value, target, status in rows:
-        if last is not None and section != last:
-            table.add_section()
-        last = section
-        style = styles.get(status)
-        table.add_row(section, label, value, target, f"[{style}]{status}[/]" if style else status)
-    # Not a terminal (a pipe, a CI log): rich would fall back to 80 columns.
-    console = Console() if sys.stdout.isatty() else Console(width=120)
-    console.print(table)
-    for text in results.notes:
-        console.print(f"note: {text}")
+    print_rows(header, rows_for(results.figures), results.notes, label_width=40, width=120)
 
 
 def main(argv: list[str] | None = None) -> int:
