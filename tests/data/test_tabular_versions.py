@@ -23,12 +23,14 @@ def ws(make_workspace: Callable[..., Workspace]) -> Workspace:
 
 def customers(n: int = 500, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "customer_id": np.arange(n),
-        "age": rng.integers(18, 90, n),
-        "spend": rng.normal(100, 20, n).round(2),
-        "plan": rng.choice(["basic", "plus", "pro"], n),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(n),
+            "age": rng.integers(18, 90, n),
+            "spend": rng.normal(100, 20, n).round(2),
+            "plan": rng.choice(["basic", "plus", "pro"], n),
+        }
+    )
 
 
 def test_dataframe_commit_round_trips_and_is_profiled(ws: Workspace) -> None:
@@ -58,9 +60,7 @@ def test_folder_of_parquet_and_csv_reads_as_one_table(ws: Workspace, tmp_path: P
     assert version.profile.rows == 300
 
 
-def test_tabular_operations_on_other_files_name_the_formats(
-    ws: Workspace, tmp_path: Path
-) -> None:
+def test_tabular_operations_on_other_files_name_the_formats(ws: Workspace, tmp_path: Path) -> None:
     (tmp_path / "notes.md").write_text("hello")
     version = Version(ws.data, ws.data.commit("notes", tmp_path / "notes.md"))
     with pytest.raises(InvalidArgumentError, match=r"not tabular.*\.csv, \.parquet"):

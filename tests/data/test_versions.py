@@ -259,8 +259,15 @@ def test_two_processes_committing_at_once_get_distinct_numbers(
     home = str(ws.settings.home)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", script, home, str(tmp_path / f"w{k}"), ws.settings.uri,
-             ws.settings.artifact_root],
+            [
+                sys.executable,
+                "-c",
+                script,
+                home,
+                str(tmp_path / f"w{k}"),
+                ws.settings.uri,
+                ws.settings.artifact_root,
+            ],
             stderr=subprocess.PIPE,
             text=True,
         )
