@@ -218,3 +218,18 @@ def test_models_uris_load_without_importing_the_registry_first(tmp_path: Path) -
     )
     assert done.returncode == 0, done.stderr
     assert "NotFoundError: No registered model 'nobody'" in done.stdout
+
+
+def test_expecting_no_holder_refuses_when_the_alias_is_set(
+    configure_default: Callable[..., Workspace], tmp_path: Path
+) -> None:
+    """Through the module-level API too: `expected=None` means "only if unset"."""
+    import driftline as dl
+
+    ws = configure_default()
+    ws.registry.register_model(logged_model(ws, tmp_path), "churn")
+    ws.registry.register_model(logged_model(ws, tmp_path, b"v2"), "churn")
+    assert dl.registry.set_alias("churn", "champion", 1, expected=None).version == 1
+    with pytest.raises(ConflictError, match="moved meanwhile"):
+        dl.registry.set_alias("churn", "champion", 2, expected=None)
+    assert dl.registry.set_alias("churn", "champion", 2).version == 2  # unconditional

@@ -26,6 +26,7 @@ from driftline.registry.models import (
     RegisteredModel,
 )
 from driftline.registry.service import RegistryService, parse_model_ref
+from driftline.registry.store import ANY_HOLDER
 
 __all__ = [
     "AliasMove",
@@ -94,12 +95,10 @@ def list_versions(name: str) -> list[ModelVersion]:
     return _service().list_versions(name)
 
 
-def set_alias(name: str, alias: str, version: int, *, expected: Any = None) -> AliasMove:
-    """Point an alias at a version (``expected``: compare-and-set against the current holder)."""
-    service = _service()
-    if expected is None:
-        return service.set_alias(name, alias, version)
-    return service.set_alias(name, alias, version, expected=expected)
+def set_alias(name: str, alias: str, version: int, *, expected: Any = ANY_HOLDER) -> AliasMove:
+    """Point an alias at a version. ``expected`` makes it a compare-and-set: the version
+    you believe holds the alias now, or ``None`` for "only if the alias is unset"."""
+    return _service().set_alias(name, alias, version, expected=expected)
 
 
 def delete_alias(name: str, alias: str) -> AliasMove:

@@ -37,7 +37,6 @@ __all__ = ["MODEL_FILE", "RegistryService", "parse_model_ref"]
 MODEL_FILE = "driftline-model.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,127}$")
-_UNSET: Any = object()
 
 
 def check_model_name(name: str) -> str:
@@ -229,7 +228,13 @@ class RegistryService:
     # -- aliases ------------------------------------------------------------------
 
     def set_alias(
-        self, name: str, alias: str, version: int, *, expected: Any = _UNSET, reason: str = "set"
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        expected: Any = ANY_HOLDER,
+        reason: str = "set",
     ) -> AliasMove:
         """Point ``name@alias`` at ``version``. ``expected`` (the version you believe holds
         the alias now, ``None`` for none) makes the move conditional."""
@@ -245,7 +250,7 @@ class RegistryService:
                 name,
                 alias,
                 version,
-                expected=ANY_HOLDER if expected is _UNSET else expected,
+                expected=expected,
                 actor=self.user,
                 reason=reason,
             )
