@@ -72,10 +72,10 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
     console.print(grid)
 
 
-def fmt_number(value: object) -> str:
-    """Floats to 4 significant digits for tables; anything else as text."""
+def fmt_number(value: object, digits: int = 4) -> str:
+    """Floats to ``digits`` significant digits for tables; anything else as text."""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.{digits}g}"
     return "" if value is None else str(value)
 
 

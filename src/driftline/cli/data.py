@@ -12,6 +12,7 @@ from driftline.cli._context import open_workspace
 from driftline.cli._output import (
     JsonOption,
     console,
+    fmt_number,
     fmt_size,
     fmt_time,
     print_json,
@@ -27,6 +28,10 @@ app = typer.Typer(
 )
 schema_app = typer.Typer(help="Infer data schemas.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(schema_app, name="schema")
+
+
+def _stat(value: object) -> str:
+    return fmt_number(value, digits=6)  # statistics keep more digits than gate tables
 
 
 def _service(ctx: typer.Context) -> DataService:
@@ -193,7 +198,7 @@ def diff(
             "Column statistics that changed",
             ["column", "statistic", "from", "to"],
             [
-                (col, stat, _short(old), _short(new))
+                (col, stat, _stat(old), _stat(new))
                 for col, stats in result.column_changes.items()
                 for stat, (old, new) in stats.items()
             ],
@@ -207,10 +212,6 @@ def diff(
         for kind, sample in rows.samples.items():
             if sample:
                 console.print(f"  e.g. {kind}: {sample[0]}")
-
-
-def _short(value: object) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 @app.command()
@@ -241,10 +242,10 @@ def profile(ctx: typer.Context, ref: str = typer.Argument(...), json: bool = Jso
                 c.type,
                 c.nulls,
                 c.distinct,
-                _short(c.min),
-                _short(c.max),
-                _short(c.mean),
-                _short(c.std),
+                _stat(c.min),
+                _stat(c.max),
+                _stat(c.mean),
+                _stat(c.std),
                 ", ".join(f"{v} ({n})" for v, n in c.top_k[:3]),
             )
             for c in result.columns.values()
@@ -306,8 +307,8 @@ def validate(
                         a.severity,
                         a.column or "",
                         a.kind,
-                        _short(a.measured),
-                        _short(a.threshold),
+                        _stat(a.measured),
+                        _stat(a.threshold),
                         ", ".join(a.examples[:3]),
                     )
                     for a in report.anomalies
