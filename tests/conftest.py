@@ -46,6 +46,11 @@ BACKENDS = [
 ]
 # Backends several processes (or several engines) can share.
 SHARED_BACKENDS = BACKENDS[1:]
+# Also the HTTP backend: a real `driftline server` process (on a SQLite file) that the
+# workspace reaches over loopback. Contract suites opt in with
+# ``@pytest.mark.parametrize("backend", ALL_BACKENDS, indirect=True)``.
+HTTP_BACKEND = pytest.param("http", id="http", marks=pytest.mark.server)
+ALL_BACKENDS = [*BACKENDS, HTTP_BACKEND]
 
 
 # -- PostgreSQL -------------------------------------------------------------------------
@@ -150,6 +155,108 @@ def postgres() -> Iterator[PostgresServer]:
     server.close()
 
 
+# -- a live driftline server -------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """A `driftline server` process on loopback, serving a workspace in ``root``.
+
+    ``start()`` launches it and waits for ``/health``; ``stop()`` sends SIGTERM (or
+    ``signal``) and waits; ``reset()`` empties every table of its SQLite database
+    between tests (the process and its schema stay).
+    """
+
+    def __init__(
+        self, root: Path, *, workers: int = 1, uri: str | None = None, args: tuple[str, ...] = ()
+    ) -> None:
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.uri = uri or f"sqlite:///{root / '.driftline' / 'driftline.db'}"
+        self.args = args
+        self.process: Any = None
+        self.log = root / "server.log"
+
+    def start(self, timeout: float = 60.0) -> LiveServer:
+        import subprocess
+        import sys
+
+        import httpx
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+        command = [
+            sys.executable, "-m", "driftline.cli", "--home", str(self.root / ".driftline"),
+            "server", "--port", str(self.port), "--workers", str(self.workers),
+            "--uri", self.uri, "--artifacts", str(self.root / "artifacts"),
+            "--log-level", "warning", *self.args,
+        ]  # fmt: skip
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"driftline server exited: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"driftline server did not start: {self.log.read_text()[-3000:]}")
+
+    def stop(self, sig: int | None = None, timeout: float = 30.0) -> int | None:
+        import signal
+        import subprocess
+
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else int(self.process.returncode)
+        self.process.send_signal(sig or signal.SIGTERM)
+        try:
+            return int(self.process.wait(timeout))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return int(self.process.wait(10))
+
+    def reset(self) -> None:
+        import sqlite3
+
+        conn = sqlite3.connect(self.root / ".driftline" / "driftline.db", timeout=30)
+        try:
+            names = [
+                row[0]
+                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if row[0] != "driftline_schema_version" and not row[0].startswith("sqlite_")
+            ]
+            conn.execute("PRAGMA foreign_keys = OFF")
+            with conn:
+                for name in names:
+                    conn.execute(f'DELETE FROM "{name}"')
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One driftline server process for the session (SQLite file, one worker)."""
+    server = LiveServer(tmp_path_factory.mktemp("live-server")).start()
+    yield server
+    server.stop()
+
+
 # -- backends and workspaces ------------------------------------------------------------
 
 
@@ -160,13 +267,17 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 def _url_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "http":
+        server: LiveServer = request.getfixturevalue("live_server")
+        server.reset()
+        return server.url
     if backend == "sqlite-memory":
         return "sqlite://"
     if backend == "sqlite-file":
         return f"sqlite:///{tmp_path / 'metadata' / 'driftline.db'}"
-    server: PostgresServer = request.getfixturevalue("postgres")
-    server.reset()
-    return server.url(server.session_database)
+    pg: PostgresServer = request.getfixturevalue("postgres")
+    pg.reset()
+    return pg.url(pg.session_database)
 
 
 @pytest.fixture
@@ -198,7 +309,8 @@ def close_quietly(ws: Workspace) -> None:
     try:
         ws.close(timeout=10)
     except Exception:
-        ws.database.dispose()
+        if ws.database is not None:
+            ws.database.dispose()
 
 
 @pytest.fixture

@@ -51,6 +51,7 @@ class Settings:
         user: Recorded as the author of runs.
         stale_after: Seconds without a heartbeat after which a RUNNING run is shown as stale.
         data_remote: Default remote for ``data push``/``data pull`` (a folder or fsspec URL).
+        token: API token sent to a driftline server (remote mode, ``uri`` = ``http(s)://``).
     """
 
     home: Path
@@ -64,6 +65,19 @@ class Settings:
     user: str = "unknown"
     stale_after: float = 600.0
     data_remote: str | None = None
+    token: str | None = None
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether ``uri`` names a driftline server rather than a database."""
+        return self.uri.startswith(("http://", "https://"))
+
+    def __repr__(self) -> str:
+        # The token is a credential: never print it (settings end up in logs and tracebacks).
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if shown["token"]:
+            shown["token"] = "***"
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

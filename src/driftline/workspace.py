@@ -4,6 +4,11 @@ This is the only module that knows which backend implements which protocol. The
 metadata URL's scheme picks the database (see ``core.metadata.normalize_url``) and the
 artifact root's scheme picks the byte store (``core.artifacts.open_byte_store``); an
 unknown scheme fails with the list of known ones.
+
+Remote mode: a ``uri`` of ``http://`` or ``https://`` names a driftline server. The
+services are the same; their stores are the HTTP backends (each stage's ``_http``
+module), the content store talks to the server's object API, and there is no local
+database (``database`` is ``None``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.settings import Settings
 
 if TYPE_CHECKING:
+    from driftline.api.client import ApiClient
     from driftline.core.artifacts import ContentStore
     from driftline.core.metadata import Database
     from driftline.data import DataService
@@ -37,12 +43,13 @@ class Workspace:
         self,
         settings: Settings,
         *,
-        database: Database,
+        database: Database | None,
         content: ContentStore,
         tracking: TrackingService,
         data: DataService,
         registry: RegistryService,
         writer: BatchWriter | None,
+        client: ApiClient | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
@@ -51,6 +58,7 @@ class Workspace:
         self.data = data
         self.registry = registry
         self._writer = writer
+        self.client = client
         self._live_runs: set[str] = set()
         self._closed = False
         self._lock = threading.Lock()
@@ -69,6 +77,8 @@ class Workspace:
         from driftline.tracking.writer import BatchWriter
 
         settings = settings or Settings.load(**overrides)
+        if settings.is_remote:
+            return cls._remote(settings)
         database = Database(settings.uri)
         try:
             ensure_schema(database)
@@ -114,6 +124,75 @@ class Workspace:
         )
         return workspace
 
+    @classmethod
+    def _remote(cls, settings: Settings) -> Workspace:
+        """The workspace of a driftline server: the same services on HTTP stores."""
+        import dataclasses
+
+        from driftline.api.client import ApiClient
+        from driftline.core.artifacts import ContentStore
+        from driftline.core.artifacts.http import HttpByteStore
+        from driftline.data import DataService
+        from driftline.data._http import HttpDataStore
+        from driftline.registry import RegistryService
+        from driftline.registry._http import HttpAuditLog, HttpRegistryStore
+        from driftline.tracking import TrackingService
+        from driftline.tracking._http import HttpTrackingStore
+        from driftline.tracking.writer import BatchWriter
+
+        client = ApiClient(settings.uri, token=settings.token)
+        try:
+            info = client.get_json("info")
+        except BaseException:
+            client.close()
+            raise
+        # Content addresses must be computed the way the server names its objects.
+        settings = dataclasses.replace(settings, hash_algorithm=str(info["hash_algorithm"]))
+        store = HttpTrackingStore(client)
+        content = ContentStore(HttpByteStore(client), settings.hash_algorithm)
+        workspace: Workspace
+        writer = (
+            BatchWriter(
+                store.write_batch,
+                interval=settings.flush_interval,
+                heartbeat=lambda: workspace.live_runs(),
+            )
+            if settings.async_logging
+            else None
+        )
+        tracking = TrackingService(store, store, content, writer=writer, user=settings.user)
+        data = DataService(
+            HttpDataStore(client),
+            content,
+            stat_cache=settings.home / "cache" / "stat.db",
+            user=settings.user,
+            run_exists=lambda run_id: store.find_run(run_id) is not None,
+        )
+        registry = RegistryService(
+            HttpRegistryStore(client),
+            audit=HttpAuditLog(client),
+            content=content,
+            tracking=tracking,
+            data=data,
+            user=settings.user,
+        )
+        workspace = cls(
+            settings,
+            database=None,
+            content=content,
+            tracking=tracking,
+            data=data,
+            registry=registry,
+            writer=writer,
+            client=client,
+        )
+        return workspace
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether this workspace is a driftline server's (its stores speak HTTP)."""
+        return self.client is not None
+
     def live_runs(self) -> list[str]:
         """Ids of runs this process has started and not ended (they get heartbeats)."""
         with self._lock:
@@ -134,7 +213,10 @@ class Workspace:
                 self._writer.close(timeout)
         finally:
             self.data.close()
-            self.database.dispose()
+            if self.database is not None:
+                self.database.dispose()
+            if self.client is not None:
+                self.client.close()
 
     def __enter__(self) -> Workspace:
         return self

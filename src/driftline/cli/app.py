@@ -14,6 +14,7 @@ from driftline.cli import (
     models,
     quickstart,
     runs,
+    server,
     workspace,
 )
 from driftline.cli._context import CliState
@@ -76,6 +77,7 @@ def root(
 
 workspace.register(app)
 quickstart.register(app)
+server.register(app)
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")

@@ -123,3 +123,13 @@ run_artifacts = Table(
     Column("size", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )
+
+# One row per logging batch a client sent with an idempotency key, written in the same
+# transaction as the batch: a retried batch whose first attempt committed is recognised
+# and acknowledged without writing its points twice. Old receipts are pruned.
+batch_receipts = Table(
+    "batch_receipts",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False, index=True),
+)

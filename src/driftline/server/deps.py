@@ -1,0 +1,65 @@
+"""What route handlers get from a request: the workspace, the caller, permission checks.
+
+Handlers are plain (sync) functions FastAPI runs in its thread pool; the stores they
+call are synchronous and thread-safe.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from driftline.workspace import Workspace
+
+__all__ = ["Action", "Authorizer", "actor", "authorize", "workspace"]
+
+Action = Literal["read", "edit", "manage"]
+
+
+class Authorizer(Protocol):
+    """Decides whether the caller of a request may do ``action`` (``--auth``)."""
+
+    def check(
+        self,
+        request: Request,
+        action: Action,
+        *,
+        experiment: str | None = None,
+        model: str | None = None,
+        admin: bool = False,
+    ) -> None:
+        """Return if allowed; raise ``PermissionDeniedError`` (403) otherwise."""
+        ...
+
+
+def workspace(request: Request) -> Workspace:
+    """The workspace of this worker process."""
+    ws: Workspace = request.app.state.workspace
+    return ws
+
+
+def actor(request: Request) -> str:
+    """Who is acting: the authenticated user, else the server's configured user."""
+    user = getattr(request.state, "user", None)
+    if user is not None:
+        return str(user.name)
+    return workspace(request).settings.user
+
+
+def authorize(
+    request: Request,
+    action: Action,
+    *,
+    experiment: str | None = None,
+    model: str | None = None,
+    admin: bool = False,
+) -> None:
+    """Check the caller may do ``action`` (on an experiment or a model, if named).
+
+    Without ``--auth`` everything is allowed. ``admin=True`` demands the admin role.
+    """
+    authorizer: Authorizer | None = request.app.state.authorizer
+    if authorizer is not None:
+        authorizer.check(request, action, experiment=experiment, model=model, admin=admin)

@@ -1,0 +1,51 @@
+"""The server's system routes, error envelope and limits, against a real process."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.server
+
+
+def test_health_ready_and_info(live_server) -> None:
+    assert httpx.get(f"{live_server.url}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{live_server.url}/ready").json() == {"status": "ready"}
+    info = httpx.get(f"{live_server.url}/api/v1/info").json()
+    assert info["api"] == "v1"
+    assert info["hash_algorithm"] == "blake3"
+    assert info["auth"] is False
+
+
+def test_openapi_document_lists_the_api(live_server) -> None:
+    document = httpx.get(f"{live_server.url}/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    assert "/api/v1/info" in document["paths"]
+
+
+def test_unknown_route_gets_the_json_envelope(live_server) -> None:
+    response = httpx.get(f"{live_server.url}/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "NOT_FOUND"
+    assert "/api/v1/no-such-thing" in response.json()["error"]["message"]
+
+
+def test_unknown_mlflow_route_is_a_non_json_404(live_server) -> None:
+    # The MLflow client reads a non-JSON 404 as "endpoint not implemented" and falls back.
+    response = httpx.post(f"{live_server.url}/api/2.0/mlflow/not-a-route", json={})
+    assert response.status_code == 404
+    assert not response.headers["content-type"].startswith("application/json")
+    assert response.text == "Endpoint not implemented"
+
+
+def test_wrong_method_is_405_in_the_envelope(live_server) -> None:
+    response = httpx.post(f"{live_server.url}/health")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_oversized_body_is_413_and_the_server_keeps_serving(live_server) -> None:
+    response = httpx.post(f"{live_server.url}/api/v1/info", content=b"x" * (33 * 1024 * 1024))
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "REQUEST_TOO_LARGE"
+    assert httpx.get(f"{live_server.url}/health").status_code == 200
