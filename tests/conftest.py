@@ -250,6 +250,25 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
+def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LiveServer]]:
+    """Start more servers: ``server_factory(workers=2, args=("--auth",))`` (stopped at the end).
+
+    For tests that need a server of their own (auth on, several workers, PostgreSQL, or a
+    server they stop); module-scoped fixtures can call it too.
+    """
+    started: list[LiveServer] = []
+
+    def start(**options: Any) -> LiveServer:
+        server = LiveServer(tmp_path_factory.mktemp("server"), **options)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One driftline server process for the session (SQLite file, one worker)."""
     server = LiveServer(tmp_path_factory.mktemp("live-server")).start()

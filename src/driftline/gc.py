@@ -46,7 +46,18 @@ def _stored_digests(workspace: Workspace) -> Iterator[tuple[str, str]]:
 def collect_garbage(
     workspace: Workspace, *, dry_run: bool = False, grace_seconds: float = DEFAULT_GRACE_SECONDS
 ) -> GcResult:
-    """Delete stored objects nothing refers to and that are older than ``grace_seconds``."""
+    """Delete stored objects nothing refers to and that are older than ``grace_seconds``.
+
+    Garbage collection runs where the artifact store is: on a server's workspace, not
+    through it (a client cannot see every reference, and should not delete for a team).
+    """
+    if workspace.is_remote:
+        from driftline.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            f"gc runs on the server, not through it: run `driftline gc` on the machine of "
+            f"{workspace.settings.uri} with the server's --uri and --artifacts"
+        )
     marked = (
         workspace.data.referenced_digests()
         | workspace.tracking.referenced_digests()

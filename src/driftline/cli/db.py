@@ -23,6 +23,13 @@ def _database(ctx: typer.Context) -> Database:
 
     state: CliState = ctx.find_root().obj
     settings = Settings.load(**state.overrides)
+    if settings.is_remote:
+        from driftline.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            f"{settings.uri} is a driftline server: run `driftline db` on the server's machine "
+            "with its --uri (the server checks its schema when it starts)"
+        )
     return Database(settings.uri)
 
 

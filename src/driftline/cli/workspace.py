@@ -50,7 +50,8 @@ def register(app: typer.Typer) -> None:
         ws = open_workspace(ctx, home=home)
         verb = "Created" if created else "Using"
         console.print(f"{verb} workspace [bold]{home}[/]")
-        console.print(f"  metadata:  {ws.database.display_url}")
+        metadata = ws.settings.uri if ws.database is None else ws.database.display_url
+        console.print(f"  metadata:  {metadata}")
         console.print(f"  artifacts: {ws.content.url}")
         console.print(
             "Next: [bold]driftline quickstart[/] or `import driftline as dl` in your code."
