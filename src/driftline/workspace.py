@@ -71,7 +71,7 @@ class Workspace:
         from driftline.data import DataService
         from driftline.data._sql import SqlDataStore
         from driftline.registry import RegistryService
-        from driftline.registry._sql import SqlRegistryStore
+        from driftline.registry._sql import SqlAuditLog, SqlRegistryStore
         from driftline.tracking import TrackingService
         from driftline.tracking._sql import SqlTrackingStore
         from driftline.tracking.writer import BatchWriter
@@ -107,7 +107,7 @@ class Workspace:
         )
         registry = RegistryService(
             SqlRegistryStore(database),
-            database=database,
+            audit=SqlAuditLog(database),
             content=content,
             tracking=tracking,
             data=data,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -10,7 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
-from driftline.core.audit import append_audit
+from driftline.core.audit import (
+    AuditEntry,
+    AuditReport,
+    append_audit,
+    iter_audit,
+    verify_audit_log,
+)
 from driftline.core.clock import from_ms, now_ms
 from driftline.core.metadata import Database
 from driftline.errors import AlreadyExistsError, BackendError, ConflictError, NotFoundError
@@ -24,7 +31,7 @@ from driftline.registry.models import (
 )
 from driftline.registry.store import ANY_HOLDER
 
-__all__ = ["SqlRegistryStore"]
+__all__ = ["SqlAuditLog", "SqlRegistryStore"]
 
 T = TypeVar("T")
 _RETRIES = 20
@@ -492,3 +499,26 @@ class SqlRegistryStore:
             lambda conn: conn.execute(sa.select(p.required).where(p.alias == alias)).scalar()
         )
         return int(found or 0)
+
+
+_MODEL_ENTITIES = ("model", "model_version", "alias")
+
+
+class SqlAuditLog:
+    """:class:`~driftline.registry.store.AuditLog` on the metadata database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def entries(self, *, model: str | None = None, limit: int | None = 100) -> list[AuditEntry]:
+        if model is None:
+            return self.db.read(lambda conn: iter_audit(conn, limit=limit))
+        # The prefix narrows in SQL; the pattern then drops other models sharing the prefix
+        # (``churn`` must not match ``churn-v2``) and other stages' entities.
+        own = re.compile(rf"^{re.escape(model)}([/@]|$)")
+        found = self.db.read(lambda conn: iter_audit(conn, entity_prefix=model))
+        matching = [e for e in found if e.entity_type in _MODEL_ENTITIES and own.match(e.entity)]
+        return matching if limit is None else matching[:limit]
+
+    def verify(self) -> AuditReport:
+        return self.db.read(verify_audit_log)

@@ -24,11 +24,10 @@ from driftline.errors import (
     PermissionDeniedError,
 )
 from driftline.registry.models import AliasMove, Approval, ModelVersion, RegisteredModel
-from driftline.registry.store import ANY_HOLDER, RegistryStore
+from driftline.registry.store import ANY_HOLDER, AuditLog, RegistryStore
 
 if TYPE_CHECKING:
     from driftline.core.audit import AuditEntry, AuditReport
-    from driftline.core.metadata import Database
     from driftline.data import DataService
     from driftline.tracking import TrackingService
 
@@ -79,14 +78,14 @@ class RegistryService:
         self,
         store: RegistryStore,
         *,
-        database: Database,
+        audit: AuditLog,
         content: ContentStore,
         tracking: TrackingService,
         data: DataService,
         user: str,
     ) -> None:
         self.store = store
-        self.database = database
+        self.audit = audit
         self.content = content
         self.tracking = tracking
         self.data = data
@@ -336,29 +335,17 @@ class RegistryService:
 
     def audit_log(self, *, model: str | None = None, limit: int | None = 100) -> list[AuditEntry]:
         """Audit entries, newest first; ``model`` narrows to one model's entries."""
-        from driftline.core.audit import iter_audit
-
-        prefix = None if model is None else model
-
-        def read(conn: Any) -> list[AuditEntry]:
-            entries = iter_audit(conn, entity_prefix=prefix, limit=None if model else limit)
-            if model is not None:
-                entries = [
-                    e
-                    for e in entries
-                    if e.entity_type in ("model", "model_version", "alias")
-                    and re.match(rf"^{re.escape(model)}([/@]|$)", e.entity)
-                ]
-                entries = entries[:limit] if limit else entries
-            return entries
-
-        return self.database.read(read)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise InvalidArgumentError(f"limit must be a whole number, not {limit!r}")
+        if limit is not None and limit < 1:
+            raise InvalidArgumentError(f"limit must be at least 1, not {limit}")
+        if model is not None:
+            check_model_name(model)
+        return self.audit.entries(model=model, limit=limit)
 
     def verify_audit(self) -> AuditReport:
         """Recompute the audit chain."""
-        from driftline.core.audit import verify_audit_log
-
-        return self.database.read(verify_audit_log)
+        return self.audit.verify()
 
     def _promotions(self, version: ModelVersion) -> list[AuditEntry]:
         """Audited promotions of this version, with the gate results recorded with them."""

@@ -6,7 +6,7 @@ transaction as the change.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from driftline.registry.models import (
     AliasMove,
@@ -16,7 +16,10 @@ from driftline.registry.models import (
     RegisteredModel,
 )
 
-__all__ = ["ANY_HOLDER", "RegistryStore"]
+if TYPE_CHECKING:
+    from driftline.core.audit import AuditEntry, AuditReport
+
+__all__ = ["ANY_HOLDER", "AuditLog", "RegistryStore"]
 
 ANY_HOLDER: object = object()
 """``expected=`` for an unconditional alias move."""
@@ -98,4 +101,17 @@ class RegistryStore(Protocol):
 
     def policy(self, alias: str) -> int:
         """Approvals required for ``alias`` (0 when there is no policy)."""
+        ...
+
+
+class AuditLog(Protocol):
+    """Reading and verifying the workspace's audit log (stores append to it themselves)."""
+
+    def entries(self, *, model: str | None = None, limit: int | None = 100) -> list[AuditEntry]:
+        """Entries, newest first, at most ``limit`` (``None``: all); ``model`` narrows to the
+        entries of that registered model, its versions and its aliases."""
+        ...
+
+    def verify(self) -> AuditReport:
+        """Recompute the hash chain and report the first entry that does not fit."""
         ...
