@@ -55,6 +55,22 @@ def check_dataset_name(name: str) -> str:
     return name
 
 
+def check_tag(tag: str) -> str:
+    """Tags read like names, but never like ``latest``, a number or a version-id prefix."""
+    if (
+        not isinstance(tag, str)
+        or not _NAME.match(tag)
+        or tag == "latest"
+        or tag.isdigit()
+        or _HEX.match(tag)
+    ):
+        raise InvalidArgumentError(
+            f"Invalid tag {tag!r}: use letters, digits, '_', '.', '-'; not 'latest', "
+            "not a number and not something that reads as a version-id prefix"
+        )
+    return tag
+
+
 def parse_ref(ref: str) -> tuple[str, str | None]:
     """Split ``name@selector`` into its parts (the selector is ``None`` for a bare name)."""
     name, sep, selector = ref.partition("@")
@@ -251,11 +267,7 @@ class DataService:
 
     def tag(self, ref: str, tag: str) -> DatasetVersion:
         """Give a version an immutable tag (``customers@october``)."""
-        if not _NAME.match(tag) or tag == "latest" or tag.isdigit() or _HEX.match(tag):
-            raise InvalidArgumentError(
-                f"Invalid tag {tag!r}: use letters, digits, '_', '.', '-'; not 'latest', "
-                "not a number and not something that reads as a version-id prefix"
-            )
+        check_tag(tag)
         version = self.get(ref)
         dataset = self.store.ensure_dataset(version.dataset)
         self.store.add_tag(dataset.id, tag, version.number, now_ms(), actor=self.user)

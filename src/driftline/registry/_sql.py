@@ -366,6 +366,16 @@ class SqlRegistryStore:
     # -- evaluations and approvals --------------------------------------------------
 
     def add_evaluation(self, evaluation: Evaluation) -> None:
+        try:
+            self._insert_evaluation(evaluation)
+        except SqlIntegrityError:
+            raise AlreadyExistsError(
+                f"Cannot store evaluation {evaluation.id!r} of {evaluation.name}/"
+                f"{evaluation.version}: an evaluation with that id exists already (or the "
+                "version is gone); evaluations are immutable, store a new one under a new id"
+            ) from None
+
+    def _insert_evaluation(self, evaluation: Evaluation) -> None:
         self.db.write(
             lambda conn: conn.execute(
                 t.evaluations.insert().values(
