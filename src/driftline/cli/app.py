@@ -15,6 +15,8 @@ from driftline.cli import (
     quickstart,
     runs,
     server,
+    tokens,
+    users,
     workspace,
 )
 from driftline.cli._context import CliState
@@ -86,3 +88,5 @@ app.add_typer(models.app, name="models")
 app.add_typer(models.audit_app, name="audit")
 data.register_gc(app)
 app.add_typer(db.app, name="db")
+app.add_typer(users.app, name="users")
+app.add_typer(tokens.app, name="tokens")

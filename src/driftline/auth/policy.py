@@ -1,0 +1,102 @@
+"""Who may do what: roles, grants and the one decision function.
+
+Every request names an action (``read``, ``edit`` or ``manage``) and, when it acts on
+one, the experiment and/or the model. ``admin=True`` marks user administration.
+
+=================================  =======  ==================  ==================
+action                             admin    editor              viewer
+=================================  =======  ==================  ==================
+read (anything)                    yes      yes                 yes
+edit, no resource named            yes      yes                 no
+edit experiment E                  yes      yes                 grant edit on E
+edit model M                       yes      yes                 grant edit on M
+manage experiment E                yes      yes                 grant manage on E
+manage model M (aliases,           yes      grant manage on M   grant manage on M
+approvals, policies)
+manage, no resource named          yes      no                  no
+user administration (admin=True)   yes      no                  no
+=================================  =======  ==================  ==================
+
+A grant's permission includes the lower ones (``manage`` > ``edit`` > ``read``), and
+grants only add to the role: nothing takes away what the role allows. When a request
+names both an experiment and a model, the caller needs the permission on each.
+
+A user may always read itself ("whoami") and create, list and revoke its own tokens;
+the routes check that, not this module.
+"""
+
+from __future__ import annotations
+
+from driftline.auth.models import Permission, Principal, ResourceKind, Role
+from driftline.errors import InvalidArgumentError, PermissionDeniedError
+
+__all__ = ["ACTIONS", "allowed", "require"]
+
+ACTIONS = ("read", "edit", "manage")
+
+
+def allowed(
+    principal: Principal,
+    action: str,
+    *,
+    experiment: str | None = None,
+    model: str | None = None,
+    admin: bool = False,
+) -> bool:
+    """Whether ``principal`` may do ``action`` (see the table in the module docstring)."""
+    if action not in ACTIONS:
+        raise InvalidArgumentError(f"Unknown action {action!r}; known: {', '.join(ACTIONS)}")
+    if principal.role is Role.ADMIN:
+        return True
+    if admin:
+        return False
+    if action == "read":
+        return True
+    needed = Permission(action)
+    targets = [
+        (kind, name)
+        for kind, name in ((ResourceKind.EXPERIMENT, experiment), (ResourceKind.MODEL, model))
+        if name is not None
+    ]
+    if not targets:
+        return principal.role is Role.EDITOR and needed is Permission.EDIT
+    return all(_allowed_on(principal, needed, kind, name) for kind, name in targets)
+
+
+def _allowed_on(principal: Principal, needed: Permission, kind: ResourceKind, name: str) -> bool:
+    # Editors edit everything; managing a model (moving its aliases, approving,
+    # setting its policy) is governance and needs an explicit grant.
+    editor_may = needed is Permission.EDIT or kind is ResourceKind.EXPERIMENT
+    if principal.role is Role.EDITOR and editor_may:
+        return True
+    granted = principal.permission_on(kind, name)
+    return granted is not None and granted.level >= needed.level
+
+
+def require(
+    principal: Principal,
+    action: str,
+    *,
+    experiment: str | None = None,
+    model: str | None = None,
+    admin: bool = False,
+) -> None:
+    """Return if :func:`allowed`; raise :class:`PermissionDeniedError` with a useful message."""
+    if allowed(principal, action, experiment=experiment, model=model, admin=admin):
+        return
+    who = f"User {principal.name!r} ({principal.role.value})"
+    if admin:
+        raise PermissionDeniedError(f"{who} is not an admin; only admins manage users")
+    what = " and ".join(
+        f"{kind} {name!r}" for kind, name in (("experiment", experiment), ("model", model)) if name
+    )
+    if not what:
+        raise PermissionDeniedError(
+            f"{who} may not {action} here; this needs the "
+            f"{'editor' if action == 'edit' else 'admin'} role"
+        )
+    flag = f"--experiment {experiment}" if experiment else f"--model {model}"
+    raise PermissionDeniedError(
+        f"{who} may not {action} {what}; an admin can grant it: "
+        f"driftline users grant {principal.name} {flag} --permission {action}"
+    )

@@ -1,0 +1,454 @@
+"""User administration and authentication rules.
+
+:class:`AuthService` works on an :class:`~driftline.auth.store.AuthStore` (the database):
+it validates names and roles, hashes passwords and token secrets, and verifies
+credentials. :class:`UserAdmin` is what the CLI needs of it; the remote implementation
+(``driftline.auth._http.HttpUserAdmin``) talks to a server's ``/api/v1/users`` routes.
+
+Unlike the stages, the remote side is a service and not a store: passwords and token
+secrets must be hashed, and the acting user decided, on the server, never by a client.
+
+Example:
+    >>> auth = AuthService(SqlAuthStore(db), actor="root")          # doctest: +SKIP
+    >>> auth.create_user("alice", role="admin")                      # doctest: +SKIP
+    >>> issued = auth.create_token("alice", name="laptop")          # doctest: +SKIP
+    >>> auth.authenticate_token(issued.secret).name                  # doctest: +SKIP
+    'alice'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from driftline.auth import hashing
+from driftline.auth.cache import CredentialCache
+from driftline.auth.models import (
+    Grant,
+    IssuedToken,
+    Permission,
+    Principal,
+    ResourceKind,
+    Role,
+    Token,
+    User,
+)
+from driftline.auth.store import AuthStore, Credentials
+from driftline.core.clock import to_ms, utcnow
+from driftline.core.ids import new_id
+from driftline.errors import InvalidArgumentError, NotFoundError, UnauthenticatedError
+
+__all__ = ["AuthService", "UserAdmin", "check_user_name", "parse_role", "resource_of"]
+
+# No ':' (basic auth splits on it) and no '/' (user names are URL path segments).
+_USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+_TOKEN_ID = re.compile(r"^[0-9a-f]{32}$")
+_MAX_RESOURCE = 256
+_MAX_TOKEN_NAME = 128
+
+
+def check_user_name(name: str) -> str:
+    """Return ``name`` if it is a valid user name, else raise ``InvalidArgumentError``."""
+    if not isinstance(name, str) or not _USER_NAME.fullmatch(name):
+        raise InvalidArgumentError(
+            f"Invalid user name {name!r}: 1-128 characters, letters, digits and . _ @ + -, "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def _known_name(name: str | None) -> str | None:
+    """A user name to look up; one no user can have is ``NotFoundError`` before any query."""
+    if name is not None and not (isinstance(name, str) and _USER_NAME.fullmatch(name)):
+        raise NotFoundError(f"No user {name!r}; see driftline users list")
+    return name
+
+
+def _known_token_id(token_id: str) -> str:
+    if not (isinstance(token_id, str) and _TOKEN_ID.fullmatch(token_id)):
+        raise NotFoundError(f"No token {token_id!r}; see driftline tokens list")
+    return token_id
+
+
+def parse_role(role: str | Role) -> Role:
+    """A :class:`Role` from its name, with a clear error."""
+    try:
+        return Role(role)
+    except ValueError:
+        known = ", ".join(r.value for r in Role)
+        raise InvalidArgumentError(f"Unknown role {role!r}; known: {known}") from None
+
+
+def _permission(permission: str | Permission) -> Permission:
+    try:
+        return Permission(permission)
+    except ValueError:
+        known = ", ".join(p.value for p in Permission)
+        raise InvalidArgumentError(f"Unknown permission {permission!r}; known: {known}") from None
+
+
+def resource_of(experiment: str | None, model: str | None) -> tuple[ResourceKind, str]:
+    """The one resource a grant names: exactly one of ``experiment`` and ``model``."""
+    if (experiment is None) == (model is None):
+        raise InvalidArgumentError("Name exactly one of an experiment or a model")
+    kind, name = (
+        (ResourceKind.EXPERIMENT, experiment)
+        if experiment is not None
+        else (ResourceKind.MODEL, model)
+    )
+    assert name is not None
+    if not name.strip() or len(name) > _MAX_RESOURCE or any(ord(c) < 32 for c in name):
+        raise InvalidArgumentError(
+            f"Invalid {kind.value} name {name!r}: 1-{_MAX_RESOURCE} printable characters"
+        )
+    return kind, name
+
+
+class UserAdmin(Protocol):
+    """User administration, local (:class:`AuthService`) or remote (over a server)."""
+
+    def create_user(self, name: str, *, role: str | Role, password: str | None = None) -> User:
+        """Create a user; ``AlreadyExistsError`` if the name is taken."""
+        ...
+
+    def list_users(self) -> list[User]:
+        """Every user, by name."""
+        ...
+
+    def update_user(
+        self,
+        name: str,
+        *,
+        role: str | Role | None = None,
+        disabled: bool | None = None,
+        password: str | None = None,
+    ) -> User:
+        """Change a user's role, disabled flag or password (``None`` keeps it)."""
+        ...
+
+    def grant(
+        self,
+        user: str,
+        *,
+        permission: str | Permission,
+        experiment: str | None = None,
+        model: str | None = None,
+    ) -> Grant:
+        """Give ``user`` a permission on one experiment or model."""
+        ...
+
+    def revoke(self, user: str, *, experiment: str | None = None, model: str | None = None) -> None:
+        """Remove ``user``'s grant on one experiment or model."""
+        ...
+
+    def list_grants(self, user: str | None = None) -> list[Grant]:
+        """Grants of one user, or of everyone."""
+        ...
+
+    def create_token(
+        self,
+        user: str | None = None,
+        *,
+        name: str = "token",
+        expires_at: datetime | None = None,
+    ) -> IssuedToken:
+        """A new token (its secret is in the result and nowhere else)."""
+        ...
+
+    def list_tokens(self, user: str | None = None) -> list[Token]:
+        """Tokens of one user, or of everyone."""
+        ...
+
+    def revoke_token(self, token_id: str) -> Token:
+        """Revoke a token."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class AuthService:
+    """Users, grants and tokens on a store, and credential verification.
+
+    Args:
+        store: Where users, grants and tokens live.
+        actor: Recorded in the audit log as the author of changes, unless a call names
+            another (the server passes the authenticated caller).
+        cache: The credential cache (a fresh one by default).
+        on_close: Called by :meth:`close` (e.g. to dispose a database opened for it).
+    """
+
+    def __init__(
+        self,
+        store: AuthStore,
+        *,
+        actor: str,
+        cache: CredentialCache | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.actor = actor
+        self.cache = cache or CredentialCache()
+        self._on_close = on_close
+
+    # -- users --------------------------------------------------------------------
+
+    def create_user(
+        self,
+        name: str,
+        *,
+        role: str | Role,
+        password: str | None = None,
+        actor: str | None = None,
+    ) -> User:
+        """Create a user with a role and, optionally, a password."""
+        check_user_name(name)
+        password_hash = None if password is None else hashing.hash_password(password)
+        user = self.store.add_user(
+            name=name, role=parse_role(role), password_hash=password_hash, actor=actor or self.actor
+        )
+        self.cache.clear()
+        return user
+
+    def get_user(self, name: str) -> User:
+        """The user called ``name``; ``NotFoundError`` if there is none."""
+        user = self.store.find_user(str(_known_name(name)))
+        if user is None:
+            raise NotFoundError(f"No user {name!r}; see driftline users list")
+        return user
+
+    def list_users(self) -> list[User]:
+        """Every user, by name."""
+        return self.store.list_users()
+
+    def update_user(
+        self,
+        name: str,
+        *,
+        role: str | Role | None = None,
+        disabled: bool | None = None,
+        password: str | None = None,
+        actor: str | None = None,
+    ) -> User:
+        """Change a user's role, disabled flag or password (``None`` keeps it)."""
+        user = self.store.update_user(
+            str(_known_name(name)),
+            actor=actor or self.actor,
+            role=None if role is None else parse_role(role),
+            disabled=disabled,
+            password_hash=None if password is None else hashing.hash_password(password),
+        )
+        self.cache.clear()
+        return user
+
+    # -- grants -------------------------------------------------------------------
+
+    def grant(
+        self,
+        user: str,
+        *,
+        permission: str | Permission,
+        experiment: str | None = None,
+        model: str | None = None,
+        actor: str | None = None,
+    ) -> Grant:
+        """Give ``user`` ``permission`` on one experiment or model (replacing any grant)."""
+        kind, resource = resource_of(experiment, model)
+        result = self.store.put_grant(
+            str(_known_name(user)),
+            kind,
+            resource,
+            _permission(permission),
+            actor=actor or self.actor,
+        )
+        self.cache.clear()
+        return result
+
+    def revoke(
+        self,
+        user: str,
+        *,
+        experiment: str | None = None,
+        model: str | None = None,
+        actor: str | None = None,
+    ) -> None:
+        """Remove ``user``'s grant on one experiment or model; ``NotFoundError`` if none."""
+        kind, resource = resource_of(experiment, model)
+        if not self.store.delete_grant(
+            str(_known_name(user)), kind, resource, actor=actor or self.actor
+        ):
+            raise NotFoundError(f"User {user!r} has no grant on {kind.value} {resource!r}")
+        self.cache.clear()
+
+    def list_grants(self, user: str | None = None) -> list[Grant]:
+        """Grants of one user, or of everyone."""
+        return self.store.list_grants(_known_name(user))
+
+    # -- tokens -------------------------------------------------------------------
+
+    def create_token(
+        self,
+        user: str | None = None,
+        *,
+        name: str = "token",
+        expires_at: datetime | None = None,
+        actor: str | None = None,
+    ) -> IssuedToken:
+        """Create a token for ``user``; the result holds the secret, shown only this once."""
+        if user is None:
+            raise InvalidArgumentError(
+                "Name the user the token is for: --user NAME (working directly on the "
+                "database, nobody is signed in)"
+            )
+        if not name or len(name) > _MAX_TOKEN_NAME or any(ord(c) < 32 for c in name):
+            raise InvalidArgumentError(
+                f"Invalid token name {name!r}: 1-{_MAX_TOKEN_NAME} printable characters"
+            )
+        if expires_at is not None and to_ms(expires_at) <= to_ms(utcnow()):
+            raise InvalidArgumentError("A token's expiry must be in the future")
+        token_id, secret = new_id(), hashing.new_token_secret()
+        token = self.store.add_token(
+            token_id=token_id,
+            user=str(_known_name(user)),
+            name=name,
+            secret_hash=hashing.hash_token_secret(secret),
+            expires_at=expires_at,
+            actor=actor or self.actor,
+        )
+        return IssuedToken(token=token, secret=hashing.format_token(token_id, secret))
+
+    def get_token(self, token_id: str) -> Token:
+        """A token (without its secret); ``NotFoundError`` if unknown."""
+        stored = self.store.find_token(_known_token_id(token_id))
+        if stored is None:
+            raise NotFoundError(f"No token {token_id!r}; see driftline tokens list")
+        return stored.token
+
+    def list_tokens(self, user: str | None = None) -> list[Token]:
+        """Tokens of one user, or of everyone, oldest first."""
+        return self.store.list_tokens(_known_name(user))
+
+    def revoke_token(self, token_id: str, *, actor: str | None = None) -> Token:
+        """Revoke a token; it stops working at once here, within the cache TTL elsewhere."""
+        token = self.store.revoke_token(_known_token_id(token_id), actor=actor or self.actor)
+        self.cache.clear()
+        return token
+
+    # -- authentication -----------------------------------------------------------
+
+    def authenticate_token(self, value: str) -> Principal:
+        """The principal a token string stands for; ``UnauthenticatedError`` otherwise."""
+        key = CredentialCache.key("token", value)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        try:
+            token_id, secret = hashing.parse_token(value)
+        except InvalidArgumentError:
+            raise UnauthenticatedError(
+                "Invalid token: expected dl_<id>_<secret> from `driftline tokens create`"
+            ) from None
+        stored = self.store.find_token(token_id)
+        if stored is None or not hashing.verify_token_secret(secret, stored.secret_hash):
+            raise UnauthenticatedError("Invalid token; create one with `driftline tokens create`")
+        token, now = stored.token, utcnow()
+        if token.revoked_at is not None:
+            raise UnauthenticatedError(f"Token {token_id} was revoked; create a new one")
+        if token.expires_at is not None and now >= token.expires_at:
+            raise UnauthenticatedError(
+                f"Token {token_id} expired at {token.expires_at:%Y-%m-%d %H:%M:%SZ}; "
+                "create a new one"
+            )
+        principal = self._principal(self.store.find_credentials(token.user), token_id)
+        left = None if token.expires_at is None else (token.expires_at - now).total_seconds()
+        self.cache.put(key, principal, max_age=left)
+        return principal
+
+    def authenticate_password(self, name: str, password: str) -> Principal:
+        """The principal of a user name and password; ``UnauthenticatedError`` otherwise."""
+        key = CredentialCache.key("password", name, password)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        credentials = self.store.find_credentials(name) if _USER_NAME.fullmatch(name) else None
+        if credentials is None or credentials.password_hash is None:
+            hashing.waste_password_check(password)
+            raise UnauthenticatedError("Wrong user name or password")
+        if not hashing.verify_password(password, credentials.password_hash):
+            raise UnauthenticatedError("Wrong user name or password")
+        principal = self._principal(credentials, None)
+        self.cache.put(key, principal)
+        return principal
+
+    def authenticate_authorization(self, header: str) -> Principal:
+        """The principal of an HTTP ``Authorization`` header (``Bearer`` or ``Basic``)."""
+        kind, parts = _parse_authorization(header)
+        if kind == "token":
+            return self.authenticate_token(parts[0])
+        return self.authenticate_password(parts[0], parts[1])
+
+    def peek_authorization(self, header: str) -> Principal | None:
+        """The cached principal of an ``Authorization`` header, without checking anything.
+
+        ``None`` when it is not cached (or malformed): then call
+        :meth:`authenticate_authorization`, which may be slow.
+        """
+        try:
+            kind, parts = _parse_authorization(header)
+        except UnauthenticatedError:
+            return None
+        return self.cache.get(CredentialCache.key(kind, *parts))
+
+    @staticmethod
+    def _principal(credentials: Credentials | None, token_id: str | None) -> Principal:
+        if credentials is None:
+            raise UnauthenticatedError("Invalid token; its user no longer exists")
+        user = credentials.user
+        if user.disabled:
+            raise UnauthenticatedError(f"User {user.name!r} is disabled; ask an admin")
+        return Principal(
+            user_id=user.user_id,
+            name=user.name,
+            role=user.role,
+            grants=credentials.grants,
+            token_id=token_id,
+        )
+
+    def close(self) -> None:
+        """Release what :func:`driftline.auth.open_auth` opened for this service."""
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
+
+
+def _parse_authorization(header: str) -> tuple[str, tuple[str, ...]]:
+    """``("token", (token,))`` or ``("password", (name, password))`` of a header value."""
+    import base64
+    import binascii
+
+    scheme, _, value = header.strip().partition(" ")
+    scheme, value = scheme.lower(), value.strip()
+    if scheme == "bearer" and value:
+        return "token", (value,)
+    if scheme == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise UnauthenticatedError("Malformed basic credentials (not base64)") from None
+        try:
+            text = decoded.decode("utf-8")
+        except UnicodeDecodeError:
+            text = decoded.decode("latin-1")
+        name, colon, password = text.partition(":")
+        if not colon:
+            raise UnauthenticatedError("Malformed basic credentials (expected name:password)")
+        if hashing.looks_like_token(password):
+            # A token as the password: the MLflow client can only send basic auth.
+            return "token", (password,)
+        return "password", (name, password)
+    raise UnauthenticatedError(
+        "Unsupported Authorization header: use 'Bearer <token>' or HTTP basic auth"
+    )
