@@ -21,6 +21,15 @@ def ws(make_workspace: Callable[..., Workspace]) -> Workspace:
     return make_workspace()
 
 
+try:  # `python -m pytest` from the repository root, as CI runs it
+    from tests.conftest import ALL_BACKENDS
+except ImportError:  # pragma: no cover - only tests/ on sys.path
+    from conftest import ALL_BACKENDS
+
+# Also against a real server process (the HTTP backend).
+remote_too = pytest.mark.parametrize("backend", ALL_BACKENDS, indirect=True)
+
+
 def customers(n: int = 500, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     return pd.DataFrame(
@@ -33,6 +42,7 @@ def customers(n: int = 500, seed: int = 0) -> pd.DataFrame:
     )
 
 
+@remote_too
 def test_dataframe_commit_round_trips_and_is_profiled(ws: Workspace) -> None:
     frame = customers()
     record = ws.data.commit("customers", frame, message="october")
@@ -49,6 +59,7 @@ def test_dataframe_commit_round_trips_and_is_profiled(ws: Workspace) -> None:
     assert ws.data.commit("customers", frame.copy()).number == 1
 
 
+@remote_too
 def test_folder_of_parquet_and_csv_reads_as_one_table(ws: Workspace, tmp_path: Path) -> None:
     folder = tmp_path / "parts"
     folder.mkdir()
@@ -60,6 +71,7 @@ def test_folder_of_parquet_and_csv_reads_as_one_table(ws: Workspace, tmp_path: P
     assert version.profile.rows == 300
 
 
+@remote_too
 def test_tabular_operations_on_other_files_name_the_formats(ws: Workspace, tmp_path: Path) -> None:
     (tmp_path / "notes.md").write_text("hello")
     version = Version(ws.data, ws.data.commit("notes", tmp_path / "notes.md"))
@@ -69,6 +81,7 @@ def test_tabular_operations_on_other_files_name_the_formats(ws: Workspace, tmp_p
         _ = version.profile
 
 
+@remote_too
 def test_diff_reports_rows_schema_statistics_and_keyed_rows(ws: Workspace) -> None:
     old = customers(200)
     new = old.copy()
@@ -91,6 +104,7 @@ def test_diff_reports_rows_schema_statistics_and_keyed_rows(ws: Workspace) -> No
         diff_versions(a, b, key=["nope"])
 
 
+@remote_too
 def test_infer_and_validate_against_a_reference_version(ws: Workspace) -> None:
     from driftline.data.schema import infer_schema
     from driftline.data.validation import validate

@@ -20,8 +20,18 @@ from driftline.workspace import Workspace
 
 @pytest.fixture
 def ws(make_workspace: Callable[..., Workspace]) -> Workspace:
-    """A workspace on each backend: SQLite in memory and on file, PostgreSQL."""
+    """A workspace on each backend: SQLite in memory and on file, PostgreSQL; tests marked
+    ``remote_too`` also through a driftline server (the HTTP backend)."""
     return make_workspace()
+
+
+try:  # `python -m pytest` from the repository root, as CI runs it
+    from tests.conftest import ALL_BACKENDS
+except ImportError:  # pragma: no cover - only tests/ on sys.path
+    from conftest import ALL_BACKENDS
+
+# Also against a real server process: the tests that do not reach into local files.
+remote_too = pytest.mark.parametrize("backend", ALL_BACKENDS, indirect=True)
 
 
 def make_tree(root: Path, files: dict[str, bytes]) -> Path:
@@ -39,6 +49,7 @@ def age(path: Path, seconds: float = 10.0) -> None:
         os.utime(file, (stamp, stamp))
 
 
+@remote_too
 def test_commit_folder_then_identical_content_returns_the_same_version(
     ws: Workspace, tmp_path: Path
 ) -> None:
@@ -51,6 +62,7 @@ def test_commit_folder_then_identical_content_returns_the_same_version(
     assert [v.number for v in ws.data.log("docs")] == [1]
 
 
+@remote_too
 def test_reverting_to_older_content_is_a_new_version(ws: Workspace, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"a.txt": b"one"})
     v1 = ws.data.commit("d", src)
@@ -64,6 +76,7 @@ def test_reverting_to_older_content_is_a_new_version(ws: Workspace, tmp_path: Pa
     assert ws.data.get("d@latest").number == 3
 
 
+@remote_too
 def test_refs_by_number_tag_prefix_and_time(ws: Workspace, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"a.txt": b"one"})
     v1 = ws.data.commit("d", src, tags=["first"])
@@ -79,6 +92,7 @@ def test_refs_by_number_tag_prefix_and_time(ws: Workspace, tmp_path: Path) -> No
         ws.data.get("d", as_of=datetime(2000, 1, 1, tzinfo=UTC))
 
 
+@remote_too
 def test_naive_as_of_is_utc_whatever_tz_says(
     ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -96,6 +110,7 @@ def test_naive_as_of_is_utc_whatever_tz_says(
         time.tzset()
 
 
+@remote_too
 def test_unknown_refs_name_what_exists(ws: Workspace, tmp_path: Path) -> None:
     ws.data.commit("customers", make_tree(tmp_path / "src", {"a": b"1"}), tags=["oct"])
     with pytest.raises(NotFoundError, match="did you mean 'customers'"):
@@ -106,6 +121,7 @@ def test_unknown_refs_name_what_exists(ws: Workspace, tmp_path: Path) -> None:
         ws.data.get("bad name@1")
 
 
+@remote_too
 def test_missing_source_is_a_clear_error(ws: Workspace, tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match=r"nope.*no such file or folder"):
         ws.data.commit("d", tmp_path / "nope")
@@ -116,6 +132,7 @@ def test_missing_source_is_a_clear_error(ws: Workspace, tmp_path: Path) -> None:
         ws.data.commit("d", {"not": "data"})
 
 
+@remote_too
 def test_tags_are_immutable(ws: Workspace, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"a": b"1"})
     ws.data.commit("d", src, tags=["gold"])
@@ -128,6 +145,7 @@ def test_tags_are_immutable(ws: Workspace, tmp_path: Path) -> None:
         ws.data.tag("d@2", "latest")
 
 
+@remote_too
 def test_file_diff_finds_added_removed_modified_renamed(ws: Workspace, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"keep": b"k", "edit": b"old", "gone": b"g", "move": b"m"})
     ws.data.commit("d", src)
@@ -147,6 +165,7 @@ def test_file_diff_finds_added_removed_modified_renamed(ws: Workspace, tmp_path:
     assert next(c for c in changes if c.kind == "modified").size_delta == 1
 
 
+@remote_too
 def test_checkout_is_read_only_and_refuses_a_non_empty_folder(
     ws: Workspace, tmp_path: Path
 ) -> None:
@@ -184,6 +203,7 @@ def test_corrupted_objects_are_never_read_silently(ws: Workspace, tmp_path: Path
         version.checkout(tmp_path / "out")
 
 
+@remote_too
 def test_stat_cache_makes_unchanged_recommit_read_nothing(
     ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -202,6 +222,7 @@ def test_stat_cache_makes_unchanged_recommit_read_nothing(
     assert second.number == 2
 
 
+@remote_too
 def test_large_listings_are_sharded_and_a_one_file_change_writes_one_shard(
     ws: Workspace, tmp_path: Path
 ) -> None:
@@ -219,6 +240,7 @@ def test_large_listings_are_sharded_and_a_one_file_change_writes_one_shard(
     assert len(ws.data.manifest(v2)) == 1500
 
 
+@remote_too
 def test_lineage_links_runs_and_versions_both_ways(ws: Workspace, tmp_path: Path) -> None:
     raw = ws.data.commit("raw", make_tree(tmp_path / "raw", {"r": b"r"}))
     run = ws.tracking.create_run("etl")
@@ -239,6 +261,7 @@ def test_lineage_links_runs_and_versions_both_ways(ws: Workspace, tmp_path: Path
         ws.data.log_input("0" * 32, raw)
 
 
+@remote_too
 def test_two_processes_committing_at_once_get_distinct_numbers(
     ws: Workspace, tmp_path: Path, backend: str
 ) -> None:

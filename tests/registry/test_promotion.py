@@ -28,6 +28,15 @@ def ws(make_workspace: Callable[..., Workspace]) -> Workspace:
     return make_workspace()
 
 
+try:  # `python -m pytest` from the repository root, as CI runs it
+    from tests.conftest import ALL_BACKENDS
+except ImportError:  # pragma: no cover - only tests/ on sys.path
+    from conftest import ALL_BACKENDS
+
+# Also against a real server process (the HTTP backend).
+remote_too = pytest.mark.parametrize("backend", ALL_BACKENDS, indirect=True)
+
+
 @pytest.fixture(scope="module")
 def cancer() -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = load_breast_cancer(as_frame=True).frame
@@ -69,6 +78,7 @@ def dummy(train: pd.DataFrame) -> Any:
     return DummyClassifier(strategy="prior").fit(features(train), train["target"])
 
 
+@remote_too
 def test_evaluate_records_classification_metrics_and_slices(
     ws: Workspace, cancer: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -102,6 +112,7 @@ def test_evaluate_records_classification_metrics_and_slices(
     assert ws.registry.store.list_evaluations("cancer", 1)[0].id == result.id
 
 
+@remote_too
 def test_evaluate_regression(ws: Workspace, tmp_path: Path) -> None:
     frame = load_diabetes(as_frame=True).frame
     model = LinearRegression().fit(frame.drop(columns=["target"]), frame["target"])
@@ -116,6 +127,7 @@ def test_evaluate_regression(ws: Workspace, tmp_path: Path) -> None:
         evaluate(ws.registry, mv.uri, data=frame, target="nope", cache=tmp_path / "c")
 
 
+@remote_too
 def test_compare_models_reports_differences_with_confidence_intervals(
     ws: Workspace, cancer: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -141,6 +153,7 @@ def test_compare_models_reports_differences_with_confidence_intervals(
     assert low > 0  # the better model is better beyond doubt
 
 
+@remote_too
 def test_promotion_through_gates_moves_the_alias(
     ws: Workspace, cancer: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -165,6 +178,7 @@ def test_promotion_through_gates_moves_the_alias(
     assert ws.registry.get_version("cancer@champion").version == mv.version
 
 
+@remote_too
 def test_a_failing_gate_refuses_with_a_report_and_changes_nothing(
     ws: Workspace, cancer: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -187,6 +201,7 @@ def test_a_failing_gate_refuses_with_a_report_and_changes_nothing(
     assert "champion" not in ws.registry.get_model("cancer").aliases
 
 
+@remote_too
 def test_regression_and_signature_gates_compare_with_the_holder(
     ws: Workspace, cancer: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -223,6 +238,7 @@ def test_regression_and_signature_gates_compare_with_the_holder(
     assert ws.registry.get_version("cancer@champion").version == first.version
 
 
+@remote_too
 def test_data_validation_gate_catches_drifted_evaluation_data(
     ws: Workspace, cancer: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -251,6 +267,7 @@ def _parquet(frame: pd.DataFrame, tmp_path: Path) -> str:
     return str(path)
 
 
+@remote_too
 def test_approvals_are_checked_before_any_gate(
     ws: Workspace, cancer: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -290,6 +307,7 @@ def test_gate_files_are_parsed_strictly(tmp_path: Path) -> None:
         parse_gates(tmp_path / "missing.yaml")
 
 
+@remote_too
 def test_model_card_has_lineage_metrics_and_history(
     ws: Workspace, cancer: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:

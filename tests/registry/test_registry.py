@@ -22,8 +22,19 @@ from driftline.workspace import Workspace
 
 @pytest.fixture
 def ws(make_workspace: Callable[..., Workspace]) -> Workspace:
-    """A workspace on each backend (SQLite memory and file, PostgreSQL), acting as alice."""
+    """A workspace on each backend (SQLite memory and file, PostgreSQL), acting as alice;
+    tests marked ``remote_too`` also through a driftline server (the HTTP backend)."""
     return make_workspace(user="alice")
+
+
+try:  # `python -m pytest` from the repository root, as CI runs it
+    from tests.conftest import ALL_BACKENDS
+except ImportError:  # pragma: no cover - only tests/ on sys.path
+    from conftest import ALL_BACKENDS
+
+# Also against a real server process: the tests that neither reach into the database nor
+# need two users (without --auth, a server records its own user as the actor).
+remote_too = pytest.mark.parametrize("backend", ALL_BACKENDS, indirect=True)
 
 
 def package(folder: Path, flavor: str = "sklearn", payload: bytes = b"weights") -> Path:
@@ -39,6 +50,7 @@ def logged_model(ws: Workspace, tmp_path: Path, payload: bytes = b"weights") -> 
     return f"runs:/{run.id}/model"
 
 
+@remote_too
 def test_registration_pins_the_package(ws: Workspace, tmp_path: Path) -> None:
     source = logged_model(ws, tmp_path)
     mv = ws.registry.register_model(source, "churn")
@@ -51,6 +63,7 @@ def test_registration_pins_the_package(ws: Workspace, tmp_path: Path) -> None:
     assert ws.registry.register_model(source, "churn").version == 2
 
 
+@remote_too
 def test_bad_sources_change_nothing(ws: Workspace, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="No run"):
         ws.registry.register_model("runs:/" + "0" * 32 + "/model", "churn")
@@ -66,6 +79,7 @@ def test_bad_sources_change_nothing(ws: Workspace, tmp_path: Path) -> None:
     assert ws.registry.list_models() == []
 
 
+@remote_too
 def test_refs_and_helpful_not_found(ws: Workspace, tmp_path: Path) -> None:
     ws.registry.register_model(logged_model(ws, tmp_path), "churn")
     ws.registry.register_model(logged_model(ws, tmp_path, b"v2"), "churn")
@@ -82,6 +96,7 @@ def test_refs_and_helpful_not_found(ws: Workspace, tmp_path: Path) -> None:
         ws.registry.get_version("churn/9")
 
 
+@remote_too
 def test_alias_moves_are_compare_and_set(ws: Workspace, tmp_path: Path) -> None:
     for payload in (b"1", b"2", b"3"):
         ws.registry.register_model(logged_model(ws, tmp_path, payload), "churn")
@@ -109,6 +124,7 @@ def test_alias_moves_are_compare_and_set(ws: Workspace, tmp_path: Path) -> None:
     assert ws.registry.get_version("churn@champion").version in (2, 3)
 
 
+@remote_too
 def test_concurrent_registrations_get_distinct_numbers(ws: Workspace, tmp_path: Path) -> None:
     sources = [logged_model(ws, tmp_path, bytes([i])) for i in range(6)]
     threads = [
@@ -121,6 +137,7 @@ def test_concurrent_registrations_get_distinct_numbers(ws: Workspace, tmp_path: 
     assert sorted(v.version for v in ws.registry.list_versions("churn")) == [1, 2, 3, 4, 5, 6]
 
 
+@remote_too
 def test_rollback_returns_to_the_previous_holder(ws: Workspace, tmp_path: Path) -> None:
     for payload in (b"1", b"2"):
         ws.registry.register_model(logged_model(ws, tmp_path, payload), "churn")
@@ -188,6 +205,7 @@ def test_audit_chain_detects_edits_inserts_and_deletes(ws: Workspace, tmp_path: 
     assert "newest entries were deleted" in (report.problem or "")
 
 
+@remote_too
 def test_audit_log_filters_by_model(ws: Workspace, tmp_path: Path) -> None:
     ws.registry.register_model(logged_model(ws, tmp_path), "churn")
     ws.registry.register_model(logged_model(ws, tmp_path, b"x"), "churn-v2")
