@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from driftline.errors import InvalidArgumentError
 
-__all__ = ["ByteStore", "open_byte_store", "register_byte_store"]
+__all__ = ["BulkExistence", "ByteStore", "open_byte_store", "register_byte_store"]
 
 
 @runtime_checkable
@@ -54,6 +54,21 @@ class ByteStore(Protocol):
         ...
 
 
+@runtime_checkable
+class BulkExistence(Protocol):
+    """An optional feature of a :class:`ByteStore`: which of many keys exist, in one call.
+
+    A backend declares it by implementing the method. Where a ``stat`` per key is cheap
+    (a local folder) it is not needed; where each check is a round trip (a driftline
+    server) :meth:`ContentStore.stored <driftline.core.artifacts.ContentStore.stored>`
+    and bulk puts ask once instead of once per object.
+    """
+
+    def existing(self, keys: Collection[str]) -> set[str]:
+        """The subset of ``keys`` that is stored."""
+        ...
+
+
 _Factory = Callable[[str], ByteStore]
 _SCHEMES: dict[str, _Factory] = {}
 
@@ -75,6 +90,10 @@ def _fsspec(url: str) -> ByteStore:
     return FsspecByteStore(url)
 
 
+# http(s):// is deliberately not a byte-store scheme: such a URL names a driftline server,
+# which is a whole workspace (``uri=``), and its object API only takes content-addressed
+# keys, so it cannot serve as an arbitrary byte store (a data remote, say). The workspace
+# builds its HttpByteStore itself, with the server's client and token.
 register_byte_store("", _local)
 register_byte_store("file", _local)
 for _scheme in ("s3", "gs", "gcs", "az", "abfs", "memory"):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from driftline.core.artifacts.bytestore import ByteStore
+from driftline.core.artifacts.bytestore import BulkExistence, ByteStore
 from driftline.core.artifacts.local import LocalByteStore
 from driftline.core.hashing import (
     CHUNK_SIZE,
@@ -69,12 +69,7 @@ class ContentStore:
                 ``False``, as git and DVC do: an object torn by a power loss is caught by
                 hash verification on its next read, never served as data.
         """
-        source = Path(source)
-        if not source.is_file():
-            raise InvalidArgumentError(
-                f"Cannot store {source}: "
-                + ("it is a folder" if source.is_dir() else "no such file")
-            )
+        source = _checked_source(source)
         try:
             if isinstance(self.backend, LocalByteStore):
                 return self._put_local(source, self.backend, sync)
@@ -83,6 +78,63 @@ class ContentStore:
             return Blob(digest, size)
         except PermissionError as exc:
             raise InvalidArgumentError(f"Cannot read {source}: permission denied") from exc
+
+    def put_files(self, sources: Iterable[str | Path], *, sync: bool = True) -> list[Blob]:
+        """Store many files; return their blobs in order.
+
+        On a backend with bulk existence checks (a driftline server) the files are hashed
+        first, the backend is asked once which objects it lacks, and only those are sent.
+        Elsewhere this is :meth:`put_file` per file.
+        """
+        paths = [_checked_source(source) for source in sources]
+        if not isinstance(self.backend, BulkExistence):
+            return [self.put_file(path, sync=sync) for path in paths]
+        try:
+            hashed = [(path, *hash_file(path, self.algorithm)) for path in paths]
+        except PermissionError as exc:
+            raise InvalidArgumentError(f"Cannot read {exc.filename}: permission denied") from exc
+        present = self.stored(digest for _, digest, _ in hashed)
+        blobs = []
+        for path, digest, size in hashed:
+            if digest not in present:
+                self.backend.put_file(digest_key(digest), path)
+                present.add(digest)  # the same bytes twice in one call are sent once
+            blobs.append(Blob(digest, size))
+        return blobs
+
+    def adopt_file(self, path: str | Path, digest: str, *, sync: bool = True) -> Blob:
+        """Make a received file the object ``digest``, after checking its bytes hash to it.
+
+        This is how a server stores an upload. The file is consumed either way: on a
+        local store it is moved in (it must live inside the store, e.g. under its ``.tmp``
+        folder, to be renamed); on any other backend it is copied there and removed.
+
+        Raises:
+            IntegrityError: the bytes do not hash to ``digest``; nothing is stored.
+            InvalidArgumentError: ``digest`` is malformed.
+        """
+        path = Path(path)
+        try:
+            algorithm, _ = parse_digest(digest)
+            actual, size = hash_file(path, algorithm)
+            if actual != digest:
+                raise IntegrityError(
+                    f"The bytes received for {digest} hash to {actual}; nothing was stored. "
+                    "Was the file changed while it was being sent? Send it again."
+                )
+            key = digest_key(digest)
+            backend = self.backend
+            if isinstance(backend, LocalByteStore) and path.absolute().is_relative_to(backend.root):
+                if sync:
+                    with open(path, "rb+") as handle:
+                        os.fsync(handle.fileno())
+                # Verified bytes always take the key (this repairs a corrupt object).
+                backend.commit_temp(key, path.absolute())
+            else:
+                backend.put_file(key, path)
+        finally:
+            path.unlink(missing_ok=True)
+        return Blob(digest, size)
 
     def _put_local(self, source: Path, backend: LocalByteStore, sync: bool) -> Blob:
         size = source.stat().st_size
@@ -140,9 +192,19 @@ class ContentStore:
         """The subset of ``digests`` that is stored, checked in bulk.
 
         On a local store that is one directory listing per fan-out folder instead of one
-        ``stat`` per object (10,000 cached files re-committed: 0.01 s instead of 0.14 s).
+        ``stat`` per object (10,000 cached files re-committed: 0.01 s instead of 0.14 s);
+        on a backend with :class:`BulkExistence` (a driftline server) it is one request
+        per batch instead of one per object.
         """
         wanted = set(digests)
+        if isinstance(self.backend, BulkExistence):
+            keys = {}
+            for digest in wanted:
+                try:
+                    keys[digest_key(digest)] = digest
+                except InvalidArgumentError:
+                    continue  # a malformed digest is simply not stored
+            return {keys[key] for key in self.backend.existing(list(keys))}
         if not isinstance(self.backend, LocalByteStore):
             return {d for d in wanted if self.exists(d)}
         by_folder: dict[str, set[str]] = {}
@@ -264,6 +326,15 @@ class VerifyingReader(io.RawIOBase):
             self._raw.close()
         finally:
             super().close()
+
+
+def _checked_source(source: str | Path) -> Path:
+    source = Path(source)
+    if not source.is_file():
+        raise InvalidArgumentError(
+            f"Cannot store {source}: " + ("it is a folder" if source.is_dir() else "no such file")
+        )
+    return source
 
 
 def _temp_outside() -> tuple[int, str]:
