@@ -30,7 +30,7 @@ from driftline.auth._http import HttpUserAdmin
 from driftline.auth.cache import TTL
 from driftline.auth.hashing import hash_password, parse_token, verify_password
 from driftline.auth.models import Grant
-from driftline.auth.policy import allowed
+from driftline.auth.policy import allowed, may_store_content, require
 from driftline.core.clock import utcnow
 from driftline.core.metadata import Database, ensure_schema
 from driftline.errors import (
@@ -117,6 +117,19 @@ def test_the_role_and_grant_table(
     role: str, grants: tuple[Any, ...], action: str, target: dict[str, Any], expected: bool
 ) -> None:
     assert allowed(_principal(role, *grants), action, **target) is expected
+
+
+def test_uploading_content_needs_the_editor_role_or_some_edit_grant() -> None:
+    assert may_store_content(_principal("editor"))
+    assert may_store_content(_principal("viewer", EXP_EDIT))
+    assert may_store_content(_principal("viewer", MODEL_MANAGE))
+    assert not may_store_content(_principal("viewer"))
+    assert not may_store_content(_principal("viewer", MODEL_READ))
+    with pytest.raises(PermissionDeniedError, match="upload artifacts"):
+        require(_principal("viewer", MODEL_READ), "edit", content=True)
+    require(_principal("viewer", EXP_EDIT), "edit", content=True)
+    with pytest.raises(PermissionDeniedError):  # content=True widens nothing else
+        require(_principal("viewer", EXP_EDIT), "edit", model="scorer", content=True)
 
 
 def test_an_unknown_action_is_an_error_not_a_denial() -> None:
@@ -588,11 +601,15 @@ def test_a_viewer_writes_only_where_granted(auth_server: AuthServer) -> None:
     with _remote(auth_server, auth_server.admin_token) as admin:
         admin.tracking.create_experiment(elsewhere)
         theirs = admin.tracking.create_run(elsewhere)
+    artifact = auth_server.root / f"notes-{suffix}.txt"
+    artifact.write_text(f"written by {viewer}")
     with _remote(auth_server, viewer_token) as ws:
-        # Without a grant: reads work, writes are 403.
+        # Without a grant: reads work, writes are 403 (artifact bytes included).
         assert ws.tracking.get_experiment(elsewhere).name == elsewhere
         with pytest.raises(PermissionDeniedError, match="grant"):
             ws.tracking.create_experiment(granted)
+        with pytest.raises(PermissionDeniedError, match="upload artifacts"):
+            ws.tracking.log_artifact(theirs.id, artifact)
         auth_server.admin.grant(viewer, experiment=granted, permission="edit")
         # The grant takes effect within the credential cache's TTL (at once here: the
         # server that changed it forgets its cache).
@@ -600,10 +617,15 @@ def test_a_viewer_writes_only_where_granted(auth_server: AuthServer) -> None:
         run = ws.tracking.create_run(granted)
         ws.tracking.log_batch(run.id, metrics=[("loss", 0.5, 0, None)], params={"lr": 0.1})
         assert ws.tracking.get_run(run.id).user == viewer  # the caller, not the client's claim
+        # Its artifacts' bytes too: objects are content-addressed, inert until referenced.
+        ws.tracking.log_artifact(run.id, artifact)
+        assert [e.path for e in ws.tracking.list_artifacts(run.id)] == [artifact.name]
         with pytest.raises(PermissionDeniedError):
             ws.tracking.create_run(elsewhere)
         with pytest.raises(PermissionDeniedError):
             ws.tracking.log_batch(theirs.id, metrics=[("loss", 0.1, 0, None)])
+        with pytest.raises(PermissionDeniedError):
+            ws.tracking.log_artifact(theirs.id, artifact)  # bytes stored, the entry refused
         assert ws.tracking.get_run(theirs.id).id == theirs.id
 
 
@@ -636,3 +658,50 @@ def test_managing_a_model_needs_a_manage_grant_even_for_an_editor(
         "PATCH", f"/api/v1/registry/models/{model}", viewer_token, {"tags": {"team": "risk"}}
     )
     assert patched.status_code == 200, patched.text
+
+
+_MLFLOW_SCRIPT = """
+import os, sys
+import mlflow
+from mlflow.exceptions import MlflowException
+
+mlflow.set_tracking_uri(sys.argv[1])
+experiment = sys.argv[2]
+for username, password in [("anything", sys.argv[3]), (sys.argv[4], sys.argv[5])]:
+    os.environ["MLFLOW_TRACKING_USERNAME"] = username
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run():
+        for step in range(5):
+            mlflow.log_metric("loss", 1 / (step + 1), step=step)
+    print("logged as", username)
+os.environ["MLFLOW_TRACKING_PASSWORD"] = "a wrong password"
+try:
+    mlflow.search_experiments()
+except MlflowException as exc:
+    print("refused:", exc)
+"""
+
+
+@pytest.mark.server
+def test_the_mlflow_client_authenticates_with_basic_auth(auth_server: AuthServer) -> None:
+    pytest.importorskip("mlflow")
+    experiment = f"mlflow-{secrets.token_hex(3)}"
+    _, token = auth_server.user("editor")
+    password = "the viewer's password"
+    viewer, _ = auth_server.user("viewer", password=password)
+    auth_server.admin.grant(viewer, experiment=experiment, permission="edit")
+    env = _clean_env(auth_server.root)
+    env.pop("MLFLOW_TRACKING_TOKEN", None)
+    done = subprocess.run(
+        [sys.executable, "-c", _MLFLOW_SCRIPT, auth_server.url, experiment, token, viewer,
+         password],
+        capture_output=True, text=True, env=env, timeout=300, cwd=auth_server.root,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "logged as anything" in done.stdout
+    assert f"logged as {viewer}" in done.stdout
+    assert "refused: UNAUTHENTICATED: Wrong user name or password" in done.stdout
+    with _remote(auth_server, auth_server.admin_token) as ws:
+        runs = ws.tracking.search_runs(experiments=experiment).items
+    assert len(runs) == 2

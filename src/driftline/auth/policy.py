@@ -15,7 +15,14 @@ manage model M (aliases,           yes      grant manage on M   grant manage on 
 approvals, policies)
 manage, no resource named          yes      no                  no
 user administration (admin=True)   yes      no                  no
+store content-addressed objects    yes      yes                 any edit grant
 =================================  =======  ==================  ==================
+
+Storing content-addressed objects (artifact bytes, :func:`may_store_content`): an
+object is inert until a run, data version or model version refers to it, and referring
+to it needs ``edit`` on that experiment or model. So a viewer allowed to log to one
+experiment may upload the bytes of its artifacts, though the upload names no
+experiment.
 
 A grant's permission includes the lower ones (``manage`` > ``edit`` > ``read``), and
 grants only add to the role: nothing takes away what the role allows. When a request
@@ -30,7 +37,7 @@ from __future__ import annotations
 from driftline.auth.models import Permission, Principal, ResourceKind, Role
 from driftline.errors import InvalidArgumentError, PermissionDeniedError
 
-__all__ = ["ACTIONS", "allowed", "require"]
+__all__ = ["ACTIONS", "allowed", "may_store_content", "require"]
 
 ACTIONS = ("read", "edit", "manage")
 
@@ -73,6 +80,13 @@ def _allowed_on(principal: Principal, needed: Permission, kind: ResourceKind, na
     return granted is not None and granted.level >= needed.level
 
 
+def may_store_content(principal: Principal) -> bool:
+    """Whether ``principal`` may upload content-addressed objects (see the module docstring)."""
+    if principal.role in (Role.ADMIN, Role.EDITOR):
+        return True
+    return any(grant.permission.level >= Permission.EDIT.level for grant in principal.grants)
+
+
 def require(
     principal: Principal,
     action: str,
@@ -80,8 +94,19 @@ def require(
     experiment: str | None = None,
     model: str | None = None,
     admin: bool = False,
+    content: bool = False,
 ) -> None:
-    """Return if :func:`allowed`; raise :class:`PermissionDeniedError` with a useful message."""
+    """Return if :func:`allowed`; raise :class:`PermissionDeniedError` with a useful message.
+
+    ``content=True`` marks an upload of content-addressed objects (:func:`may_store_content`).
+    """
+    if content and action == "edit" and experiment is None and model is None and not admin:
+        if may_store_content(principal):
+            return
+        raise PermissionDeniedError(
+            f"User {principal.name!r} ({principal.role.value}) may not upload artifacts: "
+            "this needs the editor role or an edit grant on an experiment or model"
+        )
     if allowed(principal, action, experiment=experiment, model=model, admin=admin):
         return
     who = f"User {principal.name!r} ({principal.role.value})"

@@ -10,10 +10,14 @@ on a server that asks for credentials). It accepts
   ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``.
 
 No or bad credentials answer 401 in the error envelope with a ``WWW-Authenticate``
-challenge. The authenticated :class:`~driftline.auth.Principal` is
+challenge (under the MLflow prefixes the body also carries MLflow's ``error_code`` and
+``message``, which its client reports). The authenticated :class:`~driftline.auth.Principal` is
 ``request.state.user``; handlers then call :func:`driftline.server.deps.authorize`,
 which asks :class:`ServerAuthorizer` (rules in :mod:`driftline.auth.policy`) and answers
-403 when the caller lacks the permission.
+403 when the caller lacks the permission. An ``edit`` that names no experiment or model
+under :data:`CONTENT_PREFIX` is an upload of content-addressed objects, which any user
+allowed to edit something may do (``driftline.auth.policy.may_store_content``): the
+object routes cannot know which run will refer to the bytes.
 
 Credential checks that miss the cache (see :mod:`driftline.auth.cache`) read the
 database and may run scrypt, so they run in the thread pool, not on the event loop.
@@ -28,12 +32,13 @@ from starlette.concurrency import run_in_threadpool
 from driftline.auth import AuthService, Principal, auth_service
 from driftline.auth.policy import require
 from driftline.errors import DriftlineError, UnauthenticatedError
-from driftline.server.errors import error_response
+from driftline.server.errors import MLFLOW_PREFIXES, envelope
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.datastructures import State
     from starlette.requests import Request
+    from starlette.responses import Response
     from starlette.types import ASGIApp, Receive, Scope, Send
 
     from driftline.server.deps import Action
@@ -50,6 +55,8 @@ __all__ = [
 
 # Paths answered without credentials: a load balancer's liveness probe.
 PUBLIC_PATHS = frozenset({"/health"})
+# The content-object API (digest-named, verified uploads): see the module docstring.
+CONTENT_PREFIX = "/api/v1/artifacts/"
 CHALLENGE = 'Bearer realm="driftline", Basic realm="driftline", charset="UTF-8"'
 
 
@@ -69,7 +76,15 @@ class ServerAuthorizer:
         admin: bool = False,
     ) -> None:
         """Return if the caller may; raise ``PermissionDeniedError`` (403) otherwise."""
-        require(principal(request), action, experiment=experiment, model=model, admin=admin)
+        content = request.url.path.startswith(CONTENT_PREFIX)
+        require(
+            principal(request),
+            action,
+            experiment=experiment,
+            model=model,
+            admin=admin,
+            content=content,
+        )
 
 
 def build_authorizer(workspace: Workspace) -> ServerAuthorizer:
@@ -128,13 +143,22 @@ class Authentication:
         except DriftlineError as exc:
             # Out here the app's error handlers do not apply: answer the envelope directly
             # (401, or 503 when the database cannot be asked).
-            response = error_response(exc.http_status, exc.code, str(exc))
-            if exc.http_status == 401:
-                response.headers["WWW-Authenticate"] = CHALLENGE
-            await response(scope, receive, send)
+            await _refusal(scope["path"], exc)(scope, receive, send)
             return
         scope.setdefault("state", {})["user"] = caller
         await self.app(scope, receive, send)
+
+
+def _refusal(path: str, exc: DriftlineError) -> Response:
+    """The error envelope; under the MLflow prefixes also MLflow's ``error_code``/``message``
+    (its client reads those and would otherwise report an internal error)."""
+    from starlette.responses import JSONResponse
+
+    body: dict[str, Any] = envelope(exc.http_status, exc.code, str(exc))
+    if path.startswith(MLFLOW_PREFIXES):
+        body.update(error_code=exc.code, message=str(exc))
+    headers = {"WWW-Authenticate": CHALLENGE} if exc.http_status == 401 else None
+    return JSONResponse(body, exc.http_status, headers=headers)
 
 
 def _authorization(scope: Scope) -> str | None:
