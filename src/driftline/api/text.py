@@ -41,9 +41,15 @@ def has_nul(value: Any) -> bool:
 
 
 def no_nul(value: Any) -> Any:
-    """A validator: ``value`` unchanged, or ``ValueError`` if it holds a NUL character."""
+    """A validator: ``value`` unchanged, or ``ValueError`` if a database could not store it
+    as text (a NUL character, or a lone UTF-16 surrogate that has no UTF-8 form)."""
     if has_nul(value):
         raise ValueError("must not contain NUL characters")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (no lone surrogates)") from None
     return value
 
 
