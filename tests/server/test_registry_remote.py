@@ -11,7 +11,10 @@ from __future__ import annotations
 import getpass
 import json
 import math
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -199,7 +202,7 @@ def test_approval_policies_are_enforced_by_the_server(remote: Workspace, tmp_pat
         "needs 1 approval(s), it has 0",
     )
     approval = remote.registry.approve("churn", 1, "production", comment="ok")
-    assert approval.comment == "ok"
+    assert (approval.comment, approval.actor) == ("ok", getpass.getuser())
     with pytest.raises(AlreadyExistsError, match="already approved"):
         remote.registry.approve("churn", 1, "production")
     (recorded,) = remote.registry.store.list_approvals("churn", 1, "production")
@@ -364,3 +367,75 @@ def test_the_cli_works_against_the_server(
     code, out = run("models", "versions", "chrun")
     assert code == 1
     assert "did you mean 'churn'" in out
+
+
+# -- with --auth: the actor is the authenticated user ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def auth_server(server_factory: Callable[..., Any]) -> Iterator[tuple[Any, Any, str]]:
+    """A server with --auth and an admin client; the admin is bootstrapped as an operator
+    does it, with the CLI on the server's database."""
+    from driftline.auth._http import HttpUserAdmin
+
+    server = server_factory(args=("--auth",))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "--home", str(server.root / ".driftline"),
+         "--uri", server.uri, "users", "create", "root", "--role", "admin", "--with-token"],
+        capture_output=True, text=True, env=env, cwd=server.root, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    token = done.stdout.strip()
+    admin = HttpUserAdmin(ApiClient(server.url, token=token))
+    yield server, admin, token
+    admin.close()
+
+
+def test_with_auth_each_person_acts_as_themselves(
+    auth_server: tuple[Any, Any, str], open_workspace: Callable[..., Workspace], tmp_path: Path
+) -> None:
+    """Two people approve under a two-approval policy; a viewer may read but not commit."""
+    server, admin, admin_token = auth_server
+    model = f"churn-{new_id()[-6:]}"
+    people = {}
+    for name in (f"alice-{model}", f"bob-{model}"):
+        admin.create_user(name, role="editor")
+        admin.grant(name, model=model, permission="manage")
+        people[name] = open_workspace(
+            server.url, token=admin.create_token(name).secret, user="mallory"
+        )
+    (alice_name, alice), (bob_name, bob) = people.items()
+    register(alice, tmp_path, b"1", name=model)
+    policy_alias = "production"
+    admin_ws = open_workspace(server.url, token=admin_token)
+    admin_ws.registry.set_policy(policy_alias, 2)
+    assert alice.registry.approve(model, 1, policy_alias).actor == alice_name  # not mallory
+    with pytest.raises(PermissionDeniedError, match=rf"it has 1 \({alice_name}\)"):
+        alice.registry.check_approvals(model, 1, policy_alias)
+    bob.registry.approve(model, 1, policy_alias)
+    bob.registry.check_approvals(model, 1, policy_alias)  # two distinct people now
+    done = promote(bob.registry, model, 1, policy_alias, gates=None, cache=tmp_path / "c")
+    assert done.promoted
+    (move,) = admin_ws.registry.alias_history(model, policy_alias)
+    assert move.actor == bob_name
+    assert admin_ws.registry.get_version(f"{model}/1").created_by == alice_name
+    actors = {(e.action, e.actor) for e in admin_ws.registry.audit_log(model=model)}
+    assert {("approve", alice_name), ("approve", bob_name), ("alias_promote", bob_name)} <= actors
+
+    admin.create_user(f"viewer-{model}", role="viewer")
+    viewer = open_workspace(server.url, token=admin.create_token(f"viewer-{model}").secret)
+    assert viewer.registry.get_version(f"{model}@{policy_alias}").version == 1
+    with pytest.raises(PermissionDeniedError):
+        viewer.registry.set_alias(model, "staging", 1)
+    src = tmp_path / "data"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    with pytest.raises(PermissionDeniedError):
+        viewer.data.commit(f"d-{model}", src)
+    with pytest.raises(PermissionDeniedError):
+        viewer.data.store.ensure_dataset(f"d-{model}")  # the data routes' own check
+    version = alice.data.commit(f"d-{model}", src)
+    assert version.author == alice_name
+    assert viewer.data.get(f"d-{model}@latest") == version
+    assert viewer.registry.verify_audit().ok

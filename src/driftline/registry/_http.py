@@ -161,10 +161,11 @@ class HttpRegistryStore:
             )
         ]
 
-    def add_approval(self, approval: Approval) -> None:
+    def add_approval(self, approval: Approval) -> Approval:
         # The approver is the caller as the server knows it, not approval.actor.
         path = f"{self._model_path(approval.name)}/versions/{int(approval.version)}/approvals"
-        self.client.post_json(path, {"alias": approval.alias, "comment": approval.comment})
+        body = {"alias": approval.alias, "comment": approval.comment}
+        return decode(Approval, self.client.post_json(path, body))
 
     def list_approvals(self, name: str, version: int, alias: str | None = None) -> list[Approval]:
         params = {} if alias is None else {"alias": alias}

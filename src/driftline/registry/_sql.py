@@ -418,7 +418,7 @@ class SqlRegistryStore:
             for r in rows
         ]
 
-    def add_approval(self, approval: Approval) -> None:
+    def add_approval(self, approval: Approval) -> Approval:
         p = t.approvals.c
 
         def insert(conn: Connection) -> None:
@@ -455,6 +455,7 @@ class SqlRegistryStore:
             )
 
         self._write(insert)
+        return approval
 
     def list_approvals(self, name: str, version: int, alias: str | None = None) -> list[Approval]:
         p = t.approvals.c

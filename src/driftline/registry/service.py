@@ -307,8 +307,7 @@ class RegistryService:
             comment=comment,
             created_at=utcnow(),
         )
-        self.store.add_approval(approval)
-        return approval
+        return self.store.add_approval(approval)
 
     def set_policy(self, alias: str, required: int) -> None:
         """Require ``required`` approvals by distinct people before promotion to ``alias``."""

@@ -87,8 +87,9 @@ class RegistryStore(Protocol):
         """Evaluations of a version, newest first."""
         ...
 
-    def add_approval(self, approval: Approval) -> None:
-        """Record an approval (one per actor, version and alias)."""
+    def add_approval(self, approval: Approval) -> Approval:
+        """Record an approval (one per actor, version and alias); return it as recorded
+        (a server records the authenticated caller as the actor, and its own time)."""
         ...
 
     def list_approvals(self, name: str, version: int, alias: str | None = None) -> list[Approval]:

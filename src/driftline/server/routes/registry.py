@@ -258,8 +258,7 @@ def add_approval(request: Request, name: str, version: VersionPath, body: Approv
         comment=body.comment,
         created_at=utcnow(),
     )
-    registry.store.add_approval(approval)
-    return encode(approval)
+    return encode(registry.store.add_approval(approval))
 
 
 @router.get("/models/{name}/versions/{version}/approvals", summary="Approvals of a version")
