@@ -183,6 +183,25 @@ def test_forty_mib_goes_up_in_chunks_and_comes_back(
     assert hash_file(copy) == hash_file(source)
 
 
+def test_chunks_spread_over_several_workers_make_one_upload(
+    server_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    server = server_factory(workers=2)
+    client = RecordingClient(server.url)
+    # A new connection per request, so the kernel hands requests to either worker.
+    client.before_send = lambda method, path, number: client.close()
+    try:
+        store = make_store(client, chunk_size=256 * 1024)
+        sources = [write(tmp_path / f"w{i}.bin", 2 * MiB + i) for i in range(3)]
+        blobs = store.put_files(sources)
+        chunks = sum(math.ceil(s.stat().st_size / (256 * 1024)) for s in sources)
+        assert client.count("PUT", CHUNK_PUT) == chunks == 8 + 9 + 9
+        for blob, source in zip(blobs, sources, strict=True):
+            assert store.read_bytes(blob.digest) == source.read_bytes()
+    finally:
+        client.close()
+
+
 def test_put_bytes_read_bytes_and_verify(client: RecordingClient) -> None:
     store = make_store(client)
     data = os.urandom(5000)

@@ -35,9 +35,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
-from typing import Any, BinaryIO
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Query
+from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -68,6 +69,22 @@ _BYTES_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": _BYTES},
     206: {"description": "The requested byte range", "content": _BYTES},
 }
+# Path parameters, documented with their form but checked by the handlers, whose
+# messages say more than a pattern mismatch does.
+Digest = Annotated[
+    str,
+    PathParam(
+        description="A content digest, '<algorithm>:<64 hex digits>'",
+        json_schema_extra={"pattern": "^(blake3|sha256):[0-9a-f]{64}$"},
+    ),
+]
+UploadId = Annotated[
+    str,
+    PathParam(
+        description="An upload id as returned when the upload began",
+        json_schema_extra={"pattern": "^(blake3|sha256)-[0-9a-f]{64}$"},
+    ),
+]
 # Request body pieces are gathered to this size before a write is sent to the thread pool.
 _FLUSH_SIZE = 1 << 20
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -93,7 +110,7 @@ async def missing_objects(request: Request) -> dict[str, Any]:
 
 
 @router.head("/objects/{digest:path}", summary="Whether an object is stored, and its size")
-def head_object(request: Request, digest: str) -> Response:
+def head_object(request: Request, digest: Digest) -> Response:
     authorize(request, "read")
     key = digest_key(digest)
     backend = workspace(request).content.backend
@@ -116,7 +133,7 @@ def head_object(request: Request, digest: str) -> Response:
     response_class=StreamingResponse,
     responses=_BYTES_RESPONSE,
 )
-def get_object(request: Request, digest: str) -> Response:
+def get_object(request: Request, digest: Digest) -> Response:
     authorize(request, "read")
     key = digest_key(digest)
     backend = workspace(request).content.backend
@@ -160,7 +177,7 @@ def get_object(request: Request, digest: str) -> Response:
     summary="Upload a small object in one request (verified before it is stored)",
     openapi_extra=_BINARY_BODY,
 )
-async def put_object(request: Request, digest: str) -> Any:
+async def put_object(request: Request, digest: Digest) -> Any:
     await run_in_threadpool(authorize, request, "edit")
     digest_key(digest)
     content = workspace(request).content
@@ -213,7 +230,7 @@ def _begin(request: Request, digest: str, size: int) -> dict[str, Any]:
 
 
 @router.get("/uploads/{upload_id}", response_model=UploadState, summary="A chunked upload's offset")
-def get_upload(request: Request, upload_id: str) -> dict[str, Any]:
+def get_upload(request: Request, upload_id: UploadId) -> dict[str, Any]:
     authorize(request, "edit")
     return _state(_upload_area(request).status(upload_id))
 
@@ -226,7 +243,7 @@ def get_upload(request: Request, upload_id: str) -> dict[str, Any]:
 )
 async def put_chunk(
     request: Request,
-    upload_id: str,
+    upload_id: UploadId,
     offset: int = Query(ge=0, description="Where this chunk starts in the object"),
 ) -> Any:
     await run_in_threadpool(authorize, request, "edit")
@@ -254,7 +271,7 @@ async def put_chunk(
     response_model=StoredObject,
     summary="Verify a fully sent upload against its digest and store it",
 )
-def complete_upload(request: Request, upload_id: str) -> Any:
+def complete_upload(request: Request, upload_id: UploadId) -> Any:
     authorize(request, "edit")
     content = workspace(request).content
     try:
@@ -272,7 +289,7 @@ def complete_upload(request: Request, upload_id: str) -> Any:
 
 
 @router.delete("/uploads/{upload_id}", summary="Abandon a chunked upload")
-def abort_upload(request: Request, upload_id: str) -> dict[str, Any]:
+def abort_upload(request: Request, upload_id: UploadId) -> dict[str, Any]:
     authorize(request, "edit")
     _upload_area(request).abort(upload_id)
     return {"upload_id": upload_id, "aborted": True}
