@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
+from sqlalchemy.exc import SQLAlchemyError
 
 from driftline.core.clock import from_ms, now_ms
 from driftline.core.ids import new_id
 from driftline.core.metadata import Database
-from driftline.errors import AlreadyExistsError, ConflictError, NotFoundError
+from driftline.errors import AlreadyExistsError, ConflictError, DriftlineError, NotFoundError
 from driftline.tracking import _tables as t
 from driftline.tracking._search_sql import RunSearchCompiler
 from driftline.tracking.models import (
@@ -27,6 +30,12 @@ from driftline.tracking.models import (
 from driftline.tracking.store import LogBatch, MetricRow, RunQuery
 
 __all__ = ["SqlTrackingStore"]
+
+log = logging.getLogger("driftline.tracking")
+
+# Batch receipts (idempotency keys) are kept a day: far longer than any client retries.
+_RECEIPT_TTL_MS = 24 * 3600 * 1000
+_PRUNE_INTERVAL = 600.0  # seconds between prunes, per store
 
 # Parameter sets per INSERT statement; keeps PostgreSQL statements and SQLite's
 # bound-variable limit comfortable while amortizing round trips.
@@ -60,6 +69,20 @@ def _from_db_float(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+def _wanted_params(batch: LogBatch) -> tuple[dict[tuple[str, str], str], list[str]]:
+    """The first value of each param key in a batch, and a conflict for each other value."""
+    # Params are write-once, within a batch too: the first value of a key stands.
+    wanted: dict[tuple[str, str], str] = {}
+    conflicts = []
+    for run_id, key, value in batch.params:
+        held = wanted.setdefault((run_id, key), value)
+        if held != value:
+            conflicts.append(
+                f"param {key!r} of run {run_id} is {held!r}; cannot change it to {value!r}"
+            )
+    return wanted, conflicts
+
+
 def _copy_metrics(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Bulk-load metric points with PostgreSQL's binary COPY, in the open transaction.
 
@@ -82,6 +105,7 @@ class SqlTrackingStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._next_prune = 0.0
         paramstyle = db.engine.dialect.paramstyle
         mark = "?" if paramstyle == "qmark" else "%s"
         self._insert_metrics_sql = (
@@ -323,7 +347,45 @@ class SqlTrackingStore:
     # -- logging ------------------------------------------------------------------
 
     def write_batch(self, batch: LogBatch) -> list[str]:
-        return self.db.write(lambda conn: self._write_batch(conn, batch))
+        if not batch.key:
+            return self.db.write(lambda conn: self._write_batch(conn, batch))
+        conflicts = self.db.write(lambda conn: self._write_keyed_batch(conn, batch))
+        self._prune_receipts()
+        return conflicts
+
+    def _write_keyed_batch(self, conn: Connection, batch: LogBatch) -> list[str]:
+        """Write a batch once per idempotency key: the receipt commits with the rows."""
+        receipt = (
+            _upsert(self.db.dialect, t.batch_receipts)
+            .values(key=batch.key, created_at=now_ms())
+            .on_conflict_do_nothing()
+            .returning(t.batch_receipts.c.key)  # a row only when inserted (rowcount is -1)
+        )
+        # On PostgreSQL a concurrent attempt with the same key waits here for the first
+        # transaction: it then sees the receipt (first committed) or inserts it (rolled back).
+        if conn.execute(receipt).first() is not None:
+            return self._write_batch(conn, batch)
+        # A retry of a committed batch whose answer was lost: write nothing again, but
+        # answer the same param conflicts. Params are write-once, so what the first attempt
+        # stored (or found) is still there and the check gives the same messages.
+        wanted, conflicts = _wanted_params(batch)
+        return conflicts + self._stored_conflicts(conn, wanted) if wanted else conflicts
+
+    def _prune_receipts(self) -> None:
+        """Now and then, forget receipts older than a retry could be (a day)."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + _PRUNE_INTERVAL
+        cutoff = now_ms() - _RECEIPT_TTL_MS
+        try:
+            self.db.write(
+                lambda conn: conn.execute(
+                    t.batch_receipts.delete().where(t.batch_receipts.c.created_at < cutoff)
+                )
+            )
+        except (DriftlineError, SQLAlchemyError) as exc:  # the batch is committed; try later
+            log.warning("driftline could not prune old batch receipts: %s", exc)
 
     def _write_batch(self, conn: Connection, batch: LogBatch) -> list[str]:
         if batch.metrics:
@@ -386,15 +448,7 @@ class SqlTrackingStore:
         )
 
     def _insert_params(self, conn: Connection, batch: LogBatch) -> list[str]:
-        # Params are write-once, within a batch too: the first value of a key stands.
-        wanted: dict[tuple[str, str], str] = {}
-        conflicts = []
-        for run_id, key, value in batch.params:
-            held = wanted.setdefault((run_id, key), value)
-            if held != value:
-                conflicts.append(
-                    f"param {key!r} of run {run_id} is {held!r}; cannot change it to {value!r}"
-                )
+        wanted, conflicts = _wanted_params(batch)
         stmt = _upsert(self.db.dialect, t.params).on_conflict_do_nothing()
         conn.execute(
             stmt,
@@ -403,7 +457,11 @@ class SqlTrackingStore:
                 for (r, k), v in wanted.items()
             ],
         )
+        return conflicts + self._stored_conflicts(conn, wanted)
+
+    def _stored_conflicts(self, conn: Connection, wanted: dict[tuple[str, str], str]) -> list[str]:
         # Params are write-once: whatever is stored now must be what this batch says.
+        conflicts = []
         run_ids = sorted({r for r, _ in wanted})
         keys = sorted({k for _, k in wanted})
         for run_id, key, stored in conn.execute(

@@ -43,6 +43,10 @@ class LogBatch:
     """What the background writer commits in one transaction.
 
     ``heartbeats`` are ids of runs whose process is alive; the store stamps them.
+    ``key`` is an idempotency key (empty: none). A store that sees a key it recorded
+    before acknowledges the batch without writing it again, so a batch re-sent after a
+    lost answer is written once. The HTTP backend fills it in before the first attempt;
+    every retry of the same batch object sends the same key.
     """
 
     metrics: list[MetricRow] = field(default_factory=list)
@@ -51,6 +55,7 @@ class LogBatch:
     heartbeats: list[str] = field(default_factory=list)
     # Flush markers that travelled with these rows (the writer's bookkeeping, not data).
     markers: list[Any] = field(default_factory=list)
+    key: str = ""
 
     def __len__(self) -> int:
         return len(self.metrics) + len(self.params) + len(self.tags)

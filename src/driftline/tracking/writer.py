@@ -15,6 +15,7 @@ another process surfaces as :class:`~driftline.errors.ConflictError` at the next
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -32,6 +33,11 @@ log = logging.getLogger("driftline.tracking")
 _Row = TypeVar("_Row", MetricRow, ParamRow)  # ParamRow and TagRow are the same shape
 
 _BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def _part_key(key: str, run_id: str) -> str:
+    """The idempotency key of one run's part of a batch: the same on every retry."""
+    return hashlib.blake2b(f"{key}/{run_id}".encode(), digest_size=16).hexdigest()
 
 
 class _Marker:
@@ -76,6 +82,7 @@ class BatchWriter:
         self.params: deque[ParamRow] = deque()
         self.tags: deque[TagRow] = deque()
         self._retry: LogBatch | None = None
+        self._split = False  # the batch in _retry must be retried run by run
         self._busy = False
         self._error: DriftlineError | None = None
         self._conflicts: list[str] = []
@@ -97,6 +104,7 @@ class BatchWriter:
         self.params.clear()
         self.tags.clear()
         self._retry = None
+        self._split = False
         self._idle = threading.Condition()
         self._wake = threading.Event()
         if not self._closed:
@@ -236,6 +244,11 @@ class BatchWriter:
         """Write a batch; ``False`` means "keep it and retry" (the database is failing)."""
         if not (batch or batch.heartbeats):
             return True
+        if self._split:
+            # The per-run retry of this batch was cut short: go on per run, so each part
+            # keeps its idempotency key and a part the server did commit is not re-sent
+            # inside a bigger batch under another key.
+            return self._commit_per_run(batch)
         try:
             conflicts = self._sink(batch)
         except BackendError as exc:
@@ -255,6 +268,9 @@ class BatchWriter:
         for kind in ("metrics", "params", "tags"):
             for row in getattr(batch, kind):
                 getattr(runs.setdefault(row[0], LogBatch()), kind).append(row)
+        if batch.key:  # stable per-run keys: a retried part is recognised as such
+            for run_id, part in runs.items():
+                part.key = _part_key(batch.key, run_id)
         done: set[str] = set()
         for run_id, part in runs.items():
             try:
@@ -268,6 +284,7 @@ class BatchWriter:
                 batch.tags = [r for r in batch.tags if r[0] not in done]
                 with self._idle:
                     self._error = exc
+                self._split = True
                 return False
             except Exception as exc:
                 done.add(run_id)
@@ -279,6 +296,7 @@ class BatchWriter:
                         f"{len(part)} logged items for run {run_id} were rejected and "
                         f"dropped: {exc}"
                     )
+        self._split = False
         return True
 
     def _report(self, conflicts: list[str]) -> None:

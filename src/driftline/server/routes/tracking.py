@@ -1,7 +1,365 @@
-"""REST routes: tracking."""
+"""REST routes: tracking (experiments, runs, logging batches, run artifact entries).
+
+These are the operations of :class:`~driftline.tracking.store.TrackingStore` and
+:class:`~driftline.tracking.store.RunArtifactStore`, so the HTTP backend
+(``tracking/_http.py``) is a thin client of them. Every handler checks its input with
+the rules :class:`~driftline.tracking.TrackingService` applies (keys, names, value
+lengths, the search language), so a server never stores what an embedded workspace
+would refuse, and authorizes the caller on the experiment the request touches.
+
+``POST /batches`` is the logging hot path: a columnar JSON body parsed without a
+Python object per row (see :mod:`driftline.api.tracking`), written in one transaction
+with its idempotency receipt.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from driftline.api.codec import encode, encode_float
+from driftline.api.tracking import (
+    LOG_BATCH_SCHEMA,
+    MAX_LIST_PAGE,
+    ArtifactEntriesBody,
+    ExperimentCreateBody,
+    LifecycleBody,
+    RunCreateBody,
+    RunSearchBody,
+    RunStatusBody,
+    decode_log_batch,
+)
+from driftline.core.artifacts import validate_artifact_path
+from driftline.core.clock import from_ms
+from driftline.core.hashing import parse_digest
+from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError
+from driftline.server.deps import Action, authorize, workspace
+from driftline.tracking import ArtifactEntry, Experiment, LifecycleStage, RunStatus, validate_key
+from driftline.tracking.search import parse_filter, parse_order_by
+from driftline.tracking.service import MAX_PARAM_LENGTH, MAX_TAG_LENGTH
+from driftline.tracking.service import _check_name as check_name  # the service's own rule
+from driftline.tracking.store import LogBatch, RunArtifactStore, RunQuery, TrackingStore
 
 router = APIRouter(tags=["tracking"])
+
+# Run id -> experiment name, per worker: authorization needs the experiment of every
+# run a request names, and a run never changes experiment (nor an experiment its name).
+_RUN_CACHE_SIZE = 100_000
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status, media_type="application/json")
+
+
+def _store(request: Request) -> TrackingStore:
+    return workspace(request).tracking.store
+
+
+def _artifacts(request: Request) -> RunArtifactStore:
+    return workspace(request).tracking.artifacts
+
+
+def _experiment(request: Request, experiment_id: str, action: Action) -> Experiment:
+    """The experiment with this id, after checking the caller may ``action`` it."""
+    found = _store(request).find_experiment(id=experiment_id)
+    if found is None:
+        authorize(request, "read")
+        raise NotFoundError(f"No experiment with id {experiment_id!r}")
+    authorize(request, action, experiment=found.name)
+    return found
+
+
+def _run_experiments(
+    request: Request, run_ids: Iterable[str], *, missing_ok: bool = False
+) -> dict[str, str]:
+    """The experiment name of each run; ``NotFoundError`` for an unknown run."""
+    cache: dict[str, str] | None = getattr(request.app.state, "run_experiments", None)
+    if cache is None:
+        cache = request.app.state.run_experiments = {}
+    store = _store(request)
+    names = {}
+    for run_id in run_ids:
+        name = cache.get(run_id)
+        if name is None:
+            run = store.find_run(run_id)
+            experiment = None if run is None else store.find_experiment(id=run.experiment_id)
+            if experiment is None:
+                if missing_ok:
+                    continue
+                authorize(request, "read")
+                raise NotFoundError(f"No run with id {run_id!r}")
+            name = experiment.name
+            if len(cache) >= _RUN_CACHE_SIZE:
+                cache.clear()
+            cache[run_id] = name
+        names[run_id] = name
+    return names
+
+
+def _authorize_run(request: Request, run_id: str, action: Action) -> None:
+    name = _run_experiments(request, [run_id])[run_id]
+    authorize(request, action, experiment=name)
+
+
+def _tags(tags: dict[str, str]) -> dict[str, str]:
+    for key, value in tags.items():
+        validate_key(key, "tag key")
+        if len(value) > MAX_TAG_LENGTH:
+            raise InvalidArgumentError(
+                f"Value of tag {key!r} is longer than {MAX_TAG_LENGTH} characters"
+            )
+    return tags
+
+
+# -- experiments --------------------------------------------------------------------------
+
+
+@router.post("/experiments", status_code=201, summary="Create an experiment")
+def create_experiment(body: ExperimentCreateBody, request: Request) -> Response:
+    name = check_name(body.name, "experiment name")
+    authorize(request, "edit", experiment=name)
+    experiment = _store(request).create_experiment(
+        name=name, description=body.description, tags=_tags(body.tags)
+    )
+    return _json(encode(experiment), 201)
+
+
+@router.get("/experiments", summary="Experiments, newest first")
+def list_experiments(
+    request: Request,
+    include_deleted: bool = False,
+    max_results: int = Query(100, ge=1, le=MAX_LIST_PAGE),
+    offset: int = Query(0, ge=0, le=2**62),
+) -> Response:
+    authorize(request, "read")
+    items = _store(request).list_experiments(
+        include_deleted=include_deleted, max_results=max_results, offset=offset
+    )
+    return _json({"experiments": [encode(e) for e in items]})
+
+
+@router.get("/experiments/by-name", summary="The experiment with this name")
+def get_experiment_by_name(request: Request, name: str = Query(max_length=1000)) -> Response:
+    authorize(request, "read", experiment=name)
+    found = _store(request).find_experiment(name=name)
+    if found is None:
+        raise NotFoundError(f"No experiment named {name!r}")
+    return _json(encode(found))
+
+
+@router.get("/experiments/{experiment_id}", summary="The experiment with this id")
+def get_experiment(experiment_id: str, request: Request) -> Response:
+    return _json(encode(_experiment(request, experiment_id, "read")))
+
+
+@router.put("/experiments/{experiment_id}/lifecycle", summary="Soft-delete or restore")
+def set_experiment_lifecycle(experiment_id: str, body: LifecycleBody, request: Request) -> Response:
+    experiment = _experiment(request, experiment_id, "edit")
+    updated = _store(request).set_experiment_lifecycle(experiment.id, LifecycleStage(body.stage))
+    return _json(encode(updated))
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+@router.post("/runs", status_code=201, summary="Start a RUNNING run")
+def create_run(body: RunCreateBody, request: Request) -> Response:
+    experiment = _experiment(request, body.experiment_id, "edit")
+    name = check_name(body.name, "run name")
+    if body.parent_id is not None and _store(request).find_run(body.parent_id) is None:
+        raise NotFoundError(f"No run with id {body.parent_id!r}")
+    # With --auth the run belongs to whoever is authenticated, not to whom the client says.
+    user = getattr(request.state, "user", None)
+    run = _store(request).create_run(
+        experiment_id=experiment.id,
+        name=name,
+        user=body.user if user is None else str(user.name),
+        start_time=body.start_time,
+        parent_id=body.parent_id,
+        tags=_tags(body.tags),
+    )
+    return _json(encode(run), 201)
+
+
+@router.post("/runs/search", summary="Search runs with the search language")
+def search_runs(body: RunSearchBody, request: Request) -> Response:
+    node = parse_filter(body.filter)  # a syntax error is a 400 naming its position
+    order = parse_order_by(body.order_by)
+    store = _store(request)
+    if body.experiment_ids is None:
+        authorize(request, "read")
+    else:
+        for experiment_id in set(body.experiment_ids):
+            found = store.find_experiment(id=experiment_id)
+            if found is not None:  # an unknown id just matches no run
+                authorize(request, "read", experiment=found.name)
+    runs = store.search_runs(
+        RunQuery(
+            experiment_ids=body.experiment_ids,
+            filter=node,
+            order_by=order,
+            max_results=body.max_results,
+            offset=body.offset,
+            lifecycle=None if body.lifecycle is None else LifecycleStage(body.lifecycle),
+        )
+    )
+    return _json({"runs": [encode(run) for run in runs]})
+
+
+@router.get("/runs/{run_id}", summary="A run with its params, latest metrics and tags")
+def get_run(run_id: str, request: Request) -> Response:
+    _authorize_run(request, run_id, "read")
+    run = _store(request).find_run(run_id)
+    if run is None:
+        raise NotFoundError(f"No run with id {run_id!r}")
+    return _json(encode(run))
+
+
+@router.post("/runs/{run_id}/status", summary="Move a run from `expected` to `status`")
+def update_run_status(run_id: str, body: RunStatusBody, request: Request) -> Response:
+    _authorize_run(request, run_id, "edit")
+    run = _store(request).update_run_status(
+        run_id,
+        status=RunStatus(body.status),
+        end_time=body.end_time,
+        expected=RunStatus(body.expected),
+    )
+    return _json(encode(run))
+
+
+@router.put("/runs/{run_id}/lifecycle", summary="Soft-delete or restore a run")
+def set_run_lifecycle(run_id: str, body: LifecycleBody, request: Request) -> Response:
+    _authorize_run(request, run_id, "edit")
+    run = _store(request).set_run_lifecycle(run_id, LifecycleStage(body.stage))
+    return _json(encode(run))
+
+
+@router.get("/runs/{run_id}/metric-history", summary="Every point of one metric, by step")
+def get_metric_history(run_id: str, request: Request, key: str = Query()) -> Response:
+    _authorize_run(request, run_id, "read")
+    points = _store(request).get_metric_history(run_id, key)
+    # Columnar, like batches: a history can be hundreds of thousands of points.
+    return _json(
+        {
+            "key": key,
+            "value": [encode_float(p.value) for p in points],
+            "step": [p.step for p in points],
+            "timestamp": [encode(p.timestamp) for p in points],
+        }
+    )
+
+
+# -- logging ------------------------------------------------------------------------------
+
+
+@router.post(
+    "/batches",
+    summary="Log metrics, params, tags and heartbeats in one transaction (idempotent by key)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": LOG_BATCH_SCHEMA}},
+        }
+    },
+)
+async def write_batch(request: Request) -> Response:
+    # Read the raw body here and parse it in a worker thread: no pydantic model per row.
+    raw = await request.body()
+    return await run_in_threadpool(_write_batch, request, raw)
+
+
+def _write_batch(request: Request, raw: bytes) -> Response:
+    key, metrics, params, tags, heartbeats = decode_log_batch(raw)
+    batch = LogBatch(key=key)
+    runs: set[str] = set()
+    if metrics is not None:
+        run_ids, keys, values, steps, stamps = metrics
+        for metric_key in set(keys):
+            validate_key(metric_key, "metric key")
+        runs.update(run_ids)
+        batch.metrics = list(zip(run_ids, keys, values, steps, stamps, strict=True))
+    for kind, columns, limit in (
+        ("param", params, MAX_PARAM_LENGTH),
+        ("tag", tags, MAX_TAG_LENGTH),
+    ):
+        if columns is None:
+            continue
+        run_ids, keys, texts = columns
+        for text_key in set(keys):
+            validate_key(text_key, f"{kind} key")
+        if texts and max(map(len, texts)) > limit:
+            long_key = next(k for k, v in zip(keys, texts, strict=True) if len(v) > limit)
+            raise InvalidArgumentError(
+                f"Value of {kind} {long_key!r} is longer than {limit} characters"
+            )
+        runs.update(run_ids)
+        setattr(batch, f"{kind}s", list(zip(run_ids, keys, texts, strict=True)))
+    experiments = _run_experiments(request, sorted(runs))
+    # A heartbeat for a run that does not exist (any more) stamps nothing: drop it.
+    alive = _run_experiments(request, sorted(set(heartbeats) - runs), missing_ok=True)
+    batch.heartbeats = sorted(set(heartbeats) & (runs | set(alive)))
+    for name in sorted({*experiments.values(), *alive.values()}):
+        authorize(request, "edit", experiment=name)
+    if not (batch or batch.heartbeats):
+        return _json({"conflicts": []})
+    try:
+        conflicts = _store(request).write_batch(batch)
+    except Exception as exc:
+        if _is_integrity_error(exc):  # a run was purged between the check and the write
+            raise NotFoundError(
+                f"A run this batch logs to does not exist any more: {_first_line(exc)}"
+            ) from None
+        raise
+    return _json({"conflicts": conflicts})
+
+
+def _is_integrity_error(exc: Exception) -> bool:
+    # SQLAlchemy's IntegrityError, or psycopg's from a COPY: both are named so.
+    return not isinstance(exc, DriftlineError) and any(
+        cls.__name__ == "IntegrityError" for cls in type(exc).__mro__
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+# -- run artifacts ------------------------------------------------------------------------
+
+
+@router.post("/runs/{run_id}/artifacts", status_code=204, summary="Record files logged to a run")
+def add_artifacts(run_id: str, body: ArtifactEntriesBody, request: Request) -> Response:
+    _authorize_run(request, run_id, "edit")
+    entries = []
+    for item in body.artifacts:
+        parse_digest(item.digest)
+        entries.append(
+            ArtifactEntry(
+                path=validate_artifact_path(item.path),
+                digest=item.digest,
+                size=item.size,
+                created_at=from_ms(item.created_at),
+            )
+        )
+    _artifacts(request).add_artifacts(run_id, entries)
+    return Response(status_code=204)
+
+
+@router.get("/runs/{run_id}/artifacts", summary="Files logged to a run under a prefix")
+def list_artifacts(run_id: str, request: Request, prefix: str = "") -> Response:
+    _authorize_run(request, run_id, "read")
+    clean = validate_artifact_path(prefix).rstrip("/") if prefix else ""
+    entries = _artifacts(request).list_artifacts(run_id, clean)
+    return _json({"artifacts": [encode(e) for e in entries]})
+
+
+@router.get("/run-artifacts/digests", summary="Every digest a run artifact points to")
+def artifact_digests(request: Request) -> Response:
+    authorize(request, "read")
+    return _json({"digests": sorted(_artifacts(request).artifact_digests())})
