@@ -14,10 +14,10 @@ challenge (under the MLflow prefixes the body also carries MLflow's ``error_code
 ``message``, which its client reports). The authenticated :class:`~driftline.auth.Principal` is
 ``request.state.user``; handlers then call :func:`driftline.server.deps.authorize`,
 which asks :class:`ServerAuthorizer` (rules in :mod:`driftline.auth.policy`) and answers
-403 when the caller lacks the permission. An ``edit`` that names no experiment or model
-under :data:`CONTENT_PREFIX` is an upload of content-addressed objects, which any user
-allowed to edit something may do (``driftline.auth.policy.may_store_content``): the
-object routes cannot know which run will refer to the bytes.
+403 when the caller lacks the permission. An ``edit`` with ``content=True`` is an upload
+of content-addressed objects, which any user allowed to edit something may do
+(``driftline.auth.policy.may_store_content``): the object routes cannot know which run
+will refer to the bytes.
 
 Credential checks that miss the cache (see :mod:`driftline.auth.cache`) read the
 database and may run scrypt, so they run in the thread pool, not on the event loop.
@@ -55,8 +55,6 @@ __all__ = [
 
 # Paths answered without credentials: a load balancer's liveness probe.
 PUBLIC_PATHS = frozenset({"/health"})
-# The content-object API (digest-named, verified uploads): see the module docstring.
-CONTENT_PREFIX = "/api/v1/artifacts/"
 CHALLENGE = 'Bearer realm="driftline", Basic realm="driftline", charset="UTF-8"'
 
 
@@ -74,9 +72,9 @@ class ServerAuthorizer:
         experiment: str | None = None,
         model: str | None = None,
         admin: bool = False,
+        content: bool = False,
     ) -> None:
         """Return if the caller may; raise ``PermissionDeniedError`` (403) otherwise."""
-        content = request.url.path.startswith(CONTENT_PREFIX)
         require(
             principal(request),
             action,

@@ -29,6 +29,7 @@ class Authorizer(Protocol):
         experiment: str | None = None,
         model: str | None = None,
         admin: bool = False,
+        content: bool = False,
     ) -> None:
         """Return if allowed; raise ``PermissionDeniedError`` (403) otherwise."""
         ...
@@ -55,11 +56,17 @@ def authorize(
     experiment: str | None = None,
     model: str | None = None,
     admin: bool = False,
+    content: bool = False,
 ) -> None:
     """Check the caller may do ``action`` (on an experiment or a model, if named).
 
     Without ``--auth`` everything is allowed. ``admin=True`` demands the admin role.
+    ``content=True`` marks an upload of content-addressed bytes: no run refers to them
+    yet, so any caller allowed to edit something may store them (the step that makes a
+    run or version refer to them is authorized on its own).
     """
     authorizer: Authorizer | None = request.app.state.authorizer
     if authorizer is not None:
-        authorizer.check(request, action, experiment=experiment, model=model, admin=admin)
+        authorizer.check(
+            request, action, experiment=experiment, model=model, admin=admin, content=content
+        )

@@ -35,6 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
+from functools import partial
 from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Query
@@ -178,7 +179,7 @@ def get_object(request: Request, digest: Digest) -> Response:
     openapi_extra=_BINARY_BODY,
 )
 async def put_object(request: Request, digest: Digest) -> Any:
-    await run_in_threadpool(authorize, request, "edit")
+    await run_in_threadpool(partial(authorize, content=True), request, "edit")
     digest_key(digest)
     content = workspace(request).content
     area = await run_in_threadpool(_upload_area, request)
@@ -209,7 +210,7 @@ async def put_object(request: Request, digest: Digest) -> Any:
     openapi_extra=json_body_schema(UploadRequest),
 )
 async def begin_upload(request: Request) -> dict[str, Any]:
-    await run_in_threadpool(authorize, request, "edit")
+    await run_in_threadpool(partial(authorize, content=True), request, "edit")
     body = parse_body(UploadRequest, await _read_json(request))
     return await run_in_threadpool(_begin, request, body.digest, body.size)
 
@@ -231,7 +232,7 @@ def _begin(request: Request, digest: str, size: int) -> dict[str, Any]:
 
 @router.get("/uploads/{upload_id}", response_model=UploadState, summary="A chunked upload's offset")
 def get_upload(request: Request, upload_id: UploadId) -> dict[str, Any]:
-    authorize(request, "edit")
+    authorize(request, "edit", content=True)
     return _state(_upload_area(request).status(upload_id))
 
 
@@ -246,7 +247,7 @@ async def put_chunk(
     upload_id: UploadId,
     offset: int = Query(ge=0, description="Where this chunk starts in the object"),
 ) -> Any:
-    await run_in_threadpool(authorize, request, "edit")
+    await run_in_threadpool(partial(authorize, content=True), request, "edit")
     area = await run_in_threadpool(_upload_area, request)
     try:
         writer = await run_in_threadpool(
@@ -272,7 +273,7 @@ async def put_chunk(
     summary="Verify a fully sent upload against its digest and store it",
 )
 def complete_upload(request: Request, upload_id: UploadId) -> Any:
-    authorize(request, "edit")
+    authorize(request, "edit", content=True)
     content = workspace(request).content
     try:
         blob = _upload_area(request).complete(upload_id, content)
@@ -290,7 +291,7 @@ def complete_upload(request: Request, upload_id: UploadId) -> Any:
 
 @router.delete("/uploads/{upload_id}", summary="Abandon a chunked upload")
 def abort_upload(request: Request, upload_id: UploadId) -> dict[str, Any]:
-    authorize(request, "edit")
+    authorize(request, "edit", content=True)
     _upload_area(request).abort(upload_id)
     return {"upload_id": upload_id, "aborted": True}
 
