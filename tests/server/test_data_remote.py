@@ -118,6 +118,7 @@ def test_commit_get_tag_diff_and_lineage_through_the_module_api(
 
     changes = {(c.kind, c.path) for c in dl.data.diff("customers@1", "customers@2").files}
     assert changes == {("modified", "edit.txt"), ("removed", "gone.txt"), ("added", "fresh.txt")}
+    assert dl.data.diff("customers@2", "customers@2").unchanged  # a second call works too
 
     with dl.start_run() as run:
         dl.log_input(dl.data.get("customers@october"))

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from driftline.data.diff import diff_versions
 from driftline.data.models import (
     Dataset,
     DatasetDiff,
@@ -112,10 +113,10 @@ def log(name: str) -> list[Version]:
     return [Version(service, record) for record in service.log(name)]
 
 
+# ``driftline.data.diff`` is imported above, before this function takes the name: loading
+# a submodule for the first time binds it on the package, which would replace the function.
 def diff(a: str, b: str, *, key: list[str] | str | None = None) -> DatasetDiff:
     """Files added, removed, modified, renamed; for tables also schema, statistics and rows."""
-    from driftline.data.diff import diff_versions
-
     keys = [key] if isinstance(key, str) else key
     return diff_versions(get(a), get(b), key=keys)
 
