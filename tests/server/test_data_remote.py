@@ -324,3 +324,40 @@ def test_the_cli_works_against_the_server(
     assert "intact: 1 entries" in out
     # Nothing was written next to the client: the server holds it all.
     assert not list((tmp_path / "cli-home").glob("*.db"))
+
+
+def test_pulling_from_a_data_remote_into_the_server(
+    remote: Workspace, open_workspace: Callable[..., Workspace], tmp_path: Path
+) -> None:
+    """A pull records versions under their numbers through the server (``put_version``)."""
+    from driftline.data.remote import pull, push
+
+    laptop = open_workspace(f"sqlite:///{tmp_path / 'laptop.db'}")
+    src = tree(tmp_path / "src", {"a.bin": b"a" * 100})
+    laptop.data.commit("logs", src, message="day 1", tags=["d1"])
+    (src / "b.bin").write_bytes(b"b" * 50)
+    laptop.data.commit("logs", src, message="day 2")
+    shared = str(tmp_path / "remote")
+    push(laptop.data, None, remote=shared)
+
+    assert pull(remote.data, "logs", remote=shared).versions == ("logs@1", "logs@2")
+    for ref in ("logs@1", "logs@2", "logs@d1"):
+        mine, theirs = laptop.data.get(ref), remote.data.get(ref)
+        assert (theirs.id, theirs.number, theirs.message, theirs.tags, theirs.author) == (
+            mine.id,
+            mine.number,
+            mine.message,
+            mine.tags,
+            mine.author,
+        )
+    out = remote.data.get("logs@2")
+    assert {e.path for e in remote.data.manifest(out).entries} == {"a.bin", "b.bin"}
+    assert pull(remote.data, None, remote=shared).objects == 0  # nothing new
+
+    # The server's history and the remote's now differ at version 3: a pull is a conflict.
+    remote.data.commit("logs", tree(tmp_path / "mine", {"c.bin": b"c"}))
+    (src / "a.bin").write_bytes(b"changed")
+    laptop.data.commit("logs", src)
+    push(laptop.data, None, remote=shared)
+    with pytest.raises(ConflictError, match="diverged"):
+        pull(remote.data, "logs", remote=shared)
