@@ -438,4 +438,13 @@ def test_with_auth_each_person_acts_as_themselves(
     version = alice.data.commit(f"d-{model}", src)
     assert version.author == alice_name
     assert viewer.data.get(f"d-{model}@latest") == version
+    # Recording what a run read is part of the run: an experiment grant is enough.
+    admin.grant(f"viewer-{model}", experiment=f"exp-{model}", permission="edit")
+    viewer.tracking.create_experiment(f"exp-{model}")
+    mine = viewer.tracking.create_run(f"exp-{model}")
+    viewer.data.log_input(mine.id, version.ref)
+    assert viewer.data.store.readers(f"d-{model}", 1) == [mine.id]
+    theirs = alice.tracking.create_run(f"other-{model}")
+    with pytest.raises(PermissionDeniedError):
+        viewer.data.log_input(theirs.id, version.ref)
     assert viewer.registry.verify_audit().ok
