@@ -45,17 +45,20 @@ def client_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mlflow-client")
 
 
-def run_mlflow(server: Any, home: Path, script: str, *args: str) -> dict[str, Any]:
+def run_mlflow(
+    server: Any, home: Path, script: str, *args: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``script`` (with ``args``) with the MLflow client against ``server``; return the
     JSON it prints last."""
     path = home / f"scenario_{abs(hash(script))}.py"
     path.write_text(textwrap.dedent(script))
-    env = {
+    environment = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("DRIFTLINE_", "MLFLOW_")) and k not in ("HOME",)
     }
-    env.update(
+    environment.update(env or {})
+    environment.update(
         HOME=str(home),
         MLFLOW_TRACKING_URI=server.url,
         MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",  # a failing request shows up, not a retry
@@ -64,7 +67,7 @@ def run_mlflow(server: Any, home: Path, script: str, *args: str) -> dict[str, An
     result = subprocess.run(
         [sys.executable, str(path), *args],
         cwd=home,
-        env=env,
+        env=environment,
         capture_output=True,
         text=True,
         timeout=600,
@@ -518,3 +521,173 @@ def test_large_artifacts_stream_both_ways(
     assert digest.hexdigest() == hashlib.sha256(chunk * total).hexdigest()
     entries = server_workspace.tracking.list_artifacts(rest_run["run_id"], "big")
     assert [(e.path, e.size) for e in entries] == [("big/blob.bin", total * len(chunk))]
+
+
+_GARBAGE: list[Any] = [
+    None, 7, -1, 2**70, 1.5, "x", "", "\x00", "../..", [], {}, [1], [{"key": 1}],
+    [{"key": "k", "value": 2**70}], "NaN", True, "a" * 5000, {"nested": {"x": 1}},
+]  # fmt: skip
+_FIELDS = [
+    "run_id", "run_uuid", "experiment_id", "experiment_ids", "name", "key", "value", "step",
+    "timestamp", "start_time", "end_time", "status", "run_name", "user_id", "filter",
+    "max_results", "page_token", "order_by", "run_view_type", "view_type", "tags", "params",
+    "metrics", "datasets", "models", "source", "version", "alias", "model_id", "stages",
+    "description", "experiment_name", "metric_key", "path",
+]  # fmt: skip
+_POSTS = [
+    "experiments/create", "experiments/search", "experiments/delete", "experiments/restore",
+    "runs/create", "runs/update", "runs/delete", "runs/restore", "runs/search",
+    "runs/log-metric", "runs/log-parameter", "runs/set-tag", "runs/log-batch",
+    "runs/log-inputs", "runs/outputs", "logged-models", "logged-models/search",
+    "logged-models/MODEL/params", "registered-models/create", "registered-models/set-tag",
+    "registered-models/get-latest-versions", "model-versions/create", "registered-models/alias",
+]  # fmt: skip
+_PATCHES = ["logged-models/MODEL", "logged-models/MODEL/tags", "registered-models/update"]
+_GETS = [
+    "experiments/get-by-name", "experiments/get", "experiments/search", "runs/get",
+    "metrics/get-history", "artifacts/list", "logged-models/MODEL", "registered-models/get",
+    "registered-models/search", "registered-models/get-latest-versions", "model-versions/get",
+    "model-versions/get-download-uri", "model-versions/search", "registered-models/alias",
+]  # fmt: skip
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def any_server(request: pytest.FixtureRequest, server_factory: Callable[..., Any]) -> Any:
+    """A server on SQLite (this module's), or one of its own on PostgreSQL."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("server")
+    pg = request.getfixturevalue("postgres")
+    return server_factory(uri=pg.url(pg.create_database()))
+
+
+def test_no_malformed_request_gets_a_server_error(any_server: Any) -> None:
+    """Valid requests with fields replaced by garbage: always a 4xx in MLflow's format (or
+    success), never a 5xx. Every field of every route gets an out-of-range integer and a
+    NUL character; then random mixes of one to three bad fields."""
+    import random
+
+    server = any_server
+
+    rng = random.Random(5)
+    run = _post(server, "runs/create", {"experiment_id": "0", "run_name": "fuzz"}).json()
+    run_id, experiment_id = run["run"]["info"]["run_id"], run["run"]["info"]["experiment_id"]
+    root = f"{ARTIFACTS}/{experiment_id}/{run_id}/artifacts"
+    assert httpx.put(f"{server.url}{root}/d/f.txt", content=b"f").status_code == 200
+    model = _post(
+        server, "logged-models", {"experiment_id": experiment_id, "source_run_id": run_id}
+    ).json()["model"]["info"]["model_id"]
+    assert _post(server, "registered-models/create", {"name": "fz"}).status_code == 200
+    base = {
+        "run_id": run_id, "experiment_id": experiment_id, "experiment_ids": [experiment_id],
+        "name": "fz", "key": "k", "value": "v", "source": f"runs:/{run_id}/d", "version": "1",
+        "alias": "a1", "model_id": model, "metric_key": "k", "experiment_name": "default",
+        "path": f"{experiment_id}/{run_id}/artifacts",
+    }  # fmt: skip
+    failures = []
+
+    def check(method: str, path: str, response: httpx.Response) -> None:
+        if response.status_code >= 500:
+            failures.append(f"{method} {path} -> {response.status_code}: {response.text[:200]}")
+        elif response.status_code >= 400 and "error_code" not in response.json():
+            failures.append(f"{method} {path} -> {response.status_code} without error_code")
+
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        for route in _POSTS:
+            for field in _FIELDS:
+                for value in (2**70, "a\x00b"):
+                    path = f"{MLFLOW}/{route.replace('MODEL', model)}"
+                    check("POST", path, http.post(path, json={**base, field: value}))
+        for route in _GETS:
+            for field in _FIELDS:
+                path = f"{MLFLOW}/{route.replace('MODEL', model)}"
+                query = {k: str(v) for k, v in base.items() if not isinstance(v, list)}
+                check("GET", path, http.get(path, params={**query, field: "a\x00b"}))
+        for _ in range(12):
+            for route in _POSTS + _PATCHES:
+                method = "PATCH" if route in _PATCHES else "POST"
+                body: Any = dict(base)
+                for field in rng.sample(_FIELDS, rng.randint(1, 3)):
+                    body[field] = rng.choice(_GARBAGE)
+                if rng.random() < 0.1:
+                    body = rng.choice(_GARBAGE)
+                path = f"{MLFLOW}/{route.replace('MODEL', model)}"
+                check(method, path, http.request(method, path, json=body))
+            for route in _GETS:
+                query = {k: str(v) for k, v in base.items() if not isinstance(v, list)}
+                for field in rng.sample(_FIELDS, rng.randint(1, 3)):
+                    query[field] = str(rng.choice(_GARBAGE))
+                path = f"{MLFLOW}/{route.replace('MODEL', model)}"
+                check("GET", path, http.get(path, params=query))
+            garbage = str(rng.choice(_GARBAGE))
+            check(
+                "GET",
+                ARTIFACTS,
+                http.get(
+                    ARTIFACTS, params={"path": f"{experiment_id}/{run_id}/artifacts/{garbage}"}
+                ),
+            )
+    assert not failures, "\n".join(failures[:20])
+
+
+AS_USER = """
+    import json, sys
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    out = {}
+    def attempt(name, action):
+        try:
+            out[name] = action()
+        except MlflowException as exc:
+            out[name] = exc.error_code
+
+    attempt("experiment", lambda: mlflow.set_experiment("guarded").experiment_id)
+    def log():
+        with mlflow.start_run(run_name="mine") as run:
+            mlflow.log_metric("loss", 0.1)
+        return run.info.run_id
+    attempt("run_id", log)
+    if len(sys.argv) > 1:
+        client = MlflowClient()
+        attempt("read", lambda: client.get_run(sys.argv[1]).info.user_id)
+        attempt("tag", lambda: client.set_tag(sys.argv[1], "k", "v") or "ok")
+    print(json.dumps(out))
+"""
+
+
+def test_the_mlflow_client_authenticates_and_is_authorized(
+    server_factory: Callable[..., Any], client_home: Path
+) -> None:
+    server = server_factory(args=("--auth",))
+
+    def create_user(name: str, role: str) -> str:
+        done = subprocess.run(
+            [
+                sys.executable, "-m", "driftline.cli", "--home", str(server.root / ".driftline"),
+                "--uri", server.uri, "users", "create", name, "--role", role, "--with-token",
+            ],
+            capture_output=True, text=True, timeout=120, cwd=server.root,
+            env={k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    create_user("root", "admin")
+    editor, viewer = create_user("ed", "editor"), create_user("vi", "viewer")
+
+    def as_user(name: str, token: str, *args: str) -> dict[str, Any]:
+        credentials = {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": token}
+        return run_mlflow(server, client_home, AS_USER, *args, env=credentials)
+
+    wrote = as_user("ed", editor)
+    assert len(wrote["run_id"]) == 32
+    read = as_user("vi", viewer, wrote["run_id"])
+    assert read["experiment"] == wrote["experiment"]  # it exists: reading is allowed
+    assert read["run_id"] == "PERMISSION_DENIED"
+    assert read["read"] == "ed"  # the run's user is who logged it, not the OS user
+    assert read["tag"] == "PERMISSION_DENIED"
+    response = httpx.get(f"{server.url}{MLFLOW}/runs/get", params={"run_id": wrote["run_id"]})
+    assert response.status_code == 401

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from driftline.errors import InvalidArgumentError, NotFoundError
 from driftline.server import deps
+from driftline.server.mlflow._wire import field_str
 from driftline.tracking.models import Experiment, Run
 
 if TYPE_CHECKING:
@@ -42,17 +43,14 @@ def experiment_by_id(
     return found
 
 
-def run_id_of(fields: dict[str, object] | object) -> str:
+def run_id_of(fields: object) -> str:
     """The run a message names: ``run_id``, or the older ``run_uuid``."""
     if not isinstance(fields, dict):
         raise InvalidArgumentError("The request body must be a JSON object")
-    for name in ("run_id", "run_uuid"):
-        value = fields.get(name)
-        if isinstance(value, str) and value:
-            return value
-        if value not in (None, ""):
-            raise InvalidArgumentError(f"Parameter '{name}' must be a string, got {value!r}")
-    raise InvalidArgumentError("Missing value for required parameter 'run_id'")
+    run_id = field_str(fields, "run_id") or field_str(fields, "run_uuid")
+    if not run_id:
+        raise InvalidArgumentError("Missing value for required parameter 'run_id'")
+    return run_id
 
 
 def run_by_id(ws: Workspace, run_id: str) -> Run:

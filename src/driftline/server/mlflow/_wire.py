@@ -46,6 +46,7 @@ __all__ = [
     "field_int",
     "field_list",
     "field_str",
+    "field_strings",
     "json_double",
     "like",
     "mlflow_error",
@@ -111,6 +112,7 @@ JsonBody = Annotated[Any, Body()]
 """A handler's JSON body, any shape (checked by :func:`body_of`; absent means ``None``)."""
 
 Fields = Mapping[str, Any]
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def body_of(data: Any) -> Fields:
@@ -142,7 +144,11 @@ def field_str(fields: Fields, name: str, *, required: bool = False, default: str
         return default
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise InvalidArgumentError(f"Parameter '{name}' must be a string, got {value!r}")
-    return str(value)
+    text = str(value)
+    if "\x00" in text:
+        # No database keeps NUL in text (PostgreSQL refuses it); refuse it up front.
+        raise InvalidArgumentError(f"Parameter '{name}' contains a NUL character")
+    return text
 
 
 def field_int(
@@ -154,15 +160,14 @@ def field_int(
         if required:
             raise InvalidArgumentError(f"Missing value for required parameter '{name}'")
         return default
-    if isinstance(value, bool):
+    whole_float = isinstance(value, float) and value.is_integer()
+    if whole_float or (isinstance(value, str) and re.fullmatch(r"[-+]?\d{1,19}", value.strip())):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgumentError(f"Parameter '{name}' must be an integer, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"[-+]?\d{1,19}", value.strip()):
-        return int(value)
-    raise InvalidArgumentError(f"Parameter '{name}' must be an integer, got {value!r}")
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise InvalidArgumentError(f"Parameter '{name}' is out of the 64-bit range: {value}")
+    return value
 
 
 def field_list(fields: Fields, name: str) -> list[Any]:
@@ -171,6 +176,11 @@ def field_list(fields: Fields, name: str) -> list[Any]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
+
+
+def field_strings(fields: Fields, name: str) -> list[str]:
+    """A repeated string field (``experiment_ids``, ``order_by``...)."""
+    return [field_str({name: value}, name, required=True) for value in field_list(fields, name)]
 
 
 def pairs(fields: Fields, name: str) -> dict[str, str]:

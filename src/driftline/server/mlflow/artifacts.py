@@ -24,11 +24,11 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from driftline.core.artifacts import validate_artifact_path
@@ -138,11 +138,16 @@ async def upload_artifact(request: Request, path: str) -> Response:
     size = 0
     try:
         with open(temp, "wb") as out:
-            async for chunk in request.stream():
-                if chunk:
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
+            try:
+                async for chunk in request.stream():
+                    if chunk:
+                        hasher.update(chunk)
+                        out.write(chunk)
+                        size += len(chunk)
+            except ClientDisconnect:
+                raise InvalidArgumentError(
+                    f"The upload of {logical!r} was cut off after {size} bytes; nothing stored"
+                ) from None
         digest = f"{ws.content.algorithm}:{hasher.hexdigest()}"
         blob = await run_in_threadpool(ws.content.adopt_file, temp, digest)
     finally:
@@ -155,8 +160,8 @@ async def upload_artifact(request: Request, path: str) -> Response:
 # -- download and listing -----------------------------------------------------------------
 
 
-def _chunks(ws: Workspace, file: File, name: str) -> Iterator[bytes]:
-    with ws.content.open(file.digest, name=name) as reader:
+def _chunks(reader: BinaryIO) -> Iterator[bytes]:
+    with reader:
         while chunk := reader.read(CHUNK_SIZE):
             yield chunk
 
@@ -171,8 +176,10 @@ def download_artifact(request: Request, path: str) -> Response:
     if not location.path or not matches:
         raise NotFoundError(f"No artifact file at {path!r}")
     file = matches[0]
+    # Opened here, so a missing object is a 404 before any byte of the answer is sent.
+    reader = ws.content.open(file.digest, name=path)
     return StreamingResponse(
-        _chunks(ws, file, path),
+        _chunks(reader),  # type: ignore[arg-type]
         media_type="application/octet-stream",
         headers={"Content-Length": str(file.size)},
     )

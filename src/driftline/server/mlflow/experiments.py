@@ -24,8 +24,8 @@ from driftline.server.mlflow._wire import (
     MlflowRoute,
     body_of,
     field_int,
-    field_list,
     field_str,
+    field_strings,
     ms,
     pairs,
     query_of,
@@ -101,7 +101,7 @@ def _search(request: Request, fields: dict[str, Any] | Any) -> dict[str, Any]:
         raise InvalidArgumentError(f"max_results must be between 1 and {_MAX_EXPERIMENTS}")
     text = field_str(fields, "filter")
     conditions = parse_conditions(text)
-    order_by = [str(term) for term in field_list(fields, "order_by")]
+    order_by = field_strings(fields, "order_by")
     experiments = deps.workspace(request).tracking.store.list_experiments(
         include_deleted=view != "ACTIVE_ONLY", max_results=_MAX_EXPERIMENTS, offset=0
     )

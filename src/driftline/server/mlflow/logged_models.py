@@ -45,6 +45,7 @@ from driftline.server.mlflow._wire import (
     field_int,
     field_list,
     field_str,
+    field_strings,
     json_double,
     pairs,
 )
@@ -271,9 +272,9 @@ def search_logged_models(request: Request, body: JsonBody = None) -> dict[str, A
     fields = body_of(body)
     ws = deps.workspace(request)
     experiment_ids = []
-    for value in field_list(fields, "experiment_ids"):
+    for value in field_strings(fields, "experiment_ids"):
         try:
-            experiment_ids.append(experiment_by_id(ws, str(value)).id)
+            experiment_ids.append(experiment_by_id(ws, value).id)
         except NotFoundError:
             continue
     text = field_str(fields, "filter")

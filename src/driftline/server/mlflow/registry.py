@@ -48,8 +48,8 @@ from driftline.server.mlflow._wire import (
     MlflowRoute,
     body_of,
     field_int,
-    field_list,
     field_str,
+    field_strings,
     ms,
     pairs,
     query_of,
@@ -184,7 +184,7 @@ def search_registered_models(request: Request) -> dict[str, Any]:
     ws = deps.workspace(request)
     text = field_str(fields, "filter")
     conditions = parse_conditions(text)
-    order_by = [str(term) for term in field_list(fields, "order_by")]
+    order_by = field_strings(fields, "order_by")
     models = [
         m
         for m in ws.registry.list_models()
@@ -257,7 +257,7 @@ def _latest(request: Request, fields: Any) -> dict[str, Any]:
     deps.authorize(request, "read")
     ws = deps.workspace(request)
     model = ws.registry.get_model(field_str(fields, "name", required=True))
-    stages = [str(s) for s in field_list(fields, "stages")]
+    stages = field_strings(fields, "stages")
     if model.latest_version is None or (stages and "none" not in {s.lower() for s in stages}):
         return {}
     latest = ws.registry.store.find_version(model.name, model.latest_version)
@@ -372,7 +372,7 @@ def search_model_versions(request: Request) -> dict[str, Any]:
         for v in (ws.registry.list_versions(name) if _exists(ws, name) else [])
         if evaluate(conditions, lambda c, v=v: _version_field(v, c))
     ]
-    order_by = [str(term) for term in field_list(fields, "order_by")]
+    order_by = field_strings(fields, "order_by")
     for term in reversed(order_by):
         field, descending = _order_term(term, {"name", "version_number", "creation_timestamp"})
         key = {

@@ -37,8 +37,8 @@ from driftline.server.mlflow._wire import (
     MlflowRoute,
     body_of,
     field_int,
-    field_list,
     field_str,
+    field_strings,
     pairs,
     query_of,
 )
@@ -226,11 +226,9 @@ def search_runs(request: Request, body: JsonBody = None) -> dict[str, Any]:
     fields = body_of(body)
     ws = deps.workspace(request)
     experiment_ids = []
-    for value in field_list(fields, "experiment_ids"):
-        if not isinstance(value, str | int) or isinstance(value, bool):
-            raise InvalidArgumentError(f"experiment_ids must be strings, got {value!r}")
+    for value in field_strings(fields, "experiment_ids"):
         try:
-            experiment_ids.append(experiment_by_id(ws, str(value)).id)
+            experiment_ids.append(experiment_by_id(ws, value).id)
         except NotFoundError:  # MLflow finds no runs in an unknown experiment
             continue
     view = field_str(fields, "run_view_type", default="ACTIVE_ONLY").upper()
@@ -242,7 +240,7 @@ def search_runs(request: Request, body: JsonBody = None) -> dict[str, Any]:
         raise InvalidArgumentError("max_results must be a positive number")
     max_results = min(max_results, _MAX_RUNS)
     text = field_str(fields, "filter")
-    order_by = [str(term) for term in field_list(fields, "order_by")]
+    order_by = field_strings(fields, "order_by")
     fingerprint = {
         "kind": "mlflow-runs",
         "experiments": experiment_ids,
