@@ -8,7 +8,10 @@ It shows the stages built so far on the Wisconsin breast-cancer data:
    with params, per-fold and per-epoch metrics, test metrics, a plot, the packaged
    model, and lineage to both data versions; a search ranks them;
 3. the registry: the best model becomes a registered version, is evaluated on the test
-   version, and is promoted to ``@champion`` through quality gates.
+   version, and is promoted to ``@champion`` through quality gates;
+4. team mode: the same workspace is served by ``driftline server`` on a loopback port,
+   and a remote client (``uri=http://...``) reads the champion and the ranking through
+   it, logs a run over HTTP and loads the champion model from the server.
 
 Later stages (serving, monitoring, retraining) extend this same script.
 
@@ -32,7 +35,14 @@ if TYPE_CHECKING:
     from driftline.registry import Evaluation, ModelVersion, PromotionReport
     from driftline.tracking import Run
 
-__all__ = ["METRICS", "QuickstartResult", "quickstart_gates", "run_quickstart"]
+__all__ = [
+    "METRICS",
+    "QuickstartResult",
+    "ServerCheck",
+    "check_through_server",
+    "quickstart_gates",
+    "run_quickstart",
+]
 
 MODEL_NAME = "breast-cancer"
 TRAIN_DATA = "breast-cancer-train"
@@ -61,6 +71,18 @@ class QuickstartResult:
     model_version: ModelVersion
     evaluation: Evaluation
     promotion: PromotionReport
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerCheck:
+    """What a remote client saw through ``driftline server`` (stage 4)."""
+
+    url: str
+    champion: str  # the version ``name@champion`` resolved to, through the server
+    runs_seen: int  # the experiment's runs, listed through the server
+    remote_run_id: str  # a run the client logged over HTTP
+    remote_metric: float  # ... read back through the server
+    predictions_match: bool  # the champion loaded through the server predicts like the local one
 
 
 def _candidates(seed: int) -> list[tuple[str, dict[str, Any], Callable[[], Any]]]:
@@ -251,6 +273,90 @@ def run_quickstart(
         evaluation=evaluation,
         promotion=promotion,
     )
+
+
+def check_through_server(result: QuickstartResult, *, timeout: float = 60.0) -> ServerCheck:
+    """Serve the default workspace with ``driftline server``, then be its remote client.
+
+    The server is a child process on a free loopback port. For the check, the default
+    workspace is reconfigured to ``uri=http://...`` (the same ``dl.*`` calls, now over
+    HTTP); the local one is restored, and the server stopped, before this returns.
+    """
+    import subprocess
+    import sys
+
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+
+    local = dl.get_workspace().settings
+    x = load_breast_cancer(as_frame=True).frame.drop(columns=[TARGET]).head(20)
+    expected = np.asarray(dl.models.load(result.model_version.uri).predict(x))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "driftline.cli", "--home", str(local.home),
+        "server", "--port", str(port), "--workers", "1", "--uri", local.uri,
+        "--artifacts", local.artifact_root, "--log-level", "warning",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for_server(url, server, timeout)
+        dl.configure(uri=url, home=local.home, capture_environment=False)
+        champion = dl.registry.get_version(f"{MODEL_NAME}@champion")
+        seen = list(dl.search_runs(experiment=result.experiment, max_results=1000))
+        with dl.start_run(experiment=result.experiment, name="logged-over-http") as run:
+            dl.log_metric("ping", 1.0)
+        metric = dl.get_workspace().tracking.get_run(run.id).metrics["ping"]
+        served = np.asarray(dl.models.load(f"models:/{MODEL_NAME}@champion").predict(x))
+    finally:
+        dl.configure(settings=local)
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+    return ServerCheck(
+        url=url,
+        champion=f"{champion.name}/{champion.version}",
+        runs_seen=len(seen),
+        remote_run_id=run.id,
+        remote_metric=metric,
+        predictions_match=bool(np.array_equal(served, expected)),
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_server(url: str, server: Any, timeout: float) -> None:
+    import time
+
+    from driftline.api.client import ApiClient
+    from driftline.errors import BackendError
+
+    probe = ApiClient(url, retries=0, timeout=2)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                probe.get_json("/health")
+                return
+            except BackendError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    server.kill()
+                    detail = server.stderr.read().decode(errors="replace")
+                    raise BackendError(
+                        f"driftline server did not start: {detail[-2000:]}"
+                    ) from None
+                time.sleep(0.1)
+    finally:
+        probe.close()
 
 
 def quickstart_gates(test_ref: str) -> dict[str, Any]:

@@ -18,11 +18,14 @@ def register(app: typer.Typer) -> None:
             "auc", "--metric", "-m", help="Rank by auc, accuracy, f1 or log_loss."
         ),
         experiment: str = typer.Option("quickstart", "--experiment", "-e"),
+        serve: bool = typer.Option(
+            True, "--serve/--no-serve", help="Also serve the workspace and use it remotely."
+        ),
         json: bool = JsonOption,
     ) -> None:
         """Train a few scikit-learn models on bundled data, track each run, compare them."""
         import driftline as dl
-        from driftline.quickstart import METRICS, run_quickstart
+        from driftline.quickstart import METRICS, MODEL_NAME, check_through_server, run_quickstart
         from driftline.tracking.models import format_value
 
         try:
@@ -52,6 +55,9 @@ def register(app: typer.Typer) -> None:
                 bar.update(task, description=f"Training {name}", completed=done, total=total)
 
             result = run_quickstart(metric=metric, experiment=experiment, progress=advance)
+            if serve:
+                bar.update(task, description="Serving the workspace over HTTP")
+                served = check_through_server(result)
         if json:
             print_json(
                 {
@@ -64,6 +70,7 @@ def register(app: typer.Typer) -> None:
                     "model_version": result.model_version,
                     "evaluation": result.evaluation,
                     "promotion": result.promotion,
+                    "server": served if serve else None,
                 }
             )
             return
@@ -114,6 +121,16 @@ def register(app: typer.Typer) -> None:
             f"Promoted to [bold green]{version.name}@champion[/] "
             f"(was {f'v{previous}' if previous else 'unset'})"
         )
+        if serve:
+            console.print(
+                f"[bold]4. Server[/]  `driftline server` on {served.url}: through it a remote "
+                f"client saw {served.runs_seen} runs and {MODEL_NAME}@champion = "
+                f"v{served.champion.rsplit('/', 1)[1]}, logged run {served.remote_run_id} over "
+                f"HTTP (ping={served.remote_metric:g}), and the champion it loaded from the "
+                f"server predicts {'exactly like' if served.predictions_match else 'UNLIKE'} "
+                "the local one",
+                highlight=False,
+            )
         console.print("Explore:")
         for command in (
             f"driftline runs show {best.id}",
@@ -123,5 +140,6 @@ def register(app: typer.Typer) -> None:
             f"driftline data lineage {train_ref}",
             f"driftline models card {version.name} {version.version}",
             "driftline audit verify",
+            "driftline server   # then DRIFTLINE_URI=http://127.0.0.1:8080 in another shell",
         ):
             console.print(f"  {command}", soft_wrap=True, highlight=False)
