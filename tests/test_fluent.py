@@ -18,6 +18,22 @@ from driftline.tracking import RunStatus
 from driftline.workspace import Workspace
 
 
+@pytest.fixture(params=["embedded", pytest.param("http", marks=pytest.mark.server)])
+def configure_default(
+    request: pytest.FixtureRequest, configure_default: Callable[..., Workspace]
+) -> Callable[..., Workspace]:
+    """The shared fixture, once embedded and once against a live server (``uri`` = its URL)."""
+    if request.param == "embedded":
+        return configure_default
+    server = request.getfixturevalue("live_server")
+    server.reset()
+
+    def configure(**overrides: object) -> Workspace:
+        return configure_default(**{"uri": server.url, **overrides})
+
+    return configure
+
+
 def test_configure_opens_the_default_workspace_and_replaces_it(
     configure_default: Callable[..., Workspace], tmp_path: Path
 ) -> None:

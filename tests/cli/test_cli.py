@@ -20,8 +20,20 @@ if TYPE_CHECKING:
     from conftest import Cli  # the runner fixture's type (tests/cli/conftest.py)
 
 
+@pytest.fixture(params=["embedded", pytest.param("http", marks=pytest.mark.server)])
+def backend_env(
+    request: pytest.FixtureRequest, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Run the test embedded, and again with DRIFTLINE_URI pointing at a live server."""
+    if request.param == "http":
+        server = request.getfixturevalue("live_server")
+        server.reset()
+        monkeypatch.setenv("DRIFTLINE_URI", server.url)
+    return str(request.param)
+
+
 @pytest.fixture
-def logged_runs(workdir: Path) -> list[str]:
+def logged_runs(workdir: Path, backend_env: str) -> list[str]:
     """Two finished runs in experiment 'churn', logged through the API."""
     ids = []
     dl.configure(capture_environment=False)
@@ -88,7 +100,7 @@ def test_artifacts_list_and_get_round_trip(logged_runs: list[str], cli: Cli, wor
     assert (workdir / "out" / "report.txt").read_text() == "report of lr-small\n"
 
 
-def test_experiment_lifecycle(workdir: Path, cli: Cli) -> None:
+def test_experiment_lifecycle(workdir: Path, backend_env: str, cli: Cli) -> None:
     assert cli("experiments", "create", "fraud")[0] == 0
     names = [e["name"] for e in cli.json("experiments", "list")["experiments"]]
     assert names == ["fraud"]
