@@ -187,6 +187,15 @@ WORKFLOW = """
         client.get_run("0" * 32)
     except MlflowException as exc:
         out["missing_run"] = exc.error_code
+    out["experiments"] = [
+        e.name for e in client.search_experiments(filter_string="name LIKE 'mlflow-%'")
+    ]
+    out["models"] = [m.name for m in client.search_registered_models("name = 'iris-clf'")]
+    out["versions"] = sorted(v.version for v in client.search_model_versions("name='iris-clf'"))
+    out["latest"] = [v.version for v in client.get_latest_versions("iris-clf")]
+    client.set_registered_model_alias("iris-clf", "old", "1")
+    client.delete_registered_model_alias("iris-clf", "old")
+    out["aliases"] = client.get_registered_model("iris-clf").aliases
     print(json.dumps(out))
 """
 
@@ -230,6 +239,11 @@ def test_the_mlflow_client_round_trips_a_workflow(workflow: dict[str, Any]) -> N
     assert workflow["predicted"] == workflow["expected"]
     assert workflow["by_model_id"] == workflow["expected"]
     assert workflow["missing_run"] == "RESOURCE_DOES_NOT_EXIST"
+    assert workflow["experiments"] == ["mlflow-wf"]
+    assert workflow["models"] == ["iris-clf"]
+    assert workflow["versions"] == ["1", "2"]
+    assert workflow["latest"] == ["2"]
+    assert workflow["aliases"] == {"champion": "2"}
 
 
 def test_what_mlflow_logged_is_driftline_data(
@@ -274,6 +288,16 @@ def test_what_mlflow_logged_is_driftline_data(
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
     assert "dir/a.txt" in {entry["path"] for entry in json.loads(listed.stdout)}
+    # And a workspace in remote mode, on the server's URL, reads the same.
+    remote = Workspace.from_settings(
+        Settings.load(uri=server.url, home=ws.settings.home / "remote", async_logging=False)
+    )
+    try:
+        assert remote.tracking.get_run(run.id).params == run.params
+        assert {e.path for e in remote.tracking.list_artifacts(run.id)} == paths
+        assert remote.registry.get_version("iris-clf@champion").flavor == "mlflow"
+    finally:
+        remote.close()
 
 
 REVERSE = """

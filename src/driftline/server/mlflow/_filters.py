@@ -296,7 +296,9 @@ def evaluate(conditions: list[Condition], lookup: Callable[[Condition], Any]) ->
 def _holds(condition: Condition, actual: Any) -> bool:
     op, expected = condition.op, condition.value
     if actual is None:
-        return False  # as in MLflow: a condition on a missing field never holds
+        # A missing field matches only negations: the client adds
+        # "tags.`mlflow.prompt.is_prompt` != 'true'" to model searches, meaning "not a prompt".
+        return op in ("!=", "not in", "not like", "not ilike")
     if op in ("like", "ilike", "not like", "not ilike"):
         matched = bool(like(str(expected), ignore_case="ilike" in op).fullmatch(str(actual)))
         return matched != op.startswith("not")

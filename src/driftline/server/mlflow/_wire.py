@@ -14,6 +14,7 @@ A field of the wrong type is a 400 ``INVALID_PARAMETER_VALUE`` naming the field.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Coroutine, Mapping
@@ -43,6 +44,7 @@ __all__ = [
     "JsonBody",
     "MlflowRoute",
     "double",
+    "field_enum",
     "field_int",
     "field_list",
     "field_str",
@@ -119,6 +121,11 @@ def body_of(data: Any) -> Fields:
     """A JSON request body as a mapping (an absent body is an empty message)."""
     if data is None:
         return {}
+    if isinstance(data, bytes | str):  # sent without a JSON content type
+        try:
+            data = json.loads(data) if data.strip() else {}
+        except ValueError:
+            raise InvalidArgumentError("The request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidArgumentError(
             f"The request body must be a JSON object, not {type(data).__name__}"
@@ -148,6 +155,17 @@ def field_str(fields: Fields, name: str, *, required: bool = False, default: str
     if "\x00" in text:
         # No database keeps NUL in text (PostgreSQL refuses it); refuse it up front.
         raise InvalidArgumentError(f"Parameter '{name}' contains a NUL character")
+    return text
+
+
+def field_enum(fields: Fields, name: str, names: tuple[str, ...], *, default: str = "") -> str:
+    """An enum field: its name (any case), or its number (``names[0]`` is number 1)."""
+    value = fields.get(name)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= len(names):
+        return names[value - 1]
+    text = field_str(fields, name, default=default).upper()
+    if text and text not in names:
+        raise InvalidArgumentError(f"{name} must be one of {', '.join(names)}, got {value!r}")
     return text
 
 

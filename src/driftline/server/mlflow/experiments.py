@@ -23,6 +23,7 @@ from driftline.server.mlflow._wire import (
     JsonBody,
     MlflowRoute,
     body_of,
+    field_enum,
     field_int,
     field_str,
     field_strings,
@@ -36,7 +37,7 @@ __all__ = ["router"]
 
 router = APIRouter(route_class=MlflowRoute)
 
-_VIEW_TYPES = {"ACTIVE_ONLY", "DELETED_ONLY", "ALL"}
+_VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
 _MAX_EXPERIMENTS = 50_000
 
 
@@ -92,9 +93,7 @@ def search_experiments_get(request: Request) -> dict[str, Any]:
 
 def _search(request: Request, fields: dict[str, Any] | Any) -> dict[str, Any]:
     deps.authorize(request, "read")
-    view = field_str(fields, "view_type", default="ACTIVE_ONLY").upper()
-    if view not in _VIEW_TYPES:
-        raise InvalidArgumentError(f"view_type must be one of {', '.join(sorted(_VIEW_TYPES))}")
+    view = field_enum(fields, "view_type", _VIEW_TYPES, default="ACTIVE_ONLY")
     max_results = field_int(fields, "max_results", default=1000)
     assert max_results is not None
     if not 1 <= max_results <= _MAX_EXPERIMENTS:

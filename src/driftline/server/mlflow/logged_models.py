@@ -12,7 +12,10 @@ run that trained it" (``runs:/<run id>/model``). So here a logged model is:
   list <run>`` shows them as for any run;
 - its record: the JSON file ``.mlflow/models/<model id>.json`` of that run (see
   ``_records``);
-- its id: ``m-<run id>-<8 hex>``, so the run holding it is known from the id alone.
+- its id: ``m-<run id>-<8 hex>``, so the run holding it is known from the id alone;
+- its metrics: the points the client links to it (``log_model`` re-sends the run's
+  points of the model's step with the model's id), kept in its record; the run's history
+  keeps each point once.
 
 A logged model therefore needs a source run: MLflow's ``log_model`` outside a run
 (which creates a run-less model) is refused with a message saying to start a run.
@@ -42,6 +45,7 @@ from driftline.server.mlflow._wire import (
     JsonBody,
     MlflowRoute,
     body_of,
+    field_enum,
     field_int,
     field_list,
     field_str,
@@ -226,9 +230,9 @@ def _editable(request: Request, model_id: str) -> tuple[LoggedModels, Run, dict[
 def finalize_logged_model(request: Request, model_id: str, body: JsonBody = None) -> dict[str, Any]:
     """Set the status (READY once the files are uploaded, or UPLOAD_FAILED)."""
     fields = body_of(body)
-    status = field_str(fields, "status", required=True)
-    if status not in _STATUSES:
-        raise InvalidArgumentError(f"status must be one of {', '.join(_STATUSES)}")
+    status = field_enum(fields, "status", _STATUSES)
+    if not status:
+        raise InvalidArgumentError("Missing value for required parameter 'status'")
     models, run, record = _editable(request, model_id)
     record = models.save(run, {**record, "status": status})
     return {"model": model_json(record)}

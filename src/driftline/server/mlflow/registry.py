@@ -397,8 +397,10 @@ def _exists(ws: Workspace, name: str) -> bool:
 
 
 def _version_field(version: ModelVersion, condition: Condition) -> Any:
+    if condition.prefix in ("tag", "tags"):
+        return None  # versions have no tags: only negations ("!= 'x'") match
     if condition.prefix not in (None, "attribute", "attributes"):
-        raise InvalidArgumentError("driftline model versions have no tags to filter on")
+        raise InvalidArgumentError(f"Unknown field prefix {condition.prefix!r} for versions")
     values = {
         "name": version.name,
         "version_number": version.version,

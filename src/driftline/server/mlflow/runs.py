@@ -36,6 +36,7 @@ from driftline.server.mlflow._wire import (
     JsonBody,
     MlflowRoute,
     body_of,
+    field_enum,
     field_int,
     field_str,
     field_strings,
@@ -57,6 +58,8 @@ _VIEWS = {
     "DELETED_ONLY": LifecycleStage.DELETED,
     "ALL": None,
 }
+# MLflow's RunStatus enum, in the order of its numbers (SCHEDULED has no driftline twin).
+_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 _MAX_RUNS = 10_000  # per page; the client pages on with next_page_token
 
 
@@ -173,15 +176,14 @@ def update_run(request: Request, body: JsonBody = None) -> dict[str, Any]:
     run = run_by_id(ws, run_id_of(fields))
     allow(request, "edit", experiment_id=run.experiment_id)
     split_tags({"mlflow.runName": field_str(fields, "run_name", default=run.name)}, run)
-    status = field_str(fields, "status")
+    status = field_enum(fields, "status", _STATUSES)
     if status:
-        try:
-            target = RunStatus(status.upper())
-        except ValueError:
+        if status == "SCHEDULED":
             raise InvalidArgumentError(
-                f"Invalid run status {status!r}; driftline runs are "
+                "Invalid run status SCHEDULED; driftline runs are "
                 + ", ".join(s.value for s in RunStatus)
-            ) from None
+            )
+        target = RunStatus(status)
         if target is not run.status:
             if run.status is not RunStatus.RUNNING:
                 raise ConflictError(
@@ -231,9 +233,7 @@ def search_runs(request: Request, body: JsonBody = None) -> dict[str, Any]:
             experiment_ids.append(experiment_by_id(ws, value).id)
         except NotFoundError:  # MLflow finds no runs in an unknown experiment
             continue
-    view = field_str(fields, "run_view_type", default="ACTIVE_ONLY").upper()
-    if view not in _VIEWS:
-        raise InvalidArgumentError(f"run_view_type must be one of {', '.join(_VIEWS)}")
+    view = field_enum(fields, "run_view_type", tuple(_VIEWS), default="ACTIVE_ONLY")
     max_results = field_int(fields, "max_results", default=1000)
     assert max_results is not None
     if max_results < 1:
