@@ -38,7 +38,8 @@ __all__ = ["router"]
 router = APIRouter(route_class=MlflowRoute)
 
 _VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
-_MAX_EXPERIMENTS = 50_000
+_MAX_EXPERIMENTS = 100_000  # read at most this many to filter
+_MAX_PAGE = 10_000  # per page; the client pages on with next_page_token
 
 
 @router.get("/experiments/get-by-name")
@@ -96,8 +97,9 @@ def _search(request: Request, fields: dict[str, Any] | Any) -> dict[str, Any]:
     view = field_enum(fields, "view_type", _VIEW_TYPES, default="ACTIVE_ONLY")
     max_results = field_int(fields, "max_results", default=1000)
     assert max_results is not None
-    if not 1 <= max_results <= _MAX_EXPERIMENTS:
-        raise InvalidArgumentError(f"max_results must be between 1 and {_MAX_EXPERIMENTS}")
+    if max_results < 1:
+        raise InvalidArgumentError("max_results must be a positive number")
+    max_results = min(max_results, _MAX_PAGE)
     text = field_str(fields, "filter")
     conditions = parse_conditions(text)
     order_by = field_strings(fields, "order_by")
@@ -108,7 +110,13 @@ def _search(request: Request, fields: dict[str, Any] | Any) -> dict[str, Any]:
         experiments = [e for e in experiments if e.lifecycle_stage is LifecycleStage.DELETED]
     matched = [e for e in experiments if evaluate(conditions, lambda c, e=e: _field(e, c))]
     matched = _ordered(matched, order_by)
-    fingerprint = {"kind": "mlflow-experiments", "filter": text, "view": view, "order": order_by}
+    fingerprint = {
+        "kind": "mlflow-experiments",
+        "filter": text,
+        "view": view,
+        "order": order_by,
+        "max": max_results,
+    }
     offset = decode_token(field_str(fields, "page_token") or None, fingerprint)
     page = matched[offset : offset + max_results]
     result: dict[str, Any] = {"experiments": [experiment_json(e) for e in page]}

@@ -43,6 +43,7 @@ from driftline.registry.service import check_model_name
 from driftline.server import deps
 from driftline.server.mlflow._access import allow, run_by_id
 from driftline.server.mlflow._filters import Condition, evaluate, parse_conditions
+from driftline.server.mlflow._records import RECORDS_FOLDER
 from driftline.server.mlflow._wire import (
     JsonBody,
     MlflowRoute,
@@ -63,7 +64,8 @@ __all__ = ["router"]
 router = APIRouter(route_class=MlflowRoute)
 
 FLAVOR = "mlflow"
-_MAX_RESULTS = 1000
+RECORDS = RECORDS_FOLDER + "/"
+_MAX_RESULTS = 10_000  # per page
 
 
 def _registry(request: Request) -> RegistryService:
@@ -230,10 +232,12 @@ def _order_term(term: str, known: set[str]) -> tuple[str, bool]:
 def _page(
     items: list[Any], fields: Any, fingerprint: dict[str, Any]
 ) -> tuple[list[Any], str | None]:
+    """One page of ``items`` and the token of the next (larger asks get several pages)."""
     max_results = field_int(fields, "max_results", default=100)
     assert max_results is not None
-    if not 1 <= max_results <= _MAX_RESULTS * 200:
+    if max_results < 1:
         raise InvalidArgumentError("max_results must be a positive number")
+    max_results = min(max_results, _MAX_RESULTS)
     fingerprint = {**fingerprint, "max": max_results}
     offset = decode_token(field_str(fields, "page_token") or None, fingerprint)
     page = items[offset : offset + max_results]
@@ -269,6 +273,7 @@ def _latest(request: Request, fields: Any) -> dict[str, Any]:
 
 def _source_files(ws: Workspace, source: str) -> tuple[str, list[ManifestEntry]]:
     """The run and files an MLflow version ``source`` names (see the module docstring)."""
+    experiment_id = None
     if source.startswith("models:/"):
         model_id = source.removeprefix("models:/")
         if not model_id.startswith("m-"):
@@ -285,7 +290,7 @@ def _source_files(ws: Workspace, source: str) -> tuple[str, list[ManifestEntry]]
             raise InvalidArgumentError(
                 f"Source {source!r}: use mlflow-artifacts:/<experiment>/<run>/artifacts/<path>"
             )
-        run_id, folder = parts[1], parts[3]
+        run_id, folder, experiment_id = parts[1], parts[3], parts[0]
     else:
         raise InvalidArgumentError(
             f"driftline registers files it stores; source {source!r} is not one: use "
@@ -294,12 +299,14 @@ def _source_files(ws: Workspace, source: str) -> tuple[str, list[ManifestEntry]]
         )
     folder = validate_artifact_path(folder.strip("/")) if folder.strip("/") else ""
     run = run_by_id(ws, run_id)
+    if experiment_id is not None and experiment_id != run.experiment_id:
+        raise InvalidArgumentError(f"Source {source!r}: run {run.id} is in another experiment")
     entries = [
         ManifestEntry(
             path=a.path[len(folder) + 1 :] if folder else a.path, digest=a.digest, size=a.size
         )
         for a in ws.tracking.artifacts.list_artifacts(run.id, folder)
-        if not folder or a.path.startswith(folder + "/")
+        if (a.path.startswith(folder + "/") if folder else not a.path.startswith(RECORDS))
     ]
     if not entries:
         raise InvalidArgumentError(f"Source {source!r} holds no files to register")

@@ -26,6 +26,7 @@ from driftline.server.mlflow._access import allow, experiment_by_id, run_by_id, 
 from driftline.server.mlflow._filters import run_filter, run_order_by
 from driftline.server.mlflow._records import RunRecords
 from driftline.server.mlflow._views import (
+    INTERNAL_TAG_PREFIX,
     TAG_ALIASES,
     TAG_ATTRIBUTES,
     latest_points,
@@ -107,6 +108,8 @@ def split_tags(
             continue
         key = TAG_ALIASES.get(key, key)
         validate_key(key, "tag key")
+        if key.startswith(INTERNAL_TAG_PREFIX):
+            raise InvalidArgumentError(f"Tag {key!r} is reserved for driftline's bookkeeping")
         if len(value) > MAX_TAG_LENGTH:
             raise InvalidArgumentError(f"Value of tag {key!r} is longer than {MAX_TAG_LENGTH}")
         stored[key] = value
