@@ -361,3 +361,32 @@ def test_pulling_from_a_data_remote_into_the_server(
     push(laptop.data, None, remote=shared)
     with pytest.raises(ConflictError, match="diverged"):
         pull(remote.data, "logs", remote=shared)
+
+
+def test_a_folder_commit_sends_only_the_objects_the_server_lacks(
+    server: Any, open_workspace: Callable[..., Workspace], tmp_path: Path
+) -> None:
+    files = {f"part-{i:03d}.bin": f"row {i}\n".encode() * (i + 1) for i in range(40)}
+    folder = tree(tmp_path / "src", files)
+    first = open_workspace(server.url)
+    sent: list[str] = []
+    backend = first.content.backend
+    put_file = backend.put_file
+
+    def counting(key: str, source: Path) -> bool:
+        sent.append(key)
+        return put_file(key, source)
+
+    backend.put_file = counting  # type: ignore[method-assign]
+    v1 = first.data.commit("parts", folder)
+    assert len(sent) == 41  # 40 files and the manifest
+    # A second client (no stat cache shared) commits the same bytes plus one new file:
+    # one bulk question, then the new file and the new manifest go up.
+    (folder / "part-new.bin").write_bytes(b"new")
+    sent.clear()
+    second = open_workspace(server.url, home=tmp_path / "other" / ".driftline")
+    second.content.backend.put_file = counting  # type: ignore[method-assign]
+    v2 = second.data.commit("parts", folder)
+    assert len(sent) == 2
+    assert v2.number == v1.number + 1
+    assert second.data.get("parts@latest").file_count == 41

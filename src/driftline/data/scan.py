@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from driftline.core.artifacts import ContentStore, validate_artifact_path
+from driftline.core.artifacts.bytestore import BulkExistence
 from driftline.data.models import ManifestEntry
 from driftline.errors import InvalidArgumentError
 
@@ -171,15 +172,34 @@ def ingest(
 
     cacheable = []
     racy_after = time.time_ns() - int(RACY_SECONDS * 1e9)
-    if todo:
-        pool_size = workers or min(8, 2 * (os.cpu_count() or 2))
+    pool_size = workers or min(8, 2 * (os.cpu_count() or 2))
+    if todo and isinstance(content.backend, BulkExistence):
+        # A server: hash everything, ask once which objects it lacks, send only those.
+        def stored(size: int) -> None:
+            nonlocal done
+            with lock:
+                done += size
+                report(done, total)
+
+        blobs = content.put_files(
+            [f.location for f in todo], sync=False, workers=pool_size, on_stored=stored
+        )
+        results = []
+        for file, blob in zip(todo, blobs, strict=True):
+            if blob.size != file.size:
+                raise InvalidArgumentError(f"{file.location} changed while it was being committed")
+            results.append((file, blob.digest))
+    elif todo:
         with ThreadPoolExecutor(
             max_workers=pool_size, thread_name_prefix="driftline-ingest"
         ) as pool:
-            for file, digest in pool.map(put, todo):
-                entries[file.path] = ManifestEntry(path=file.path, digest=digest, size=file.size)
-                if file.mtime_ns < racy_after:
-                    cacheable.append((file.path, file.inode, file.mtime_ns, file.size, digest))
+            results = list(pool.map(put, todo))
+    else:
+        results = []
+    for file, digest in results:
+        entries[file.path] = ManifestEntry(path=file.path, digest=digest, size=file.size)
+        if file.mtime_ns < racy_after:
+            cacheable.append((file.path, file.inode, file.mtime_ns, file.size, digest))
     if cache is not None:
         cache.store(cache_root, cacheable)
     return [entries[f.path] for f in files]

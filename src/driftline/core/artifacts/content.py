@@ -11,10 +11,11 @@ from __future__ import annotations
 import io
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from driftline.core.artifacts.bytestore import BulkExistence, ByteStore
 from driftline.core.artifacts.local import LocalByteStore
@@ -29,6 +30,9 @@ from driftline.core.hashing import (
 from driftline.errors import IntegrityError, InvalidArgumentError, NotFoundError
 
 __all__ = ["Blob", "ContentStore", "VerifyingReader"]
+
+_A = TypeVar("_A")
+_T = TypeVar("_T")
 
 # Objects up to this size are read whole and written with one call.
 _SMALL_OBJECT = 4 << 20
@@ -79,28 +83,57 @@ class ContentStore:
         except PermissionError as exc:
             raise InvalidArgumentError(f"Cannot read {source}: permission denied") from exc
 
-    def put_files(self, sources: Iterable[str | Path], *, sync: bool = True) -> list[Blob]:
+    def put_files(
+        self,
+        sources: Iterable[str | Path],
+        *,
+        sync: bool = True,
+        workers: int = 1,
+        on_stored: Callable[[int], None] | None = None,
+    ) -> list[Blob]:
         """Store many files; return their blobs in order.
 
         On a backend with bulk existence checks (a driftline server) the files are hashed
         first, the backend is asked once which objects it lacks, and only those are sent.
-        Elsewhere this is :meth:`put_file` per file.
+        Elsewhere this is :meth:`put_file` per file. ``workers`` threads hash and send in
+        parallel; ``on_stored(size)`` is called as each file is done (for progress bars).
         """
         paths = [_checked_source(source) for source in sources]
+        done = on_stored or (lambda _size: None)
+
+        def each(function: Callable[[_A], _T], items: list[_A]) -> list[_T]:
+            if workers <= 1 or len(items) <= 1:
+                return [function(item) for item in items]
+            with ThreadPoolExecutor(workers, thread_name_prefix="driftline-put") as pool:
+                return list(pool.map(function, items))
+
         if not isinstance(self.backend, BulkExistence):
-            return [self.put_file(path, sync=sync) for path in paths]
+
+            def put(path: Path) -> Blob:
+                blob = self.put_file(path, sync=sync)
+                done(blob.size)
+                return blob
+
+            return each(put, paths)
         try:
-            hashed = [(path, *hash_file(path, self.algorithm)) for path in paths]
+            hashed = each(lambda path: Blob(*hash_file(path, self.algorithm)), paths)
         except PermissionError as exc:
             raise InvalidArgumentError(f"Cannot read {exc.filename}: permission denied") from exc
-        present = self.stored(digest for _, digest, _ in hashed)
-        blobs = []
-        for path, digest, size in hashed:
-            if digest not in present:
-                self.backend.put_file(digest_key(digest), path)
-                present.add(digest)  # the same bytes twice in one call are sent once
-            blobs.append(Blob(digest, size))
-        return blobs
+        present = self.stored(blob.digest for blob in hashed)
+        send: dict[str, tuple[Path, Blob]] = {}
+        for path, blob in zip(paths, hashed, strict=True):
+            if blob.digest in present or blob.digest in send:  # the same bytes go once
+                done(blob.size)
+            else:
+                send[blob.digest] = (path, blob)
+
+        def upload(item: tuple[Path, Blob]) -> None:
+            path, blob = item
+            self.backend.put_file(digest_key(blob.digest), path)
+            done(blob.size)
+
+        each(upload, list(send.values()))
+        return hashed
 
     def adopt_file(self, path: str | Path, digest: str, *, sync: bool = True) -> Blob:
         """Make a received file the object ``digest``, after checking its bytes hash to it.
