@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from annotated_types import Interval
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from driftline.api.codec import decode_float, encode_float
 from driftline.errors import InvalidArgumentError
@@ -43,6 +44,28 @@ _INT64 = 2**63 - 1
 Lifecycle = Literal["active", "deleted"]
 Status = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]
 
+# The schemas say what the server's checks (the service's rules) accept, so the OpenAPI
+# document is honest: a name has a non-blank character, a key is what validate_key
+# allows (bar the '..' rule, which a pattern without look-ahead cannot state).
+Name = Annotated[str, StringConstraints(max_length=256, pattern=r"\S")]
+TagKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-.: ][A-Za-z0-9_\-./: ]{0,249}$")]
+TagValue = Annotated[str, StringConstraints(max_length=8000)]
+
+
+def _only_valid_keys(schema: dict[str, Any]) -> None:
+    schema["additionalProperties"] = False  # the keys are the patternProperties' only
+
+
+def _whole(value: Any) -> Any:
+    # JSON Schema counts 3.0 as an integer (and JSON encoders may write one): take it as
+    # 3; a fraction still fails the strict integer check.
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_whole)]
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
@@ -51,9 +74,9 @@ class _Body(BaseModel):
 class ExperimentCreateBody(_Body):
     """``POST /experiments``."""
 
-    name: str = Field(max_length=1000)
+    name: Name
     description: str | None = Field(default=None, max_length=100_000)
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, json_schema_extra=_only_valid_keys)
 
 
 class LifecycleBody(_Body):
@@ -66,18 +89,19 @@ class RunCreateBody(_Body):
     """``POST /runs``: a RUNNING run in an experiment."""
 
     experiment_id: str = Field(max_length=64)
-    name: str = Field(max_length=1000)
+    name: Name
     user: str = Field(min_length=1, max_length=256)
-    start_time: int = Field(ge=0, le=_INT64, description="Epoch milliseconds")
+    start_time: Int = Field(ge=0, le=_INT64, description="Epoch milliseconds")
     parent_id: str | None = Field(default=None, max_length=64)
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, json_schema_extra=_only_valid_keys)
 
 
 class RunStatusBody(_Body):
     """``POST /runs/{id}/status``: move a run from ``expected`` to ``status`` atomically."""
 
     status: Status
-    end_time: int | None = Field(default=None, ge=0, le=_INT64)
+    # Constraints before the validator, or the schema shows them as unknown keywords.
+    end_time: Annotated[int, Interval(ge=0, le=_INT64), BeforeValidator(_whole)] | None = None
     expected: Status = "RUNNING"
 
 
@@ -93,8 +117,8 @@ class RunSearchBody(_Body):
     order_by: list[str] = Field(
         default_factory=list, max_length=20, description='e.g. ["metrics.auc desc"]'
     )
-    max_results: int = Field(default=100, ge=1, le=MAX_LIST_PAGE)
-    offset: int = Field(default=0, ge=0, le=_INT64)
+    max_results: Int = Field(default=100, ge=1, le=MAX_LIST_PAGE)
+    offset: Int = Field(default=0, ge=0, le=_INT64)
     lifecycle: Lifecycle | None = Field(
         default="active", description="Only runs in this stage; null for all"
     )
@@ -103,10 +127,10 @@ class RunSearchBody(_Body):
 class ArtifactEntryBody(_Body):
     """A file logged to a run: where it is in the run and the content it points to."""
 
-    path: str = Field(max_length=1024)
-    digest: str = Field(max_length=80)
-    size: int = Field(ge=0, le=_INT64)
-    created_at: int = Field(ge=0, le=_INT64, description="Epoch milliseconds")
+    path: str = Field(max_length=1024, pattern=r"^[^/\\\x00-\x1f\x7f][^\\\x00-\x1f\x7f]*$")
+    digest: str = Field(pattern=r"^(blake3|sha256):[0-9a-f]{64}$")
+    size: Int = Field(ge=0, le=_INT64)
+    created_at: Int = Field(ge=0, le=_INT64, description="Epoch milliseconds")
 
 
 class ArtifactEntriesBody(_Body):
@@ -277,7 +301,18 @@ def _floats(values: list[Any]) -> list[float]:
 
 
 def _int64s(values: list[Any], where: str) -> list[int]:
-    _check_types(values, int, where)
+    if values and set(map(type, values)) != {int}:
+        # Whole floats (3.0) are integers to JSON Schema; anything else is an error.
+        bad = next((v for v in values if type(v) is not int and not _is_whole(v)), None)
+        if bad is not None:
+            raise InvalidArgumentError(
+                f"{where} must hold only integers, found {type(bad).__name__} {bad!r}"
+            )
+        values = [v if type(v) is int else int(v) for v in values]
     if values and (min(values) < -_INT64 - 1 or max(values) > _INT64):
         raise InvalidArgumentError(f"{where} must fit in 64 bits")
     return values
+
+
+def _is_whole(value: Any) -> bool:
+    return type(value) is float and value.is_integer()

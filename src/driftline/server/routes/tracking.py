@@ -53,6 +53,32 @@ router = APIRouter(tags=["tracking"])
 _RUN_CACHE_SIZE = 100_000
 
 
+# OpenAPI links: what a create answers feeds the operations on the new object (so
+# generated tests and clients know where an id goes).
+_EXPERIMENT_OPS = ("tracking_get_experiment", "tracking_set_experiment_lifecycle")
+_RUN_OPS = (
+    "tracking_get_run",
+    "tracking_update_run_status",
+    "tracking_set_run_lifecycle",
+    "tracking_get_metric_history",
+    "tracking_add_run_artifacts",
+    "tracking_list_run_artifacts",
+)
+
+
+def _links(description: str, parameter: str, operations: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "description": description,
+        "links": {
+            operation: {
+                "operationId": operation,
+                "parameters": {parameter: "$response.body#/id"},
+            }
+            for operation in operations
+        },
+    }
+
+
 def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status, media_type="application/json")
 
@@ -120,7 +146,13 @@ def _tags(tags: dict[str, str]) -> dict[str, str]:
 # -- experiments --------------------------------------------------------------------------
 
 
-@router.post("/experiments", status_code=201, summary="Create an experiment")
+@router.post(
+    "/experiments",
+    status_code=201,
+    summary="Create an experiment",
+    operation_id="tracking_create_experiment",
+    responses={201: _links("The experiment", "experiment_id", _EXPERIMENT_OPS)},
+)
 def create_experiment(body: ExperimentCreateBody, request: Request) -> Response:
     name = check_name(body.name, "experiment name")
     authorize(request, "edit", experiment=name)
@@ -153,12 +185,20 @@ def get_experiment_by_name(request: Request, name: str = Query(max_length=1000))
     return _json(encode(found))
 
 
-@router.get("/experiments/{experiment_id}", summary="The experiment with this id")
+@router.get(
+    "/experiments/{experiment_id}",
+    summary="The experiment with this id",
+    operation_id="tracking_get_experiment",
+)
 def get_experiment(experiment_id: str, request: Request) -> Response:
     return _json(encode(_experiment(request, experiment_id, "read")))
 
 
-@router.put("/experiments/{experiment_id}/lifecycle", summary="Soft-delete or restore")
+@router.put(
+    "/experiments/{experiment_id}/lifecycle",
+    summary="Soft-delete or restore",
+    operation_id="tracking_set_experiment_lifecycle",
+)
 def set_experiment_lifecycle(experiment_id: str, body: LifecycleBody, request: Request) -> Response:
     experiment = _experiment(request, experiment_id, "edit")
     updated = _store(request).set_experiment_lifecycle(experiment.id, LifecycleStage(body.stage))
@@ -168,7 +208,13 @@ def set_experiment_lifecycle(experiment_id: str, body: LifecycleBody, request: R
 # -- runs ---------------------------------------------------------------------------------
 
 
-@router.post("/runs", status_code=201, summary="Start a RUNNING run")
+@router.post(
+    "/runs",
+    status_code=201,
+    summary="Start a RUNNING run",
+    operation_id="tracking_create_run",
+    responses={201: _links("The run", "run_id", _RUN_OPS)},
+)
 def create_run(body: RunCreateBody, request: Request) -> Response:
     experiment = _experiment(request, body.experiment_id, "edit")
     name = check_name(body.name, "run name")
@@ -212,7 +258,11 @@ def search_runs(body: RunSearchBody, request: Request) -> Response:
     return _json({"runs": [encode(run) for run in runs]})
 
 
-@router.get("/runs/{run_id}", summary="A run with its params, latest metrics and tags")
+@router.get(
+    "/runs/{run_id}",
+    summary="A run with its params, latest metrics and tags",
+    operation_id="tracking_get_run",
+)
 def get_run(run_id: str, request: Request) -> Response:
     _authorize_run(request, run_id, "read")
     run = _store(request).find_run(run_id)
@@ -221,7 +271,11 @@ def get_run(run_id: str, request: Request) -> Response:
     return _json(encode(run))
 
 
-@router.post("/runs/{run_id}/status", summary="Move a run from `expected` to `status`")
+@router.post(
+    "/runs/{run_id}/status",
+    summary="Move a run from `expected` to `status`",
+    operation_id="tracking_update_run_status",
+)
 def update_run_status(run_id: str, body: RunStatusBody, request: Request) -> Response:
     _authorize_run(request, run_id, "edit")
     run = _store(request).update_run_status(
@@ -233,14 +287,22 @@ def update_run_status(run_id: str, body: RunStatusBody, request: Request) -> Res
     return _json(encode(run))
 
 
-@router.put("/runs/{run_id}/lifecycle", summary="Soft-delete or restore a run")
+@router.put(
+    "/runs/{run_id}/lifecycle",
+    summary="Soft-delete or restore a run",
+    operation_id="tracking_set_run_lifecycle",
+)
 def set_run_lifecycle(run_id: str, body: LifecycleBody, request: Request) -> Response:
     _authorize_run(request, run_id, "edit")
     run = _store(request).set_run_lifecycle(run_id, LifecycleStage(body.stage))
     return _json(encode(run))
 
 
-@router.get("/runs/{run_id}/metric-history", summary="Every point of one metric, by step")
+@router.get(
+    "/runs/{run_id}/metric-history",
+    summary="Every point of one metric, by step",
+    operation_id="tracking_get_metric_history",
+)
 def get_metric_history(run_id: str, request: Request, key: str = Query()) -> Response:
     _authorize_run(request, run_id, "read")
     points = _store(request).get_metric_history(run_id, key)
@@ -333,7 +395,12 @@ def _first_line(exc: Exception) -> str:
 # -- run artifacts ------------------------------------------------------------------------
 
 
-@router.post("/runs/{run_id}/artifacts", status_code=204, summary="Record files logged to a run")
+@router.post(
+    "/runs/{run_id}/artifacts",
+    status_code=204,
+    summary="Record files logged to a run",
+    operation_id="tracking_add_run_artifacts",
+)
 def add_artifacts(run_id: str, body: ArtifactEntriesBody, request: Request) -> Response:
     _authorize_run(request, run_id, "edit")
     entries = []
@@ -351,7 +418,11 @@ def add_artifacts(run_id: str, body: ArtifactEntriesBody, request: Request) -> R
     return Response(status_code=204)
 
 
-@router.get("/runs/{run_id}/artifacts", summary="Files logged to a run under a prefix")
+@router.get(
+    "/runs/{run_id}/artifacts",
+    summary="Files logged to a run under a prefix",
+    operation_id="tracking_list_run_artifacts",
+)
 def list_artifacts(run_id: str, request: Request, prefix: str = "") -> Response:
     _authorize_run(request, run_id, "read")
     clean = validate_artifact_path(prefix).rstrip("/") if prefix else ""
