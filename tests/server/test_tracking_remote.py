@@ -426,6 +426,26 @@ def test_malformed_batches_are_400_envelopes(
     assert remote.tracking.get_run(run.id).metrics == {}
 
 
+def test_a_run_purged_after_the_server_saw_it_is_404_not_500(
+    remote: Workspace, server: Any
+) -> None:
+    import sqlite3
+
+    run = remote.tracking.create_run("e")
+    assert post_batch(server.url, _metrics(run.id)).status_code == 200  # the server knows it
+    conn = sqlite3.connect(server.root / ".driftline" / "driftline.db", timeout=30)
+    try:
+        with conn:
+            conn.execute("DELETE FROM metrics WHERE run_id = ?", (run.id,))
+            conn.execute("DELETE FROM latest_metrics WHERE run_id = ?", (run.id,))
+            conn.execute("DELETE FROM runs WHERE run_id = ?", (run.id,))
+    finally:
+        conn.close()
+    body = _metrics(run.id)
+    body["key"] = "after-purge"
+    assert_envelope(post_batch(server.url, body), 404, "NOT_FOUND", has="does not exist")
+
+
 def test_whole_floats_are_integers_as_json_schema_says(
     remote: Workspace, server: Any, on_server: Callable[[], Workspace]
 ) -> None:
