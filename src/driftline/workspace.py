@@ -14,6 +14,7 @@ database (``database`` is ``None``).
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from driftline.settings import Settings
@@ -23,11 +24,25 @@ if TYPE_CHECKING:
     from driftline.core.artifacts import ContentStore
     from driftline.core.metadata import Database
     from driftline.data import DataService
+    from driftline.data.store import DataStore
     from driftline.registry import RegistryService
+    from driftline.registry.store import AuditLog, RegistryStore
     from driftline.tracking import TrackingService
+    from driftline.tracking.store import RunArtifactStore, TrackingStore
     from driftline.tracking.writer import BatchWriter
 
 __all__ = ["Workspace"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Stores:
+    """One backend's stores (SQL or HTTP): what the services are built on."""
+
+    tracking: TrackingStore
+    artifacts: RunArtifactStore
+    data: DataStore
+    registry: RegistryStore
+    audit: AuditLog
 
 
 class Workspace:
@@ -68,13 +83,9 @@ class Workspace:
         """Open (and on first use create) the workspace the settings describe."""
         from driftline.core.artifacts import ContentStore, open_byte_store
         from driftline.core.metadata import Database, ensure_schema
-        from driftline.data import DataService
         from driftline.data._sql import SqlDataStore
-        from driftline.registry import RegistryService
         from driftline.registry._sql import SqlAuditLog, SqlRegistryStore
-        from driftline.tracking import TrackingService
         from driftline.tracking._sql import SqlTrackingStore
-        from driftline.tracking.writer import BatchWriter
 
         settings = settings or Settings.load(**overrides)
         if settings.is_remote:
@@ -85,44 +96,19 @@ class Workspace:
         except BaseException:
             database.dispose()
             raise
-        store = SqlTrackingStore(database)
-        content = ContentStore(open_byte_store(settings.artifact_root), settings.hash_algorithm)
-        workspace: Workspace
-        writer = (
-            BatchWriter(
-                store.write_batch,
-                interval=settings.flush_interval,
-                heartbeat=lambda: workspace.live_runs(),
-            )
-            if settings.async_logging
-            else None
-        )
-        tracking = TrackingService(store, store, content, writer=writer, user=settings.user)
-        data = DataService(
-            SqlDataStore(database),
-            content,
-            stat_cache=settings.home / "cache" / "stat.db",
-            user=settings.user,
-            run_exists=lambda run_id: store.find_run(run_id) is not None,
-        )
-        registry = RegistryService(
-            SqlRegistryStore(database),
-            audit=SqlAuditLog(database),
-            content=content,
-            tracking=tracking,
-            data=data,
-            user=settings.user,
-        )
-        workspace = cls(
+        runs = SqlTrackingStore(database)
+        return cls._assemble(
             settings,
+            _Stores(
+                tracking=runs,
+                artifacts=runs,
+                data=SqlDataStore(database),
+                registry=SqlRegistryStore(database),
+                audit=SqlAuditLog(database),
+            ),
+            ContentStore(open_byte_store(settings.artifact_root), settings.hash_algorithm),
             database=database,
-            content=content,
-            tracking=tracking,
-            data=data,
-            registry=registry,
-            writer=writer,
         )
-        return workspace
 
     @classmethod
     def _remote(cls, settings: Settings) -> Workspace:
@@ -132,13 +118,9 @@ class Workspace:
         from driftline.api.client import ApiClient
         from driftline.core.artifacts import ContentStore
         from driftline.core.artifacts.http import HttpByteStore
-        from driftline.data import DataService
         from driftline.data._http import HttpDataStore
-        from driftline.registry import RegistryService
         from driftline.registry._http import HttpAuditLog, HttpRegistryStore
-        from driftline.tracking import TrackingService
         from driftline.tracking._http import HttpTrackingStore
-        from driftline.tracking.writer import BatchWriter
 
         client = ApiClient(settings.uri, token=settings.token)
         try:
@@ -148,8 +130,37 @@ class Workspace:
             raise
         # Content addresses must be computed the way the server names its objects.
         settings = dataclasses.replace(settings, hash_algorithm=str(info["hash_algorithm"]))
-        store = HttpTrackingStore(client)
-        content = ContentStore(HttpByteStore(client), settings.hash_algorithm)
+        runs = HttpTrackingStore(client)
+        return cls._assemble(
+            settings,
+            _Stores(
+                tracking=runs,
+                artifacts=runs,
+                data=HttpDataStore(client),
+                registry=HttpRegistryStore(client),
+                audit=HttpAuditLog(client),
+            ),
+            ContentStore(HttpByteStore(client), settings.hash_algorithm),
+            client=client,
+        )
+
+    @classmethod
+    def _assemble(
+        cls,
+        settings: Settings,
+        stores: _Stores,
+        content: ContentStore,
+        *,
+        database: Database | None = None,
+        client: ApiClient | None = None,
+    ) -> Workspace:
+        """Build the services on one backend's stores (the same wiring for every backend)."""
+        from driftline.data import DataService
+        from driftline.registry import RegistryService
+        from driftline.tracking import TrackingService
+        from driftline.tracking.writer import BatchWriter
+
+        store = stores.tracking
         workspace: Workspace
         writer = (
             BatchWriter(
@@ -160,17 +171,19 @@ class Workspace:
             if settings.async_logging
             else None
         )
-        tracking = TrackingService(store, store, content, writer=writer, user=settings.user)
+        tracking = TrackingService(
+            store, stores.artifacts, content, writer=writer, user=settings.user
+        )
         data = DataService(
-            HttpDataStore(client),
+            stores.data,
             content,
             stat_cache=settings.home / "cache" / "stat.db",
             user=settings.user,
             run_exists=lambda run_id: store.find_run(run_id) is not None,
         )
         registry = RegistryService(
-            HttpRegistryStore(client),
-            audit=HttpAuditLog(client),
+            stores.registry,
+            audit=stores.audit,
             content=content,
             tracking=tracking,
             data=data,
@@ -178,7 +191,7 @@ class Workspace:
         )
         workspace = cls(
             settings,
-            database=None,
+            database=database,
             content=content,
             tracking=tracking,
             data=data,

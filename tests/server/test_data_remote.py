@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ import pytest
 import driftline as dl
 from driftline.api.client import ApiClient
 from driftline.errors import ConflictError, InvalidArgumentError, NotFoundError
-from driftline.settings import Settings
 from driftline.workspace import Workspace
 
 pytestmark = pytest.mark.server
@@ -35,42 +34,12 @@ def tree(root: Path, files: dict[str, bytes]) -> Path:
 
 
 @pytest.fixture
-def server(live_server: Any) -> Any:
-    """The session's server, emptied of rows."""
-    live_server.reset()
-    return live_server
-
-
-@pytest.fixture
 def remote(server: Any, open_workspace: Callable[..., Workspace]) -> Workspace:
     """A workspace whose stores are the server's (the client calls itself mallory)."""
     ws = open_workspace(server.url, user="mallory")
     assert ws.is_remote
     assert ws.database is None
     return ws
-
-
-@pytest.fixture
-def on_server(server: Any) -> Iterator[Callable[[], Workspace]]:
-    """Open the server's own database and artifact folder, as the server process does."""
-    opened: list[Workspace] = []
-
-    def open_() -> Workspace:
-        ws = Workspace.from_settings(
-            Settings.load(
-                home=server.root / ".driftline",
-                uri=server.uri,
-                artifact_root=str(server.root / "artifacts"),
-                async_logging=False,
-                capture_environment=False,
-            )
-        )
-        opened.append(ws)
-        return ws
-
-    yield open_
-    for ws in opened:
-        ws.close()
 
 
 def api(url: str, method: str, path: str, **kwargs: Any) -> httpx.Response:

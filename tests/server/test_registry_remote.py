@@ -37,7 +37,6 @@ from driftline.errors import (
 )
 from driftline.registry import Evaluation
 from driftline.registry.promotion import promote
-from driftline.settings import Settings
 from driftline.workspace import Workspace
 
 pytestmark = pytest.mark.server
@@ -46,41 +45,11 @@ _JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
-def server(live_server: Any) -> Any:
-    """The session's server, emptied of rows."""
-    live_server.reset()
-    return live_server
-
-
-@pytest.fixture
 def remote(server: Any, open_workspace: Callable[..., Workspace]) -> Workspace:
     """A workspace whose stores are the server's (the client calls itself mallory)."""
     ws = open_workspace(server.url, user="mallory")
     assert ws.is_remote
     return ws
-
-
-@pytest.fixture
-def on_server(server: Any) -> Iterator[Callable[[], Workspace]]:
-    """Open the server's own database and artifact folder, as the server process does."""
-    opened: list[Workspace] = []
-
-    def open_() -> Workspace:
-        ws = Workspace.from_settings(
-            Settings.load(
-                home=server.root / ".driftline",
-                uri=server.uri,
-                artifact_root=str(server.root / "artifacts"),
-                async_logging=False,
-                capture_environment=False,
-            )
-        )
-        opened.append(ws)
-        return ws
-
-    yield open_
-    for ws in opened:
-        ws.close()
 
 
 def api(url: str, method: str, path: str, **kwargs: Any) -> httpx.Response:

@@ -10,7 +10,7 @@ tests/tracking/test_store_contract.py.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ import pytest
 import driftline as dl
 from driftline.core.clock import now_ms
 from driftline.errors import ConflictError, DriftlineError, InvalidArgumentError, NotFoundError
-from driftline.settings import Settings
 from driftline.tracking import RunStatus, TrackingService
 from driftline.tracking import _http as http_backend
 from driftline.tracking._http import HttpTrackingStore, filter_text, order_text
@@ -33,42 +32,12 @@ pytestmark = pytest.mark.server
 
 
 @pytest.fixture
-def server(live_server: Any) -> Any:
-    """The session's server, emptied of rows."""
-    live_server.reset()
-    return live_server
-
-
-@pytest.fixture
 def remote(server: Any, open_workspace: Callable[..., Workspace]) -> Workspace:
     """A remote workspace with synchronous logging (each log call is one batch)."""
     ws = open_workspace(server.url)
     assert ws.is_remote
     assert ws.database is None
     return ws
-
-
-@pytest.fixture
-def on_server(server: Any) -> Iterator[Callable[[], Workspace]]:
-    """Open the server's own database, as the server process does."""
-    opened: list[Workspace] = []
-
-    def open_() -> Workspace:
-        ws = Workspace.from_settings(
-            Settings.load(
-                home=server.root / ".driftline",
-                uri=server.uri,
-                artifact_root=str(server.root / "artifacts"),
-                async_logging=False,
-                capture_environment=False,
-            )
-        )
-        opened.append(ws)
-        return ws
-
-    yield open_
-    for ws in opened:
-        ws.close()
 
 
 def api(url: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
