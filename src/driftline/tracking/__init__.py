@@ -10,7 +10,7 @@ from driftline.tracking.models import (
     Run,
     RunStatus,
 )
-from driftline.tracking.service import TrackingService, validate_key
+from driftline.tracking.service import TrackingService, check_name, validate_key
 
 __all__ = [
     "ActiveRun",
@@ -22,6 +22,7 @@ __all__ = [
     "Run",
     "RunStatus",
     "TrackingService",
+    "check_name",
     "current_run",
     "validate_key",
 ]

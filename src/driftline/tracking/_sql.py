@@ -101,7 +101,7 @@ def _copy_metrics(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
 class SqlTrackingStore:
     """:class:`~driftline.tracking.store.TrackingStore` and run-artifact index on SQL."""
 
-    capabilities = frozenset({"search", "batch_write", "transactions"})
+    capabilities = frozenset({"search", "batch_write", "transactions", "latest_points"})
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -488,6 +488,21 @@ class SqlTrackingStore:
             MetricPoint(key=key, value=_from_db_float(v), step=s, timestamp=from_ms(ts))
             for v, s, ts in rows
         ]
+
+    def latest_points(self, run_ids: Sequence[str]) -> dict[str, list[MetricPoint]]:
+        """Each metric's latest point (value, step, time) per run, in one query."""
+        m = t.latest_metrics.c
+        query = (
+            sa.select(m.run_id, m.key, m.value, m.step, m.timestamp)
+            .where(m.run_id.in_(list(run_ids)))
+            .order_by(m.run_id, m.key)
+        )
+        points: dict[str, list[MetricPoint]] = {}
+        for run_id, key, value, step, ts in self.db.read(lambda conn: conn.execute(query).all()):
+            points.setdefault(run_id, []).append(
+                MetricPoint(key=key, value=_from_db_float(value), step=step, timestamp=from_ms(ts))
+            )
+        return points
 
     # -- search -------------------------------------------------------------------
 

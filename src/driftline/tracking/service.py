@@ -103,7 +103,7 @@ class TrackingService:
         self, name: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
     ) -> Experiment:
         """Create an experiment; ``AlreadyExistsError`` if the name is taken."""
-        name = _check_name(name, "experiment name")
+        name = check_name(name, "experiment name")
         clean_tags = {validate_key(k, "tag key"): str(v) for k, v in (tags or {}).items()}
         return self.store.create_experiment(name=name, description=description, tags=clean_tags)
 
@@ -178,7 +178,7 @@ class TrackingService:
     ) -> Run:
         """Start a RUNNING run in ``experiment`` (created if missing)."""
         exp = self.get_or_create_experiment(
-            _check_name(experiment or default_experiment, "experiment name")
+            check_name(experiment or default_experiment, "experiment name")
         )
         if parent_id is not None:
             self.get_run(parent_id)
@@ -188,7 +188,7 @@ class TrackingService:
         }
         return self.store.create_run(
             experiment_id=exp.id,
-            name=_check_name(name, "run name") if name else generate_run_name(),
+            name=check_name(name, "run name") if name else generate_run_name(),
             user=self.user,
             start_time=now_ms(),
             parent_id=parent_id,
@@ -296,6 +296,26 @@ class TrackingService:
         """Every logged point of one metric of a run, by step."""
         self.get_run(run_id)
         return self.store.get_metric_history(run_id, key)
+
+    def latest_points(self, runs: Sequence[Run]) -> dict[str, list[MetricPoint]]:
+        """Each metric's latest point (value, step and time) of each run.
+
+        ``Run.metrics`` holds latest values only; this adds their step and time (what
+        the MLflow wire format shows). One query where the store supports it.
+        """
+        with_metrics = [run for run in runs if run.metrics]
+        if not with_metrics:
+            return {}
+        if "latest_points" in self.store.capabilities:
+            return self.store.latest_points([run.id for run in with_metrics])  # type: ignore[attr-defined, no-any-return]
+        return {
+            run.id: [
+                point
+                for key in run.metrics
+                for point in self.store.get_metric_history(run.id, key)[-1:]
+            ]
+            for run in with_metrics
+        }
 
     # -- search -------------------------------------------------------------------
 
@@ -430,7 +450,8 @@ class TrackingService:
         return written
 
 
-def _check_name(name: str | None, what: str) -> str:
+def check_name(name: str | None, what: str) -> str:
+    """An experiment or run name, stripped; ``InvalidArgumentError`` unless 1-256 characters."""
     if not isinstance(name, str) or not name.strip() or len(name) > 256:
         raise InvalidArgumentError(f"Invalid {what} {name!r}: use 1-256 characters")
     return name.strip()

@@ -130,33 +130,7 @@ def run_data(run: Run, points: MetricPoints) -> dict[str, Any]:
 
 def latest_points(ws: Workspace, runs: Iterable[Run]) -> MetricPoints:
     """``run id -> [(key, value, step, timestamp ms)]`` of each metric's latest value."""
-    runs = list(runs)
-    ids = [run.id for run in runs if run.metrics]
-    if not ids:
-        return {}
-    if ws.database is None:  # not a server workspace: read histories (slower, same answer)
-        return {
-            run.id: [
-                (key, point.value, point.step, ms(point.timestamp) or 0)
-                for key in run.metrics
-                for point in ws.tracking.get_metric_history(run.id, key)[-1:]
-            ]
-            for run in runs
-        }
-    import sqlalchemy as sa
-
-    from driftline.tracking import _tables as t
-
-    m = t.latest_metrics.c
-    query = (
-        sa.select(m.run_id, m.key, m.value, m.step, m.timestamp)
-        .where(m.run_id.in_(ids))
-        .order_by(m.run_id, m.key)
-    )
-    points: MetricPoints = {}
-    for run_id, key, value, step, timestamp in ws.database.read(
-        lambda conn: conn.execute(query).all()
-    ):
-        number = float("nan") if value is None else float(value)  # NaN is stored as NULL
-        points.setdefault(run_id, []).append((key, number, int(step), int(timestamp)))
-    return points
+    return {
+        run_id: [(p.key, p.value, p.step, ms(p.timestamp) or 0) for p in points]
+        for run_id, points in ws.tracking.latest_points(list(runs)).items()
+    }

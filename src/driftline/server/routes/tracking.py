@@ -40,10 +40,16 @@ from driftline.core.clock import from_ms
 from driftline.core.hashing import parse_digest
 from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError
 from driftline.server.deps import Action, authorize, workspace
-from driftline.tracking import ArtifactEntry, Experiment, LifecycleStage, RunStatus, validate_key
+from driftline.tracking import (
+    ArtifactEntry,
+    Experiment,
+    LifecycleStage,
+    RunStatus,
+    check_name,
+    validate_key,
+)
 from driftline.tracking.search import parse_filter, parse_order_by
 from driftline.tracking.service import MAX_PARAM_LENGTH, MAX_TAG_LENGTH
-from driftline.tracking.service import _check_name as check_name  # the service's own rule
 from driftline.tracking.store import LogBatch, RunArtifactStore, RunQuery, TrackingStore
 
 router = APIRouter(tags=["tracking"])
