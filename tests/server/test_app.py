@@ -49,3 +49,35 @@ def test_oversized_body_is_413_and_the_server_keeps_serving(live_server) -> None
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "REQUEST_TOO_LARGE"
     assert httpx.get(f"{live_server.url}/health").status_code == 200
+
+
+def test_cors_is_off_unless_an_origin_is_allowed(live_server, server_factory) -> None:
+    preflight = {
+        "Origin": "https://evil.example",
+        "Access-Control-Request-Method": "POST",
+    }
+    closed = httpx.options(f"{live_server.url}/api/v1/info", headers=preflight)
+    assert "access-control-allow-origin" not in closed.headers
+    plain = httpx.get(f"{live_server.url}/api/v1/info", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in plain.headers
+
+    opened = server_factory(args=("--cors-origin", "https://ui.example"))
+    allowed = httpx.get(f"{opened.url}/api/v1/info", headers={"Origin": "https://ui.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://ui.example"
+    other = httpx.get(f"{opened.url}/api/v1/info", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_second_server_on_the_same_database_serves_what_the_first_stored(
+    server_factory, tmp_path
+) -> None:
+    # Two server processes (and their workers) on one SQLite file: what one stores is
+    # visible through the other at once (no per-process caching of stored state).
+    first = server_factory(workers=2)
+    second = server_factory(uri=first.uri)
+    created = httpx.post(f"{first.url}/api/v1/experiments", json={"name": "shared"})
+    assert created.status_code == 201, created.text
+    experiment_id = created.json()["id"]
+    seen = httpx.get(f"{second.url}/api/v1/experiments/{experiment_id}")
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["name"] == "shared"
