@@ -224,20 +224,31 @@ def test_stat_cache_makes_unchanged_recommit_read_nothing(
 
 @remote_too
 def test_large_listings_are_sharded_and_a_one_file_change_writes_one_shard(
-    ws: Workspace, tmp_path: Path
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from driftline.data import manifest
     from driftline.data.manifest import shard_digests
 
+    # Small shards (16 entries) so that 1,500 files make many of them.
+    monkeypatch.setattr(manifest, "SHARD_TARGET", 16)
     src = make_tree(tmp_path / "src", {f"part-{i:05d}": str(i).encode() for i in range(1500)})
     age(src)
     v1 = ws.data.commit("big", src)
     shards1 = set(shard_digests(v1.id, ws.content))
-    assert len(shards1) > 100
+    assert len(shards1) == 128
     (src / "part-00042").write_bytes(b"changed")
     v2 = ws.data.commit("big", src)
     shards2 = set(shard_digests(v2.id, ws.content))
     assert len(shards2 - shards1) == 1
     assert len(ws.data.manifest(v2)) == 1500
+
+
+def test_shards_hold_about_4096_entries_and_are_at_most_256() -> None:
+    from driftline.data.manifest import _shard_count
+
+    assert [_shard_count(n) for n in (1001, 4096, 4097, 10_000, 1_000_000, 10**8)] == [
+        1, 1, 2, 4, 256, 256,
+    ]  # fmt: skip
 
 
 @remote_too

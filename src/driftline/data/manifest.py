@@ -2,9 +2,12 @@
 
 A manifest is stored in the content store as canonical JSON, so its digest *is* the
 version id. Up to :data:`SHARD_THRESHOLD` files the listing is inline; larger
-listings are split into 256 shards by a CRC of the path, and the root lists the
-shards. Shards are content-addressed too, so a one-file change in a million-file
-folder writes one shard of ~4,000 entries and a small root, not the whole listing.
+listings are split by a CRC of the path into a power of two of shards holding about
+:data:`SHARD_TARGET` entries each (at most 256), and the root lists the shards. Shards
+are content-addressed too, so a one-file change in a million-file folder writes one
+shard of ~4,000 entries and a small root, not the whole listing; and a 10,000-file
+folder writes 4 shards, not 256 tiny files (creating a file is the dominant cost of
+committing many small files).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ __all__ = [
 
 FORMAT = "driftline.manifest/1"
 SHARD_THRESHOLD = 1000
+SHARD_TARGET = 4096
+_MAX_SHARDS = 256
 
 
 class Manifest:
@@ -56,8 +61,15 @@ def _canonical(document: dict[str, object]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _shard_of(path: str) -> str:
-    return f"{zlib.crc32(path.encode()) & 0xFF:02x}"
+def _shard_count(files: int) -> int:
+    count = 1
+    while count < _MAX_SHARDS and count * SHARD_TARGET < files:
+        count *= 2
+    return count
+
+
+def _shard_of(path: str, count: int) -> str:
+    return f"{zlib.crc32(path.encode()) & (count - 1):02x}"
 
 
 def write_manifest(
@@ -74,8 +86,9 @@ def write_manifest(
     if len(rows) <= SHARD_THRESHOLD:
         return _put(content, {**totals, "entries": rows}), []
     shards: dict[str, list[list[object]]] = {}
+    count = _shard_count(len(rows))
     for row in rows:
-        shards.setdefault(_shard_of(str(row[0])), []).append(row)
+        shards.setdefault(_shard_of(str(row[0]), count), []).append(row)
     listing: list[tuple[str, str, int]] = []
     for prefix in sorted(shards):
         digest = _put(content, {"format": FORMAT, "shard": prefix, "entries": shards[prefix]})
@@ -87,7 +100,11 @@ def _put(content: ContentStore, document: dict[str, object]) -> str:
     data = _canonical(document)
     digest = hash_bytes(data, content.algorithm)
     if not content.exists(digest):
-        content.put_bytes(data)
+        # Unsynced, like the data objects of a commit (see ContentStore.put_file): a shard
+        # torn by a power loss fails its hash check when read and is rewritten by the next
+        # commit of the same files; it is never served as data. A sharded commit writes
+        # up to 257 of these, and an fsync each cost more than the rest of its metadata.
+        content.put_bytes(data, sync=False)
     return digest
 
 

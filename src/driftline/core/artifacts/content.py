@@ -195,17 +195,23 @@ class ContentStore:
     def _put_small(self, data: bytes, backend: LocalByteStore, sync: bool) -> Blob:
         digest = hash_bytes(data, self.algorithm)
         key = digest_key(digest)
-        stored = backend.local_path(key)
         # Comparing with what is stored costs one read and lets a re-log repair an object
         # whose bytes went bad (a write costs more than the read).
-        if stored is None or not stored.is_file() or stored.read_bytes() != data:
+        try:
+            intact = backend.read_local(key) == data
+        except FileNotFoundError:
+            intact = False
+        if not intact:
             backend.write_bytes(key, data, sync=sync)
         return Blob(digest, len(data))
 
-    def put_bytes(self, data: bytes) -> Blob:
-        """Store a bytes object (no write when identical bytes are stored already)."""
+    def put_bytes(self, data: bytes, *, sync: bool = True) -> Blob:
+        """Store a bytes object (no write when identical bytes are stored already).
+
+        ``sync=False`` skips the ``fsync`` on local stores (see :meth:`put_file`).
+        """
         if isinstance(self.backend, LocalByteStore):
-            return self._put_small(data, self.backend, sync=True)
+            return self._put_small(data, self.backend, sync=sync)
         digest = hash_bytes(data, self.algorithm)
         if self.exists(digest):
             return Blob(digest, len(data))

@@ -7,9 +7,9 @@ whole object or none.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -19,6 +19,9 @@ from driftline.errors import BackendError, NotFoundError
 __all__ = ["LocalByteStore"]
 
 _TMP_DIR = ".tmp"
+# Temporary names: unique per process (pid) and per call (a counter, atomic in CPython).
+# Cheaper than a UUID per file, which shows when a commit writes 10,000 small objects.
+_TEMP_NUMBERS = itertools.count()
 
 
 class LocalByteStore:
@@ -27,6 +30,7 @@ class LocalByteStore:
     def __init__(self, root: Path) -> None:
         self.root = root.absolute()
         self.url = str(self.root)
+        self._tmp_ready = False
 
     def _path(self, key: str) -> Path:
         return self.root / key
@@ -49,18 +53,22 @@ class LocalByteStore:
     def temp_path(self) -> Path:
         """A fresh path for a temporary file inside the store (same filesystem as objects)."""
         tmp_dir = self.root / _TMP_DIR
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        return tmp_dir / uuid.uuid4().hex
+        if not self._tmp_ready:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            self._tmp_ready = True
+        return tmp_dir / f"{os.getpid()}-{next(_TEMP_NUMBERS)}"
 
-    def commit_temp(self, key: str, temp: Path) -> None:
+    def commit_temp(self, key: str, temp: Path, *, read_only: bool = False) -> None:
         """Move a temporary file of this store to ``key`` (read-only from then on).
 
         ``rename`` is atomic, and for content-addressed keys a concurrent writer of the
-        same key writes identical bytes, so replacing is harmless.
+        same key writes identical bytes, so replacing is harmless. ``read_only`` says the
+        temporary file was created read-only already (one ``chmod`` less per object).
         """
         target = self._path(key)
         try:
-            os.chmod(temp, 0o444)  # objects are immutable; guard against stray edits
+            if not read_only:
+                os.chmod(temp, 0o444)  # objects are immutable; guard against stray edits
             try:
                 os.replace(temp, target)
             except FileNotFoundError:
@@ -74,15 +82,30 @@ class LocalByteStore:
         """Store ``data`` under ``key`` atomically."""
         temp = self.temp_path()
         try:
-            with open(temp, "wb") as out:
-                out.write(data)
+            try:
+                fd = _create_read_only(temp)
+            except FileNotFoundError:  # the .tmp folder was removed under us
+                self._tmp_ready = False
+                temp = self.temp_path()
+                fd = _create_read_only(temp)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
                 if sync:
-                    out.flush()
-                    os.fsync(out.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        self.commit_temp(key, temp)
+        self.commit_temp(key, temp, read_only=True)
+
+    def read_local(self, key: str) -> bytes:
+        """The object's bytes, unverified (``FileNotFoundError`` if absent): for the
+        content layer, which compares or hashes them itself."""
+        with open(self._path(key), "rb") as handle:
+            return handle.read()
 
     def put_file(self, key: str, source: Path) -> bool:
         if self.exists(key):
@@ -117,3 +140,8 @@ class LocalByteStore:
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+
+def _create_read_only(path: Path) -> int:
+    # Created read-only (objects are immutable); the descriptor opened here may still write.
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
