@@ -397,11 +397,18 @@ class TrackingService:
             )
         self.get_run(run_id)
         base = validate_artifact_path(artifact_path) if artifact_path else ""
-        entries = []
-        for source in sorted(p for p in folder.rglob("*") if p.is_file()):
-            relative = source.relative_to(folder).as_posix()
-            logical = f"{base}/{relative}" if base else relative
-            entries.append(self._store_file(source, validate_artifact_path(logical)))
+        sources = sorted(p for p in folder.rglob("*") if p.is_file())
+        logical = [
+            validate_artifact_path(f"{base}/{rel}" if base else rel)
+            for rel in (source.relative_to(folder).as_posix() for source in sources)
+        ]
+        # One call for the folder: against a server, one question for what it lacks.
+        blobs = self.content.put_files(sources)
+        now = utcnow()
+        entries = [
+            ArtifactEntry(path=path, digest=blob.digest, size=blob.size, created_at=now)
+            for path, blob in zip(logical, blobs, strict=True)
+        ]
         self.artifacts.add_artifacts(run_id, entries)
         return entries
 
