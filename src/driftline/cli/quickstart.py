@@ -55,6 +55,9 @@ def register(app: typer.Typer) -> None:
                 bar.update(task, description=f"Training {name}", completed=done, total=total)
 
             result = run_quickstart(metric=metric, experiment=experiment, progress=advance)
+            # Already a remote client (DRIFTLINE_URI=http://...): stages 1-3 went through
+            # that server, and a server cannot serve another server's workspace.
+            serve = serve and not ws.is_remote
             if serve:
                 bar.update(task, description="Serving the workspace over HTTP")
                 served = check_through_server(result)
@@ -78,7 +81,7 @@ def register(app: typer.Typer) -> None:
         verdict = "passed" if result.validation.ok else "FAILED"
         errors = sum(a.severity == "error" for a in result.validation.anomalies)
         warnings = len(result.validation.anomalies) - errors
-        console.print(f"Workspace: {ws.settings.home}")
+        console.print(f"Workspace: {ws.settings.uri if ws.is_remote else ws.settings.home}")
         console.print(
             f"[bold]1. Data[/]  {train_ref} and {test_ref} (versioned, profiled); "
             f"{test_ref} validated against {train_ref}'s schema: {verdict} "
@@ -121,7 +124,13 @@ def register(app: typer.Typer) -> None:
             f"Promoted to [bold green]{version.name}@champion[/] "
             f"(was {f'v{previous}' if previous else 'unset'})"
         )
-        if serve:
+        if ws.is_remote:
+            console.print(
+                f"[bold]4. Server[/]  every step above went through the server at "
+                f"{ws.settings.uri} (remote mode)",
+                highlight=False,
+            )
+        elif serve:
             console.print(
                 f"[bold]4. Server[/]  `driftline server` on {served.url}: through it a remote "
                 f"client saw {served.runs_seen} runs and {MODEL_NAME}@champion = "
