@@ -30,6 +30,8 @@ __all__ = ["ServerOptions", "create_app", "create_app_from_env"]
 STAGE_ROUTERS = ("tracking", "artifacts", "data", "registry", "audit", "users")
 
 _MiB = 1024 * 1024
+_MAX_BODY = 32 * _MiB
+_MAX_UPLOAD = 8 * 1024 * _MiB
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,8 +47,8 @@ class ServerOptions:
 
     auth: bool = False
     cors_origins: tuple[str, ...] = ()
-    max_body: int = 32 * _MiB
-    max_upload: int = 8 * 1024 * _MiB
+    max_body: int = _MAX_BODY
+    max_upload: int = _MAX_UPLOAD
 
     def to_env(self) -> dict[str, str]:
         """Environment variables that carry these options to worker processes."""
@@ -64,8 +66,8 @@ class ServerOptions:
         return cls(
             auth=env.get("DRIFTLINE_SERVER_AUTH", "0") == "1",
             cors_origins=tuple(o for o in env.get("DRIFTLINE_SERVER_CORS", "").split(",") if o),
-            max_body=int(env.get("DRIFTLINE_SERVER_MAX_BODY", cls.max_body)),
-            max_upload=int(env.get("DRIFTLINE_SERVER_MAX_UPLOAD", cls.max_upload)),
+            max_body=int(env.get("DRIFTLINE_SERVER_MAX_BODY", _MAX_BODY)),
+            max_upload=int(env.get("DRIFTLINE_SERVER_MAX_UPLOAD", _MAX_UPLOAD)),
         )
 
 

@@ -8,6 +8,7 @@ experiment and is refused when given.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter
@@ -108,7 +109,7 @@ def _search(request: Request, fields: dict[str, Any] | Any) -> dict[str, Any]:
     )
     if view == "DELETED_ONLY":
         experiments = [e for e in experiments if e.lifecycle_stage is LifecycleStage.DELETED]
-    matched = [e for e in experiments if evaluate(conditions, lambda c, e=e: _field(e, c))]
+    matched = [e for e in experiments if evaluate(conditions, partial(_field, e))]
     matched = _ordered(matched, order_by)
     fingerprint = {
         "kind": "mlflow-experiments",

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter
@@ -293,7 +294,7 @@ def search_logged_models(request: Request, body: JsonBody = None) -> dict[str, A
         raise InvalidArgumentError("max_results must be a positive number")
     order_by = field_list(fields, "order_by")
     models = LoggedModels(ws).search(experiment_ids) if experiment_ids else []
-    matched = [m for m in models if evaluate(conditions, lambda c, m=m: _field(m, c))]
+    matched = [m for m in models if evaluate(conditions, partial(_field, m))]
     matched = _ordered(matched, order_by)
     fingerprint = {"kind": "mlflow-logged-models", "e": experiment_ids, "f": text, "o": order_by}
     offset = decode_token(field_str(fields, "page_token") or None, fingerprint)
@@ -349,9 +350,12 @@ def _ordered(models: list[dict[str, Any]], order_by: list[Any]) -> list[dict[str
         key = _ATTRIBUTES.get(name.removeprefix("attributes.").removesuffix("_ms"))
         if key is None:
             raise InvalidArgumentError(f"Cannot order logged models by {name!r}")
-        numeric = key.endswith("_ms")
-        result.sort(
-            key=lambda m, key=key, numeric=numeric: m.get(key) or 0 if numeric else str(m.get(key)),
-            reverse=term.get("ascending", True) is False,
-        )
+        result.sort(key=partial(_sort_value, key), reverse=term.get("ascending", True) is False)
     return result
+
+
+def _sort_value(key: str, model: dict[str, Any]) -> Any:
+    """A logged model's value of ``key`` for ordering (times numeric, the rest as text)."""
+    if key.endswith("_ms"):
+        return model.get(key) or 0
+    return str(model.get(key))

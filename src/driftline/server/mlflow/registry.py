@@ -29,6 +29,7 @@ Version tags given at creation are refused for the same reason.
 from __future__ import annotations
 
 import copy
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter
@@ -188,9 +189,7 @@ def search_registered_models(request: Request) -> dict[str, Any]:
     conditions = parse_conditions(text)
     order_by = field_strings(fields, "order_by")
     models = [
-        m
-        for m in ws.registry.list_models()
-        if evaluate(conditions, lambda c, m=m: _model_field(m, c))
+        m for m in ws.registry.list_models() if evaluate(conditions, partial(_model_field, m))
     ]
     for term in reversed(order_by or ["name ASC"]):
         field, descending = _order_term(term, {"name", "timestamp", "last_updated_timestamp"})
@@ -377,7 +376,7 @@ def search_model_versions(request: Request) -> dict[str, Any]:
         v
         for name in models
         for v in (ws.registry.list_versions(name) if _exists(ws, name) else [])
-        if evaluate(conditions, lambda c, v=v: _version_field(v, c))
+        if evaluate(conditions, partial(_version_field, v))
     ]
     order_by = field_strings(fields, "order_by")
     for term in reversed(order_by):

@@ -23,8 +23,10 @@ def health() -> dict[str, str]:
 def ready(request: Request) -> Any:
     from sqlalchemy import text
 
+    database = workspace(request).database
+    assert database is not None  # a server's workspace always has its database
     try:
-        workspace(request).database.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
+        database.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
     except Exception as exc:
         return error_response(503, "BACKEND_UNAVAILABLE", f"Database not ready: {exc}")
     return {"status": "ready"}
