@@ -181,6 +181,15 @@ def test_approval_policies_are_enforced_by_the_server(remote: Workspace, tmp_pat
     assert remote.registry.get_model("churn").aliases == {"production": 1}
     actions = [e.action for e in remote.registry.audit_log(model="churn")]
     assert actions[:2] == ["alias_promote", "approve"]
+    # "rollback" is no back door: only the latest move can be undone that way.
+    register(remote, tmp_path, b"2")
+    assert_error(
+        api(url, "POST", path, json={"version": 2, "expected": 1, "reason": "rollback"}),
+        403,
+        "PERMISSION_DENIED",
+        "can only move it back",
+    )
+    assert remote.registry.get_model("churn").aliases == {"production": 1}
 
 
 def test_the_server_refuses_what_the_sdk_would_refuse(remote: Workspace, tmp_path: Path) -> None:

@@ -300,7 +300,7 @@ def _holds(condition: Condition, actual: Any) -> bool:
         # "tags.`mlflow.prompt.is_prompt` != 'true'" to model searches, meaning "not a prompt".
         return op in ("!=", "not in", "not like", "not ilike")
     if op in ("like", "ilike", "not like", "not ilike"):
-        matched = bool(like(str(expected), ignore_case="ilike" in op).fullmatch(str(actual)))
+        matched = like(str(actual), str(expected), ignore_case="ilike" in op)
         return matched != op.startswith("not")
     if op in ("in", "not in"):
         found = any(_equal(actual, value) for value in expected)

@@ -240,9 +240,26 @@ def ms(value: datetime | None) -> int | None:
     return None if value is None else to_ms(value)
 
 
-def like(pattern: str, *, ignore_case: bool) -> re.Pattern[str]:
-    """The regex of a SQL ``LIKE`` pattern (``%`` any run, ``_`` one character)."""
-    parts = []
-    for char in pattern:
-        parts.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
-    return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+def like(text: str, pattern: str, *, ignore_case: bool) -> bool:
+    """Whether ``text`` matches a SQL ``LIKE`` pattern (``%`` any run, ``_`` one character).
+
+    Greedy two-pointer matching, linear in practice and at most O(len(text) *
+    len(pattern)): a regex of ``.*`` runs backtracks exponentially on patterns such as
+    ``%a%a%a%a%b``, which any reader could send to pin a server thread for minutes.
+    """
+    if ignore_case:
+        text, pattern = text.casefold(), pattern.casefold()
+    t = p = 0
+    star_p, star_t = -1, 0
+    while t < len(text):
+        if p < len(pattern) and pattern[p] in ("_", text[t]) and pattern[p] != "%":
+            t, p = t + 1, p + 1
+        elif p < len(pattern) and pattern[p] == "%":
+            star_p, star_t = p, t
+            p += 1
+        elif star_p >= 0:  # let the last % absorb one more character
+            star_t += 1
+            t, p = star_t, star_p + 1
+        else:
+            return False
+    return all(char == "%" for char in pattern[p:])

@@ -178,7 +178,9 @@ def move_alias(request: Request, name: str, alias: str, body: AliasMoveBody) -> 
             f"Alias {alias!r} requires {required} approval(s): use "
             f"`driftline models promote {name} {body.version} --alias {alias}` after approvals"
         )
-    if body.reason == "promote" and body.version is not None:
+    if body.reason == "rollback":
+        _check_rollback(registry, name, alias, body.version, body.expected)
+    elif body.reason == "promote" and body.version is not None:
         registry.check_approvals(name, body.version, alias)
     expected = ANY_HOLDER if body.expected == ANY_HOLDER_WIRE else body.expected
     details = None if body.details is None else restore_non_finite(body.details)
@@ -196,6 +198,28 @@ def move_alias(request: Request, name: str, alias: str, body: AliasMoveBody) -> 
         registry.get_version(f"{name}/{body.version}")  # the helpful message (near names)
         raise
     return encode(move)
+
+
+def _check_rollback(
+    registry: Any, name: str, alias: str, version: int | None, expected: Any
+) -> None:
+    """A rollback may only undo the alias's latest move (as ``RegistryService.rollback``
+    does): to any other version it would bypass approval policies."""
+    history = registry.store.alias_history(name, alias)
+    last = history[0] if history else None
+    if (
+        last is None
+        or last.previous_version is None
+        or (version, expected)
+        != (
+            last.previous_version,
+            last.version,
+        )
+    ):
+        raise PermissionDeniedError(
+            f"A rollback of {name}@{alias} can only move it back to the version it held "
+            "before its latest move; promote any other version"
+        )
 
 
 @router.get("/models/{name}/alias-history", summary="Alias moves, newest first")
