@@ -81,3 +81,36 @@ def test_a_second_server_on_the_same_database_serves_what_the_first_stored(
     seen = httpx.get(f"{second.url}/api/v1/experiments/{experiment_id}")
     assert seen.status_code == 200, seen.text
     assert seen.json()["name"] == "shared"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/v1/experiments", b'{"name": "a\\u0000b"}'),
+        ("POST", "/api/v1/experiments", b'{"name": "a\x00b"}'),
+        ("GET", "/api/v1/runs/abc%00def", None),
+        ("GET", "/api/v1/experiments/by-name?name=a%00", None),
+    ],
+    ids=["json-escape", "raw-byte", "path", "query"],
+)
+def test_nul_in_text_is_a_400_never_a_database_error(live_server, method, path, body) -> None:
+    response = httpx.request(
+        method,
+        f"{live_server.url}{path}",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "INVALID_ARGUMENT"
+    assert "NUL" in response.json()["error"]["message"]
+
+
+def test_an_escaped_backslash_before_u0000_is_ordinary_text(live_server) -> None:
+    body = b'{"name": "literally \\\\u0000"}'  # the 7 characters \\u0000: no NUL
+    response = httpx.post(
+        f"{live_server.url}/api/v1/experiments",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "literally \\u0000"

@@ -735,7 +735,9 @@ def test_junk_and_traversal_in_object_routes_are_4xx_envelopes(
     if method != "HEAD":
         error = httpx.Response(response.status, content=body).json()["error"]
         assert error["code"] == "INVALID_ARGUMENT"
-        assert "Malformed content digest" in error["message"]
+        # A NUL is refused before any route sees the path.
+        expected = "NUL characters" if "%00" in path else "Malformed content digest"
+        assert expected in error["message"]
 
 
 @pytest.mark.parametrize(

@@ -75,9 +75,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
-        if exc.status_code == 404 and request.url.path.startswith(MLFLOW_PREFIXES):
+        mlflow = request.url.path.startswith(MLFLOW_PREFIXES)
+        if exc.status_code == 404 and mlflow:
             return PlainTextResponse("Endpoint not implemented", 404)
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if mlflow:  # the MLflow client reads error_code and message
+            from starlette.responses import JSONResponse
+
+            code = "INVALID_PARAMETER_VALUE" if exc.status_code < 500 else "INTERNAL_ERROR"
+            return JSONResponse({"error_code": code, "message": message}, exc.status_code)
         if exc.status_code == 404 and message == "Not Found":
             message = f"No route {request.method} {request.url.path}; see /openapi.json"
         elif exc.status_code == 405:

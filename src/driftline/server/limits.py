@@ -1,4 +1,11 @@
-"""Request size limits, enforced while the body streams in (not after buffering it)."""
+"""Request limits, enforced while the body streams in (not after buffering it): size, and
+no NUL characters in text.
+
+NUL: no text driftline stores may hold one (PostgreSQL refuses it in text columns, so it
+would surface as a database error, a 500). Rather than every route remembering that, a
+NUL in the path or query, or in a JSON body (raw or as the ``\u0000`` escape), is
+refused here with 400. Upload routes carry raw bytes and are exempt from the body check.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from starlette.exceptions import HTTPException
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimit", "BodyTooLarge"]
+__all__ = ["BodyLimit", "BodyTooLarge", "NulInText"]
 
 
 class BodyTooLarge(HTTPException):
@@ -48,21 +55,32 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            await _refuse_nul(scope, send)
+            return
         limit = self.limit_for(scope["path"])
+        # Bodies of upload routes (the prefixes with their own limits) are raw bytes.
+        text_body = limit == self.default
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _refuse(scope, send, limit)
             return
         seen = 0
         started = False
+        tail = b""  # the end of the previous chunk: a mark may straddle two chunks
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, tail
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                body = message.get("body", b"")
+                seen += len(body)
                 if seen > limit:
                     raise BodyTooLarge(limit)
+                if text_body and body:
+                    if _has_nul_mark(tail + body):
+                        raise NulInText
+                    tail = body[-16:]
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -76,6 +94,33 @@ class BodyLimit:
         except BodyTooLarge:
             if not started:
                 await _refuse(scope, send, limit)
+        except NulInText:
+            if not started:
+                await _refuse_nul(scope, send)
+
+
+class NulInText(HTTPException):
+    """Raised inside ``receive`` when a text body carries a NUL character."""
+
+    def __init__(self) -> None:
+        super().__init__(400, _NUL_MESSAGE)
+
+
+_NUL_MESSAGE = "Text must not contain NUL characters (\\u0000)"
+
+
+def _has_nul_mark(data: bytes) -> bool:
+    """A raw NUL byte, or the JSON escape ``\\u0000`` (not an escaped backslash before
+    the text ``u0000``: that is an odd run of backslashes only when it is the escape)."""
+    if b"\x00" in data:
+        return True
+    start = data.find(b"u0000")
+    while start != -1:
+        slashes = len(data[:start]) - len(data[:start].rstrip(b"\\"))
+        if slashes % 2:
+            return True
+        start = data.find(b"u0000", start + 1)
+    return False
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -93,6 +138,18 @@ async def _refuse(scope: Scope, send: Send, limit: int) -> None:
 
     response = error_response(413, "REQUEST_TOO_LARGE", _too_large(limit))
     await response(scope, _no_receive, send)
+
+
+async def _refuse_nul(scope: Scope, send: Send) -> None:
+    from driftline.server.errors import MLFLOW_PREFIXES, error_response
+
+    if scope["path"].startswith(MLFLOW_PREFIXES):
+        from starlette.responses import JSONResponse
+
+        body = {"error_code": "INVALID_PARAMETER_VALUE", "message": _NUL_MESSAGE}
+        await JSONResponse(body, 400)(scope, _no_receive, send)
+        return
+    await error_response(400, "INVALID_ARGUMENT", _NUL_MESSAGE)(scope, _no_receive, send)
 
 
 async def _no_receive() -> Any:  # pragma: no cover - error responses do not read
