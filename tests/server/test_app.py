@@ -114,3 +114,15 @@ def test_an_escaped_backslash_before_u0000_is_ordinary_text(live_server) -> None
     )
     assert response.status_code == 201, response.text
     assert response.json()["name"] == "literally \\u0000"
+
+
+def test_users_and_tokens_are_not_managed_on_a_server_without_auth(live_server) -> None:
+    # Accounts made on an open server would be valid credentials once --auth is turned on.
+    for method, path, body in [
+        ("POST", "/api/v1/users", {"name": "eve", "role": "admin"}),
+        ("GET", "/api/v1/users", None),
+        ("POST", "/api/v1/tokens", {"user": "eve"}),
+    ]:
+        response = httpx.request(method, f"{live_server.url}{path}", json=body)
+        assert response.status_code == 403, response.text
+        assert "--auth" in response.json()["error"]["message"]

@@ -206,7 +206,8 @@ def get_experiment(experiment_id: str, request: Request) -> Response:
     operation_id="tracking_set_experiment_lifecycle",
 )
 def set_experiment_lifecycle(experiment_id: str, body: LifecycleBody, request: Request) -> Response:
-    experiment = _experiment(request, experiment_id, "edit")
+    # Deleting or restoring a whole experiment is "manage", as on the MLflow routes.
+    experiment = _experiment(request, experiment_id, "manage")
     updated = _store(request).set_experiment_lifecycle(experiment.id, LifecycleStage(body.stage))
     return _json(encode(updated))
 

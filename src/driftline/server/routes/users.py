@@ -2,8 +2,10 @@
 
 Admins manage everything. Any authenticated user may read itself (``GET /whoami``,
 ``GET /users/{own name}``), change its own password, and create, list and revoke its
-own tokens. Without ``--auth`` every route is open, like the rest of the API (and
-``whoami`` answers the server's user as an admin).
+own tokens. Without ``--auth`` the routes that manage users and tokens are refused:
+accounts made on an open server would become valid credentials the day it is restarted
+with ``--auth`` (``whoami`` answers the server's user as an admin). The first admin is
+made on the server's machine, against its database: ``driftline users create``.
 """
 
 from __future__ import annotations
@@ -29,11 +31,21 @@ def _caller(request: Request) -> Principal | None:
     return user if isinstance(user, Principal) else None
 
 
+def _require_auth(request: Request) -> None:
+    if not request.app.state.options.auth:
+        raise PermissionDeniedError(
+            "Users and tokens are managed on a server started with --auth; on this one, "
+            "run `driftline users ...` on the server's machine with its --uri"
+        )
+
+
 def _require_admin(request: Request) -> None:
+    _require_auth(request)
     authorize(request, "manage", admin=True)
 
 
 def _require_self_or_admin(request: Request, name: str | None) -> None:
+    _require_auth(request)
     caller = _caller(request)
     if caller is not None and name is not None and caller.name == name:
         return
