@@ -81,30 +81,30 @@ class ApiClient:
         self._token = token
         self._timeout = timeout
         self._retries = retries
-        self._local = threading.local()
-        self._clients: list[httpx.Client] = []
+        self._client_: httpx.Client | None = None
         self._lock = threading.Lock()
 
     def _client(self) -> httpx.Client:
-        # One httpx.Client per thread: a client is safe to share, but its pool lock
-        # serialises threads; separate pools keep a background sender from queueing
-        # behind a large download.
-        client: httpx.Client | None = getattr(self._local, "client", None)
+        # One pool for every thread (httpx.Client is thread-safe), large enough that a
+        # background sender does not queue behind parallel uploads. A pool per thread
+        # leaked one per short-lived worker thread (each data commit starts a few).
+        client = self._client_
         if client is None:
             import httpx
 
-            headers = {"User-Agent": "driftline-client"}
-            if self._token:
-                headers["Authorization"] = f"Bearer {self._token}"
-            client = httpx.Client(
-                base_url=self.base_url,
-                headers=headers,
-                timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 10.0)),
-                follow_redirects=False,
-            )
-            self._local.client = client
             with self._lock:
-                self._clients.append(client)
+                if self._client_ is None:
+                    headers = {"User-Agent": "driftline-client"}
+                    if self._token:
+                        headers["Authorization"] = f"Bearer {self._token}"
+                    self._client_ = httpx.Client(
+                        base_url=self.base_url,
+                        headers=headers,
+                        timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 10.0)),
+                        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+                        follow_redirects=False,
+                    )
+                client = self._client_
         return client
 
     def request(
@@ -190,12 +190,11 @@ class ApiClient:
         return _json(self.request("DELETE", path, **kwargs))
 
     def close(self) -> None:
-        """Close every connection pool this client opened."""
+        """Close the connection pool (a later request opens a new one)."""
         with self._lock:
-            clients, self._clients = self._clients, []
-        for client in clients:
+            client, self._client_ = self._client_, None
+        if client is not None:
             client.close()
-        self._local = threading.local()
 
 
 def _json(response: httpx.Response) -> Any:
