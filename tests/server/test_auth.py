@@ -578,7 +578,7 @@ def test_permission_changes_are_audited_and_the_chain_verifies(auth_server: Auth
 # -- authorization of the tracking routes ---------------------------------------------------
 
 
-def _remote(auth_server: AuthServer, token: str) -> Any:
+def _remote(auth_server: AuthServer, token: str, *, async_logging: bool = False) -> Any:
     from driftline.settings import Settings
     from driftline.workspace import Workspace
 
@@ -587,10 +587,36 @@ def _remote(auth_server: AuthServer, token: str) -> Any:
             uri=auth_server.url,
             token=token,
             home=auth_server.root / "client",
-            async_logging=False,
+            async_logging=async_logging,
             capture_environment=False,
+            flush_interval=0.05,
         )
     )
+
+
+@pytest.mark.server
+def test_logging_refused_for_a_missing_grant_is_kept_until_the_grant_comes(
+    auth_server: AuthServer,
+) -> None:
+    experiment = f"later-{secrets.token_hex(3)}"
+    viewer, viewer_token = auth_server.user("viewer")
+    with _remote(auth_server, auth_server.admin_token) as admin:
+        run = admin.tracking.create_run(experiment)
+    with _remote(auth_server, viewer_token, async_logging=True) as ws:
+        ws.tracking.log_batch(run.id, metrics=[("loss", 0.5, i, None) for i in range(10)])
+        with pytest.raises(PermissionDeniedError, match="stay queued"):
+            ws.tracking.flush(timeout=30)
+        auth_server.admin.grant(viewer, experiment=experiment, permission="edit")
+        deadline = time.monotonic() + 30
+        while True:  # the writer retries with backoff; the grant lets the rows through
+            try:
+                ws.tracking.flush(timeout=30)
+                break
+            except PermissionDeniedError:
+                assert time.monotonic() < deadline, "the queued rows were never written"
+                time.sleep(0.5)
+        history = ws.tracking.get_metric_history(run.id, "loss")
+    assert [p.step for p in history] == list(range(10))
 
 
 @pytest.mark.server

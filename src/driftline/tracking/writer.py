@@ -24,7 +24,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from driftline.errors import BackendError, ConflictError, DriftlineError
+from driftline.errors import (
+    BackendError,
+    ConflictError,
+    DriftlineError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
 from driftline.tracking.store import LogBatch, MetricRow, ParamRow, TagRow
 
 __all__ = ["BatchWriter"]
@@ -33,6 +39,10 @@ log = logging.getLogger("driftline.tracking")
 _Row = TypeVar("_Row", MetricRow, ParamRow)  # ParamRow and TagRow are the same shape
 
 _BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
+# Failures that say nothing about the rows themselves: keep the rows and retry (a server
+# that is down, a token that was revoked, a grant that is missing). Dropping rows
+# because of them would lose data that a fixed token or a new grant can still write.
+_KEEP_AND_RETRY = (BackendError, UnauthenticatedError, PermissionDeniedError)
 
 
 def _part_key(key: str, run_id: str) -> str:
@@ -162,6 +172,11 @@ class BatchWriter:
                 self._idle.wait(remaining if remaining is not None else 1.0)
             error, self._error = self._error, None
             conflicts, self._conflicts = self._conflicts, []
+        if isinstance(error, UnauthenticatedError | PermissionDeniedError):
+            raise type(error)(
+                f"{error} ({self.pending} logged items stay queued and are retried: fix the "
+                "token or the grant and they are written)"
+            ) from error
         if error is not None and not isinstance(error, BackendError):
             raise error
         if error is not None:
@@ -251,7 +266,7 @@ class BatchWriter:
             return self._commit_per_run(batch)
         try:
             conflicts = self._sink(batch)
-        except BackendError as exc:
+        except _KEEP_AND_RETRY as exc:
             log.error("driftline could not write %d logged items, will retry: %s", len(batch), exc)
             with self._idle:
                 self._error = exc
@@ -276,7 +291,7 @@ class BatchWriter:
             try:
                 self._report(self._sink(part))
                 done.add(run_id)
-            except BackendError as exc:
+            except _KEEP_AND_RETRY as exc:
                 # The database went away midway: keep only what is not written yet, so
                 # the retry does not write any metric point twice.
                 batch.metrics = [r for r in batch.metrics if r[0] not in done]
