@@ -201,8 +201,13 @@ def get_version(request: Request, name: str, number: NumberPath) -> Any:
     summary="Record a version under a given number (copied from a remote)",
 )
 def put_version(request: Request, name: str, number: NumberPath, body: PutVersionBody) -> Any:
-    """Idempotent; 409 if that number holds different content."""
-    authorize(request, "edit")
+    """Idempotent; 409 if that number holds different content.
+
+    Admins only: the version keeps the author, time and number it had where it was
+    copied from, all of which the request states (an editor could otherwise record
+    versions in another person's name, or back-date what time travel returns).
+    """
+    authorize(request, "manage", admin=True)
     check_dataset_name(name)
     ws = workspace(request)
     _check_objects(ws, body)
