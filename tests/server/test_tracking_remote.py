@@ -415,6 +415,34 @@ def test_a_run_purged_after_the_server_saw_it_is_404_not_500(
     assert_envelope(post_batch(server.url, body), 404, "NOT_FOUND", has="does not exist")
 
 
+def test_a_retried_batch_is_acknowledged_even_if_one_of_its_runs_was_purged(
+    remote: Workspace,
+    server: Any,
+    on_server: Callable[[], Workspace],
+    server_factory: Callable[..., Any],
+) -> None:
+    import sqlite3
+
+    kept, purged = remote.tracking.create_run("e"), remote.tracking.create_run("e")
+    body = _metrics(kept.id, run_id=[kept.id, purged.id], key=["m", "m"], value=[1.0, 2.0],
+                    step=[0, 0], timestamp=[now_ms()] * 2)  # fmt: skip
+    body["key"] = "committed-then-retried"
+    assert post_batch(server.url, body).status_code == 200
+    conn = sqlite3.connect(server.root / ".driftline" / "driftline.db", timeout=30)
+    try:
+        with conn:
+            for table in ("metrics", "latest_metrics", "runs"):
+                conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (purged.id,))
+    finally:
+        conn.close()
+    # The answer to the first attempt was lost; the client sends the same batch again, to
+    # another server process on the database (which has not seen these runs).
+    other = server_factory(uri=server.uri)
+    answer = post_batch(other.url, body)
+    assert answer.status_code == 200, answer.text
+    assert len(on_server().tracking.get_metric_history(kept.id, "m")) == 1  # not twice
+
+
 def test_whole_floats_are_integers_as_json_schema_says(
     remote: Workspace, server: Any, on_server: Callable[[], Workspace]
 ) -> None:

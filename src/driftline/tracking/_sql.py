@@ -353,6 +353,11 @@ class SqlTrackingStore:
         self._prune_receipts()
         return conflicts
 
+    def has_receipt(self, key: str) -> bool:
+        """Whether a batch with this idempotency key was committed (a server asks first)."""
+        query = sa.select(t.batch_receipts.c.key).where(t.batch_receipts.c.key == key)
+        return self.db.read(lambda conn: conn.execute(query).first()) is not None
+
     def _write_keyed_batch(self, conn: Connection, batch: LogBatch) -> list[str]:
         """Write a batch once per idempotency key: the receipt commits with the rows."""
         receipt = (

@@ -369,7 +369,12 @@ def _write_batch(request: Request, raw: bytes) -> Response:
             )
         runs.update(run_ids)
         setattr(batch, f"{kind}s", list(zip(run_ids, keys, texts, strict=True)))
-    experiments = _run_experiments(request, sorted(runs))
+    # A retry of a batch that was committed (its answer was lost) writes nothing: if one
+    # of its runs was purged since, that is no reason to refuse it, and refusing would make
+    # the client re-send the other runs' rows under new keys (written twice).
+    store = _store(request)
+    repeat = bool(key) and getattr(store, "has_receipt", lambda _key: False)(key)
+    experiments = _run_experiments(request, sorted(runs), missing_ok=repeat)
     # A heartbeat for a run that does not exist (any more) stamps nothing: drop it.
     alive = _run_experiments(request, sorted(set(heartbeats) - runs), missing_ok=True)
     batch.heartbeats = sorted(set(heartbeats) & (runs | set(alive)))
@@ -378,7 +383,7 @@ def _write_batch(request: Request, raw: bytes) -> Response:
     if not (batch or batch.heartbeats):
         return _json({"conflicts": []})
     try:
-        conflicts = _store(request).write_batch(batch)
+        conflicts = store.write_batch(batch)
     except Exception as exc:
         if _is_integrity_error(exc):  # a run was purged between the check and the write
             raise NotFoundError(
