@@ -19,11 +19,9 @@ adapter keeps its records (``_records``) and cannot be written through MLflow.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import Any, BinaryIO
 
 from fastapi import APIRouter
@@ -32,7 +30,6 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from driftline.core.artifacts import validate_artifact_path
-from driftline.core.artifacts.local import LocalByteStore
 from driftline.core.clock import utcnow
 from driftline.core.hashing import CHUNK_SIZE, new_hasher
 from driftline.errors import InvalidArgumentError, NotFoundError
@@ -41,6 +38,7 @@ from driftline.server.mlflow._access import allow, run_by_id
 from driftline.server.mlflow._records import RECORDS_FOLDER
 from driftline.server.mlflow._views import run_artifact_uri
 from driftline.server.mlflow._wire import MlflowRoute, field_str, query_of
+from driftline.server.routes.artifacts import receive_body, upload_area
 from driftline.tracking import ArtifactEntry, Run
 from driftline.workspace import Workspace
 
@@ -127,27 +125,27 @@ async def upload_artifact(request: Request, path: str) -> Response:
     """Store the request body as the run artifact ``path`` (streamed, never held whole)."""
     # async so the body can be read as it arrives; the blocking steps run in threads.
     ws, run, logical = await run_in_threadpool(_upload_target, request, path)
-    backend = ws.content.backend
-    if isinstance(backend, LocalByteStore):
-        temp = backend.temp_path()  # inside the store: adopting it is a rename
-    else:
-        handle, name = tempfile.mkstemp(prefix="driftline-mlflow-")
-        os.close(handle)
-        temp = Path(name)
+    # The same swept upload area and thread-pool writes as driftline's own object API.
+    temp = await run_in_threadpool(upload_area(request).new_temp)
     hasher = new_hasher(ws.content.algorithm)
     size = 0
+
+    def write(out: BinaryIO, data: bytes) -> None:
+        nonlocal size
+        hasher.update(data)
+        out.write(data)
+        size += len(data)
+
     try:
-        with open(temp, "wb") as out:
-            try:
-                async for chunk in request.stream():
-                    if chunk:
-                        hasher.update(chunk)
-                        out.write(chunk)
-                        size += len(chunk)
-            except ClientDisconnect:
-                raise InvalidArgumentError(
-                    f"The upload of {logical!r} was cut off after {size} bytes; nothing stored"
-                ) from None
+        out = await run_in_threadpool(open, temp, "wb")
+        try:
+            await receive_body(request, partial(write, out))
+        except ClientDisconnect:
+            raise InvalidArgumentError(
+                f"The upload of {logical!r} was cut off after {size} bytes; nothing stored"
+            ) from None
+        finally:
+            await run_in_threadpool(out.close)
         digest = f"{ws.content.algorithm}:{hasher.hexdigest()}"
         blob = await run_in_threadpool(ws.content.adopt_file, temp, digest)
     finally:

@@ -182,12 +182,12 @@ async def put_object(request: Request, digest: Digest) -> Any:
     await run_in_threadpool(partial(authorize, content=True), request, "edit")
     digest_key(digest)
     content = workspace(request).content
-    area = await run_in_threadpool(_upload_area, request)
+    area = await run_in_threadpool(upload_area, request)
     temp = await run_in_threadpool(area.new_temp)
     try:
         handle = await run_in_threadpool(open, temp, "wb")
         try:
-            await _receive(request, handle.write)
+            await receive_body(request, handle.write)
         finally:
             await run_in_threadpool(handle.close)
         blob = await run_in_threadpool(content.adopt_file, temp, digest)
@@ -227,13 +227,13 @@ def _begin(request: Request, digest: str, size: int) -> dict[str, Any]:
             "offset": stored,
             "stored": True,
         }
-    return _state(_upload_area(request).begin(digest, size))
+    return _state(upload_area(request).begin(digest, size))
 
 
 @router.get("/uploads/{upload_id}", response_model=UploadState, summary="A chunked upload's offset")
 def get_upload(request: Request, upload_id: UploadId) -> dict[str, Any]:
     authorize(request, "edit", content=True)
-    return _state(_upload_area(request).status(upload_id))
+    return _state(upload_area(request).status(upload_id))
 
 
 @router.put(
@@ -248,7 +248,7 @@ async def put_chunk(
     offset: int = Query(ge=0, description="Where this chunk starts in the object"),
 ) -> Any:
     await run_in_threadpool(partial(authorize, content=True), request, "edit")
-    area = await run_in_threadpool(_upload_area, request)
+    area = await run_in_threadpool(upload_area, request)
     try:
         writer = await run_in_threadpool(
             area.open_chunk, upload_id, offset, _declared_length(request)
@@ -258,7 +258,7 @@ async def put_chunk(
         details = {} if where is None else {"offset": where}
         return error_response(409, exc.code, str(exc), **details)
     try:
-        await _receive(request, writer.write)
+        await receive_body(request, writer.write)
     except ClientDisconnect:
         # What arrived stays appended: the client resumes from the server's offset.
         return _disconnected()
@@ -276,7 +276,7 @@ def complete_upload(request: Request, upload_id: UploadId) -> Any:
     authorize(request, "edit", content=True)
     content = workspace(request).content
     try:
-        blob = _upload_area(request).complete(upload_id, content)
+        blob = upload_area(request).complete(upload_id, content)
     except NotFoundError:
         # A retried completion whose first attempt succeeded finds the object stored.
         digest = digest_for_upload(upload_id)
@@ -292,14 +292,14 @@ def complete_upload(request: Request, upload_id: UploadId) -> Any:
 @router.delete("/uploads/{upload_id}", summary="Abandon a chunked upload")
 def abort_upload(request: Request, upload_id: UploadId) -> dict[str, Any]:
     authorize(request, "edit", content=True)
-    _upload_area(request).abort(upload_id)
+    upload_area(request).abort(upload_id)
     return {"upload_id": upload_id, "aborted": True}
 
 
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _upload_area(request: Request) -> UploadArea:
+def upload_area(request: Request) -> UploadArea:
     """This worker's upload area: inside a local store (so completing is a rename)."""
     area: UploadArea | None = getattr(request.app.state, "artifact_uploads", None)
     if area is None:
@@ -405,7 +405,7 @@ def _too_large() -> HTTPException:
     )
 
 
-async def _receive(request: Request, write: Callable[[bytes], object]) -> None:
+async def receive_body(request: Request, write: Callable[[bytes], object]) -> None:
     """Feed the request body to ``write`` in ~1 MiB pieces, each written in the thread pool."""
     pending = bytearray()
     try:
