@@ -228,3 +228,15 @@ def test_import_driftline_stays_light() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+
+
+def test_the_wire_and_auth_packages_import_no_adapter() -> None:
+    # api/ (wire schemas, the HTTP client) and auth/ (users, tokens, policy) serve the
+    # server and the remote backends alike; they must not depend on either adapter.
+    bad = [
+        f"{imp.where} imports {imp.target}"
+        for imp in ALL_IMPORTS
+        if area(imp.source) in ("api", "auth")
+        and target_area(imp.target) in (*ADAPTERS, "workspace")
+    ]
+    assert not bad, "\n".join(bad)
