@@ -8,6 +8,10 @@
   the database for a database URL (how the first admin is created, on the server's
   machine), or through the server for ``http(s)://`` (with ``DRIFTLINE_TOKEN``).
 
+It is a package of its own rather than part of ``server/`` (where the design first put
+auth) because two adapters use it: the server authenticates with it and the CLI
+bootstraps and administers users with it, and adapters never import each other.
+
 Example:
     >>> auth = open_auth(Settings.load())                             # doctest: +SKIP
     >>> auth.create_user("alice", role="admin")                       # doctest: +SKIP
