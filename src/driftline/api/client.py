@@ -15,12 +15,11 @@ idempotency key, so its retry cannot write twice).
 
 from __future__ import annotations
 
-import random
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from driftline.core.backoff import backoff
 from driftline.errors import (
     BackendError,
     DriftlineError,
@@ -147,7 +146,7 @@ class ApiClient:
                 response = self._client().send(request, stream=stream)
             except httpx.TransportError as exc:
                 if attempt + 1 < attempts:
-                    _backoff(attempt)
+                    backoff(attempt)
                     continue
                 raise BackendError(
                     f"Cannot reach the driftline server at {self.base_url} ({what}): {exc}. "
@@ -155,7 +154,7 @@ class ApiClient:
                 ) from exc
             if response.status_code in _RETRY_STATUSES and attempt + 1 < attempts:
                 response.close()
-                _backoff(attempt)
+                backoff(attempt)
                 continue
             if response.status_code >= 400:
                 data = response.read()
@@ -203,7 +202,3 @@ def _json(response: httpx.Response) -> Any:
     if not response.content:
         return None
     return orjson.loads(response.content)
-
-
-def _backoff(attempt: int) -> None:
-    time.sleep(min(5.0, 0.05 * 2**attempt) * (0.5 + random.random()))

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import random
 import threading
 import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from driftline.core.backoff import backoff
 from driftline.core.hashing import parse_digest
 from driftline.errors import (
     BackendError,
@@ -182,7 +182,7 @@ class HttpByteStore:
                 # A streamed body is not replayed by the client: retry here, from the file.
                 if attempt == self.retries:
                     raise
-                _backoff(attempt)
+                backoff(attempt)
 
     def _put_chunked(self, digest: str, source: Path, size: int) -> None:
         state: dict[str, Any] | None = None
@@ -216,7 +216,7 @@ class HttpByteStore:
                 if failures > self.retries:
                     raise
                 if not isinstance(exc, NotFoundError):
-                    _backoff(failures - 1)
+                    backoff(failures - 1)
                 # Ask where the server stands; an upload that vanished (completed by a
                 # client sending the same bytes, or swept) begins again.
                 if isinstance(exc, NotFoundError) or state is None:
@@ -248,7 +248,7 @@ class HttpByteStore:
                     raise NotFoundError(f"Upload {upload} ended while completing") from None
                 if int(state["offset"]) < size:
                     return False
-                _backoff(min(attempt, 6))
+                backoff(min(attempt, 6))
                 attempt += 1
 
     def _upload_state(self, upload: str) -> dict[str, Any] | None:
@@ -362,7 +362,7 @@ class _ObjectReader(io.RawIOBase):
                 f"{self._size}: {cause or 'the response ended early'}"
             )
         self._close_response()
-        _backoff(self._failures - 1)
+        backoff(self._failures - 1)
         self._open()
 
     def _close_response(self) -> None:
@@ -408,7 +408,3 @@ def _file_body(source: Path, offset: int, length: int) -> Iterator[bytes]:
 
 def _body_headers(length: int) -> dict[str, str]:
     return {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
-
-
-def _backoff(attempt: int) -> None:
-    time.sleep(min(5.0, 0.05 * 2**attempt) * (0.5 + random.random()))
