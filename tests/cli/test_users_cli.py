@@ -188,8 +188,11 @@ def test_remote_administration_with_tokens(
     code, _, err = cli("users", "create", "mallory", "--role", "admin")
     assert code == 1
     _one_line_error(err, "PermissionDeniedError", "not an admin")
-    # Its own tokens: yes.
-    code, own, err = cli("tokens", "create", "--name", "laptop")
+    # Its own tokens: yes, but none that outlives the token it is made with.
+    code, _, err = cli("tokens", "create", "--name", "forever")
+    assert code == 1
+    _one_line_error(err, "InvalidArgumentError", "cannot outlive")
+    code, own, err = cli("tokens", "create", "--name", "laptop", "--expires-days", "0.5")
     assert code == 0, err
     own_id = parse_token(own.strip())[0]
     assert {t["name"] for t in cli.json("tokens", "list")} == {"token", "laptop"}

@@ -447,6 +447,23 @@ def test_a_user_reads_itself_and_manages_its_own_tokens(auth_server: AuthServer)
 
 
 @pytest.mark.server
+def test_a_token_cannot_mint_a_token_that_outlives_it(auth_server: AuthServer) -> None:
+    name, _ = auth_server.user("editor")
+    expires = utcnow() + timedelta(hours=1)
+    short = auth_server.admin.create_token(name, expires_at=expires).secret
+    me = HttpUserAdmin(ApiClient(auth_server.url, token=short))
+    try:
+        with pytest.raises(InvalidArgumentError, match="cannot outlive"):
+            me.create_token(name="forever")
+        with pytest.raises(InvalidArgumentError, match="cannot outlive"):
+            me.create_token(name="longer", expires_at=expires + timedelta(days=1))
+        shorter = me.create_token(name="shorter", expires_at=expires - timedelta(minutes=5))
+        assert shorter.token.expires_at is not None
+    finally:
+        me.close()
+
+
+@pytest.mark.server
 def test_an_admin_cannot_lock_itself_out(auth_server: AuthServer) -> None:
     from driftline.errors import ConflictError
 

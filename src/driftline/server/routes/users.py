@@ -19,7 +19,7 @@ from driftline.api.auth import CreateTokenBody, CreateUserBody, GrantBody, Updat
 from driftline.api.codec import encode
 from driftline.auth import Principal, Role
 from driftline.core.clock import from_ms
-from driftline.errors import ConflictError, PermissionDeniedError
+from driftline.errors import ConflictError, InvalidArgumentError, PermissionDeniedError
 from driftline.server.auth import server_auth_service
 from driftline.server.deps import actor, authorize
 
@@ -142,12 +142,18 @@ def create_token(request: Request, body: CreateTokenBody) -> Any:
     caller = _caller(request)
     user = body.user if body.user is not None else (caller.name if caller else None)
     _require_self_or_admin(request, user)
-    issued = server_auth_service(request).create_token(
-        user,
-        name=body.name,
-        expires_at=None if body.expires_at is None else from_ms(body.expires_at),
-        actor=actor(request),
-    )
+    service = server_auth_service(request)
+    expires_at = None if body.expires_at is None else from_ms(body.expires_at)
+    if caller is not None and caller.token_id and caller.role is not Role.ADMIN:
+        # A token must not outlive the token it was made with: else a leaked short-lived
+        # token could mint itself a permanent one.
+        parent = service.get_token(caller.token_id).expires_at
+        if parent is not None and (expires_at is None or expires_at > parent):
+            raise InvalidArgumentError(
+                f"A token made with a token cannot outlive it: give expires_at no later than "
+                f"{parent.isoformat()}, or sign in with your password to make a longer one"
+            )
+    issued = service.create_token(user, name=body.name, expires_at=expires_at, actor=actor(request))
     return encode(issued)
 
 
