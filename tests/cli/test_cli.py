@@ -184,6 +184,11 @@ def test_quickstart_in_a_fresh_folder(workdir: Path) -> None:
     assert "models ranked by auc" in done.stdout
     assert "Promoted to breast-cancer@champion" in done.stdout
     assert "validated against breast-cancer-train@1's schema: passed" in done.stdout
+    # Stage 4: the workspace served over HTTP and used as a remote client.
+    served = " ".join(done.stdout.split())  # the line wraps at the terminal width
+    assert "4. Server" in served
+    assert "breast-cancer@champion = v1" in served
+    assert "predicts exactly like the local one" in served
     listing = subprocess.run(
         [
             sys.executable,
