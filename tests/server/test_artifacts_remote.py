@@ -919,3 +919,17 @@ def test_log_artifact_in_a_remote_workspace_and_fetch_it_back(
         ).read_bytes()
     finally:
         other.close()
+
+
+def test_asking_for_missing_objects_restarts_the_gc_grace_of_stored_ones(
+    client: RecordingClient, live_server: Any, tmp_path: Path
+) -> None:
+    # The client will refer to an object the server says it has, instead of sending it;
+    # an old unreferenced object must not be collected in between.
+    store = make_store(client, chunk_size=MiB)
+    blob = store.put_file(write(tmp_path / "old.bin", 1000))
+    stored = server_object(live_server, blob.digest)
+    long_ago = time.time() - 30 * 86400
+    os.utime(stored, (long_ago, long_ago))
+    assert store.stored([blob.digest]) == {blob.digest}
+    assert stored.stat().st_mtime > time.time() - 300

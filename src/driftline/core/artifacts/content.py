@@ -8,6 +8,7 @@ address raises :class:`~driftline.errors.IntegrityError` naming the object, and
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -134,6 +135,23 @@ class ContentStore:
 
         each(upload, list(send.values()))
         return hashed
+
+    def refresh(self, digests: Iterable[str]) -> None:
+        """Mark stored objects as just written, restarting their garbage-collection grace.
+
+        A server tells a client an object is stored, so the client does not send it; the
+        reference to it lands a moment later. Without this, ``gc`` could delete an old,
+        unreferenced object in between. Local stores only (elsewhere the time of an
+        object is its upload time and cannot be set; gc's grace period is the guard).
+        """
+        if not isinstance(self.backend, LocalByteStore):
+            return
+        for digest in digests:
+            path = self.backend.local_path(digest_key(digest))
+            # Gone meanwhile, or not ours to touch: then there is nothing to protect.
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    os.utime(path)
 
     def adopt_file(self, path: str | Path, digest: str, *, sync: bool = True) -> Blob:
         """Make a received file the object ``digest``, after checking its bytes hash to it.

@@ -106,7 +106,10 @@ async def missing_objects(request: Request) -> dict[str, Any]:
     wanted = list(dict.fromkeys(body.digests))
     for digest in wanted:
         digest_key(digest)  # InvalidArgumentError (400) names a malformed digest
-    stored = await run_in_threadpool(workspace(request).content.stored, wanted)
+    content = workspace(request).content
+    stored = await run_in_threadpool(content.stored, wanted)
+    # The client will refer to these instead of sending them: keep gc off them meanwhile.
+    await run_in_threadpool(content.refresh, stored)
     return {"missing": [digest for digest in wanted if digest not in stored]}
 
 

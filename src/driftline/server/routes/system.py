@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter
@@ -12,6 +13,7 @@ from driftline.server.deps import workspace
 from driftline.server.errors import error_response
 
 router = APIRouter(tags=["system"])
+log = logging.getLogger("driftline.server")
 
 
 @router.get("/health", summary="The server process answers (never needs credentials)")
@@ -28,7 +30,9 @@ def ready(request: Request) -> Any:
     try:
         database.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
     except Exception as exc:
-        return error_response(503, "BACKEND_UNAVAILABLE", f"Database not ready: {exc}")
+        # The details (host names, driver messages) go to the log, not to callers.
+        log.error("readiness check failed: %s", exc)
+        return error_response(503, "BACKEND_UNAVAILABLE", "The metadata database does not answer")
     return {"status": "ready"}
 
 
