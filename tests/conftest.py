@@ -276,6 +276,38 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     server.stop()
 
 
+@pytest.fixture
+def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``s3://<a new bucket>/team`` on a real S3 API (moto's server) on a loopback port.
+
+    The ``AWS_*`` variables point s3fs (and any server process started afterwards) at it.
+    """
+    pytest.importorskip("s3fs")
+    import boto3
+    import fsspec
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }.items():
+        monkeypatch.setenv(key, value)
+    # moto keeps its state per process, whatever server: a fresh bucket per test.
+    bucket = f"driftline-test-{secrets.token_hex(4)}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+    try:
+        yield f"s3://{bucket}/team"
+    finally:
+        fsspec.filesystem("s3").clear_instance_cache()
+        moto.stop()
+
+
 # -- backends and workspaces ------------------------------------------------------------
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,38 +112,7 @@ def _file(path: Path, data: bytes) -> Path:
     return path
 
 
-@pytest.fixture
-def s3_remote(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A real S3 API (moto's server) on a loopback port, reached through s3fs."""
-    pytest.importorskip("s3fs")
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-    }.items():
-        monkeypatch.setenv(key, value)
-    import boto3
-
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="driftline-remote")
-    try:
-        yield "s3://driftline-remote/team"
-    finally:
-        import fsspec
-
-        fsspec.filesystem("s3").clear_instance_cache()
-        server.stop()
-
-
 def test_push_pull_through_s3(
-    pair: tuple[Workspace, Workspace], tmp_path: Path, s3_remote: str
+    pair: tuple[Workspace, Workspace], tmp_path: Path, s3_bucket: str
 ) -> None:
-    roundtrip(*pair, s3_remote, tmp_path)
+    roundtrip(*pair, s3_bucket, tmp_path)

@@ -813,41 +813,13 @@ def test_the_routes_are_in_the_openapi_document(live_server: Any) -> None:
 # -- other artifact roots and the whole SDK ------------------------------------------------
 
 
-@pytest.fixture
-def s3_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A real S3 API (moto's server) on loopback; the env reaches servers started after."""
-    pytest.importorskip("s3fs")
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-    }.items():
-        monkeypatch.setenv(key, value)
-    import boto3
-
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="driftline-objects")
-    try:
-        yield "s3://driftline-objects/team"
-    finally:
-        moto.stop()
-
-
 @pytest.mark.slow
 def test_a_server_whose_artifact_root_is_s3(
-    s3_url: str, server_factory: Callable[..., Any], tmp_path: Path
+    s3_bucket: str, server_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
     import boto3
 
-    server = server_factory(args=("--artifacts", s3_url))  # the last --artifacts wins
+    server = server_factory(args=("--artifacts", s3_bucket))  # the last --artifacts wins
     client = RecordingClient(server.url)
     try:
         store = make_store(client, chunk_size=MiB)
@@ -858,7 +830,7 @@ def test_a_server_whose_artifact_root_is_s3(
         for blob, source in zip(blobs, [small, large], strict=True):
             copy = store.get_file(blob.digest, tmp_path / f"copy-{source.name}")
             assert copy.read_bytes() == source.read_bytes()
-        listed = boto3.client("s3").list_objects_v2(Bucket="driftline-objects", Prefix="team/")
+        listed = boto3.client("s3").list_objects_v2(Bucket=s3_bucket.split("/")[2], Prefix="team/")
         keys = {item["Key"] for item in listed.get("Contents", [])}
         assert keys == {f"team/{digest_key(blob.digest)}" for blob in blobs}
         claimed = hash_bytes(os.urandom(2 * MiB))
