@@ -126,3 +126,15 @@ def test_users_and_tokens_are_not_managed_on_a_server_without_auth(live_server) 
         response = httpx.request(method, f"{live_server.url}{path}", json=body)
         assert response.status_code == 403, response.text
         assert "--auth" in response.json()["error"]["message"]
+
+
+def test_uploads_may_hold_nul_bytes_whatever_the_json_limit(server_factory) -> None:
+    # Raw bytes are exempt from the NUL rule by route, not by which limit happens to apply
+    # (here the JSON limit equals the upload limit).
+    from driftline.core.hashing import hash_bytes
+
+    server = server_factory(args=("--max-body-mb", "8192"))
+    data = b"\x00binary\x00" * 100
+    digest = hash_bytes(data, "blake3")
+    stored = httpx.put(f"{server.url}/api/v1/artifacts/objects/{digest}", content=data)
+    assert stored.status_code < 300, stored.text

@@ -45,11 +45,12 @@ class BodyLimit:
         self.default = default
         self.limits = tuple(limits)
 
-    def limit_for(self, path: str) -> int:
+    def limit_for(self, path: str) -> tuple[int, bool]:
+        """The byte limit of a path, and whether its body is text (not an upload)."""
         for prefix, limit in self.limits:
             if path.startswith(prefix):
-                return limit
-        return self.default
+                return limit, False
+        return self.default, True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,9 +59,8 @@ class BodyLimit:
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
             await _refuse_nul(scope, send)
             return
-        limit = self.limit_for(scope["path"])
         # Bodies of upload routes (the prefixes with their own limits) are raw bytes.
-        text_body = limit == self.default
+        limit, text_body = self.limit_for(scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _refuse(scope, send, limit)
