@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from driftline.core.hashing import digest_key
+import stored_objects
+from driftline.data import Version
 from driftline.gc import collect_garbage
 from driftline.settings import Settings
 from driftline.workspace import Workspace
@@ -25,10 +25,7 @@ def ws(tmp_path: Path) -> Iterator[Workspace]:
 
 
 def backdate(ws: Workspace, digest: str, seconds: float) -> None:
-    path = ws.content.backend.local_path(digest_key(digest))
-    assert path is not None
-    stamp = time.time() - seconds
-    os.utime(path, (stamp, stamp))
+    stored_objects.backdate(ws.content, digest, seconds)
 
 
 def test_gc_sweeps_only_old_unreferenced_objects(ws: Workspace, tmp_path: Path) -> None:
@@ -73,3 +70,34 @@ def test_gc_keeps_registered_model_packages(ws: Workspace, tmp_path: Path) -> No
     assert done.unreferenced == ()
     out = ws.registry.materialize(version, tmp_path / "out")
     assert (out / "weights.bin").read_bytes() == b"registered weights"
+
+
+def test_gc_rewrites_a_pack_without_its_garbage(ws: Workspace, tmp_path: Path) -> None:
+    """Packed objects are swept too: the pack's live objects move to a new pack first."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    files = {name: os.urandom(2048) for name in ("a.bin", "b.bin", "scratch.bin")}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    blobs = ws.content.put_files(sorted(folder.iterdir()))  # one pack, nothing refers to it
+    (folder / "scratch.bin").unlink()
+    version = ws.data.commit("d", folder)  # a and b again: found in the pack, not rewritten
+    packs_before = sorted((ws.content.backend.root / ".packs").iterdir())
+    assert len(packs_before) == 2  # one pack: its bytes and its index
+    scratch = blobs[2].digest
+    for digest in ws.data.version_objects(version) | {scratch}:
+        backdate(ws, digest, 7200)
+
+    done = collect_garbage(ws, grace_seconds=3600)
+    assert done.unreferenced == (scratch,)
+    assert done.bytes == 2048
+    assert not ws.content.exists(scratch)
+    packs_after = sorted((ws.content.backend.root / ".packs").iterdir())
+    assert len(packs_after) == 2
+    assert packs_after != packs_before
+    out = Version(ws.data, version).checkout(tmp_path / "out")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {
+        "a.bin": files["a.bin"],
+        "b.bin": files["b.bin"],
+    }
+    assert collect_garbage(ws, grace_seconds=3600).unreferenced == ()

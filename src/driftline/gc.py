@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from driftline.core.artifacts.local import LocalByteStore
 from driftline.core.hashing import ALGORITHMS
 
 if TYPE_CHECKING:
@@ -65,7 +66,8 @@ def collect_garbage(
     )
     backend = workspace.content.backend
     cutoff = time.time() - grace_seconds
-    doomed, size, young = [], 0, 0
+    doomed: dict[str, str] = {}
+    size = young = 0
     for key, digest in _stored_digests(workspace):
         if digest in marked:
             continue
@@ -73,10 +75,14 @@ def collect_garbage(
         if modified > cutoff:
             young += 1
             continue
-        doomed.append(digest)
+        doomed[digest] = key
         size += backend.size(key)
-        if not dry_run:
-            backend.delete(key)
+    if not dry_run:
+        if isinstance(backend, LocalByteStore):
+            backend.delete_many(list(doomed.values()))  # rewrites each affected pack once
+        else:
+            for key in doomed.values():
+                backend.delete(key)
     return GcResult(
         dry_run=dry_run,
         referenced=len(marked),

@@ -50,7 +50,7 @@ class ByteStore(Protocol):
         ...
 
     def local_path(self, key: str) -> Path | None:
-        """A local filesystem path of the object, when the store has one (enables hardlinks)."""
+        """The object's own local file, when it has one (enables hard links); else None."""
         ...
 
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shutil
+import stat
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar, cast
 
 from driftline.core.artifacts.bytestore import BulkExistence, ByteStore
 from driftline.core.artifacts.local import LocalByteStore
+from driftline.core.artifacts.packs import PackWriter
 from driftline.core.hashing import (
     CHUNK_SIZE,
     digest_key,
@@ -37,6 +38,10 @@ _T = TypeVar("_T")
 
 # Objects up to this size are read whole and written with one call.
 _SMALL_OBJECT = 4 << 20
+# Objects up to this size go into packs when many are stored at once (see packs.py): for
+# them, creating a file costs more than writing the bytes. Larger ones stay loose, so a
+# checkout can hard-link them.
+PACKED_OBJECT = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +101,18 @@ class ContentStore:
 
         On a backend with bulk existence checks (a driftline server) the files are hashed
         first, the backend is asked once which objects it lacks, and only those are sent.
-        Elsewhere this is :meth:`put_file` per file. ``workers`` threads hash and send in
-        parallel; ``on_stored(size)`` is called as each file is done (for progress bars).
+        On a local store, small objects are appended to packs instead of becoming a file
+        each (see :mod:`~driftline.core.artifacts.packs`); they become visible together
+        when the call returns. Elsewhere this is :meth:`put_file` per file. ``workers``
+        threads hash and send in parallel; ``on_stored(size)`` is called as each file is
+        done (for progress bars).
         """
-        paths = [_checked_source(source) for source in sources]
         done = on_stored or (lambda _size: None)
+        backend = self.backend
+        if isinstance(backend, LocalByteStore):
+            files = [_checked_file(source) for source in sources]
+            return self._put_files_local(files, backend, sync, workers, done)
+        paths = [_checked_source(source) for source in sources]
 
         def each(function: Callable[[_A], _T], items: list[_A]) -> list[_T]:
             if workers <= 1 or len(items) <= 1:
@@ -108,7 +120,7 @@ class ContentStore:
             with ThreadPoolExecutor(workers, thread_name_prefix="driftline-put") as pool:
                 return list(pool.map(function, items))
 
-        if not isinstance(self.backend, BulkExistence):
+        if not isinstance(backend, BulkExistence):
 
             def put(path: Path) -> Blob:
                 blob = self.put_file(path, sync=sync)
@@ -147,11 +159,9 @@ class ContentStore:
         if not isinstance(self.backend, LocalByteStore):
             return
         for digest in digests:
-            path = self.backend.local_path(digest_key(digest))
             # Gone meanwhile, or not ours to touch: then there is nothing to protect.
-            if path is not None:
-                with contextlib.suppress(OSError):
-                    os.utime(path)
+            with contextlib.suppress(OSError):
+                self.backend.touch(digest_key(digest))
 
     def adopt_file(self, path: str | Path, digest: str, *, sync: bool = True) -> Blob:
         """Make a received file the object ``digest``, after checking its bytes hash to it.
@@ -187,40 +197,88 @@ class ContentStore:
             path.unlink(missing_ok=True)
         return Blob(digest, size)
 
-    def _put_local(self, source: Path, backend: LocalByteStore, sync: bool) -> Blob:
-        size = source.stat().st_size
+    def _put_files_local(
+        self,
+        files: list[tuple[str, int]],
+        backend: LocalByteStore,
+        sync: bool,
+        workers: int,
+        done: Callable[[int], None],
+    ) -> list[Blob]:
+        """Large files go loose on ``workers`` threads while this thread packs the small.
+
+        The small files are packed by one thread: each is a read, a hash and an append to
+        the one pack, mostly copying memory, and more threads only contend (measured on
+        10,000 files of 100 KiB: 1.1 to 1.3 s on one thread, 1.5 s on two).
+        """
+        blobs: list[Blob | None] = [None] * len(files)
+
+        def put(i: int, pack: PackWriter | None) -> None:
+            path, size = files[i]
+            try:
+                blobs[i] = blob = self._put_local(path, backend, sync, pack, size)
+            except PermissionError as exc:
+                raise InvalidArgumentError(f"Cannot read {path}: permission denied") from exc
+            done(blob.size)
+
+        large = [i for i, (_, size) in enumerate(files) if size > PACKED_OBJECT]
+        small = [i for i, (_, size) in enumerate(files) if size <= PACKED_OBJECT]
+        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="driftline-put") as pool:
+            pending = [pool.submit(put, i, None) for i in large]
+            try:
+                with backend.packing(sync=sync) as pack:
+                    for i in small:
+                        put(i, pack)
+            finally:
+                wait(pending)  # no copy outlives the call, whatever happened here
+            for future in pending:
+                future.result()  # the first copy that failed raises
+        return cast(list[Blob], blobs)
+
+    def _put_local(
+        self,
+        source: str | Path,
+        backend: LocalByteStore,
+        sync: bool,
+        pack: PackWriter | None = None,
+        size: int | None = None,
+    ) -> Blob:
+        size = os.stat(source).st_size if size is None else size
         if size <= _SMALL_OBJECT:
             # One read, hash in memory, one write: per-file overhead dominates small files.
-            data = source.read_bytes()
-            return self._put_small(data, backend, sync)
+            with open(source, "rb") as handle:
+                data = handle.read()
+            return self._put_small(data, backend, sync, pack if size <= PACKED_OBJECT else None)
         # Large files: copy in the kernel, then hash the stored copy (hot in the page cache,
         # and what we hash is exactly what was stored).
-        temp = backend.temp_path()
+        temp = backend.copy_in(source, sync=sync)
         try:
-            shutil.copyfile(source, temp)
             digest, stored = hash_file(temp, self.algorithm)
-            if sync:
-                with open(temp, "rb+") as handle:
-                    os.fsync(handle.fileno())
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
         # The fresh copy is verified, so it always takes the key: renaming over an existing
         # object is atomic and repairs it if its bytes had gone bad.
-        backend.commit_temp(digest_key(digest), temp)
+        backend.commit_temp(digest_key(digest), temp, read_only=True)
         return Blob(digest, stored)
 
-    def _put_small(self, data: bytes, backend: LocalByteStore, sync: bool) -> Blob:
+    def _put_small(
+        self, data: bytes, backend: LocalByteStore, sync: bool, pack: PackWriter | None = None
+    ) -> Blob:
         digest = hash_bytes(data, self.algorithm)
         key = digest_key(digest)
         # Comparing with what is stored costs one read and lets a re-log repair an object
-        # whose bytes went bad (a write costs more than the read).
+        # whose bytes went bad (a write costs more than the read). A packing caller
+        # rescanned the packs when it began; a pack published since by another process
+        # at worst means one object is stored twice.
         try:
-            intact = backend.read_local(key) == data
+            stored: bytes | None = backend.read_local(key, refresh=pack is None)
         except FileNotFoundError:
-            intact = False
-        if not intact:
-            backend.write_bytes(key, data, sync=sync)
+            stored = None
+        if stored is None and pack is not None:
+            pack.add(key, data)
+        elif stored != data:
+            backend.write_bytes(key, data, sync=sync)  # a loose copy wins over a bad packed one
         return Blob(digest, len(data))
 
     def put_bytes(self, data: bytes, *, sync: bool = True) -> Blob:
@@ -248,8 +306,9 @@ class ContentStore:
     def stored(self, digests: Iterable[str]) -> set[str]:
         """The subset of ``digests`` that is stored, checked in bulk.
 
-        On a local store that is one directory listing per fan-out folder instead of one
-        ``stat`` per object (10,000 cached files re-committed: 0.01 s instead of 0.14 s);
+        On a local store that is one look at the packs, then one directory listing per
+        fan-out folder for the rest, instead of one ``stat`` per object (10,000 cached
+        files re-committed: 0.01 s instead of 0.14 s);
         on a backend with :class:`BulkExistence` (a driftline server) it is one request
         per batch instead of one per object.
         """
@@ -264,20 +323,27 @@ class ContentStore:
             return {keys[key] for key in self.backend.existing(list(keys))}
         if not isinstance(self.backend, LocalByteStore):
             return {d for d in wanted if self.exists(d)}
-        by_folder: dict[str, set[str]] = {}
+        backend = self.backend
+        # The same split as digest_key, without re-validating thousands of digests that
+        # came from our own records; a malformed one is simply not found.
+        keys = {}
         for digest in wanted:
-            # The same split as digest_key, without re-validating thousands of digests
-            # that came from our own records; a malformed one is simply not found.
             algorithm, _, hexpart = digest.partition(":")
-            by_folder.setdefault(f"{algorithm}/{hexpart[:2]}", set()).add(hexpart[2:])
-        found = set()
+            keys[f"{algorithm}/{hexpart[:2]}/{hexpart[2:]}"] = digest
+        found = {keys[key] for key in backend.packed(keys)}  # one rescan of the packs
+        by_folder: dict[str, set[str]] = {}
+        for key, digest in keys.items():
+            if digest not in found:
+                folder, _, name = key.rpartition("/")
+                by_folder.setdefault(folder, set()).add(name)
         for folder, names in by_folder.items():
+            if folder.startswith("/") or ".." in folder:
+                continue  # a malformed digest never names a folder outside the store
             try:
-                present = set(os.listdir(self.backend.root / folder))
-            except FileNotFoundError:
+                present = os.listdir(os.path.join(backend.url, folder))
+            except (FileNotFoundError, NotADirectoryError):
                 continue
-            algorithm, _, prefix = folder.partition("/")
-            found |= {f"{algorithm}:{prefix}{name}" for name in names & present}
+            found |= {keys[f"{folder}/{name}"] for name in names.intersection(present)}
         return found
 
     def open(self, digest: str, *, name: str | None = None) -> VerifyingReader:
@@ -386,12 +452,25 @@ class VerifyingReader(io.RawIOBase):
 
 
 def _checked_source(source: str | Path) -> Path:
-    source = Path(source)
-    if not source.is_file():
+    return Path(_checked_file(source)[0])
+
+
+def _checked_file(source: str | Path) -> tuple[str, int]:
+    """``(path, size)`` of a file to store, with a clear error for anything else.
+
+    Plain strings and one ``stat``: bulk stores check 10,000s of files.
+    """
+    path = os.fspath(source)
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        info = None
+    if info is None or not stat.S_ISREG(info.st_mode):
+        is_dir = info is not None and stat.S_ISDIR(info.st_mode)
         raise InvalidArgumentError(
-            f"Cannot store {source}: " + ("it is a folder" if source.is_dir() else "no such file")
+            f"Cannot store {path}: " + ("it is a folder" if is_dir else "no such file")
         )
-    return source
+    return path, info.st_size
 
 
 def _temp_outside() -> tuple[int, str]:
