@@ -16,6 +16,7 @@ from driftline.data import Version
 from driftline.data.diff import diff_files
 from driftline.errors import ConflictError, IntegrityError, InvalidArgumentError, NotFoundError
 from driftline.workspace import Workspace
+from stored_objects import tamper
 
 
 @pytest.fixture
@@ -183,20 +184,11 @@ def test_checkout_is_read_only_and_refuses_a_non_empty_folder(
         version.open("missing")
 
 
-def corrupt(ws: Workspace, digest: str) -> None:
-    from driftline.core.hashing import digest_key
-
-    path = ws.content.backend.local_path(digest_key(digest))
-    assert path is not None
-    os.chmod(path, 0o644)
-    path.write_bytes(b"tampered")
-
-
 def test_corrupted_objects_are_never_read_silently(ws: Workspace, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"a.txt": b"the real bytes", "b.txt": b"fine"})
     version = Version(ws.data, ws.data.commit("d", src))
     entry = next(e for e in version.files if e.path == "a.txt")
-    corrupt(ws, entry.digest)
+    tamper(ws.content, entry.digest)
     with pytest.raises(IntegrityError, match=r"a\.txt of d@1"), version.open("a.txt") as stream:
         stream.read()
     with pytest.raises(IntegrityError, match=r"a\.txt of d@1"):
@@ -207,14 +199,22 @@ def test_corrupted_objects_are_never_read_silently(ws: Workspace, tmp_path: Path
 def test_stat_cache_makes_unchanged_recommit_read_nothing(
     ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from driftline.data import service
+
     src = make_tree(tmp_path / "src", {f"f{i}.bin": os.urandom(64) for i in range(50)})
     age(src)
     first = ws.data.commit("d", src)
 
-    def no_reads(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("an unchanged file was read again")
+    def no_reads(sources: list[object], **_kwargs: object) -> list[object]:
+        if sources:
+            raise AssertionError(f"unchanged files were read again: {sources}")
+        return []
 
-    monkeypatch.setattr(ws.content, "put_file", no_reads)
+    def no_manifest(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the unchanged listing's manifest was built again")
+
+    monkeypatch.setattr(ws.content, "put_files", no_reads)
+    monkeypatch.setattr(service, "write_manifest", no_manifest)
     assert ws.data.commit("d", src) == first
     monkeypatch.undo()
     (src / "f3.bin").write_bytes(b"changed")

@@ -1,8 +1,10 @@
 """Turning files on disk into stored objects: listing, a stat cache, parallel ingestion.
 
-- Files are read in streaming chunks (never whole in memory), hashed while they are
-  copied into the store, on a thread pool: BLAKE3, hashlib and file I/O all release the
-  GIL, so threads use every core.
+- Files are hashed and copied into the store on a thread pool (BLAKE3, hashlib and file
+  I/O release the GIL, so threads use every core). Large files are copied in the kernel
+  and hashed in streaming chunks, never whole in memory; small files (up to 1 MiB) are
+  read once and appended to a pack, since creating 10,000 files costs more than writing
+  their bytes (see :mod:`driftline.core.artifacts.packs`).
 - A stat cache remembers ``(relative path, inode, mtime_ns, size) -> digest`` per source
   folder, so committing unchanged data again reads no file at all. It is a small SQLite
   file in the workspace (local to this machine, like git's index), separate from the
@@ -21,12 +23,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from driftline.core.artifacts import ContentStore, validate_artifact_path
-from driftline.core.artifacts.bytestore import BulkExistence
+from driftline.core.artifacts.local import LocalByteStore
 from driftline.data.models import ManifestEntry
 from driftline.errors import InvalidArgumentError
 
@@ -82,11 +83,17 @@ def _walk(folder: str, prefix: str) -> Iterator[tuple[str, str, os.stat_result]]
 
 
 class StatCache:
-    """``(source root, relative path) -> (inode, mtime_ns, size, digest)`` in a SQLite file."""
+    """``(source root, relative path) -> (inode, mtime_ns, size, digest)`` in a SQLite file.
+
+    What a process loaded stays in memory for its next commits of the same root. Another
+    process's additions are then not seen, which costs at most re-hashing a file: every
+    row is a fact about one ``(inode, mtime_ns, size)``, never wrong for it.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._loaded: dict[str, dict[str, tuple[int, int, int, str]]] = {}
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         from driftline.core.metadata.engine import enable_wal  # imports SQLAlchemy: lazily
 
@@ -100,13 +107,16 @@ class StatCache:
         )
 
     def load(self, root: str) -> dict[str, tuple[int, int, int, str]]:
-        """Everything cached for one source root."""
+        """Everything cached for one source root (a shared dict: do not modify it)."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT path, inode, mtime_ns, size, digest FROM stat_cache WHERE root = ?",
-                (root,),
-            ).fetchall()
-        return {p: (i, m, s, d) for p, i, m, s, d in rows}
+            loaded = self._loaded.get(root)
+            if loaded is None:
+                rows = self._conn.execute(
+                    "SELECT path, inode, mtime_ns, size, digest FROM stat_cache WHERE root = ?",
+                    (root,),
+                ).fetchall()
+                loaded = self._loaded[root] = {p: (i, m, s, d) for p, i, m, s, d in rows}
+            return loaded
 
     def store(self, root: str, rows: list[tuple[str, int, int, int, str]]) -> None:
         """Remember ``(path, inode, mtime_ns, size, digest)`` rows for a root."""
@@ -119,6 +129,9 @@ class StatCache:
                 [(root, *row) for row in rows],
             )
             self._conn.execute("COMMIT")
+            loaded = self._loaded.get(root)
+            if loaded is not None:
+                loaded.update((path, (i, m, s, d)) for path, i, m, s, d in rows)
 
     def close(self) -> None:
         """Close the cache file."""
@@ -143,7 +156,7 @@ def ingest(
         and hit[:3] == (file.inode, file.mtime_ns, file.size)
     }
     # Local stores are cheap to double-check in bulk; for remote ones the cache is trusted.
-    if hits and content.backend.local_path("x") is not None:
+    if hits and isinstance(content.backend, LocalByteStore):
         still = content.stored(hits.values())
         hits = {path: digest for path, digest in hits.items() if digest in still}
     entries: dict[str, ManifestEntry] = {}
@@ -160,46 +173,27 @@ def ingest(
     report = progress or (lambda _done, _total: None)
     report(0, total)
 
-    def put(file: SourceFile) -> tuple[SourceFile, str]:
+    def stored(size: int) -> None:
         nonlocal done
-        blob = content.put_file(file.location, sync=False)
+        with lock:
+            done += size
+            report(done, total)
+
+    racy_after = time.time_ns() - int(RACY_SECONDS * 1e9)
+    # Local stores pack small files; a server is asked once which objects it lacks.
+    blobs = content.put_files(
+        [f.location for f in todo],
+        sync=False,
+        workers=workers or min(8, 2 * (os.cpu_count() or 2)),
+        on_stored=stored,
+    )
+    cacheable = []
+    for file, blob in zip(todo, blobs, strict=True):
         if blob.size != file.size:
             raise InvalidArgumentError(f"{file.location} changed while it was being committed")
-        with lock:
-            done += file.size
-            report(done, total)
-        return file, blob.digest
-
-    cacheable = []
-    racy_after = time.time_ns() - int(RACY_SECONDS * 1e9)
-    pool_size = workers or min(8, 2 * (os.cpu_count() or 2))
-    if todo and isinstance(content.backend, BulkExistence):
-        # A server: hash everything, ask once which objects it lacks, send only those.
-        def stored(size: int) -> None:
-            nonlocal done
-            with lock:
-                done += size
-                report(done, total)
-
-        blobs = content.put_files(
-            [f.location for f in todo], sync=False, workers=pool_size, on_stored=stored
-        )
-        results = []
-        for file, blob in zip(todo, blobs, strict=True):
-            if blob.size != file.size:
-                raise InvalidArgumentError(f"{file.location} changed while it was being committed")
-            results.append((file, blob.digest))
-    elif todo:
-        with ThreadPoolExecutor(
-            max_workers=pool_size, thread_name_prefix="driftline-ingest"
-        ) as pool:
-            results = list(pool.map(put, todo))
-    else:
-        results = []
-    for file, digest in results:
-        entries[file.path] = ManifestEntry(path=file.path, digest=digest, size=file.size)
+        entries[file.path] = ManifestEntry(path=file.path, digest=blob.digest, size=file.size)
         if file.mtime_ns < racy_after:
-            cacheable.append((file.path, file.inode, file.mtime_ns, file.size, digest))
+            cacheable.append((file.path, file.inode, file.mtime_ns, file.size, blob.digest))
     if cache is not None:
         cache.store(cache_root, cacheable)
     return [entries[f.path] for f in files]

@@ -34,7 +34,7 @@ from driftline.data.models import (
 from driftline.data.scan import Progress, StatCache, ingest, list_files
 from driftline.data.store import DataStore, NewVersion
 from driftline.data.tabular import TABLE_FILE, is_table_object, table_format, write_table
-from driftline.errors import InvalidArgumentError, NotFoundError
+from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
     from driftline.data.profile import TableProfile
@@ -163,9 +163,12 @@ class DataService:
             cache_root=f"{self.content.url}|{source.absolute()}",
             progress=progress,
         )
-        version_id, _shards = write_manifest(entries, self.content)
         dataset = self.store.ensure_dataset(name)
         latest = self.store.find_version(name)
+        if latest is not None and self._lists_same_files(latest, entries):
+            version_id = latest.id  # the same listing: the same manifest, stored already
+        else:
+            version_id, _shards = write_manifest(entries, self.content)
         if latest is not None and latest.id == version_id:
             version = latest
         else:
@@ -188,6 +191,20 @@ class DataService:
         for tag in tags:
             version = self.tag(version.ref, tag)
         return version
+
+    def _lists_same_files(self, version: DatasetVersion, entries: list[ManifestEntry]) -> bool:
+        """Whether ``entries`` (sorted by path) are exactly the files of ``version``.
+
+        Reading the version's manifest (cached in process) costs less than encoding,
+        hashing and looking up a new one, which is what makes re-committing unchanged
+        data cheap. An unreadable manifest answers False: writing it again repairs it.
+        """
+        if version.file_count != len(entries):
+            return False
+        try:
+            return self.manifest(version).entries == entries
+        except DriftlineError:
+            return False
 
     def _profile(self, files: list[Any]) -> str:
         from driftline.data.profile import profile_table
