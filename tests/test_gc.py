@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import stored_objects
+from driftline.core.hashing import digest_key
 from driftline.data import Version
+from driftline.errors import NotFoundError
 from driftline.gc import collect_garbage
 from driftline.settings import Settings
 from driftline.workspace import Workspace
@@ -101,3 +104,80 @@ def test_gc_rewrites_a_pack_without_its_garbage(ws: Workspace, tmp_path: Path) -
         "b.bin": files["b.bin"],
     }
     assert collect_garbage(ws, grace_seconds=3600).unreferenced == ()
+
+
+def tear_index(index: Path) -> None:
+    """What a power loss can leave of an index: whole lines, half a line, no trailer."""
+    lines = index.read_text().splitlines(keepends=True)
+    os.chmod(index, 0o644)
+    index.write_text("".join(lines[:-1]) + "blake3/ab/half-a-li")
+
+
+def test_gc_salvages_torn_packs_and_removes_what_crashes_left(tmp_path: Path) -> None:
+    home = tmp_path / ".driftline"
+    settings = Settings.load(home=home, capture_environment=False)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    files = {name: os.urandom(1000) for name in ("a.bin", "b.bin", "c.bin")}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    with Workspace.from_settings(settings) as ws:
+        scratch = tmp_path / "scratch.bin"
+        scratch.write_bytes(os.urandom(1000))
+        ws.content.put_files([*sorted(folder.iterdir()), scratch])  # one pack of four
+        version = ws.data.commit("d", folder)
+        digests = {e.path: e.digest for e in ws.data.manifest(version).entries}
+        root = ws.content.backend.root
+    packs = root / ".packs"
+    (index,) = packs.glob("*.idx")
+    pack = index.with_suffix(".pack")
+    stored_c = ws.content.backend.packs.find(digest_key(digests["c.bin"]))
+    assert stored_c is not None
+    os.chmod(pack, 0o644)
+    with open(pack, "r+b") as handle:  # c's bytes rot in the pack as well
+        handle.seek(stored_c.offset)
+        handle.write(bytes([files["c.bin"][0] ^ 0xFF]))
+    tear_index(index)
+    unpublished = packs / "crashed-before-its-index.pack"
+    unpublished.write_bytes(os.urandom(500))
+    stale_temp = root / ".tmp" / "tmp-crashed"
+    stale_temp.write_bytes(b"half an object")
+    young_temp = root / ".tmp" / "tmp-being-written"
+    young_temp.write_bytes(b"a write in progress")
+    session = root / ".tmp" / "uploads" / "an-upload-session"
+    session.parent.mkdir(parents=True, exist_ok=True)
+    session.write_bytes(b"resumable")
+    old = time.time() - 7200
+    for path in (index, pack, unpublished, stale_temp, session):
+        os.utime(path, (old, old))
+
+    with Workspace.from_settings(settings) as ws:
+        read = ws.content.read_bytes
+        with pytest.raises(NotFoundError):  # the torn index hides the pack
+            read(digests["a.bin"])
+        leftovers = sorted(
+            p.relative_to(root).as_posix() for p in (index, pack, unpublished, stale_temp)
+        )
+        dry = collect_garbage(ws, dry_run=True, grace_seconds=3600)
+        assert dry.salvaged == tuple(sorted([digests["a.bin"], digests["b.bin"]]))
+        assert list(dry.leftovers) == leftovers
+        assert dry.leftover_bytes == sum((root / name).stat().st_size for name in leftovers)
+        assert index.exists()
+        assert stale_temp.exists()
+        with pytest.raises(NotFoundError):
+            read(digests["a.bin"])
+
+        done = collect_garbage(ws, grace_seconds=3600)
+        assert done.salvaged == dry.salvaged
+        assert list(done.leftovers) == leftovers
+        # The referenced objects whose bytes still match are back; the rotten one is not.
+        assert read(digests["a.bin"]) == files["a.bin"]
+        assert read(digests["b.bin"]) == files["b.bin"]
+        with pytest.raises(NotFoundError):
+            read(digests["c.bin"])
+        assert not any(packs.iterdir())
+        assert not stale_temp.exists()
+        assert young_temp.exists()
+        assert session.exists()
+        again = collect_garbage(ws, grace_seconds=3600)
+        assert (again.salvaged, again.leftovers) == ((), ())

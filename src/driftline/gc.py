@@ -5,17 +5,24 @@ artifact and every registered model version (its pinned package); later stages a
 theirs here. Objects younger than the grace
 period are never swept, because a commit in progress has written objects before the
 metadata that refers to them.
+
+A local store also collects what crashed writes left behind, once older than the grace
+period: temporary files, and packs no reader sees (a torn index, or a pack whose index
+was never published). Before such a pack goes, every object its index still names that
+something refers to and that is stored nowhere else is salvaged, if its bytes match its
+digest.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from driftline.core.artifacts.local import LocalByteStore
-from driftline.core.hashing import ALGORITHMS
+from driftline.core.hashing import ALGORITHMS, hash_bytes, key_digest, parse_digest
 
 if TYPE_CHECKING:
     from driftline.workspace import Workspace
@@ -34,14 +41,19 @@ class GcResult:
     unreferenced: tuple[str, ...]
     bytes: int
     kept_young: int
+    #: Files crashed writes left (paths inside the store), and their total size.
+    leftovers: tuple[str, ...] = field(default=())
+    leftover_bytes: int = 0
+    #: Referenced objects recovered from packs whose index was torn.
+    salvaged: tuple[str, ...] = field(default=())
 
 
 def _stored_digests(workspace: Workspace) -> Iterator[tuple[str, str]]:
     for algorithm in ALGORITHMS:
         for key in workspace.content.backend.iter_keys(algorithm):
-            parts = key.split("/")
-            if len(parts) == 3:
-                yield key, f"{algorithm}:{parts[1]}{parts[2]}"
+            digest = key_digest(key)
+            if digest is not None:
+                yield key, digest
 
 
 def collect_garbage(
@@ -77,6 +89,10 @@ def collect_garbage(
             continue
         doomed[digest] = key
         size += backend.size(key)
+    leftovers: dict[str, int] = {}
+    salvaged: list[str] = []
+    if isinstance(backend, LocalByteStore):
+        leftovers, salvaged = _clear_leftovers(backend, marked, cutoff, dry_run=dry_run)
     if not dry_run:
         if isinstance(backend, LocalByteStore):
             backend.delete_many(list(doomed.values()))  # rewrites each affected pack once
@@ -89,4 +105,45 @@ def collect_garbage(
         unreferenced=tuple(sorted(doomed)),
         bytes=size,
         kept_young=young,
+        leftovers=tuple(sorted(leftovers)),
+        leftover_bytes=sum(leftovers.values()),
+        salvaged=tuple(sorted(salvaged)),
     )
+
+
+def _clear_leftovers(
+    backend: LocalByteStore, marked: set[str], cutoff: float, *, dry_run: bool
+) -> tuple[dict[str, int], list[str]]:
+    """Salvage what stray packs still hold of ``marked``, then remove stray files older
+    than ``cutoff``; return ``({file inside the store: its size}, the salvaged digests)``."""
+    files = backend.stale_temps(cutoff)
+    salvaged = []
+    for stray in backend.stray_packs():
+        if stray.modified > cutoff:  # perhaps a pack being published right now
+            continue
+        for key, where in stray.named.items():
+            digest = key_digest(key)
+            if digest is None or digest not in marked or backend.exists(key):
+                continue
+            try:
+                data = where.read()
+            except FileNotFoundError:  # the torn index names bytes the pack never got
+                continue
+            if hash_bytes(data, parse_digest(digest)[0]) != digest:
+                continue
+            salvaged.append(digest)
+            if not dry_run:
+                backend.write_bytes(key, data)  # stored loose, synced, before the pack goes
+        files.extend(stray.files)
+    sizes = {path.relative_to(backend.root).as_posix(): _size_of(path) for path in files}
+    if not dry_run:
+        for path in files:
+            path.unlink(missing_ok=True)
+    return sizes, salvaged
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,6 +77,16 @@ def test_push_pull_and_gc(project: Path, cli: Cli) -> None:
     dry = cli.json("gc", "--dry-run", "--grace-hours", "0")
     assert dry["unreferenced"] == []
     assert dry["referenced"] >= 3
+    # What a crashed write left behind goes once it is older than the grace period.
+    crashed = project / ".driftline" / "artifacts" / ".tmp" / "tmp-crashed"
+    crashed.write_bytes(b"half an object")
+    os.utime(crashed, (time.time() - 7200,) * 2)
+    code, out, _ = cli("gc", "--dry-run", "--grace-hours", "1")
+    assert "Would delete 1 files left by interrupted writes (14 B)" in out
+    assert ".tmp/tmp-crashed" in out
+    assert crashed.exists()
+    assert cli.json("gc", "--grace-hours", "1")["leftovers"] == [".tmp/tmp-crashed"]
+    assert not crashed.exists()
 
 
 def test_errors_name_the_problem(project: Path, cli: Cli) -> None:

@@ -431,6 +431,19 @@ def register_gc(root_app: typer.Typer) -> None:
             f"({fmt_size(result.bytes)}); {result.referenced} referenced, "
             f"{result.kept_young} kept as younger than the grace period"
         )
+        if result.salvaged:
+            console.print(
+                f"{'Would salvage' if dry_run else 'Salvaged'} {len(result.salvaged)} "
+                "referenced objects from packs whose index a crash had torn"
+            )
+        if result.leftovers:
+            console.print(
+                f"{verb} {len(result.leftovers)} files left by interrupted writes "
+                f"({fmt_size(result.leftover_bytes)})"
+            )
         if dry_run:
-            for digest in result.unreferenced[:50]:
-                console.print(f"  {digest}", highlight=False)
+            listed = (*result.unreferenced, *result.leftovers)
+            for name in listed[:50]:
+                console.print(f"  {name}", highlight=False)
+            if len(listed) > 50:
+                console.print(f"  ... and {len(listed) - 50} more (--json lists them all)")

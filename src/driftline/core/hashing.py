@@ -101,3 +101,18 @@ def digest_key(digest: str) -> str:
     """Storage key of a digest: ``blake3/ab/cdef...`` (a two-character fan-out folder)."""
     algorithm, hexpart = parse_digest(digest)
     return f"{algorithm}/{hexpart[:2]}/{hexpart[2:]}"
+
+
+def key_digest(key: str) -> str | None:
+    """The digest a storage key names (the inverse of :func:`digest_key`), or None when
+    ``key`` is not an object's key."""
+    algorithm, _, rest = key.partition("/")
+    fan_out, slash, tail = rest.partition("/")
+    if not slash or len(fan_out) != 2:
+        return None
+    digest = f"{algorithm}:{fan_out}{tail}"
+    try:
+        parse_digest(digest)
+    except InvalidArgumentError:
+        return None
+    return digest

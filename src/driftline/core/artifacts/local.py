@@ -240,6 +240,22 @@ class LocalByteStore:
         """Which of ``keys`` are in a pack (one rescan of the pack folder)."""
         return self.packs.holding(keys)
 
+    def stray_packs(self) -> list[packs.StrayPack]:
+        """Packs no reader sees, left by a crash (see :func:`packs.stray_packs`)."""
+        return packs.stray_packs(self.packs.folder)
+
+    def stale_temps(self, before: float) -> list[Path]:
+        """Temporary files of writes that never finished: the files directly in the
+        store's ``.tmp`` folder last changed before ``before`` (a server's upload
+        sessions live in a folder of their own there and expire by their own rules)."""
+        stale = []
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.root / _TMP_DIR) as entries:
+            for entry in entries:
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < before:
+                        stale.append(Path(entry.path))
+        return stale
+
     def local_path(self, key: str) -> Path | None:
         """The object's own file (to hard-link), or None when it is packed or absent."""
         path = self._path(key)

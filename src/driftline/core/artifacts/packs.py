@@ -36,7 +36,15 @@ from pathlib import Path
 from driftline.core.artifacts.files import reserve
 from driftline.errors import BackendError, InvalidArgumentError
 
-__all__ = ["PACK_DIR", "PACK_LIMIT", "PackIndex", "PackWriter", "PackedObject"]
+__all__ = [
+    "PACK_DIR",
+    "PACK_LIMIT",
+    "PackIndex",
+    "PackWriter",
+    "PackedObject",
+    "StrayPack",
+    "stray_packs",
+]
 
 PACK_DIR = ".packs"
 # A pack is closed once it holds this much, which bounds what a repack rewrites.
@@ -183,6 +191,64 @@ def _read_index(folder: Path, name: str) -> dict[str, PackedObject] | None:
             entries[key] = PackedObject(pack, int(offset), int(size))
     except ValueError:
         return None
+    return entries
+
+
+@dataclass(frozen=True, slots=True)
+class StrayPack:
+    """The files of a pack no reader sees: a crash tore its index or came between
+    publishing its bytes and its index.
+
+    ``named`` is what the whole lines of a torn index still name: candidates to salvage,
+    each to be verified against its digest before it is trusted.
+    """
+
+    name: str
+    files: tuple[Path, ...]
+    named: dict[str, PackedObject]
+    modified: float
+
+
+def stray_packs(folder: Path) -> list[StrayPack]:
+    """Every pack in ``folder`` without a readable index, and every index without a pack."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    stems = {n[: -len(suffix)] for n in names for suffix in (_PACK, _INDEX) if n.endswith(suffix)}
+    strays = []
+    for stem in sorted(stems):
+        pack, index = folder / f"{stem}{_PACK}", folder / f"{stem}{_INDEX}"
+        if pack.exists() and _read_index(folder, stem) is not None:
+            continue
+        stats = {}
+        for path in (pack, index):
+            with contextlib.suppress(FileNotFoundError):
+                stats[path] = path.stat()
+        if not stats:  # removed meanwhile (a repack finishing)
+            continue
+        strays.append(
+            StrayPack(
+                name=stem,
+                files=tuple(stats),
+                named=_whole_lines(index, pack) if pack in stats else {},
+                modified=max(st.st_mtime for st in stats.values()),
+            )
+        )
+    return strays
+
+
+def _whole_lines(index: Path, pack: Path) -> dict[str, PackedObject]:
+    """The entries of a torn index's complete lines (a partial last line is dropped)."""
+    try:
+        text = index.read_bytes().decode("ascii", errors="replace")
+    except FileNotFoundError:
+        return {}
+    entries = {}
+    for line in text.split("\n")[:-1]:
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+            entries[parts[0]] = PackedObject(pack, int(parts[1]), int(parts[2]))
     return entries
 
 
