@@ -12,6 +12,7 @@ wire format uses, so a remote client can raise the same class again::
      ├── IntegrityError                 500  DATA_INTEGRITY     (bytes do not match their hash)
      ├── PermissionDeniedError          403  PERMISSION_DENIED
      ├── UnauthenticatedError           401  UNAUTHENTICATED
+     │    └── TooManyAttemptsError      429  TOO_MANY_ATTEMPTS  (failed password checks)
      ├── BackendError                   503  BACKEND_UNAVAILABLE
      │    └── SchemaVersionError        503  SCHEMA_VERSION     (run `driftline db upgrade`)
      └── UserCodeError                  500  USER_CODE          (wraps user code's exception)
@@ -31,6 +32,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "SchemaVersionError",
+    "TooManyAttemptsError",
     "UnauthenticatedError",
     "UserCodeError",
     "error_class_for_code",
@@ -93,6 +95,17 @@ class UnauthenticatedError(DriftlineError):
     code = "UNAUTHENTICATED"
 
 
+class TooManyAttemptsError(UnauthenticatedError):
+    """Too many failed password checks from this client: wait ``retry_after`` seconds."""
+
+    http_status = 429
+    code = "TOO_MANY_ATTEMPTS"
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class BackendError(DriftlineError):
     """A storage backend (database, object store, server) failed or is unreachable."""
 
@@ -124,6 +137,7 @@ _BY_CODE: dict[str, type[DriftlineError]] = {
         IntegrityError,
         PermissionDeniedError,
         UnauthenticatedError,
+        TooManyAttemptsError,
         BackendError,
         SchemaVersionError,
         UserCodeError,

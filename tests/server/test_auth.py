@@ -24,19 +24,21 @@ from typing import Any
 import httpx
 import pytest
 
-from driftline.api.client import ApiClient
+from driftline.api.client import ApiClient, raise_for_envelope
 from driftline.auth import Permission, Principal, ResourceKind, Role, auth_service
 from driftline.auth._http import HttpUserAdmin
 from driftline.auth.cache import TTL
 from driftline.auth.hashing import hash_password, parse_token, verify_password
 from driftline.auth.models import Grant
 from driftline.auth.policy import allowed, may_store_content, require
+from driftline.auth.throttle import PER_NAME, FailureThrottle
 from driftline.core.clock import utcnow
 from driftline.core.metadata import Database, ensure_schema
 from driftline.errors import (
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
+    TooManyAttemptsError,
     UnauthenticatedError,
 )
 
@@ -151,6 +153,56 @@ def test_password_hashes_are_salted_slow_and_carry_their_parameters() -> None:
         hash_password("dl_" + "0" * 32 + "_" + "a" * 43)
 
 
+# -- limits on failed password checks -------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_failed_password_checks_are_limited_per_client_and_name() -> None:
+    clock = FakeClock()
+    throttle = FailureThrottle(per_name=3, per_client=5, window=60, clock=clock)
+    for _ in range(3):
+        throttle.check("10.0.0.1", "alice")
+        throttle.failed("10.0.0.1", "alice")
+        clock.now += 1
+    with pytest.raises(TooManyAttemptsError, match=r"for 'alice' from 10\.0\.0\.1") as refused:
+        throttle.check("10.0.0.1", "alice")
+    assert refused.value.retry_after == 57  # when the first failure (at 1000) leaves it
+    assert refused.value.http_status == 429
+    assert isinstance(refused.value, UnauthenticatedError)
+    throttle.check("10.0.0.2", "alice")  # nobody elsewhere can lock alice out
+    throttle.check("10.0.0.1", "bob")
+    clock.now += 56
+    with pytest.raises(TooManyAttemptsError):
+        throttle.check("10.0.0.1", "alice")
+    clock.now += 1
+    throttle.check("10.0.0.1", "alice")  # the first failure left the window
+
+
+def test_many_names_from_one_client_reach_the_client_limit() -> None:
+    clock = FakeClock()
+    throttle = FailureThrottle(per_name=3, per_client=5, window=60, clock=clock)
+    for i in range(5):
+        throttle.failed("10.0.0.1", f"user-{i}")
+    with pytest.raises(TooManyAttemptsError, match=r"from 10\.0\.0\.1; try again in 60 s"):
+        throttle.check("10.0.0.1", "someone-else")
+    throttle.check("10.0.0.2", "someone-else")
+
+
+def test_a_success_forgets_the_failures_for_that_name() -> None:
+    throttle = FailureThrottle(per_name=2, per_client=100, window=60, clock=FakeClock())
+    throttle.failed("c", "alice")
+    throttle.succeeded("c", "alice")
+    throttle.failed("c", "alice")
+    throttle.check("c", "alice")  # one failure since the success, not two
+
+
 # -- the service on a database (no server) --------------------------------------------------
 
 
@@ -177,6 +229,21 @@ def test_a_verified_password_is_cached_and_a_change_clears_the_cache(service: An
     service.update_user("carol", disabled=True)
     with pytest.raises(UnauthenticatedError, match="disabled"):
         service.authenticate_password("carol", "carol's password")
+
+
+def test_the_service_refuses_before_hashing_and_forgives_elsewhere(service: Any) -> None:
+    service.throttle = FailureThrottle(per_name=3, per_client=100, window=600)
+    service.create_user("erin", role="viewer", password="erin's password")
+    for _ in range(3):
+        with pytest.raises(UnauthenticatedError, match="Wrong user name or password"):
+            service.authenticate_password("erin", "a guess", client="10.0.0.9")
+    started = time.perf_counter()
+    with pytest.raises(TooManyAttemptsError):  # even the right password: the key is locked
+        service.authenticate_password("erin", "erin's password", client="10.0.0.9")
+    assert time.perf_counter() - started < 0.02  # no scrypt ran
+    assert service.authenticate_password("erin", "erin's password", client="10.0.0.8").name == (
+        "erin"
+    )
 
 
 def test_tokens_are_shown_once_and_revocable(service: Any) -> None:
@@ -211,11 +278,17 @@ def _clean_env(root: Path) -> dict[str, str]:
     return env
 
 
-def run_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(root: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """``driftline ARGS`` in a process of its own, as an operator would run it."""
     command = [sys.executable, "-m", "driftline.cli", "--home", str(root / ".driftline"), *args]
     return subprocess.run(
-        command, capture_output=True, text=True, env=_clean_env(root), cwd=root, timeout=120
+        command,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=_clean_env(root),
+        cwd=root,
+        timeout=120,
     )
 
 
@@ -378,6 +451,56 @@ def test_basic_auth_with_a_password_or_a_token(auth_server: AuthServer) -> None:
         auth_server.url + "/api/2.0/mlflow/no-such-route", json={}, auth=(name, token)
     )
     assert mlflow.status_code != 401
+
+
+@pytest.mark.server
+def test_repeated_wrong_passwords_get_429_and_tokens_still_work(auth_server: AuthServer) -> None:
+    name, token = auth_server.user("viewer", password="the right password")
+    url = auth_server.url + "/api/v1/whoami"
+    for _ in range(PER_NAME):
+        _assert_401(httpx.get(url, auth=(name, "a guess")), "Wrong user name or password")
+    refused = httpx.get(url, auth=(name, "the right password"))
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "TOO_MANY_ATTEMPTS"
+    assert f"for {name!r} from 127.0.0.1" in refused.json()["error"]["message"]
+    assert 590 <= int(refused.headers["Retry-After"]) <= 600
+    # Without --forwarded-allow-ips a client cannot claim another address.
+    spoofed = {"X-Forwarded-For": "198.51.100.1"}
+    assert httpx.get(url, auth=(name, "a guess"), headers=spoofed).status_code == 429
+    # Under the MLflow prefixes the body also speaks MLflow's dialect.
+    mlflow = httpx.get(
+        auth_server.url + "/api/2.0/mlflow/experiments/search", auth=(name, "a guess")
+    )
+    assert mlflow.status_code == 429
+    assert mlflow.json()["error_code"] == "TOO_MANY_ATTEMPTS"
+    # Tokens are not limited, and a client reads the refusal as its own error type.
+    assert auth_server.get("/api/v1/whoami", token).json()["name"] == name
+    with pytest.raises(TooManyAttemptsError):
+        raise_for_envelope(refused.status_code, refused.content, "whoami")
+
+
+@pytest.mark.server
+def test_behind_a_trusted_proxy_failures_count_per_forwarded_address(
+    server_factory: Callable[..., Any],
+) -> None:
+    server = server_factory(args=("--auth", "--forwarded-allow-ips", "127.0.0.1"))
+    done = run_cli(
+        server.root, "--uri", server.uri, "users", "create", "fay", "--role", "viewer",
+        "--password-stdin", stdin="fay's password\n",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    url = server.url + "/api/v1/whoami"
+
+    def whoami(password: str, client: str) -> httpx.Response:
+        return httpx.get(url, auth=("fay", password), headers={"X-Forwarded-For": client})
+
+    for _ in range(PER_NAME):
+        assert whoami("a guess", "203.0.113.5").status_code == 401
+    refused = whoami("fay's password", "203.0.113.5")
+    assert refused.status_code == 429
+    assert "from 203.0.113.5" in refused.json()["error"]["message"]
+    # The same user from another address behind the same proxy is not locked out.
+    assert whoami("fay's password", "198.51.100.7").json()["name"] == "fay"
 
 
 @pytest.mark.server

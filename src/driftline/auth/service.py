@@ -36,6 +36,7 @@ from driftline.auth.models import (
     User,
 )
 from driftline.auth.store import AuthStore, Credentials
+from driftline.auth.throttle import FailureThrottle
 from driftline.core.clock import to_ms, utcnow
 from driftline.core.ids import new_id
 from driftline.errors import InvalidArgumentError, NotFoundError, UnauthenticatedError
@@ -178,6 +179,7 @@ class AuthService:
         actor: Recorded in the audit log as the author of changes, unless a call names
             another (the server passes the authenticated caller).
         cache: The credential cache (a fresh one by default).
+        throttle: Limits on failed password checks (a fresh one by default).
         on_close: Called by :meth:`close` (e.g. to dispose a database opened for it).
     """
 
@@ -187,11 +189,13 @@ class AuthService:
         *,
         actor: str,
         cache: CredentialCache | None = None,
+        throttle: FailureThrottle | None = None,
         on_close: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.actor = actor
         self.cache = cache or CredentialCache()
+        self.throttle = throttle or FailureThrottle()
         self._on_close = on_close
 
     # -- users --------------------------------------------------------------------
@@ -367,28 +371,38 @@ class AuthService:
         self.cache.put(key, principal, max_age=left)
         return principal
 
-    def authenticate_password(self, name: str, password: str) -> Principal:
-        """The principal of a user name and password; ``UnauthenticatedError`` otherwise."""
+    def authenticate_password(self, name: str, password: str, *, client: str = "") -> Principal:
+        """The principal of a user name and password; ``UnauthenticatedError`` otherwise.
+
+        ``client`` (the caller's address) is what failed checks are counted against:
+        past the limits of :mod:`driftline.auth.throttle` the check is refused with
+        ``TooManyAttemptsError`` before any hashing.
+        """
         key = CredentialCache.key("password", name, password)
         cached = self.cache.get(key)
         if cached is not None:
             return cached
+        self.throttle.check(client, name)
         credentials = self.store.find_credentials(name) if _USER_NAME.fullmatch(name) else None
         if credentials is None or credentials.password_hash is None:
             hashing.waste_password_check(password)
+            self.throttle.failed(client, name)
             raise UnauthenticatedError("Wrong user name or password")
         if not hashing.verify_password(password, credentials.password_hash):
+            self.throttle.failed(client, name)
             raise UnauthenticatedError("Wrong user name or password")
+        self.throttle.succeeded(client, name)
         principal = self._principal(credentials, None)
         self.cache.put(key, principal)
         return principal
 
-    def authenticate_authorization(self, header: str) -> Principal:
-        """The principal of an HTTP ``Authorization`` header (``Bearer`` or ``Basic``)."""
+    def authenticate_authorization(self, header: str, *, client: str = "") -> Principal:
+        """The principal of an HTTP ``Authorization`` header (``Bearer`` or ``Basic``),
+        sent from the address ``client``."""
         kind, parts = _parse_authorization(header)
         if kind == "token":
             return self.authenticate_token(parts[0])
-        return self.authenticate_password(parts[0], parts[1])
+        return self.authenticate_password(parts[0], parts[1], client=client)
 
     def peek_authorization(self, header: str) -> Principal | None:
         """The cached principal of an ``Authorization`` header, without checking anything.

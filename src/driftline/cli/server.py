@@ -39,6 +39,12 @@ def server(
     ),
     max_body_mb: int = typer.Option(32, "--max-body-mb", help="Largest JSON request body, MiB."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+    forwarded_allow_ips: str | None = typer.Option(
+        None,
+        "--forwarded-allow-ips",
+        help="Behind a reverse proxy: its addresses (comma-separated, or *), whose "
+        "X-Forwarded-For the server then trusts for the client's address.",
+    ),
 ) -> None:
     """Serve this workspace's REST API (and the MLflow-compatible routes) over HTTP.
 
@@ -64,4 +70,12 @@ def server(
         f"driftline server on http://{host}:{port} ({workers} worker(s), "
         f"auth {'on' if auth else 'off'}); metadata {settings.uri.split('@')[-1]}"
     )
-    serve(settings, options, host=host, port=port, workers=workers, log_level=log_level)
+    serve(
+        settings,
+        options,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )

@@ -10,8 +10,10 @@ on a server that asks for credentials). It accepts
   ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``.
 
 No or bad credentials answer 401 in the error envelope with a ``WWW-Authenticate``
-challenge (under the MLflow prefixes the body also carries MLflow's ``error_code`` and
-``message``, which its client reports). The authenticated :class:`~driftline.auth.Principal` is
+challenge, and a client past the limits on failed password checks
+(:mod:`driftline.auth.throttle`) gets 429 with ``Retry-After`` (under the MLflow
+prefixes the body also carries MLflow's ``error_code`` and ``message``, which its
+client reports). The authenticated :class:`~driftline.auth.Principal` is
 ``request.state.user``; handlers then call :func:`driftline.server.deps.authorize`,
 which asks :class:`ServerAuthorizer` (rules in :mod:`driftline.auth.policy`) and answers
 403 when the caller lacks the permission. An ``edit`` with ``content=True`` is an upload
@@ -25,13 +27,14 @@ database and may run scrypt, so they run in the thread pool, not on the event lo
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 
 from driftline.auth import AuthService, Principal, auth_service
 from driftline.auth.policy import require
-from driftline.errors import DriftlineError, UnauthenticatedError
+from driftline.errors import DriftlineError, TooManyAttemptsError, UnauthenticatedError
 from driftline.server.errors import MLFLOW_PREFIXES, envelope
 
 if TYPE_CHECKING:
@@ -137,7 +140,9 @@ class Authentication:
             service = authorizer.service
             caller = service.peek_authorization(header)
             if caller is None:
-                caller = await run_in_threadpool(service.authenticate_authorization, header)
+                caller = await run_in_threadpool(
+                    partial(service.authenticate_authorization, header, client=_client(scope))
+                )
         except DriftlineError as exc:
             # Out here the app's error handlers do not apply: answer the envelope directly
             # (401, or 503 when the database cannot be asked).
@@ -156,7 +161,15 @@ def _refusal(path: str, exc: DriftlineError) -> Response:
     if path.startswith(MLFLOW_PREFIXES):
         body.update(error_code=exc.code, message=str(exc))
     headers = {"WWW-Authenticate": CHALLENGE} if exc.http_status == 401 else None
+    if isinstance(exc, TooManyAttemptsError) and exc.retry_after is not None:
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse(body, exc.http_status, headers=headers)
+
+
+def _client(scope: Scope) -> str:
+    """The caller's address (as the ASGI server reports it, proxy headers applied)."""
+    client = scope.get("client")
+    return str(client[0]) if client else ""
 
 
 def _authorization(scope: Scope) -> str | None:

@@ -40,8 +40,14 @@ def serve(
     workers: int = 1,
     log_level: str = "info",
     graceful_timeout: float = 30.0,
+    forwarded_allow_ips: str | None = None,
 ) -> None:
-    """Serve the workspace until interrupted."""
+    """Serve the workspace until interrupted.
+
+    ``forwarded_allow_ips`` names the reverse proxies whose ``X-Forwarded-For`` header
+    gives the client's address (which the limits on failed password checks count by);
+    by default no proxy is trusted and the address is the connection's.
+    """
     import uvicorn
 
     from driftline.core.metadata import Database, ensure_schema
@@ -66,5 +72,6 @@ def serve(
         # a client that logs every few seconds reconnect each time.
         timeout_keep_alive=30,
         server_header=False,
-        proxy_headers=False,
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
