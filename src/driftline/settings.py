@@ -52,6 +52,8 @@ class Settings:
         stale_after: Seconds without a heartbeat after which a RUNNING run is shown as stale.
         data_remote: Default remote for ``data push``/``data pull`` (a folder or fsspec URL).
         token: API token sent to a driftline server (remote mode, ``uri`` = ``http(s)://``).
+        model_cache_gb: Size of the local cache of loaded model packages; beyond it the
+            least recently used packages no process is using are evicted.
     """
 
     home: Path
@@ -66,6 +68,7 @@ class Settings:
     stale_after: float = 600.0
     data_remote: str | None = None
     token: str | None = None
+    model_cache_gb: float = 10.0
 
     @property
     def is_remote(self) -> bool:
@@ -190,6 +193,10 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("flush_interval", "stale_after"):
         if name in out and not (math.isfinite(out[name]) and out[name] > 0):
             raise InvalidArgumentError(f"{name} must be a positive number of seconds")
+    if "model_cache_gb" in out and not (
+        math.isfinite(out["model_cache_gb"]) and out["model_cache_gb"] >= 0
+    ):
+        raise InvalidArgumentError("model_cache_gb must be a number of GiB, 0 or more")
     return out
 
 

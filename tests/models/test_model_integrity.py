@@ -59,9 +59,15 @@ def _log() -> tuple[str, Any]:
     return info.uri, info
 
 
+def _cached(workspace: Any) -> list[Path]:
+    """What the model cache holds: packages and staging folders (not its lock files)."""
+    folder = workspace.settings.home / "cache" / "models"
+    return [path for path in folder.iterdir() if path.name != ".locks"]
+
+
 def _cache_folder(workspace: Any, uri: str) -> Path:
     dl.models.load(uri)  # the first load downloads into the cache
-    folders = list((workspace.settings.home / "cache" / "models").iterdir())
+    folders = _cached(workspace)
     assert len(folders) == 1
     return folders[0]
 
@@ -102,7 +108,7 @@ def test_a_corrupt_store_object_is_refused(
     with pytest.raises(IntegrityError, match=r"model/python_model\.pkl"):
         dl.models.load(uri)
     assert no_load == []
-    assert not any((model_workspace.settings.home / "cache" / "models").iterdir())  # no leftovers
+    assert _cached(model_workspace) == []  # no leftovers
 
 
 def test_a_corrupt_cached_copy_is_refused_and_says_how_to_recover(

@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from driftline.errors import InvalidArgumentError, PermissionDeniedError
 from driftline.models import save_model
+from driftline.models.cache import ModelCache
 from driftline.registry.card import render_card_html, render_card_text
 from driftline.registry.gates import parse_gates
 from driftline.registry.promotion import GateFailedError, compare_models, evaluate, promote
@@ -91,7 +92,7 @@ def test_evaluate_records_classification_metrics_and_slices(
         data="cancer-test@1",
         target="target",
         slices=["size"],
-        cache=tmp_path / "cache",
+        cache=ModelCache(tmp_path / "cache"),
     )
     assert result.task == "classification"
     assert result.dataset == "cancer-test@1"
@@ -119,12 +120,14 @@ def test_evaluate_regression(ws: Workspace, tmp_path: Path) -> None:
     folder = tmp_path / "reg"
     save_model(model, folder, input_example=frame.drop(columns=["target"]).head(3))
     mv = ws.registry.register_model(folder, "diabetes")
-    result = evaluate(ws.registry, mv.uri, data=frame, target="target", cache=tmp_path / "c")
+    result = evaluate(
+        ws.registry, mv.uri, data=frame, target="target", cache=ModelCache(tmp_path / "c")
+    )
     assert result.task == "regression"
     assert set(result.metrics) == {"rmse", "mae", "r2", "mape"}
     assert 0.4 < result.metrics["r2"] < 0.7
     with pytest.raises(InvalidArgumentError, match="Target column 'nope'"):
-        evaluate(ws.registry, mv.uri, data=frame, target="nope", cache=tmp_path / "c")
+        evaluate(ws.registry, mv.uri, data=frame, target="nope", cache=ModelCache(tmp_path / "c"))
 
 
 @remote_too
@@ -139,7 +142,7 @@ def test_compare_models_reports_differences_with_confidence_intervals(
         [bad.uri, good.uri],
         data=test,
         target="target",
-        cache=tmp_path / "c",
+        cache=ModelCache(tmp_path / "c"),
         rounds=100,
     )
     assert result.models == ("cancer/2", "cancer/1")
@@ -171,7 +174,7 @@ def test_promotion_through_gates_moves_the_alias(
         ],
     }
     report = promote(
-        ws.registry, "cancer", mv.version, "champion", gates=gates, cache=tmp_path / "c"
+        ws.registry, "cancer", mv.version, "champion", gates=gates, cache=ModelCache(tmp_path / "c")
     )
     assert report.promoted
     assert [g.passed for g in report.gates] == [True] * 5
@@ -190,7 +193,14 @@ def test_a_failing_gate_refuses_with_a_report_and_changes_nothing(
         "gates": [{"metric": "log_loss", "max": 0.001}, {"latency_p99_ms": 0.000001}],
     }
     with pytest.raises(GateFailedError) as refused:
-        promote(ws.registry, "cancer", mv.version, "champion", gates=gates, cache=tmp_path / "c")
+        promote(
+            ws.registry,
+            "cancer",
+            mv.version,
+            "champion",
+            gates=gates,
+            cache=ModelCache(tmp_path / "c"),
+        )
     report = refused.value.report
     assert not report.promoted
     assert [g.passed for g in report.gates] == [False, False]
@@ -208,14 +218,28 @@ def test_regression_and_signature_gates_compare_with_the_holder(
     train, test = cancer
     ws.data.commit("cancer-test", test)
     first = register(ws, logreg(train), train, tmp_path)
-    promote(ws.registry, "cancer", first.version, "champion", gates=None, cache=tmp_path / "c")
+    promote(
+        ws.registry,
+        "cancer",
+        first.version,
+        "champion",
+        gates=None,
+        cache=ModelCache(tmp_path / "c"),
+    )
     worse = register(ws, dummy(train), train, tmp_path)
     gates = {
         "evaluation": {"data": "cancer-test@1", "target": "target"},
         "gates": [{"metric": "auc", "max_regression": 0.01}],
     }
     with pytest.raises(GateFailedError) as refused:
-        promote(ws.registry, "cancer", worse.version, "champion", gates=gates, cache=tmp_path / "c")
+        promote(
+            ws.registry,
+            "cancer",
+            worse.version,
+            "champion",
+            gates=gates,
+            cache=ModelCache(tmp_path / "c"),
+        )
     assert refused.value.report.gates[0].measured > 0.4  # auc regression vs the holder
     narrower = ["mean radius", "mean texture", "extra"]
     train2 = train.assign(extra=1.0)
@@ -233,7 +257,7 @@ def test_regression_and_signature_gates_compare_with_the_holder(
                 "evaluation": {"data": "cancer-test@1", "target": "target"},
                 "gates": [{"signature": "compatible"}],
             },
-            cache=tmp_path / "c",
+            cache=ModelCache(tmp_path / "c"),
         )
     assert ws.registry.get_version("cancer@champion").version == first.version
 
@@ -253,7 +277,7 @@ def test_data_validation_gate_catches_drifted_evaluation_data(
             "cancer",
             mv.version,
             "champion",
-            cache=tmp_path / "c",
+            cache=ModelCache(tmp_path / "c"),
             gates={
                 "evaluation": {"data": _parquet(drifted, tmp_path), "target": "target"},
                 "gates": [{"data_validation": "passed"}],
@@ -281,11 +305,16 @@ def test_approvals_are_checked_before_any_gate(
             mv.version,
             "production",
             gates={"gates": [{"metric": "auc", "min": 0.5}]},
-            cache=tmp_path / "c",
+            cache=ModelCache(tmp_path / "c"),
         )
     ws.registry.approve("cancer", mv.version, "production", comment="ok")
     report = promote(
-        ws.registry, "cancer", mv.version, "production", gates=None, cache=tmp_path / "c"
+        ws.registry,
+        "cancer",
+        mv.version,
+        "production",
+        gates=None,
+        cache=ModelCache(tmp_path / "c"),
     )
     assert report.promoted
 
@@ -313,13 +342,20 @@ def test_model_card_has_lineage_metrics_and_history(
 ) -> None:
     train, test = cancer
     mv = register(ws, logreg(train), train, tmp_path)
-    evaluate(ws.registry, mv.uri, data=test, target="target", slices=["size"], cache=tmp_path / "c")
+    evaluate(
+        ws.registry,
+        mv.uri,
+        data=test,
+        target="target",
+        slices=["size"],
+        cache=ModelCache(tmp_path / "c"),
+    )
     promote(
         ws.registry,
         "cancer",
         mv.version,
         "champion",
-        cache=tmp_path / "c",
+        cache=ModelCache(tmp_path / "c"),
         gates={"gates": [{"metric": "auc", "min": 0.5}]},
     )
     ws.registry.approve("cancer", mv.version, "champion", comment="<b>fine</b>")

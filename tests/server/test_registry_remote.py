@@ -35,6 +35,7 @@ from driftline.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from driftline.models.cache import ModelCache
 from driftline.registry import Evaluation
 from driftline.registry.promotion import promote
 from driftline.workspace import Workspace
@@ -176,7 +177,9 @@ def test_approval_policies_are_enforced_by_the_server(remote: Workspace, tmp_pat
         remote.registry.approve("churn", 1, "production")
     (recorded,) = remote.registry.store.list_approvals("churn", 1, "production")
     assert recorded.actor == getpass.getuser()  # the server's caller, not "mallory"
-    done = promote(remote.registry, "churn", 1, "production", gates=None, cache=tmp_path / "c")
+    done = promote(
+        remote.registry, "churn", 1, "production", gates=None, cache=ModelCache(tmp_path / "c")
+    )
     assert done.promoted
     assert remote.registry.get_model("churn").aliases == {"production": 1}
     actions = [e.action for e in remote.registry.audit_log(model="churn")]
@@ -393,7 +396,9 @@ def test_with_auth_each_person_acts_as_themselves(
         alice.registry.check_approvals(model, 1, policy_alias)
     bob.registry.approve(model, 1, policy_alias)
     bob.registry.check_approvals(model, 1, policy_alias)  # two distinct people now
-    done = promote(bob.registry, model, 1, policy_alias, gates=None, cache=tmp_path / "c")
+    done = promote(
+        bob.registry, model, 1, policy_alias, gates=None, cache=ModelCache(tmp_path / "c")
+    )
     assert done.promoted
     (move,) = admin_ws.registry.alias_history(model, policy_alias)
     assert move.actor == bob_name

@@ -11,6 +11,7 @@ from driftline.cli._context import open_workspace
 from driftline.cli._output import JsonOption, console, fmt_number, fmt_time, print_json, table
 
 if TYPE_CHECKING:
+    from driftline.models.cache import ModelCache
     from driftline.registry import RegistryService
 
 app = typer.Typer(
@@ -27,8 +28,10 @@ def _registry(ctx: typer.Context) -> RegistryService:
     return open_workspace(ctx).registry
 
 
-def _cache(ctx: typer.Context) -> Path:
-    return open_workspace(ctx).settings.home / "cache" / "models"
+def _cache(ctx: typer.Context) -> ModelCache:
+    from driftline.models.cache import ModelCache
+
+    return ModelCache.of(open_workspace(ctx).settings)
 
 
 AliasOption = typer.Option(..., "--alias", "-a", help="e.g. champion, production.")

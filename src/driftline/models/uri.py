@@ -10,25 +10,24 @@ package in ``scratch_dir`` (a fresh temporary folder kept for as long as the loa
 model lives) or return a folder of its own, such as a cache. Either way the folder is
 verified file by file against its manifest before anything is loaded.
 
-The ``runs`` resolver keeps downloaded packages under
-``<workspace home>/cache/models/<manifest digest>``. The manifest's digest comes from
-the run's artifact index, and a cached copy is used only if its manifest still hashes to
-it; the other files are then verified against that manifest like any package.
+The ``runs`` resolver keeps downloaded packages in the workspace's model cache
+(:mod:`driftline.models.cache`) under the hex digest of their manifest. The manifest's
+digest comes from the run's artifact index, and a cached copy is used only if its
+manifest still hashes to it; the other files are then verified against that manifest
+like any package.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import threading
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from driftline.core.hashing import hash_file, parse_digest
 from driftline.errors import IntegrityError, InvalidArgumentError, NotFoundError
+from driftline.models.cache import ModelCache
 from driftline.models.package import MANIFEST_FILE
 
 __all__ = ["cached_package", "parse_uri", "register_uri_resolver", "resolve", "run_uri"]
@@ -156,14 +155,14 @@ def cached_package(
     """Fetch a stored package into the workspace's model cache (or reuse the cached copy).
 
     Args:
-        workspace: The workspace (its ``settings.home`` holds the cache).
+        workspace: The workspace (its settings say where the cache is, and its size).
         list_entries: Returns the stored files (objects with ``path`` and ``digest``).
         download: Copies the package's files, verified, into the folder it is given.
         prefix: The package's folder among the entries' paths.
         what: What to call the owner in messages (``run <id>``).
 
     Returns:
-        ``<home>/cache/models/<hex digest of the manifest>``.
+        The package's folder in the cache, named by the hex digest of its manifest.
     """
     entries = list_entries()
     manifest_path = f"{prefix}/{MANIFEST_FILE}"
@@ -174,23 +173,11 @@ def cached_package(
             f"{what} has no model at {prefix!r}: no {MANIFEST_FILE} there (found {listed})"
         )
     algorithm, hexdigest = parse_digest(manifest.digest)
-    cache_root = Path(workspace.settings.home) / "cache" / "models"
-    cached = cache_root / hexdigest
-    if cached.is_dir():
-        _check_cached_manifest(cached, manifest.digest, algorithm)
-        return cached
-    cache_root.mkdir(parents=True, exist_ok=True)
-    staging = cache_root / f".{hexdigest}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        download(staging)
-        try:
-            os.rename(staging, cached)
-        except OSError:
-            if not cached.is_dir():  # not a concurrent loader that won the race
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return cached
+    return ModelCache.of(workspace.settings).fetch(
+        hexdigest,
+        download,
+        check=lambda cached: _check_cached_manifest(cached, manifest.digest, algorithm),
+    )
 
 
 def _check_cached_manifest(folder: Path, digest: str, algorithm: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from driftline.models.cache import ModelCache
 from driftline.registry.models import (
     AliasMove,
     Approval,
@@ -121,10 +122,10 @@ def set_policy(alias: str, required: int) -> None:
     _service().set_policy(alias, required)
 
 
-def _cache() -> Path:
+def _cache() -> ModelCache:
     from driftline.core.session import default_workspace
 
-    return default_workspace().settings.home / "cache" / "models"  # type: ignore[no-any-return]
+    return ModelCache.of(default_workspace().settings)
 
 
 def promote(name: str, version: int, *, alias: str, gates: Any = None) -> PromotionReport:

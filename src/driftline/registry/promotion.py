@@ -8,9 +8,6 @@ between evaluation and promotion is a conflict rather than a silent overwrite.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,6 +30,8 @@ from driftline.registry.service import RegistryService, check_alias
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from driftline.models.cache import ModelCache
 
 __all__ = [
     "GateFailedError",
@@ -61,25 +60,16 @@ class GateFailedError(ConflictError):
         self.report = report
 
 
-def cached_package(service: RegistryService, version: ModelVersion, cache: Path) -> Path:
+def cached_package(service: RegistryService, version: ModelVersion, cache: ModelCache) -> Path:
     """A local folder holding a version's pinned package (materialized once, then reused;
     the models stage verifies every file against the manifest on each load)."""
-    folder = cache / version.package_digest.replace(":", "-")
-    if not folder.is_dir():
-        cache.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(dir=cache, prefix=".incoming-"))
-        try:
-            service.materialize(version, scratch)
-            os.replace(scratch, folder)
-        except OSError:
-            if not folder.is_dir():  # another process may have won the rename
-                raise
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return folder
+    return cache.fetch(
+        version.package_digest.replace(":", "-"),
+        lambda folder: service.materialize(version, folder),
+    )
 
 
-def load_version(service: RegistryService, version: ModelVersion, cache: Path) -> Any:
+def load_version(service: RegistryService, version: ModelVersion, cache: ModelCache) -> Any:
     """Load a registered version (its pinned files, verified) through the models stage."""
     from driftline.models import load_model_folder
 
@@ -123,7 +113,7 @@ def evaluate(
     data: Any,
     target: str,
     slices: Sequence[str] = (),
-    cache: Path,
+    cache: ModelCache,
 ) -> Evaluation:
     """Evaluate a version on data and record the evaluation on the version."""
     version = service.get_version(ref)
@@ -159,7 +149,7 @@ def compare_models(
     *,
     data: Any,
     target: str,
-    cache: Path,
+    cache: ModelCache,
     rounds: int = 500,
     confidence: float = 0.95,
 ) -> Comparison:
@@ -183,7 +173,7 @@ def promote(
     alias: str,
     *,
     gates: str | Path | Mapping[str, Any] | None,
-    cache: Path,
+    cache: ModelCache,
 ) -> PromotionReport:
     """Check approvals, run every gate, then move the alias (or raise GateFailedError)."""
     check_alias(alias)
@@ -250,7 +240,7 @@ class _GateContext:
         spec: GateSpec,
         candidate: ModelVersion,
         holder: ModelVersion | None,
-        cache: Path,
+        cache: ModelCache,
     ) -> None:
         self.service, self.spec, self.cache = service, spec, cache
         self.candidate, self.holder = candidate, holder
@@ -297,7 +287,7 @@ def _run_gates(
     spec: GateSpec,
     candidate: ModelVersion,
     holder: ModelVersion | None,
-    cache: Path,
+    cache: ModelCache,
 ) -> list[GateResult]:
     context = _GateContext(service, spec, candidate, holder, cache)
     results = []
