@@ -10,8 +10,8 @@ Usage::
 
 It measures, through driftline's public API:
 
-1. ``driftline.core.hashing.hash_file`` over a mixed set (20 x 50 MiB + 10,000 x 100 KiB
-   random files, ~2 GiB) on a thread pool sized like ``driftline.data.scan.ingest``'s;
+1. ``driftline.core.hashing.hash_files`` over a mixed set (20 x 50 MiB + 10,000 x 100 KiB
+   random files, ~2 GiB) with as many workers as ``driftline.data.scan.ingest`` uses;
 2. the first ``ws.data.commit("bench", folder)`` of that set, and ``dvc add`` of its own
    copy of the same set in a fresh ``git init`` + ``dvc init`` repository, in alternating
    rounds (three of each; the figures are medians);
@@ -40,7 +40,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -325,7 +324,7 @@ def wall(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = 
 
 def bench_hashing(master: Path, sizes: Sizes, results: Results) -> None:
 
-    from driftline.core.hashing import hash_file
+    from driftline.core.hashing import hash_files
 
     files = all_files(master)
     total = sum(p.stat().st_size for p in files)
@@ -334,12 +333,11 @@ def bench_hashing(master: Path, sizes: Sizes, results: Results) -> None:
     workers = min(8, 2 * (os.cpu_count() or 2))  # the pool size scan.ingest uses
 
     def one_pass(paths: list[Path]) -> float:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            start = time.perf_counter()
-            digests = list(pool.map(hash_file, paths))
-            elapsed = time.perf_counter() - start
+        start = time.perf_counter()
+        digests = hash_files(paths, workers=workers)
+        elapsed = time.perf_counter() - start
         if len({d for d, _ in digests}) != len(paths):
-            raise RuntimeError("hash_file gave equal digests for different random files")
+            raise RuntimeError("hash_files gave equal digests for different random files")
         return elapsed
 
     progress(f"hashing {len(files):,} files, {total / GIB:.2f} GiB: first pass (warms cache)")
@@ -878,7 +876,10 @@ def rows_for(figures: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             "",
         )
         add(
-            sec, f"hash_file, median of {len(h['passes_s'])} warm passes", "hash.gib_per_s", "GiB/s"
+            sec,
+            f"hash_files, median of {len(h['passes_s'])} warm passes",
+            "hash.gib_per_s",
+            "GiB/s",
         )
         add(sec, "  first pass", "hash.first_pass_gib_per_s", "GiB/s")
         add(sec, "  large files only (mmap + BLAKE3 threads)", "hash.large_gib_per_s", "GiB/s")

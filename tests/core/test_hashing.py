@@ -12,9 +12,11 @@ import pytest
 
 from driftline.core.hashing import (
     ALGORITHMS,
+    CHUNK_SIZE,
     digest_key,
     hash_bytes,
     hash_file,
+    hash_files,
     hash_stream,
     new_hasher,
     parse_digest,
@@ -97,3 +99,19 @@ def test_malformed_digests_are_refused(digest: str) -> None:
         parse_digest(digest)
     with pytest.raises(InvalidArgumentError):
         digest_key(digest)
+
+
+@pytest.mark.parametrize("algorithm", ["blake3", "sha256"])
+def test_hash_files_answers_in_order_what_hash_file_does(tmp_path: Path, algorithm: str) -> None:
+    sizes = [0, 10, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE, 100, 9 << 20, 5]
+    paths = []
+    for i, size in enumerate(sizes):  # small and large interleaved: two ways, one order
+        path = tmp_path / f"f{i}"
+        path.write_bytes(os.urandom(size))
+        paths.append(path)
+    expected = [hash_file(path, algorithm) for path in paths]
+    assert hash_files(paths, algorithm, workers=3) == expected
+    assert hash_files(paths, algorithm, workers=1) == expected
+    assert hash_files([], algorithm) == []
+    with pytest.raises(FileNotFoundError):
+        hash_files([*paths, tmp_path / "missing"], algorithm)

@@ -22,12 +22,14 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
-from driftline.core.artifacts import ContentStore, validate_artifact_path
+from driftline.core.artifacts import ContentStore
 from driftline.core.artifacts.local import LocalByteStore
+from driftline.core.artifacts.paths import validate_listed_paths
 from driftline.data.models import ManifestEntry
 from driftline.errors import InvalidArgumentError
 
@@ -59,27 +61,40 @@ def list_files(source: Path) -> list[SourceFile]:
     if source.is_file():
         st = source.stat()
         return [SourceFile(source.name, str(source), st.st_ino, st.st_mtime_ns, st.st_size)]
-    files = [
-        SourceFile(validate_artifact_path(rel), location, st.st_ino, st.st_mtime_ns, st.st_size)
-        for rel, location, st in _walk(str(source), "")
-    ]
+    files = _walk(str(source))
     if not files:
         raise InvalidArgumentError(f"Cannot commit {source}: the folder holds no files")
+    validate_listed_paths([f.path for f in files])
     files.sort(key=lambda f: f.path)
     return files
 
 
-def _walk(folder: str, prefix: str) -> Iterator[tuple[str, str, os.stat_result]]:
-    try:
-        entries = list(os.scandir(folder))
-    except PermissionError as exc:
-        raise InvalidArgumentError(f"Cannot read folder {folder}: permission denied") from exc
-    for entry in entries:
-        rel = f"{prefix}{entry.name}"
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk(entry.path, rel + "/")
-        elif entry.is_file(follow_symlinks=True):
-            yield rel, entry.path, entry.stat(follow_symlinks=True)
+def _walk(root: str) -> list[SourceFile]:
+    """The regular files under ``root``, in listing order (a loop, not recursion: it
+    runs once per file of folders holding 10,000s)."""
+    files = []
+    folders = [(root, "")]
+    while folders:
+        folder, prefix = folders.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append((entry.path, f"{prefix}{entry.name}/"))
+                    elif entry.is_file():
+                        st = entry.stat()
+                        files.append(
+                            SourceFile(
+                                prefix + entry.name,
+                                entry.path,
+                                st.st_ino,
+                                st.st_mtime_ns,
+                                st.st_size,
+                            )
+                        )
+        except PermissionError as exc:
+            raise InvalidArgumentError(f"Cannot read folder {folder}: permission denied") from exc
+    return files
 
 
 class StatCache:
@@ -149,24 +164,25 @@ def ingest(
 ) -> list[ManifestEntry]:
     """Store every file's bytes (skipping ones the stat cache vouches for); return entries."""
     known = cache.load(cache_root) if cache is not None else {}
-    hits = {
-        file.path: hit[3]
-        for file in files
-        if (hit := known.get(file.path)) is not None
-        and hit[:3] == (file.inode, file.mtime_ns, file.size)
-    }
-    # Local stores are cheap to double-check in bulk; for remote ones the cache is trusted.
-    if hits and isinstance(content.backend, LocalByteStore):
-        still = content.stored(hits.values())
-        hits = {path: digest for path, digest in hits.items() if digest in still}
-    entries: dict[str, ManifestEntry] = {}
-    todo: list[SourceFile] = []
+    # One pass over 10,000s of files: what the stat cache vouches for becomes an entry.
+    entries: list[ManifestEntry | None] = []
     for file in files:
-        digest = hits.get(file.path)
-        if digest is not None:
-            entries[file.path] = ManifestEntry(path=file.path, digest=digest, size=file.size)
+        hit = known.get(file.path)
+        if (
+            hit is not None
+            and hit[0] == file.inode
+            and hit[1] == file.mtime_ns
+            and hit[2] == file.size
+        ):
+            entries.append(ManifestEntry(path=file.path, digest=hit[3], size=file.size))
         else:
-            todo.append(file)
+            entries.append(None)
+    # Local stores are cheap to double-check in bulk; for remote ones the cache is trusted.
+    if known and isinstance(content.backend, LocalByteStore):
+        still = content.stored({e.digest for e in entries if e is not None})
+        entries = [e if e is not None and e.digest in still else None for e in entries]
+    todo_at = [i for i, entry in enumerate(entries) if entry is None]
+    todo = [files[i] for i in todo_at]
     total = sum(f.size for f in todo)
     done = 0
     lock = threading.Lock()
@@ -188,12 +204,12 @@ def ingest(
         on_stored=stored,
     )
     cacheable = []
-    for file, blob in zip(todo, blobs, strict=True):
+    for i, file, blob in zip(todo_at, todo, blobs, strict=True):
         if blob.size != file.size:
             raise InvalidArgumentError(f"{file.location} changed while it was being committed")
-        entries[file.path] = ManifestEntry(path=file.path, digest=blob.digest, size=file.size)
+        entries[i] = ManifestEntry(path=file.path, digest=blob.digest, size=file.size)
         if file.mtime_ns < racy_after:
             cacheable.append((file.path, file.inode, file.mtime_ns, file.size, blob.digest))
     if cache is not None:
         cache.store(cache_root, cacheable)
-    return [entries[f.path] for f in files]
+    return cast(list[ManifestEntry], entries)

@@ -26,6 +26,7 @@ from driftline.core.hashing import (
     digest_key,
     hash_bytes,
     hash_file,
+    hash_files,
     new_hasher,
     parse_digest,
 )
@@ -129,7 +130,7 @@ class ContentStore:
 
             return each(put, paths)
         try:
-            hashed = each(lambda path: Blob(*hash_file(path, self.algorithm)), paths)
+            hashed = [Blob(*h) for h in hash_files(paths, self.algorithm, workers=workers)]
         except PermissionError as exc:
             raise InvalidArgumentError(f"Cannot read {exc.filename}: permission denied") from exc
         present = self.stored(blob.digest for blob in hashed)
