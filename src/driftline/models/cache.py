@@ -11,8 +11,8 @@ Eviction must never pull a package from under a process using it: a python model
 read its artifact files long after loading. A process that fetched a package holds a
 shared ``flock`` on the package's lock file until it exits; eviction takes the lock
 exclusively without waiting, and skips a package whose lock it cannot get. Packages
-used within :data:`MIN_AGE` seconds are kept regardless (a process between fetching
-and locking). Locks need a local filesystem, as the cache folder is.
+used within :data:`MIN_AGE` seconds are kept regardless, a margin for filesystems
+whose locks other machines do not see (a home folder on NFS, say).
 """
 
 from __future__ import annotations
