@@ -24,6 +24,11 @@ from driftline.registry.promotion import GateFailedError, compare_models, evalua
 from driftline.workspace import Workspace
 
 
+def cache_in(tmp_path: Path) -> ModelCache:
+    """The model cache of a test: a folder of its own."""
+    return ModelCache(tmp_path / "model-cache")
+
+
 @pytest.fixture
 def ws(make_workspace: Callable[..., Workspace]) -> Workspace:
     return make_workspace()
@@ -92,7 +97,7 @@ def test_evaluate_records_classification_metrics_and_slices(
         data="cancer-test@1",
         target="target",
         slices=["size"],
-        cache=ModelCache(tmp_path / "cache"),
+        cache=cache_in(tmp_path),
     )
     assert result.task == "classification"
     assert result.dataset == "cancer-test@1"
@@ -120,14 +125,12 @@ def test_evaluate_regression(ws: Workspace, tmp_path: Path) -> None:
     folder = tmp_path / "reg"
     save_model(model, folder, input_example=frame.drop(columns=["target"]).head(3))
     mv = ws.registry.register_model(folder, "diabetes")
-    result = evaluate(
-        ws.registry, mv.uri, data=frame, target="target", cache=ModelCache(tmp_path / "c")
-    )
+    result = evaluate(ws.registry, mv.uri, data=frame, target="target", cache=cache_in(tmp_path))
     assert result.task == "regression"
     assert set(result.metrics) == {"rmse", "mae", "r2", "mape"}
     assert 0.4 < result.metrics["r2"] < 0.7
     with pytest.raises(InvalidArgumentError, match="Target column 'nope'"):
-        evaluate(ws.registry, mv.uri, data=frame, target="nope", cache=ModelCache(tmp_path / "c"))
+        evaluate(ws.registry, mv.uri, data=frame, target="nope", cache=cache_in(tmp_path))
 
 
 @remote_too
@@ -142,7 +145,7 @@ def test_compare_models_reports_differences_with_confidence_intervals(
         [bad.uri, good.uri],
         data=test,
         target="target",
-        cache=ModelCache(tmp_path / "c"),
+        cache=cache_in(tmp_path),
         rounds=100,
     )
     assert result.models == ("cancer/2", "cancer/1")
@@ -174,7 +177,7 @@ def test_promotion_through_gates_moves_the_alias(
         ],
     }
     report = promote(
-        ws.registry, "cancer", mv.version, "champion", gates=gates, cache=ModelCache(tmp_path / "c")
+        ws.registry, "cancer", mv.version, "champion", gates=gates, cache=cache_in(tmp_path)
     )
     assert report.promoted
     assert [g.passed for g in report.gates] == [True] * 5
@@ -194,12 +197,7 @@ def test_a_failing_gate_refuses_with_a_report_and_changes_nothing(
     }
     with pytest.raises(GateFailedError) as refused:
         promote(
-            ws.registry,
-            "cancer",
-            mv.version,
-            "champion",
-            gates=gates,
-            cache=ModelCache(tmp_path / "c"),
+            ws.registry, "cancer", mv.version, "champion", gates=gates, cache=cache_in(tmp_path)
         )
     report = refused.value.report
     assert not report.promoted
@@ -218,14 +216,7 @@ def test_regression_and_signature_gates_compare_with_the_holder(
     train, test = cancer
     ws.data.commit("cancer-test", test)
     first = register(ws, logreg(train), train, tmp_path)
-    promote(
-        ws.registry,
-        "cancer",
-        first.version,
-        "champion",
-        gates=None,
-        cache=ModelCache(tmp_path / "c"),
-    )
+    promote(ws.registry, "cancer", first.version, "champion", gates=None, cache=cache_in(tmp_path))
     worse = register(ws, dummy(train), train, tmp_path)
     gates = {
         "evaluation": {"data": "cancer-test@1", "target": "target"},
@@ -233,12 +224,7 @@ def test_regression_and_signature_gates_compare_with_the_holder(
     }
     with pytest.raises(GateFailedError) as refused:
         promote(
-            ws.registry,
-            "cancer",
-            worse.version,
-            "champion",
-            gates=gates,
-            cache=ModelCache(tmp_path / "c"),
+            ws.registry, "cancer", worse.version, "champion", gates=gates, cache=cache_in(tmp_path)
         )
     assert refused.value.report.gates[0].measured > 0.4  # auc regression vs the holder
     narrower = ["mean radius", "mean texture", "extra"]
@@ -257,7 +243,7 @@ def test_regression_and_signature_gates_compare_with_the_holder(
                 "evaluation": {"data": "cancer-test@1", "target": "target"},
                 "gates": [{"signature": "compatible"}],
             },
-            cache=ModelCache(tmp_path / "c"),
+            cache=cache_in(tmp_path),
         )
     assert ws.registry.get_version("cancer@champion").version == first.version
 
@@ -277,7 +263,7 @@ def test_data_validation_gate_catches_drifted_evaluation_data(
             "cancer",
             mv.version,
             "champion",
-            cache=ModelCache(tmp_path / "c"),
+            cache=cache_in(tmp_path),
             gates={
                 "evaluation": {"data": _parquet(drifted, tmp_path), "target": "target"},
                 "gates": [{"data_validation": "passed"}],
@@ -305,16 +291,11 @@ def test_approvals_are_checked_before_any_gate(
             mv.version,
             "production",
             gates={"gates": [{"metric": "auc", "min": 0.5}]},
-            cache=ModelCache(tmp_path / "c"),
+            cache=cache_in(tmp_path),
         )
     ws.registry.approve("cancer", mv.version, "production", comment="ok")
     report = promote(
-        ws.registry,
-        "cancer",
-        mv.version,
-        "production",
-        gates=None,
-        cache=ModelCache(tmp_path / "c"),
+        ws.registry, "cancer", mv.version, "production", gates=None, cache=cache_in(tmp_path)
     )
     assert report.promoted
 
@@ -343,19 +324,14 @@ def test_model_card_has_lineage_metrics_and_history(
     train, test = cancer
     mv = register(ws, logreg(train), train, tmp_path)
     evaluate(
-        ws.registry,
-        mv.uri,
-        data=test,
-        target="target",
-        slices=["size"],
-        cache=ModelCache(tmp_path / "c"),
+        ws.registry, mv.uri, data=test, target="target", slices=["size"], cache=cache_in(tmp_path)
     )
     promote(
         ws.registry,
         "cancer",
         mv.version,
         "champion",
-        cache=ModelCache(tmp_path / "c"),
+        cache=cache_in(tmp_path),
         gates={"gates": [{"metric": "auc", "min": 0.5}]},
     )
     ws.registry.approve("cancer", mv.version, "champion", comment="<b>fine</b>")

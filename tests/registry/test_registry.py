@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ from driftline.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from driftline.registry.store import ANY_HOLDER
 from driftline.workspace import Workspace
 
 
@@ -251,3 +253,31 @@ def test_expecting_no_holder_refuses_when_the_alias_is_set(
     with pytest.raises(ConflictError, match="moved meanwhile"):
         dl.registry.set_alias("churn", "champion", 2, expected=None)
     assert dl.registry.set_alias("churn", "champion", 2).version == 2  # unconditional
+
+
+@remote_too
+def test_an_unconditional_move_that_loses_a_race_tries_again(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for payload in (b"1", b"2", b"3"):
+        ws.registry.register_model(logged_model(ws, tmp_path, payload), "churn")
+    store = ws.registry.store
+    real_move = store.move_alias
+    calls: list[object] = []
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["expected"])
+        if len(calls) == 1:  # another move lands first, this once
+            real_move("churn", "champion", 1, expected=ANY_HOLDER, actor="other", reason="set")
+            raise ConflictError("Alias churn@champion moved while this change was being made")
+        return real_move(*args, **kwargs)
+
+    monkeypatch.setattr(store, "move_alias", racing)
+    moved = ws.registry.set_alias("churn", "champion", 2)  # did not care what it replaced
+    assert (moved.previous_version, moved.version) == (1, 2)
+    assert len(calls) == 2
+    calls.clear()
+    with pytest.raises(ConflictError):  # a conditional move reports the race instead
+        ws.registry.set_alias("churn", "champion", 3, expected=2)
+    assert len(calls) == 1
+    assert ws.registry.get_version("churn@champion").version == 1

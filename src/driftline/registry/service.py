@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["MODEL_FILE", "RegistryService", "parse_model_ref"]
 
 MODEL_FILE = "driftline-model.json"
+# Tries of an unconditional alias move that keeps losing races to other moves.
+UNCONDITIONAL_ATTEMPTS = 5
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,127}$")
 
@@ -236,7 +238,10 @@ class RegistryService:
         reason: str = "set",
     ) -> AliasMove:
         """Point ``name@alias`` at ``version``. ``expected`` (the version you believe holds
-        the alias now, ``None`` for none) makes the move conditional."""
+        the alias now, ``None`` for none) makes the move conditional: a move that raced
+        another then raises ``ConflictError``. An unconditional move that raced another
+        is tried again (it did not care what it replaced), up to
+        :data:`UNCONDITIONAL_ATTEMPTS` times."""
         check_alias(alias)
         required = self.store.policy(alias)
         if required and reason == "set":
@@ -244,18 +249,24 @@ class RegistryService:
                 f"Alias {alias!r} requires {required} approval(s): use "
                 f"`driftline models promote {name} {version} --alias {alias}` after approvals"
             )
-        try:
-            return self.store.move_alias(
-                name,
-                alias,
-                version,
-                expected=expected,
-                actor=self.user,
-                reason=reason,
-            )
-        except NotFoundError:
-            self.get_version(f"{name}/{version}")  # the helpful message (near names, latest)
-            raise
+        attempts = UNCONDITIONAL_ATTEMPTS if expected is ANY_HOLDER else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.store.move_alias(
+                    name,
+                    alias,
+                    version,
+                    expected=expected,
+                    actor=self.user,
+                    reason=reason,
+                )
+            except ConflictError:
+                if attempt == attempts:
+                    raise
+            except NotFoundError:
+                self.get_version(f"{name}/{version}")  # the helpful message (near names)
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def delete_alias(self, name: str, alias: str) -> AliasMove:
         """Remove an alias."""
