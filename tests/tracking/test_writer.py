@@ -6,11 +6,14 @@ Nothing here sleeps to wait for something: every wait polls a condition with a d
 from __future__ import annotations
 
 import contextlib
+import gc
+import os
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -613,3 +616,42 @@ def test_closing_twice_returns_at_once(make_workspace: Callable[..., Workspace])
     ws.close()
     ws.tracking.flush(timeout=5)
     assert time.monotonic() - started < 1.0
+
+
+def test_a_forked_child_does_not_write_the_parents_queued_rows(
+    writers: list[BatchWriter],
+) -> None:
+    sink = RecordingSink()
+    sink.gate.clear()  # the parent's rows stay queued while the child forks
+    writer = BatchWriter(sink, interval=60)
+    writers.append(writer)
+    writer.metrics.append(("parent", "m", 1.0, 0, 0))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it holds, and whether its writer runs
+        try:
+            child_rows = len(writer.metrics)
+            writer.metrics.append(("child", "m", 2.0, 0, 0))
+            sink.gate.set()
+            writer.flush(timeout=10)
+            os.write(write, f"{child_rows} {sink.rows()}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    report = os.read(read, 4096).decode()
+    os.close(read)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert report == "0 [('child', 'm', 2.0, 0, 0)]"
+    sink.gate.set()
+    writer.flush(timeout=10)
+    assert sink.rows() == [("parent", "m", 1.0, 0, 0)]
+
+
+def test_a_closed_writer_can_be_garbage_collected() -> None:
+    writer = BatchWriter(RecordingSink(), interval=60)
+    writer.close(timeout=5)
+    alive = weakref.ref(writer)
+    del writer
+    gc.collect()
+    assert alive() is None  # nothing (a fork hook, say) keeps it

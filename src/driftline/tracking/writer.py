@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -34,6 +35,18 @@ from driftline.errors import (
 from driftline.tracking.store import LogBatch, MetricRow, ParamRow, TagRow
 
 __all__ = ["BatchWriter"]
+
+# The writers alive in this process, for the one fork hook below. A hook per writer
+# would keep every writer ever made alive, since fork hooks cannot be removed.
+_WRITERS: weakref.WeakSet[BatchWriter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for writer in list(_WRITERS):
+        writer._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 log = logging.getLogger("driftline.tracking")
 _Row = TypeVar("_Row", MetricRow, ParamRow)  # ParamRow and TagRow are the same shape
@@ -101,7 +114,7 @@ class BatchWriter:
         self._idle = threading.Condition()
         self._last_heartbeat = time.monotonic()
         self._thread = self._start()
-        os.register_at_fork(after_in_child=self._after_fork)
+        _WRITERS.add(self)
 
     def _start(self) -> threading.Thread:
         thread = threading.Thread(target=self._loop, name="driftline-writer", daemon=True)
