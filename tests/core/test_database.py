@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -129,3 +130,34 @@ def test_an_unreachable_postgres_server_is_a_backend_error() -> None:
         assert "pw@" not in str(info.value)
     finally:
         db.dispose()
+
+
+@pytest.mark.postgres
+def test_an_exhausted_connection_pool_is_a_busy_backend_error(postgres: Any) -> None:
+    """Under overload a server thread gets a clear, retryable 503, not a crash."""
+    from sqlalchemy import create_engine
+
+    db = Database(postgres.url(postgres.session_database))
+    db.engine.dispose()
+    db.engine = create_engine(db.url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        def wait(_conn: object) -> None:
+            holding.set()
+            release.wait(10)
+
+        db.read(wait)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        with pytest.raises(BackendError, match=r"is busy: no connection was free within 0\.2 s"):
+            db.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
+    finally:
+        release.set()
+        holder.join()
+    assert db.read(lambda conn: conn.execute(text("SELECT 1")).scalar()) == 1
+    db.dispose()

@@ -109,7 +109,7 @@ def test_a_package_in_use_by_another_process_is_never_evicted(tmp_path: Path) ->
                 f"""
                 import sys
                 from pathlib import Path
-                from driftline.models.cache import ModelCache
+                from driftline.models import ModelCache
 
                 def fill(folder: Path) -> None:
                     folder.mkdir()

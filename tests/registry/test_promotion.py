@@ -16,8 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from driftline.errors import InvalidArgumentError, PermissionDeniedError
-from driftline.models import save_model
-from driftline.models.cache import ModelCache
+from driftline.models import ModelCache, save_model
 from driftline.registry.card import render_card_html, render_card_text
 from driftline.registry.gates import parse_gates
 from driftline.registry.promotion import GateFailedError, compare_models, evaluate, promote

@@ -35,7 +35,7 @@ from driftline.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from driftline.models.cache import ModelCache
+from driftline.models import ModelCache
 from driftline.registry import Evaluation
 from driftline.registry.promotion import promote
 from driftline.workspace import Workspace

@@ -11,7 +11,7 @@ from driftline.cli._context import open_workspace
 from driftline.cli._output import JsonOption, console, fmt_number, fmt_time, print_json, table
 
 if TYPE_CHECKING:
-    from driftline.models.cache import ModelCache
+    from driftline.models import ModelCache
     from driftline.registry import RegistryService
 
 app = typer.Typer(
@@ -29,7 +29,7 @@ def _registry(ctx: typer.Context) -> RegistryService:
 
 
 def _cache(ctx: typer.Context) -> ModelCache:
-    from driftline.models.cache import ModelCache
+    from driftline.models import ModelCache
 
     return ModelCache.of(open_workspace(ctx).settings)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.models.autolog import autolog
+from driftline.models.cache import ModelCache
 from driftline.models.loaded import LoadedModel
 from driftline.models.models import ModelInfo
 from driftline.models.package import (
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ColSpec",
     "LoadedModel",
+    "ModelCache",
     "ModelInfo",
     "PythonModel",
     "PythonModelContext",

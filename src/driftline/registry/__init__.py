@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from driftline.models.cache import ModelCache
+from driftline.models import ModelCache
 from driftline.registry.models import (
     AliasMove,
     Approval,

@@ -31,7 +31,7 @@ from driftline.registry.service import RegistryService, check_alias
 if TYPE_CHECKING:
     import pandas as pd
 
-    from driftline.models.cache import ModelCache
+    from driftline.models import ModelCache
 
 __all__ = [
     "GateFailedError",

@@ -140,12 +140,21 @@ class Database:
 
     def _run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
         from sqlalchemy.exc import DBAPIError
+        from sqlalchemy.exc import TimeoutError as PoolTimeout
 
         attempts = len(self.retry_delays) + 1
         for attempt in range(attempts):
             try:
                 with self._connection(write) as conn:
                     return fn(conn)
+            except PoolTimeout as exc:
+                # Every pooled connection stayed busy for the pool's whole timeout: the
+                # database is overloaded, not broken. Waiting longer here would only
+                # hold this caller (a server thread) hostage; say so, and let it retry.
+                raise BackendError(
+                    f"The metadata database {self.display_url} is busy: no connection "
+                    f"was free within {self.engine.pool.timeout()} s; try again"  # type: ignore[attr-defined]
+                ) from exc
             except DBAPIError as exc:
                 if not _is_transient(exc):
                     raise
