@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from driftline.api.client import ApiClient
-from driftline.core.artifacts import ContentStore
+from driftline.core.artifacts import ContentStore, batch
 from driftline.core.artifacts.http import HttpByteStore
 from driftline.core.artifacts.local import LocalByteStore
 from driftline.core.artifacts.uploads import UploadArea, upload_id_for
@@ -98,6 +98,7 @@ class RecordingClient(ApiClient):
 
 
 OBJECT_PUT = r"artifacts/objects/.+"
+BATCH_POST = r"artifacts/batches"
 CHUNK_PUT = r"artifacts/uploads/[^/]+"
 
 
@@ -517,6 +518,60 @@ def test_stale_uploads_are_swept_by_age(tmp_path: Path) -> None:
     assert not content.exists(old)
 
 
+# -- batches of small objects ---------------------------------------------------------
+
+
+def test_small_objects_travel_in_batches_and_land_in_a_pack(
+    client: RecordingClient, live_server: Any, tmp_path: Path
+) -> None:
+    files = [write(tmp_path / f"s{i}.bin", 100 * 1024) for i in range(300)]  # 29.3 MiB
+    store = make_store(client)
+    blobs = store.put_files(files, workers=2)
+    assert client.count("POST", BATCH_POST) == 2  # 28 MiB of objects per batch at most
+    assert client.count("PUT", OBJECT_PUT) == 0
+    packs = Path(live_server.root) / "artifacts" / ".packs"
+    assert any(packs.glob("*.pack"))
+    for blob, source in zip(blobs[::50], files[::50], strict=True):
+        assert store.read_bytes(blob.digest) == source.read_bytes()
+    client.reset()
+    assert store.put_files(files) == blobs  # stored: nothing is sent again
+    assert client.calls == [("POST", "artifacts/missing")]
+
+
+def test_a_batch_with_a_lying_digest_stores_nothing(live_server: Any) -> None:
+    honest, liar = os.urandom(1000), os.urandom(1000)
+    claimed = hash_bytes(os.urandom(1000))
+    body = batch.encode([(hash_bytes(honest), honest), (claimed, liar)])
+    answer = httpx.post(f"{live_server.url}/api/v1/artifacts/batches", content=body)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "DATA_INTEGRITY"
+    assert claimed in answer.json()["error"]["message"]
+    for digest in (hash_bytes(honest), claimed):
+        head = httpx.head(f"{live_server.url}/api/v1/artifacts/objects/{digest}")
+        assert head.status_code == 404  # all or nothing
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"no index here", 400, "JSON index"),
+        (b"{not json}\n", 400, "not JSON"),
+        (b'{"a": 1}\n', 400, "list of"),
+        (b'[["blake3:00", 1]]\nx', 400, "Malformed content digest"),
+        (f'[["{"blake3:" + "0" * 64}", 5]]\nabc'.encode(), 400, "lists 5 bytes"),
+        (f'[["{"blake3:" + "0" * 64}", {2 * MiB}]]\n'.encode(), 400, "objects of up to"),
+        (b"x" * (batch.MAX_BATCH_BYTES + 1), 413, "at most"),
+    ],
+    ids=["no-index", "not-json", "not-a-list", "bad-digest", "short", "too-big", "oversized"],
+)
+def test_malformed_batches_are_refused(
+    live_server: Any, body: bytes, status: int, message: str
+) -> None:
+    answer = httpx.post(f"{live_server.url}/api/v1/artifacts/batches", content=body)
+    assert answer.status_code == status, answer.text
+    assert message in answer.json()["error"]["message"]
+
+
 # -- asking first ----------------------------------------------------------------------
 
 
@@ -534,9 +589,10 @@ def test_only_the_objects_the_server_lacks_are_sent(
     assert [b.digest for b in blobs] == [hash_file(f)[0] for f in [*files, files[2]]]
     assert client.count("POST", r"artifacts/missing") == 1
     assert client.count("HEAD", OBJECT_PUT) == 0
-    assert client.count("PUT", OBJECT_PUT) == 4
+    assert client.count("PUT", OBJECT_PUT) == 0
+    assert client.count("POST", BATCH_POST) == 1  # the four small ones, together
     assert client.count("POST", r"artifacts/uploads") == 1
-    assert client.sent == sum(f.stat().st_size for f in files[2:])
+    assert client.sent == files[-1].stat().st_size  # streamed: the chunks of the large one
 
     client.reset()
     assert store.put_files(files) == blobs[:-1]

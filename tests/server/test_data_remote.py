@@ -19,6 +19,7 @@ import pytest
 
 import driftline as dl
 from driftline.api.client import ApiClient
+from driftline.core.hashing import digest_key
 from driftline.errors import ConflictError, InvalidArgumentError, NotFoundError
 from driftline.workspace import Workspace
 
@@ -336,16 +337,26 @@ def test_a_folder_commit_sends_only_the_objects_the_server_lacks(
 ) -> None:
     files = {f"part-{i:03d}.bin": f"row {i}\n".encode() * (i + 1) for i in range(40)}
     folder = tree(tmp_path / "src", files)
-    first = open_workspace(server.url)
     sent: list[str] = []
-    backend = first.content.backend
-    put_file = backend.put_file
 
-    def counting(key: str, source: Path) -> bool:
-        sent.append(key)
-        return put_file(key, source)
+    def count_uploads(workspace: Workspace) -> None:
+        """Record every object ``workspace`` sends, one by one or in batches."""
+        backend = workspace.content.backend
+        put_file, put_batch = backend.put_file, backend.put_batch  # type: ignore[attr-defined]
 
-    backend.put_file = counting  # type: ignore[method-assign]
+        def one(key: str, source: Path) -> bool:
+            sent.append(key)
+            return bool(put_file(key, source))
+
+        def many(objects: list[tuple[str, Path]]) -> None:
+            sent.extend(digest_key(digest) for digest, _source in objects)
+            put_batch(objects)
+
+        backend.put_file = one  # type: ignore[method-assign]
+        backend.put_batch = many  # type: ignore[attr-defined]
+
+    first = open_workspace(server.url)
+    count_uploads(first)
     v1 = first.data.commit("parts", folder)
     assert len(sent) == 41  # 40 files and the manifest
     # A second client (no stat cache shared) commits the same bytes plus one new file:
@@ -353,7 +364,7 @@ def test_a_folder_commit_sends_only_the_objects_the_server_lacks(
     (folder / "part-new.bin").write_bytes(b"new")
     sent.clear()
     second = open_workspace(server.url, home=tmp_path / "other" / ".driftline")
-    second.content.backend.put_file = counting  # type: ignore[method-assign]
+    count_uploads(second)
     v2 = second.data.commit("parts", folder)
     assert len(sent) == 2
     assert v2.number == v1.number + 1

@@ -75,6 +75,13 @@ class StoredObject(_Body):
     size: int
 
 
+class StoredBatch(_Body):
+    """The objects of a batch upload, all now stored."""
+
+    objects: int
+    size: int
+
+
 def parse_body(model: type[_Model], data: bytes) -> _Model:
     """Validate a JSON body; ``InvalidArgumentError`` listing every problem otherwise."""
     try:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from driftline.errors import InvalidArgumentError
 
-__all__ = ["BulkExistence", "ByteStore", "open_byte_store", "register_byte_store"]
+__all__ = [
+    "BatchUpload",
+    "BulkExistence",
+    "ByteStore",
+    "open_byte_store",
+    "register_byte_store",
+]
 
 
 @runtime_checkable
@@ -66,6 +72,20 @@ class BulkExistence(Protocol):
 
     def existing(self, keys: Collection[str]) -> set[str]:
         """The subset of ``keys`` that is stored."""
+        ...
+
+
+@runtime_checkable
+class BatchUpload(Protocol):
+    """An optional feature of a :class:`ByteStore`: store many small files in one call.
+
+    Where each put is a round trip (a driftline server), bulk puts send small objects
+    together (see :mod:`driftline.core.artifacts.batch`).
+    """
+
+    def put_batch(self, objects: Sequence[tuple[str, Path]]) -> None:
+        """Store each ``(digest, file)``: files of at most ``batch.MAX_OBJECT`` bytes,
+        the digests their content's."""
         ...
 
 

@@ -12,13 +12,14 @@ import contextlib
 import io
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar, cast
 
-from driftline.core.artifacts.bytestore import BulkExistence, ByteStore
+from driftline.core.artifacts import batch
+from driftline.core.artifacts.bytestore import BatchUpload, BulkExistence, ByteStore
 from driftline.core.artifacts.local import LocalByteStore
 from driftline.core.artifacts.packs import PackWriter
 from driftline.core.hashing import (
@@ -146,7 +147,17 @@ class ContentStore:
             self.backend.put_file(digest_key(blob.digest), path)
             done(blob.size)
 
-        each(upload, list(send.values()))
+        items = list(send.values())
+        if isinstance(backend, BatchUpload):  # small objects travel together
+            small = [(path, blob) for path, blob in items if blob.size <= batch.MAX_OBJECT]
+            items = [(path, blob) for path, blob in items if blob.size > batch.MAX_OBJECT]
+
+            def upload_batch(group: list[tuple[Path, Blob]]) -> None:
+                backend.put_batch([(blob.digest, path) for path, blob in group])
+                done(sum(blob.size for _path, blob in group))
+
+            each(upload_batch, list(batch.plan(small, [blob.size for _path, blob in small])))
+        each(upload, items)
         return hashed
 
     def refresh(self, digests: Iterable[str]) -> None:
@@ -267,20 +278,43 @@ class ContentStore:
         self, data: bytes, backend: LocalByteStore, sync: bool, pack: PackWriter | None = None
     ) -> Blob:
         digest = hash_bytes(data, self.algorithm)
-        key = digest_key(digest)
-        # Comparing with what is stored costs one read and lets a re-log repair an object
-        # whose bytes went bad (a write costs more than the read). A packing caller
-        # rescanned the packs when it began; a pack published since by another process
-        # at worst means one object is stored twice.
-        try:
-            stored: bytes | None = backend.read_local(key, refresh=pack is None)
-        except FileNotFoundError:
-            stored = None
-        if stored is None and pack is not None:
-            pack.add(key, data)
-        elif stored != data:
-            backend.write_bytes(key, data, sync=sync)  # a loose copy wins over a bad packed one
+        _store_verified(digest_key(digest), data, backend, sync, pack)
         return Blob(digest, len(data))
+
+    def adopt_batch(self, objects: Sequence[tuple[str, bytes]], *, sync: bool = True) -> None:
+        """Store received ``(digest, bytes)`` objects, all or none (a server's batch upload).
+
+        Every object is checked against its digest before anything is stored; on a local
+        store they go into one pack (see :mod:`~driftline.core.artifacts.batch`).
+
+        Raises:
+            IntegrityError: some bytes do not hash to their digest; nothing was stored.
+            InvalidArgumentError: a digest is malformed.
+        """
+        for digest, data in objects:
+            actual = hash_bytes(data, parse_digest(digest)[0])
+            if actual != digest:
+                raise IntegrityError(
+                    f"The bytes received for {digest} hash to {actual}; nothing of this "
+                    "batch was stored. Was the file changed while it was being sent?"
+                )
+        backend = self.backend
+        if isinstance(backend, LocalByteStore):
+            with backend.packing(sync=sync) as pack:
+                for digest, data in objects:
+                    _store_verified(digest_key(digest), data, backend, sync, pack)
+            return
+        for digest, data in objects:
+            key = digest_key(digest)
+            if backend.exists(key):
+                continue
+            fd, name = _temp_outside()
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+                backend.put_file(key, Path(name))
+            finally:
+                Path(name).unlink(missing_ok=True)
 
     def put_bytes(self, data: bytes, *, sync: bool = True) -> Blob:
         """Store a bytes object (no write when identical bytes are stored already).
@@ -450,6 +484,24 @@ class VerifyingReader(io.RawIOBase):
             self._raw.close()
         finally:
             super().close()
+
+
+def _store_verified(
+    key: str, data: bytes, backend: LocalByteStore, sync: bool, pack: PackWriter | None
+) -> None:
+    """Store ``data``, known to hash to ``key``, in a local store (packed if ``pack``)."""
+    # Comparing with what is stored costs one read and lets a re-log repair an object
+    # whose bytes went bad (a write costs more than the read). A packing caller
+    # rescanned the packs when it began; a pack published since by another process
+    # at worst means one object is stored twice.
+    try:
+        stored: bytes | None = backend.read_local(key, refresh=pack is None)
+    except FileNotFoundError:
+        stored = None
+    if stored is None and pack is not None:
+        pack.add(key, data)
+    elif stored != data:
+        backend.write_bytes(key, data, sync=sync)  # a loose copy wins over a bad packed one
 
 
 def _checked_source(source: str | Path) -> Path:

@@ -6,6 +6,7 @@ Objects are named by their content digest (``blake3:<hex>``)::
     HEAD   /api/v1/artifacts/objects/{digest}        exists? size, modification time
     GET    /api/v1/artifacts/objects/{digest}        stream the bytes (Range: resume)
     PUT    /api/v1/artifacts/objects/{digest}        one-request upload (small objects)
+    POST   /api/v1/artifacts/batches                 many small objects in one request
     POST   /api/v1/artifacts/uploads                 begin or resume a chunked upload
     GET    /api/v1/artifacts/uploads/{id}            its offset
     PUT    /api/v1/artifacts/uploads/{id}?offset=N   append a chunk (409 + offset if N is stale)
@@ -49,12 +50,14 @@ from driftline.api.artifacts import (
     MAX_JSON_BODY,
     MissingRequest,
     MissingResponse,
+    StoredBatch,
     StoredObject,
     UploadRequest,
     UploadState,
     json_body_schema,
     parse_body,
 )
+from driftline.core.artifacts import batch
 from driftline.core.artifacts.local import LocalByteStore
 from driftline.core.artifacts.uploads import UploadArea, UploadStatus, digest_for_upload
 from driftline.core.hashing import CHUNK_SIZE, digest_key
@@ -201,6 +204,42 @@ async def put_object(request: Request, digest: Digest) -> Any:
     finally:
         temp.unlink(missing_ok=True)
     return {"digest": blob.digest, "size": blob.size}
+
+
+@router.post(
+    "/batches",
+    response_model=StoredBatch,
+    summary="Upload many small objects in one request (each verified; all or none stored)",
+    openapi_extra=_BINARY_BODY,
+)
+async def put_batch(request: Request) -> Any:
+    """The body format is :mod:`driftline.core.artifacts.batch`'s. The whole body is held
+    in memory (it is at most ``MAX_BATCH_BYTES``) while its objects are verified."""
+    await run_in_threadpool(partial(authorize, content=True), request, "edit")
+    declared = _declared_length(request)
+    if declared is not None and declared > batch.MAX_BATCH_BYTES:
+        raise _batch_too_large()
+    body = bytearray()
+    try:
+        async for piece in request.stream():
+            body += piece
+            if len(body) > batch.MAX_BATCH_BYTES:
+                raise _batch_too_large()
+    except ClientDisconnect:
+        return _disconnected()
+    objects = batch.decode(bytes(body))
+    content = workspace(request).content
+    try:
+        await run_in_threadpool(content.adopt_batch, objects)
+    except IntegrityError as exc:
+        return error_response(400, exc.code, str(exc))
+    return {"objects": len(objects), "size": sum(len(data) for _digest, data in objects)}
+
+
+def _batch_too_large() -> HTTPException:
+    return HTTPException(
+        413, f"A batch body is at most {batch.MAX_BATCH_BYTES:,} bytes; send several batches"
+    )
 
 
 # -- chunked uploads -------------------------------------------------------------------
