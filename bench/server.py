@@ -1,4 +1,4 @@
-"""Server benchmark: remote logging, batch ingest into PostgreSQL, get_run latency, MLflow.
+"""Server benchmark: remote logging, batch ingest, get_run latency, data commits, MLflow.
 
 Usage::
 
@@ -16,7 +16,9 @@ through the public SDK in remote mode (``uri=http://...``):
    that the background sender posts in large batches; metrics/s from the first call to
    the last flush, rows counted;
 3. ``get_run`` latency over HTTP (p50/p99 of sequential calls);
-4. the MLflow client's per-call ``mlflow.log_metric`` against the driftline server's
+4. a first ``dl.data.commit`` of a folder of small files (100 KiB each) through the
+   server: their objects travel in batch uploads (files/s and MiB/s, objects checked);
+5. the MLflow client's per-call ``mlflow.log_metric`` against the driftline server's
    MLflow-compatible routes and against ``mlflow server`` (SQLite backend) on the same
    machine, and the ratio. ``mlflow server`` needs the full ``mlflow`` package (the
    client alone is ``mlflow-skinny``): pass ``--mlflow`` or set ``MLFLOW_BIN``.
@@ -64,10 +66,11 @@ class Sizes:
     batch_clients: int
     get_runs: int
     mlflow_calls: int
+    data_files: int
 
 
-FULL = Sizes(200_000, 5_000, 100, 2, 2_000, 300)
-QUICK = Sizes(50_000, 1_000, 100, 2, 500, 100)
+FULL = Sizes(200_000, 5_000, 100, 2, 2_000, 300, 5_000)
+QUICK = Sizes(50_000, 1_000, 100, 2, 500, 100, 1_000)
 
 
 def progress(text: str) -> None:
@@ -177,6 +180,27 @@ def bench_per_call(url: str, home: Path, db_url: str, n: int) -> dict[str, float
     if rows != n:
         raise RuntimeError(f"per-call: {rows} metric rows in the database, expected {n}")
     return {"accepted_per_s": n / accepted, "durable_per_s": n / durable, "rows": rows}
+
+
+def bench_data_commit(url: str, root: Path, n: int) -> dict[str, float]:
+    """The first commit of ``n`` files of 100 KiB through the server."""
+    from driftline.settings import Settings
+    from driftline.workspace import Workspace
+
+    folder = root / "data-small"
+    folder.mkdir(parents=True)
+    for i in range(n):
+        (folder / f"part-{i:05d}.bin").write_bytes(os.urandom(100 * 1024))
+    settings = Settings.load(home=root / "c3" / ".driftline", uri=url, capture_environment=False)
+    with Workspace.from_settings(settings) as ws:
+        start = time.perf_counter()
+        version = ws.data.commit("bench-small", folder)
+        elapsed = time.perf_counter() - start
+        if version.file_count != n or ws.content.stored(
+            e.digest for e in ws.data.manifest(version).entries
+        ) != {e.digest for e in ws.data.manifest(version).entries}:
+            raise RuntimeError("the server does not hold every object of the commit")
+    return {"s": elapsed, "files_per_s": n / elapsed, "mib_per_s": n * 100 / 1024 / elapsed}
 
 
 def _batch_client(url: str, home: str, calls: int, width: int, queue: Any) -> None:
@@ -331,6 +355,9 @@ def rows_for(figures: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         ("remote.batch.durable_per_s", "remote", "batch ingest into PostgreSQL", "metrics/s"),
         ("remote.get_run.p50_ms", "remote", "get_run p50", "ms"),
         ("remote.get_run.p99_ms", "remote", "get_run p99", "ms"),
+        ("remote.data.s", "remote", "first data commit, 100 KiB files", "s"),
+        ("remote.data.files_per_s", "remote", "  files stored", "files/s"),
+        ("remote.data.mib_per_s", "remote", "  bytes stored", "MiB/s"),
         ("mlflow.client_vs_driftline_per_s", "mlflow client", "log_metric -> driftline", "calls/s"),
         (
             "mlflow.client_vs_mlflow_per_s",
@@ -344,7 +371,7 @@ def rows_for(figures: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         if key not in figures:
             continue
         value = figures[key]
-        text = f"{value:,.2f} {unit}" if unit in ("ms", "x") else f"{value:,.0f} {unit}"
+        text = f"{value:,.2f} {unit}" if unit in ("ms", "x", "s") else f"{value:,.0f} {unit}"
         target = ""
         if key in TARGETS:
             op, threshold = TARGETS[key]
@@ -380,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
             flatten("remote.batch", bench_batch(url, root, db_url, sizes), figures)
             progress(f"get_run x {sizes.get_runs:,}")
             flatten("remote.get_run", bench_get_run(url, root / "c2", sizes.get_runs), figures)
+            progress(f"data commit of {sizes.data_files:,} files of 100 KiB through the server")
+            flatten("remote.data", bench_data_commit(url, root, sizes.data_files), figures)
             if not args.no_mlflow:
                 progress(f"mlflow client -> driftline server x {sizes.mlflow_calls}")
                 try:
