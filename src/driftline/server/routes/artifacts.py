@@ -13,9 +13,10 @@ Objects are named by their content digest (``blake3:<hex>``)::
     POST   /api/v1/artifacts/uploads/{id}/complete   verify the hash, store the object
     DELETE /api/v1/artifacts/uploads/{id}            abandon it
 
-Nothing is ever held whole in memory: downloads stream from the store in 1 MiB reads,
-uploads stream to a temporary file (:mod:`driftline.core.artifacts.uploads`) and become
-visible only after their bytes hash to the digest they claim, through
+Nothing large is held whole in memory: downloads stream from the store in 1 MiB reads,
+a batch of small objects is at most 32 MiB, and other uploads stream to a temporary
+file (:mod:`driftline.core.artifacts.uploads`). Uploads become visible only after
+their bytes hash to the digest they claim, through
 :meth:`ContentStore.adopt_file <driftline.core.artifacts.ContentStore.adopt_file>` (a
 rename on a local store, an upload on S3 and friends). A body that does not match its
 digest is refused with 400 ``DATA_INTEGRITY`` and nothing is stored.
