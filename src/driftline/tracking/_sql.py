@@ -564,6 +564,31 @@ class SqlTrackingStore:
             )
         )
 
+    def replace_artifact(self, run_id: str, entry: ArtifactEntry, *, expected: str | None) -> bool:
+        """Compare-and-set of one path (see ``ConditionalArtifacts``)."""
+        a = t.run_artifacts.c
+        values = {
+            "digest": entry.digest,
+            "size": entry.size,
+            "created_at": int(entry.created_at.timestamp() * 1000),
+        }
+        if expected is None:
+            stmt = (
+                _upsert(self.db.dialect, t.run_artifacts)
+                .values(run_id=run_id, path=entry.path, **values)
+                .on_conflict_do_nothing(index_elements=["run_id", "path"])
+                .returning(a.path)
+            )
+        else:
+            stmt = (
+                t.run_artifacts.update()
+                .where(a.run_id == run_id, a.path == entry.path, a.digest == expected)
+                .values(**values)
+                .returning(a.path)
+            )
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
+        return self.db.write(lambda conn: conn.execute(stmt).first()) is not None
+
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]:
         a = t.run_artifacts.c
         query = sa.select(a.path, a.digest, a.size, a.created_at).where(a.run_id == run_id)

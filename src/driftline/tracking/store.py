@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from driftline.tracking.models import (
     ArtifactEntry,
@@ -21,6 +21,7 @@ from driftline.tracking.models import (
 from driftline.tracking.search import Node, OrderBy
 
 __all__ = [
+    "ConditionalArtifacts",
     "LogBatch",
     "MetricRow",
     "ParamRow",
@@ -153,4 +154,19 @@ class RunArtifactStore(Protocol):
 
     def artifact_digests(self) -> set[str]:
         """Every digest any run artifact points to (garbage collection marks these)."""
+        ...
+
+
+@runtime_checkable
+class ConditionalArtifacts(Protocol):
+    """An optional feature of a :class:`RunArtifactStore`: compare-and-set of one path.
+
+    What a read-modify-write of a logged file needs so that two writers racing on it do
+    not lose a change: the database stores have it; a remote client has no use for it
+    (such updates run on the server).
+    """
+
+    def replace_artifact(self, run_id: str, entry: ArtifactEntry, *, expected: str | None) -> bool:
+        """Point ``entry.path`` at ``entry``'s content if it now points at the digest
+        ``expected`` (``None``: if the path is not logged yet); whether it did."""
         ...

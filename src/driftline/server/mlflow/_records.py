@@ -17,24 +17,26 @@ collection keeps them), written through the tracking service's run-artifact inde
 tag ``driftline.mlflow.<kind> = 1`` marks runs that have records of a kind, so a run
 without any costs no extra read and logged models can be found by a run search.
 
-Limits, honestly: an update rewrites the whole file, so two clients changing the same
-logged model at the same instant can lose one change (MLflow's client does its updates
-one after another); and these records cannot be deleted (run artifacts cannot be). A
-``mlflow_logged_models`` table would lift both.
+An update (:meth:`RunRecords.update`) rewrites the whole file, as a compare-and-set on
+the run's artifact index: when two clients change the same logged model at the same
+instant, the second sees the first's change and applies its own on top, so neither is
+lost. These records cannot be deleted (run artifacts cannot be); a
+``mlflow_logged_models`` table would allow it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from driftline.core.clock import utcnow
+from driftline.errors import ConflictError
 from driftline.server.mlflow._views import INTERNAL_TAG_PREFIX
 from driftline.tracking.models import ArtifactEntry, Run
 from driftline.tracking.search import parse_filter
-from driftline.tracking.store import RunQuery
+from driftline.tracking.store import ConditionalArtifacts, RunQuery
 
 if TYPE_CHECKING:
     from driftline.workspace import Workspace
@@ -43,6 +45,8 @@ __all__ = ["RECORDS_FOLDER", "RunRecords"]
 
 RECORDS_FOLDER = ".mlflow"
 _SEARCH_PAGE = 1000
+# Tries of an update that keeps losing compare-and-set races to other updates.
+_UPDATE_ATTEMPTS = 20
 
 
 def marker_tag(kind: str) -> str:
@@ -59,30 +63,66 @@ class RunRecords:
     def put(self, run: Run, kind: str, name: str, data: dict[str, Any]) -> Run:
         """Write (or replace) the record ``name`` of ``kind`` for ``run``; return the run
         as it is now (with the marker tag)."""
+        self.ws.tracking.artifacts.add_artifacts(run.id, [self._stored(kind, name, data)])
+        return self._marked(run, kind)
+
+    def update(
+        self,
+        run: Run,
+        kind: str,
+        name: str,
+        change: Callable[[dict[str, Any] | None], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Replace the record ``name`` with ``change(its current value or None)``, as a
+        compare-and-set: if another update lands in between, ``change`` runs again on
+        its result. Returns the record written."""
+        artifacts = self.ws.tracking.artifacts
+        for _attempt in range(_UPDATE_ATTEMPTS):
+            current = self._entry(run, kind, name)
+            data = change(None if current is None else self._read(current))
+            entry = self._stored(kind, name, data)
+            if not isinstance(artifacts, ConditionalArtifacts):
+                artifacts.add_artifacts(run.id, [entry])  # no race to lose without a server
+            elif not artifacts.replace_artifact(
+                run.id, entry, expected=None if current is None else current.digest
+            ):
+                continue
+            self._marked(run, kind)
+            return data
+        raise ConflictError(
+            f"The record {name} of run {run.id} kept changing under this update; try again"
+        )
+
+    def get(self, run: Run, kind: str, name: str) -> dict[str, Any] | None:
+        """The record ``name`` of ``kind``, or ``None``."""
+        entry = self._entry(run, kind, name)
+        return None if entry is None else self._read(entry)
+
+    def _entry(self, run: Run, kind: str, name: str) -> ArtifactEntry | None:
+        path = f"{RECORDS_FOLDER}/{kind}/{name}.json"
+        if run.tags.get(marker_tag(kind)) == "1":
+            for entry in self.ws.tracking.artifacts.list_artifacts(run.id, path):
+                if entry.path == path:
+                    return entry
+        return None
+
+    def _stored(self, kind: str, name: str, data: dict[str, Any]) -> ArtifactEntry:
         raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         blob = self.ws.content.put_bytes(raw)
-        entry = ArtifactEntry(
+        return ArtifactEntry(
             path=f"{RECORDS_FOLDER}/{kind}/{name}.json",
             digest=blob.digest,
             size=blob.size,
             created_at=utcnow(),
         )
-        self.ws.tracking.artifacts.add_artifacts(run.id, [entry])
-        tag = marker_tag(kind)
-        if run.tags.get(tag) != "1":
-            self.ws.tracking.log_batch(run.id, tags={tag: "1"})
-            run = dataclasses.replace(run, tags={**run.tags, tag: "1"})
-        return run
 
-    def get(self, run: Run, kind: str, name: str) -> dict[str, Any] | None:
-        """The record ``name`` of ``kind``, or ``None``."""
-        if run.tags.get(marker_tag(kind)) != "1":
-            return None
-        path = f"{RECORDS_FOLDER}/{kind}/{name}.json"
-        for entry in self.ws.tracking.artifacts.list_artifacts(run.id, path):
-            if entry.path == path:
-                return self._read(entry)
-        return None
+    def _marked(self, run: Run, kind: str) -> Run:
+        """``run`` with the marker tag of ``kind`` (logged if it was missing)."""
+        tag = marker_tag(kind)
+        if run.tags.get(tag) == "1":
+            return run
+        self.ws.tracking.log_batch(run.id, tags={tag: "1"})
+        return dataclasses.replace(run, tags={**run.tags, tag: "1"})
 
     def list(self, run: Run, kind: str) -> list[dict[str, Any]]:
         """Every record of ``kind`` of ``run``, by name."""

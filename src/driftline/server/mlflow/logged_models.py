@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -118,23 +119,34 @@ class LoggedModels:
             raise NotFoundError(f"Logged model with ID '{model_id}' not found")
         return run, record
 
-    def save(self, run: Run, record: dict[str, Any]) -> dict[str, Any]:
-        """Store a changed record (stamped with the time of the change)."""
-        record = {**record, "last_updated_timestamp_ms": now_ms()}
-        self.records.put(run, _KIND, record["model_id"], record)
-        return record
+    def update(
+        self, run: Run, model_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Apply ``change`` to a record (stamped with the time of the change) as one
+        compare-and-set, so concurrent changes to one model never undo each other."""
+
+        def stamped(record: dict[str, Any] | None) -> dict[str, Any]:
+            if record is None:
+                raise NotFoundError(f"Logged model with ID '{model_id}' not found")
+            return {**change(record), "last_updated_timestamp_ms": now_ms()}
+
+        return self.records.update(run, _KIND, model_id, stamped)
 
     def add_metrics(
         self, model_id: str, run_id: str, points: list[tuple[str, float, int, int]]
     ) -> None:
         """Link metric points (``key, value, step, timestamp``) of ``run_id`` to a model."""
-        run, record = self.get(model_id)
-        metrics = list(record.get("metrics", []))
-        for key, value, step, timestamp in points:
-            point = {"key": key, "value": value, "step": step, "timestamp": timestamp}
-            if {**point, "run_id": run_id} not in metrics:
-                metrics.append({**point, "run_id": run_id})
-        self.save(run, {**record, "metrics": metrics})
+
+        def linked(record: dict[str, Any]) -> dict[str, Any]:
+            metrics = list(record.get("metrics", []))
+            for key, value, step, timestamp in points:
+                point = {"key": key, "value": value, "step": step, "timestamp": timestamp}
+                if {**point, "run_id": run_id} not in metrics:
+                    metrics.append({**point, "run_id": run_id})
+            return {**record, "metrics": metrics}
+
+        run, _record = self.get(model_id)
+        self.update(run, model_id, linked)
 
     def search(self, experiment_ids: list[str]) -> list[dict[str, Any]]:
         """Every logged model of these experiments."""
@@ -234,8 +246,8 @@ def finalize_logged_model(request: Request, model_id: str, body: JsonBody = None
     status = field_enum(fields, "status", _STATUSES)
     if not status:
         raise InvalidArgumentError("Missing value for required parameter 'status'")
-    models, run, record = _editable(request, model_id)
-    record = models.save(run, {**record, "status": status})
+    models, run, _record = _editable(request, model_id)
+    record = models.update(run, model_id, lambda record: {**record, "status": status})
     return {"model": model_json(record)}
 
 
@@ -243,19 +255,24 @@ def finalize_logged_model(request: Request, model_id: str, body: JsonBody = None
 def set_logged_model_tags(request: Request, model_id: str, body: JsonBody = None) -> dict[str, Any]:
     """Set tags of a logged model (existing keys are replaced)."""
     tags = pairs(body_of(body), "tags")
-    models, run, record = _editable(request, model_id)
-    record = models.save(run, {**record, "tags": {**record["tags"], **tags}})
+    models, run, _record = _editable(request, model_id)
+    record = models.update(
+        run, model_id, lambda record: {**record, "tags": {**record["tags"], **tags}}
+    )
     return {"model": model_json(record)}
 
 
 @router.delete("/logged-models/{model_id}/tags/{tag_key:path}")
 def delete_logged_model_tag(request: Request, model_id: str, tag_key: str) -> dict[str, Any]:
     """Remove a tag of a logged model."""
-    models, run, record = _editable(request, model_id)
-    if tag_key not in record["tags"]:
-        raise NotFoundError(f"Logged model {model_id} has no tag {tag_key!r}")
-    tags = {k: v for k, v in record["tags"].items() if k != tag_key}
-    models.save(run, {**record, "tags": tags})
+    models, run, _record = _editable(request, model_id)
+
+    def without(record: dict[str, Any]) -> dict[str, Any]:
+        if tag_key not in record["tags"]:
+            raise NotFoundError(f"Logged model {model_id} has no tag {tag_key!r}")
+        return {**record, "tags": {k: v for k, v in record["tags"].items() if k != tag_key}}
+
+    models.update(run, model_id, without)
     return {}
 
 
@@ -265,8 +282,10 @@ def log_logged_model_params(
 ) -> dict[str, Any]:
     """Add params to a logged model."""
     params = pairs(body_of(body), "params")
-    models, run, record = _editable(request, model_id)
-    models.save(run, {**record, "params": {**record["params"], **params}})
+    models, run, _record = _editable(request, model_id)
+    models.update(
+        run, model_id, lambda record: {**record, "params": {**record["params"], **params}}
+    )
     return {}
 
 
