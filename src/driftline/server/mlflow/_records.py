@@ -82,7 +82,8 @@ class RunRecords:
             data = change(None if current is None else self._read(current))
             entry = self._stored(kind, name, data)
             if not isinstance(artifacts, ConditionalArtifacts):
-                artifacts.add_artifacts(run.id, [entry])  # no race to lose without a server
+                # Only a remote client's store lacks it, and records live on the server.
+                artifacts.add_artifacts(run.id, [entry])
             elif not artifacts.replace_artifact(
                 run.id, entry, expected=None if current is None else current.digest
             ):
