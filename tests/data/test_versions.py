@@ -222,6 +222,25 @@ def test_stat_cache_makes_unchanged_recommit_read_nothing(
     assert second.number == 2
 
 
+def test_a_cached_digest_whose_object_is_gone_is_stored_again(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The stat cache is trusted without a look at the store only for objects a version
+    refers to (gc never sweeps those); any other hit is checked, and stored again if gone."""
+    from driftline.core.hashing import digest_key
+
+    files = {f"f{i}.bin": os.urandom(64) for i in range(5)}
+    src = make_tree(tmp_path / "src", files)
+    age(src)
+    first = ws.data.commit("d", src)
+    digest = next(e.digest for e in ws.data.manifest(first).entries if e.path == "f3.bin")
+    ws.content.backend.delete_many([digest_key(digest)])  # as gc does to an orphan
+    assert not ws.content.exists(digest)
+    other = ws.data.commit("e", src)  # the same files as a new dataset: hits, unvouched
+    assert ws.content.read_bytes(digest) == files["f3.bin"]
+    assert other.id == first.id
+
+
 @remote_too
 def test_large_listings_are_sharded_and_a_one_file_change_writes_one_shard(
     ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

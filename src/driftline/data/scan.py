@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -161,8 +161,14 @@ def ingest(
     cache_root: str = "",
     workers: int | None = None,
     progress: Progress | None = None,
+    referenced: Callable[[], Collection[str]] | None = None,
 ) -> list[ManifestEntry]:
-    """Store every file's bytes (skipping ones the stat cache vouches for); return entries."""
+    """Store every file's bytes (skipping ones the stat cache vouches for); return entries.
+
+    A stat-cache hit is trusted only if its object is still stored (an object of a commit
+    that never landed is swept by gc), except for the digests ``referenced()`` returns:
+    objects a version refers to, which gc never sweeps.
+    """
     known = cache.load(cache_root) if cache is not None else {}
     # One pass over 10,000s of files: what the stat cache vouches for becomes an entry.
     entries: list[ManifestEntry | None] = []
@@ -179,7 +185,9 @@ def ingest(
             entries.append(None)
     # Local stores are cheap to double-check in bulk; for remote ones the cache is trusted.
     if known and isinstance(content.backend, LocalByteStore):
-        still = content.stored({e.digest for e in entries if e is not None})
+        hits = {e.digest for e in entries if e is not None}
+        vouched = hits.intersection(referenced()) if referenced is not None else set()
+        still = vouched | content.stored(hits - vouched)
         entries = [e if e is not None and e.digest in still else None for e in entries]
     todo_at = [i for i, entry in enumerate(entries) if entry is None]
     todo = [files[i] for i in todo_at]

@@ -156,12 +156,14 @@ class DataService:
         use_cache: bool,
     ) -> DatasetVersion:
         files = list_files(source)
+        before = self.store.find_version(name)
         entries = ingest(
             files,
             self.content,
             cache=self._cache() if use_cache else None,
             cache_root=f"{self.content.url}|{source.absolute()}",
             progress=progress,
+            referenced=lambda: self._version_digests(before),
         )
         dataset = self.store.ensure_dataset(name)
         latest = self.store.find_version(name)
@@ -191,6 +193,15 @@ class DataService:
         for tag in tags:
             version = self.tag(version.ref, tag)
         return version
+
+    def _version_digests(self, version: DatasetVersion | None) -> set[str]:
+        """The digests of ``version``'s files (none if it is None or unreadable)."""
+        if version is None:
+            return set()
+        try:
+            return {entry.digest for entry in self.manifest(version).entries}
+        except DriftlineError:
+            return set()
 
     def _lists_same_files(self, version: DatasetVersion, entries: list[ManifestEntry]) -> bool:
         """Whether ``entries`` (sorted by path) are exactly the files of ``version``.
