@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,10 +42,10 @@ class GcResult:
     bytes: int
     kept_young: int
     #: Files crashed writes left (paths inside the store), and their total size.
-    leftovers: tuple[str, ...] = field(default=())
+    leftovers: tuple[str, ...] = ()
     leftover_bytes: int = 0
     #: Referenced objects recovered from packs whose index was torn.
-    salvaged: tuple[str, ...] = field(default=())
+    salvaged: tuple[str, ...] = ()
 
 
 def _stored_digests(workspace: Workspace) -> Iterator[tuple[str, str]]:

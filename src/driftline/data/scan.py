@@ -1,10 +1,10 @@
 """Turning files on disk into stored objects: listing, a stat cache, parallel ingestion.
 
-- Files are hashed and copied into the store on a thread pool (BLAKE3, hashlib and file
-  I/O release the GIL, so threads use every core). Large files are copied in the kernel
-  and hashed in streaming chunks, never whole in memory; small files (up to 1 MiB) are
-  read once and appended to a pack, since creating 10,000 files costs more than writing
-  their bytes (see :mod:`driftline.core.artifacts.packs`).
+- Large files are copied into the store in the kernel and hashed in streaming chunks
+  (never whole in memory) on a thread pool: BLAKE3, hashlib and file I/O release the
+  GIL. Meanwhile one thread reads, hashes and appends the small files (up to 1 MiB) to a
+  pack, since creating 10,000 files costs more than writing their bytes (see
+  :mod:`driftline.core.artifacts.packs`), and more threads on them only contend.
 - A stat cache remembers ``(relative path, inode, mtime_ns, size) -> digest`` per source
   folder, so committing unchanged data again reads no file at all. It is a small SQLite
   file in the workspace (local to this machine, like git's index), separate from the

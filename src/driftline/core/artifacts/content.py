@@ -305,16 +305,7 @@ class ContentStore:
                     _store_verified(digest_key(digest), data, backend, sync, pack)
             return
         for digest, data in objects:
-            key = digest_key(digest)
-            if backend.exists(key):
-                continue
-            fd, name = _temp_outside()
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(data)
-                backend.put_file(key, Path(name))
-            finally:
-                Path(name).unlink(missing_ok=True)
+            _put_through_file(backend, digest_key(digest), data)
 
     def put_bytes(self, data: bytes, *, sync: bool = True) -> Blob:
         """Store a bytes object (no write when identical bytes are stored already).
@@ -324,15 +315,8 @@ class ContentStore:
         if isinstance(self.backend, LocalByteStore):
             return self._put_small(data, self.backend, sync=sync)
         digest = hash_bytes(data, self.algorithm)
-        if self.exists(digest):
-            return Blob(digest, len(data))
-        fd, name = _temp_outside()
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            return self.put_file(name)
-        finally:
-            Path(name).unlink(missing_ok=True)
+        _put_through_file(self.backend, digest_key(digest), data)
+        return Blob(digest, len(data))
 
     def exists(self, digest: str) -> bool:
         """Whether an object with this digest is stored."""
@@ -502,6 +486,20 @@ def _store_verified(
         pack.add(key, data)
     elif stored != data:
         backend.write_bytes(key, data, sync=sync)  # a loose copy wins over a bad packed one
+
+
+def _put_through_file(backend: ByteStore, key: str, data: bytes) -> None:
+    """Store ``data``, known to hash to ``key``, on a backend that takes files, unless
+    the backend has it already."""
+    if backend.exists(key):
+        return
+    fd, name = _temp_outside()
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        backend.put_file(key, Path(name))
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 def _checked_source(source: str | Path) -> Path:
