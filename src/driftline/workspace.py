@@ -82,6 +82,7 @@ class Workspace:
     def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> Workspace:
         """Open (and on first use create) the workspace the settings describe."""
         from driftline.core.artifacts import ContentStore, open_byte_store
+        from driftline.core.audit_anchors import anchor_audit_log
         from driftline.core.metadata import Database, ensure_schema
         from driftline.data._sql import SqlDataStore
         from driftline.registry._sql import SqlAuditLog, SqlRegistryStore
@@ -97,6 +98,7 @@ class Workspace:
             database.dispose()
             raise
         runs = SqlTrackingStore(database)
+        content = ContentStore(open_byte_store(settings.artifact_root), settings.hash_algorithm)
         return cls._assemble(
             settings,
             _Stores(
@@ -104,9 +106,9 @@ class Workspace:
                 artifacts=runs,
                 data=SqlDataStore(database),
                 registry=SqlRegistryStore(database),
-                audit=SqlAuditLog(database),
+                audit=SqlAuditLog(database, anchor_audit_log(database, content.backend)),
             ),
-            ContentStore(open_byte_store(settings.artifact_root), settings.hash_algorithm),
+            content,
             database=database,
         )
 

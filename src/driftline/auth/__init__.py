@@ -73,6 +73,8 @@ def open_auth(settings: Settings) -> UserAdmin:
 
         return HttpUserAdmin(ApiClient(settings.uri, token=settings.token))
     from driftline.auth._sql import SqlAuthStore
+    from driftline.core.artifacts import open_byte_store
+    from driftline.core.audit_anchors import anchor_audit_log
     from driftline.core.metadata import Database, ensure_schema
 
     database = Database(settings.uri)
@@ -81,4 +83,6 @@ def open_auth(settings: Settings) -> UserAdmin:
     except BaseException:
         database.dispose()
         raise
+    # User changes are audited: anchor them as the workspace does its own changes.
+    anchor_audit_log(database, open_byte_store(settings.artifact_root))
     return AuthService(SqlAuthStore(database), actor=settings.user, on_close=database.dispose)

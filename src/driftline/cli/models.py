@@ -377,7 +377,14 @@ def audit_verify(ctx: typer.Context, json: bool = JsonOption) -> None:
     if json:
         print_json(report)
     elif report.ok:
-        console.print(f"Audit log intact: {report.entries} entries verified")
+        console.print(
+            f"Audit log intact: {report.entries} entries verified, "
+            + (
+                f"anchored up to entry {report.anchored_seq} outside the database"
+                if report.anchored_seq
+                else "none anchored outside the database (a cut tail would not show)"
+            )
+        )
     else:
         console.print(
             f"[red]Audit log TAMPERED[/]: {report.problem} "

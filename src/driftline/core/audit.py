@@ -10,10 +10,15 @@ Entries are appended inside the same transaction as the change they describe
 (:func:`append_audit`), so the log and the data never disagree. Concurrent appenders
 race for the next sequence number; the loser's transaction fails on the primary key
 and is retried by the caller's retry loop.
+
+The chain alone cannot show a cut tail or a wholesale rewrite by someone who can write
+the database: :mod:`driftline.core.audit_anchors` keeps anchors outside it, and
+:func:`verify_audit_log` checks the log against them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -24,7 +29,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import BigInteger, Column, Integer, String, Table, Text
 
+from driftline.core.audit_anchors import HEAD_NOTE, Anchor
 from driftline.core.clock import from_ms, now_ms
+from driftline.core.metadata.engine import note
 from driftline.core.metadata.schema import metadata
 
 __all__ = [
@@ -32,6 +39,7 @@ __all__ = [
     "AuditReport",
     "append_audit",
     "audit_head",
+    "audit_head_of",
     "audit_log",
     "iter_audit",
     "verify_audit_log",
@@ -87,6 +95,9 @@ class AuditReport:
     entries: int
     first_bad_seq: int | None = None
     problem: str | None = None
+    # The newest entry anchored outside the database (0: none; truncation of the
+    # newest entries cannot be detected then).
+    anchored_seq: int = 0
 
 
 def _canonical(value: Any) -> str | None:
@@ -154,6 +165,7 @@ def append_audit(
         )
         if moved.rowcount != 1:
             raise sa.exc.IntegrityError("audit head moved", None, Exception("concurrent append"))
+    note(conn, HEAD_NOTE, (seq, digest))  # anchored once the transaction commits
     return seq
 
 
@@ -208,8 +220,30 @@ def _scan(conn: sa.Connection, batch: int = 20_000) -> Iterator[Any]:
         last = rows[-1].seq
 
 
-def verify_audit_log(conn: sa.Connection) -> AuditReport:
-    """Recompute the chain; report the first entry that does not fit."""
+def verify_audit_log(conn: sa.Connection, anchors: list[Anchor] | None = None) -> AuditReport:
+    """Recompute the chain; report the first entry that does not fit.
+
+    ``anchors`` (from :class:`~driftline.core.audit_anchors.AuditAnchors`) are checked
+    too: each anchored entry must still be there, with the anchored hash.
+    """
+    anchors = anchors or []
+    report = _verify_chain(conn, {a.seq: a for a in anchors})
+    newest = max((a.seq for a in anchors), default=0)
+    if report.ok and report.entries < newest:
+        anchor = next(a for a in anchors if a.seq == newest)
+        return AuditReport(
+            ok=False,
+            entries=report.entries,
+            first_bad_seq=report.entries + 1,
+            problem=f"the log ends at entry {report.entries} but entry {newest} was "
+            f"anchored at {from_ms(anchor.at):%Y-%m-%d %H:%M:%S} UTC: entries "
+            f"{report.entries + 1}-{newest} were deleted",
+            anchored_seq=newest,
+        )
+    return dataclasses.replace(report, anchored_seq=newest)
+
+
+def _verify_chain(conn: sa.Connection, anchors: Mapping[int, Anchor]) -> AuditReport:
     prev, expected_seq, count = GENESIS, 1, 0
     for row in _scan(conn):
         count += 1
@@ -235,6 +269,15 @@ def verify_audit_log(conn: sa.Connection) -> AuditReport:
                 first_bad_seq=row.seq,
                 problem=f"entry {row.seq} was edited after it was written",
             )
+        anchor = anchors.get(row.seq)
+        if anchor is not None and anchor.hash != row.hash:
+            return AuditReport(
+                ok=False,
+                entries=count,
+                first_bad_seq=row.seq,
+                problem=f"entry {row.seq} differs from its anchor outside the database "
+                "(the log was rewritten)",
+            )
         prev, expected_seq = row.hash, expected_seq + 1
     head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash)).first()
     if head is not None and (head.seq != expected_seq - 1 or head.hash != prev):
@@ -250,3 +293,9 @@ def verify_audit_log(conn: sa.Connection) -> AuditReport:
             ok=False, entries=count, first_bad_seq=1, problem="the head record is missing"
         )
     return AuditReport(ok=True, entries=count)
+
+
+def audit_head_of(conn: sa.Connection) -> tuple[int, str] | None:
+    """The newest ``(seq, hash)`` the head records, or ``None`` for an empty log."""
+    head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash)).first()
+    return None if head is None else (head.seq, head.hash)

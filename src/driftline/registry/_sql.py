@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -15,6 +16,7 @@ from driftline.core.audit import (
     AuditEntry,
     AuditReport,
     append_audit,
+    audit_head_of,
     iter_audit,
     verify_audit_log,
 )
@@ -30,6 +32,9 @@ from driftline.registry.models import (
     RegisteredModel,
 )
 from driftline.registry.store import ANY_HOLDER
+
+if TYPE_CHECKING:
+    from driftline.core.audit_anchors import AuditAnchors
 
 __all__ = ["SqlAuditLog", "SqlRegistryStore"]
 
@@ -516,10 +521,12 @@ _MODEL_ENTITIES = ("model", "model_version", "alias")
 
 
 class SqlAuditLog:
-    """:class:`~driftline.registry.store.AuditLog` on the metadata database."""
+    """:class:`~driftline.registry.store.AuditLog` on the metadata database, checked
+    against its anchors outside the database (when the workspace keeps them)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, anchors: AuditAnchors | None = None) -> None:
         self.db = db
+        self.anchors = anchors
 
     def entries(self, *, model: str | None = None, limit: int | None = 100) -> list[AuditEntry]:
         if model is None:
@@ -532,4 +539,17 @@ class SqlAuditLog:
         return matching if limit is None else matching[:limit]
 
     def verify(self) -> AuditReport:
-        return self.db.read(verify_audit_log)
+        if self.anchors is None:
+            return self.db.read(verify_audit_log)
+        anchors = self.anchors.all()
+
+        def verify(conn: sa.Connection) -> tuple[AuditReport, tuple[int, str] | None]:
+            return verify_audit_log(conn, anchors), audit_head_of(conn)
+
+        report, head = self.db.read(verify)
+        if report.ok and head is not None and head[0] > report.anchored_seq:
+            # Pin what was just verified: a log that predates anchoring (or whose last
+            # anchor write failed) is protected from here on.
+            self.anchors.record(*head)
+            report = dataclasses.replace(report, anchored_seq=head[0])
+        return report

@@ -33,7 +33,7 @@ from driftline.core.hashing import (
 )
 from driftline.errors import IntegrityError, InvalidArgumentError, NotFoundError
 
-__all__ = ["Blob", "ContentStore", "VerifyingReader"]
+__all__ = ["Blob", "ContentStore", "VerifyingReader", "put_object_bytes"]
 
 _A = TypeVar("_A")
 _T = TypeVar("_T")
@@ -305,7 +305,7 @@ class ContentStore:
                     _store_verified(digest_key(digest), data, backend, sync, pack)
             return
         for digest, data in objects:
-            _put_through_file(backend, digest_key(digest), data)
+            put_object_bytes(backend, digest_key(digest), data)
 
     def put_bytes(self, data: bytes, *, sync: bool = True) -> Blob:
         """Store a bytes object (no write when identical bytes are stored already).
@@ -315,7 +315,7 @@ class ContentStore:
         if isinstance(self.backend, LocalByteStore):
             return self._put_small(data, self.backend, sync=sync)
         digest = hash_bytes(data, self.algorithm)
-        _put_through_file(self.backend, digest_key(digest), data)
+        put_object_bytes(self.backend, digest_key(digest), data)
         return Blob(digest, len(data))
 
     def exists(self, digest: str) -> bool:
@@ -488,9 +488,9 @@ def _store_verified(
         backend.write_bytes(key, data, sync=sync)  # a loose copy wins over a bad packed one
 
 
-def _put_through_file(backend: ByteStore, key: str, data: bytes) -> None:
-    """Store ``data``, known to hash to ``key``, on a backend that takes files, unless
-    the backend has it already."""
+def put_object_bytes(backend: ByteStore, key: str, data: bytes) -> None:
+    """Store ``data`` under ``key`` on a backend that takes files, unless the backend has
+    that key already (keys are write-once: a content address, or an audit anchor)."""
     if backend.exists(key):
         return
     fd, name = _temp_outside()

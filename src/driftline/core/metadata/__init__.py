@@ -1,15 +1,17 @@
 """The metadata database: engine and transactions, the shared table registry, migrations."""
 
-from driftline.core.metadata.engine import Database, normalize_url
+from driftline.core.metadata.engine import CommitHook, Database, normalize_url, note
 from driftline.core.metadata.migrate import HEAD_REVISION, current_revision, ensure_schema, upgrade
 from driftline.core.metadata.schema import metadata
 
 __all__ = [
     "HEAD_REVISION",
+    "CommitHook",
     "Database",
     "current_revision",
     "ensure_schema",
     "metadata",
     "normalize_url",
+    "note",
     "upgrade",
 ]

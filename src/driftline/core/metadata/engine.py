@@ -12,6 +12,12 @@ nowhere else:
 Transient failures (a locked SQLite file, a dropped PostgreSQL connection, a
 serialization failure) are retried with backoff; when the budget is spent the caller
 gets :class:`~driftline.errors.BackendError`.
+
+Work that must follow a commit, never precede it (anchoring the audit log outside the
+database), is done by commit hooks: code inside a transaction leaves a note with
+:func:`note`, and once the transaction has committed each of the database's
+``commit_hooks`` is called with the transaction's notes. A rolled-back transaction's
+notes are dropped.
 """
 
 from __future__ import annotations
@@ -29,10 +35,13 @@ from driftline.errors import BackendError, InvalidArgumentError
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
-__all__ = ["Database", "enable_wal", "normalize_url"]
+__all__ = ["CommitHook", "Database", "enable_wal", "normalize_url", "note"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+CommitHook = Callable[[dict[str, Any]], None]
+_NOTES = "driftline.transaction_notes"
 
 _SQLITE_BUSY_MS = 2000
 _RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -71,6 +80,7 @@ class Database:
         self.engine: Engine = self._create_engine()
         self.dialect: str = self.engine.dialect.name
         self._memory_lock = threading.RLock() if self._is_memory else None
+        self.commit_hooks: list[CommitHook] = []
 
     @property
     def _is_memory(self) -> bool:
@@ -127,8 +137,22 @@ class Database:
         with lock, self.engine.connect() as conn:
             if write:
                 conn.execution_options(driftline_write=True)
+            notes: dict[str, Any] = {}
+            conn.info[_NOTES] = notes  # per transaction: the pooled connection outlives it
             with conn.begin():
                 yield conn
+            del conn.info[_NOTES]
+        if notes:
+            self._after_commit(notes)
+
+    def _after_commit(self, notes: dict[str, Any]) -> None:
+        # The transaction is durable; a failing hook must not make the caller believe it
+        # was not (the caller could retry a committed change). Hooks report loudly instead.
+        for hook in self.commit_hooks:
+            try:
+                hook(notes)
+            except Exception:
+                log.exception("a commit hook of %s failed", self.display_url)
 
     def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in a write transaction, retrying transient failures."""
@@ -177,6 +201,12 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def note(conn: Connection, key: str, value: Any) -> None:
+    """Leave ``value`` for the database's commit hooks, to be handed them once the
+    transaction on ``conn`` commits (a later note under the same key replaces it)."""
+    conn.info[_NOTES][key] = value
 
 
 def enable_wal(dbapi_conn: Any, *, timeout: float = 10.0) -> None:
