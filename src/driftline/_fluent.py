@@ -22,8 +22,18 @@ if TYPE_CHECKING:
 
 from driftline.core.session import set_default_workspace_provider
 
-# Bound once: `dl.log_metric` runs this on every call (an import statement costs ~1 µs).
-from driftline.tracking.active import require_run as _require
+
+
+def _require() -> ActiveRun:
+    """The active run. On first call this rebinds itself to tracking's ``require_run``:
+    `dl.log_metric` runs it on every call (an import statement costs ~1 µs), and
+    importing tracking when driftline is imported would slow every CLI command."""
+    global _require
+    from driftline.tracking.active import require_run
+
+    _require = require_run
+    return require_run()
+
 
 _lock = threading.RLock()
 _default: Workspace | None = None
