@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import BigInteger, Column, Integer, String, Table, Text
 
 from driftline.core.clock import from_ms, now_ms
+from driftline.core.jsonvalues import check_json_value
 from driftline.core.metadata.schema import metadata
 
 __all__ = [
@@ -127,6 +128,9 @@ def append_audit(
     after: Any = None,
 ) -> int:
     """Append an entry in the caller's transaction; return its sequence number."""
+    # An entry that could not be read back would break every listing of the log.
+    before = check_json_value(before, "The 'before' of an audit entry")
+    after = check_json_value(after, "The 'after' of an audit entry")
     head = conn.execute(
         sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
     ).first()
