@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from driftline.core.clock import from_ms, to_ms
+from driftline.core.values import check_float, check_int64, check_ms
 from driftline.errors import InvalidArgumentError
 
 __all__ = ["decode", "decode_float", "encode", "encode_float"]
@@ -46,10 +47,8 @@ def encode_float(value: float) -> float | str:
 
 def decode_float(value: Any, where: str = "value") -> float:
     """The inverse of :func:`encode_float`; also accepts integers."""
-    if isinstance(value, bool):
-        raise InvalidArgumentError(f"{where} must be a number, not a boolean")
-    if isinstance(value, int | float):
-        return float(value)
+    if isinstance(value, int | float):  # booleans too: check_float refuses them
+        return check_float(value, where)
     if isinstance(value, str) and value in _NON_FINITE:
         return _NON_FINITE[value]
     raise InvalidArgumentError(f"{where} must be a number, not {value!r}")
@@ -153,7 +152,7 @@ def _decode_scalar(tp: type, data: Any, where: str) -> Any:
     if tp is datetime:
         if isinstance(data, bool) or not isinstance(data, int):
             raise InvalidArgumentError(f"{where} must be epoch milliseconds (an integer)")
-        return from_ms(data)
+        return from_ms(check_ms(data, where))
     if issubclass(tp, enum.Enum):
         try:
             return tp(data)
@@ -169,7 +168,7 @@ def _decode_scalar(tp: type, data: Any, where: str) -> Any:
     if tp is int:
         if isinstance(data, bool) or not isinstance(data, int):
             raise InvalidArgumentError(f"{where} must be an integer")
-        return data
+        return check_int64(data, where)
     if tp is str:
         if not isinstance(data, str):
             raise InvalidArgumentError(f"{where} must be a string")

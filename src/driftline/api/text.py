@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from driftline.core.values import INT64_MAX, MAX_MS, MIN_MS
+
 __all__ = [
     "INT32_MAX",
     "INT64_MAX",
@@ -26,7 +28,6 @@ __all__ = [
 ]
 
 INT32_MAX = 2**31 - 1
-INT64_MAX = 2**63 - 1
 
 
 def has_nul(value: Any) -> bool:
@@ -75,5 +76,5 @@ Number = Annotated[int, Field(ge=1, le=INT32_MAX)]
 Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
 """A count or a size in bytes."""
 
-EpochMs = Annotated[int, Field(ge=0, le=INT64_MAX)]
+EpochMs = Annotated[int, Field(ge=MIN_MS, le=MAX_MS)]
 """A time in milliseconds since the epoch."""

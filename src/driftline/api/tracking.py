@@ -20,6 +20,7 @@ from annotated_types import Interval
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from driftline.api.codec import decode_float, encode_float
+from driftline.core.values import INT64_MAX, MAX_MS, MIN_MS, check_ms
 from driftline.errors import InvalidArgumentError
 
 __all__ = [
@@ -39,7 +40,7 @@ __all__ = [
 # A store page is asked for one more item than the service shows (to know if there is
 # a next page), and experiment-name suggestions read up to 1000 names.
 MAX_LIST_PAGE = 5001
-_INT64 = 2**63 - 1
+_INT64 = INT64_MAX
 
 Lifecycle = Literal["active", "deleted"]
 Status = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]
@@ -91,7 +92,7 @@ class RunCreateBody(_Body):
     experiment_id: str = Field(max_length=64)
     name: Name
     user: str = Field(min_length=1, max_length=256)
-    start_time: Int = Field(ge=0, le=_INT64, description="Epoch milliseconds")
+    start_time: Int = Field(ge=MIN_MS, le=MAX_MS, description="Epoch milliseconds")
     parent_id: str | None = Field(default=None, max_length=64)
     tags: dict[TagKey, TagValue] = Field(default_factory=dict, json_schema_extra=_only_valid_keys)
 
@@ -101,7 +102,7 @@ class RunStatusBody(_Body):
 
     status: Status
     # Constraints before the validator, or the schema shows them as unknown keywords.
-    end_time: Annotated[int, Interval(ge=0, le=_INT64), BeforeValidator(_whole)] | None = None
+    end_time: Annotated[int, Interval(ge=MIN_MS, le=MAX_MS), BeforeValidator(_whole)] | None = None
     expected: Status = "RUNNING"
 
 
@@ -130,7 +131,7 @@ class ArtifactEntryBody(_Body):
     path: str = Field(max_length=1024, pattern=r"^[^/\\\x00-\x1f\x7f][^\\\x00-\x1f\x7f]*$")
     digest: str = Field(pattern=r"^(blake3|sha256):[0-9a-f]{64}$")
     size: Int = Field(ge=0, le=_INT64)
-    created_at: Int = Field(ge=0, le=_INT64, description="Epoch milliseconds")
+    created_at: Int = Field(ge=MIN_MS, le=MAX_MS, description="Epoch milliseconds")
 
 
 class ArtifactEntriesBody(_Body):
@@ -176,7 +177,12 @@ LOG_BATCH_SCHEMA: dict[str, Any] = {
                 "key": {"type": "string"},
                 "value": _NUMBER,
                 "step": {"type": "integer"},
-                "timestamp": {"type": "integer", "description": "Epoch milliseconds"},
+                "timestamp": {
+                    "type": "integer",
+                    "minimum": MIN_MS,
+                    "maximum": MAX_MS,
+                    "description": "Epoch milliseconds",
+                },
             }
         ),
         "params": _TEXT_COLUMNS,
@@ -252,7 +258,7 @@ def decode_log_batch(
         _check_types(run_ids, str, "metrics.run_id")
         _check_types(keys, str, "metrics.key")
         metrics = (run_ids, keys, _floats(values), _int64s(steps, "metrics.step"),
-                   _int64s(stamps, "metrics.timestamp"))  # fmt: skip
+                   _stamps(stamps))  # fmt: skip
     params = _text_columns(data.get("params"), "params")
     tags = _text_columns(data.get("tags"), "tags")
     heartbeats = data.get("heartbeats") or []
@@ -312,6 +318,15 @@ def _int64s(values: list[Any], where: str) -> list[int]:
     if values and (min(values) < -_INT64 - 1 or max(values) > _INT64):
         raise InvalidArgumentError(f"{where} must fit in 64 bits")
     return values
+
+
+def _stamps(values: list[Any]) -> list[int]:
+    stamps = _int64s(values, "metrics.timestamp")
+    # Whole columns are checked with min/max; only a bad one is looked at row by row.
+    if stamps and (min(stamps) < MIN_MS or max(stamps) > MAX_MS):
+        for stamp in stamps:
+            check_ms(stamp, "metrics.timestamp")
+    return stamps
 
 
 def _is_whole(value: Any) -> bool:

@@ -31,6 +31,7 @@ from sqlalchemy import BigInteger, Column, Integer, String, Table, Text
 
 from driftline.core.audit_anchors import HEAD_NOTE, Anchor
 from driftline.core.clock import from_ms, now_ms
+from driftline.core.jsonvalues import check_json_value
 from driftline.core.metadata.engine import note
 from driftline.core.metadata.schema import metadata
 
@@ -138,6 +139,9 @@ def append_audit(
     after: Any = None,
 ) -> int:
     """Append an entry in the caller's transaction; return its sequence number."""
+    # An entry that could not be read back would break every listing of the log.
+    before = check_json_value(before, "The 'before' of an audit entry")
+    after = check_json_value(after, "The 'after' of an audit entry")
     head = conn.execute(
         sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
     ).first()

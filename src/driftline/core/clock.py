@@ -3,15 +3,20 @@
 Databases store milliseconds since the Unix epoch (an integer is exact, sortable and
 identical on SQLite and PostgreSQL); records expose aware ``datetime`` objects.
 A naive ``datetime`` given by a user is interpreted as UTC, whatever ``TZ`` says.
+Conversions are exact integer arithmetic (no float rounding at the ends of the range
+:mod:`driftline.core.values` allows).
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import overload
 
 __all__ = ["from_ms", "now_ms", "to_ms", "utcnow"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def now_ms() -> int:
@@ -29,7 +34,7 @@ def to_ms(value: datetime | int | float) -> int:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return int(value.timestamp() * 1000)
+        return (value - _EPOCH) // _MS
     return int(value)
 
 
@@ -45,4 +50,4 @@ def from_ms(ms: int | None) -> datetime | None:
     """Convert epoch milliseconds to an aware UTC datetime (``None`` stays ``None``)."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return _EPOCH + timedelta(milliseconds=ms)

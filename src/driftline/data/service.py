@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from driftline.core.artifacts import ContentStore
 from driftline.core.clock import now_ms, to_ms
+from driftline.core.values import check_ms
 from driftline.data.manifest import Manifest, read_manifest, shard_digests, write_manifest
 from driftline.data.models import (
     Dataset,
@@ -234,7 +235,7 @@ class DataService:
     def get(self, ref: str, *, as_of: datetime | int | None = None) -> DatasetVersion:
         """Resolve a reference (see the module docstring) to a version."""
         name, selector = parse_ref(ref)
-        when = None if as_of is None else to_ms(as_of)
+        when = None if as_of is None else check_ms(to_ms(as_of), "as_of")
         found: DatasetVersion | None
         if selector is None or selector == "latest":
             found = self.store.find_version(name, as_of=when)

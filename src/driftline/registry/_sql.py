@@ -20,8 +20,10 @@ from driftline.core.audit import (
     iter_audit,
     verify_audit_log,
 )
-from driftline.core.clock import from_ms, now_ms
+from driftline.core.clock import from_ms, now_ms, to_ms
+from driftline.core.jsonvalues import check_json_value
 from driftline.core.metadata import Database
+from driftline.core.values import check_int64, check_ms
 from driftline.errors import AlreadyExistsError, BackendError, ConflictError, NotFoundError
 from driftline.registry import _tables as t
 from driftline.registry.models import (
@@ -161,6 +163,11 @@ class SqlRegistryStore:
 
     def add_version(self, name: str, fields: dict[str, Any], *, actor: str) -> ModelVersion:
         v = t.model_versions.c
+        if fields.get("signature") is not None:
+            fields = {
+                **fields,
+                "signature": check_json_value(fields["signature"], "The model signature"),
+            }
 
         def insert(conn: Connection) -> int:
             latest = conn.execute(sa.select(sa.func.max(v.version)).where(v.name == name)).scalar()
@@ -262,6 +269,8 @@ class SqlRegistryStore:
         details: dict[str, Any] | None = None,
     ) -> AliasMove:
         a, h, v = t.model_aliases.c, t.alias_history.c, t.model_versions.c
+        if details is not None:
+            details = check_json_value(details, "The details of an alias move")
 
         def move(conn: Connection) -> AliasMove:
             if version is not None:
@@ -381,6 +390,12 @@ class SqlRegistryStore:
             ) from None
 
     def _insert_evaluation(self, evaluation: Evaluation) -> None:
+        # Every writer of evaluations (the registry service, the REST route) ends here:
+        # what cannot be read back and listed is refused before anything is written.
+        metrics = check_json_value(evaluation.metrics, "The metrics of an evaluation")
+        slices = check_json_value(evaluation.slices, "The slices of an evaluation")
+        rows = check_int64(evaluation.rows, "The rows of an evaluation")
+        created_at = check_ms(to_ms(evaluation.created_at), "The time of an evaluation")
         self.db.write(
             lambda conn: conn.execute(
                 t.evaluations.insert().values(
@@ -390,10 +405,10 @@ class SqlRegistryStore:
                     dataset=evaluation.dataset,
                     target=evaluation.target,
                     task=evaluation.task,
-                    rows=evaluation.rows,
-                    metrics=json.dumps(evaluation.metrics),
-                    slices=json.dumps(evaluation.slices) if evaluation.slices else None,
-                    created_at=int(evaluation.created_at.timestamp() * 1000),
+                    rows=rows,
+                    metrics=json.dumps(metrics),
+                    slices=json.dumps(slices) if slices else None,
+                    created_at=created_at,
                 )
             )
         )

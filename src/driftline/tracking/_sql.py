@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from driftline.core.clock import from_ms, now_ms
 from driftline.core.ids import new_id
 from driftline.core.metadata import Database
+from driftline.core.values import check_ms
 from driftline.errors import AlreadyExistsError, ConflictError, DriftlineError, NotFoundError
 from driftline.tracking import _tables as t
 from driftline.tracking._search_sql import RunSearchCompiler
@@ -228,8 +229,11 @@ class SqlTrackingStore:
         tags: dict[str, str],
     ) -> Run:
         run_id = new_id()
+        # Every writer (the service, the REST and MLflow routes) ends here: a time no
+        # reader could turn back into a datetime is refused before anything is written.
+        start_time = check_ms(start_time, "start_time")
 
-        def insert(conn: Connection) -> None:
+        def insert(conn: Connection) -> Run:
             conn.execute(
                 t.runs.insert().values(
                     run_id=run_id,
@@ -248,9 +252,11 @@ class SqlTrackingStore:
                     t.tags.insert(),
                     [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
                 )
+            # Read back in the same transaction: if the run cannot be returned, it is
+            # not stored either.
+            return self._run(conn, run_id)
 
-        self.db.write(insert)
-        return self.get_run(run_id)
+        return self.db.write(insert)
 
     def get_run(self, run_id: str) -> Run:
         """Like :meth:`find_run`, raising ``NotFoundError``."""
@@ -266,10 +272,19 @@ class SqlTrackingStore:
 
         return self.db.read(read)
 
+    def _run(self, conn: Connection, run_id: str) -> Run:
+        row = conn.execute(sa.select(t.runs).where(t.runs.c.run_id == run_id)).first()
+        if row is None:
+            raise NotFoundError(f"No run with id {run_id!r}")
+        return self._runs(conn, [row])[0]
+
     def update_run_status(
         self, run_id: str, *, status: RunStatus, end_time: int | None, expected: RunStatus
     ) -> Run:
-        def update(conn: Connection) -> None:
+        if end_time is not None:
+            end_time = check_ms(end_time, "end_time")
+
+        def update(conn: Connection) -> Run:
             result = conn.execute(
                 t.runs.update()
                 .where(t.runs.c.run_id == run_id, t.runs.c.status == expected.value)
@@ -285,9 +300,9 @@ class SqlTrackingStore:
                     f"Run {run_id} is {current}, not {expected.value}; "
                     f"it cannot become {status.value}"
                 )
+            return self._run(conn, run_id)
 
-        self.db.write(update)
-        return self.get_run(run_id)
+        return self.db.write(update)
 
     def set_run_lifecycle(self, run_id: str, stage: LifecycleStage) -> Run:
         def update(conn: Connection) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import operator
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from driftline.core.artifacts import ContentStore, validate_artifact_path
 from driftline.core.clock import now_ms, utcnow
 from driftline.core.paging import Page, decode_token, encode_token
+from driftline.core.values import check_float, check_int64, check_ms
 from driftline.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
 from driftline.tracking.models import (
     ArtifactEntry,
@@ -51,23 +51,13 @@ def validate_key(key: str, what: str = "key") -> str:
 
 
 def as_step(step: Any) -> int:
-    """A metric step: a whole number (``3``, ``3.0``, a numpy integer), else an error."""
-    try:
-        return operator.index(step)
-    except TypeError:
-        if isinstance(step, float) and step.is_integer():
-            return int(step)
-    raise InvalidArgumentError(f"A metric step must be a whole number, got {step!r}")
+    """A metric step: a whole number (``3``, ``3.0``, a numpy integer) in 64 bits."""
+    return check_int64(step, "A metric step")
 
 
 def metric_value(key: str, value: Any) -> float:
     """Convert a logged value to float, with a clear error for non-numbers."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(
-            f"Metric {key!r} must be a number, got {type(value).__name__} {value!r}"
-        ) from None
+    return check_float(value, f"Metric {key!r}")
 
 
 class TrackingService:
@@ -253,7 +243,7 @@ class TrackingService:
                     validate_key(k, "metric key"),
                     metric_value(k, v),
                     as_step(s),
-                    now if ts is None else ts,
+                    now if ts is None else check_ms(ts, f"The timestamp of metric {k!r}"),
                 )
                 for k, v, s, ts in metrics
             ],

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from driftline.core.clock import utcnow
+from driftline.core.jsonvalues import check_json_value
 from driftline.errors import ConflictError
 from driftline.server.mlflow._views import INTERNAL_TAG_PREFIX
 from driftline.tracking.models import ArtifactEntry, Run
@@ -108,6 +109,9 @@ class RunRecords:
         return None
 
     def _stored(self, kind: str, name: str, data: dict[str, Any]) -> ArtifactEntry:
+        # A record carries what clients sent (params, tags, metric points): bounded like
+        # every stored JSON value, so a listing can always read it back.
+        data = check_json_value(data, f"The MLflow {kind} record {name!r}")
         raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         blob = self.ws.content.put_bytes(raw)
         return ArtifactEntry(

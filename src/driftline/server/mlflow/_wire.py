@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from driftline.core.clock import to_ms
+from driftline.core.values import check_float, check_int64, check_ms
 from driftline.errors import (
     AlreadyExistsError,
     BackendError,
@@ -47,6 +48,7 @@ __all__ = [
     "field_enum",
     "field_int",
     "field_list",
+    "field_ms",
     "field_str",
     "field_strings",
     "json_double",
@@ -114,7 +116,6 @@ JsonBody = Annotated[Any, Body()]
 """A handler's JSON body, any shape (checked by :func:`body_of`; absent means ``None``)."""
 
 Fields = Mapping[str, Any]
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def body_of(data: Any) -> Fields:
@@ -183,9 +184,13 @@ def field_int(
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgumentError(f"Parameter '{name}' must be an integer, got {value!r}")
-    if not _INT64_MIN <= value <= _INT64_MAX:
-        raise InvalidArgumentError(f"Parameter '{name}' is out of the 64-bit range: {value}")
-    return value
+    return check_int64(value, f"Parameter '{name}'")
+
+
+def field_ms(fields: Fields, name: str) -> int | None:
+    """A time field (epoch milliseconds) in the range driftline stores, or ``None``."""
+    value = field_int(fields, name)
+    return None if value is None else check_ms(value, f"Parameter '{name}'")
 
 
 def field_list(fields: Fields, name: str) -> list[Any]:
@@ -217,7 +222,7 @@ def double(value: Any, name: str) -> float:
     if isinstance(value, bool) or value is None:
         raise InvalidArgumentError(f"Parameter '{name}' must be a number, got {value!r}")
     if isinstance(value, int | float):
-        return float(value)
+        return check_float(value, f"Parameter '{name}'")
     if isinstance(value, str):
         try:
             return float(value)

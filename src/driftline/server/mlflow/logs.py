@@ -29,6 +29,7 @@ from driftline.server.mlflow._wire import (
     double,
     field_int,
     field_list,
+    field_ms,
     field_str,
     json_double,
     ms,
@@ -64,7 +65,7 @@ def _metric(item: Any) -> tuple[Point, str]:
     key = field_str(item, "key", required=True)
     if "value" not in item:
         raise InvalidArgumentError(f"Missing value for required parameter 'value' of {key!r}")
-    timestamp = field_int(item, "timestamp", default=None)
+    timestamp = field_ms(item, "timestamp")
     step = field_int(item, "step", default=0)
     assert step is not None
     point = (

@@ -35,6 +35,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.requests import Request
 
+from driftline.api.text import INT32_MAX
 from driftline.core.artifacts import validate_artifact_path
 from driftline.core.paging import decode_token, encode_token
 from driftline.data import ManifestEntry
@@ -79,8 +80,10 @@ def _registry(request: Request) -> RegistryService:
 def _version_number(fields: Any) -> int:
     number = field_int(fields, "version", required=True)
     assert number is not None
-    if number < 1:
-        raise InvalidArgumentError(f"Invalid version {number}: versions count from 1")
+    if not 1 <= number <= INT32_MAX:
+        raise InvalidArgumentError(
+            f"Invalid version {number}: versions count from 1 (at most {INT32_MAX})"
+        )
     return number
 
 

@@ -39,6 +39,7 @@ from driftline.server.mlflow._wire import (
     body_of,
     field_enum,
     field_int,
+    field_ms,
     field_str,
     field_strings,
     pairs,
@@ -155,7 +156,7 @@ def create_run(request: Request, body: JsonBody = None) -> dict[str, Any]:
         experiment_id=experiment.id,
         name=name or generate_run_name(),
         user=_user(request, field_str(fields, "user_id") or run_fields.get("user", "")),
-        start_time=field_int(fields, "start_time") or now_ms(),
+        start_time=field_ms(fields, "start_time") or now_ms(),
         parent_id=parent,
         tags=tags,
     )
@@ -198,7 +199,7 @@ def update_run(request: Request, body: JsonBody = None) -> dict[str, Any]:
                 status=target,
                 end_time=None
                 if target is RunStatus.RUNNING
-                else field_int(fields, "end_time") or now_ms(),
+                else field_ms(fields, "end_time") or now_ms(),
                 expected=RunStatus.RUNNING,
             )
     return {"run_info": run_info(run)}

@@ -23,9 +23,10 @@ from starlette.requests import Request
 
 from driftline.api.codec import encode
 from driftline.api.data import PutVersionBody, RunInputBody, TagBody, VersionBody
-from driftline.api.text import INT32_MAX, INT64_MAX, has_nul
+from driftline.api.text import INT32_MAX, has_nul
 from driftline.core.clock import now_ms
 from driftline.core.hashing import parse_digest
+from driftline.core.values import MAX_MS, MIN_MS
 from driftline.data.service import check_dataset_name, check_tag
 from driftline.data.store import DataStore, NewVersion
 from driftline.errors import InvalidArgumentError, NotFoundError
@@ -174,7 +175,7 @@ def find_version(
     number: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
     tag: Annotated[str | None, Query(max_length=256)] = None,
     id_prefix: Annotated[str | None, Query(max_length=64)] = None,
-    as_of: Annotated[int | None, Query(ge=0, le=INT64_MAX, description="Epoch ms")] = None,
+    as_of: Annotated[int | None, Query(ge=MIN_MS, le=MAX_MS, description="Epoch ms")] = None,
 ) -> dict[str, Any]:
     authorize(request, "read")
     check_dataset_name(name)
