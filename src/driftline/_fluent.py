@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 from driftline.core.session import set_default_workspace_provider
 
 
-
 def _require() -> ActiveRun:
     """The active run. On first call this rebinds itself to tracking's ``require_run``:
     `dl.log_metric` runs it on every call (an import statement costs ~1 µs), and
