@@ -29,11 +29,16 @@ class CreateUserBody(_Body):
 
 
 class UpdateUserBody(_Body):
-    """Changes to a user; absent fields stay as they are."""
+    """Changes to a user; absent fields stay as they are.
+
+    A ``password`` is changed in a request of its own; changing one's own password
+    needs ``current_password``.
+    """
 
     role: RoleName | None = None
     disabled: bool | None = None
     password: str | None = Field(default=None, max_length=1024)
+    current_password: str | None = Field(default=None, max_length=1024)
 
 
 class GrantBody(_Body):

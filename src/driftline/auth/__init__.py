@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from driftline.auth.models import (
     Grant,
     IssuedToken,
+    PasswordChange,
     Permission,
     Principal,
     ResourceKind,
@@ -43,6 +44,7 @@ __all__ = [
     "AuthService",
     "Grant",
     "IssuedToken",
+    "PasswordChange",
     "Permission",
     "Principal",
     "ResourceKind",

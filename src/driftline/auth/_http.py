@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from driftline.api.codec import decode, encode
-from driftline.auth.models import Grant, IssuedToken, Permission, Principal, Role, Token, User
+from driftline.auth.models import (
+    Grant,
+    IssuedToken,
+    PasswordChange,
+    Permission,
+    Principal,
+    Role,
+    Token,
+    User,
+)
 
 if TYPE_CHECKING:
     from driftline.api.client import ApiClient
@@ -53,16 +62,24 @@ class HttpUserAdmin:
         *,
         role: str | Role | None = None,
         disabled: bool | None = None,
-        password: str | None = None,
     ) -> User:
         body: dict[str, Any] = {}
         if role is not None:
             body["role"] = str(encode(role))
         if disabled is not None:
             body["disabled"] = disabled
-        if password is not None:
-            body["password"] = password
         return decode(User, self.client.patch_json(f"users/{_path(name)}", body))
+
+    def set_password(
+        self, name: str, password: str, *, current_password: str | None = None
+    ) -> PasswordChange:
+        body: dict[str, Any] = {"password": password}
+        if current_password is not None:
+            body["current_password"] = current_password
+        answer = self.client.patch_json(f"users/{_path(name)}", body)
+        return PasswordChange(
+            user=decode(User, answer), revoked_tokens=int(answer["revoked_tokens"])
+        )
 
     def grant(
         self,

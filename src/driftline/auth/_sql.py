@@ -96,7 +96,6 @@ class SqlAuthStore:
         actor: str,
         role: Role | None = None,
         disabled: bool | None = None,
-        password_hash: str | None = None,
     ) -> User:
         def update(conn: Connection) -> User:
             row = _user_row(conn, name)
@@ -108,8 +107,6 @@ class SqlAuthStore:
                 values["role"] = role.value
             if disabled is not None:
                 values["disabled"] = disabled
-            if password_hash is not None:
-                values["password_hash"] = password_hash
             if values:
                 conn.execute(t.users.update().where(_u.user_id == row.user_id).values(**values))
             after_row = {**row._mapping, **values}
@@ -125,6 +122,56 @@ class SqlAuthStore:
                     after=_audited(after),
                 )
             return after
+
+        return self._write(update)
+
+    def set_password(
+        self, name: str, password_hash: str, *, keep_token: str | None, actor: str
+    ) -> tuple[User, int]:
+        def update(conn: Connection) -> tuple[User, int]:
+            row = _user_row(conn, name)
+            if row is None:
+                raise NotFoundError(f"No user {name!r}; see driftline users list")
+            before = _user(row._mapping)
+            conn.execute(
+                t.users.update()
+                .where(_u.user_id == row.user_id)
+                .values(password_hash=password_hash)
+            )
+            after = _user({**row._mapping, "password_hash": password_hash})
+            live = sa.select(_k.token_id, _k.name).where(
+                _k.user_id == row.user_id, _k.revoked_at.is_(None)
+            )
+            if keep_token is not None:
+                live = live.where(_k.token_id != keep_token)
+            ending = conn.execute(live.order_by(_k.token_id)).all()
+            now = now_ms()
+            if ending:
+                conn.execute(
+                    t.tokens.update()
+                    .where(_k.token_id.in_([token.token_id for token in ending]))
+                    .values(revoked_at=now)
+                )
+            append_audit(
+                conn,
+                actor=actor,
+                action="set_password",
+                entity_type="user",
+                entity=name,
+                before=_audited(before),
+                after={**_audited(after), "revoked_tokens": len(ending)},
+            )
+            for token in ending:
+                append_audit(
+                    conn,
+                    actor=actor,
+                    action="revoke_token",
+                    entity_type="token",
+                    entity=token.token_id,
+                    before={"user": name, "name": token.name, "revoked_at": None},
+                    after={"user": name, "name": token.name, "revoked_at": now},
+                )
+            return after, len(ending)
 
         return self._write(update)
 
@@ -340,8 +387,6 @@ def _update_action(values: dict[str, Any]) -> str:
         return "change_role"
     if set(values) == {"disabled"}:
         return "disable_user" if values["disabled"] else "enable_user"
-    if set(values) == {"password_hash"}:
-        return "set_password"
     return "update_user"
 
 

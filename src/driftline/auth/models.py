@@ -14,6 +14,7 @@ from datetime import datetime
 __all__ = [
     "Grant",
     "IssuedToken",
+    "PasswordChange",
     "Permission",
     "Principal",
     "ResourceKind",
@@ -129,6 +130,20 @@ class IssuedToken:
 
     token: Token
     secret: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PasswordChange:
+    """A password just set, and what it ended.
+
+    Attributes:
+        user: The user, after the change.
+        revoked_tokens: How many of the user's tokens the change revoked (all but the
+            one the change was made with, if that was the user's own).
+    """
+
+    user: User
+    revoked_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

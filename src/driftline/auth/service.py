@@ -8,6 +8,23 @@ credentials. :class:`UserAdmin` is what the CLI needs of it; the remote implemen
 Unlike the stages, the remote side is a service and not a store: passwords and token
 secrets must be hashed, and the acting user decided, on the server, never by a client.
 
+A credential cannot grant anything that outlives it. The server passes the
+authenticated ``caller`` to every method that creates or widens access, and when the
+caller's credential is a token with an expiry:
+
+- a token it creates (for anyone) expires no later than the caller's token;
+- it cannot create users, set another user's password, change a role, enable a user
+  or give a grant: those last until someone undoes them, so they need a credential
+  without expiry (a password, or a token without expiry);
+- disabling users and revoking grants or tokens stay allowed: they only take access
+  away, and an expiring admin token is the tool for exactly that in an incident.
+
+Changing one's own password needs the current one (when there is one), whatever the
+credential: else a stolen short-lived token would set a password of its own choosing
+and with it mint tokens without expiry. Wrong current passwords count against the
+failed-password limits (:mod:`driftline.auth.throttle`). Setting a password revokes
+every other token of the user (see :meth:`AuthService.set_password`).
+
 Example:
     >>> auth = AuthService(SqlAuthStore(db), actor="root")          # doctest: +SKIP
     >>> auth.create_user("alice", role="admin")                      # doctest: +SKIP
@@ -28,6 +45,7 @@ from driftline.auth.cache import CredentialCache
 from driftline.auth.models import (
     Grant,
     IssuedToken,
+    PasswordChange,
     Permission,
     Principal,
     ResourceKind,
@@ -39,7 +57,12 @@ from driftline.auth.store import AuthStore, Credentials
 from driftline.auth.throttle import FailureThrottle
 from driftline.core.clock import to_ms, utcnow
 from driftline.core.ids import new_id
-from driftline.errors import InvalidArgumentError, NotFoundError, UnauthenticatedError
+from driftline.errors import (
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
 
 __all__ = ["AuthService", "UserAdmin", "check_user_name", "parse_role", "resource_of"]
 
@@ -124,9 +147,17 @@ class UserAdmin(Protocol):
         *,
         role: str | Role | None = None,
         disabled: bool | None = None,
-        password: str | None = None,
     ) -> User:
-        """Change a user's role, disabled flag or password (``None`` keeps it)."""
+        """Change a user's role or disabled flag (``None`` keeps it)."""
+        ...
+
+    def set_password(
+        self, name: str, password: str, *, current_password: str | None = None
+    ) -> PasswordChange:
+        """Set a user's password, revoking its other tokens.
+
+        Through a server, one's own password needs ``current_password``.
+        """
         ...
 
     def grant(
@@ -207,9 +238,14 @@ class AuthService:
         role: str | Role,
         password: str | None = None,
         actor: str | None = None,
+        caller: Principal | None = None,
     ) -> User:
-        """Create a user with a role and, optionally, a password."""
+        """Create a user with a role and, optionally, a password.
+
+        ``caller`` (the server's authenticated caller) needs a credential without expiry.
+        """
         check_user_name(name)
+        self.require_lasting(caller, "Creating a user")
         password_hash = None if password is None else hashing.hash_password(password)
         user = self.store.add_user(
             name=name, role=parse_role(role), password_hash=password_hash, actor=actor or self.actor
@@ -234,19 +270,90 @@ class AuthService:
         *,
         role: str | Role | None = None,
         disabled: bool | None = None,
-        password: str | None = None,
         actor: str | None = None,
+        caller: Principal | None = None,
     ) -> User:
-        """Change a user's role, disabled flag or password (``None`` keeps it)."""
+        """Change a user's role or disabled flag (``None`` keeps it).
+
+        A role change or enabling a user needs a ``caller`` credential without expiry;
+        disabling does not (it only takes access away).
+        """
+        new_role = None if role is None else parse_role(role)
+        if new_role is not None:
+            self.require_lasting(caller, "Changing a role")
+        if disabled is False:
+            self.require_lasting(caller, "Enabling a user")
         user = self.store.update_user(
-            str(_known_name(name)),
-            actor=actor or self.actor,
-            role=None if role is None else parse_role(role),
-            disabled=disabled,
-            password_hash=None if password is None else hashing.hash_password(password),
+            str(_known_name(name)), actor=actor or self.actor, role=new_role, disabled=disabled
         )
         self.cache.clear()
         return user
+
+    def set_password(
+        self,
+        name: str,
+        password: str,
+        *,
+        current_password: str | None = None,
+        actor: str | None = None,
+        caller: Principal | None = None,
+        client: str = "",
+    ) -> PasswordChange:
+        """Set ``name``'s password and revoke all of its tokens but the caller's own.
+
+        With no ``caller`` (working on the database, as on the server's machine) nothing
+        more is asked. Through the server (``caller`` given):
+
+        - one's own password needs ``current_password`` if a password is set, checked
+          under the failed-password limits for ``client``; setting a first password
+          needs a credential without expiry;
+        - another user's password (the route lets only admins) needs no current
+          password, but a credential without expiry.
+
+        Why revoke the other tokens: a password change is how a user answers a
+        suspected leak, so the tokens minted with the old password must end with it.
+        The token the caller changed its own password with is kept: the caller just
+        proved the current password, the token expires when it always would, and
+        revoking it would cut off the session that made the change. The credential
+        cache is cleared, so the old password and the revoked tokens stop working at
+        once in this process (within :data:`driftline.auth.cache.TTL` elsewhere).
+        """
+        user = str(_known_name(name))
+        hashing.check_password_strength(password)
+        keep_token: str | None = None
+        if caller is not None and caller.name == user:
+            credentials = self.store.find_credentials(user)
+            if credentials is None:
+                raise NotFoundError(f"No user {name!r}; see driftline users list")
+            if credentials.password_hash is None:
+                self.require_lasting(caller, "Setting a first password")
+            else:
+                self._check_current_password(user, current_password, credentials, client)
+            keep_token = caller.token_id
+        elif caller is not None:
+            self.require_lasting(caller, "Setting another user's password")
+        updated, revoked = self.store.set_password(
+            user, hashing.hash_password(password), keep_token=keep_token, actor=actor or self.actor
+        )
+        self.cache.clear()
+        return PasswordChange(user=updated, revoked_tokens=revoked)
+
+    def _check_current_password(
+        self, name: str, current: str | None, credentials: Credentials, client: str
+    ) -> None:
+        if current is None:
+            raise InvalidArgumentError(
+                "Changing your own password needs your current one: send current_password "
+                "(driftline users passwd NAME --current-password-stdin --password-stdin)"
+            )
+        self.throttle.check(client, name)
+        assert credentials.password_hash is not None
+        if not hashing.verify_password(current, credentials.password_hash):
+            self.throttle.failed(client, name)
+            raise PermissionDeniedError(
+                "The current password is wrong; the password was not changed"
+            )
+        self.throttle.succeeded(client, name)
 
     # -- grants -------------------------------------------------------------------
 
@@ -258,9 +365,14 @@ class AuthService:
         experiment: str | None = None,
         model: str | None = None,
         actor: str | None = None,
+        caller: Principal | None = None,
     ) -> Grant:
-        """Give ``user`` ``permission`` on one experiment or model (replacing any grant)."""
+        """Give ``user`` ``permission`` on one experiment or model (replacing any grant).
+
+        ``caller`` (the server's authenticated caller) needs a credential without expiry.
+        """
         kind, resource = resource_of(experiment, model)
+        self.require_lasting(caller, "Giving a grant")
         result = self.store.put_grant(
             str(_known_name(user)),
             kind,
@@ -300,8 +412,13 @@ class AuthService:
         name: str = "token",
         expires_at: datetime | None = None,
         actor: str | None = None,
+        caller: Principal | None = None,
     ) -> IssuedToken:
-        """Create a token for ``user``; the result holds the secret, shown only this once."""
+        """Create a token for ``user``; the result holds the secret, shown only this once.
+
+        A token made by a ``caller`` holding an expiring token (admins included, and for
+        any user) expires no later than the caller's token.
+        """
         if user is None:
             raise InvalidArgumentError(
                 "Name the user the token is for: --user NAME (working directly on the "
@@ -313,6 +430,12 @@ class AuthService:
             )
         if expires_at is not None and to_ms(expires_at) <= to_ms(utcnow()):
             raise InvalidArgumentError("A token's expiry must be in the future")
+        parent = self.credential_expiry(caller)
+        if parent is not None and (expires_at is None or expires_at > parent):
+            raise InvalidArgumentError(
+                f"A token made with a token cannot outlive it: give expires_at no later than "
+                f"{parent.isoformat()}, or sign in with your password to make a longer one"
+            )
         token_id, secret = new_id(), hashing.new_token_secret()
         token = self.store.add_token(
             token_id=token_id,
@@ -340,6 +463,29 @@ class AuthService:
         token = self.store.revoke_token(_known_token_id(token_id), actor=actor or self.actor)
         self.cache.clear()
         return token
+
+    # -- what a credential may grant ----------------------------------------------
+
+    def credential_expiry(self, caller: Principal | None) -> datetime | None:
+        """When the caller's credential stops working; ``None`` if it does not expire
+        (a password, a token without expiry, or no caller: the database itself)."""
+        if caller is None or caller.token_id is None:
+            return None
+        return self.get_token(caller.token_id).expires_at
+
+    def require_lasting(self, caller: Principal | None, what: str) -> None:
+        """Refuse (``PermissionDeniedError``) if ``caller`` holds an expiring token.
+
+        ``what`` (e.g. ``"Creating a user"``) lasts until someone undoes it, so an
+        expiring credential granting it would outlive itself.
+        """
+        expiry = self.credential_expiry(caller)
+        if expiry is not None:
+            raise PermissionDeniedError(
+                f"{what} lasts beyond your token, which expires at "
+                f"{expiry:%Y-%m-%d %H:%M:%SZ}; sign in with your password or a token "
+                "without expiry"
+            )
 
     # -- authentication -----------------------------------------------------------
 

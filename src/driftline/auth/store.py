@@ -54,9 +54,15 @@ class AuthStore(Protocol):
         actor: str,
         role: Role | None = None,
         disabled: bool | None = None,
-        password_hash: str | None = None,
     ) -> User:
         """Change what is given (``None`` keeps it); ``NotFoundError`` for unknown users."""
+        ...
+
+    def set_password(
+        self, name: str, password_hash: str, *, keep_token: str | None, actor: str
+    ) -> tuple[User, int]:
+        """Set ``name``'s password and revoke its tokens but ``keep_token``, in one
+        transaction: ``(user, how many tokens were revoked)``."""
         ...
 
     def find_credentials(self, name: str) -> Credentials | None:

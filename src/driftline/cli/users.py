@@ -153,14 +153,30 @@ def passwd(
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="Read the new password from stdin."
     ),
+    current_password_stdin: bool = typer.Option(
+        False,
+        "--current-password-stdin",
+        help="Read your current password from stdin's first line, the new one from the "
+        "second (needed to change your own password through a server).",
+    ),
     json: bool = JsonOption,
 ) -> None:
-    """Set a user's password (read from stdin)."""
+    """Set a user's password (read from stdin); the user's other tokens are revoked."""
     from driftline.errors import InvalidArgumentError
 
     if not password_stdin:
         raise InvalidArgumentError("Pass the password on stdin: --password-stdin")
-    _update(ctx, name, json, "Set the password of", password=read_password_stdin())
+    current = read_password_stdin() if current_password_stdin else None
+    change = open_user_admin(ctx).set_password(
+        name, read_password_stdin(), current_password=current
+    )
+    if json:
+        print_json(change)
+        return
+    console.print(
+        f"Set the password of {change.user.name}; revoked {change.revoked_tokens} of its tokens",
+        markup=False,
+    )
 
 
 @app.command()

@@ -4,7 +4,7 @@ A run's MLflow ``artifact_uri`` is ``mlflow-artifacts:/<experiment>/<run>/artifa
 the client sends every file through these routes: ``PUT`` uploads (the body streams to a
 temporary file, is hashed on the way and moved into the content store, then recorded
 in the run's artifact index, the same index ``dl.log_artifact`` writes), ``GET``
-downloads (streamed from the content store, verified against its digest), and ``GET``
+downloads (verified against the digest, see :mod:`driftline.server.downloads`), and ``GET``
 on the collection with ``?path=`` lists one folder level.
 
 A second, read-only namespace serves registered model versions from the files the
@@ -19,7 +19,6 @@ adapter keeps its records (``_records``) and cannot be written through MLflow.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, BinaryIO
@@ -27,13 +26,14 @@ from typing import Any, BinaryIO
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from driftline.core.artifacts import validate_artifact_path
 from driftline.core.clock import utcnow
-from driftline.core.hashing import CHUNK_SIZE, new_hasher
+from driftline.core.hashing import new_hasher
 from driftline.errors import InvalidArgumentError, NotFoundError
 from driftline.server import deps
+from driftline.server.downloads import object_response
 from driftline.server.mlflow._access import allow, run_by_id
 from driftline.server.mlflow._records import RECORDS_FOLDER
 from driftline.server.mlflow._views import run_artifact_uri
@@ -158,12 +158,6 @@ async def upload_artifact(request: Request, path: str) -> Response:
 # -- download and listing -----------------------------------------------------------------
 
 
-def _chunks(reader: BinaryIO) -> Iterator[bytes]:
-    with reader:
-        while chunk := reader.read(CHUNK_SIZE):
-            yield chunk
-
-
 @router.get("/artifacts/{path:path}")
 def download_artifact(request: Request, path: str) -> Response:
     """The bytes of one artifact file, streamed."""
@@ -174,13 +168,9 @@ def download_artifact(request: Request, path: str) -> Response:
     if not location.path or not matches:
         raise NotFoundError(f"No artifact file at {path!r}")
     file = matches[0]
-    # Opened here, so a missing object is a 404 before any byte of the answer is sent.
-    reader = ws.content.open(file.digest, name=path)
-    return StreamingResponse(
-        _chunks(reader),  # type: ignore[arg-type]
-        media_type="application/octet-stream",
-        headers={"Content-Length": str(file.size)},
-    )
+    # Verified: a corrupt small file is a 500 before any byte is sent, a corrupt large
+    # one a dropped connection (see driftline.server.downloads).
+    return object_response(ws.content, file.digest, size=file.size, name=path)
 
 
 def _children(files: list[File], folder: str, *, hide_records: bool) -> list[dict[str, Any]]:

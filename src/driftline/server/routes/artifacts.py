@@ -28,17 +28,18 @@ because this prefix shares the large upload limit of ``ServerOptions.max_upload`
 
 Chunked uploads keep their state on the server's disk, so every worker of one server
 shares it; servers behind a load balancer need sticky sessions for chunked uploads.
-Downloads are not verified here (a ranged read cannot be); the client verifies every
-object against its digest, so a corrupted object raises ``IntegrityError`` there.
+Downloads are verified against the digest as :mod:`driftline.server.downloads` says
+(whole objects always; ranges of large objects are served as stored, and the client
+verifies every object it downloads as a whole).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.utils import formatdate
 from functools import partial
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
@@ -61,9 +62,10 @@ from driftline.api.artifacts import (
 from driftline.core.artifacts import batch
 from driftline.core.artifacts.local import LocalByteStore
 from driftline.core.artifacts.uploads import UploadArea, UploadStatus, digest_for_upload
-from driftline.core.hashing import CHUNK_SIZE, digest_key
+from driftline.core.hashing import digest_key
 from driftline.errors import ConflictError, IntegrityError, NotFoundError
 from driftline.server.deps import authorize, workspace
+from driftline.server.downloads import object_response
 from driftline.server.errors import error_response
 
 router = APIRouter(prefix="/artifacts", tags=["artifacts"])
@@ -155,28 +157,14 @@ def get_object(request: Request, digest: Digest) -> Response:
         refusal.headers["Content-Range"] = f"bytes */{size}"
         return refusal
     headers = _object_headers(digest)
-    start, end = span or (0, size)
+    if span is not None:
+        headers["Content-Range"] = f"bytes {span[0]}-{span[1] - 1}/{size}"
     try:
-        stream = backend.open_read(key)
+        return object_response(
+            workspace(request).content, digest, size=size, name=digest, span=span, headers=headers
+        )
     except NotFoundError:
         raise _no_object(digest) from None
-    try:
-        if start:
-            stream.seek(start)
-    except BaseException:
-        stream.close()
-        raise
-    headers["Content-Length"] = str(end - start)
-    status = 200
-    if span is not None:
-        status = 206
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    return StreamingResponse(
-        _read_span(stream, end - start),
-        status_code=status,
-        headers=headers,
-        media_type="application/octet-stream",
-    )
 
 
 @router.put(
@@ -415,19 +403,6 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 class _RangeNotSatisfiable(Exception):
     """The range starts at or past the end of the object (answered with 416)."""
-
-
-def _read_span(stream: BinaryIO, length: int) -> Iterator[bytes]:
-    try:
-        remaining = length
-        while remaining > 0:
-            data = stream.read(min(CHUNK_SIZE, remaining))
-            if not data:
-                break  # the object shrank under us: the client sees a short body and fails
-            remaining -= len(data)
-            yield data
-    finally:
-        stream.close()
 
 
 async def _read_json(request: Request) -> bytes:

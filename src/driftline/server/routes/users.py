@@ -1,8 +1,10 @@
 """REST routes: users, grants and API tokens.
 
 Admins manage everything. Any authenticated user may read itself (``GET /whoami``,
-``GET /users/{own name}``), change its own password, and create, list and revoke its
-own tokens. Without ``--auth`` the routes that manage users and tokens are refused:
+``GET /users/{own name}``), change its own password (giving the current one), and
+create, list and revoke its own tokens. What a credential may grant (nothing that
+outlives it) is decided by :class:`~driftline.auth.service.AuthService`, which gets the
+caller. Without ``--auth`` the routes that manage users and tokens are refused:
 accounts made on an open server would become valid credentials the day it is restarted
 with ``--auth`` (``whoami`` answers the server's user as an admin). The first admin is
 made on the server's machine, against its database: ``driftline users create``.
@@ -71,7 +73,11 @@ def list_users(request: Request) -> Any:
 def create_user(request: Request, body: CreateUserBody) -> Any:
     _require_admin(request)
     user = server_auth_service(request).create_user(
-        body.name, role=body.role, password=body.password, actor=actor(request)
+        body.name,
+        role=body.role,
+        password=body.password,
+        actor=actor(request),
+        caller=_caller(request),
     )
     return encode(user)
 
@@ -85,9 +91,32 @@ def get_user(request: Request, name: str) -> Any:
 @router.patch(
     "/users/{name}",
     summary="Change a user's role, disabled flag or password (a user may set its own password)",
+    description=(
+        "A password is changed in a request of its own. One's own password needs "
+        "current_password; an admin sets another user's without it. A password change "
+        "revokes the user's other tokens and answers how many (revoked_tokens)."
+    ),
 )
 def update_user(request: Request, name: str, body: UpdateUserBody) -> Any:
     caller = _caller(request)
+    service = server_auth_service(request)
+    if body.password is not None:
+        if body.role is not None or body.disabled is not None:
+            raise InvalidArgumentError(
+                "Change a password in a request of its own, not with a role or disabled flag"
+            )
+        _require_self_or_admin(request, name)
+        change = service.set_password(
+            name,
+            body.password,
+            current_password=body.current_password,
+            actor=actor(request),
+            caller=caller,
+            client=request.client.host if request.client else "",
+        )
+        return {**encode(change.user), "revoked_tokens": change.revoked_tokens}
+    if body.current_password is not None:
+        raise InvalidArgumentError("current_password goes with a new password")
     if body.role is not None or body.disabled is not None:
         _require_admin(request)
         if caller is not None and caller.name == name:
@@ -97,12 +126,8 @@ def update_user(request: Request, name: str, body: UpdateUserBody) -> Any:
             )
     else:
         _require_self_or_admin(request, name)
-    user = server_auth_service(request).update_user(
-        name,
-        role=body.role,
-        disabled=body.disabled,
-        password=body.password,
-        actor=actor(request),
+    user = service.update_user(
+        name, role=body.role, disabled=body.disabled, actor=actor(request), caller=caller
     )
     return encode(user)
 
@@ -116,6 +141,7 @@ def put_grant(request: Request, name: str, body: GrantBody) -> Any:
         experiment=body.experiment,
         model=body.model,
         actor=actor(request),
+        caller=_caller(request),
     )
     return encode(grant)
 
@@ -142,18 +168,10 @@ def create_token(request: Request, body: CreateTokenBody) -> Any:
     caller = _caller(request)
     user = body.user if body.user is not None else (caller.name if caller else None)
     _require_self_or_admin(request, user)
-    service = server_auth_service(request)
     expires_at = None if body.expires_at is None else from_ms(body.expires_at)
-    if caller is not None and caller.token_id and caller.role is not Role.ADMIN:
-        # A token must not outlive the token it was made with: else a leaked short-lived
-        # token could mint itself a permanent one.
-        parent = service.get_token(caller.token_id).expires_at
-        if parent is not None and (expires_at is None or expires_at > parent):
-            raise InvalidArgumentError(
-                f"A token made with a token cannot outlive it: give expires_at no later than "
-                f"{parent.isoformat()}, or sign in with your password to make a longer one"
-            )
-    issued = service.create_token(user, name=body.name, expires_at=expires_at, actor=actor(request))
+    issued = server_auth_service(request).create_token(
+        user, name=body.name, expires_at=expires_at, actor=actor(request), caller=caller
+    )
     return encode(issued)
 
 
