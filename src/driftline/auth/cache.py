@@ -4,8 +4,9 @@ A password check costs a deliberate ~50 ms (scrypt), and the MLflow client sends
 auth with every call; without a cache each logged metric would pay it. Entries live a
 few seconds (:data:`TTL`), so revoking a token, disabling a user, changing a role, a
 grant or a password takes effect in every worker process within that time, and at once
-in the process that made the change (it clears its cache). Keys are SHA-256 digests of the credentials, so the
-cache holds no secret in the clear; failed checks are never cached.
+in the process that made the change (it clears its cache). Keys are SHA-256 digests of
+the credentials, so the cache holds no secret in the clear; failed checks are never
+cached.
 """
 
 from __future__ import annotations
