@@ -55,7 +55,7 @@ _FOLDS = 5
 _EPOCHS = 25
 
 Progress = Callable[[str, int, int], None]
-"""Called as ``progress(model name, models done, models in all)``."""
+"""Called as ``progress(what it is doing now, steps done, steps in all)``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,7 +204,7 @@ def _run(metric: str, experiment: str, seed: int, progress: Progress | None) -> 
     steps = len(candidates) + 2
 
     # 1. Data: versioned, profiled, and the test split validated against the training one.
-    report("versioning data", 0, steps)
+    report("Versioning the data", 0, steps)
     frame = load_breast_cancer(as_frame=True).frame
     train, test = train_test_split(
         frame, test_size=0.25, stratify=frame["target"], random_state=seed
@@ -235,7 +235,7 @@ def _run(metric: str, experiment: str, seed: int, progress: Progress | None) -> 
         warnings.filterwarnings("ignore", message=".*converge.*")
         dl.log_params({"test_size": 0.25, "folds": _FOLDS, "seed": seed, "rank_metric": metric})
         for done, (name, params, factory) in enumerate(candidates):
-            report(name, done + 1, steps)
+            report(f"Training {name}", done + 1, steps)
             with dl.start_run(experiment=experiment, name=name, tags={"family": params["model"]}):
                 dl.log_input(train_v)
                 dl.log_input(test_v)
@@ -265,7 +265,7 @@ def _run(metric: str, experiment: str, seed: int, progress: Progress | None) -> 
 
     # 3. Registry: the best run's model becomes a version, is evaluated, and is promoted
     #    to @champion only if it passes the quality gates.
-    report("registering and promoting", steps - 1, steps)
+    report("Registering and promoting the best model", steps - 1, steps)
     version = dl.register_model(
         f"runs:/{ranked[0].id}/model", MODEL_NAME, description=f"best of the quickstart by {metric}"
     )
@@ -273,7 +273,7 @@ def _run(metric: str, experiment: str, seed: int, progress: Progress | None) -> 
     promotion = dl.registry.promote(
         MODEL_NAME, version.version, alias="champion", gates=quickstart_gates(test_v.ref)
     )
-    report("", steps, steps)
+    report("Done", steps, steps)
     return QuickstartResult(
         experiment=experiment,
         parent_run_id=parent.id,

@@ -189,6 +189,11 @@ def test_quickstart_in_a_fresh_folder(workdir: Path) -> None:
     assert "4. Server" in served
     assert "breast-cancer@champion = v1" in served
     assert "predicts exactly like the local one" in served
+    # Piped output: a line per step (a CI log shows where a slow run is), no blank start,
+    # and the warnings of the small split are explained.
+    assert done.stdout.startswith("[0/8] Versioning the data\n")
+    assert "[1/8] Training logreg-C0.01" in done.stdout
+    assert "columns shifted less than sampling noise allows" in served
     listing = subprocess.run(
         [
             sys.executable,
