@@ -239,8 +239,9 @@ class RegistryService:
         Nothing is written outside ``dest``: the manifest's paths are checked when it is
         read, and each write refuses to follow a symbolic link found in ``dest``.
         """
+        files = self.package_files(version)  # read first: a refused one leaves no folder
         folder = Destination(dest, exclusive=True)
-        for entry in self.package_files(version):
+        for entry in files:
             name = f"{entry.path} of model {version.ref}"
             folder.put(entry.path, partial(self.content.get_file, entry.digest, name=name))
         return dest
