@@ -57,6 +57,20 @@ def test_commit_log_show_diff_tag_checkout(project: Path, cli: Cli) -> None:
     assert [d["name"] for d in cli.json("data", "list")] == ["images"]
 
 
+def test_checkout_copies_by_default_and_hard_links_on_request(project: Path, cli: Cli) -> None:
+    (project / "images" / "big.bin").write_bytes(os.urandom(2 << 20))  # stored loose
+    assert cli("data", "commit", "images", "images")[0] == 0
+    assert cli("data", "checkout", "images", "copied")[0] == 0
+    assert cli("data", "checkout", "images", "linked", "--link", "hardlink")[0] == 0
+    copied, linked = project / "copied" / "big.bin", project / "linked" / "big.bin"
+    assert copied.read_bytes() == linked.read_bytes()
+    assert copied.stat().st_nlink == 1
+    assert linked.stat().st_nlink == 2  # the stored object and this checkout
+    code, _, err = cli("data", "checkout", "images", "other", "--link", "symlink")
+    assert code == 1
+    assert "reflink, copy, hardlink" in err
+
+
 def test_push_pull_and_gc(project: Path, cli: Cli) -> None:
     cli.json("data", "commit", "images", "images")
     remote = str(project / "remote")

@@ -219,9 +219,16 @@ def checkout(
     ctx: typer.Context,
     ref: str = typer.Argument(...),
     folder: Path = typer.Argument(..., help="An empty or new folder."),
+    link: str = typer.Option(
+        "reflink",
+        "--link",
+        help="reflink (a copy-on-write clone where the filesystem can, else a copy), copy, "
+        "or hardlink (no copy, but writing a checked-out file changes the stored one).",
+    ),
 ) -> None:
-    """Materialize a version's files, read-only (hard links into the store where possible)."""
-    target = _version(ctx, ref).checkout(folder)
+    """Materialize a version's files, read-only, as files of their own (see --link)."""
+    # checkout refuses an unknown mode with the list of known ones
+    target = _version(ctx, ref).checkout(folder, link=link)  # type: ignore[arg-type]
     console.print(f"Checked out {ref} into {target}")
 
 

@@ -8,6 +8,11 @@ are content-addressed too, so a one-file change in a million-file folder writes 
 shard of ~4,000 entries and a small root, not the whole listing; and a 10,000-file
 folder writes 4 shards, not 256 tiny files (creating a file is the dominant cost of
 committing many small files).
+
+Every path a manifest lists is written into a folder by checkouts and loads, so paths
+are checked where a manifest is written (:func:`write_manifest`), where one a client
+uploaded is accepted (:func:`check_manifest`) and again where one is read
+(:func:`read_manifest`): see :func:`~driftline.core.artifacts.paths.validate_path_set`.
 """
 
 from __future__ import annotations
@@ -19,14 +24,16 @@ from functools import lru_cache
 from typing import Any
 
 from driftline.core.artifacts import ContentStore
-from driftline.core.hashing import hash_bytes
+from driftline.core.artifacts.paths import validate_path_set
+from driftline.core.hashing import hash_bytes, parse_digest
 from driftline.data.models import ManifestEntry
-from driftline.errors import IntegrityError
+from driftline.errors import IntegrityError, InvalidArgumentError
 
 __all__ = [
     "FORMAT",
     "SHARD_THRESHOLD",
     "Manifest",
+    "check_manifest",
     "read_manifest",
     "shard_digests",
     "write_manifest",
@@ -79,8 +86,13 @@ def write_manifest(
 
     Identical listings give identical bytes, hence identical ids; already-stored shards
     are not written again.
+
+    Raises:
+        InvalidArgumentError: A path is unsafe, or two paths would be written as one file
+            (see :func:`~driftline.core.artifacts.paths.validate_path_set`).
     """
     ordered = sorted(entries, key=lambda e: e.path)
+    validate_path_set([e.path for e in ordered], portable=True)
     rows = [[e.path, e.digest, e.size] for e in ordered]
     totals = {"format": FORMAT, "files": len(rows), "size": sum(e.size for e in ordered)}
     if len(rows) <= SHARD_THRESHOLD:
@@ -109,36 +121,89 @@ def _put(content: ContentStore, document: dict[str, object]) -> str:
 
 
 def read_manifest(digest: str, content: ContentStore) -> Manifest:
-    """Load (and verify) a manifest and its shards. Manifests are immutable: cached."""
+    """Load (and verify) a manifest and its shards. Manifests are immutable: cached.
+
+    Raises:
+        IntegrityError: The object is no manifest, is malformed, or lists a path that
+            could not be written safely into one folder (an unsafe path, or two paths
+            naming one file); nothing of it is returned, so nothing of it is written.
+    """
     return _read_cached(digest, content)
+
+
+def check_manifest(digest: str, content: ContentStore) -> Manifest:
+    """A manifest a client uploaded and now names in a version: read it, or refuse it.
+
+    Besides what :func:`read_manifest` checks, no two paths may differ only by case.
+
+    Raises:
+        InvalidArgumentError: naming what is wrong (an unsafe path, say); the caller
+            records nothing.
+    """
+    try:
+        manifest = read_manifest(digest, content)
+        validate_path_set([e.path for e in manifest.entries], portable=True)
+    except (IntegrityError, InvalidArgumentError) as exc:
+        raise InvalidArgumentError(f"Manifest {digest} cannot be recorded: {exc}") from None
+    return manifest
 
 
 @lru_cache(maxsize=64)
 def _read_cached(digest: str, content: ContentStore) -> Manifest:
     root = _load(digest, content, "manifest")
-    if "entries" in root:
-        rows = root["entries"]
-    else:
-        rows = []
-        for _prefix, shard_digest, _count in root["shards"]:
-            rows.extend(_load(shard_digest, content, f"manifest shard of {digest}")["entries"])
-        rows.sort(key=lambda row: row[0])
-    entries = [ManifestEntry(path=p, digest=d, size=s) for p, d, s in rows]
-    if len(entries) != root["files"]:
-        raise IntegrityError(
-            f"Manifest {digest} lists {len(entries)} files, expected {root['files']}"
-        )
+    try:
+        if "entries" in root:
+            rows = root["entries"]
+        else:
+            rows = []
+            for _prefix, shard_digest, _count in root["shards"]:
+                shard = _load(shard_digest, content, f"manifest shard of {digest}")
+                rows.extend(shard["entries"])
+            rows.sort(key=lambda row: row[0])
+        entries = [ManifestEntry(path=p, digest=d, size=s) for p, d, s in rows]
+        expected = root["files"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IntegrityError(f"Manifest {digest} is malformed ({exc!r})") from None
+    if len(entries) != expected:
+        raise IntegrityError(f"Manifest {digest} lists {len(entries)} files, expected {expected}")
+    _check_entries(digest, entries)
     return Manifest(digest, entries)
+
+
+def _check_entries(digest: str, entries: list[ManifestEntry]) -> None:
+    """Refuse a manifest whose entries could not be materialized safely (defence in depth:
+    one written by driftline never holds such entries, but one can be uploaded)."""
+    if not all(
+        type(e.path) is str and type(e.digest) is str and type(e.size) is int and e.size >= 0
+        for e in entries
+    ):
+        raise IntegrityError(
+            f"Manifest {digest} is malformed: an entry is not (path, digest, size)"
+        )
+    try:
+        for object_digest in {e.digest for e in entries}:
+            parse_digest(object_digest)
+        validate_path_set([e.path for e in entries], portable=False)
+    except InvalidArgumentError as exc:
+        raise IntegrityError(
+            f"Manifest {digest} is refused, as nothing of it may be written: {exc}"
+        ) from None
 
 
 def shard_digests(digest: str, content: ContentStore) -> list[str]:
     """The shard objects of a manifest (empty for an inline one), for GC and remotes."""
     root = _load(digest, content, "manifest")
-    return [d for _, d, _ in root.get("shards", [])]
+    try:
+        return [d for _, d, _ in root.get("shards", [])]
+    except (TypeError, ValueError) as exc:
+        raise IntegrityError(f"Manifest {digest} is malformed ({exc!r})") from None
 
 
 def _load(digest: str, content: ContentStore, what: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(content.read_bytes(digest, name=what))
-    if document.get("format") != FORMAT:
+    try:
+        document = json.loads(content.read_bytes(digest, name=what))
+    except ValueError:  # not JSON, or not UTF-8
+        document = None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise IntegrityError(f"Object {digest} is not a driftline manifest")
     return document

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 from driftline.core.artifacts import ContentStore
 from driftline.core.clock import now_ms, to_ms
 from driftline.core.values import check_ms
-from driftline.data.manifest import Manifest, read_manifest, shard_digests, write_manifest
+from driftline.data.manifest import (
+    Manifest,
+    check_manifest,
+    read_manifest,
+    shard_digests,
+    write_manifest,
+)
 from driftline.data.models import (
     Dataset,
     DatasetVersion,
@@ -371,6 +377,11 @@ class DataService:
     def pinned(self, digest: str) -> list[ManifestEntry]:
         """The files a :meth:`pin` digest stands for (verified)."""
         return list(read_manifest(digest, self.content).entries)
+
+    def accept_pin(self, digest: str) -> list[ManifestEntry]:
+        """The files of a pin a client uploaded itself; ``InvalidArgumentError`` unless it
+        is a manifest whose every path is safe to write (see ``check_manifest``)."""
+        return list(check_manifest(digest, self.content).entries)
 
     def version_objects(self, version: DatasetVersion) -> set[str]:
         """Every object a version needs: manifest, shards, files and profile."""

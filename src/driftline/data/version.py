@@ -8,10 +8,12 @@ returns wrong data.
 from __future__ import annotations
 
 import os
-import shutil
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from driftline.core.artifacts import Destination
+from driftline.core.artifacts.files import LINK_MODES, LinkMode, place_file
 from driftline.data.models import DatasetVersion, ManifestEntry
 from driftline.data.tabular import read_table, supported_formats, table_format
 from driftline.errors import IntegrityError, InvalidArgumentError, NotFoundError
@@ -87,6 +89,7 @@ class Version:
 
     def _local_files(self, entries: list[ManifestEntry], scratch: Path) -> list[tuple[str, Path]]:
         content = self._service.content
+        folder = Destination(scratch, exclusive=True)
         pairs = []
         for entry in entries:
             stored = content.backend.local_path(_key(entry.digest))
@@ -94,9 +97,8 @@ class Version:
                 content.verify(entry.digest, name=self._name(entry))
                 pairs.append((entry.path, stored))
             else:
-                target = scratch / entry.path
-                content.get_file(entry.digest, target, name=self._name(entry))
-                pairs.append((entry.path, target))
+                get = partial(content.get_file, entry.digest, name=self._name(entry))
+                pairs.append((entry.path, folder.put(entry.path, get)))
         return pairs
 
     def to_arrow(self, columns: list[str] | None = None) -> pa.Table:
@@ -117,36 +119,60 @@ class Version:
         """The version as a pandas DataFrame."""
         return self.to_arrow(columns).to_pandas()
 
-    def checkout(self, folder: str | Path, *, verify: bool = True) -> Path:
+    def checkout(
+        self, folder: str | Path, *, verify: bool = True, link: LinkMode = "reflink"
+    ) -> Path:
         """Materialize the version's files in an empty (or new) folder, read-only.
 
-        Files are hard links into the local artifact store where possible (no copy),
-        else verified copies. Objects are verified first unless ``verify=False``.
+        Args:
+            folder: Where to put the files; it must be empty or not exist yet.
+            verify: Re-hash each stored object first (a corrupt one raises
+                :class:`~driftline.errors.IntegrityError` naming the file).
+            link: How files are made from the local artifact store. ``reflink`` (the
+                default) clones them copy-on-write where the filesystem can (btrfs, XFS),
+                else copies them; ``copy`` always copies. Either way the checkout is
+                independent of the store. ``hardlink`` makes each file another name of
+                the stored object: instant and free of space, but a write to a
+                checked-out file (after a ``chmod``, or by root) then changes the only
+                stored copy. Objects not in a local store (packed, or remote) are
+                always verified copies.
+
+        Nothing is written outside ``folder``: paths are checked when the manifest is
+        read, and a symbolic link in ``folder`` is never followed.
+
+        Example:
+            >>> dl.data.get("customers@3").checkout("data/customers")  # doctest: +SKIP
         """
+        if link not in LINK_MODES:
+            raise InvalidArgumentError(
+                f"Unknown link mode {link!r}; use one of {', '.join(LINK_MODES)}"
+            )
         dest = Path(folder)
         if dest.exists() and any(dest.iterdir()):
             raise InvalidArgumentError(f"Cannot check out into {dest}: the folder is not empty")
+        manifest = self._service.manifest(self.record)  # IntegrityError if unsafe
+        target = Destination(dest, exclusive=True)
+        for entry in manifest.entries:
+            target.put(entry.path, partial(self._place, entry, verify=verify, link=link))
+        return dest
+
+    def _place(self, entry: ManifestEntry, target: Path, *, verify: bool, link: LinkMode) -> None:
         content = self._service.content
-        for entry in self._service.manifest(self.record).entries:
-            target = dest / entry.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            stored = content.backend.local_path(_key(entry.digest))
-            if stored is None:
-                content.get_file(entry.digest, target, name=self._name(entry))
-                os.chmod(target, 0o444)
-                continue
+        stored = content.backend.local_path(_key(entry.digest))
+        if stored is None:
+            content.get_file(entry.digest, target, name=self._name(entry))
+        else:
             if verify:
                 content.verify(entry.digest, name=self._name(entry))
             try:
-                os.link(stored, target)
+                place_file(stored, target, link)
             except FileNotFoundError:
                 raise IntegrityError(
                     f"Object of {self._name(entry)} is missing from the artifact store"
                 ) from None
-            except OSError:  # another filesystem: copy instead
-                shutil.copyfile(stored, target)
-                os.chmod(target, 0o444)
-        return dest
+            if link == "hardlink" and os.path.samefile(target, stored):
+                return  # the stored object itself: read-only already
+        os.chmod(target, 0o444)
 
 
 def _key(digest: str) -> str:

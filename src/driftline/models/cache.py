@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from driftline.core.artifacts.paths import validate_artifact_path
+from driftline.errors import InvalidArgumentError
+
 if TYPE_CHECKING:
     from driftline.settings import Settings
 
@@ -68,6 +71,8 @@ class ModelCache:
         ``check`` vets a cached copy before it is reused (it raises to refuse it). The
         package stays in use, safe from eviction, for as long as this process runs.
         """
+        if "/" in name or name.startswith(".") or validate_artifact_path(name) != name:
+            raise InvalidArgumentError(f"Invalid cache entry name {name!r}: use one plain name")
         folder = self.root / name
         self._hold(name)
         if folder.is_dir():

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftline.core.artifacts import ContentStore
+from driftline.core.artifacts import ContentStore, Destination
 from driftline.core.clock import utcnow
 from driftline.errors import (
     ConflictError,
@@ -206,6 +207,20 @@ class RegistryService:
         self.get_model(name)
         return self.store.list_versions(name)
 
+    def check_package(self, package_digest: str) -> list[Any]:
+        """The files of a package manifest a client uploaded, before it is registered.
+
+        Raises:
+            InvalidArgumentError: It is no manifest, lists a path that is unsafe to write
+                (or two paths naming one file), or holds no model package.
+        """
+        entries = self.data.accept_pin(package_digest)
+        if not any(e.path == MODEL_FILE for e in entries):
+            raise InvalidArgumentError(
+                f"Package {package_digest} is not a driftline model package (no {MODEL_FILE})"
+            )
+        return entries
+
     def package_files(self, version: ModelVersion) -> list[Any]:
         """The pinned files of a version's package."""
         return self.data.pinned(version.package_digest)
@@ -219,11 +234,16 @@ class RegistryService:
         return digests
 
     def materialize(self, version: ModelVersion, dest: Path) -> Path:
-        """Write a version's package files into ``dest`` (each verified) and return it."""
-        for entry in self.package_files(version):
-            self.content.get_file(
-                entry.digest, dest / entry.path, name=f"{entry.path} of model {version.ref}"
-            )
+        """Write a version's package files into ``dest`` (each verified) and return it.
+
+        Nothing is written outside ``dest``: the manifest's paths are checked when it is
+        read, and each write refuses to follow a symbolic link found in ``dest``.
+        """
+        files = self.package_files(version)  # read first: a refused one leaves no folder
+        folder = Destination(dest, exclusive=True)
+        for entry in files:
+            name = f"{entry.path} of model {version.ref}"
+            folder.put(entry.path, partial(self.content.get_file, entry.digest, name=name))
         return dest
 
     # -- aliases ------------------------------------------------------------------

@@ -11,10 +11,11 @@ import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from driftline.core.artifacts import ContentStore, validate_artifact_path
+from driftline.core.artifacts import ContentStore, Destination, validate_artifact_path
 from driftline.core.clock import now_ms, utcnow
 from driftline.core.paging import Page, decode_token, encode_token
 from driftline.core.values import check_float, check_int64, check_ms
@@ -430,20 +431,25 @@ class TrackingService:
         return self.artifacts.artifact_digests()
 
     def download_artifacts(self, run_id: str, path: str, dest: str | Path) -> list[Path]:
-        """Copy a logged file, or every file under a logged folder, to ``dest`` (verified)."""
+        """Copy a logged file, or every file under a logged folder, to ``dest`` (verified).
+
+        Nothing is written outside ``dest``: each path is checked again, and a symbolic
+        link found in ``dest`` is never followed.
+        """
         entries = self.list_artifacts(run_id, path)
         if not entries:
             raise NotFoundError(f"Run {run_id} has no artifact {path!r}")
-        dest = Path(dest)
+        folder = Destination(dest)
         written = []
         clean = validate_artifact_path(path)
         for entry in entries:
             relative = (
-                Path(entry.path).name if entry.path == clean else entry.path[len(clean) + 1 :]
+                entry.path.rpartition("/")[2]
+                if entry.path == clean
+                else entry.path.removeprefix(clean + "/")
             )
-            target = dest / relative
-            self.content.get_file(entry.digest, target, name=f"run {run_id}/{entry.path}")
-            written.append(target)
+            get = partial(self.content.get_file, entry.digest, name=f"run {run_id}/{entry.path}")
+            written.append(folder.put(relative, get))
         return written
 
 

@@ -6,6 +6,13 @@
 
 from driftline.core.artifacts.bytestore import ByteStore, open_byte_store
 from driftline.core.artifacts.content import Blob, ContentStore
-from driftline.core.artifacts.paths import validate_artifact_path
+from driftline.core.artifacts.paths import Destination, validate_artifact_path
 
-__all__ = ["Blob", "ByteStore", "ContentStore", "open_byte_store", "validate_artifact_path"]
+__all__ = [
+    "Blob",
+    "ByteStore",
+    "ContentStore",
+    "Destination",
+    "open_byte_store",
+    "validate_artifact_path",
+]

@@ -384,9 +384,15 @@ class ContentStore:
         """Copy an object to ``dest``, verified; on a mismatch nothing is left at ``dest``."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        temp = dest.with_name(f".{dest.name}.driftline-tmp")
+        # A new file of a name of its own (never opened through a link someone placed
+        # there); the rename then replaces ``dest`` itself, even a link, never its target.
+        temp = dest.with_name(f".{dest.name}.{os.urandom(6).hex()}.driftline-tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         try:
-            with self.open(digest, name=name) as reader, open(temp, "wb") as out:
+            with (
+                self.open(digest, name=name) as reader,
+                os.fdopen(os.open(temp, flags, 0o644), "wb") as out,
+            ):
                 while chunk := reader.read(CHUNK_SIZE):
                     out.write(chunk)
             os.replace(temp, dest)

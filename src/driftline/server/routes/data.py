@@ -7,6 +7,9 @@ rules the data service applies, because a client may not be the SDK:
 - names and tags follow the service's rules (``latest`` and numbers are no tags);
 - a version's manifest and profile must already be in the server's artifact store
   (clients upload objects first, then record the version), and a producing run must exist;
+- the manifest must be one (:func:`~driftline.data.manifest.check_manifest`): no path
+  that would be written outside a checkout folder or over another file of it, and the
+  file count and size the version states must be the manifest's;
 - a new version's author is the caller (``deps.actor``) and its time is the server's,
   so time travel (``as_of``) reads one clock; a version copied from a remote keeps its
   original author and time.
@@ -27,6 +30,7 @@ from driftline.api.text import INT32_MAX, has_nul
 from driftline.core.clock import now_ms
 from driftline.core.hashing import parse_digest
 from driftline.core.values import MAX_MS, MIN_MS
+from driftline.data.manifest import check_manifest
 from driftline.data.service import check_dataset_name, check_tag
 from driftline.data.store import DataStore, NewVersion
 from driftline.errors import InvalidArgumentError, NotFoundError
@@ -77,7 +81,8 @@ def _run_id(run_id: str) -> str:
 
 
 def _check_objects(ws: Workspace, body: VersionBody) -> None:
-    """The manifest (and profile) a version names must be stored on this server."""
+    """The manifest (and profile) a version names must be stored on this server, and the
+    manifest must be a safe one that the version describes truly."""
     for digest, what in ((body.version_id, "manifest"), (body.profile_digest, "profile")):
         if digest is None:
             continue
@@ -87,6 +92,12 @@ def _check_objects(ws: Workspace, body: VersionBody) -> None:
                 f"The {what} {digest} is not in the server's artifact store: upload the "
                 "version's objects before recording it"
             )
+    manifest = check_manifest(body.version_id, ws.content)  # InvalidArgumentError if unsafe
+    if (body.file_count, body.size) != (len(manifest), manifest.size):
+        raise InvalidArgumentError(
+            f"The version states {body.file_count} files and {body.size} bytes, but its "
+            f"manifest lists {len(manifest)} files and {manifest.size} bytes"
+        )
     if body.run_id is not None:
         ws.tracking.get_run(_run_id(body.run_id))  # NotFoundError for an unknown run
 

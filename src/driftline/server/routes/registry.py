@@ -114,7 +114,8 @@ def list_versions(request: Request, name: str) -> dict[str, Any]:
 
 @router.post("/models/{name}/versions", summary="Record the next version of a model")
 def add_version(request: Request, name: str, body: ModelVersionBody) -> Any:
-    """The package manifest (``package_digest``) must be uploaded first."""
+    """The package manifest (``package_digest``) must be uploaded first, and be a model
+    package whose paths all stay inside the folder it is loaded into."""
     _model(request, name, "edit")
     ws = workspace(request)
     ws.registry.get_model(name)  # NotFoundError names near ones
@@ -124,6 +125,7 @@ def add_version(request: Request, name: str, body: ModelVersionBody) -> Any:
             f"The package manifest {body.package_digest} is not in the server's artifact "
             "store: upload the package's objects before registering it"
         )
+    ws.registry.check_package(body.package_digest)  # InvalidArgumentError if unsafe
     if body.run_id is not None:
         if has_nul(body.run_id):
             raise InvalidArgumentError("A run id must not contain NUL characters")
