@@ -101,8 +101,8 @@ def _candidates(seed: int) -> list[tuple[str, dict[str, Any], Callable[[], Any]]
         ("logreg-C100", {"model": "logreg", "C": 100.0}, logreg(100.0)),
         (
             "random-forest",
-            {"model": "random_forest", "n_estimators": 150, "max_depth": 6},
-            lambda: RandomForestClassifier(n_estimators=150, max_depth=6, random_state=seed),
+            {"model": "random_forest", "n_estimators": 60, "max_depth": 6},
+            lambda: RandomForestClassifier(n_estimators=60, max_depth=6, random_state=seed),
         ),
         (
             "gradient-boosting",
@@ -117,7 +117,7 @@ def _candidates(seed: int) -> list[tuple[str, dict[str, Any], Callable[[], Any]]
             lambda: make_pipeline(
                 StandardScaler(),
                 MLPClassifier(
-                    hidden_layer_sizes=(32,), alpha=1e-3, max_iter=1000, random_state=seed
+                    hidden_layer_sizes=(32,), alpha=1e-3, max_iter=300, random_state=seed
                 ),
             ),
         ),

@@ -9,7 +9,9 @@ Failures here never fail a run: a missing git or a non-repository just records l
 from __future__ import annotations
 
 import functools
+import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -87,11 +89,23 @@ def _git_state(cwd: Path) -> tuple[str, str | None, bool, bytes | None] | None:
 
 @functools.cache
 def _installed_packages() -> str:
-    from importlib import metadata
+    """``name==version`` of every installed distribution, like ``pip freeze``.
 
-    seen = {}
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"]
-        if name:
-            seen[name.lower()] = f"{name}=={dist.version}"
+    Read from the ``<name>-<version>.dist-info`` folder names on ``sys.path``, which
+    carry both: parsing every distribution's METADATA file (``importlib.metadata``)
+    took about a second in an environment of 200 packages, at every run's start.
+    """
+    seen: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for folder in names:
+            if not folder.endswith(".dist-info"):
+                continue
+            name, _, version = folder.removesuffix(".dist-info").partition("-")
+            key = re.sub(r"[-_.]+", "-", name).lower()
+            if version and key not in seen:  # the first on sys.path is the one imported
+                seen[key] = f"{key}=={version}"
     return "\n".join(seen[k] for k in sorted(seen)) + "\n"
