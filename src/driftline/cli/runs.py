@@ -14,6 +14,7 @@ from driftline.cli._output import (
     JsonOption,
     console,
     fmt_duration,
+    fmt_number,
     fmt_size,
     fmt_time,
     print_json,
@@ -52,26 +53,41 @@ def _print_runs(ws: Workspace, page: Page[Run], title: str, json: bool) -> None:
         console.print("No runs match. Log one with `dl.start_run()` or run `driftline quickstart`.")
         return
     names = {e.id: e.name for e in ws.tracking.list_experiments(max_results=5000)}
+    # Columns that fit the terminal: the experiment only when runs span several, a short
+    # start time, and as many of the most common metrics as the width leaves room for.
+    several = len({run.experiment_id for run in page.items}) > 1
+    started = console.width >= 100
+    fixed = [
+        "run id", "name", *(["experiment"] if several else []), "status",
+        *(["started"] if started else []), "time",
+    ]  # fmt: skip
+    widths = {"run id": 32, "name": 16, "experiment": 12, "status": 8, "started": 11, "time": 6}
+    room = console.width - sum(widths[c] + 2 for c in fixed)
     counts = Counter(k for run in page.items for k in run.metrics)
-    metric_keys = [k for k, _ in counts.most_common(_METRIC_COLUMNS)]
-    from driftline.tracking.models import format_value
+    shown = max(1, min(_METRIC_COLUMNS, room // 9))
+    metric_keys = [k for k, _ in counts.most_common(shown)]
 
     table(
         title,
-        ["run id", "name", "experiment", "status", "started", "duration", *metric_keys],
+        [*fixed, *metric_keys],
         [
             (
                 run.id,
                 run.name,
-                names.get(run.experiment_id, run.experiment_id),
+                *([names.get(run.experiment_id, run.experiment_id)] if several else []),
                 _status(ws, run),
-                fmt_time(run.start_time),
+                *([run.start_time.strftime("%m-%d %H:%M")] if started else []),
                 fmt_duration(run.duration),
-                *(format_value(run.metrics[k]) if k in run.metrics else "" for k in metric_keys),
+                *(fmt_number(run.metrics.get(k)) for k in metric_keys),
             )
             for run in page.items
         ],
     )
+    hidden = len(counts) - len(metric_keys)
+    if hidden > 0:
+        console.print(
+            f"{hidden} more metric(s): `driftline runs show RUN_ID`, or --json", highlight=False
+        )
     if page.next_token:
         console.print(f"More: --page-token {page.next_token}")
 
