@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, options: ServerOptions | None =
     from starlette.middleware.cors import CORSMiddleware
 
     from driftline import __version__
-    from driftline.server.errors import install_error_handlers
+    from driftline.server.errors import ServerErrors, install_error_handlers
     from driftline.server.limits import BodyLimit
 
     settings = server_settings(settings or Settings.load())
@@ -142,6 +142,7 @@ def create_app(settings: Settings | None = None, options: ServerOptions | None =
         ("/api/2.0/mlflow-artifacts/", options.max_upload),
     )
     app.add_middleware(BodyLimit, default=options.max_body, limits=upload_prefixes)
+    app.add_middleware(ServerErrors)  # last, so outermost: it answers what all others raise
     return app
 
 

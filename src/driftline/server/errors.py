@@ -4,6 +4,13 @@
 :mod:`driftline.errors` class, so the remote client can raise the same class. Routes
 that do not exist answer 404; under the MLflow prefixes that 404 has a plain-text body,
 which the MLflow client reads as "endpoint not implemented" and falls back from.
+
+Unexpected exceptions (bugs) are answered by :class:`ServerErrors`, a middleware, not by
+an ``Exception`` handler: Starlette runs such a handler in its outermost middleware and
+then re-raises the exception so the server can log it, and uvicorn, seeing an exception
+after a complete response, closes the keep-alive connection without saying
+``Connection: close``, so the client's next request on it fails. ServerErrors logs the
+exception, answers the 500 envelope and keeps the connection usable.
 """
 
 from __future__ import annotations
@@ -17,8 +24,15 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.requests import Request
     from starlette.responses import Response
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["MLFLOW_PREFIXES", "envelope", "error_response", "install_error_handlers"]
+__all__ = [
+    "MLFLOW_PREFIXES",
+    "ServerErrors",
+    "envelope",
+    "error_response",
+    "install_error_handlers",
+]
 
 log = logging.getLogger("driftline.server")
 
@@ -91,14 +105,47 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _CODES.get(exc.status_code, "INVALID_ARGUMENT")
         return error_response(exc.status_code, code, message)
 
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> Response:
-        log.exception("%s %s crashed", request.method, request.url.path)
-        return error_response(
-            500,
-            "INTERNAL_ERROR",
-            f"Internal server error ({type(exc).__name__}); see the server log",
-        )
+
+class ServerErrors:
+    """ASGI middleware: an unexpected exception becomes a logged 500 envelope.
+
+    Add it last (outermost of the app's own middleware). A response that already started
+    (a stream failing midway) cannot become a 500: the exception propagates, so the
+    server aborts the connection and the client sees a failed transfer, not a short body.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            log.exception("%s %s crashed", scope.get("method", "?"), scope.get("path", "?"))
+            await _crash_response(scope["path"], exc)(scope, receive, send)
+
+
+def _crash_response(path: str, exc: Exception) -> Response:
+    """The 500 of an unexpected exception: the envelope, or MLflow's shape on its routes."""
+    message = f"Internal server error ({type(exc).__name__}); see the server log"
+    if path.startswith(MLFLOW_PREFIXES):
+        from starlette.responses import JSONResponse
+
+        return JSONResponse({"error_code": "INTERNAL_ERROR", "message": message}, 500)
+    return error_response(500, "INTERNAL_ERROR", message)
 
 
 def _describe(error: Any) -> str:
