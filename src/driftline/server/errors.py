@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MLFLOW_PREFIXES",
     "ServerErrors",
+    "document_errors",
     "envelope",
     "error_response",
     "install_error_handlers",
@@ -97,13 +98,19 @@ def install_error_handlers(app: FastAPI) -> None:
             from starlette.responses import JSONResponse
 
             code = "INVALID_PARAMETER_VALUE" if exc.status_code < 500 else "INTERNAL_ERROR"
-            return JSONResponse({"error_code": code, "message": message}, exc.status_code)
+            body = {"error_code": code, "message": message}
+            return JSONResponse(body, exc.status_code, headers=exc.headers)
         if exc.status_code == 404 and message == "Not Found":
             message = f"No route {request.method} {request.url.path}; see /openapi.json"
-        elif exc.status_code == 405:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
+            # Starlette's Allow names the methods of the first route on the path only.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         code = _CODES.get(exc.status_code, "INVALID_ARGUMENT")
-        return error_response(exc.status_code, code, message)
+        response = error_response(exc.status_code, code, message)
+        response.headers.update(headers)
+        return response
 
 
 class ServerErrors:
@@ -146,6 +153,58 @@ def _crash_response(path: str, exc: Exception) -> Response:
 
         return JSONResponse({"error_code": "INTERNAL_ERROR", "message": message}, 500)
     return error_response(500, "INTERNAL_ERROR", message)
+
+
+_ENVELOPE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "status"],
+            "properties": {
+                "code": {"type": "string", "description": "e.g. INVALID_ARGUMENT, NOT_FOUND"},
+                "message": {"type": "string", "description": "What was wrong, what to do"},
+                "status": {"type": "integer"},
+                "details": {"type": "object"},
+            },
+        }
+    },
+}
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Say in an OpenAPI document how every operation fails: the envelope, any status.
+
+    FastAPI documents a 422 for invalid input, but this server answers those with 400
+    (see :func:`install_error_handlers`); the 422 is replaced by a ``default`` response
+    that covers 400, 401, 403, 404, 409, 413 and 500 alike.
+    """
+    schema.setdefault("components", {}).setdefault("schemas", {})["ErrorEnvelope"] = (
+        _ENVELOPE_SCHEMA
+    )
+    error = {
+        "description": "An error: its code and a message that says what was wrong",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+    }
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].pop("422", None)
+                operation["responses"].setdefault("default", error)
+    return schema
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route on the request's path answers (RFC 9110's ``Allow``)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def _describe(error: Any) -> str:
