@@ -17,7 +17,7 @@ import dataclasses
 import importlib
 import os
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from driftline.settings import Settings
 
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, options: ServerOptions | None =
     from starlette.middleware.cors import CORSMiddleware
 
     from driftline import __version__
-    from driftline.server.errors import install_error_handlers
+    from driftline.server.errors import ServerErrors, document_errors, install_error_handlers
     from driftline.server.limits import BodyLimit
 
     settings = server_settings(settings or Settings.load())
@@ -142,6 +142,15 @@ def create_app(settings: Settings | None = None, options: ServerOptions | None =
         ("/api/2.0/mlflow-artifacts/", options.max_upload),
     )
     app.add_middleware(BodyLimit, default=options.max_body, limits=upload_prefixes)
+    app.add_middleware(ServerErrors)  # last, so outermost: it answers what all others raise
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(build_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

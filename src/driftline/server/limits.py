@@ -1,14 +1,21 @@
 """Request limits, enforced while the body streams in (not after buffering it): size, and
-no NUL characters in text.
+text that every database can store.
 
-NUL: no text driftline stores may hold one (PostgreSQL refuses it in text columns, so it
-would surface as a database error, a 500). Rather than every route remembering that, a
-NUL in the path or query, or in a JSON body (raw or as the ``\u0000`` escape), is
-refused here with 400. Upload routes carry raw bytes and are exempt from the body check.
+Text: no text driftline stores may hold a NUL (PostgreSQL refuses it in text columns)
+or a lone UTF-16 surrogate (``"\\ud800"`` in JSON decodes to a string that cannot be
+encoded as UTF-8, so SQLite and PostgreSQL both fail on it). Either would surface as a
+database error, a 500. Rather than every route remembering that, a NUL in the path or
+query, and a NUL or a lone surrogate in a JSON body (as a ``\\u`` escape, or encoded in
+bytes that are then not valid UTF-8; a surrogate pair is a valid character and passes),
+are refused here with 400. A path or query cannot carry a surrogate: it is decoded from
+UTF-8 with replacement. Upload routes carry raw bytes and are exempt from the body
+check. UTF-8 is checked as the body streams in; escapes on the whole body once its last
+chunk arrives, before the route has parsed any of it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +24,7 @@ from starlette.exceptions import HTTPException
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimit", "BodyTooLarge", "NulInText"]
+__all__ = ["BodyLimit", "BodyTooLarge", "UnstorableText", "text_problem"]
 
 
 class BodyTooLarge(HTTPException):
@@ -57,7 +64,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
-            await _refuse_nul(scope, send)
+            await _refuse_text(scope, send, _NUL_MESSAGE)
             return
         # Bodies of upload routes (the prefixes with their own limits) are raw bytes.
         limit, text_body = self.limit_for(scope["path"])
@@ -67,20 +74,20 @@ class BodyLimit:
             return
         seen = 0
         started = False
-        tail = b""  # the end of the previous chunk: a mark may straddle two chunks
+        text = _TextCheck() if text_body else None
 
         async def limited_receive() -> Message:
-            nonlocal seen, tail
+            nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
                 body = message.get("body", b"")
                 seen += len(body)
                 if seen > limit:
                     raise BodyTooLarge(limit)
-                if text_body and body:
-                    if _has_nul_mark(tail + body):
-                        raise NulInText
-                    tail = body[-16:]
+                if text is not None:
+                    problem = text.feed(body, final=not message.get("more_body", False))
+                    if problem is not None:
+                        raise UnstorableText(problem)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -94,33 +101,83 @@ class BodyLimit:
         except BodyTooLarge:
             if not started:
                 await _refuse(scope, send, limit)
-        except NulInText:
+        except UnstorableText as exc:
             if not started:
-                await _refuse_nul(scope, send)
+                await _refuse_text(scope, send, str(exc.detail))
 
 
-class NulInText(HTTPException):
-    """Raised inside ``receive`` when a text body carries a NUL character."""
+class UnstorableText(HTTPException):
+    """Raised inside ``receive`` when a text body carries a NUL or a lone surrogate."""
 
-    def __init__(self) -> None:
-        super().__init__(400, _NUL_MESSAGE)
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
 
 
 _NUL_MESSAGE = "Text must not contain NUL characters (\\u0000)"
+_SURROGATE_MESSAGE = (
+    "Text must not contain lone UTF-16 surrogates (\\ud800-\\udfff not forming a pair); "
+    "send valid Unicode"
+)
+# A ``\\u`` escape of NUL or of a surrogate, after an even run of backslashes (an odd run
+# makes it the text "\\u..."). A high surrogate followed by a low one is one valid
+# character and matches as a whole, so its low half is never seen alone.
+_TEXT_MARK = re.compile(
+    rb"(?<!\\)(?:\\\\)*\\u("
+    rb"0000"
+    rb"|[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
+    rb"|[dD][c-fC-F][0-9a-fA-F]{2})"
+)
 
 
-def _has_nul_mark(data: bytes) -> bool:
-    """A raw NUL byte, or the JSON escape ``\\u0000`` (not an escaped backslash before
-    the text ``u0000``: that is an odd run of backslashes only when it is the escape)."""
+class _TextCheck:
+    """The text checks of one body, fed chunk by chunk.
+
+    UTF-8 is checked as the chunks come: Python's JSON reader decodes bytes with
+    ``surrogatepass``, so encoded surrogates (``ED A0 80``) must be refused as invalid
+    UTF-8 here. Escapes are checked on the whole body at its last chunk (the app keeps
+    the whole body as well, to parse it).
+    """
+
+    def __init__(self) -> None:
+        import codecs
+
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.chunks: list[bytes] = []
+        self.offset = 0
+
+    def feed(self, chunk: bytes, *, final: bool) -> str | None:
+        """Why the body so far cannot be stored, or ``None``."""
+        if not chunk.isascii():
+            try:
+                self.decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                return f"Text must be valid UTF-8: invalid byte at offset {self.offset + exc.start}"
+        self.offset += len(chunk)
+        self.chunks.append(chunk)
+        if not final:
+            return None
+        try:
+            self.decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "Text must be valid UTF-8: the body ends inside a character"
+        whole = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        self.chunks.clear()
+        return text_problem(whole)
+
+
+def text_problem(data: bytes) -> str | None:
+    """Why JSON text cannot be stored (a NUL, or an escaped lone surrogate), or ``None``."""
     if b"\x00" in data:
-        return True
-    start = data.find(b"u0000")
-    while start != -1:
-        slashes = len(data[:start]) - len(data[:start].rstrip(b"\\"))
-        if slashes % 2:
-            return True
-        start = data.find(b"u0000", start + 1)
-    return False
+        return _NUL_MESSAGE
+    if b"\\u" not in data:  # the common case: no escapes at all
+        return None
+    for match in _TEXT_MARK.finditer(data):
+        unit = match.group(1)
+        if unit == b"0000":
+            return _NUL_MESSAGE
+        if len(unit) == 4:  # a surrogate without its partner
+            return _SURROGATE_MESSAGE
+    return None
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -140,16 +197,16 @@ async def _refuse(scope: Scope, send: Send, limit: int) -> None:
     await response(scope, _no_receive, send)
 
 
-async def _refuse_nul(scope: Scope, send: Send) -> None:
+async def _refuse_text(scope: Scope, send: Send, message: str) -> None:
     from driftline.server.errors import MLFLOW_PREFIXES, error_response
 
     if scope["path"].startswith(MLFLOW_PREFIXES):
         from starlette.responses import JSONResponse
 
-        body = {"error_code": "INVALID_PARAMETER_VALUE", "message": _NUL_MESSAGE}
+        body = {"error_code": "INVALID_PARAMETER_VALUE", "message": message}
         await JSONResponse(body, 400)(scope, _no_receive, send)
         return
-    await error_response(400, "INVALID_ARGUMENT", _NUL_MESSAGE)(scope, _no_receive, send)
+    await error_response(400, "INVALID_ARGUMENT", message)(scope, _no_receive, send)
 
 
 async def _no_receive() -> Any:  # pragma: no cover - error responses do not read

@@ -256,12 +256,28 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_\-./:]+")
 
 
 def filter_text(node: Node) -> str:
-    """Filter text that parses back to ``node`` (the inverse of ``parse_filter``)."""
+    """Filter text that parses back to ``node`` (the inverse of ``parse_filter``).
+
+    Parentheses appear only where the tree needs them, and a negated ``in``, ``like``,
+    ``ilike`` or ``is null`` is written with its own ``not``, so the text nests no deeper
+    than the filter it came from and stays within the language's depth limit.
+    """
     if isinstance(node, And | Or):
         word = " and " if isinstance(node, And) else " or "
-        return word.join(f"({filter_text(item)})" for item in node.items)
+        # ``and`` binds tighter than ``or``: only an Or in an And, or a group of the same
+        # kind (kept as its own node), needs parentheses.
+        grouped = (And, Or) if isinstance(node, And) else (Or,)
+        return word.join(
+            f"({filter_text(item)})" if isinstance(item, grouped) else filter_text(item)
+            for item in node.items
+        )
     if isinstance(node, Not):
-        return f"not ({filter_text(node.item)})"
+        item = node.item
+        if isinstance(item, Comparison) and item.op in ("in", "like", "ilike", "is null"):
+            return _comparison_text(item, negated=True)
+        if isinstance(item, And | Or):
+            return f"not ({filter_text(item)})"
+        return f"not {filter_text(item)}"
     return _comparison_text(node)
 
 
@@ -270,15 +286,15 @@ def order_text(term: OrderBy) -> str:
     return f"{_field_text(term.field.kind, term.field.key)} {'desc' if term.descending else 'asc'}"
 
 
-def _comparison_text(node: Comparison) -> str:
+def _comparison_text(node: Comparison, *, negated: bool = False) -> str:
     field = _field_text(node.field.kind, node.field.key)
     if node.op == "is null":
-        return f"{field} is null"
+        return f"{field} is not null" if negated else f"{field} is null"
     if isinstance(node.value, tuple):
         value = "(" + ", ".join(_value_text(v) for v in node.value) + ")"
     else:
         value = _value_text(node.value)
-    return f"{field} {node.op} {value}"
+    return f"{field} {'not ' if negated else ''}{node.op} {value}"
 
 
 def _field_text(kind: str, key: str) -> str:

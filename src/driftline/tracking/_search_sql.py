@@ -23,7 +23,7 @@ from sqlalchemy.sql.selectable import Select
 from driftline.tracking import _tables as t
 from driftline.tracking.search import And, Comparison, Field, Node, Not, Or, OrderBy
 
-__all__ = ["RunSearchCompiler"]
+__all__ = ["RunSearchCompiler", "too_complex"]
 
 _RUN_COLUMNS = {
     "run_id": t.runs.c.run_id,
@@ -36,6 +36,26 @@ _RUN_COLUMNS = {
     "parent_run_id": t.runs.c.parent_run_id,
 }
 _TABLES = {"metric": t.latest_metrics, "param": t.params, "tag": t.tags}
+
+# What a database says when a statement passes one of its size limits. The search
+# language's own limits keep filters below these; this is the backstop that turns a
+# shape they missed into a 400 rather than a 500.
+_SQLITE_LIMITS = (
+    "parser stack overflow",
+    "expression tree is too large",
+    "too many sql variables",
+    "tables in a join",
+)
+_POSTGRES_LIMITS = "54"  # SQLSTATE class 54: program limit exceeded (statement too complex)
+
+
+def too_complex(exc: sa.exc.DBAPIError) -> bool:
+    """Whether a database refused a statement for its size or depth, not for its data."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if isinstance(code, str) and code.startswith(_POSTGRES_LIMITS):
+        return True
+    message = str(exc.orig).lower()
+    return any(limit in message for limit in _SQLITE_LIMITS)
 
 
 class RunSearchCompiler:

@@ -17,9 +17,15 @@ from driftline.core.clock import from_ms, now_ms
 from driftline.core.ids import new_id
 from driftline.core.metadata import Database
 from driftline.core.values import check_ms
-from driftline.errors import AlreadyExistsError, ConflictError, DriftlineError, NotFoundError
+from driftline.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    DriftlineError,
+    InvalidArgumentError,
+    NotFoundError,
+)
 from driftline.tracking import _tables as t
-from driftline.tracking._search_sql import RunSearchCompiler
+from driftline.tracking._search_sql import RunSearchCompiler, too_complex
 from driftline.tracking.models import (
     ArtifactEntry,
     Experiment,
@@ -547,7 +553,15 @@ class SqlTrackingStore:
         order = compiler.order_by(query.order_by)
         select = compiler.select_from(sa.select(t.runs)).where(*conditions).order_by(*order)
         select = select.limit(query.max_results).offset(query.offset)
-        return self.db.read(lambda conn: self._runs(conn, conn.execute(select).all()))
+        try:
+            return self.db.read(lambda conn: self._runs(conn, conn.execute(select).all()))
+        except sa.exc.DBAPIError as exc:
+            if not too_complex(exc):
+                raise
+            raise InvalidArgumentError(
+                "The search is too complex for this database; use fewer nested groups, "
+                "comparisons or values"
+            ) from exc
 
     # -- artifacts ----------------------------------------------------------------
 

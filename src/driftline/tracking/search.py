@@ -22,10 +22,25 @@ Type rules are checked here, once, so every backend sees a valid tree: metrics c
 with numbers; params compare as text, or as numbers when the literal is a number; tags
 compare as text; time attributes take epoch milliseconds or ISO-8601 strings (naive
 means UTC). A syntax error names its 1-based position and points at it.
+
+Limits: a filter is bounded so that every one that parses also compiles and runs on
+every backend (SQLite's parser overflows at about 18 nested groups, and SQLite refuses
+expression trees deeper than 1,000 and joins of more than 64 tables) and no input can
+exhaust the parser's stack. A filter holds at most
+:data:`MAX_FILTER_LENGTH` characters, nests at most :data:`MAX_DEPTH` levels of
+parentheses and ``not``, compares at most :data:`MAX_COMPARISONS` times, names at most
+:data:`MAX_FIELDS` distinct metrics, params and tags (each one is a join), and holds at
+most :data:`MAX_VALUES` literal values; a string literal holds at most
+:data:`MAX_LITERAL_LENGTH` characters, a key at most :data:`MAX_KEY_LENGTH`, an integer
+fits in 64 bits and a time is within the 64-bit range of epoch milliseconds (a float
+literal beyond the double range is an infinity, as in JSON readers). An ordering has at
+most :data:`MAX_ORDER_TERMS` terms. Going past a limit is an
+:class:`~driftline.errors.InvalidArgumentError` that names the limit and the position.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +52,14 @@ from driftline.tracking.models import RunStatus
 
 __all__ = [
     "ATTRIBUTES",
+    "MAX_COMPARISONS",
+    "MAX_DEPTH",
+    "MAX_FIELDS",
+    "MAX_FILTER_LENGTH",
+    "MAX_KEY_LENGTH",
+    "MAX_LITERAL_LENGTH",
+    "MAX_ORDER_TERMS",
+    "MAX_VALUES",
     "And",
     "Comparison",
     "Field",
@@ -79,6 +102,28 @@ ATTRIBUTES: dict[str, str] = {
     "parent_id": "parent_run_id",
 }
 _TIME_ATTRIBUTES = {"start_time", "end_time"}
+
+MAX_FILTER_LENGTH = 100_000
+"""Characters in one filter (and in one ordering term)."""
+MAX_DEPTH = 16
+"""Levels of parentheses and ``not`` (each ``not`` is a level, as each makes the SQL deeper).
+
+SQLite's parser overflows its stack at about 18 levels of ``(a or b and (...))``."""
+MAX_COMPARISONS = 100
+"""Comparisons in one filter: an ``and`` of 1,000 would pass SQLite's expression depth."""
+MAX_FIELDS = 40
+"""Distinct metrics, params and tags in one filter: each is a join, and SQLite joins at most
+64 tables (the runs table, these, and :data:`MAX_ORDER_TERMS` more for the ordering)."""
+MAX_VALUES = 5_000
+"""Literal values in one filter, ``in`` lists included (each is a bound SQL parameter)."""
+MAX_LITERAL_LENGTH = 8_000
+"""Characters in one string literal: the longest param or tag value driftline stores."""
+MAX_KEY_LENGTH = 250
+"""Characters in one metric, param or tag key: the longest key driftline stores."""
+MAX_ORDER_TERMS = 20
+"""Terms in one ordering."""
+_INT64 = 2**63 - 1
+_EXCERPT = 60  # characters shown either side of an error's position in a long filter
 _ORDER_OPS = {"<", "<=", ">", ">="}
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_\-./:]+")
@@ -147,7 +192,7 @@ def parse_filter(text: str | None) -> Node | None:
     if text is None or not text.strip():
         return None
     parser = _Parser(text)
-    node = parser.or_expr()
+    node = parser.or_expr(depth=0)
     parser.skip_space()
     if not parser.at_end():
         parser.fail("expected 'and', 'or' or the end of the filter")
@@ -155,9 +200,18 @@ def parse_filter(text: str | None) -> Node | None:
 
 
 def parse_order_by(terms: list[str] | tuple[str, ...] | None) -> tuple[OrderBy, ...]:
-    """Parse ordering terms such as ``"metrics.auc desc"`` or ``"attributes.start_time"``."""
+    """Parse ordering terms such as ``"metrics.auc desc"`` or ``"attributes.start_time"``.
+
+    Raises:
+        InvalidArgumentError: naming the position of the first error, or the limit passed.
+    """
+    terms = tuple(terms or ())
+    if len(terms) > MAX_ORDER_TERMS:
+        raise InvalidArgumentError(
+            f"An ordering has at most {MAX_ORDER_TERMS} terms, got {len(terms)}"
+        )
     result = []
-    for term in terms or ():
+    for term in terms:
         parser = _Parser(term)
         field = parser.field()
         parser.skip_space()
@@ -174,19 +228,38 @@ def parse_order_by(terms: list[str] | tuple[str, ...] | None) -> tuple[OrderBy, 
 
 
 class _Parser:
-    """Recursive descent straight over the text, so every error knows its position."""
+    """Recursive descent straight over the text, so every error knows its position.
+
+    The recursion is bounded by :data:`MAX_DEPTH` (checked before each level), so no
+    input reaches Python's recursion limit; the other limits are counted as it goes.
+    """
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.comparisons = 0
+        self.values = 0
+        self.fields: set[tuple[str, str]] = set()
+        if len(text) > MAX_FILTER_LENGTH:
+            self.fail(
+                f"the filter is longer than {MAX_FILTER_LENGTH:,} characters "
+                f"({len(text):,}); narrow it down or search in several requests",
+                at=MAX_FILTER_LENGTH,
+            )
 
     # -- scanning -----------------------------------------------------------------
 
     def fail(self, message: str, at: int | None = None) -> None:
         at = self.pos if at is None else at
-        pointer = " " * at + "^"
+        # A long filter is shown around the position only, so the message stays short.
+        start = max(0, at - _EXCERPT) if len(self.text) > 2 * _EXCERPT else 0
+        end = start + 2 * _EXCERPT if len(self.text) > 2 * _EXCERPT else len(self.text)
+        before = "..." if start > 0 else ""
+        after = "..." if end < len(self.text) else ""
+        excerpt = f"{before}{self.text[start:end]}{after}"
+        pointer = " " * (len(before) + at - start) + "^"
         raise InvalidArgumentError(
-            f"Invalid filter at position {at + 1}: {message}\n  {self.text}\n  {pointer}"
+            f"Invalid filter at position {at + 1}: {message}\n  {excerpt}\n  {pointer}"
         )
 
     def at_end(self) -> bool:
@@ -217,27 +290,44 @@ class _Parser:
 
     # -- grammar ------------------------------------------------------------------
 
-    def or_expr(self) -> Node:
-        items = [self.and_expr()]
+    def or_expr(self, depth: int) -> Node:
+        items = [self.and_expr(depth)]
         while self.accept_word("or"):
-            items.append(self.and_expr())
+            items.append(self.and_expr(depth))
         return items[0] if len(items) == 1 else Or(tuple(items))
 
-    def and_expr(self) -> Node:
-        items = [self.not_expr()]
+    def and_expr(self, depth: int) -> Node:
+        items = [self.not_expr(depth)]
         while self.accept_word("and"):
-            items.append(self.not_expr())
+            items.append(self.not_expr(depth))
         return items[0] if len(items) == 1 else And(tuple(items))
 
-    def not_expr(self) -> Node:
+    def not_expr(self, depth: int) -> Node:
+        start = self.pos
         if self.accept_word("not"):
-            return Not(self.not_expr())
+            self.enter(depth + 1, start)
+            return Not(self.not_expr(depth + 1))
         if self.accept("("):
-            node = self.or_expr()
+            self.enter(depth + 1, start)
+            node = self.or_expr(depth + 1)
             if not self.accept(")"):
                 self.fail("expected ')' to close the parenthesis")
             return node
         return self.comparison()
+
+    def enter(self, depth: int, at: int) -> None:
+        """Refuse a level past :data:`MAX_DEPTH` (before recursing into it)."""
+        if depth > MAX_DEPTH:
+            self.fail(
+                f"the filter nests deeper than {MAX_DEPTH} levels of parentheses and 'not'; "
+                "simplify it",
+                at=self.skip_space_from(at),
+            )
+
+    def skip_space_from(self, at: int) -> int:
+        while at < len(self.text) and self.text[at].isspace():
+            at += 1
+        return at
 
     def field(self) -> Field:
         self.skip_space()
@@ -265,9 +355,18 @@ class _Parser:
                 known = ", ".join(sorted(set(ATTRIBUTES.values())))
                 self.fail(f"unknown attribute {key!r}; known: {known}", at=start)
             key = canonical or key
+        elif (kind, key) not in self.fields:
+            self.fields.add((kind, key))
+            if len(self.fields) > MAX_FIELDS:
+                self.fail(
+                    f"the filter names more than {MAX_FIELDS} distinct metrics, params "
+                    "and tags; split the search",
+                    at=start,
+                )
         return Field(kind, key)
 
     def key(self) -> str:
+        start = self.pos
         quote = self.text[self.pos : self.pos + 1]
         if quote in ("`", '"'):
             end = self.text.find(quote, self.pos + 1)
@@ -284,9 +383,15 @@ class _Parser:
             self.pos = match.end()
         if not key:
             self.fail("empty key")
+        if len(key) > MAX_KEY_LENGTH:
+            self.fail(f"a key is at most {MAX_KEY_LENGTH} characters", at=start)
         return key
 
     def comparison(self) -> Node:
+        self.skip_space()
+        self.comparisons += 1
+        if self.comparisons > MAX_COMPARISONS:
+            self.fail(f"the filter has more than {MAX_COMPARISONS} comparisons; split the search")
         field = self.field()
         self.skip_space()
         op_at = self.pos
@@ -319,14 +424,31 @@ class _Parser:
 
     def value(self) -> str | float | int:
         self.skip_space()
+        start = self.pos
+        self.values += 1
+        if self.values > MAX_VALUES:
+            self.fail(f"the filter has more than {MAX_VALUES:,} values; split the search")
         char = self.text[self.pos : self.pos + 1]
         if char in ("'", '"'):
-            return self.string(char)
+            text = self.string(char)
+            if len(text) > MAX_LITERAL_LENGTH:
+                self.fail(f"a string is at most {MAX_LITERAL_LENGTH:,} characters", at=start)
+            return text
         match = _NUMBER.match(self.text, self.pos)
         if match:
             self.pos = match.end()
             literal = match.group(0)
-            return int(literal) if literal.lstrip("+-").isdigit() else float(literal)
+            if not literal.lstrip("+-").isdigit():
+                return float(literal)  # past the double range: an infinity, as JSON reads it
+            # Checked before int(): Python refuses to convert more than 4,300 digits.
+            digits = literal.lstrip("+-").lstrip("0")
+            if len(digits) > 19 or abs(int(literal)) > _INT64:
+                self.fail(
+                    f"number out of range: integers are within +-{_INT64} "
+                    "(write a float such as 1e30 for larger numbers)",
+                    at=start,
+                )
+            return int(literal)
         self.fail("expected a value: a 'quoted string' or a number")
         raise AssertionError("unreachable")
 
@@ -422,6 +544,12 @@ class _Parser:
 
     def time_value(self, value: Value, value_at: int) -> int:
         if isinstance(value, int | float):
+            # Infinities and NaN have no integer; beyond int64 no database column holds it.
+            if not math.isfinite(value) or abs(value) > _INT64:
+                self.fail(
+                    f"number out of range: times are epoch milliseconds within +-{_INT64}",
+                    at=value_at,
+                )
             return int(value)
         try:
             return to_ms(datetime.fromisoformat(str(value)))

@@ -13,6 +13,10 @@ types once for every backend:
 - tags MLflow keeps as run fields map to attributes: ``tags.mlflow.runName`` ->
   ``attributes.name``, ``mlflow.user`` -> ``user``, ``mlflow.parentRunId`` ->
   ``parent_run_id``; git tags map to driftline's (see ``_views.TAG_ALIASES``).
+
+Every search string here has the limits of driftline's language (see
+``driftline.tracking.search``): its length, its number of comparisons and values, and
+the number of ordering terms, so the filters evaluated in Python are bounded as well.
 """
 
 from __future__ import annotations
@@ -25,9 +29,25 @@ from typing import Any
 from driftline.errors import InvalidArgumentError
 from driftline.server.mlflow._views import TAG_ALIASES, TAG_ATTRIBUTES
 from driftline.server.mlflow._wire import like
-from driftline.tracking.search import Node, OrderBy, parse_filter, parse_order_by
+from driftline.tracking.search import (
+    MAX_COMPARISONS,
+    MAX_FILTER_LENGTH,
+    MAX_ORDER_TERMS,
+    MAX_VALUES,
+    Node,
+    OrderBy,
+    parse_filter,
+    parse_order_by,
+)
 
-__all__ = ["Condition", "evaluate", "parse_conditions", "run_filter", "run_order_by"]
+__all__ = [
+    "Condition",
+    "check_order_by",
+    "evaluate",
+    "parse_conditions",
+    "run_filter",
+    "run_order_by",
+]
 
 _KEYWORDS = {"and", "or", "not", "in", "like", "ilike", "is", "null", "asc", "desc"}
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -62,6 +82,12 @@ class Token:
 
 def tokenize(text: str) -> list[Token]:
     """Split an MLflow search string into tokens (identifiers keep prefix and key)."""
+    if len(text) > MAX_FILTER_LENGTH:
+        _fail(
+            text,
+            MAX_FILTER_LENGTH,
+            f"the search string is longer than {MAX_FILTER_LENGTH:,} characters",
+        )
     tokens: list[Token] = []
     pos = 0
     while pos < len(text):
@@ -138,7 +164,14 @@ def _quoted(text: str, pos: int, quote: str) -> tuple[str, int]:
 
 
 def _fail(text: str, pos: int, message: str) -> None:
-    raise InvalidArgumentError(f"Invalid search string at position {pos + 1}: {message}: {text!r}")
+    raise InvalidArgumentError(
+        f"Invalid search string at position {pos + 1}: {message}: {_shown(text)}"
+    )
+
+
+def _shown(text: str, limit: int = 200) -> str:
+    """``text`` quoted for an error message, cut short so a huge filter is not echoed."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text):,} chars)"
 
 
 # -- run search -------------------------------------------------------------------------
@@ -196,11 +229,21 @@ def run_filter(text: str | None) -> Node | None:
     try:
         return parse_filter(translated)
     except InvalidArgumentError as exc:
-        raise InvalidArgumentError(f"Invalid filter {text!r}: {exc}") from None
+        raise InvalidArgumentError(f"Invalid filter {_shown(text)}: {exc}") from None
+
+
+def check_order_by(terms: list[Any]) -> list[Any]:
+    """``terms`` if there are at most ``MAX_ORDER_TERMS`` of them, else a 400."""
+    if len(terms) > MAX_ORDER_TERMS:
+        raise InvalidArgumentError(
+            f"order_by has at most {MAX_ORDER_TERMS} terms, got {len(terms)}"
+        )
+    return terms
 
 
 def run_order_by(terms: list[str]) -> tuple[OrderBy, ...]:
     """Parse MLflow ``order_by`` terms (``metrics.loss DESC``, ``start_time``)."""
+    check_order_by(terms)
     translated = []
     for term in terms:
         if not isinstance(term, str) or not term.strip():
@@ -209,7 +252,7 @@ def run_order_by(terms: list[str]) -> tuple[OrderBy, ...]:
     try:
         return parse_order_by(translated)
     except InvalidArgumentError as exc:
-        raise InvalidArgumentError(f"Invalid order_by {terms!r}: {exc}") from None
+        raise InvalidArgumentError(f"Invalid order_by {_shown(repr(terms))}: {exc}") from None
 
 
 # -- small AND-joined filters, evaluated in Python --------------------------------------
@@ -231,6 +274,7 @@ def parse_conditions(text: str | None) -> list[Condition]:
         return []
     tokens = tokenize(text)
     conditions = []
+    values = 0
     i = 0
     while True:
         if i >= len(tokens) or tokens[i].kind != "ident":
@@ -241,6 +285,14 @@ def parse_conditions(text: str | None) -> list[Condition]:
         value, i = _value(tokens, i, text, op)
         prefix = field.prefix.lower() if field.prefix else None
         conditions.append(Condition(prefix, field.text, op, value))
+        values += len(value) if isinstance(value, tuple) else 1
+        if len(conditions) > MAX_COMPARISONS or values > MAX_VALUES:
+            _fail(
+                text,
+                field.position,
+                f"a search string has at most {MAX_COMPARISONS} conditions "
+                f"and {MAX_VALUES:,} values",
+            )
         if i >= len(tokens):
             return conditions
         if tokens[i].kind != "word" or tokens[i].text != "and":

@@ -18,7 +18,12 @@ from driftline.core.paging import decode_token, encode_token
 from driftline.errors import InvalidArgumentError, NotFoundError
 from driftline.server import deps
 from driftline.server.mlflow._access import allow, experiment_by_id
-from driftline.server.mlflow._filters import Condition, evaluate, parse_conditions
+from driftline.server.mlflow._filters import (
+    Condition,
+    check_order_by,
+    evaluate,
+    parse_conditions,
+)
 from driftline.server.mlflow._views import experiment_json
 from driftline.server.mlflow._wire import (
     JsonBody,
@@ -103,7 +108,7 @@ def _search(request: Request, fields: dict[str, Any] | Any) -> dict[str, Any]:
     max_results = min(max_results, _MAX_PAGE)
     text = field_str(fields, "filter")
     conditions = parse_conditions(text)
-    order_by = field_strings(fields, "order_by")
+    order_by = check_order_by(field_strings(fields, "order_by"))
     experiments = deps.workspace(request).tracking.store.list_experiments(
         include_deleted=view != "ACTIVE_ONLY", max_results=_MAX_EXPERIMENTS, offset=0
     )

@@ -41,7 +41,12 @@ from driftline.core.paging import decode_token, encode_token
 from driftline.errors import InvalidArgumentError, NotFoundError
 from driftline.server import deps
 from driftline.server.mlflow._access import allow, experiment_by_id, run_by_id
-from driftline.server.mlflow._filters import Condition, evaluate, parse_conditions
+from driftline.server.mlflow._filters import (
+    Condition,
+    check_order_by,
+    evaluate,
+    parse_conditions,
+)
 from driftline.server.mlflow._records import RECORDS_FOLDER, RunRecords
 from driftline.server.mlflow._wire import (
     JsonBody,
@@ -311,7 +316,7 @@ def search_logged_models(request: Request, body: JsonBody = None) -> dict[str, A
     assert max_results is not None
     if max_results < 1:
         raise InvalidArgumentError("max_results must be a positive number")
-    order_by = field_list(fields, "order_by")
+    order_by = check_order_by(field_list(fields, "order_by"))
     models = LoggedModels(ws).search(experiment_ids) if experiment_ids else []
     matched = [m for m in models if evaluate(conditions, partial(_field, m))]
     matched = _ordered(matched, order_by)

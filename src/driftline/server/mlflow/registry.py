@@ -44,7 +44,12 @@ from driftline.registry import ModelVersion, RegisteredModel, RegistryService
 from driftline.registry.service import check_model_name
 from driftline.server import deps
 from driftline.server.mlflow._access import allow, run_by_id
-from driftline.server.mlflow._filters import Condition, evaluate, parse_conditions
+from driftline.server.mlflow._filters import (
+    Condition,
+    check_order_by,
+    evaluate,
+    parse_conditions,
+)
 from driftline.server.mlflow._records import RECORDS_FOLDER
 from driftline.server.mlflow._wire import (
     JsonBody,
@@ -190,7 +195,7 @@ def search_registered_models(request: Request) -> dict[str, Any]:
     ws = deps.workspace(request)
     text = field_str(fields, "filter")
     conditions = parse_conditions(text)
-    order_by = field_strings(fields, "order_by")
+    order_by = check_order_by(field_strings(fields, "order_by"))
     models = [
         m for m in ws.registry.list_models() if evaluate(conditions, partial(_model_field, m))
     ]
@@ -381,7 +386,7 @@ def search_model_versions(request: Request) -> dict[str, Any]:
         for v in (ws.registry.list_versions(name) if _exists(ws, name) else [])
         if evaluate(conditions, partial(_version_field, v))
     ]
-    order_by = field_strings(fields, "order_by")
+    order_by = check_order_by(field_strings(fields, "order_by"))
     for term in reversed(order_by):
         field, descending = _order_term(term, {"name", "version_number", "creation_timestamp"})
         key = {

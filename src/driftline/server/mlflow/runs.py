@@ -63,6 +63,7 @@ _VIEWS = {
 # MLflow's RunStatus enum, in the order of its numbers (SCHEDULED has no driftline twin).
 _STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 _MAX_RUNS = 10_000  # per page; the client pages on with next_page_token
+_MAX_EXPERIMENTS = 1000  # per search, as in driftline's own search route
 
 
 def run_json(ws: Workspace, runs: Sequence[Run]) -> list[dict[str, Any]]:
@@ -232,7 +233,12 @@ def search_runs(request: Request, body: JsonBody = None) -> dict[str, Any]:
     fields = body_of(body)
     ws = deps.workspace(request)
     experiment_ids = []
-    for value in field_strings(fields, "experiment_ids"):
+    requested = list(dict.fromkeys(field_strings(fields, "experiment_ids")))
+    if len(requested) > _MAX_EXPERIMENTS:
+        raise InvalidArgumentError(
+            f"A search covers at most {_MAX_EXPERIMENTS} experiments, got {len(requested)}"
+        )
+    for value in requested:
         try:
             experiment_ids.append(experiment_by_id(ws, value).id)
         except NotFoundError:  # MLflow finds no runs in an unknown experiment
@@ -254,13 +260,15 @@ def search_runs(request: Request, body: JsonBody = None) -> dict[str, Any]:
         "max": max_results,
     }
     offset = decode_token(field_str(fields, "page_token") or None, fingerprint)
+    # Parsed first: a bad filter is a 400 whether or not the experiments exist.
+    node, order = run_filter(text), run_order_by(order_by)
     if not experiment_ids:
         return {}
     runs = ws.tracking.store.search_runs(
         RunQuery(
             experiment_ids=experiment_ids,
-            filter=run_filter(text),
-            order_by=run_order_by(order_by),
+            filter=node,
+            order_by=order,
             max_results=max_results + 1,
             offset=offset,
             lifecycle=_VIEWS[view],
