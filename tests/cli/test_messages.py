@@ -1,0 +1,69 @@
+"""Error messages a newcomer meets first: each says what is accepted, where, and what to do."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from tests.cli.conftest import Cli
+
+_DATABASES = ("sqlite://", "postgresql://", "postgres://", "postgresql+psycopg://")
+_BYTE_STORES = ("file://", "s3://", "gs://", "az://", "memory://")
+
+
+def _schemes(message: str) -> set[str]:
+    return set(re.findall(r"[a-z][a-z0-9+.-]*://", message.split("known", 1)[1]))
+
+
+# -- each URL setting lists exactly the schemes it accepts ------------------------------
+
+
+def test_a_bad_workspace_uri_lists_databases_and_servers(workdir: Path, cli: Cli) -> None:
+    code, _, err = cli("--uri", "mysql://x/y", "runs", "list")
+    assert code == 1
+    assert err.startswith("InvalidArgumentError: Unsupported workspace URI 'mysql://x/y'")
+    assert _schemes(err) == {*_DATABASES, "http://", "https://"}
+    assert not (workdir / ".driftline" / "driftline.db").exists()
+
+
+def test_a_server_database_url_lists_only_databases(workdir: Path, cli: Cli) -> None:
+    code, _, err = cli("server", "--uri", "mysql://x/y")
+    assert code == 1
+    assert "Unsupported metadata database URL 'mysql://x/y'" in err
+    assert _schemes(err) == set(_DATABASES)  # a server cannot serve another server
+
+
+def test_a_bad_artifact_root_lists_the_byte_stores(workdir: Path, cli: Cli) -> None:
+    code, _, err = cli("--artifact-root", "ftp://host/x", "runs", "list")
+    assert code == 1
+    assert "Unsupported artifact root 'ftp://host/x'; known: a local folder" in err
+    assert _schemes(err) >= set(_BYTE_STORES)
+    assert not _schemes(err) & {"http://", "https://", "ftp://"}
+    assert not (workdir / ".driftline" / "driftline.db").exists(), "nothing stored on refusal"
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/x", "https://example.org/x"])
+def test_a_server_url_as_artifact_root_says_where_it_belongs(
+    workdir: Path, cli: Cli, url: str
+) -> None:
+    code, _, err = cli("--artifact-root", url, "runs", "list")
+    assert code == 1
+    assert f"Unsupported artifact root {url!r}" in err
+    assert "make it the workspace URI (DRIFTLINE_URI or --uri)" in err
+
+
+def test_a_bad_data_remote_is_named_as_such(workdir: Path, cli: Cli) -> None:
+    code, _, err = cli("data", "push", "--remote", "ftp://host/x")
+    assert code == 1
+    assert "Unsupported data remote 'ftp://host/x'; known: a local folder" in err
+    assert _schemes(err) >= set(_BYTE_STORES)
+
+
+def test_the_python_api_gives_the_same_workspace_uri_message(workdir: Path) -> None:
+    from driftline.errors import InvalidArgumentError
+    from driftline.workspace import Workspace
+
+    with pytest.raises(InvalidArgumentError, match="Unsupported workspace URI") as info:
+        Workspace.from_settings(uri="mysql://x/y")
+    assert {"http://", "https://", "sqlite://"} <= _schemes(str(info.value))
