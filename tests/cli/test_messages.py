@@ -67,3 +67,32 @@ def test_the_python_api_gives_the_same_workspace_uri_message(workdir: Path) -> N
     with pytest.raises(InvalidArgumentError, match="Unsupported workspace URI") as info:
         Workspace.from_settings(uri="mysql://x/y")
     assert {"http://", "https://", "sqlite://"} <= _schemes(str(info.value))
+
+
+# -- a bad value in a config file or the environment fails every command, naming it ------
+
+
+def test_an_invalid_boolean_in_config_toml_fails_the_cli_naming_the_file(
+    workdir: Path, cli: Cli
+) -> None:
+    config = workdir / ".driftline" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    # the CLI sets async_logging itself; the file's value must be refused all the same
+    config.write_text('async_logging = "flase"\n')
+    code, out, err = cli("runs", "list")
+    assert code == 1
+    assert out == ""
+    assert err == (
+        f"InvalidArgumentError: Invalid value async_logging = 'flase' in config file {config}: "
+        "expected a boolean (true or false, without quotes)\n"
+    )
+
+
+def test_an_invalid_environment_variable_fails_the_cli_naming_it(
+    workdir: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRIFTLINE_ASYNC_LOGGING", "maybe")
+    code, _, err = cli("runs", "list")
+    assert code == 1
+    assert "Invalid environment variable DRIFTLINE_ASYNC_LOGGING='maybe'" in err
+    assert "expected a boolean" in err
