@@ -96,3 +96,52 @@ def test_an_invalid_environment_variable_fails_the_cli_naming_it(
     assert code == 1
     assert "Invalid environment variable DRIFTLINE_ASYNC_LOGGING='maybe'" in err
     assert "expected a boolean" in err
+
+
+# -- help: every option and argument explained, no summary cut off at 80 columns ---------
+
+# The command groups (and root commands) whose help this file checks.
+_GROUPS = ("data", "runs", "artifacts", "experiments", "db")
+_ROOT_COMMANDS = ("init", "server", "gc")
+
+
+def _commands() -> list[tuple[str, object]]:
+    import typer
+
+    from driftline.cli.app import app
+
+    root = typer.main.get_command(app)
+    found: list[tuple[str, object]] = [(n, root.commands[n]) for n in _ROOT_COMMANDS]  # type: ignore[attr-defined]
+    for group in _GROUPS:
+        for name, command in root.commands[group].commands.items():  # type: ignore[attr-defined]
+            found.append((f"{group} {name}", command))
+    return found
+
+
+def test_every_option_and_argument_has_help() -> None:
+    missing = [
+        f"{name} {param.name}"
+        for name, command in _commands()
+        for param in command.params  # type: ignore[attr-defined]
+        if not getattr(param, "help", None)
+    ]
+    assert missing == []
+
+
+@pytest.mark.parametrize("group", [*_GROUPS, None])
+def test_command_summaries_are_not_cut_off_at_80_columns(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, group: str | None
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = cli(*([group] if group else []), "--help")
+    assert code == 0
+    listing = out.split("Commands:", 1)[1].splitlines()
+    wanted = _ROOT_COMMANDS if group is None else None
+    cut = [
+        line
+        for line in listing
+        if line.split() and (wanted is None or line.split()[0] in wanted)
+        if line.rstrip().endswith(("...", "…"))
+    ]
+    assert cut == []
+    assert all(len(line) <= 80 for line in listing)

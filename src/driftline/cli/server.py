@@ -46,7 +46,9 @@ def server(
         "X-Forwarded-For the server then trusts for the client's address.",
     ),
 ) -> None:
-    """Serve this workspace's REST API (and the MLflow-compatible routes) over HTTP.
+    """Serve this workspace over HTTP to a team.
+
+    It serves the REST API and the MLflow-compatible routes.
 
     Clients set DRIFTLINE_URI=http://HOST:PORT; with --auth also DRIFTLINE_TOKEN.
     """
