@@ -13,6 +13,10 @@ or one of its parents (as git finds ``.git``); with none, it is ``./.driftline``
 is created on first write. By default the metadata database is the SQLite file
 ``.driftline/driftline.db`` and artifacts live in ``.driftline/artifacts``.
 
+Every value is checked against its field's type where it is read, even one a higher
+source overrides, and a bad one is refused naming the config file and key or the
+environment variable.
+
 Nothing is read at import time: call :meth:`Settings.load`.
 """
 
