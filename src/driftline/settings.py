@@ -13,11 +13,16 @@ or one of its parents (as git finds ``.git``); with none, it is ``./.driftline``
 is created on first write. By default the metadata database is the SQLite file
 ``.driftline/driftline.db`` and artifacts live in ``.driftline/artifacts``.
 
+Every value is checked against its field's type where it is read, even one a higher
+source overrides, and a bad one is refused naming the config file and key or the
+environment variable.
+
 Nothing is read at import time: call :meth:`Settings.load`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -97,6 +102,10 @@ class Settings:
                 f"Unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
         env = _from_env(known)
+        explicit = {
+            name: _converted(name, value, f"setting {name}={value!r}", text=True)
+            for name, value in explicit.items()
+        }
         home = Path(explicit.get("home") or env.get("home") or find_workspace_home()).absolute()
         values: dict[str, Any] = {}
         values.update(_from_file(_user_config_path(), known))
@@ -107,7 +116,7 @@ class Settings:
         values.setdefault("uri", f"sqlite:///{home / 'driftline.db'}")
         values.setdefault("artifact_root", str(home / "artifacts"))
         values.setdefault("user", _current_user())
-        return cls(**_coerce(values))
+        return cls(**values)
 
 
 def find_workspace_home(start: Path | None = None) -> Path:
@@ -125,12 +134,16 @@ def _user_config_path() -> Path:
     return Path(base) / "driftline" / "config.toml"
 
 
-def _from_env(known: set[str]) -> dict[str, str]:
-    return {
-        name: os.environ[_ENV_PREFIX + name.upper()]
-        for name in known
-        if os.environ.get(_ENV_PREFIX + name.upper())
-    }
+def _from_env(known: set[str]) -> dict[str, Any]:
+    values = {}
+    for name in known:
+        variable = _ENV_PREFIX + name.upper()
+        text = os.environ.get(variable)
+        if text:
+            values[name] = _converted(
+                name, text, f"environment variable {variable}={text!r}", text=True
+            )
+    return values
 
 
 def _from_file(path: Path, known: set[str]) -> dict[str, Any]:
@@ -146,10 +159,16 @@ def _from_file(path: Path, known: set[str]) -> dict[str, Any]:
             f"Unknown key(s) {', '.join(unknown)} in {path}; known: {', '.join(sorted(known))}"
         )
     data.pop("home", None)  # the file lives in home; it cannot move it
+    # Checked here, whether or not a higher source overrides the key: a bad value in a file
+    # must fail in every command that reads the file, naming it, not only in some.
+    data = {
+        name: _converted(name, value, f"value {name} = {value!r} in config file {path}", text=False)
+        for name, value in data.items()
+    }
     # Relative paths in a project config are relative to the project, not to the caller's cwd.
     root = path.parent.parent
-    if "artifact_root" in data and "://" not in str(data["artifact_root"]):
-        data["artifact_root"] = str((root / str(data["artifact_root"])).absolute())
+    if "artifact_root" in data and "://" not in data["artifact_root"]:
+        data["artifact_root"] = str((root / data["artifact_root"]).absolute())
     return data
 
 
@@ -164,40 +183,63 @@ _BOOL_WORDS = {
     "off": False,
 }
 
+# What a value of each field must be, in words (for messages), beyond its type.
+_EXPECTED_RANGE = {
+    "flush_interval": "a positive number of seconds",
+    "stale_after": "a positive number of seconds",
+    "model_cache_gb": "a number of GiB, 0 or more",
+    "hash_algorithm": "'blake3' or 'sha256'",
+}
 
-def _coerce(values: dict[str, Any]) -> dict[str, Any]:
-    """Convert strings from env/files to each field's type, with a clear error on bad values."""
-    out: dict[str, Any] = {}
-    for field in dataclasses.fields(Settings):
-        if field.name not in values:
-            continue
-        value = values[field.name]
-        try:
-            if field.type == "bool" and isinstance(value, str):
-                value = _BOOL_WORDS[value.strip().lower()]
-            elif field.type == "float":
-                value = float(value)
-            elif field.type == "Path":
-                value = Path(value)
-            elif field.type in ("str", "str | None"):
-                value = str(value)
-        except (KeyError, ValueError) as exc:
-            raise InvalidArgumentError(
-                f"Setting {field.name}={value!r} is not a valid {field.type}"
-            ) from exc
-        out[field.name] = value
-    if out.get("hash_algorithm", "blake3") not in ("blake3", "sha256"):
-        raise InvalidArgumentError(
-            f"hash_algorithm must be 'blake3' or 'sha256', not {out['hash_algorithm']!r}"
+
+def _converted(name: str, value: Any, where: str, *, text: bool) -> Any:
+    """``value`` as the type of field ``name``, or an error naming ``where`` it came from.
+
+    ``text`` is true for environment variables and arguments, whose values may be strings
+    (``"yes"``, ``"2.5"``); a config file is TOML, which has booleans and numbers of its
+    own, so there a quoted ``"true"`` or ``"2.5"`` is a mistake worth reporting.
+    """
+    kind = next(f.type for f in dataclasses.fields(Settings) if f.name == name)
+    result: Any = None
+    if kind == "bool":
+        if isinstance(value, bool):
+            result = value
+        elif text and isinstance(value, str):
+            result = _BOOL_WORDS.get(value.strip().lower())
+        expected = (
+            "a boolean (true or false; also yes/no, on/off, 1/0)"
+            if text
+            else "a boolean (true or false, without quotes)"
         )
-    for name in ("flush_interval", "stale_after"):
-        if name in out and not (math.isfinite(out[name]) and out[name] > 0):
-            raise InvalidArgumentError(f"{name} must be a positive number of seconds")
-    if "model_cache_gb" in out and not (
-        math.isfinite(out["model_cache_gb"]) and out["model_cache_gb"] >= 0
-    ):
-        raise InvalidArgumentError("model_cache_gb must be a number of GiB, 0 or more")
-    return out
+    elif kind == "float":
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            result = float(value)
+        elif text and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                result = float(value)
+        expected = _EXPECTED_RANGE.get(name, "a number") + ("" if text else " (without quotes)")
+        if result is not None and not _in_range(name, result):
+            result = None
+    elif kind == "Path":
+        result = Path(value) if isinstance(value, str | os.PathLike) and str(value) else None
+        expected = "a folder path"
+    else:  # str and str | None
+        if isinstance(value, str) or (text and isinstance(value, os.PathLike)):
+            result = str(value)
+        expected = _EXPECTED_RANGE.get(name, "a string" if text else "a string (in quotes)")
+        if name == "hash_algorithm" and result not in ("blake3", "sha256"):
+            result = None
+    if result is None:
+        raise InvalidArgumentError(f"Invalid {where}: expected {expected}")
+    return result
+
+
+def _in_range(name: str, value: float) -> bool:
+    if name == "model_cache_gb":
+        return math.isfinite(value) and value >= 0
+    if name in ("flush_interval", "stale_after"):
+        return math.isfinite(value) and value > 0
+    return True
 
 
 def _current_user() -> str:

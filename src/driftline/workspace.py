@@ -34,6 +34,20 @@ if TYPE_CHECKING:
 __all__ = ["Workspace"]
 
 
+def _check_uri(uri: str) -> None:
+    """Refuse a workspace URI that names neither a database nor a server, listing both."""
+    from driftline.core.metadata import database_schemes
+    from driftline.errors import InvalidArgumentError
+
+    scheme, sep, _ = uri.partition("://")
+    if not sep or scheme not in database_schemes():
+        databases = ", ".join(f"{s}://" for s in database_schemes())
+        raise InvalidArgumentError(
+            f"Unsupported workspace URI {uri!r}; known: {databases} (a metadata database), "
+            "http://, https:// (a driftline server)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class _Stores:
     """One backend's stores (SQL or HTTP): what the services are built on."""
@@ -91,6 +105,9 @@ class Workspace:
         settings = settings or Settings.load(**overrides)
         if settings.is_remote:
             return cls._remote(settings)
+        _check_uri(settings.uri)
+        # The byte store first: a wrong artifact root must not leave a new database behind.
+        byte_store = open_byte_store(settings.artifact_root)
         database = Database(settings.uri)
         try:
             ensure_schema(database)
@@ -98,7 +115,7 @@ class Workspace:
             database.dispose()
             raise
         runs = SqlTrackingStore(database)
-        content = ContentStore(open_byte_store(settings.artifact_root), settings.hash_algorithm)
+        content = ContentStore(byte_store, settings.hash_algorithm)
         return cls._assemble(
             settings,
             _Stores(

@@ -162,14 +162,6 @@ def test_db_current_and_upgrade(workdir: Path, cli: Cli) -> None:
     assert cli.json("db", "current")["revision"] == HEAD_REVISION
 
 
-def test_unknown_database_scheme_is_a_clear_error(workdir: Path, cli: Cli) -> None:
-    code, _, err = cli("--uri", "mysql://x/y", "runs", "list")
-    assert code == 1
-    assert err.startswith("InvalidArgumentError: Unsupported metadata database URL")
-    assert "postgresql://" in err
-    assert "sqlite://" in err
-
-
 @pytest.mark.slow
 def test_quickstart_in_a_fresh_folder(workdir: Path) -> None:
     """The README's first command, as a user runs it: a real process in an empty folder."""

@@ -99,3 +99,35 @@ def test_save_model_refuses_a_non_empty_folder_and_bad_arguments(tmp_path: Path)
     assert not (tmp_path / "a").exists()
     assert not (tmp_path / "b").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]  # no staging folder left
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [
+        ("churn/4", "models:/churn/4"),
+        ("churn@champion", "models:/churn@champion"),
+        ("0190b2c3d4e5f60718293a4b5c6d7e8f", "runs:/0190b2c3d4e5f60718293a4b5c6d7e8f/model"),
+        (
+            "0190b2c3d4e5f60718293a4b5c6d7e8f/clf",
+            "runs:/0190b2c3d4e5f60718293a4b5c6d7e8f/clf",
+        ),
+    ],
+)
+def test_a_ref_without_its_scheme_suggests_the_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str, meant: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NotFoundError) as info:
+        dl.models.load(given)
+    assert str(info.value).startswith(f"No model package folder at {given}. ")
+    assert str(info.value).endswith(f"is loaded by its URI: {meant}")
+
+
+@pytest.mark.parametrize("given", ["no/such/folder", "churn", "./churn/4x"])
+def test_a_missing_folder_that_reads_like_no_ref_gets_no_suggestion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NotFoundError) as info:
+        dl.models.load(given)
+    assert "URI" not in str(info.value)

@@ -61,6 +61,10 @@ def _version_rows(versions: list[DatasetVersion]) -> list[tuple[Any, ...]]:
     ]
 
 
+VersionArgument = typer.Argument(
+    ..., help="A version: customers@3, customers@<tag>, or customers (the latest)."
+)
+
 _VERSION_COLUMNS = ["version", "id", "committed", "author", "files", "size", "tags", "message"]
 
 
@@ -69,7 +73,9 @@ def commit(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Dataset name, e.g. customers."),
     path: Path = typer.Argument(..., help="A file or a folder (committed recursively)."),
-    message: str | None = typer.Option(None, "--message", "-m"),
+    message: str | None = typer.Option(
+        None, "--message", "-m", help="What changed, shown in `data log`."
+    ),
     tag: list[str] | None = typer.Option(None, "--tag", "-t", help="Tag the version (repeatable)."),
     json: bool = JsonOption,
 ) -> None:
@@ -121,7 +127,11 @@ def list_(ctx: typer.Context, json: bool = JsonOption) -> None:
 
 
 @app.command()
-def log(ctx: typer.Context, name: str = typer.Argument(...), json: bool = JsonOption) -> None:
+def log(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Dataset name, e.g. customers."),
+    json: bool = JsonOption,
+) -> None:
     """The versions of a dataset, newest first."""
     versions = _service(ctx).log(name)
     if json:
@@ -173,7 +183,7 @@ def diff(
     ),
     json: bool = JsonOption,
 ) -> None:
-    """What changed between two versions: files, schema, statistics, rows."""
+    """Compare two versions: files, schema, statistics, rows."""
     from driftline.data.diff import diff_versions
 
     result = diff_versions(_version(ctx, a), _version(ctx, b), key=key or None)
@@ -217,7 +227,7 @@ def diff(
 @app.command()
 def checkout(
     ctx: typer.Context,
-    ref: str = typer.Argument(...),
+    ref: str = VersionArgument,
     folder: Path = typer.Argument(..., help="An empty or new folder."),
     link: str = typer.Option(
         "reflink",
@@ -226,14 +236,14 @@ def checkout(
         "or hardlink (no copy, but writing a checked-out file changes the stored one).",
     ),
 ) -> None:
-    """Materialize a version's files, read-only, as files of their own (see --link)."""
+    """Write a version's files into a folder, read-only (see --link)."""
     # checkout refuses an unknown mode with the list of known ones
     target = _version(ctx, ref).checkout(folder, link=link)  # type: ignore[arg-type]
     console.print(f"Checked out {ref} into {target}")
 
 
 @app.command()
-def profile(ctx: typer.Context, ref: str = typer.Argument(...), json: bool = JsonOption) -> None:
+def profile(ctx: typer.Context, ref: str = VersionArgument, json: bool = JsonOption) -> None:
     """Column statistics computed when a tabular version was committed."""
     result = _version(ctx, ref).profile
     if json:
@@ -329,7 +339,9 @@ def validate(
 
 @app.command()
 def tag(
-    ctx: typer.Context, ref: str = typer.Argument(...), name: str = typer.Argument(...)
+    ctx: typer.Context,
+    ref: str = VersionArgument,
+    name: str = typer.Argument(..., help="The tag, e.g. prod; then customers@prod names it."),
 ) -> None:
     """Give a version an immutable tag."""
     version = _service(ctx).tag(ref, name)
@@ -392,11 +404,11 @@ def pull(
 @app.command()
 def lineage(
     ctx: typer.Context,
-    ref: str = typer.Argument(...),
-    depth: int = typer.Option(3, "--depth"),
+    ref: str = VersionArgument,
+    depth: int = typer.Option(3, "--depth", help="How many steps to follow each way."),
     json: bool = JsonOption,
 ) -> None:
-    """Runs and versions upstream (what made it) and downstream (what used it)."""
+    """Show what made a version and what used it (runs and versions)."""
     from rich.tree import Tree
 
     graph = _service(ctx).lineage(ref, depth=depth)
@@ -425,7 +437,10 @@ def register_gc(root_app: typer.Typer) -> None:
         ),
         json: bool = JsonOption,
     ) -> None:
-        """Delete stored objects that no version, run or model refers to."""
+        """Delete stored objects nothing refers to.
+
+        An object is kept while a dataset version, a run or a model refers to it.
+        """
         from driftline.gc import collect_garbage
 
         result = collect_garbage(open_workspace(ctx), dry_run=dry_run, grace_seconds=grace * 3600)

@@ -35,7 +35,7 @@ def _database(ctx: typer.Context) -> Database:
 
 @app.command()
 def upgrade(ctx: typer.Context, json: bool = JsonOption) -> None:
-    """Migrate the metadata database to this driftline's schema (back it up first)."""
+    """Migrate the metadata database to this version; back it up first."""
     from driftline.core.metadata import upgrade as run_upgrade
 
     db = _database(ctx)
@@ -53,7 +53,7 @@ def upgrade(ctx: typer.Context, json: bool = JsonOption) -> None:
 
 @app.command()
 def current(ctx: typer.Context, json: bool = JsonOption) -> None:
-    """Show the schema revision of the metadata database and the one this driftline needs."""
+    """Show the database's schema revision and the one needed here."""
     from driftline.core.metadata import HEAD_REVISION, current_revision
 
     db = _database(ctx)

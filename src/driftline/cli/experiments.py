@@ -41,7 +41,9 @@ def list_(
 def create(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="A unique experiment name."),
-    description: str | None = typer.Option(None, "--description", "-d"),
+    description: str | None = typer.Option(
+        None, "--description", "-d", help="What the experiment is for."
+    ),
     json: bool = JsonOption,
 ) -> None:
     """Create an experiment."""
@@ -54,7 +56,10 @@ def create(
 
 @app.command()
 def delete(ctx: typer.Context, name: str = typer.Argument(..., help="Name or id.")) -> None:
-    """Delete an experiment (hidden with its runs; `restore` brings it back)."""
+    """Delete an experiment and hide its runs.
+
+    `driftline experiments restore` brings both back.
+    """
     experiment = open_workspace(ctx).tracking.delete_experiment(name)
     console.print(
         f"Deleted experiment {experiment.name}; undo: driftline experiments restore "

@@ -125,7 +125,7 @@ def search(
     page_token: str | None = TokenOption,
     json: bool = JsonOption,
 ) -> None:
-    """Search runs with the filter language over metrics, params, tags and attributes."""
+    """Search runs with a filter over metrics, params, tags, attributes."""
     ws = open_workspace(ctx)
     page = ws.tracking.search_runs(
         experiments=experiment or None,
@@ -143,7 +143,7 @@ def show(
     run_id: str = typer.Argument(..., help="The run."),
     json: bool = JsonOption,
 ) -> None:
-    """Everything about one run: params, latest metrics, tags, code version, artifacts."""
+    """Show one run: params, latest metrics, tags, code, artifacts."""
     from driftline.tracking.models import format_value
 
     ws = open_workspace(ctx)
@@ -189,7 +189,7 @@ def compare(
     run_ids: list[str] = typer.Argument(..., help="Two or more runs."),
     json: bool = JsonOption,
 ) -> None:
-    """Params and metrics of runs side by side; differing params are highlighted."""
+    """Compare runs side by side; differing params are highlighted."""
     from driftline.errors import InvalidArgumentError
     from driftline.tracking.models import format_value
 
@@ -225,7 +225,10 @@ def compare(
 
 @app.command()
 def delete(ctx: typer.Context, run_id: str = typer.Argument(..., help="The run.")) -> None:
-    """Delete a run (hidden from listings and search; `restore` brings it back)."""
+    """Delete a run; `driftline runs restore` brings it back.
+
+    A deleted run is hidden from listings and search.
+    """
     open_workspace(ctx).tracking.delete_run(run_id)
     console.print(f"Deleted run {run_id}; undo: driftline runs restore {run_id}")
 

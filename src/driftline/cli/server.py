@@ -46,7 +46,9 @@ def server(
         "X-Forwarded-For the server then trusts for the client's address.",
     ),
 ) -> None:
-    """Serve this workspace's REST API (and the MLflow-compatible routes) over HTTP.
+    """Serve this workspace over HTTP to a team.
+
+    It serves the REST API and the MLflow-compatible routes.
 
     Clients set DRIFTLINE_URI=http://HOST:PORT; with --auth also DRIFTLINE_TOKEN.
     """
@@ -66,10 +68,11 @@ def server(
     options = ServerOptions(
         auth=auth, cors_origins=tuple(cors_origin), max_body=max_body_mb * 1024 * 1024
     )
-    typer.echo(
+    banner = (
         f"driftline server on http://{host}:{port} ({workers} worker(s), "
         f"auth {'on' if auth else 'off'}); metadata {settings.uri.split('@')[-1]}"
     )
+    # serve() prints the banner only once the database and the port are known to work.
     serve(
         settings,
         options,
@@ -78,4 +81,5 @@ def server(
         workers=workers,
         log_level=log_level,
         forwarded_allow_ips=forwarded_allow_ips,
+        banner=banner,
     )

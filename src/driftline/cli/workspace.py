@@ -27,7 +27,10 @@ def register(app: typer.Typer) -> None:
             None, "--artifact-root", help="Artifact store URL or folder to record."
         ),
     ) -> None:
-        """Create .driftline/ here (config, database, artifact store); safe to run twice."""
+        """Create a workspace, .driftline/, here; safe to run twice.
+
+        It holds the config, the metadata database and the artifact store.
+        """
         home = Path.cwd() / ".driftline"
         created = not home.exists()
         home.mkdir(exist_ok=True)

@@ -86,7 +86,7 @@ def _select(
 
 def push(service: DataService, ref: str | None, *, remote: str) -> SyncResult:
     """Upload versions (all, one dataset's, or one) with the objects the remote lacks."""
-    target = open_byte_store(remote)
+    target = open_byte_store(remote, setting="data remote")
     versions = _select(service.store.all_versions(), ref, service.get)
     needed: dict[str, DatasetVersion] = {}
     for version in versions:
@@ -133,7 +133,7 @@ def push(service: DataService, ref: str | None, *, remote: str) -> SyncResult:
 
 def pull(service: DataService, ref: str | None, *, remote: str) -> SyncResult:
     """Download versions (all, one dataset's, or one) with the objects missing here."""
-    source = open_byte_store(remote)
+    source = open_byte_store(remote, setting="data remote")
     records = [
         json.loads(source.open_read(key).read()) for key in sorted(source.iter_keys("versions"))
     ]

@@ -84,7 +84,8 @@ def resolve(uri: str, scratch: Path) -> Path:
     if scheme is None or scheme == "file":
         path = Path(rest.removeprefix("//") if scheme == "file" else rest)
         if not path.is_dir():
-            raise NotFoundError(f"No model package folder at {path}")
+            hint = _hint(rest) if scheme is None else ""
+            raise NotFoundError(f"No model package folder at {path}{hint}")
         return path
     with _lock:
         resolver = _resolvers.get(scheme)
@@ -111,6 +112,26 @@ def resolve(uri: str, scratch: Path) -> Path:
     if not folder.is_dir():
         raise NotFoundError(f"The {scheme}: resolver gave {folder} for {uri}, which is no folder")
     return folder
+
+
+# Refs that read like a registry version or a run id, given without their scheme.
+_VERSION_REF = re.compile(r"[^\s/\\@:]+/[0-9]+")
+_ALIAS_REF = re.compile(r"[^\s/\\@:]+@[^\s/\\@:]+")
+_RUN_REF = re.compile(r"([0-9a-f]{32})(?:/(.+))?")
+
+
+def _hint(text: str) -> str:
+    """What the user probably meant by a plain ``text`` that is no folder, as a sentence."""
+    text = text.strip()
+    if _VERSION_REF.fullmatch(text) or _ALIAS_REF.fullmatch(text):
+        return f". A registered model version is loaded by its URI: models:/{text}"
+    run = _RUN_REF.fullmatch(text)
+    if run:
+        return (
+            ". A model a run logged is loaded by its URI: "
+            f"{run_uri(run.group(1), run.group(2) or 'model')}"
+        )
+    return ""
 
 
 def run_uri(run_id: str, path: str) -> str:

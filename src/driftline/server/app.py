@@ -114,7 +114,12 @@ def create_app(settings: Settings | None = None, options: ServerOptions | None =
         version=__version__,
         description="Data versions, experiments, models and registry of one driftline workspace.",
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves the pages with their assets from the package
+        redoc_url=None,
     )
+    from driftline.server.docs import install_docs
+
+    install_docs(app)
     app.state.options = options
     install_error_handlers(app)
     from driftline.server.routes import system

@@ -120,8 +120,11 @@ for _scheme in ("s3", "gs", "gcs", "az", "abfs", "memory"):
     register_byte_store(_scheme, _fsspec)
 
 
-def open_byte_store(url: str | Path) -> ByteStore:
+def open_byte_store(url: str | Path, *, setting: str = "artifact root") -> ByteStore:
     """Open the byte store at ``url``: a local path, ``file://``, ``s3://``, ``gs://``, ...
+
+    ``setting`` names what ``url`` is (``"artifact root"``, ``"data remote"``) in the
+    error message.
 
     Raises:
         InvalidArgumentError: for a scheme with no backend (the message lists the known ones).
@@ -130,8 +133,14 @@ def open_byte_store(url: str | Path) -> ByteStore:
     scheme = url.split("://", 1)[0] if "://" in url else ""
     factory = _SCHEMES.get(scheme)
     if factory is None:
-        known = ", ".join(f"{s}://" for s in sorted(_SCHEMES) if s)
         raise InvalidArgumentError(
-            f"No artifact store for scheme {scheme!r} in {url!r}; known: a local path, {known}"
+            f"Unsupported {setting} {url!r}; known: a local folder, "
+            f"{', '.join(f'{s}://' for s in sorted(_SCHEMES) if s)}"
+            + (
+                ". An http(s):// URL names a driftline server: make it the workspace URI "
+                "(DRIFTLINE_URI or --uri), which then stores the bytes too"
+                if scheme in ("http", "https")
+                else ""
+            )
         )
     return factory(url)

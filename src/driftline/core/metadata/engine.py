@@ -35,7 +35,7 @@ from driftline.errors import BackendError, InvalidArgumentError
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
-__all__ = ["CommitHook", "Database", "enable_wal", "normalize_url", "note"]
+__all__ = ["CommitHook", "Database", "database_schemes", "enable_wal", "normalize_url", "note"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,11 +55,16 @@ _SCHEMES = {
 }
 
 
+def database_schemes() -> list[str]:
+    """The URL schemes of the metadata databases driftline opens (``sqlite``, ...)."""
+    return sorted(_SCHEMES)
+
+
 def normalize_url(url: str) -> str:
     """Map a user URL to the SQLAlchemy URL driftline uses, or raise for an unknown scheme."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in _SCHEMES:
-        known = ", ".join(sorted({s + "://" for s in _SCHEMES}))
+        known = ", ".join(f"{s}://" for s in database_schemes())
         raise InvalidArgumentError(
             f"Unsupported metadata database URL {url!r}; known schemes: {known}"
         )
