@@ -10,11 +10,12 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = [
     "JsonOption",
@@ -29,9 +30,26 @@ __all__ = [
     "to_jsonable",
 ]
 
+
+class _LazyConsole:
+    """A rich ``Console`` made on first use: importing rich costs ~40 ms that
+    `driftline --help` and commands printing plain lines do not need."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
 # Piped output (CI logs, `| less`) gets a wide fixed width so ids are never folded.
-console = Console(width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True)
+console = cast("Console", _LazyConsole(width=None if sys.stdout.isatty() else 200))
+err_console = cast("Console", _LazyConsole(stderr=True))
 
 JsonOption = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
 
@@ -65,6 +83,7 @@ def print_json(value: Any) -> None:
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Print a rich table; cells are rendered with ``str``."""
     from rich import box
+    from rich.table import Table
 
     # No vertical rules: three characters a column that an 80-column terminal needs.
     grid = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
