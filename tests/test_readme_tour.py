@@ -9,6 +9,7 @@ command-line block's read-only commands run against what the tour made.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -106,7 +107,6 @@ def env(tmp_path: Path) -> dict[str, str]:
     clean.update(
         XDG_CONFIG_HOME=str(tmp_path / "xdg"),
         DRIFTLINE_HOME=str(tmp_path / ".driftline"),
-        PYTHONWARNINGS="ignore",
     )
     return clean
 
@@ -121,7 +121,7 @@ def test_the_tour_runs_top_to_bottom(tmp_path: Path, env: dict[str, str]) -> Non
     assert gates.startswith("# gates.yaml\n")
     (tmp_path / "gates.yaml").write_text(gates, encoding="utf-8")
 
-    steps = [PRELUDE, *python, "import json; print('FIRST_RUN=' + first_run)"]
+    steps = [PRELUDE, *python, "print('FIRST_RUN=' + first_run)"]
     # The first block's run is the one with artifacts; later blocks rebind `run`.
     steps.insert(2, "first_run = run.id")
     script = "\n\n".join(textwrap.dedent(step) for step in steps)
@@ -137,22 +137,38 @@ def test_the_tour_runs_top_to_bottom(tmp_path: Path, env: dict[str, str]) -> Non
     assert done.returncode == 0, done.stderr[-4000:]
     run_id = done.stdout.rsplit("FIRST_RUN=", 1)[1].strip()
 
-    ran = []
-    for argv in commands(cli_block):
-        assert argv[0] == "driftline"
-        if not any(" ".join(argv[1:]).startswith(prefix) for prefix in READ_ONLY):
-            continue
-        argv = [run_id if a == "RUN_ID" else a for a in argv]
-        result = subprocess.run(
-            [sys.executable, "-c", "from driftline.cli import main; main()", *argv[1:]],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode == 0, f"{shlex.join(argv)}:\n{result.stdout}{result.stderr}"
-        ran.append(" ".join(argv[1:3]))
+    chosen = [
+        [run_id if a == "RUN_ID" else a for a in argv[1:]]
+        for argv in commands(cli_block)
+        if argv[0] == "driftline" and " ".join(argv[1:]).startswith(READ_ONLY)
+    ]
+    # One interpreter runs them in turn, each as the console script would (its own
+    # workspace, its exit code): a process per command would add a second each.
+    runner = (
+        "import json, sys\n"
+        "from driftline.cli import main\n"
+        "for argv in json.loads(sys.argv[1]):\n"
+        "    print('COMMAND', json.dumps(argv), flush=True)\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "        code = 0\n"
+        "    except SystemExit as exc:\n"
+        "        code = exc.code if isinstance(exc.code, int) else 1\n"
+        "    print('EXIT', code, flush=True)\n"
+        "    if code:\n"
+        "        sys.exit(code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", runner, json.dumps(chosen)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"{result.stdout[-4000:]}{result.stderr[-4000:]}"
+    assert result.stdout.count("EXIT 0") == len(chosen)
+    ran = [" ".join(argv[:2]) for argv in chosen]
     # The block must keep showing these (they are what a reader checks the tour with).
     for needed in ("runs list", "data log", "models card", "audit verify", "artifacts get"):
         assert needed in ran, f"`driftline {needed}` is no longer in the README's CLI block"
