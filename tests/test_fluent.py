@@ -94,8 +94,12 @@ def test_the_whole_logging_api_round_trips(
         dl.set_tags({"stage": "prod"})
         single = dl.log_artifact(tmp_path / "files" / "a.txt", artifact_path="docs")
         many = dl.log_artifacts(tmp_path / "files", artifact_path="all")
+        named = dl.log_artifacts(tmp_path / "files")
+        at_root = dl.log_artifacts(tmp_path / "files", artifact_path="")
     assert single.path == "docs/a.txt"
     assert sorted(e.path for e in many) == ["all/a.txt", "all/sub/b.txt"]
+    assert sorted(e.path for e in named) == ["files/a.txt", "files/sub/b.txt"]
+    assert sorted(e.path for e in at_root) == ["a.txt", "sub/b.txt"]
     stored = dl.get_run(run.id)
     assert stored.name == "lr"
     assert stored.experiment_id == experiment.id

@@ -189,7 +189,15 @@ def log_artifact(local_path: str | Path, artifact_path: str | None = None) -> Ar
 
 
 def log_artifacts(local_dir: str | Path, artifact_path: str | None = None) -> list[ArtifactEntry]:
-    """Store every file of a folder with the active run."""
+    """Store every file of a folder with the active run.
+
+    The files keep the folder's name unless ``artifact_path`` says otherwise
+    (``""``: at the run's root), so ``driftline artifacts get RUN_ID reports`` fetches
+    back what this example stored.
+
+    Example:
+        >>> dl.log_artifacts("reports/")  # doctest: +SKIP
+    """
     return _require().log_artifacts(local_dir, artifact_path)
 
 

@@ -100,6 +100,36 @@ def test_artifacts_list_and_get_round_trip(logged_runs: list[str], cli: Cli, wor
     assert (workdir / "out" / "report.txt").read_text() == "report of lr-small\n"
 
 
+def test_a_logged_folder_comes_back_by_its_name_and_get_without_path_fetches_all(
+    workdir: Path, backend_env: str, cli: Cli
+) -> None:
+    (workdir / "reports" / "plots").mkdir(parents=True)
+    (workdir / "reports" / "summary.html").write_text("<p>summary</p>")
+    (workdir / "reports" / "plots" / "roc.png").write_bytes(b"png")
+    (workdir / "confusion.png").write_bytes(b"matrix")
+    dl.configure(capture_environment=False)
+    with dl.start_run(experiment="churn") as run:
+        dl.log_artifact("confusion.png")
+        dl.log_artifacts("reports/")  # as the README's tour writes it
+    dl.flush()
+
+    code, _, err = cli("artifacts", "get", run.id, "reports", "-o", "one")
+    assert code == 0, err
+    assert (workdir / "one" / "summary.html").read_text() == "<p>summary</p>"
+    assert (workdir / "one" / "plots" / "roc.png").read_bytes() == b"png"
+
+    code, out, err = cli("artifacts", "get", run.id, "-o", "all")
+    assert code == 0, err
+    everything = workdir / "all"
+    fetched = sorted(p.relative_to(everything).as_posix() for p in everything.rglob("*"))
+    assert [p for p in fetched if (everything / p).is_file()] == [
+        "confusion.png",
+        "reports/plots/roc.png",
+        "reports/summary.html",
+    ]
+    assert out.count("wrote ") == 3
+
+
 def test_experiment_lifecycle(workdir: Path, backend_env: str, cli: Cli) -> None:
     assert cli("experiments", "create", "fraud")[0] == 0
     names = [e["name"] for e in cli.json("experiments", "list")["experiments"]]

@@ -116,6 +116,30 @@ def test_errors_name_the_problem(project: Path, cli: Cli) -> None:
     assert "is not tabular" in err
 
 
+def test_validate_takes_a_dataset_version_as_the_batch(workdir: Path, cli: Cli) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"customer_id": range(200), "spend": [float(i % 50) for i in range(200)]})
+    frame.to_parquet(workdir / "customers.parquet")
+    assert cli("data", "commit", "customers", "customers.parquet")[0] == 0
+    frame.assign(spend=frame["spend"] + 1000).to_parquet(workdir / "customers.parquet")
+    assert cli("data", "commit", "customers", "customers.parquet")[0] == 0
+    schema = ("--schema", "customers.schema.yaml")
+    assert cli("data", "schema", "infer", "customers@1", "-o", "customers.schema.yaml")[0] == 0
+
+    code, out, err = cli("data", "validate", "customers@1", *schema, "--reference", "customers@1")
+    assert code == 0, err
+    assert "customers@1: 200 rows, validation passed" in out
+    report = cli("data", "validate", "customers@2", *schema, "-r", "customers@1", "--json")
+    assert report[0] == 1  # the shifted version fails: exit 1, a CI gate
+    code, _, err = cli("data", "validate", "customers@3", *schema)
+    assert code == 1
+    assert err.startswith(
+        "NotFoundError: Cannot read 'customers@3': it is no file or folder here, nor a "
+        "dataset version (No version '3' of dataset customers"
+    )
+
+
 def test_lineage_tree(project: Path, cli: Cli) -> None:
     import driftline as dl
 

@@ -122,3 +122,40 @@ def test_infer_and_validate_against_a_reference_version(ws: Workspace) -> None:
     kinds = {(a.column, a.kind) for a in report.anomalies}
     assert ("spend", "drift") in kinds
     assert ("plan", "out_of_domain") in kinds
+
+
+def test_a_dataset_reference_is_a_table_source_wherever_one_is_taken(
+    configure_default: Callable[..., Workspace], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import driftline as dl
+    from driftline.errors import NotFoundError
+
+    configure_default(async_logging=False)
+    monkeypatch.chdir(tmp_path)
+    dl.data.commit("customers", customers(2000))
+    shifted = customers(2000, seed=2)
+    shifted["spend"] = shifted["spend"] + 40
+    dl.data.commit("customers", shifted)
+    schema = dl.data.infer_schema("customers@1")
+
+    # The README's call: a version reference as the batch, not only as the reference.
+    assert dl.data.validate("customers@1", schema=schema, reference="customers@1").ok
+    drifted = dl.data.validate("customers@2", schema=schema, reference="customers@1")
+    assert ("spend", "drift") in {(a.column, a.kind) for a in drifted.anomalies}
+    assert dl.data.validate(dl.data.get("customers@1"), schema=schema).ok
+
+    # A path that exists wins over a reference that reads the same.
+    (tmp_path / "customers@2").mkdir()
+    customers(50, seed=3).to_parquet(tmp_path / "customers@2" / "part-0.parquet")
+    assert dl.data.validate("customers@2", schema=schema).rows == 50
+    assert dl.data.validate(tmp_path / "customers@2", schema=schema).rows == 50
+
+    # Neither: the error says both readings were tried, with the dataset's own hint.
+    with pytest.raises(NotFoundError, match=r"'customers@3'.*no file or folder.*versions 1\.\.2"):
+        dl.data.validate("customers@3", schema=schema)
+    with pytest.raises(NotFoundError, match=r"no file or folder.*did you mean 'customers'"):
+        dl.data.infer_schema("custmers@1")
+    with pytest.raises(InvalidArgumentError, match=r"data/new\.parquet'.*no file or folder.*name"):
+        dl.data.validate("data/new.parquet", schema=schema)
+    with pytest.raises(InvalidArgumentError, match="Cannot read a dict as a table"):
+        dl.data.validate({"a": 1}, schema=schema)

@@ -1040,8 +1040,40 @@ def test_log_and_download_a_folder(tracking: TrackingService, tmp_path: Path) ->
     for relative, data in files.items():
         assert (out / relative).read_bytes() == data
 
-    at_root = tracking.log_artifacts(tracking.create_run("e").id, folder)
+    at_root = tracking.log_artifacts(tracking.create_run("e").id, folder, artifact_path="")
     assert sorted(e.path for e in at_root) == sorted(files)
+
+
+def test_a_folder_keeps_its_name_unless_told_otherwise(
+    tracking: TrackingService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {"summary.html": b"<p>", "plots/roc.png": b"png"}
+    make_files(tmp_path / "reports", files)
+    monkeypatch.chdir(tmp_path)
+    run = tracking.create_run("e")
+    # As the README writes it: a relative folder with a trailing slash.
+    entries = tracking.log_artifacts(run.id, "reports/")
+    assert sorted(e.path for e in entries) == ["reports/plots/roc.png", "reports/summary.html"]
+    tracking.log_artifacts(run.id, tmp_path / "reports" / "plots" / "..", artifact_path=None)
+    assert len(tracking.list_artifacts(run.id)) == 2  # ".." names the folder it points to
+
+    written = tracking.download_artifacts(run.id, "reports", tmp_path / "one")
+    assert sorted(p.relative_to(tmp_path / "one").as_posix() for p in written) == sorted(files)
+
+    tracking.log_artifact_bytes(run.id, b"top", "notes.txt")
+    for everything in ("", None):
+        out = tmp_path / f"all-{everything}"
+        written = tracking.download_artifacts(run.id, everything, out)
+        assert sorted(p.relative_to(out).as_posix() for p in written) == [
+            "notes.txt",
+            "reports/plots/roc.png",
+            "reports/summary.html",
+        ]
+        assert (out / "reports" / "plots" / "roc.png").read_bytes() == b"png"
+
+    empty = tracking.create_run("e")
+    with pytest.raises(NotFoundError, match="has no artifacts"):
+        tracking.download_artifacts(empty.id, None, tmp_path / "none")
 
 
 def test_listing_a_prefix_treats_like_wildcards_literally(
@@ -1049,7 +1081,7 @@ def test_listing_a_prefix_treats_like_wildcards_literally(
 ) -> None:
     run = tracking.create_run("e")
     make_files(tmp_path / "f", {"a_b/one.txt": b"1", "axb/two.txt": b"2", "a%/three.txt": b"3"})
-    tracking.log_artifacts(run.id, tmp_path / "f")
+    tracking.log_artifacts(run.id, tmp_path / "f", artifact_path="")
     assert [e.path for e in tracking.list_artifacts(run.id, "a_b")] == ["a_b/one.txt"]
     assert [e.path for e in tracking.list_artifacts(run.id, "a%")] == ["a%/three.txt"]
 

@@ -38,10 +38,17 @@ def list_(
 def get(
     ctx: typer.Context,
     run_id: str = typer.Argument(..., help="The run."),
-    path: str = typer.Argument(..., help="A logged file, or a folder of logged files."),
+    path: str = typer.Argument(
+        "", help="A logged file or folder of logged files; default: every file of the run."
+    ),
     output: Path = typer.Option(Path("."), "--output", "-o", help="Folder to write into."),
 ) -> None:
-    """Download logged files (each verified against its content hash)."""
+    """Download logged files (each verified against its content hash).
+
+    A folder's files are written below OUTPUT without the folder's name
+    (get RUN reports -o out writes out/summary.html); without PATH every file of the
+    run is written with its full path (out/reports/summary.html).
+    """
     written = open_workspace(ctx).tracking.download_artifacts(run_id, path, output)
     for target in written:
         console.print(f"wrote {target}")

@@ -291,7 +291,10 @@ def schema_infer(
 @app.command()
 def validate(
     ctx: typer.Context,
-    path: Path = typer.Argument(..., help="A Parquet/CSV file or a folder of them."),
+    path: str = typer.Argument(
+        ...,
+        help="A Parquet/CSV file, a folder of them, or a dataset version (customers@2).",
+    ),
     schema: Path = typer.Option(..., "--schema", "-s", help="Schema file (YAML)."),
     reference: str | None = typer.Option(
         None, "--reference", "-r", help="A version to check drift against."
@@ -305,7 +308,9 @@ def validate(
 
     service = _service(ctx)
     ref = Version(service, service.get(reference)) if reference else None
-    report = data_api.validate(path, schema=schema, reference=ref)
+    # Resolved here, against this command's workspace (--uri), not the default one.
+    source = data_api.resolve_source(path, service)
+    report = data_api.validate(source, schema=schema, reference=ref)
     if html is not None:
         from driftline.data.report import render_html
 

@@ -15,6 +15,7 @@ service for an explicit one.
 from __future__ import annotations
 
 from datetime import datetime
+from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,7 @@ __all__ = [
     "log",
     "pull",
     "push",
+    "resolve_source",
     "tag",
     "validate",
 ]
@@ -132,25 +134,61 @@ def lineage(ref: str, *, depth: int = 3) -> LineageGraph:
     return _service().lineage(ref, depth=depth)
 
 
+def resolve_source(source: Any, service: DataService | None = None) -> Any:
+    """A table source with a dataset reference resolved to its :class:`Version`.
+
+    A string names a file or folder when one exists at that path, and otherwise a
+    version (``customers@3``) of ``service`` (default: the default workspace's). Other
+    sources (a ``Path``, a DataFrame, an Arrow table, a ``Version``) are returned as is.
+
+    Raises:
+        NotFoundError, InvalidArgumentError: The string is neither an existing path nor
+            a version; the message says why each reading failed.
+
+    Example:
+        >>> dl.data.resolve_source("customers@2")  # doctest: +SKIP
+        Version(customers@2 ...)
+    """
+    from driftline.errors import InvalidArgumentError, NotFoundError
+
+    if not isinstance(source, str) or Path(source).exists():
+        return source
+    service = service or _service()
+    try:
+        return Version(service, service.get(source))
+    except (NotFoundError, InvalidArgumentError) as exc:
+        # Same class as the dataset's error (a missing version is NotFound, a string that
+        # cannot be a reference is InvalidArgument), saying both readings were tried.
+        raise type(exc)(
+            f"Cannot read {source!r}: it is no file or folder here, nor a dataset version ({exc})"
+        ) from None
+
+
 def _profile_of(source: Any) -> TableProfile:
     from driftline.data.profile import profile_table
 
-    if isinstance(source, str) and not Path(source).exists():
-        return get(source).profile
+    source = resolve_source(source)
     if isinstance(source, Version):
         return source.profile
     return profile_table(_table_source(source))
 
 
 def _table_source(data: Any) -> Any:
-    """A DataFrame/Table as is; a path as the list of its tabular files."""
+    """A DataFrame/Table as is; a version (or a reference to one) as its Arrow table; a
+    path as the list of its tabular files."""
     from driftline.data.tabular import is_table_object, supported_formats, table_format
     from driftline.errors import InvalidArgumentError
 
     if is_table_object(data):
         return data
+    data = resolve_source(data)
     if isinstance(data, Version):
         return data.to_arrow()
+    if not isinstance(data, str | PathLike):
+        raise InvalidArgumentError(
+            f"Cannot read a {type(data).__name__} as a table: give a DataFrame, an Arrow "
+            "table, a Parquet/CSV path or a dataset version such as customers@1"
+        )
     path = Path(data)
     if not path.exists():
         raise InvalidArgumentError(f"Cannot read {path}: no such file or folder")
@@ -164,7 +202,8 @@ def _table_source(data: Any) -> Any:
 
 
 def infer_schema(source: Any) -> Schema:
-    """A conservative schema from a version reference, a DataFrame/Table or a file."""
+    """A conservative schema from a version (or its reference, e.g. ``customers@3``), a
+    DataFrame/Table, or a Parquet/CSV file or folder."""
     from driftline.data.schema import infer_schema as infer
 
     return infer(_profile_of(source))
@@ -173,7 +212,11 @@ def infer_schema(source: Any) -> Schema:
 def validate(
     data: Any, *, schema: Schema | str | Path, reference: str | Version | None = None
 ) -> ValidationReport:
-    """Check a batch against a schema and, with ``reference``, for drift from its profile."""
+    """Check a batch against a schema and, with ``reference``, for drift from its profile.
+
+    ``data`` is a DataFrame, an Arrow table, a Parquet/CSV file or folder, or a dataset
+    version (a ``Version`` or a reference such as ``customers@3`` that is not a path).
+    """
     from driftline.data.schema import Schema
     from driftline.data.validation import validate as run
 

@@ -196,7 +196,11 @@ class ActiveRun:
     def log_artifacts(
         self, local_dir: str | Path, artifact_path: str | None = None
     ) -> list[ArtifactEntry]:
-        """Store every file under a folder with this run."""
+        """Store every file under a folder with this run.
+
+        ``artifact_path=None`` keeps the folder's name (``reports/`` is stored as
+        ``reports/...``); ``artifact_path=""`` stores the files at the run's root.
+        """
         return self.service.log_artifacts(self.id, local_dir, artifact_path)
 
     def to_run(self) -> Run:

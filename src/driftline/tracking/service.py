@@ -379,7 +379,20 @@ class TrackingService:
     def log_artifacts(
         self, run_id: str, local_dir: str | Path, artifact_path: str | None = None
     ) -> list[ArtifactEntry]:
-        """Store every file under a folder, keeping relative paths under ``artifact_path``."""
+        """Store every file under a folder, keeping relative paths under ``artifact_path``.
+
+        Args:
+            run_id: The run.
+            local_dir: The folder to store, recursively.
+            artifact_path: The folder of the run to store under. ``None`` (the default)
+                keeps the folder's own name, so ``log_artifacts("reports/")`` stores
+                ``reports/summary.html`` and ``driftline artifacts get RUN reports``
+                fetches it back; ``""`` stores the files at the run's root.
+
+        Example:
+            >>> service.log_artifacts(run.id, "reports/")  # doctest: +SKIP
+            [ArtifactEntry(path='reports/summary.html', ...)]
+        """
         folder = Path(local_dir)
         if not folder.is_dir():
             raise InvalidArgumentError(
@@ -387,6 +400,10 @@ class TrackingService:
                 + ("it is a file; use log_artifact" if folder.exists() else "no such folder")
             )
         self.get_run(run_id)
+        if artifact_path is None:
+            # resolve(): "." and "reports/.." name the folder they point to; "/" has no
+            # name and stores at the root.
+            artifact_path = folder.resolve().name
         base = validate_artifact_path(artifact_path) if artifact_path else ""
         sources = sorted(p for p in folder.rglob("*") if p.is_file())
         logical = [
@@ -430,24 +447,33 @@ class TrackingService:
         """Every object run artifacts refer to (garbage collection marks from these)."""
         return self.artifacts.artifact_digests()
 
-    def download_artifacts(self, run_id: str, path: str, dest: str | Path) -> list[Path]:
-        """Copy a logged file, or every file under a logged folder, to ``dest`` (verified).
+    def download_artifacts(self, run_id: str, path: str | None, dest: str | Path) -> list[Path]:
+        """Copy a logged file, every file under a logged folder, or with ``path`` empty or
+        ``None`` every file of the run, to ``dest`` (verified against content hashes).
 
-        Nothing is written outside ``dest``: each path is checked again, and a symbolic
-        link found in ``dest`` is never followed.
+        Files keep their paths below ``path``: ``reports`` writes
+        ``dest/summary.html`` for ``reports/summary.html``, and the whole run writes
+        ``dest/reports/summary.html``. Nothing is written outside ``dest``: each path is
+        checked again, and a symbolic link found in ``dest`` is never followed.
         """
-        entries = self.list_artifacts(run_id, path)
+        clean = validate_artifact_path(path) if path else ""
+        entries = self.list_artifacts(run_id, clean)
         if not entries:
-            raise NotFoundError(f"Run {run_id} has no artifact {path!r}")
+            raise NotFoundError(
+                f"Run {run_id} has no artifact {path!r}; list them with "
+                f"`driftline artifacts list {run_id}`"
+                if clean
+                else f"Run {run_id} has no artifacts"
+            )
         folder = Destination(dest)
         written = []
-        clean = validate_artifact_path(path)
         for entry in entries:
-            relative = (
-                entry.path.rpartition("/")[2]
-                if entry.path == clean
-                else entry.path.removeprefix(clean + "/")
-            )
+            if not clean:
+                relative = entry.path
+            elif entry.path == clean:
+                relative = entry.path.rpartition("/")[2]
+            else:
+                relative = entry.path.removeprefix(clean + "/")
             get = partial(self.content.get_file, entry.digest, name=f"run {run_id}/{entry.path}")
             written.append(folder.put(relative, get))
         return written
