@@ -108,9 +108,10 @@ def _weight_blocks(
     for start in range(0, rounds, per_block):
         size = min(per_block, rounds - start)
         dtype = np.int32 if size * n < 2**31 else np.int64  # 32-bit draws are faster
-        rows = rng.integers(0, n, (size, n), dtype=dtype)
         # One bincount turns each round's drawn indices into per-row draw counts.
-        rows += (np.arange(size, dtype=dtype) * n)[:, None]
+        rows = (
+            rng.integers(0, n, (size, n), dtype=dtype) + (np.arange(size, dtype=dtype) * n)[:, None]
+        )
         counts = np.bincount(rows.ravel(), minlength=size * n).reshape(size, n)
         yield start, np.ascontiguousarray(counts.T, dtype=np.float64)
 
