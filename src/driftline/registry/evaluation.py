@@ -26,6 +26,7 @@ __all__ = [
     "canonical_metric",
     "compare_predictions",
     "compute_metrics",
+    "format_metric",
     "infer_task",
     "predict",
 ]
@@ -57,6 +58,16 @@ def canonical_metric(name: str) -> str:
             f"Unknown metric {name!r}; known: {', '.join(KNOWN_METRICS)} (auc = roc_auc)"
         )
     return key
+
+
+def format_metric(value: Any) -> str:
+    """A metric as every report shows it: 4 decimals (``0.9950``), so a table, a card and
+    a plot legend never disagree; tiny or huge values in 4 significant digits."""
+    if isinstance(value, float) and math.isfinite(value):
+        if (value != 0 and abs(value) < 1e-3) or abs(value) >= 1e6:
+            return f"{value:.4g}"
+        return f"{value:.4f}"
+    return str(value)
 
 
 def infer_task(y: Any) -> str:
