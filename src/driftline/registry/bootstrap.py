@@ -109,9 +109,8 @@ def _weight_blocks(
         size = min(per_block, rounds - start)
         dtype = np.int32 if size * n < 2**31 else np.int64  # 32-bit draws are faster
         # One bincount turns each round's drawn indices into per-row draw counts.
-        rows = (
-            rng.integers(0, n, (size, n), dtype=dtype) + (np.arange(size, dtype=dtype) * n)[:, None]
-        )
+        offsets = np.arange(0, size * n, n, dtype=dtype)[:, None]  # round r: r * n
+        rows = np.add(rng.integers(0, n, (size, n), dtype=dtype), offsets)
         counts = np.bincount(rows.ravel(), minlength=size * n).reshape(size, n)
         yield start, np.ascontiguousarray(counts.T, dtype=np.float64)
 
