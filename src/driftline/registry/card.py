@@ -6,7 +6,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
-from driftline.registry.evaluation import format_metric
+from driftline.registry.evaluation import format_measured, format_metric
 
 __all__ = ["render_card_html", "render_card_text"]
 
@@ -115,7 +115,7 @@ def _newest_evaluations(evaluations: Any) -> list[tuple[Any, int]]:
 
 
 def _gate_line(gate: Mapping[str, Any]) -> str:
-    line = f"measured {format_metric(gate['measured'])}, threshold {gate['threshold']}"
+    line = f"measured {format_measured(gate['measured'])}, threshold {gate['threshold']}"
     detail = gate.get("detail")
     return f"{line} ({detail})" if detail and detail != "ok" else line
 

@@ -26,6 +26,7 @@ __all__ = [
     "canonical_metric",
     "compare_predictions",
     "compute_metrics",
+    "format_measured",
     "format_metric",
     "infer_task",
     "predict",
@@ -68,6 +69,14 @@ def format_metric(value: Any) -> str:
             return f"{value:.4g}"
         return f"{value:.4f}"
     return str(value)
+
+
+def format_measured(value: Any) -> str:
+    """A gate's measured value: as :func:`format_metric`, except that a value already
+    rounded where it was measured (a latency of 12.2 ms) keeps its own digits."""
+    if isinstance(value, float) and math.isfinite(value) and round(value, 4) == value:
+        return f"{value:g}"
+    return format_metric(value)
 
 
 def infer_task(y: Any) -> str:

@@ -19,7 +19,7 @@ from driftline.registry.evaluation import (
     Comparison,
     compare_predictions,
     compute_metrics,
-    format_metric,
+    format_measured,
     infer_task,
     predict,
     slice_metrics,
@@ -48,7 +48,8 @@ class GateFailedError(ConflictError):
 
     def __init__(self, report: PromotionReport) -> None:
         lines = [
-            f"{g.gate}: measured {format_metric(g.measured)}, threshold {g.threshold} - {g.message}"
+            f"{g.gate}: measured {format_measured(g.measured)}, "
+            f"threshold {g.threshold} - {g.message}"
             for g in report.failed
         ]
         super().__init__(
