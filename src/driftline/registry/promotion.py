@@ -245,7 +245,14 @@ class _GateContext:
         self.service, self.spec, self.cache = service, spec, cache
         self.candidate, self.holder = candidate, holder
         self._metrics: dict[int, dict[str, Any]] = {}
+        self._models: dict[int, Any] = {}
         self._frame: tuple[pd.DataFrame, str | None] | None = None
+
+    def model(self, version: ModelVersion) -> Any:
+        """A version's loaded model, loaded once for every gate that needs it."""
+        if version.version not in self._models:
+            self._models[version.version] = load_version(self.service, version, self.cache)
+        return self._models[version.version]
 
     def frame(self) -> tuple[pd.DataFrame, str | None]:
         if self._frame is None:
@@ -275,7 +282,7 @@ class _GateContext:
             _data, target = self.source()
             features, y = _split(frame, target)
             task = infer_task(y)
-            model = load_version(self.service, version, self.cache)
+            model = self.model(version)
             self._metrics[version.version] = compute_metrics(
                 task, y, predict(model, features, task)
             )
@@ -367,7 +374,7 @@ def _run_gate(gate: Gate, ctx: _GateContext) -> GateResult:
 def _latency_gate(gate: Gate, ctx: _GateContext) -> GateResult:
     from driftline.registry.latency import measure_latency, single_row
 
-    model = load_version(ctx.service, ctx.candidate, ctx.cache)
+    model = ctx.model(ctx.candidate)
     example = getattr(model, "input_example", None)
     if example is None:
         return GateResult(
