@@ -46,7 +46,7 @@ def test_one_disturbed_round_does_not_decide_the_p99() -> None:
 def test_slow_models_stop_a_round_at_its_time_budget() -> None:
     model = FakeModel([50.0])  # 200 calls per round would take 10 s
     measured = measure_latency(model.predict, "row", clock=model.clock)
-    assert measured.calls == 5 * 20  # the minimum per round, since 20 calls exceed 0.25 s
+    assert measured.calls == 5 * 20  # the minimum per round, since 20 calls exceed 0.2 s
     assert measured.p99_ms == pytest.approx(50.0)
 
 

@@ -12,7 +12,7 @@ A gate file (YAML, or the same structure as a dict)::
       - {data_validation: passed}             # evaluation data vs the training data's schema
 
 The latency gate compares the median of 5 rounds' p99 (each up to 200 timed calls or
-0.25 s, after 10 warm-up calls, garbage collection paused) with its threshold, so one
+0.2 s, after 10 warm-up calls, garbage collection paused) with its threshold, so one
 disturbed round on a busy machine cannot flip it; see :mod:`driftline.registry.latency`.
 
 Parsing is strict: an unknown metric or gate key is an error that lists the known ones,
