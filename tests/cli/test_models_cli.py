@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
@@ -99,3 +101,66 @@ def test_approval_policy_from_the_cli(project: Path, cli: Cli) -> None:
         cli("models", "approve", "cancer", "1", "--alias", "production", "-c", "looks good")[0] == 0
     )
     assert cli("models", "promote", "cancer", "1", "--alias", "production")[0] == 0
+
+
+def test_evaluate_with_a_slice_prints_a_table_per_value(project: Path, cli: Cli) -> None:
+    frame = pd.read_parquet(project / "test.parquet")
+    frame["region"] = np.where(np.arange(len(frame)) % 3 == 0, "north", "south")
+    frame.to_parquet(project / "regions.parquet")
+    cli.json("models", "register", "pkg", "cancer")
+    args = ("models", "evaluate", "cancer/1", "--data", "regions.parquet", "--target", "target")
+    code, out, err = cli(*args, "--slice", "region")
+    assert code == 0, err
+    slices = cli.json(*args, "--slice", "region")["slices"]["region"]
+    assert "By region" in out
+    lines = out.splitlines()
+    for value, row in slices.items():
+        (line,) = [line for line in lines if f" {value} " in line]
+        assert f" {row['rows']} " in line
+        assert f" {row['accuracy']:.4f} " in line
+        assert f" {row['roc_auc']:.4f} " in line
+    # The overall table uses the same 4 decimals.
+    overall = cli.json(*args)["metrics"]
+    assert f" {overall['roc_auc']:.4f} " in out
+
+
+def test_gate_table_rounds_measured_values(project: Path, cli: Cli) -> None:
+    cli.json("models", "register", "pkg", "cancer")
+    cli.json("models", "evaluate", "cancer/1", "--data", "test.parquet", "--target", "target")
+    (project / "gates.yaml").write_text(
+        "gates:\n  - {metric: log_loss, max: 0.5}\n  - {latency_p99_ms: 250}\n"
+    )
+    code, out, err = cli(
+        "models", "promote", "cancer", "1", "--alias", "champion", "-g", "gates.yaml"
+    )
+    assert code == 0, err
+    report = cli.json("models", "promote", "cancer", "1", "--alias", "champion", "-g", "gates.yaml")
+    log_loss = report["gates"][0]["measured"]
+    assert f"{log_loss:.4f}" in out
+    assert repr(log_loss) not in out
+    assert "median of 5" in out  # how the latency was measured
+
+
+@pytest.mark.parametrize("group", ["models", "audit", "users", "tokens"])
+def test_every_option_and_argument_has_help_and_summaries_are_whole(group: str, cli: Cli) -> None:
+    import typer.main
+
+    from driftline.cli.app import app
+
+    commands = typer.main.get_command(app).commands[group].commands  # type: ignore[attr-defined]
+    missing = [
+        f"{name} {param.name}"
+        for name, command in commands.items()
+        for param in command.params
+        if param.name != "help" and not getattr(param, "help", None)
+    ]
+    assert missing == []
+    code, out, _ = cli(group, "--help")
+    assert code == 0
+    listing = out.partition("Commands:")[2]
+    assert listing.strip()
+    assert "..." not in listing
+    assert "…" not in listing
+    for name, command in commands.items():
+        summary = command.get_short_help_str(limit=45)
+        assert not summary.endswith("..."), (name, summary)

@@ -349,3 +349,54 @@ def test_model_card_has_lineage_metrics_and_history(
     html = render_card_html(facts)
     assert "&lt;b&gt;fine&lt;/b&gt;" in html
     assert "<b>fine</b>" not in html
+
+
+def test_latency_gate_says_how_it_measured_and_a_fast_model_passes_every_try(
+    ws: Workspace, cancer: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    train, _test = cancer
+    mv = register(ws, logreg(train), train, tmp_path)
+    gates = {"gates": [{"latency_p99_ms": 250}]}  # a one-row logistic regression: ~1 ms
+    for _ in range(3):
+        report = promote(
+            ws.registry, "cancer", mv.version, "champion", gates=gates, cache=cache_in(tmp_path)
+        )
+        (gate,) = report.gates
+        assert gate.passed, gate.message
+        assert 0 < gate.measured < 250
+        assert len(str(gate.measured)) <= 8  # rounded: 3 significant digits
+        assert "median of 5 rounds' p99" in gate.message
+        assert "on 1 row(s) of the input example after 10 warm-up calls" in gate.message
+    card = render_card_text(ws.registry.card_facts(f"cancer/{mv.version}"))
+    assert "latency p99 <= 250.0 ms: measured" in card
+    assert "median of 5 rounds' p99" in card
+
+
+def test_model_card_shows_the_newest_evaluation_per_data_and_rounded_values(
+    ws: Workspace, cancer: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    train, test = cancer
+    mv = register(ws, logreg(train), train, tmp_path)
+    ws.data.commit("cancer-test", test)
+    for _ in range(2):  # the same data twice: one section, not two
+        evaluation = evaluate(
+            ws.registry, mv.uri, data="cancer-test@1", target="target", cache=cache_in(tmp_path)
+        )
+    evaluate(ws.registry, mv.uri, data=test.iloc[:60], target="target", cache=cache_in(tmp_path))
+    report = promote(
+        ws.registry,
+        "cancer",
+        mv.version,
+        "champion",
+        cache=cache_in(tmp_path),
+        gates={"gates": [{"metric": "log_loss", "max": 0.5}]},
+    )
+    text = render_card_text(ws.registry.card_facts(f"cancer/{mv.version}"))
+    assert text.count("## Evaluation on cancer-test@1, target target") == 1
+    assert "earlier evaluations: 1 on the same data (newest shown)" in text
+    assert text.count("## Evaluation on a DataFrame, target target (60 rows") == 1
+    auc = evaluation.metrics["roc_auc"]
+    assert f"- roc_auc: {auc:.4f}\n" in text
+    log_loss = report.gates[0].measured  # of the latest evaluation, the DataFrame's
+    assert f"log_loss <= 0.5: measured {log_loss:.4f}, threshold 0.5" in text
+    assert repr(log_loss) not in text  # no unrounded 17-digit values

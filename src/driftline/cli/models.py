@@ -34,12 +34,21 @@ def _cache(ctx: typer.Context) -> ModelCache:
     return ModelCache.of(open_workspace(ctx).settings)
 
 
-AliasOption = typer.Option(..., "--alias", "-a", help="e.g. champion, production.")
+AliasOption = typer.Option(..., "--alias", "-a", help="The alias, e.g. champion or production.")
+NameArgument = typer.Argument(..., help="The registered model's name, e.g. churn.")
+VersionArgument = typer.Argument(..., help="The version number, e.g. 3.")
+DataOption = typer.Option(
+    ..., "--data", help="Evaluation data: a dataset ref (customers@7) or a Parquet/CSV file."
+)
+TargetOption = typer.Option(..., "--target", "-t", help="The column holding the true values.")
 
 
 @app.command("list")
 def list_(ctx: typer.Context, json: bool = JsonOption) -> None:
-    """Registered models with their latest version and aliases."""
+    """List registered models.
+
+    Each with its latest version and aliases.
+    """
     models = _registry(ctx).list_models()
     if json:
         print_json(models)
@@ -68,7 +77,10 @@ def show(
     ref: str = typer.Argument(..., help="churn, churn/3 or churn@champion"),
     json: bool = JsonOption,
 ) -> None:
-    """A model version with its lineage, evaluations and approvals."""
+    """Show a version's model card.
+
+    Lineage, evaluations, gates and approvals; a bare NAME means its latest version.
+    """
     registry = _registry(ctx)
     target = ref if ("/" in ref or "@" in ref) else f"{ref}@latest"
     facts = registry.card_facts(target)
@@ -83,12 +95,16 @@ def show(
 @app.command()
 def update(
     ctx: typer.Context,
-    name: str = typer.Argument(...),
-    description: str | None = typer.Option(None, "--description", "-d"),
-    tag: list[str] | None = typer.Option(None, "--tag", "-t", help="key=value (repeatable)."),
+    name: str = NameArgument,
+    description: str | None = typer.Option(
+        None, "--description", "-d", help="A new description of the model."
+    ),
+    tag: list[str] | None = typer.Option(
+        None, "--tag", "-t", help="A tag to set, key=value (repeatable)."
+    ),
     json: bool = JsonOption,
 ) -> None:
-    """Set a registered model's description and tags."""
+    """Set a model's description and tags."""
     from driftline.errors import InvalidArgumentError
 
     pairs = {}
@@ -105,8 +121,8 @@ def update(
 
 
 @app.command()
-def versions(ctx: typer.Context, name: str = typer.Argument(...), json: bool = JsonOption) -> None:
-    """A model's versions, newest first."""
+def versions(ctx: typer.Context, name: str = NameArgument, json: bool = JsonOption) -> None:
+    """List a model's versions, newest first."""
     found = _registry(ctx).list_versions(name)
     if json:
         print_json(found)
@@ -131,12 +147,17 @@ def versions(ctx: typer.Context, name: str = typer.Argument(...), json: bool = J
 @app.command()
 def register(
     ctx: typer.Context,
-    source: str = typer.Argument(..., help="runs:/RUN_ID/model or a saved model folder"),
-    name: str = typer.Argument(...),
-    description: str | None = typer.Option(None, "--description", "-d"),
+    source: str = typer.Argument(..., help="runs:/RUN_ID/model or a saved model folder."),
+    name: str = typer.Argument(..., help="The model to add a version to (created if new)."),
+    description: str | None = typer.Option(
+        None, "--description", "-d", help="What this version is."
+    ),
     json: bool = JsonOption,
 ) -> None:
-    """Register a logged model as the next version of NAME."""
+    """Register a model as NAME's next version.
+
+    SOURCE is a logged model (runs:/RUN_ID/model) or a saved model folder.
+    """
     version = _registry(ctx).register_model(source, name, description=description)
     if json:
         print_json(version)
@@ -147,12 +168,15 @@ def register(
 @app.command()
 def alias(
     ctx: typer.Context,
-    name: str = typer.Argument(...),
-    alias_: str = typer.Argument(..., metavar="ALIAS"),
-    version: int | None = typer.Argument(None),
+    name: str = NameArgument,
+    alias_: str = typer.Argument(..., metavar="ALIAS", help="The alias, e.g. champion."),
+    version: int | None = typer.Argument(None, help="The version to point at."),
     delete: bool = typer.Option(False, "--delete", help="Remove the alias."),
 ) -> None:
-    """Point NAME@ALIAS at VERSION (aliases under an approval policy move only by promote)."""
+    """Point NAME@ALIAS at VERSION.
+
+    Aliases under an approval policy move only by `driftline models promote`.
+    """
     registry = _registry(ctx)
     if delete:
         registry.delete_alias(name, alias_)
@@ -167,6 +191,8 @@ def alias(
 
 
 def _print_gates(report: Any) -> None:
+    from driftline.registry.evaluation import format_measured
+
     if report.gates:
         table(
             "Gates",
@@ -175,7 +201,7 @@ def _print_gates(report: Any) -> None:
                 (
                     g.gate,
                     "yes" if g.passed else "NO",
-                    fmt_number(g.measured),
+                    format_measured(g.measured) if g.measured is not None else "",
                     fmt_number(g.threshold),
                     g.message,
                 )
@@ -187,13 +213,18 @@ def _print_gates(report: Any) -> None:
 @app.command()
 def promote(
     ctx: typer.Context,
-    name: str = typer.Argument(...),
-    version: int = typer.Argument(...),
+    name: str = NameArgument,
+    version: int = VersionArgument,
     alias_: str = AliasOption,
-    gates: Path | None = typer.Option(None, "--gates", "-g", help="Gate file (YAML)."),
+    gates: Path | None = typer.Option(
+        None, "--gates", "-g", help="A gate file (YAML) every gate of which must pass."
+    ),
     json: bool = JsonOption,
 ) -> None:
-    """Move an alias to a version if approvals are in and every gate passes (exit 1 if not)."""
+    """Move an alias to a version through gates.
+
+    Only if the alias's approvals are in and every gate passes; exit code 1 if not.
+    """
     from driftline.registry.promotion import GateFailedError
     from driftline.registry.promotion import promote as run
 
@@ -216,10 +247,11 @@ def promote(
 
 
 @app.command()
-def rollback(
-    ctx: typer.Context, name: str = typer.Argument(...), alias_: str = AliasOption
-) -> None:
-    """Move an alias back to the version it held before its latest move."""
+def rollback(ctx: typer.Context, name: str = NameArgument, alias_: str = AliasOption) -> None:
+    """Move an alias back one step.
+
+    To the version it held before its latest move.
+    """
     move = _registry(ctx).rollback(name, alias_)
     console.print(f"{name}@{alias_}: v{move.previous_version} -> v{move.version} (rolled back)")
 
@@ -227,12 +259,17 @@ def rollback(
 @app.command()
 def approve(
     ctx: typer.Context,
-    name: str = typer.Argument(...),
-    version: int = typer.Argument(...),
+    name: str = NameArgument,
+    version: int = VersionArgument,
     alias_: str = AliasOption,
-    comment: str | None = typer.Option(None, "--comment", "-c"),
+    comment: str | None = typer.Option(
+        None, "--comment", "-c", help="Why, recorded with the approval."
+    ),
 ) -> None:
-    """Approve a version for an alias as the current user."""
+    """Approve a version for an alias.
+
+    The approval is recorded as the current user's.
+    """
     approval = _registry(ctx).approve(name, version, alias_, comment=comment)
     console.print(f"{approval.actor} approved {name}/{version} for @{alias_}")
 
@@ -240,12 +277,15 @@ def approve(
 @app.command()
 def policy(
     ctx: typer.Context,
-    alias_: str = typer.Argument(..., metavar="ALIAS"),
+    alias_: str = typer.Argument(..., metavar="ALIAS", help="The alias, e.g. production."),
     required: int = typer.Option(
         ..., "--required", "-n", help="Approvals needed by distinct people."
     ),
 ) -> None:
-    """Require approvals before versions may be promoted to an alias."""
+    """Require approvals for an alias.
+
+    Versions are then promoted to it only with that many approvals.
+    """
     _registry(ctx).set_policy(alias_, required)
     console.print(f"@{alias_} now requires {required} approval(s)")
 
@@ -253,13 +293,18 @@ def policy(
 @app.command()
 def evaluate(
     ctx: typer.Context,
-    ref: str = typer.Argument(..., help="churn/3 or churn@champion"),
-    data: str = typer.Option(..., "--data", help="A dataset ref or a Parquet/CSV file."),
-    target: str = typer.Option(..., "--target", "-t"),
-    slice_: list[str] | None = typer.Option(None, "--slice", help="Column to slice by."),
+    ref: str = typer.Argument(..., help="The version: churn/3 or churn@champion."),
+    data: str = DataOption,
+    target: str = TargetOption,
+    slice_: list[str] | None = typer.Option(
+        None, "--slice", help="A column to report metrics per value of (repeatable)."
+    ),
     json: bool = JsonOption,
 ) -> None:
-    """Evaluate a version on data; the metrics are stored on the version."""
+    """Evaluate a version on data.
+
+    The metrics (and per-slice metrics) are stored on the version.
+    """
     from driftline.registry.promotion import evaluate as run
 
     result = run(
@@ -268,28 +313,42 @@ def evaluate(
     if json:
         print_json(result)
         return
+    from driftline.registry.evaluation import format_metric
+
     table(
         f"{result.name}/{result.version} on {result.dataset or data} ({result.rows} rows, "
         f"{result.task})",
         ["metric", "value"],
-        [
-            (k, f"{v:.6g}" if isinstance(v, float) else v)
-            for k, v in result.metrics.items()
-            if k != "confusion_matrix"
-        ],
+        [(k, format_metric(v)) for k, v in result.metrics.items() if k != "confusion_matrix"],
     )
+    for column, per_value in result.slices.items():
+        metrics = [k for k, v in next(iter(per_value.values()), {}).items() if k != "rows"]
+        table(
+            f"By {column} ({len(per_value)} most frequent values)",
+            [column, "rows", *metrics],
+            [
+                (value, row.get("rows"), *(format_metric(row.get(k, "")) for k in metrics))
+                for value, row in per_value.items()
+            ],
+        )
 
 
 @app.command()
 def compare(
     ctx: typer.Context,
-    refs: list[str] = typer.Argument(..., help="Two or more models."),
-    data: str = typer.Option(..., "--data"),
-    target: str = typer.Option(..., "--target"),
-    rounds: int = typer.Option(500, "--rounds", help="Bootstrap rounds."),
+    refs: list[str] = typer.Argument(
+        ..., help="Two or more versions (churn/3 churn@champion); the first is the baseline."
+    ),
+    data: str = DataOption,
+    target: str = TargetOption,
+    rounds: int = typer.Option(500, "--rounds", help="Bootstrap rounds for the CIs."),
     json: bool = JsonOption,
 ) -> None:
-    """Compare models on identical rows, with bootstrap CIs of each difference."""
+    """Compare versions on the same rows.
+
+    Each metric's difference to the first version, with a paired bootstrap CI.
+    """
+    from driftline.registry.evaluation import format_metric
     from driftline.registry.promotion import compare_models
 
     result = compare_models(
@@ -315,7 +374,7 @@ def compare(
         rows.append(
             (
                 metric.metric + (" ↑" if metric.higher_is_better else " ↓"),
-                *(f"{v:.4f}" for v in metric.values),
+                *(format_metric(v) for v in metric.values),
                 *diffs,
             )
         )
@@ -325,11 +384,14 @@ def compare(
 @app.command()
 def card(
     ctx: typer.Context,
-    name: str = typer.Argument(...),
-    version: int = typer.Argument(...),
-    html: Path | None = typer.Option(None, "--html", help="Write an HTML card here."),
+    name: str = NameArgument,
+    version: int = VersionArgument,
+    html: Path | None = typer.Option(None, "--html", help="Write an HTML card to this file."),
 ) -> None:
-    """A model card: lineage, params, metrics, signature, approvals, alias history."""
+    """Print or write a model card.
+
+    Lineage, params, metrics, signature, gates, approvals and alias history.
+    """
     from driftline.registry.card import render_card_html, render_card_text
 
     facts = _registry(ctx).card_facts(f"{name}/{version}")
@@ -343,11 +405,11 @@ def card(
 @audit_app.command("log")
 def audit_log(
     ctx: typer.Context,
-    model: str | None = typer.Option(None, "--model", "-m", help="Only this model."),
-    limit: int = typer.Option(50, "--limit", "-n"),
+    model: str | None = typer.Option(None, "--model", "-m", help="Only this model's entries."),
+    limit: int = typer.Option(50, "--limit", "-n", help="At most this many entries."),
     json: bool = JsonOption,
 ) -> None:
-    """Recent audit entries, newest first."""
+    """List recent audit entries, newest first."""
     entries = _registry(ctx).audit_log(model=model, limit=limit)
     if json:
         print_json(entries)
@@ -372,7 +434,10 @@ def audit_log(
 
 @audit_app.command("verify")
 def audit_verify(ctx: typer.Context, json: bool = JsonOption) -> None:
-    """Recompute the hash chain; exit 1 and name the first bad entry if it was tampered with."""
+    """Verify the audit log's hash chain.
+
+    Exit code 1, naming the first bad entry, if it was tampered with.
+    """
     report = _registry(ctx).verify_audit()
     if json:
         print_json(report)

@@ -34,7 +34,10 @@ def create(
     ),
     json: bool = JsonOption,
 ) -> None:
-    """Create a token and print it; it cannot be shown again."""
+    """Create a token and print it once.
+
+    It cannot be shown again.
+    """
     from driftline.core.clock import utcnow
     from driftline.errors import InvalidArgumentError
 
@@ -97,7 +100,10 @@ def revoke(
     token_id: str = typer.Argument(..., help="The token's id (see driftline tokens list)."),
     json: bool = JsonOption,
 ) -> None:
-    """Revoke a token: it stops working within seconds."""
+    """Revoke a token.
+
+    It stops working within seconds.
+    """
     from driftline.auth.hashing import looks_like_token, parse_token
 
     if looks_like_token(token_id):  # the whole token string works too

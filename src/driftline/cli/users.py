@@ -82,7 +82,10 @@ def create(
 
 @app.command("list")
 def list_(ctx: typer.Context, json: bool = JsonOption) -> None:
-    """Every user with role, state and grants (admins only)."""
+    """List users with their roles and grants.
+
+    Admins only.
+    """
     admin = open_user_admin(ctx)
     users = admin.list_users()
     grants = admin.list_grants()
@@ -126,7 +129,7 @@ def _update(ctx: typer.Context, name: str, json: bool, what: str, **changes: obj
 @app.command("set-role")
 def set_role(
     ctx: typer.Context,
-    name: str = typer.Argument(...),
+    name: str = typer.Argument(..., help="The user's login name."),
     role: str = RoleOption,
     json: bool = JsonOption,
 ) -> None:
@@ -135,13 +138,24 @@ def set_role(
 
 
 @app.command()
-def disable(ctx: typer.Context, name: str = typer.Argument(...), json: bool = JsonOption) -> None:
-    """Disable a user: its password and tokens stop working (within seconds)."""
+def disable(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The user's login name."),
+    json: bool = JsonOption,
+) -> None:
+    """Disable a user.
+
+    Its password and tokens stop working within seconds.
+    """
     _update(ctx, name, json, "Disabled", disabled=True)
 
 
 @app.command()
-def enable(ctx: typer.Context, name: str = typer.Argument(...), json: bool = JsonOption) -> None:
+def enable(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The user's login name."),
+    json: bool = JsonOption,
+) -> None:
     """Enable a disabled user again."""
     _update(ctx, name, json, "Enabled", disabled=False)
 
@@ -149,7 +163,7 @@ def enable(ctx: typer.Context, name: str = typer.Argument(...), json: bool = Jso
 @app.command()
 def passwd(
     ctx: typer.Context,
-    name: str = typer.Argument(...),
+    name: str = typer.Argument(..., help="The user's login name."),
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="Read the new password from stdin."
     ),
@@ -188,7 +202,10 @@ def grant(
     permission: str = typer.Option(..., "--permission", "-p", help="read, edit or manage."),
     json: bool = JsonOption,
 ) -> None:
-    """Grant a user a permission on one experiment or one model."""
+    """Grant a user a permission.
+
+    On one experiment or one model.
+    """
     result = open_user_admin(ctx).grant(
         name, permission=permission, experiment=experiment, model=model
     )
@@ -209,7 +226,10 @@ def revoke(
     model: str | None = ModelOption,
     json: bool = JsonOption,
 ) -> None:
-    """Remove a user's grant on one experiment or one model."""
+    """Remove a user's grant.
+
+    On one experiment or one model.
+    """
     open_user_admin(ctx).revoke(name, experiment=experiment, model=model)
     kind, resource = ("experiment", experiment) if experiment else ("model", model)
     if json:
@@ -244,7 +264,10 @@ def grants(
 
 @app.command()
 def whoami(ctx: typer.Context, json: bool = JsonOption) -> None:
-    """The user your DRIFTLINE_TOKEN authenticates as (remote mode)."""
+    """Show who your token authenticates as.
+
+    The user DRIFTLINE_TOKEN authenticates as, in remote mode.
+    """
     from driftline.errors import InvalidArgumentError
 
     ask = getattr(open_user_admin(ctx), "whoami", None)

@@ -6,6 +6,8 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from driftline.registry.evaluation import format_measured, format_metric
+
 __all__ = ["render_card_html", "render_card_text"]
 
 
@@ -33,22 +35,22 @@ def _sections(facts: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, str]]
     sections = [("Lineage", lineage)]
     if run is not None and run.params:
         sections.append(("Params", sorted(run.params.items())))
-    for evaluation in facts["evaluations"][:3]:
+    for evaluation, earlier in _newest_evaluations(facts["evaluations"])[:3]:
         rows = [
-            (k, f"{v:.4g}" if isinstance(v, float) else str(v))
-            for k, v in evaluation.metrics.items()
-            if k != "confusion_matrix"
+            (k, format_metric(v)) for k, v in evaluation.metrics.items() if k != "confusion_matrix"
         ]
         for column, per_value in evaluation.slices.items():
             for value, metrics in per_value.items():
                 shown = ", ".join(
-                    f"{k} {v:.3g}" for k, v in metrics.items() if isinstance(v, float)
+                    f"{k} {format_metric(v)}" for k, v in metrics.items() if isinstance(v, float)
                 )
                 rows.append((f"slice {column}={value}", f"{metrics.get('rows')} rows: {shown}"))
+        if earlier:
+            rows.append(("earlier evaluations", f"{earlier} on the same data (newest shown)"))
         sections.append(
             (
-                f"Evaluation on {evaluation.dataset or 'a DataFrame'} "
-                f"({evaluation.rows} rows, {evaluation.created_at:%Y-%m-%d})",
+                f"Evaluation on {evaluation.dataset or 'a DataFrame'}, target "
+                f"{evaluation.target} ({evaluation.rows} rows, {evaluation.created_at:%Y-%m-%d})",
                 rows,
             )
         )
@@ -65,11 +67,7 @@ def _sections(facts: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, str]]
         sections.append(
             (
                 f"Gates passed for @{alias} ({entry.at:%Y-%m-%d %H:%M}Z, by {entry.actor})",
-                [
-                    (g["gate"], f"measured {g['measured']}, threshold {g['threshold']}")
-                    for g in gates
-                ]
-                or [("", "no gates")],
+                [(g["gate"], _gate_line(g)) for g in gates] or [("", "no gates")],
             )
         )
     sections.append(
@@ -101,6 +99,25 @@ def _sections(facts: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, str]]
         )
     )
     return sections
+
+
+def _newest_evaluations(evaluations: Any) -> list[tuple[Any, int]]:
+    """The newest evaluation per dataset version and target (evaluations come newest
+    first), with how many earlier ones of the same data it stands for. Evaluations on a
+    DataFrame have no dataset ref; their row count stands in for it."""
+    shown: dict[tuple[Any, ...], list[Any]] = {}
+    for evaluation in evaluations:
+        key = (evaluation.dataset, evaluation.target) + (
+            () if evaluation.dataset else (evaluation.rows,)
+        )
+        shown.setdefault(key, [evaluation, 0])[1] += 1
+    return [(evaluation, count - 1) for evaluation, count in shown.values()]
+
+
+def _gate_line(gate: Mapping[str, Any]) -> str:
+    line = f"measured {format_measured(gate['measured'])}, threshold {gate['threshold']}"
+    detail = gate.get("detail")
+    return f"{line} ({detail})" if detail and detail != "ok" else line
 
 
 def _specs(specs: Any) -> str:

@@ -26,6 +26,8 @@ __all__ = [
     "canonical_metric",
     "compare_predictions",
     "compute_metrics",
+    "format_measured",
+    "format_metric",
     "infer_task",
     "predict",
 ]
@@ -57,6 +59,24 @@ def canonical_metric(name: str) -> str:
             f"Unknown metric {name!r}; known: {', '.join(KNOWN_METRICS)} (auc = roc_auc)"
         )
     return key
+
+
+def format_metric(value: Any) -> str:
+    """A metric as every report shows it: 4 decimals (``0.9950``), so a table, a card and
+    a plot legend never disagree; tiny or huge values in 4 significant digits."""
+    if isinstance(value, float) and math.isfinite(value):
+        if (value != 0 and abs(value) < 1e-3) or abs(value) >= 1e6:
+            return f"{value:.4g}"
+        return f"{value:.4f}"
+    return str(value)
+
+
+def format_measured(value: Any) -> str:
+    """A gate's measured value: as :func:`format_metric`, except that a value already
+    rounded where it was measured (a latency of 12.2 ms) keeps its own digits."""
+    if isinstance(value, float) and math.isfinite(value) and round(value, 4) == value:
+        return f"{value:g}"
+    return format_metric(value)
 
 
 def infer_task(y: Any) -> str:
@@ -201,8 +221,14 @@ def compare_predictions(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> Comparison:
-    """Metrics per model plus paired-bootstrap CIs of each difference to the first model."""
+    """Metrics per model plus paired-bootstrap CIs of each difference to the first model.
+
+    Each model's predictions are made once; the rounds re-weight rows of those
+    predictions (see :mod:`driftline.registry.bootstrap`), the same rows for every model.
+    """
     import numpy as np
+
+    from driftline.registry.bootstrap import resample_metrics
 
     y = np.asarray(y_true)
     base = [compute_metrics(task, y, out) for out in outputs]
@@ -211,20 +237,8 @@ def compare_predictions(
         for k in (REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS)
         if all(k in b for b in base)
     ]
-    rng = np.random.default_rng(seed)
-    samples: dict[str, list[list[float]]] = {k: [[] for _ in outputs] for k in names_in_all}
     n = len(y)
-    for _ in range(rounds):
-        rows = rng.integers(0, n, n)
-        if task == "classification" and len(np.unique(y[rows])) < 2:
-            continue
-        for i, out in enumerate(outputs):
-            part = Predictions(
-                out.predicted[rows], None if out.proba is None else out.proba[rows], out.classes
-            )
-            values = compute_metrics(task, y[rows], part)
-            for key in names_in_all:
-                samples[key][i].append(values[key])
+    resampled = resample_metrics(task, y, outputs, names_in_all, rounds=rounds, seed=seed)
     alpha = (1 - confidence) / 2
     results = []
     for key in names_in_all:
@@ -232,7 +246,8 @@ def compare_predictions(
         lows: list[float | None] = [None]
         highs: list[float | None] = [None]
         for i in range(1, len(outputs)):
-            paired = np.asarray(samples[key][i]) - np.asarray(samples[key][0])
+            paired = resampled[key][i] - resampled[key][0]
+            paired = paired[~np.isnan(paired)]  # rounds where the metric is undefined
             diffs.append(float(base[i][key] - base[0][key]))
             lows.append(float(np.quantile(paired, alpha)) if len(paired) else None)
             highs.append(float(np.quantile(paired, 1 - alpha)) if len(paired) else None)

@@ -7,9 +7,13 @@ A gate file (YAML, or the same structure as a dict)::
       - {metric: auc, min: 0.85}
       - {metric: auc, max_regression: 0.01}   # vs the alias's holder, on the same rows
       - {metric: rmse, max: 4.2}
-      - {latency_p99_ms: 20}                  # predict() on the input example
+      - {latency_p99_ms: 20}                  # predict() on one row of the input example
       - {signature: compatible}               # with the current holder
       - {data_validation: passed}             # evaluation data vs the training data's schema
+
+The latency gate compares the median of 5 rounds' p99 (each up to 200 timed calls or
+0.2 s, after 10 warm-up calls, garbage collection paused) with its threshold, so one
+disturbed round on a busy machine cannot flip it; see :mod:`driftline.registry.latency`.
 
 Parsing is strict: an unknown metric or gate key is an error that lists the known ones,
 so a typo can never silently turn a gate off.

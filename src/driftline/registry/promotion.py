@@ -8,7 +8,6 @@ between evaluation and promotion is a conflict rather than a silent overwrite.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from driftline.registry.evaluation import (
     Comparison,
     compare_predictions,
     compute_metrics,
+    format_measured,
     infer_task,
     predict,
     slice_metrics,
@@ -42,15 +42,14 @@ __all__ = [
     "promote",
 ]
 
-_LATENCY_CALLS = 50
-
 
 class GateFailedError(ConflictError):
     """Promotion refused: at least one quality gate failed. ``report`` has every gate."""
 
     def __init__(self, report: PromotionReport) -> None:
         lines = [
-            f"{g.gate}: measured {g.measured}, threshold {g.threshold} - {g.message}"
+            f"{g.gate}: measured {format_measured(g.measured)}, "
+            f"threshold {g.threshold} - {g.message}"
             for g in report.failed
         ]
         super().__init__(
@@ -216,6 +215,7 @@ def promote(
                     "passed": g.passed,
                     "measured": g.measured,
                     "threshold": g.threshold,
+                    "detail": g.message,  # how it was measured, for the model card
                 }
                 for g in results
             ]
@@ -245,7 +245,14 @@ class _GateContext:
         self.service, self.spec, self.cache = service, spec, cache
         self.candidate, self.holder = candidate, holder
         self._metrics: dict[int, dict[str, Any]] = {}
+        self._models: dict[int, Any] = {}
         self._frame: tuple[pd.DataFrame, str | None] | None = None
+
+    def model(self, version: ModelVersion) -> Any:
+        """A version's loaded model, loaded once for every gate that needs it."""
+        if version.version not in self._models:
+            self._models[version.version] = load_version(self.service, version, self.cache)
+        return self._models[version.version]
 
     def frame(self) -> tuple[pd.DataFrame, str | None]:
         if self._frame is None:
@@ -275,7 +282,7 @@ class _GateContext:
             _data, target = self.source()
             features, y = _split(frame, target)
             task = infer_task(y)
-            model = load_version(self.service, version, self.cache)
+            model = self.model(version)
             self._metrics[version.version] = compute_metrics(
                 task, y, predict(model, features, task)
             )
@@ -365,9 +372,9 @@ def _run_gate(gate: Gate, ctx: _GateContext) -> GateResult:
 
 
 def _latency_gate(gate: Gate, ctx: _GateContext) -> GateResult:
-    import numpy as np
+    from driftline.registry.latency import measure_latency, single_row
 
-    model = load_version(ctx.service, ctx.candidate, ctx.cache)
+    model = ctx.model(ctx.candidate)
     example = getattr(model, "input_example", None)
     if example is None:
         return GateResult(
@@ -377,20 +384,14 @@ def _latency_gate(gate: Gate, ctx: _GateContext) -> GateResult:
             threshold=gate.threshold,
             message="the model has no input example; log it with input_example=",
         )
-    model.predict(example)  # warm-up: first calls pay for lazy imports and caches
-    timings = []
-    for _ in range(_LATENCY_CALLS):
-        start = time.perf_counter()
-        model.predict(example)
-        timings.append((time.perf_counter() - start) * 1000)
-    p99 = float(np.percentile(timings, 99))
-    ok = p99 <= (gate.threshold or 0)
+    measured = measure_latency(model.predict, single_row(example))
+    ok = measured.p99_ms <= (gate.threshold or 0)
     return GateResult(
         gate=gate.describe(),
         passed=ok,
-        measured=round(p99, 3),
+        measured=float(f"{measured.p99_ms:.3g}"),  # the noise is far above 3 digits
         threshold=gate.threshold,
-        message=f"p99 of {_LATENCY_CALLS} predict() calls on the input example",
+        message=measured.describe(),
     )
 
 
