@@ -150,7 +150,7 @@ def _train_epochs(pipeline: Any, x: Any, y: Any, x_val: Any, y_val: Any) -> None
         dl.log_metrics({"train_loss": float(mlp.loss_), "val_auc": scores["auc"]}, step=epoch)
 
 
-def _plot(model: Any, x: Any, y: Any, title: str, path: Path) -> None:
+def _plot(model: Any, x: Any, y: Any, title: str, path: Path, auc: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,6 +159,9 @@ def _plot(model: Any, x: Any, y: Any, title: str, path: Path) -> None:
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
     RocCurveDisplay.from_estimator(model, x, y, ax=left)
+    # The legend's AUC as the ranking table prints it (scikit-learn rounds to 2 places:
+    # "AUC = 1.00" beside a table's 0.9952).
+    left.legend([left.lines[0]], [f"AUC = {auc:.4f}"], loc="lower right")
     left.set_title("ROC on the held-out test set")
     ConfusionMatrixDisplay.from_estimator(model, x, y, ax=right, colorbar=False)
     right.set_title("Confusion matrix")
@@ -249,10 +252,11 @@ def _run(metric: str, experiment: str, seed: int, progress: Progress | None) -> 
                     _train_epochs(model, x_train, y_train, x_test, y_test)
                 else:
                     model.fit(x_train, y_train)
-                dl.log_metrics(_scores(model, x_test, y_test))
+                test_scores = _scores(model, x_test, y_test)
+                dl.log_metrics(test_scores)
                 dl.models.log_model(model, "model", input_example=x_train.head(5))
                 plot = Path(scratch) / "evaluation.png"
-                _plot(model, x_test, y_test, name, plot)
+                _plot(model, x_test, y_test, name, plot, test_scores["auc"])
                 dl.log_artifact(plot, artifact_path="plots")
     direction = "desc" if METRICS[metric] else "asc"
     ranked = list(
