@@ -9,7 +9,11 @@ driftline load a manifest listing other types could replace the model as well.
 
 from __future__ import annotations
 
+import importlib.abc
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import InvalidArgumentError
@@ -35,7 +39,7 @@ class SklearnFlavor(Flavor):
         return super().matches(model) and hasattr(model, "predict")
 
     def save(self, model: Any, folder: Path, *, example: Any) -> SavedFlavor:
-        sio = require("skops.io", "skops")
+        sio = _skops_io()
 
         path = folder / MODEL_FILE
         try:
@@ -57,7 +61,39 @@ class SklearnFlavor(Flavor):
         )
 
     def load(self, folder: Path, info: ModelInfo) -> Any:
-        sio = require("skops.io", "skops")
+        sio = _skops_io()
 
         options = info.flavor_options
         return sio.load(folder / options["file"], trusted=list(options.get("trusted_types", [])))
+
+
+class _SkipArrayApiShims(importlib.abc.MetaPathFinder):
+    """Makes scikit-learn's array-API shims for other array libraries unimportable.
+
+    Importing skops lists scikit-learn's estimators, and that walk imports every package
+    inside scikit-learn, ``externals.array_api_compat.torch`` included, which imports
+    PyTorch: 2-6 s on every model save or load wherever torch is installed. The walk
+    skips a package whose import fails, and no estimator lives in those shims.
+    """
+
+    _PREFIX = "sklearn.externals.array_api_compat."
+    _SHIMS = ("torch", "cupy", "dask", "jax", "paddle")
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> None:
+        if fullname.startswith(self._PREFIX) and fullname.split(".")[3] in self._SHIMS:
+            raise ImportError(f"{fullname} is not needed to list estimators")
+        return None
+
+
+def _skops_io() -> Any:
+    """``skops.io``, imported without the array-API shims (see _SkipArrayApiShims)."""
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    skip = _SkipArrayApiShims()
+    sys.meta_path.insert(0, skip)
+    try:
+        return require("skops.io", "skops")
+    finally:
+        sys.meta_path.remove(skip)
