@@ -164,5 +164,5 @@ def test_the_size_is_a_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert cache.root == tmp_path / ".driftline" / "cache" / "models"
     assert cache.max_bytes == 512 << 20
     monkeypatch.setenv("DRIFTLINE_MODEL_CACHE_GB", "-1")
-    with pytest.raises(InvalidArgumentError, match="model_cache_gb"):
+    with pytest.raises(InvalidArgumentError, match="DRIFTLINE_MODEL_CACHE_GB"):
         Settings.load(home=tmp_path / ".driftline")
