@@ -67,16 +67,20 @@ class AuditAnchors:
         self._anchored = 0  # the newest sequence number this process knows is anchored
 
     def record(self, seq: int, digest: str) -> None:
-        """Anchor entry ``seq`` with hash ``digest`` (nothing to do if a newer one is)."""
+        """Anchor entry ``seq`` with hash ``digest``, unless this process anchored a newer
+        one already (commits of other threads can finish in any order)."""
         with self._lock:
-            if seq <= self._anchored:
-                return
-            from driftline.core.artifacts.content import put_object_bytes
+            if seq > self._anchored:
+                self.pin(seq, digest)
 
-            body = {"format": FORMAT, "seq": seq, "hash": digest, "at": now_ms()}
-            data = json.dumps(body, sort_keys=True).encode()
-            put_object_bytes(self.backend, f"{PREFIX}{seq:0{_SEQ_DIGITS}d}", data)
-            self._anchored = seq
+    def pin(self, seq: int, digest: str) -> None:
+        """Write the anchor of entry ``seq`` (a no-op if the store has it)."""
+        from driftline.core.artifacts.content import put_object_bytes
+
+        body = {"format": FORMAT, "seq": seq, "hash": digest, "at": now_ms()}
+        data = json.dumps(body, sort_keys=True).encode()
+        put_object_bytes(self.backend, f"{PREFIX}{seq:0{_SEQ_DIGITS}d}", data)
+        self._anchored = max(self._anchored, seq)
 
     def on_commit(self, notes: dict[str, Any]) -> None:
         """The database commit hook: anchor the head a committed transaction left."""

@@ -565,6 +565,6 @@ class SqlAuditLog:
         if report.ok and head is not None and head[0] > report.anchored_seq:
             # Pin what was just verified: a log that predates anchoring (or whose last
             # anchor write failed) is protected from here on.
-            self.anchors.record(*head)
+            self.anchors.pin(*head)
             report = dataclasses.replace(report, anchored_seq=head[0])
         return report
