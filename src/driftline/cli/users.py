@@ -175,7 +175,10 @@ def passwd(
     ),
     json: bool = JsonOption,
 ) -> None:
-    """Set a user's password (read from stdin); the user's other tokens are revoked."""
+    """Set a user's password (read from stdin).
+
+    The user's other tokens are revoked; changing your own needs --current-password-stdin.
+    """
     from driftline.errors import InvalidArgumentError
 
     if not password_stdin:
