@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -158,3 +160,44 @@ def test_lineage_tree(project: Path, cli: Cli) -> None:
     code, out, _ = cli("data", "lineage", "images@1")
     assert code == 0
     assert "thumbs@1" in out
+
+
+def test_an_unchanged_recommit_from_the_command_line_reads_no_file(project: Path) -> None:
+    """Two real ``driftline data commit`` processes: the second trusts the stat cache.
+
+    Root reads a chmod 000 file all the same, so the test changes a file's bytes in place
+    and puts back its size and mtime (its inode is the same): a process that read the
+    file would see new content and make version 2.
+    """
+    stamp = time.time_ns() - 10_000_000_000  # older than the racy window
+    for file in (project / "images").rglob("*"):
+        os.utime(file, ns=(stamp, stamp))
+
+    argv = ["data", "commit", "images", "images"]
+
+    def commit() -> str:
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "driftline.cli", *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+        assert not {"pandas", "pyarrow"} & imported  # a commit of plain files needs neither
+        return done.stdout
+
+    first = commit()
+    assert first.startswith("images@1 ")
+    assert "(unchanged)" not in first
+    readme = project / "images" / "readme.txt"
+    inode = readme.stat().st_ino
+    with open(readme, "r+b") as handle:
+        handle.write(b"XX")  # same size, same inode
+    os.utime(readme, ns=(stamp, stamp))
+    assert readme.stat().st_ino == inode
+    again = commit()
+    assert again.startswith("images@1 ")
+    assert "2 files" in again
+    assert again.rstrip().endswith("(unchanged)")

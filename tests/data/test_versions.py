@@ -222,6 +222,35 @@ def test_stat_cache_makes_unchanged_recommit_read_nothing(
     assert second.number == 2
 
 
+def test_an_unchanged_listing_needs_neither_the_file_rows_nor_the_manifest(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh process re-committing unchanged data pays for the listing, not for loading
+    10,000s of stat-cache rows, reading the manifest or checking the store."""
+    from driftline.data.scan import StatCache
+
+    src = make_tree(tmp_path / "src", {f"f{i}.bin": os.urandom(64) for i in range(20)})
+    age(src)
+    first = ws.data.commit("d", src, tags=["one"])
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("an unchanged listing was looked at file by file")
+
+    monkeypatch.setattr(StatCache, "load", refuse)
+    monkeypatch.setattr(ws.data, "manifest", refuse)
+    monkeypatch.setattr(ws.content, "stored", refuse)
+    monkeypatch.setattr(ws.content, "put_files", refuse)
+    again = ws.data.commit("d", src, tags=["two"])
+    assert (again.id, again.number, again.tags) == (first.id, first.number, ("one", "two"))
+    monkeypatch.undo()
+    (src / "f3.bin").write_bytes(b"changed")
+    age(src)
+    second = ws.data.commit("d", src)
+    assert second.number == 2
+    ws.data.commit("d", tmp_path / "src" / "f3.bin")  # another listing, another dataset@3
+    assert ws.data.commit("d", src).number == 4  # the recorded listing is not d's latest
+
+
 def test_a_cached_digest_whose_object_is_gone_is_stored_again(
     ws: Workspace, tmp_path: Path
 ) -> None:

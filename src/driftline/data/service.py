@@ -38,7 +38,7 @@ from driftline.data.models import (
     LineageGraph,
     ManifestEntry,
 )
-from driftline.data.scan import Progress, StatCache, ingest, list_files
+from driftline.data.scan import Progress, StatCache, ingest, list_files, listing_fingerprint
 from driftline.data.store import DataStore, NewVersion
 from driftline.data.tabular import TABLE_FILE, is_table_object, table_format, write_table
 from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError
@@ -164,11 +164,23 @@ class DataService:
     ) -> DatasetVersion:
         files = list_files(source)
         before = self.store.find_version(name)
+        cache = self._cache() if use_cache else None
+        cache_root = f"{self.content.url}|{source.absolute()}"
+        fingerprint = listing_fingerprint(files) if cache is not None else None
+        if (
+            cache is not None
+            and fingerprint is not None
+            and before is not None
+            and cache.find_manifest(cache_root, fingerprint) == before.id
+        ):
+            # Every file is as it was when the latest version was committed from here:
+            # nothing to read (its objects are kept by gc as that version refers to them).
+            return self._tag_all(before, tags)
         entries = ingest(
             files,
             self.content,
-            cache=self._cache() if use_cache else None,
-            cache_root=f"{self.content.url}|{source.absolute()}",
+            cache=cache,
+            cache_root=cache_root,
             progress=progress,
             referenced=lambda: self._version_digests(before),
         )
@@ -197,6 +209,13 @@ class DataService:
                     profile_digest=profile_digest,
                 ),
             )
+        if cache is not None and fingerprint is not None:
+            cache.store_manifest(cache_root, fingerprint, version.id)
+        return self._tag_all(version, tags)
+
+    def _tag_all(
+        self, version: DatasetVersion, tags: tuple[str, ...] | list[str]
+    ) -> DatasetVersion:
         for tag in tags:
             version = self.tag(version.ref, tag)
         return version
@@ -272,6 +291,10 @@ class DataService:
         return f"No version {selector!r} of dataset {name} ({ref}); it has versions 1..{latest}" + (
             f" and tags {', '.join(tags)}" if tags else ""
         )
+
+    def find_latest(self, name: str) -> DatasetVersion | None:
+        """The latest version of a dataset, or ``None`` if it has none yet."""
+        return self.store.find_version(check_dataset_name(name))
 
     def list_datasets(self) -> list[Dataset]:
         """Every dataset with its latest version number."""
