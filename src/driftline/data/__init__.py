@@ -66,7 +66,7 @@ __all__ = [
 def _service() -> DataService:
     from driftline.core.session import default_workspace
 
-    return default_workspace().data  # type: ignore[no-any-return]
+    return default_workspace().service("data", DataService)
 
 
 def _active_run_id() -> str | None:

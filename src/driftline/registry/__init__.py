@@ -49,6 +49,7 @@ __all__ = [
     "parse_model_ref",
     "promote",
     "register_model",
+    "resolve_models_uri",
     "rollback",
     "set_alias",
     "set_policy",
@@ -59,7 +60,7 @@ __all__ = [
 def _service() -> RegistryService:
     from driftline.core.session import default_workspace
 
-    return default_workspace().registry  # type: ignore[no-any-return]
+    return default_workspace().service("registry", RegistryService)
 
 
 def register_model(
@@ -155,18 +156,10 @@ def compare_models(models: Any, *, data: Any, target: str, rounds: int = 500) ->
     return run(_service(), list(models), data=data, target=target, cache=_cache(), rounds=rounds)
 
 
-def _resolve_models_uri(uri: str, scratch: Path) -> Path:
-    """``models:/churn/3`` or ``models:/churn@champion`` -> the version's pinned package."""
+def resolve_models_uri(uri: str, scratch: Path) -> Path:
+    """``models:/churn/3`` or ``models:/churn@champion`` -> the version's pinned package
+    (in the default workspace's model cache; the stage declares this resolver)."""
     from driftline.registry.promotion import cached_package
 
     service = _service()
     return cached_package(service, service.get_version(uri), _cache())
-
-
-def _install_resolver() -> None:
-    from driftline.models import register_uri_resolver
-
-    register_uri_resolver("models", _resolve_models_uri)
-
-
-_install_resolver()
