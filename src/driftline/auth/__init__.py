@@ -23,20 +23,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from driftline.auth.models import (
-    Grant,
-    IssuedToken,
-    PasswordChange,
-    Permission,
-    Principal,
-    ResourceKind,
-    Role,
-    Token,
-    User,
-)
-from driftline.auth.service import AuthService, UserAdmin
+from driftline.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from driftline.auth.models import (
+        Grant,
+        IssuedToken,
+        PasswordChange,
+        Permission,
+        Principal,
+        ResourceKind,
+        Role,
+        Token,
+        User,
+    )
+    from driftline.auth.service import AuthService, UserAdmin
     from driftline.core.metadata import Database
 
 __all__ = [
@@ -54,9 +55,23 @@ __all__ = [
     "auth_service",
 ]
 
+# Imported on first use (see driftline.core.lazy): declaring the stage stays cheap.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(
+            ("Grant", "IssuedToken", "PasswordChange", "Permission", "Principal"),
+            "driftline.auth.models",
+        ),
+        **dict.fromkeys(("ResourceKind", "Role", "Token", "User"), "driftline.auth.models"),
+        **dict.fromkeys(("AuthService", "UserAdmin"), "driftline.auth.service"),
+    },
+)
+
 
 def auth_service(database: Database, *, actor: str) -> AuthService:
     """The auth service on an open database (the caller keeps owning the database)."""
     from driftline.auth._sql import SqlAuthStore
+    from driftline.auth.service import AuthService
 
     return AuthService(SqlAuthStore(database), actor=actor)

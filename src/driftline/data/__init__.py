@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from driftline.core.lazy import lazy_exports
 from driftline.data.diff import diff_versions
 from driftline.data.models import (
     Dataset,
@@ -29,14 +30,14 @@ from driftline.data.models import (
     ManifestEntry,
     RowDiff,
 )
-from driftline.data.scan import Progress
-from driftline.data.service import DataService
-from driftline.data.version import Version
 
 if TYPE_CHECKING:
     from driftline.data.profile import TableProfile
+    from driftline.data.scan import Progress
     from driftline.data.schema import Schema
+    from driftline.data.service import DataService
     from driftline.data.validation import ValidationReport
+    from driftline.data.version import Version
 
 __all__ = [
     "DataService",
@@ -63,8 +64,15 @@ __all__ = [
 ]
 
 
+# The service and the version handle pull in the artifact store: imported on first use.
+__getattr__ = lazy_exports(
+    __name__, {"DataService": "driftline.data.service", "Version": "driftline.data.version"}
+)
+
+
 def _service() -> DataService:
     from driftline.core.session import default_workspace
+    from driftline.data.service import DataService
 
     return default_workspace().service("data", DataService)
 
@@ -88,6 +96,8 @@ def commit(
 
     Inside a run, the run is recorded as the version's producer.
     """
+    from driftline.data.version import Version
+
     service = _service()
     record = service.commit(
         name, source, message=message, tags=tags, run_id=_active_run_id(), progress=progress
@@ -98,6 +108,8 @@ def commit(
 def get(ref: str, *, as_of: datetime | None = None) -> Version:
     """A version: ``customers``, ``customers@3``, ``customers@latest``, ``customers@<tag>``,
     ``customers@<version-id prefix>``; ``as_of`` picks the latest committed by then (UTC)."""
+    from driftline.data.version import Version
+
     service = _service()
     return Version(service, service.get(ref, as_of=as_of))
 
@@ -109,6 +121,8 @@ def list_datasets() -> list[Dataset]:
 
 def log(name: str) -> list[Version]:
     """The versions of a dataset, newest first."""
+    from driftline.data.version import Version
+
     service = _service()
     return [Version(service, record) for record in service.log(name)]
 
@@ -123,6 +137,8 @@ def diff(a: str, b: str, *, key: list[str] | str | None = None) -> DatasetDiff:
 
 def tag(ref: str, name: str) -> Version:
     """Give a version an immutable tag."""
+    from driftline.data.version import Version
+
     service = _service()
     return Version(service, service.tag(ref, name))
 
@@ -145,6 +161,7 @@ def _profile_of(source: Any) -> TableProfile:
 def _table_source(data: Any) -> Any:
     """A DataFrame/Table as is; a path as the list of its tabular files."""
     from driftline.data.tabular import is_table_object, supported_formats, table_format
+    from driftline.data.version import Version
     from driftline.errors import InvalidArgumentError
 
     if is_table_object(data):
@@ -176,6 +193,7 @@ def validate(
     """Check a batch against a schema and, with ``reference``, for drift from its profile."""
     from driftline.data.schema import Schema
     from driftline.data.validation import validate as run
+    from driftline.data.version import Version
 
     loaded = schema if isinstance(schema, Schema) else Schema.load(schema)
     ref_profile = None

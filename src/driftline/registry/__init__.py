@@ -14,9 +14,9 @@ for an explicit one.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from driftline.models import ModelCache
+from driftline.core.lazy import lazy_exports
 from driftline.registry.models import (
     AliasMove,
     Approval,
@@ -26,8 +26,11 @@ from driftline.registry.models import (
     PromotionReport,
     RegisteredModel,
 )
-from driftline.registry.service import RegistryService, parse_model_ref
 from driftline.registry.store import ANY_HOLDER
+
+if TYPE_CHECKING:
+    from driftline.models import ModelCache
+    from driftline.registry.service import RegistryService, parse_model_ref
 
 __all__ = [
     "AliasMove",
@@ -57,8 +60,16 @@ __all__ = [
 ]
 
 
+# The service pulls in the artifact store and the models stage: imported on first use.
+__getattr__ = lazy_exports(
+    __name__,
+    dict.fromkeys(("RegistryService", "parse_model_ref"), "driftline.registry.service"),
+)
+
+
 def _service() -> RegistryService:
     from driftline.core.session import default_workspace
+    from driftline.registry.service import RegistryService
 
     return default_workspace().service("registry", RegistryService)
 
@@ -125,6 +136,7 @@ def set_policy(alias: str, required: int) -> None:
 
 def _cache() -> ModelCache:
     from driftline.core.session import default_workspace
+    from driftline.models import ModelCache
 
     return ModelCache.of(default_workspace().settings)
 
