@@ -2,7 +2,7 @@
 
 The schema is one Alembic history with a branch per stage that has migrations of its
 own, so a database is at one revision per branch head; they are shown joined with
-commas (``0004``, or ``0004,toy-0001``).
+commas (``0004``, or ``0004,toy_0001``).
 """
 
 from __future__ import annotations

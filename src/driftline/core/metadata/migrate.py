@@ -91,7 +91,7 @@ class MigrationHistory:
 
     @property
     def label(self) -> str:
-        """The heads as shown to users: ``0004``, or ``0004-a,toy-0001`` for several."""
+        """The heads as shown to users: ``0004``, or ``0004-a,toy_0001`` for several."""
         return ",".join(sorted(self.heads))
 
 
