@@ -163,6 +163,15 @@ def test_the_stage_list_names_each_stage_once_and_in_use_order() -> None:
 
 
 @pytest.mark.parametrize("stage", DECLARED, ids=by_name)
+def test_every_public_name_of_the_stage_resolves(stage: Stage[Any]) -> None:
+    """Stage packages import their names on first use: each must resolve to an object."""
+    package = importlib.import_module(f"driftline.{stage.name}")
+    for name in package.__all__:
+        value = getattr(package, name)
+        assert not isinstance(value, type(sys)), f"driftline.{stage.name}.{name} is a module"
+
+
+@pytest.mark.parametrize("stage", DECLARED, ids=by_name)
 def test_objects_stored_through_the_stage_survive_gc(stage: Stage[Any], tmp_path: Path) -> None:
     check_objects_survive_gc(STAGES, stage.name, tmp_path)
 

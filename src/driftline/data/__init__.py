@@ -150,6 +150,7 @@ def lineage(ref: str, *, depth: int = 3) -> LineageGraph:
 
 def _profile_of(source: Any) -> TableProfile:
     from driftline.data.profile import profile_table
+    from driftline.data.version import Version
 
     if isinstance(source, str) and not Path(source).exists():
         return get(source).profile
