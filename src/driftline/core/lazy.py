@@ -7,14 +7,18 @@ its names under ``TYPE_CHECKING`` (type checkers see them as usual) and installs
 
     __getattr__ = lazy_exports(__name__, {"TrackingService": "driftline.tracking.service"})
 
-A name that is also a submodule's name (``driftline.models.autolog``) must stay an eager
-import: importing the submodule later would replace the attribute with the module.
+A public name that is also a submodule's name (the function ``driftline.models.autolog``
+in the module ``driftline/models/autolog.py``) would be replaced by the module the first
+time the submodule is imported (the import system binds a submodule on its package).
+The package's class is therefore switched to one that keeps the names in its
+``__all__`` when the import system binds a submodule of the same name.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,6 +33,8 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], An
         exports: Public name -> the module defining it.
     """
 
+    sys.modules[package].__class__ = _Package
+
     def __getattr__(name: str) -> Any:
         source = exports.get(name)
         if source is None:
@@ -38,3 +44,16 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], An
         return value
 
     return __getattr__
+
+
+class _Package(types.ModuleType):
+    """A package whose public names win over its submodules of the same name."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (
+            isinstance(value, types.ModuleType)
+            and value.__name__ == f"{self.__name__}.{name}"
+            and name in getattr(self, "__all__", ())
+        ):
+            return  # the import system binding a submodule: keep the public name
+        super().__setattr__(name, value)

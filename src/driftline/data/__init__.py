@@ -19,19 +19,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.core.lazy import lazy_exports
-from driftline.data.diff import diff_versions
-from driftline.data.models import (
-    Dataset,
-    DatasetDiff,
-    DatasetVersion,
-    FileChange,
-    LineageEdge,
-    LineageGraph,
-    ManifestEntry,
-    RowDiff,
-)
 
 if TYPE_CHECKING:
+    from driftline.data.models import (
+        Dataset,
+        DatasetDiff,
+        DatasetVersion,
+        FileChange,
+        LineageEdge,
+        LineageGraph,
+        ManifestEntry,
+        RowDiff,
+    )
     from driftline.data.profile import TableProfile
     from driftline.data.scan import Progress
     from driftline.data.schema import Schema
@@ -64,9 +63,18 @@ __all__ = [
 ]
 
 
-# The service and the version handle pull in the artifact store: imported on first use.
+# Imported on first use (see driftline.core.lazy): declaring the stage stays cheap.
 __getattr__ = lazy_exports(
-    __name__, {"DataService": "driftline.data.service", "Version": "driftline.data.version"}
+    __name__,
+    {
+        **dict.fromkeys(
+            ("Dataset", "DatasetDiff", "DatasetVersion", "FileChange", "LineageEdge"),
+            "driftline.data.models",
+        ),
+        **dict.fromkeys(("LineageGraph", "ManifestEntry", "RowDiff"), "driftline.data.models"),
+        "DataService": "driftline.data.service",
+        "Version": "driftline.data.version",
+    },
 )
 
 
@@ -127,10 +135,11 @@ def log(name: str) -> list[Version]:
     return [Version(service, record) for record in service.log(name)]
 
 
-# ``driftline.data.diff`` is imported above, before this function takes the name: loading
-# a submodule for the first time binds it on the package, which would replace the function.
+# The function keeps its name when ``driftline.data.diff`` is imported (core.lazy).
 def diff(a: str, b: str, *, key: list[str] | str | None = None) -> DatasetDiff:
     """Files added, removed, modified, renamed; for tables also schema, statistics and rows."""
+    from driftline.data.diff import diff_versions
+
     keys = [key] if isinstance(key, str) else key
     return diff_versions(get(a), get(b), key=keys)
 

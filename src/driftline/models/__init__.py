@@ -31,12 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 from driftline.core.lazy import lazy_exports
 
-# Eager: the function shares its submodule's name (see driftline.core.lazy).
-from driftline.models.autolog import autolog
-
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from driftline.models.autolog import autolog
     from driftline.models.cache import ModelCache
     from driftline.models.loaded import LoadedModel
     from driftline.models.models import ModelInfo
@@ -74,6 +72,8 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
+        # The function keeps its name over its submodule's (see driftline.core.lazy).
+        "autolog": "driftline.models.autolog",
         "ModelCache": "driftline.models.cache",
         "LoadedModel": "driftline.models.loaded",
         "ModelInfo": "driftline.models.models",

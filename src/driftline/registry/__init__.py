@@ -17,19 +17,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.core.lazy import lazy_exports
-from driftline.registry.models import (
-    AliasMove,
-    Approval,
-    Evaluation,
-    GateResult,
-    ModelVersion,
-    PromotionReport,
-    RegisteredModel,
-)
 from driftline.registry.store import ANY_HOLDER
 
 if TYPE_CHECKING:
     from driftline.models import ModelCache
+    from driftline.registry.models import (
+        AliasMove,
+        Approval,
+        Evaluation,
+        GateResult,
+        ModelVersion,
+        PromotionReport,
+        RegisteredModel,
+    )
     from driftline.registry.service import RegistryService, parse_model_ref
 
 __all__ = [
@@ -63,7 +63,14 @@ __all__ = [
 # The service pulls in the artifact store and the models stage: imported on first use.
 __getattr__ = lazy_exports(
     __name__,
-    dict.fromkeys(("RegistryService", "parse_model_ref"), "driftline.registry.service"),
+    {
+        **dict.fromkeys(
+            ("AliasMove", "Approval", "Evaluation", "GateResult", "ModelVersion"),
+            "driftline.registry.models",
+        ),
+        **dict.fromkeys(("PromotionReport", "RegisteredModel"), "driftline.registry.models"),
+        **dict.fromkeys(("RegistryService", "parse_model_ref"), "driftline.registry.service"),
+    },
 )
 
 

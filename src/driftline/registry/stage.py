@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +54,8 @@ def _resolve_models_uri(uri: str, scratch: Path) -> Path:
 
 
 def _example(host: Host, tmp_path: Path) -> Iterable[str]:
+    import json
+
     from driftline.data import DataService
     from driftline.registry.service import RegistryService
 
