@@ -1,6 +1,10 @@
 """The layering of docs/architecture ("Layering"), checked by reading every import with ``ast``.
 
-- ``core/``, ``errors.py`` and ``settings.py`` import no stage, nor cli, server, workspace.
+- ``core/``, ``errors.py`` and ``settings.py`` import no stage, nor cli, server, workspace,
+  nor the top-level package, the stage list or gc (the kernel never imports upward).
+- Every stage package declares one descriptor (its ``stage`` module), named in the stage
+  list (``driftline/stages.py``); the list and the layering table below name the same
+  stages, and an in-tree stage's adapters live under ``cli/`` and ``server/``.
 - Stages never import ``cli`` or ``server``; a stage uses another only through that
   stage's package (its ``__init__``), and only stages on its own row or below:
 
@@ -35,6 +39,7 @@ STAGES = (
     "tracking",
     "data",
     "models",
+    "auth",
     "registry",
     "features",
     "pipelines",
@@ -45,6 +50,7 @@ ROW = {
     "tracking": 0,
     "data": 0,
     "models": 0,
+    "auth": 0,
     "registry": 1,
     "features": 1,
     "serving": 2,
@@ -55,6 +61,8 @@ MAY_USE = {
     "tracking": {"data", "models"},
     "data": {"tracking", "models"},
     "models": {"tracking", "data"},
+    # Users and grants: used by the adapters (server, CLI), it uses no stage.
+    "auth": set(),
     "registry": {"tracking", "models", "data"},
     "features": {"tracking", "models", "data"},
     "serving": {"registry", "models", "data", "features"},
@@ -153,7 +161,8 @@ def test_the_scanner_sees_the_package() -> None:
 
 
 def test_the_kernel_imports_no_stage_and_no_adapter() -> None:
-    forbidden = set(STAGES) | set(ADAPTERS) | {"workspace"}
+    upward = {"workspace", "driftline", "stages", "gc", "_fluent", "quickstart"}
+    forbidden = set(STAGES) | set(ADAPTERS) | upward
     bad = [
         f"{imp.where} imports {imp.target}"
         for imp in ALL_IMPORTS
@@ -240,3 +249,35 @@ def test_the_wire_and_auth_packages_import_no_adapter() -> None:
         and target_area(imp.target) in (*ADAPTERS, "workspace")
     ]
     assert not bad, "\n".join(bad)
+
+
+def test_every_stage_package_is_in_the_stage_list_with_one_descriptor() -> None:
+    from driftline.core.stage import Stage
+    from driftline.stages import STAGES as STAGE_LIST
+    from driftline.stages import load_stages
+
+    declaring = sorted(p.parent.name for p in PACKAGE.glob("*/stage.py") if p.parent.name != "core")
+    listed = [path.partition(":")[0].split(".")[1] for path in STAGE_LIST]
+    assert sorted(listed) == declaring, "a stage package is missing from the stage list"
+    assert all(path.endswith(".stage:STAGE") for path in STAGE_LIST)
+    assert set(listed) <= set(STAGES), "add the stage to the layering table above"
+    for stage in load_stages():
+        assert isinstance(stage, Stage)
+        for path in stage.routes:
+            assert path.startswith("driftline.server."), f"{stage.name}: {path}"
+        assert stage.cli is None or stage.cli.startswith("driftline.cli."), stage.name
+        for module in stage.tables:
+            assert module.startswith(f"driftline.{stage.name}."), f"{stage.name}: {module}"
+
+
+def test_listing_the_stages_imports_nothing_heavy() -> None:
+    code = (
+        "import json, sys\n"
+        "from driftline.stages import load_stages\n"
+        "load_stages()\n"
+        f"heavy = {list(HEAVY)!r}\n"
+        "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []

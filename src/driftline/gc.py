@@ -1,10 +1,11 @@
 """Garbage collection of the artifact store: mark from every stage, sweep after a grace period.
 
-Marks come from every dataset version (manifests, shards, files, profiles), every run
-artifact and every registered model version (its pinned package); later stages add
-theirs here. Objects younger than the grace
-period are never swept, because a commit in progress has written objects before the
-metadata that refers to them.
+Marks come from every declared stage's ``gc_roots`` (see :mod:`driftline.core.stage`):
+dataset versions (manifests, shards, files, profiles), run artifacts, registered model
+versions (their pinned packages), and whatever a later stage declares. A stage's roots
+are exercised by the stage contract test, so a stage cannot forget them silently.
+Objects younger than the grace period are never swept, because a commit in progress has
+written objects before the metadata that refers to them.
 
 A local store also collects what crashed writes left behind, once older than the grace
 period: temporary files, and packs no reader sees (a torn index, or a pack whose index
@@ -27,7 +28,7 @@ from driftline.core.hashing import ALGORITHMS, hash_bytes, key_digest, parse_dig
 if TYPE_CHECKING:
     from driftline.workspace import Workspace
 
-__all__ = ["GcResult", "collect_garbage"]
+__all__ = ["GcResult", "collect_garbage", "referenced_digests"]
 
 DEFAULT_GRACE_SECONDS = 24 * 3600.0
 
@@ -56,6 +57,14 @@ def _stored_digests(workspace: Workspace) -> Iterator[tuple[str, str]]:
                 yield key, digest
 
 
+def referenced_digests(workspace: Workspace) -> set[str]:
+    """Every digest some stage's records refer to: the union of the stages' gc roots."""
+    marked: set[str] = set()
+    for stage in workspace.stages:
+        marked |= stage.roots(workspace.service(stage.name, object))
+    return marked
+
+
 def collect_garbage(
     workspace: Workspace, *, dry_run: bool = False, grace_seconds: float = DEFAULT_GRACE_SECONDS
 ) -> GcResult:
@@ -71,11 +80,7 @@ def collect_garbage(
             f"gc runs on the server, not through it: run `driftline gc` on the machine of "
             f"{workspace.settings.uri} with the server's --uri and --artifacts"
         )
-    marked = (
-        workspace.data.referenced_digests()
-        | workspace.tracking.referenced_digests()
-        | workspace.registry.referenced_digests()
-    )
+    marked = referenced_digests(workspace)
     backend = workspace.content.backend
     cutoff = time.time() - grace_seconds
     doomed: dict[str, str] = {}

@@ -1,9 +1,13 @@
-"""The composition root: builds stores and services from :class:`~driftline.settings.Settings`.
+"""The composition root: builds the kernel and every declared stage from :class:`Settings`.
 
 This is the only module that knows which backend implements which protocol. The
 metadata URL's scheme picks the database (see ``core.metadata.normalize_url``) and the
 artifact root's scheme picks the byte store (``core.artifacts.open_byte_store``); an
-unknown scheme fails with the list of known ones.
+unknown scheme fails with the list of known ones. The stages come from the stage list
+(:mod:`driftline.stages`): each builds its service from the :class:`Kernel` and the
+services of the stages it uses, in list order. The composition root also installs
+what is process- or database-wide: the audit log's anchors (a commit hook, once per
+database) and the stages' model URI resolvers.
 
 Remote mode: a ``uri`` of ``http://`` or ``https://`` names a driftline server. The
 services are the same; their stores are the HTTP backends (each stage's ``_http``
@@ -14,24 +18,26 @@ database (``database`` is ``None``).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from driftline.settings import Settings
 
 if TYPE_CHECKING:
     from driftline.api.client import ApiClient
+    from driftline.auth import UserAdmin
     from driftline.core.artifacts import ContentStore
+    from driftline.core.audit_anchors import AuditAnchors
     from driftline.core.metadata import Database
+    from driftline.core.stage import Stage
     from driftline.data import DataService
-    from driftline.data.store import DataStore
+    from driftline.models import ModelCache
     from driftline.registry import RegistryService
-    from driftline.registry.store import AuditLog, RegistryStore
     from driftline.tracking import TrackingService
-    from driftline.tracking.store import RunArtifactStore, TrackingStore
-    from driftline.tracking.writer import BatchWriter
 
 __all__ = ["Workspace"]
+
+T = TypeVar("T")
 
 
 def _check_uri(uri: str) -> None:
@@ -48,19 +54,9 @@ def _check_uri(uri: str) -> None:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Stores:
-    """One backend's stores (SQL or HTTP): what the services are built on."""
-
-    tracking: TrackingStore
-    artifacts: RunArtifactStore
-    data: DataStore
-    registry: RegistryStore
-    audit: AuditLog
-
-
 class Workspace:
-    """One driftline workspace: a metadata database, an artifact store, and the services.
+    """One driftline workspace: a metadata database, an artifact store, and the services
+    of every declared stage.
 
     Example:
         >>> ws = Workspace.from_settings(Settings.load(uri="sqlite://"))  # doctest: +SKIP
@@ -72,153 +68,149 @@ class Workspace:
         self,
         settings: Settings,
         *,
+        stages: tuple[Stage[Any], ...],
         database: Database | None,
         content: ContentStore,
-        tracking: TrackingService,
-        data: DataService,
-        registry: RegistryService,
-        writer: BatchWriter | None,
+        anchors: AuditAnchors | None = None,
         client: ApiClient | None = None,
     ) -> None:
+        """Build every stage's service, in list order (use :meth:`from_settings`)."""
+        from driftline.core.stage import Kernel, Services
+
         self.settings = settings
+        self.stages = stages
         self.database = database
         self.content = content
-        self.tracking = tracking
-        self.data = data
-        self.registry = registry
-        self._writer = writer
         self.client = client
         self._live_runs: set[str] = set()
         self._closed = False
         self._lock = threading.Lock()
+        self._services: dict[str, object] = {}
+        kernel = Kernel(
+            settings=settings,
+            content=content,
+            database=database,
+            client=client,
+            anchors=anchors,
+            live_runs=self.live_runs,
+        )
+        try:
+            for stage in stages:
+                self._services[stage.name] = stage.build(
+                    kernel, Services(self._services, stage.uses)
+                )
+        except BaseException:
+            self._close_services(timeout=10.0)
+            raise
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> Workspace:
-        """Open (and on first use create) the workspace the settings describe."""
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        stages: Sequence[str] | None = None,
+        **overrides: Any,
+    ) -> Workspace:
+        """Open (and on first use create) the workspace the settings describe.
+
+        Args:
+            settings: The settings; by default loaded with ``overrides``.
+            stages: Import paths of the stage descriptors (default: the stage list,
+                :data:`driftline.stages.STAGES`).
+        """
         from driftline.core.artifacts import ContentStore, open_byte_store
         from driftline.core.audit_anchors import anchor_audit_log
         from driftline.core.metadata import Database, ensure_schema
-        from driftline.data._sql import SqlDataStore
-        from driftline.registry._sql import SqlAuditLog, SqlRegistryStore
-        from driftline.tracking._sql import SqlTrackingStore
+        from driftline.stages import STAGES, install_resolvers, load_stages, migration_history
 
         settings = settings or Settings.load(**overrides)
+        declared = load_stages(STAGES if stages is None else stages)
+        install_resolvers(declared)
         if settings.is_remote:
-            return cls._remote(settings)
+            return cls._remote(settings, declared)
         _check_uri(settings.uri)
         # The byte store first: a wrong artifact root must not leave a new database behind.
         byte_store = open_byte_store(settings.artifact_root)
         database = Database(settings.uri)
         try:
-            ensure_schema(database)
+            ensure_schema(database, migration_history(declared))
+            content = ContentStore(byte_store, settings.hash_algorithm)
+            return cls(
+                settings,
+                stages=declared,
+                database=database,
+                content=content,
+                anchors=anchor_audit_log(database, content.backend),
+            )
         except BaseException:
             database.dispose()
             raise
-        runs = SqlTrackingStore(database)
-        content = ContentStore(byte_store, settings.hash_algorithm)
-        return cls._assemble(
-            settings,
-            _Stores(
-                tracking=runs,
-                artifacts=runs,
-                data=SqlDataStore(database),
-                registry=SqlRegistryStore(database),
-                audit=SqlAuditLog(database, anchor_audit_log(database, content.backend)),
-            ),
-            content,
-            database=database,
-        )
 
     @classmethod
-    def _remote(cls, settings: Settings) -> Workspace:
+    def _remote(cls, settings: Settings, stages: tuple[Stage[Any], ...]) -> Workspace:
         """The workspace of a driftline server: the same services on HTTP stores."""
         import dataclasses
 
         from driftline.api.client import ApiClient
         from driftline.core.artifacts import ContentStore
         from driftline.core.artifacts.http import HttpByteStore
-        from driftline.data._http import HttpDataStore
-        from driftline.registry._http import HttpAuditLog, HttpRegistryStore
-        from driftline.tracking._http import HttpTrackingStore
 
         client = ApiClient(settings.uri, token=settings.token)
         try:
             info = client.get_json("info")
+            # Content addresses must be computed the way the server names its objects.
+            settings = dataclasses.replace(settings, hash_algorithm=str(info["hash_algorithm"]))
+            content = ContentStore(HttpByteStore(client), settings.hash_algorithm)
+            return cls(settings, stages=stages, database=None, content=content, client=client)
         except BaseException:
             client.close()
             raise
-        # Content addresses must be computed the way the server names its objects.
-        settings = dataclasses.replace(settings, hash_algorithm=str(info["hash_algorithm"]))
-        runs = HttpTrackingStore(client)
-        return cls._assemble(
-            settings,
-            _Stores(
-                tracking=runs,
-                artifacts=runs,
-                data=HttpDataStore(client),
-                registry=HttpRegistryStore(client),
-                audit=HttpAuditLog(client),
-            ),
-            ContentStore(HttpByteStore(client), settings.hash_algorithm),
-            client=client,
-        )
 
-    @classmethod
-    def _assemble(
-        cls,
-        settings: Settings,
-        stores: _Stores,
-        content: ContentStore,
-        *,
-        database: Database | None = None,
-        client: ApiClient | None = None,
-    ) -> Workspace:
-        """Build the services on one backend's stores (the same wiring for every backend)."""
-        from driftline.data import DataService
-        from driftline.registry import RegistryService
-        from driftline.tracking import TrackingService
-        from driftline.tracking.writer import BatchWriter
+    def service(self, name: str, kind: type[T]) -> T:
+        """The service of the stage ``name``; ``kind`` is its type (checked).
 
-        store = stores.tracking
-        workspace: Workspace
-        writer = (
-            BatchWriter(
-                store.write_batch,
-                interval=settings.flush_interval,
-                heartbeat=lambda: workspace.live_runs(),
+        Raises:
+            NotFoundError: no declared stage has that name.
+        """
+        from driftline.errors import InvalidArgumentError, NotFoundError
+
+        try:
+            found = self._services[name]
+        except KeyError:
+            known = ", ".join(self._services)
+            raise NotFoundError(f"No stage {name!r} in this workspace; stages: {known}") from None
+        if not isinstance(found, kind):
+            raise InvalidArgumentError(
+                f"The {name!r} service is a {type(found).__name__}, not a {kind.__name__}"
             )
-            if settings.async_logging
-            else None
-        )
-        tracking = TrackingService(
-            store, stores.artifacts, content, writer=writer, user=settings.user
-        )
-        data = DataService(
-            stores.data,
-            content,
-            stat_cache=settings.home / "cache" / "stat.db",
-            user=settings.user,
-            run_exists=lambda run_id: store.find_run(run_id) is not None,
-        )
-        registry = RegistryService(
-            stores.registry,
-            audit=stores.audit,
-            content=content,
-            tracking=tracking,
-            data=data,
-            user=settings.user,
-        )
-        workspace = cls(
-            settings,
-            database=database,
-            content=content,
-            tracking=tracking,
-            data=data,
-            registry=registry,
-            writer=writer,
-            client=client,
-        )
-        return workspace
+        return found
+
+    # The services of the built-in stages, typed (``service(name, kind)`` is the general way).
+
+    @property
+    def tracking(self) -> TrackingService:
+        """Experiments, runs and run artifacts."""
+        return cast("TrackingService", self._services["tracking"])
+
+    @property
+    def data(self) -> DataService:
+        """Dataset versions."""
+        return cast("DataService", self._services["data"])
+
+    @property
+    def models(self) -> ModelCache:
+        """The model cache (model packages themselves are run artifacts)."""
+        return cast("ModelCache", self._services["models"])
+
+    @property
+    def registry(self) -> RegistryService:
+        """Registered models, versions, aliases, approvals and the audit log."""
+        return cast("RegistryService", self._services["registry"])
+
+    @property
+    def auth(self) -> UserAdmin:
+        """Users, tokens and grants (on the database, or the server's in remote mode)."""
+        return cast("UserAdmin", self._services["auth"])
 
     @property
     def is_remote(self) -> bool:
@@ -241,14 +233,27 @@ class Workspace:
             return
         self._closed = True
         try:
-            if self._writer is not None:
-                self._writer.close(timeout)
+            self._close_services(timeout)
         finally:
-            self.data.close()
             if self.database is not None:
                 self.database.dispose()
             if self.client is not None:
                 self.client.close()
+
+    def _close_services(self, timeout: float | None) -> None:
+        """Close the services in reverse build order; the first failure is raised after
+        every service had its turn."""
+        failure: BaseException | None = None
+        for stage in reversed(self.stages):
+            service = self._services.get(stage.name)
+            if service is None or stage.close is None:
+                continue
+            try:
+                stage.close(service, timeout)
+            except BaseException as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def __enter__(self) -> Workspace:
         return self

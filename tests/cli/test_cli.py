@@ -182,14 +182,15 @@ def test_init_is_idempotent_and_records_settings(workdir: Path, cli: Cli) -> Non
 
 
 def test_db_current_and_upgrade(workdir: Path, cli: Cli) -> None:
-    from driftline.core.metadata import HEAD_REVISION
+    from driftline.stages import migration_history
 
+    head = migration_history().label
     before = cli.json("db", "current")
     assert before["revision"] is None
-    assert before["head"] == HEAD_REVISION
+    assert before["head"] == head
     upgraded = cli.json("db", "upgrade")
-    assert upgraded["after"] == HEAD_REVISION
-    assert cli.json("db", "current")["revision"] == HEAD_REVISION
+    assert upgraded["after"] == head
+    assert cli.json("db", "current")["revision"] == head
 
 
 @pytest.mark.slow

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from driftline.auth import open_auth
 from driftline.auth.hashing import looks_like_token, parse_token
 from driftline.settings import Settings
+from driftline.workspace import Workspace
 
 if TYPE_CHECKING:
     from conftest import Cli  # the runner fixture's type (tests/cli/conftest.py)
@@ -73,14 +73,11 @@ def test_users_grants_and_tokens_on_the_database(
     assert cli.json("users", "grants", "bob") == []
 
     # The same state through the Python API.
-    auth = open_auth(Settings.load())
-    try:
-        users = {u.name: u for u in auth.list_users()}
+    with Workspace.from_settings(Settings.load()) as ws:
+        users = {u.name: u for u in ws.auth.list_users()}
         assert users["bob"].disabled
         assert users["bob"].role.value == "editor"
-        assert [t.token_id for t in auth.list_tokens("alice")] == [token_id]
-    finally:
-        auth.close()
+        assert [t.token_id for t in ws.auth.list_tokens("alice")] == [token_id]
 
     # Every change is in the audit log, and the chain verifies.
     actions = [e["action"] for e in cli.json("audit", "log", "--limit", "100")]

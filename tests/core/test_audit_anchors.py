@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from driftline.auth import open_auth
 from driftline.core.audit import GENESIS, _digest, audit_head, audit_log
 from driftline.core.audit_anchors import PREFIX
 from driftline.settings import Settings
@@ -27,12 +26,9 @@ ENTRIES = 40
 def home(tmp_path: Path) -> Path:
     """An embedded workspace whose audit log has 40 entries (user administration)."""
     home = tmp_path / ".driftline"
-    admin = open_auth(Settings.load(home=home))
-    try:
+    with Workspace.from_settings(Settings.load(home=home)) as ws:
         for i in range(ENTRIES):
-            admin.create_user(f"user{i:02d}", role="viewer")
-    finally:
-        admin.close()
+            ws.auth.create_user(f"user{i:02d}", role="viewer")
     return home
 
 

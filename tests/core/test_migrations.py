@@ -1,4 +1,5 @@
-"""One Alembic chain for SQLite and PostgreSQL, equal to the table declarations."""
+"""One Alembic history for SQLite and PostgreSQL (the kernel chain plus the stages'
+branches), equal to the table declarations; its heads computed, never hand-kept."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from sqlalchemy import inspect, text
 
 import driftline
 from driftline.core.metadata import (
-    HEAD_REVISION,
+    BASE_REVISION,
     Database,
     current_revision,
     ensure_schema,
@@ -29,6 +30,10 @@ from driftline.core.metadata import (
 )
 from driftline.core.metadata.schema import VERSION_TABLE
 from driftline.errors import SchemaVersionError
+from driftline.stages import migration_history
+
+HISTORY = migration_history()
+HEAD_REVISION = HISTORY.label
 
 
 def import_every_table_module() -> list[str]:
@@ -54,7 +59,10 @@ def import_every_table_module() -> list[str]:
 
 
 def scripts() -> ScriptDirectory:
-    return ScriptDirectory(str(resources.files("driftline.core.metadata") / "migrations"))
+    return ScriptDirectory(
+        str(resources.files("driftline.core.metadata") / "migrations"),
+        version_locations=[str(folder) for folder in HISTORY.folders],
+    )
 
 
 def differences(db: Database) -> list[Any]:
@@ -94,19 +102,33 @@ def test_tracking_tables_are_declared() -> None:
     )
 
 
-def test_head_revision_constant_is_the_chain_head() -> None:
+def test_the_computed_heads_are_alembics_heads() -> None:
     directory = scripts()
-    assert directory.get_heads() == [HEAD_REVISION], "the chain must have exactly one head"
-    assert directory.get_current_head() == HEAD_REVISION
+    assert sorted(directory.get_heads()) == sorted(HISTORY.heads)
+    assert {rev.revision for rev in directory.walk_revisions()} == HISTORY.revisions
 
 
-def test_the_chain_is_linear_from_base_to_head() -> None:
+def test_the_kernel_chain_is_linear_from_base_to_its_last_revision() -> None:
     directory = scripts()
-    chain = list(directory.walk_revisions("base", "heads"))
-    assert chain[0].revision == HEAD_REVISION
+    chain = list(directory.walk_revisions("base", BASE_REVISION))
+    assert chain[0].revision == BASE_REVISION
     assert chain[-1].down_revision is None
     for newer, older in itertools.pairwise(chain):
         assert newer.down_revision == older.revision
+
+
+def test_every_stage_branch_starts_from_the_kernel_chain_under_its_own_label() -> None:
+    from driftline.stages import load_stages
+
+    directory = scripts()
+    kernel = {rev.revision for rev in directory.walk_revisions("base", BASE_REVISION)}
+    for stage in load_stages():
+        if stage.migrations is None:
+            continue
+        branch = [r for r in directory.walk_revisions() if stage.name in r.branch_labels]
+        assert branch, f"the {stage.name} stage's first revision needs branch_labels"
+        first = branch[-1]
+        assert set(first._versioned_down_revisions) <= kernel
 
 
 def test_an_empty_database_is_created_on_open_and_matches_the_declarations(
@@ -115,12 +137,12 @@ def test_an_empty_database_is_created_on_open_and_matches_the_declarations(
     import_every_table_module()
     db = fresh()
     assert current_revision(db) is None
-    ensure_schema(db)
+    ensure_schema(db, HISTORY)
     assert current_revision(db) == HEAD_REVISION
     tables = set(db.read(lambda conn: inspect(conn).get_table_names()))
     assert set(metadata.tables) <= tables
     assert differences(db) == []
-    ensure_schema(db)  # idempotent
+    ensure_schema(db, HISTORY)  # idempotent
     assert current_revision(db) == HEAD_REVISION
 
 
@@ -135,20 +157,20 @@ def test_a_workspace_creates_its_database_on_first_open(
 
 def test_a_newer_revision_is_refused(fresh: Callable[[], Database]) -> None:
     db = fresh()
-    ensure_schema(db)
+    ensure_schema(db, HISTORY)
     set_version(db, "9999")
     with pytest.raises(SchemaVersionError, match="newer") as info:
-        ensure_schema(db)
+        ensure_schema(db, HISTORY)
     assert "Upgrade driftline" in str(info.value)
     assert current_revision(db) == "9999", "a refused database must not be touched"
 
 
 def test_an_older_revision_is_refused_until_db_upgrade(fresh: Callable[[], Database]) -> None:
     db = fresh()
-    ensure_schema(db)
+    ensure_schema(db, HISTORY)
     set_version(db, "0000")
     with pytest.raises(SchemaVersionError, match="driftline db upgrade") as info:
-        ensure_schema(db)
+        ensure_schema(db, HISTORY)
     assert "0000" in str(info.value)
     assert HEAD_REVISION in str(info.value)
     assert current_revision(db) == "0000"
@@ -182,11 +204,11 @@ def test_a_database_made_by_the_previous_release_keeps_its_data_through_upgrade(
     from driftline.tracking._sql import SqlTrackingStore
 
     import_every_table_module()
-    previous = scripts().get_revision(HEAD_REVISION).down_revision
+    previous = scripts().get_revision(BASE_REVISION).down_revision
     if previous is None:
         pytest.skip("the chain has a single revision")
     db = fresh()
-    upgrade(db, str(previous))
+    upgrade(db, HISTORY, str(previous))
     assert current_revision(db) == previous
 
     def insert(conn: Any) -> None:
@@ -196,9 +218,9 @@ def test_a_database_made_by_the_previous_release_keeps_its_data_through_upgrade(
     db.write(insert)
 
     with pytest.raises(SchemaVersionError, match="driftline db upgrade"):
-        ensure_schema(db)
-    assert upgrade(db) == (previous, HEAD_REVISION)
-    ensure_schema(db)
+        ensure_schema(db, HISTORY)
+    assert upgrade(db, HISTORY) == (previous, HEAD_REVISION)
+    ensure_schema(db, HISTORY)
     assert differences(db) == []
     kept = SqlTrackingStore(db).find_run("r0000000000000000000000000000001")
     assert kept is not None

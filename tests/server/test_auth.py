@@ -41,6 +41,7 @@ from driftline.errors import (
     TooManyAttemptsError,
     UnauthenticatedError,
 )
+from driftline.stages import migration_history
 
 # -- the role/grant table (no server) ------------------------------------------------------
 
@@ -210,7 +211,7 @@ def test_a_success_forgets_the_failures_for_that_name() -> None:
 def service(db_url: str) -> Iterator[Any]:
     """The auth service on each metadata backend (SQLite memory/file, PostgreSQL)."""
     database = Database(db_url)
-    ensure_schema(database)
+    ensure_schema(database, migration_history())
     yield auth_service(database, actor="tester")
     database.dispose()
 

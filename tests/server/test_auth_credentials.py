@@ -35,6 +35,7 @@ from driftline.errors import (
     TooManyAttemptsError,
     UnauthenticatedError,
 )
+from driftline.stages import migration_history
 
 __all__ = ["auth_server"]  # the fixture, shared with test_auth (one server per module)
 
@@ -279,7 +280,7 @@ def test_an_expiring_admin_token_grants_nothing_that_outlives_it(
 def service(db_url: str) -> Iterator[Any]:
     """The auth service on each metadata backend (SQLite memory/file, PostgreSQL)."""
     database = Database(db_url)
-    ensure_schema(database)
+    ensure_schema(database, migration_history())
     yield auth_service(database, actor="tester")
     database.dispose()
 

@@ -578,7 +578,7 @@ class AuthService:
         )
 
     def close(self) -> None:
-        """Release what :func:`driftline.auth.open_auth` opened for this service."""
+        """Run the ``on_close`` its creator gave (once)."""
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
             on_close()

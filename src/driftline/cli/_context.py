@@ -20,6 +20,8 @@ class CliState:
     overrides: dict[str, Any] = field(default_factory=dict)
     debug: bool = False
     workspace: Workspace | None = None
+    #: Import paths of the stage descriptors the command was built with (default: all).
+    stages: tuple[str, ...] | None = None
 
 
 def open_workspace(ctx: typer.Context, **extra: Any) -> Workspace:
@@ -30,7 +32,7 @@ def open_workspace(ctx: typer.Context, **extra: Any) -> Workspace:
     if state.workspace is None:
         # Commands write synchronously: a CLI call should have committed when it returns.
         state.workspace = Workspace.from_settings(
-            async_logging=False, **{**state.overrides, **extra}
+            stages=state.stages, async_logging=False, **{**state.overrides, **extra}
         )
         ctx.find_root().call_on_close(state.workspace.close)
     return state.workspace

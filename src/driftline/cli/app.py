@@ -1,37 +1,19 @@
-"""The root ``driftline`` command and its global options."""
+"""The root ``driftline`` command: its global options, the workspace-wide commands, and
+the commands every declared stage adds (``Stage.cli``, see :mod:`driftline.stages`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
 
-from driftline.cli import (
-    artifacts,
-    data,
-    db,
-    experiments,
-    models,
-    quickstart,
-    runs,
-    server,
-    tokens,
-    users,
-    workspace,
-)
+from driftline.cli import data, db, quickstart, server, workspace
 from driftline.cli._context import CliState
+from driftline.core.stage import load_object
+from driftline.stages import STAGES, load_stages
 
-app = typer.Typer(
-    name="driftline",
-    help="driftline: data versions, experiments, models and their lifecycle, in one tool.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    # Plain click help: rendering help through rich costs ~110 ms of imports per call,
-    # and `driftline --help` should answer in well under 300 ms.
-    rich_markup_mode=None,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+__all__ = ["app", "build_app"]
 
 
 def _version(value: bool) -> None:
@@ -42,7 +24,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     uri: str | None = typer.Option(
@@ -73,20 +54,39 @@ def root(
 ) -> None:
     """Global options apply to every command."""
     ctx.obj = CliState(
-        overrides={"uri": uri, "artifact_root": artifact_root, "home": home}, debug=debug
+        overrides={"uri": uri, "artifact_root": artifact_root, "home": home},
+        debug=debug,
+        stages=ctx.obj if isinstance(ctx.obj, tuple) else None,
     )
 
 
-workspace.register(app)
-quickstart.register(app)
-server.register(app)
-app.add_typer(experiments.app, name="experiments")
-app.add_typer(runs.app, name="runs")
-app.add_typer(artifacts.app, name="artifacts")
-app.add_typer(data.app, name="data")
-app.add_typer(models.app, name="models")
-app.add_typer(models.audit_app, name="audit")
-data.register_gc(app)
-app.add_typer(db.app, name="db")
-app.add_typer(users.app, name="users")
-app.add_typer(tokens.app, name="tokens")
+def build_app(stages: Sequence[str] = STAGES) -> typer.Typer:
+    """The ``driftline`` command with the commands of ``stages`` (import paths of stage
+    descriptors); every workspace its commands open has the same stages."""
+    paths = tuple(stages)
+    app = typer.Typer(
+        name="driftline",
+        help="driftline: data versions, experiments, models and their lifecycle, in one tool.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        # Plain click help: rendering help through rich costs ~110 ms of imports per call,
+        # and `driftline --help` should answer in well under 300 ms.
+        rich_markup_mode=None,
+        add_completion=False,
+        # The stage paths reach `root` as the context's initial object.
+        context_settings={"help_option_names": ["-h", "--help"], "obj": paths},
+    )
+
+    app.callback()(root)
+    workspace.register(app)
+    quickstart.register(app)
+    server.register(app)
+    for stage in load_stages(paths):
+        if stage.cli is not None:
+            load_object(stage.cli)(app)
+    data.register_gc(app)
+    app.add_typer(db.app, name="db")
+    return app
+
+
+app = build_app()

@@ -457,6 +457,11 @@ def lineage(
     console.print(root)
 
 
+def install_commands(root_app: typer.Typer) -> None:
+    """Add ``driftline data`` to the root command (the data stage's ``cli`` hook)."""
+    root_app.add_typer(app, name="data")
+
+
 def register_gc(root_app: typer.Typer) -> None:
     """Add ``driftline gc`` to the root command."""
 

@@ -24,6 +24,12 @@ audit_app = typer.Typer(
 )
 
 
+def install_commands(root_app: typer.Typer) -> None:
+    """Add ``driftline models`` and ``driftline audit`` (the registry stage's ``cli`` hook)."""
+    root_app.add_typer(app, name="models")
+    root_app.add_typer(audit_app, name="audit")
+
+
 def _registry(ctx: typer.Context) -> RegistryService:
     return open_workspace(ctx).registry
 

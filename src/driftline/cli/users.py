@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from driftline.cli._context import CliState
+from driftline.cli._context import open_workspace
 from driftline.cli._output import JsonOption, console, fmt_time, print_json, table
 
 if TYPE_CHECKING:
@@ -30,15 +30,17 @@ ExperimentOption = typer.Option(None, "--experiment", "-e", help="An experiment'
 ModelOption = typer.Option(None, "--model", "-m", help="A registered model's name.")
 
 
-def open_user_admin(ctx: typer.Context) -> UserAdmin:
-    """User administration for this command's settings (closed when the command ends)."""
-    from driftline.auth import open_auth
-    from driftline.settings import Settings
+def install_commands(root_app: typer.Typer) -> None:
+    """Add ``driftline users`` and ``driftline tokens`` (the auth stage's ``cli`` hook)."""
+    from driftline.cli import tokens
 
-    state: CliState = ctx.find_root().obj
-    admin = open_auth(Settings.load(**state.overrides))
-    ctx.find_root().call_on_close(admin.close)
-    return admin
+    root_app.add_typer(app, name="users")
+    root_app.add_typer(tokens.app, name="tokens")
+
+
+def open_user_admin(ctx: typer.Context) -> UserAdmin:
+    """User administration for this command's workspace (closed when the command ends)."""
+    return open_workspace(ctx).auth
 
 
 def read_password_stdin() -> str:

@@ -19,25 +19,25 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftline.data.diff import diff_versions
-from driftline.data.models import (
-    Dataset,
-    DatasetDiff,
-    DatasetVersion,
-    FileChange,
-    LineageEdge,
-    LineageGraph,
-    ManifestEntry,
-    RowDiff,
-)
-from driftline.data.scan import Progress
-from driftline.data.service import DataService
-from driftline.data.version import Version
+from driftline.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from driftline.data.models import (
+        Dataset,
+        DatasetDiff,
+        DatasetVersion,
+        FileChange,
+        LineageEdge,
+        LineageGraph,
+        ManifestEntry,
+        RowDiff,
+    )
     from driftline.data.profile import TableProfile
+    from driftline.data.scan import Progress
     from driftline.data.schema import Schema
+    from driftline.data.service import DataService
     from driftline.data.validation import ValidationReport
+    from driftline.data.version import Version
 
 __all__ = [
     "DataService",
@@ -65,10 +65,26 @@ __all__ = [
 ]
 
 
+# Imported on first use (see driftline.core.lazy): declaring the stage stays cheap.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(
+            ("Dataset", "DatasetDiff", "DatasetVersion", "FileChange", "LineageEdge"),
+            "driftline.data.models",
+        ),
+        **dict.fromkeys(("LineageGraph", "ManifestEntry", "RowDiff"), "driftline.data.models"),
+        "DataService": "driftline.data.service",
+        "Version": "driftline.data.version",
+    },
+)
+
+
 def _service() -> DataService:
     from driftline.core.session import default_workspace
+    from driftline.data.service import DataService
 
-    return default_workspace().data  # type: ignore[no-any-return]
+    return default_workspace().service("data", DataService)
 
 
 def _active_run_id() -> str | None:
@@ -90,6 +106,8 @@ def commit(
 
     Inside a run, the run is recorded as the version's producer.
     """
+    from driftline.data.version import Version
+
     service = _service()
     record = service.commit(
         name, source, message=message, tags=tags, run_id=_active_run_id(), progress=progress
@@ -100,6 +118,8 @@ def commit(
 def get(ref: str, *, as_of: datetime | None = None) -> Version:
     """A version: ``customers``, ``customers@3``, ``customers@latest``, ``customers@<tag>``,
     ``customers@<version-id prefix>``; ``as_of`` picks the latest committed by then (UTC)."""
+    from driftline.data.version import Version
+
     service = _service()
     return Version(service, service.get(ref, as_of=as_of))
 
@@ -111,20 +131,25 @@ def list_datasets() -> list[Dataset]:
 
 def log(name: str) -> list[Version]:
     """The versions of a dataset, newest first."""
+    from driftline.data.version import Version
+
     service = _service()
     return [Version(service, record) for record in service.log(name)]
 
 
-# ``driftline.data.diff`` is imported above, before this function takes the name: loading
-# a submodule for the first time binds it on the package, which would replace the function.
+# The function keeps its name when ``driftline.data.diff`` is imported (core.lazy).
 def diff(a: str, b: str, *, key: list[str] | str | None = None) -> DatasetDiff:
     """Files added, removed, modified, renamed; for tables also schema, statistics and rows."""
+    from driftline.data.diff import diff_versions
+
     keys = [key] if isinstance(key, str) else key
     return diff_versions(get(a), get(b), key=keys)
 
 
 def tag(ref: str, name: str) -> Version:
     """Give a version an immutable tag."""
+    from driftline.data.version import Version
+
     service = _service()
     return Version(service, service.tag(ref, name))
 
@@ -166,6 +191,7 @@ def resolve_source(source: Any, service: DataService | None = None) -> Any:
 
 def _profile_of(source: Any) -> TableProfile:
     from driftline.data.profile import profile_table
+    from driftline.data.version import Version
 
     source = resolve_source(source)
     if isinstance(source, Version):
@@ -177,6 +203,7 @@ def _table_source(data: Any) -> Any:
     """A DataFrame/Table as is; a version (or a reference to one) as its Arrow table; a
     path as the list of its tabular files."""
     from driftline.data.tabular import is_table_object, supported_formats, table_format
+    from driftline.data.version import Version
     from driftline.errors import InvalidArgumentError
 
     if is_table_object(data):
@@ -219,6 +246,7 @@ def validate(
     """
     from driftline.data.schema import Schema
     from driftline.data.validation import validate as run
+    from driftline.data.version import Version
 
     loaded = schema if isinstance(schema, Schema) else Schema.load(schema)
     ref_profile = None

@@ -29,22 +29,24 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftline.models.autolog import autolog
-from driftline.models.cache import ModelCache
-from driftline.models.loaded import LoadedModel
-from driftline.models.models import ModelInfo
-from driftline.models.package import (
-    load_model_folder,
-    read_model_info,
-    save_model,
-    verify_package,
-)
-from driftline.models.pyfunc import PythonModel, PythonModelContext
-from driftline.models.signature import ColSpec, Signature, TensorSpec, infer_signature
-from driftline.models.uri import register_uri_resolver
+from driftline.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+    from driftline.models.autolog import autolog
+    from driftline.models.cache import ModelCache
+    from driftline.models.loaded import LoadedModel
+    from driftline.models.models import ModelInfo
+    from driftline.models.package import (
+        load_model_folder,
+        read_model_info,
+        save_model,
+        verify_package,
+    )
+    from driftline.models.pyfunc import PythonModel, PythonModelContext
+    from driftline.models.signature import ColSpec, Signature, TensorSpec, infer_signature
+    from driftline.models.uri import register_uri_resolver
 
 __all__ = [
     "ColSpec",
@@ -65,6 +67,27 @@ __all__ = [
     "save_model",
     "verify_package",
 ]
+
+# Imported on first use: declaring the stage (or importing the registry) stays cheap.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        # The function keeps its name over its submodule's (see driftline.core.lazy).
+        "autolog": "driftline.models.autolog",
+        "ModelCache": "driftline.models.cache",
+        "LoadedModel": "driftline.models.loaded",
+        "ModelInfo": "driftline.models.models",
+        **dict.fromkeys(
+            ("load_model_folder", "read_model_info", "save_model", "verify_package"),
+            "driftline.models.package",
+        ),
+        **dict.fromkeys(("PythonModel", "PythonModelContext"), "driftline.models.pyfunc"),
+        **dict.fromkeys(
+            ("ColSpec", "Signature", "TensorSpec", "infer_signature"), "driftline.models.signature"
+        ),
+        "register_uri_resolver": "driftline.models.uri",
+    },
+)
 
 
 def log_model(
@@ -98,6 +121,7 @@ def log_model(
     """
     from driftline.core.artifacts import validate_artifact_path
     from driftline.errors import AlreadyExistsError, InvalidArgumentError
+    from driftline.models.package import save_model
     from driftline.models.uri import run_uri
     from driftline.tracking import current_run
 
@@ -142,6 +166,7 @@ def load(uri: str | Path) -> LoadedModel:
         InvalidArgumentError: An unknown URI scheme (the message lists the known ones).
     """
     from driftline.errors import IntegrityError
+    from driftline.models.package import load_model_folder
     from driftline.models.uri import parse_run_uri, parse_uri, resolve
 
     text = str(uri)

@@ -4,11 +4,13 @@ A URI is turned into a local package folder by the resolver registered for its s
 
     resolver(uri, scratch_dir) -> Path of a folder holding the package
 
-``runs`` is built in; ``models`` is registered by the registry stage when it is imported
-(this stage does not import the registry: it sits below it). A resolver may put the
-package in ``scratch_dir`` (a fresh temporary folder kept for as long as the loaded
-model lives) or return a folder of its own, such as a cache. Either way the folder is
-verified file by file against its manifest before anything is loaded.
+Stages declare the schemes they resolve (``runs`` here, ``models`` in the registry, see
+``Stage.resolvers``) and the composition root registers them when it opens a workspace,
+not as a side effect of importing anything. A scheme nobody registered yet opens the
+default workspace, which registers the declared ones, before it is refused. A resolver
+may put the package in ``scratch_dir`` (a fresh temporary folder kept for as long as the
+loaded model lives) or return a folder of its own, such as a cache. Either way the
+folder is verified file by file against its manifest before anything is loaded.
 
 The ``runs`` resolver keeps downloaded packages in the workspace's model cache
 (:mod:`driftline.models.cache`) under the hex digest of their manifest. The manifest's
@@ -30,15 +32,20 @@ from driftline.errors import IntegrityError, InvalidArgumentError, NotFoundError
 from driftline.models.cache import ModelCache
 from driftline.models.package import MANIFEST_FILE
 
-__all__ = ["cached_package", "parse_uri", "register_uri_resolver", "resolve", "run_uri"]
+__all__ = [
+    "cached_package",
+    "parse_uri",
+    "register_uri_resolver",
+    "resolve",
+    "resolve_run_uri",
+    "run_uri",
+]
 
 Resolver = Callable[[str, Path], Path]
 
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):")
 _lock = threading.Lock()
 _resolvers: dict[str, Resolver] = {}
-# Schemes whose resolver a module registers when it is imported.
-_PLUGINS = {"models": "driftline.registry"}
 
 
 def register_uri_resolver(scheme: str, resolver: Resolver) -> None:
@@ -89,22 +96,16 @@ def resolve(uri: str, scratch: Path) -> Path:
         return path
     with _lock:
         resolver = _resolvers.get(scheme)
-    if resolver is None and scheme in _PLUGINS:
-        # The stage that owns the scheme registers its resolver on import. It sits above
-        # this one, so it is found by name, as a plugin, rather than imported statically.
-        import importlib
+    if resolver is None:
+        # The resolvers the stages declare are registered when a workspace opens; the
+        # stage URIs (runs:, models:) name objects of the default workspace anyway.
+        from driftline.core.session import default_workspace
 
-        importlib.import_module(_PLUGINS[scheme])
+        default_workspace()
         with _lock:
             resolver = _resolvers.get(scheme)
     if resolver is None:
         known = ", ".join(f"{s}:" for s in known_schemes())
-        if scheme == "models":
-            raise InvalidArgumentError(
-                f"Cannot resolve {uri}: no resolver for models:/ URIs is registered. They "
-                "belong to the model registry: `import driftline.registry` registers it. "
-                f"Known schemes now: {known}, local folders"
-            )
         raise InvalidArgumentError(
             f"Unknown model URI scheme {scheme!r} in {uri}; known: {known}, local folders"
         )
@@ -151,15 +152,18 @@ def parse_run_uri(uri: str) -> tuple[str, str]:
     return run_id, path.strip("/")
 
 
-def _resolve_run(uri: str, scratch: Path) -> Path:
+def resolve_run_uri(uri: str, scratch: Path) -> Path:
+    """``runs:/<run id>/<path>`` -> the package in the default workspace's model cache."""
     from driftline.core.session import default_workspace
+    from driftline.tracking import TrackingService
 
     run_id, path = parse_run_uri(uri)
     workspace = default_workspace()
+    tracking = workspace.service("tracking", TrackingService)
     return cached_package(
         workspace,
-        list_entries=lambda: workspace.tracking.list_artifacts(run_id, path),
-        download=lambda dest: workspace.tracking.download_artifacts(run_id, path, dest),
+        list_entries=lambda: tracking.list_artifacts(run_id, path),
+        download=lambda dest: tracking.download_artifacts(run_id, path, dest),
         prefix=path,
         what=f"run {run_id}",
     )
@@ -210,6 +214,3 @@ def _check_cached_manifest(folder: Path, digest: str, algorithm: str) -> None:
             f"{MANIFEST_FILE} is {actual}, the store says {digest}. The model was not "
             "loaded; delete that folder to download a fresh verified copy."
         )
-
-
-register_uri_resolver("runs", _resolve_run)

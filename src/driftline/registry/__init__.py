@@ -14,20 +14,23 @@ for an explicit one.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from driftline.models import ModelCache
-from driftline.registry.models import (
-    AliasMove,
-    Approval,
-    Evaluation,
-    GateResult,
-    ModelVersion,
-    PromotionReport,
-    RegisteredModel,
-)
-from driftline.registry.service import RegistryService, parse_model_ref
+from driftline.core.lazy import lazy_exports
 from driftline.registry.store import ANY_HOLDER
+
+if TYPE_CHECKING:
+    from driftline.models import ModelCache
+    from driftline.registry.models import (
+        AliasMove,
+        Approval,
+        Evaluation,
+        GateResult,
+        ModelVersion,
+        PromotionReport,
+        RegisteredModel,
+    )
+    from driftline.registry.service import RegistryService, parse_model_ref
 
 __all__ = [
     "AliasMove",
@@ -49,6 +52,7 @@ __all__ = [
     "parse_model_ref",
     "promote",
     "register_model",
+    "resolve_models_uri",
     "rollback",
     "set_alias",
     "set_policy",
@@ -56,10 +60,25 @@ __all__ = [
 ]
 
 
+# The service pulls in the artifact store and the models stage: imported on first use.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(
+            ("AliasMove", "Approval", "Evaluation", "GateResult", "ModelVersion"),
+            "driftline.registry.models",
+        ),
+        **dict.fromkeys(("PromotionReport", "RegisteredModel"), "driftline.registry.models"),
+        **dict.fromkeys(("RegistryService", "parse_model_ref"), "driftline.registry.service"),
+    },
+)
+
+
 def _service() -> RegistryService:
     from driftline.core.session import default_workspace
+    from driftline.registry.service import RegistryService
 
-    return default_workspace().registry  # type: ignore[no-any-return]
+    return default_workspace().service("registry", RegistryService)
 
 
 def register_model(
@@ -124,6 +143,7 @@ def set_policy(alias: str, required: int) -> None:
 
 def _cache() -> ModelCache:
     from driftline.core.session import default_workspace
+    from driftline.models import ModelCache
 
     return ModelCache.of(default_workspace().settings)
 
@@ -155,18 +175,10 @@ def compare_models(models: Any, *, data: Any, target: str, rounds: int = 500) ->
     return run(_service(), list(models), data=data, target=target, cache=_cache(), rounds=rounds)
 
 
-def _resolve_models_uri(uri: str, scratch: Path) -> Path:
-    """``models:/churn/3`` or ``models:/churn@champion`` -> the version's pinned package."""
+def resolve_models_uri(uri: str, scratch: Path) -> Path:
+    """``models:/churn/3`` or ``models:/churn@champion`` -> the version's pinned package
+    (in the default workspace's model cache; the stage declares this resolver)."""
     from driftline.registry.promotion import cached_package
 
     service = _service()
     return cached_package(service, service.get_version(uri), _cache())
-
-
-def _install_resolver() -> None:
-    from driftline.models import register_uri_resolver
-
-    register_uri_resolver("models", _resolve_models_uri)
-
-
-_install_resolver()

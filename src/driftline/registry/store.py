@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from driftline.registry.models import (
-    AliasMove,
-    Approval,
-    Evaluation,
-    ModelVersion,
-    RegisteredModel,
-)
-
 if TYPE_CHECKING:
     from driftline.core.audit import AuditEntry, AuditReport
+    from driftline.registry.models import (
+        AliasMove,
+        Approval,
+        Evaluation,
+        ModelVersion,
+        RegisteredModel,
+    )
 
 __all__ = ["ANY_HOLDER", "AuditLog", "RegistryStore"]
 

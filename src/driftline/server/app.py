@@ -7,14 +7,15 @@ survives a crash of the server right after.
 
 Routes: ``/health`` (the process answers), ``/ready`` (the database answers),
 ``/api/v1/...`` (driftline's versioned REST API, documented at ``/openapi.json`` and
-``/docs``), and the MLflow-compatible routes under ``/api/2.0/mlflow...``.
+``/docs``), and the MLflow-compatible routes under ``/api/2.0/mlflow...``. Under
+``/api/v1`` the kernel's object API is mounted, then the routers every declared stage
+names (``Stage.routes``, see :mod:`driftline.stages`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ServerOptions", "create_app", "create_app_from_env"]
 
-# The stage routers, each a module of ``driftline.server.routes`` exposing ``router``.
-STAGE_ROUTERS = ("tracking", "artifacts", "data", "registry", "audit", "users")
+# The kernel's routers under /api/v1 (the stages' come from their descriptors).
+KERNEL_ROUTERS = ("driftline.server.routes.artifacts:router",)
 
 _MiB = 1024 * 1024
 _MAX_BODY = 32 * _MiB
@@ -76,14 +77,25 @@ def server_settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, async_logging=False, capture_environment=False)
 
 
-def create_app(settings: Settings | None = None, options: ServerOptions | None = None) -> FastAPI:
-    """Build the server app for the workspace ``settings`` describe."""
+def create_app(
+    settings: Settings | None = None,
+    options: ServerOptions | None = None,
+    *,
+    stages: Sequence[str] | None = None,
+) -> FastAPI:
+    """Build the server app for the workspace ``settings`` describe.
+
+    ``stages`` are the import paths of the stage descriptors to serve (default: the
+    stage list); each worker's workspace is opened with the same stages.
+    """
     from fastapi import FastAPI
     from starlette.middleware.cors import CORSMiddleware
 
     from driftline import __version__
+    from driftline.core.stage import load_object
     from driftline.server.errors import ServerErrors, document_errors, install_error_handlers
     from driftline.server.limits import BodyLimit
+    from driftline.stages import STAGES, load_stages
 
     settings = server_settings(settings or Settings.load())
     if settings.is_remote:
@@ -93,12 +105,14 @@ def create_app(settings: Settings | None = None, options: ServerOptions | None =
             f"A server needs a database, not another server: uri={settings.uri!r}"
         )
     options = options or ServerOptions()
+    stage_paths = tuple(STAGES if stages is None else stages)
+    declared = load_stages(stage_paths)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from driftline.workspace import Workspace
 
-        app.state.workspace = Workspace.from_settings(settings)
+        app.state.workspace = Workspace.from_settings(settings, stages=stage_paths)
         app.state.authorizer = None
         if options.auth:
             from driftline.server.auth import build_authorizer
@@ -125,9 +139,9 @@ def create_app(settings: Settings | None = None, options: ServerOptions | None =
     from driftline.server.routes import system
 
     app.include_router(system.router)
-    for name in STAGE_ROUTERS:
-        module = importlib.import_module(f"driftline.server.routes.{name}")
-        app.include_router(module.router, prefix="/api/v1")
+    routers = [*KERNEL_ROUTERS, *(path for stage in declared for path in stage.routes)]
+    for path in routers:
+        app.include_router(load_object(path), prefix="/api/v1")
     from driftline.server.mlflow import install_mlflow_routes
 
     install_mlflow_routes(app)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 
-from driftline.auth import AuthService, Principal, auth_service
+from driftline.auth import AuthService, Principal
 from driftline.auth.policy import require
 from driftline.errors import DriftlineError, TooManyAttemptsError, UnauthenticatedError
 from driftline.server.errors import MLFLOW_PREFIXES, envelope
@@ -89,23 +89,14 @@ class ServerAuthorizer:
 
 
 def build_authorizer(workspace: Workspace) -> ServerAuthorizer:
-    """The authorizer of a worker, on the workspace's database."""
-    if workspace.database is None:  # pragma: no cover - create_app refuses remote workspaces
-        raise UnauthenticatedError("A server with --auth needs a database")
-    return ServerAuthorizer(auth_service(workspace.database, actor=workspace.settings.user))
+    """The authorizer of a worker, on the workspace's auth service."""
+    return ServerAuthorizer(workspace.service("auth", AuthService))
 
 
 def server_auth_service(request: Request) -> AuthService:
     """The auth service of this worker (also without ``--auth``, for user administration)."""
-    authorizer = getattr(request.app.state, "authorizer", None)
-    if isinstance(authorizer, ServerAuthorizer):
-        return authorizer.service
-    service: AuthService | None = getattr(request.app.state, "auth_service", None)
-    if service is None:
-        ws = request.app.state.workspace
-        service = auth_service(ws.database, actor=ws.settings.user)
-        request.app.state.auth_service = service
-    return service
+    ws: Workspace = request.app.state.workspace
+    return ws.service("auth", AuthService)
 
 
 def principal(request: Request) -> Principal:

@@ -95,11 +95,12 @@ def serve(
     import uvicorn
 
     from driftline.core.metadata import Database, ensure_schema
+    from driftline.stages import migration_history
 
     settings = server_settings(settings)
     database = Database(settings.uri)
     try:
-        ensure_schema(database)
+        ensure_schema(database, migration_history())
     finally:
         database.dispose()
     check_address(host, port)

@@ -7,13 +7,22 @@ from driftline.core.metadata.engine import (
     normalize_url,
     note,
 )
-from driftline.core.metadata.migrate import HEAD_REVISION, current_revision, ensure_schema, upgrade
+from driftline.core.metadata.migrate import (
+    BASE_REVISION,
+    MigrationHistory,
+    current_heads,
+    current_revision,
+    ensure_schema,
+    upgrade,
+)
 from driftline.core.metadata.schema import metadata
 
 __all__ = [
-    "HEAD_REVISION",
+    "BASE_REVISION",
     "CommitHook",
     "Database",
+    "MigrationHistory",
+    "current_heads",
     "current_revision",
     "database_schemes",
     "ensure_schema",
