@@ -15,6 +15,7 @@ from driftline.cli import (
     quickstart,
     runs,
     server,
+    serving,
     tokens,
     users,
     workspace,
@@ -80,6 +81,8 @@ def root(
 workspace.register(app)
 quickstart.register(app)
 server.register(app)
+app.command(name="serve")(serving.serve)
+app.command(name="predict")(serving.predict)
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
