@@ -87,7 +87,8 @@ def build_workspace(home: Path, uri: str | None = None) -> dict[str, Any]:
         dl.models.log_model(picky_cls(lr1), "picky", input_example=x.head(3))
         dl.models.log_model(lr2, "sklearn", input_example=x.head(3))
         signature = dl.models.load(f"runs:/{run.id}/sklearn").signature
-        dl.models.log_model(broken_cls(), "broken", signature=signature)
+        # An explicit signature: logging does not run the model on the example.
+        dl.models.log_model(broken_cls(), "broken", signature=signature, input_example=x.head(3))
     versions = {
         name: dl.register_model(f"runs:/{run.id}/{name}", "churn").version
         for name in ("picky", "sklearn", "broken")

@@ -90,6 +90,7 @@ class Batcher:
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="driftline-batch")
         self._task: asyncio.Task[None] | None = None
+        self.predicting = 0  # rows in the predict call under way (0: idle)
 
     def start(self) -> None:
         """Start the batching task on the running loop."""
@@ -150,7 +151,11 @@ class Batcher:
             if not batch:
                 continue
             current = self.slot.current  # one model for the whole batch, even mid-swap
-            await loop.run_in_executor(self._executor, _run_batch, batch, current, self.metrics)
+            self.predicting = sum(item.rows for item in batch)
+            try:
+                await loop.run_in_executor(self._executor, _run_batch, batch, current, self.metrics)
+            finally:
+                self.predicting = 0
             for item in batch:
                 if not item.future.done():
                     item.future.set_result(None)

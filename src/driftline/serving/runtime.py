@@ -262,6 +262,7 @@ class ServingRuntime:
                 "max_batch_size": self.options.batching.max_batch_size,
                 "max_latency_ms": self.options.batching.max_latency_ms,
                 "queue_depth": self.batcher.depth if self.batcher else 0,
+                "predicting_rows": self.batcher.predicting if self.batcher else 0,
             },
             "prediction_log": None if self.log is None else self.log.stats(),
         }
