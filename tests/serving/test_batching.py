@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.serving.conftest import ServeProcess, reset_default_workspace
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.serving.conftest import ServeProcess, build_workspace, reset_default_workspace
 
 pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.slow]
