@@ -72,7 +72,8 @@ def test_batching_lifecycle(batched: ServeProcess, sqlite_home: dict[str, Any]) 
         first = pool.submit(_post, batched.url, slow)
         deadline = time.monotonic() + 30
         while httpx.get(f"{batched.url}/status").json()["batching"]["predicting_rows"] == 0:
-            assert time.monotonic() < deadline and not first.done(), "the slow call never ran"
+            assert time.monotonic() < deadline, "the slow call never ran"
+            assert not first.done(), first.result().text
             time.sleep(0.02)
         rest = list(pool.map(lambda _: _post(batched.url, ROW), range(16)))
         phase = [first.result(), *rest]
