@@ -104,7 +104,14 @@ def _inputs_json(data: Any) -> str:
     import pandas as pd
 
     if isinstance(data, pd.DataFrame):
-        data = {str(c): data[c].to_numpy() for c in data.columns}
+        dtypes = set(data.dtypes)
+        if len(dtypes) == 1 and next(iter(dtypes)).kind in "fiub":
+            # One numeric dtype: one array for the frame, one row per column (~10x cheaper
+            # than a Series per column).
+            values = np.ascontiguousarray(data.to_numpy().T)
+            data = {str(c): values[i] for i, c in enumerate(data.columns)}
+        else:
+            data = {str(c): data[c].to_numpy() for c in data.columns}
     elif isinstance(data, dict):
         data = {str(k): np.asarray(v) for k, v in data.items()}
     return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY, default=_default).decode()
