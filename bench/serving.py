@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import print_rows  # noqa: E402
+from _report import print_rows
 
 FEATURES = [f"f{i}" for i in range(8)]
 ROW = {f: round(0.1 * (i + 1), 3) for i, f in enumerate(FEATURES)}
