@@ -65,11 +65,17 @@ MAY_USE = {
     "auth": set(),
     "registry": {"tracking", "models", "data"},
     "features": {"tracking", "models", "data"},
-    "serving": {"registry", "models", "data", "features"},
+    # With --auth a serving process checks the workspace's tokens, as the server does.
+    "serving": {"registry", "models", "data", "features", "auth"},
     "monitoring": {"registry", "models", "data", "features"},
     "pipelines": set(STAGES) - {"pipelines"},
 }
 ADAPTERS = ("cli", "server")
+#: Stages that run a web server of their own (the web framework is theirs to use).
+WEB = ("serving",)
+#: Modules that are a stage's own server process: each uvicorn worker opens the
+#: workspace itself, as ``server/`` does, so they may import the composition root.
+PROCESS_ENTRY_POINTS = ("runner.py", "runtime.py")
 HEAVY = (
     "sqlalchemy",
     "alembic",
@@ -212,7 +218,7 @@ def test_stages_use_other_stages_only_through_their_package() -> None:
     ("libraries", "allowed"),
     [
         (("typer", "click", "rich"), ("cli",)),
-        (("fastapi", "starlette"), ("server", "serving")),
+        (("fastapi", "starlette"), ("server", *WEB)),
         (("pydantic", "pydantic_settings"), ("api",)),
     ],
 )

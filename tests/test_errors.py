@@ -13,6 +13,8 @@ from driftline.errors import (
     IntegrityError,
     InvalidArgumentError,
     NotFoundError,
+    OverloadedError,
+    PayloadTooLargeError,
     PermissionDeniedError,
     SchemaVersionError,
     TooManyAttemptsError,
@@ -27,12 +29,14 @@ TREE = [
     (AlreadyExistsError, DriftlineError, 409, "ALREADY_EXISTS"),
     (ConflictError, DriftlineError, 409, "CONFLICT"),
     (InvalidArgumentError, DriftlineError, 400, "INVALID_ARGUMENT"),
+    (PayloadTooLargeError, InvalidArgumentError, 413, "PAYLOAD_TOO_LARGE"),
     (IntegrityError, DriftlineError, 500, "DATA_INTEGRITY"),
     (PermissionDeniedError, DriftlineError, 403, "PERMISSION_DENIED"),
     (UnauthenticatedError, DriftlineError, 401, "UNAUTHENTICATED"),
     (TooManyAttemptsError, UnauthenticatedError, 429, "TOO_MANY_ATTEMPTS"),
     (BackendError, DriftlineError, 503, "BACKEND_UNAVAILABLE"),
     (SchemaVersionError, BackendError, 503, "SCHEMA_VERSION"),
+    (OverloadedError, BackendError, 503, "OVERLOADED"),
     (UserCodeError, DriftlineError, 500, "USER_CODE"),
 ]
 

@@ -52,7 +52,7 @@ from driftline.settings import Settings
 
 __version__ = "0.1.0"
 
-_LAZY_STAGES = ("data", "models", "registry")
+_LAZY_STAGES = ("data", "models", "registry", "serving")
 
 
 def __getattr__(name: str) -> Any:

@@ -9,12 +9,14 @@ wire format uses, so a remote client can raise the same class again::
      ├── AlreadyExistsError             409  ALREADY_EXISTS
      ├── ConflictError                  409  CONFLICT
      ├── InvalidArgumentError           400  INVALID_ARGUMENT   (also a ValueError)
+     │    └── PayloadTooLargeError      413  PAYLOAD_TOO_LARGE  (too many rows, too large a body)
      ├── IntegrityError                 500  DATA_INTEGRITY     (bytes do not match their hash)
      ├── PermissionDeniedError          403  PERMISSION_DENIED
      ├── UnauthenticatedError           401  UNAUTHENTICATED
      │    └── TooManyAttemptsError      429  TOO_MANY_ATTEMPTS  (failed password checks)
      ├── BackendError                   503  BACKEND_UNAVAILABLE
-     │    └── SchemaVersionError        503  SCHEMA_VERSION     (run `driftline db upgrade`)
+     │    ├── SchemaVersionError        503  SCHEMA_VERSION     (run `driftline db upgrade`)
+     │    └── OverloadedError           503  OVERLOADED         (shed load: retry after a while)
      └── UserCodeError                  500  USER_CODE          (wraps user code's exception)
 
 Messages say what was wrong and what to do about it.
@@ -30,6 +32,8 @@ __all__ = [
     "IntegrityError",
     "InvalidArgumentError",
     "NotFoundError",
+    "OverloadedError",
+    "PayloadTooLargeError",
     "PermissionDeniedError",
     "SchemaVersionError",
     "TooManyAttemptsError",
@@ -72,6 +76,13 @@ class InvalidArgumentError(DriftlineError, ValueError):
 
     http_status = 400
     code = "INVALID_ARGUMENT"
+
+
+class PayloadTooLargeError(InvalidArgumentError):
+    """A request carries more rows or bytes than the server accepts."""
+
+    http_status = 413
+    code = "PAYLOAD_TOO_LARGE"
 
 
 class IntegrityError(DriftlineError):
@@ -119,6 +130,17 @@ class SchemaVersionError(BackendError):
     code = "SCHEMA_VERSION"
 
 
+class OverloadedError(BackendError):
+    """The server sheds load (its queue is full or the request waited too long): retry
+    after ``retry_after`` seconds."""
+
+    code = "OVERLOADED"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class UserCodeError(DriftlineError):
     """User code (a step, a custom model, a callback) raised; the original is ``__cause__``."""
 
@@ -134,12 +156,14 @@ _BY_CODE: dict[str, type[DriftlineError]] = {
         AlreadyExistsError,
         ConflictError,
         InvalidArgumentError,
+        PayloadTooLargeError,
         IntegrityError,
         PermissionDeniedError,
         UnauthenticatedError,
         TooManyAttemptsError,
         BackendError,
         SchemaVersionError,
+        OverloadedError,
         UserCodeError,
     )
 }

@@ -11,9 +11,12 @@ It shows the stages built so far on the Wisconsin breast-cancer data:
    version, and is promoted to ``@champion`` through quality gates;
 4. team mode: the same workspace is served by ``driftline server`` on a loopback port,
    and a remote client (``uri=http://...``) reads the champion and the ranking through
-   it, logs a run over HTTP and loads the champion model from the server.
+   it, logs a run over HTTP and loads the champion model from the server;
+5. serving: ``driftline serve`` answers for the champion on a loopback port; a few
+   hundred requests go through ``/predict`` and MLflow's ``/invocations``, and the
+   prediction log is read back (one row per request).
 
-Later stages (serving, monitoring, retraining) extend this same script.
+Later stages (monitoring, retraining) extend this same script.
 
 It uses only the public API (``import driftline as dl``), so it doubles as an example.
 """
@@ -39,6 +42,8 @@ __all__ = [
     "METRICS",
     "QuickstartResult",
     "ServerCheck",
+    "ServingCheck",
+    "check_serving",
     "check_through_server",
     "quickstart_gates",
     "run_quickstart",
@@ -83,6 +88,20 @@ class ServerCheck:
     remote_run_id: str  # a run the client logged over HTTP
     remote_metric: float  # ... read back through the server
     predictions_match: bool  # the champion loaded through the server predicts like the local one
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServingCheck:
+    """What ``driftline serve`` answered (stage 5)."""
+
+    url: str
+    model: str  # the version that answered: ``breast-cancer/1``
+    requests: int  # sent, half through /predict, half through /invocations
+    ok: int  # answered 200
+    logged: int  # rows in the prediction log afterwards
+    p50_ms: float
+    p99_ms: float
+    log_root: str  # where the prediction log lives
 
 
 def _candidates(seed: int) -> list[tuple[str, dict[str, Any], Callable[[], Any]]]:
@@ -340,6 +359,89 @@ def check_through_server(result: QuickstartResult, *, timeout: float = 60.0) -> 
         remote_metric=metric,
         predictions_match=bool(np.array_equal(served, expected)),
     )
+
+
+def check_serving(requests: int = 300, *, timeout: float = 60.0) -> ServingCheck:
+    """Serve the champion with ``driftline serve``, send requests, read the prediction log.
+
+    The server is a child process on a free loopback port; it is stopped with SIGTERM,
+    which writes the prediction log's last rows, before the log is read.
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from sklearn.datasets import load_breast_cancer
+
+    settings = dl.get_workspace().settings
+    rows = load_breast_cancer(as_frame=True).frame.drop(columns=[TARGET])
+    records = rows.head(requests).to_dict(orient="records")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "driftline.cli", "--home", str(settings.home), "--uri",
+        settings.uri, "--artifact-root", settings.artifact_root,
+        "serve", f"{MODEL_NAME}@champion", "--port", str(port),
+    ]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    latencies: list[float] = []
+    ok = 0
+    model = ""
+    try:
+        _wait_for_serving(url, server, timeout)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for i in range(requests):
+                record = records[i % len(records)]
+                started = time.perf_counter()
+                if i % 2:
+                    r = client.post("/invocations", json={"dataframe_records": [record]})
+                else:
+                    r = client.post("/predict", json={"inputs": [record]})
+                    model = r.json().get("model", model)
+                latencies.append((time.perf_counter() - started) * 1000)
+                ok += r.status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+    logged = len(dl.serving.predictions(MODEL_NAME))
+    latencies.sort()
+    return ServingCheck(
+        url=url,
+        model=model,
+        requests=requests,
+        ok=ok,
+        logged=logged,
+        p50_ms=latencies[len(latencies) // 2],
+        p99_ms=latencies[int(len(latencies) * 0.99) - 1],
+        log_root=dl.serving.prediction_log_root(),
+    )
+
+
+def _wait_for_serving(url: str, server: Any, timeout: float) -> None:
+    import time
+
+    import httpx
+
+    from driftline.errors import BackendError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            detail = server.stderr.read().decode(errors="replace")
+            raise BackendError(f"driftline serve did not start: {detail[-2000:]}")
+        time.sleep(0.05)
 
 
 def _free_port() -> int:

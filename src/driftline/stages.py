@@ -34,6 +34,7 @@ STAGES: tuple[str, ...] = (
     "driftline.models.stage:STAGE",
     "driftline.registry.stage:STAGE",
     "driftline.auth.stage:STAGE",
+    "driftline.serving.stage:STAGE",
 )
 
 #: Modules of the kernel that declare tables (they belong to no stage).

@@ -212,6 +212,10 @@ def test_quickstart_in_a_fresh_folder(workdir: Path) -> None:
     assert "4. Server" in served
     assert "breast-cancer@champion = v1" in served
     assert "predicts exactly like the local one" in served
+    # Stage 5: driftline serve answered every request, and the prediction log has them all.
+    assert "5. Serving" in served
+    assert "breast-cancer/1 answered 300 of 300 requests" in served
+    assert "the prediction log holds 300 rows" in served
     # Piped output: a line per step (a CI log shows where a slow run is), no blank start,
     # and the warnings of the small split are explained.
     assert done.stdout.startswith("[0/8] Versioning the data\n")

@@ -114,6 +114,17 @@ def test_numeric_strings_are_not_cast(echo: Any, table: pd.DataFrame) -> None:
     assert "not converted" in str(caught.value)
 
 
+def test_a_string_among_all_double_columns_is_an_error(tmp_path: Path) -> None:
+    # Every column double: the check's fast path looks at the frame's one block; a frame
+    # with a string column has two, and must take the general path (numpy reads a
+    # missing dtype, None, as float64, which once let such frames through unchecked).
+    doubles = pd.DataFrame({"a": [0.5, 1.5], "b": [2.0, 3.0]})
+    save_model(Echo(), tmp_path / "doubles", input_example=doubles)
+    model = load_model_folder(tmp_path / "doubles")
+    with pytest.raises(InvalidArgumentError, match=r"column 'a' expects type double, got str"):
+        model.predict(doubles.assign(a=["x", "y"]))
+
+
 def test_a_number_in_a_string_column_is_an_error(echo: Any, table: pd.DataFrame) -> None:
     with pytest.raises(InvalidArgumentError, match=r"'plan' expects type string"):
         echo.predict(table.assign(plan=[1, 2]))

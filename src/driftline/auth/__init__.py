@@ -53,6 +53,7 @@ __all__ = [
     "User",
     "UserAdmin",
     "auth_service",
+    "require",
 ]
 
 # Imported on first use (see driftline.core.lazy): declaring the stage stays cheap.
@@ -65,6 +66,7 @@ __getattr__ = lazy_exports(
         ),
         **dict.fromkeys(("ResourceKind", "Role", "Token", "User"), "driftline.auth.models"),
         **dict.fromkeys(("AuthService", "UserAdmin"), "driftline.auth.service"),
+        "require": "driftline.auth.policy",
     },
 )
 

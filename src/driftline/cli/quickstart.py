@@ -32,7 +32,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a few scikit-learn models on bundled data, track each run, compare them."""
         import driftline as dl
-        from driftline.quickstart import METRICS, MODEL_NAME, check_through_server, run_quickstart
+        from driftline.quickstart import (
+            METRICS,
+            MODEL_NAME,
+            check_serving,
+            check_through_server,
+            run_quickstart,
+        )
 
         try:
             import matplotlib  # noqa: F401
@@ -53,6 +59,8 @@ def register(app: typer.Typer) -> None:
             if serve:
                 advance("Serving the workspace over HTTP", 1, 0)
                 served = check_through_server(result)
+                advance("Serving the champion with driftline serve", 1, 0)
+                scored = check_serving()
         if json:
             print_json(
                 {
@@ -66,6 +74,7 @@ def register(app: typer.Typer) -> None:
                     "evaluation": result.evaluation,
                     "promotion": result.promotion,
                     "server": served if serve else None,
+                    "serving": scored if serve else None,
                 }
             )
             return
@@ -142,6 +151,15 @@ def register(app: typer.Typer) -> None:
                 "the local one",
                 highlight=False,
             )
+        if serve:
+            console.print(
+                f"[bold]5. Serving[/]  `driftline serve {MODEL_NAME}@champion` on {scored.url}: "
+                f"{scored.model} answered {scored.ok} of {scored.requests} requests "
+                f"(/predict and MLflow's /invocations), latency p50 {scored.p50_ms:.1f} ms, "
+                f"p99 {scored.p99_ms:.1f} ms; the prediction log holds {scored.logged} rows, "
+                f"in {scored.log_root}",
+                highlight=False,
+            )
         console.print("Explore:")
         for command in (
             f"driftline runs show {best.id}",
@@ -152,6 +170,7 @@ def register(app: typer.Typer) -> None:
             f"driftline models card {version.name} {version.version}",
             "driftline audit verify",
             "driftline server   # then DRIFTLINE_URI=http://127.0.0.1:8080 in another shell",
+            f"driftline serve {version.name}@champion   # /predict, /invocations, /v2/models/...",
         ):
             console.print(f"  {command}", soft_wrap=True, highlight=False)
 

@@ -114,8 +114,11 @@ class _ColumnAdapter:
         df = data if type(data) is self._pd.DataFrame else self._frame(data)
         if df.columns.tolist() != self.names:
             df = self._select(df)
-        if self.uniform is not None and _single_block_dtype(df) == self.uniform:
-            return df
+        if self.uniform is not None:
+            block = _single_block_dtype(df)
+            # `is not None` first: numpy reads None as float64, so `None == float64` holds.
+            if block is not None and block == self.uniform:
+                return df
         changes: dict[str, Any] | None = None
         problems: list[str] = []
         for name, type_, exact, dtype in zip(

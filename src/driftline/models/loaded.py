@@ -54,6 +54,22 @@ class LoadedModel:
         """
         return self._predict(self._adapter(data))
 
+    def check_input(self, data: Any) -> Any:
+        """``data`` checked and cast against the signature, as :meth:`predict` would.
+
+        With :meth:`predict_checked` this splits ``predict`` in two, so a caller can tell
+        a bad input (``InvalidArgumentError`` here) from a model that fails on a good one,
+        and can check several inputs one by one before predicting them together.
+
+        Raises:
+            InvalidArgumentError: The input does not match the signature.
+        """
+        return self._adapter(data)
+
+    def predict_checked(self, data: Any) -> Any:
+        """Predict for an input :meth:`check_input` returned (no second check)."""
+        return self._predict(data)
+
     @property
     def signature(self) -> Signature | None:
         """The model's inputs and outputs, when known."""

@@ -1,0 +1,236 @@
+"""Serving records: what is served (:class:`ModelTarget`), how (:class:`ServingOptions`),
+what answers now (:class:`ServedVersion`) and what a hot swap did (:class:`SwapEvent`).
+
+A served model is always a *variant* of a *deployment*. This increment serves one
+variant (``stable``) of a deployment named after the model; the next one adds
+deployment records (canary, shadow, traffic split) that reuse these records unchanged:
+a deployment is a list of ``(Variant, ModelTarget)`` with a :class:`BatchingPolicy` and
+a log sample, which is what :class:`ServingOptions` holds for one variant today.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from driftline.errors import InvalidArgumentError
+
+__all__ = [
+    "BatchingPolicy",
+    "ModelTarget",
+    "ScoringResult",
+    "ServedVersion",
+    "ServingOptions",
+    "SwapEvent",
+    "Variant",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}$")
+_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,127}$")
+
+
+class Variant(StrEnum):
+    """Which part of a deployment's traffic a model answers."""
+
+    STABLE = "stable"
+    CANARY = "canary"
+    SHADOW = "shadow"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelTarget:
+    """A registered model to serve: a fixed version, or an alias that may move.
+
+    Example:
+        >>> ModelTarget.parse("models:/churn@champion").alias
+        'champion'
+        >>> ModelTarget.parse("churn/3").ref
+        'churn/3'
+    """
+
+    name: str
+    version: int | None = None
+    alias: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.version is None) == (self.alias is None):
+            raise InvalidArgumentError("A model target names a version or an alias, not both")
+
+    @classmethod
+    def parse(cls, text: str) -> ModelTarget:
+        """``churn@champion``, ``churn/3``, ``models:/churn@champion``, ``models:/churn/3``."""
+        if not isinstance(text, str):
+            raise InvalidArgumentError(f"A model reference is a string, got {text!r}")
+        ref = text.strip().removeprefix("models:/")
+        name, at, alias = ref.partition("@")
+        if not at:
+            name, slash, number = ref.partition("/")
+            if not slash or not number.isdigit():
+                raise InvalidArgumentError(
+                    f"Cannot serve {text!r}: name a registered model's alias or version, "
+                    "e.g. churn@champion, churn/3 or models:/churn@champion"
+                )
+        if not _NAME.match(name):
+            raise InvalidArgumentError(
+                f"Invalid model name {name!r} in {text!r}: use letters, digits, '_', '.', '-'"
+            )
+        if at:
+            if not _ALIAS.match(alias):
+                raise InvalidArgumentError(f"Invalid alias {alias!r} in {text!r}")
+            return cls(name=name, alias=alias)
+        return cls(name=name, version=int(number))
+
+    @property
+    def ref(self) -> str:
+        """``churn@champion`` or ``churn/3``: what the registry resolves."""
+        return f"{self.name}@{self.alias}" if self.alias else f"{self.name}/{self.version}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchingPolicy:
+    """Micro-batching: coalesce requests up to ``max_batch_size`` rows or ``max_latency_ms``."""
+
+    max_batch_size: int = 64
+    max_latency_ms: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise InvalidArgumentError("max_batch_size must be at least 1")
+        if not 0 <= self.max_latency_ms <= 10_000:
+            raise InvalidArgumentError("max_latency_ms must be between 0 and 10000")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServingOptions:
+    """How one serving process serves a model (every worker reads the same options).
+
+    Attributes:
+        target: The registered model (and version or alias) to serve.
+        deployment: The name requests and the prediction log are filed under (default:
+            the model's name).
+        variant: The variant this model answers as.
+        auth: Require the workspace's bearer tokens on the predict routes.
+        batching: Micro-batching, or ``None`` to predict each request on its own.
+        log_sample: The share of requests written to the prediction log (0 turns it off).
+        timeout_ms: A request not answered within this is shed with 503 + ``Retry-After``.
+        max_rows: The most rows one request may carry (more: 413).
+        max_body: The largest request body in bytes (larger: 413).
+        max_queue: Requests that may wait for the model at once (more: 503).
+        poll_interval: Seconds between looks at the registry for an alias move.
+        log_flush_rows: The prediction log writes a file once this many rows wait...
+        log_flush_seconds: ... or once the oldest waiting row is this old.
+        log_capacity: Rows the prediction log holds in memory; beyond, rows are dropped
+            (and counted), never waited for.
+    """
+
+    target: ModelTarget
+    deployment: str = ""
+    variant: Variant = Variant.STABLE
+    auth: bool = False
+    batching: BatchingPolicy | None = None
+    log_sample: float = 1.0
+    timeout_ms: float = 5000.0
+    max_rows: int = 10_000
+    max_body: int = 16 * 1024 * 1024
+    max_queue: int = 512
+    poll_interval: float = 1.0
+    log_flush_rows: int = 5_000
+    log_flush_seconds: float = 2.0
+    log_capacity: int = 100_000
+
+    def __post_init__(self) -> None:
+        if not self.deployment:
+            object.__setattr__(self, "deployment", self.target.name)
+        if not _NAME.match(self.deployment):
+            raise InvalidArgumentError(
+                f"Invalid deployment name {self.deployment!r}: use letters, digits, '_', '.', '-'"
+            )
+        if not 0.0 <= self.log_sample <= 1.0:
+            raise InvalidArgumentError("log_sample must be between 0 and 1")
+        for name in ("timeout_ms", "max_rows", "max_body", "max_queue", "poll_interval"):
+            if getattr(self, name) <= 0:
+                raise InvalidArgumentError(f"{name} must be positive")
+
+    def to_json(self) -> str:
+        """The options as JSON (how the parent process hands them to its workers)."""
+        data = dataclasses.asdict(self)
+        data["variant"] = str(self.variant)
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> ServingOptions:
+        """The options :meth:`to_json` wrote."""
+        data = json.loads(text)
+        data["target"] = ModelTarget(**data["target"])
+        data["variant"] = Variant(data["variant"])
+        if data.get("batching") is not None:
+            data["batching"] = BatchingPolicy(**data["batching"])
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServedVersion:
+    """The registered version a serving process answers with right now."""
+
+    name: str
+    version: int
+    flavor: str
+    loaded_at: datetime
+    alias: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """``churn/3``."""
+        return f"{self.name}/{self.version}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SwapEvent:
+    """One attempt to follow an alias move: swapped in, or refused (the old one kept)."""
+
+    at: datetime
+    version: int
+    previous_version: int | None
+    ok: bool
+    error: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the ``/status`` route and the OIP metadata show it)."""
+        return {
+            "at": self.at.isoformat(),
+            "version": self.version,
+            "previous_version": self.previous_version,
+            "ok": self.ok,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoringResult:
+    """What a batch scoring (``driftline predict``) did, and the run that records it."""
+
+    model: str  # the version that scored: ``churn/3``
+    input: str  # a dataset version ref (``customers@7``) or a file path
+    output: str
+    rows: int
+    seconds: float
+    run_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (``driftline predict --json``)."""
+        return {
+            "model": self.model,
+            "input": self.input,
+            "output": self.output,
+            "rows": self.rows,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows / self.seconds, 1) if self.seconds else None,
+            "run_id": self.run_id,
+        }

@@ -1,0 +1,345 @@
+"""The prediction log: every served request as one row of Parquet, written in the background.
+
+Layout (one folder per deployment and UTC day; each file written whole, then renamed
+into place on a local disk, so a reader never sees half a file)::
+
+    <root>/deployment=<name>/date=<YYYY-MM-DD>/<uuid7>.parquet
+
+``<root>`` is ``<home>/predictions`` when the workspace's artifact store is a local
+folder, and ``<artifact root>/predictions`` (written through fsspec) when it is an
+object store. These files are not content-addressed objects: they live outside the
+``blake3/`` and ``sha256/`` keys the garbage collector lists, so ``driftline gc``
+never sweeps them (they are roots by construction; deleting old days is retention,
+which is the operator's call).
+
+Schema (stable: the monitoring stage reads it; add columns, never change these)::
+
+    request_id     string     the request's id (X-Request-ID, OIP id, or a new UUIDv7)
+    deployment     string     the deployment that answered
+    model          string     the registered model's name
+    model_version  int64      the registered version that answered
+    variant        string     stable | canary | shadow
+    time           timestamp[us, UTC]   when the request arrived
+    endpoint       string     predict | invocations | v2
+    inputs         string     JSON: {column: [values]} for tables, nested lists for
+                              tensors ({name: nested list} for named tensors)
+    outputs        string     JSON: the predictions as the response carried them
+                              (null when the request failed)
+    n_rows         int32      rows in the request
+    latency_ms     float64    time from arrival to response
+    status         int16      the HTTP status answered
+    error          string     "<ErrorClass>: message" when status >= 400, else null
+
+The ``date`` of the folder is the UTC date of ``time``. Read with
+:func:`read_predictions` (``dl.serving.predictions``) or any Parquet reader, e.g.
+DuckDB: ``SELECT * FROM read_parquet('<root>/deployment=churn/*/*.parquet')``.
+
+Writing never blocks a request: :meth:`PredictionLog.append` puts a row in a bounded
+buffer (``capacity`` rows) and returns; when the buffer is full the row is dropped and
+counted (``dropped``), never waited for. A daemon thread writes a file every
+``flush_rows`` rows or ``flush_seconds`` seconds; :meth:`PredictionLog.close` (called on
+SIGTERM, when the server shuts down) writes what is left. ``written + dropped`` equals
+the rows appended once it is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, date, datetime
+from typing import Any
+
+__all__ = ["PredictionLog", "prediction_root", "read_predictions"]
+
+log = logging.getLogger("driftline.serving")
+
+COLUMNS = (
+    "request_id", "deployment", "model", "model_version", "variant", "time", "endpoint",
+    "inputs", "outputs", "n_rows", "latency_ms", "status", "error",
+)  # fmt: skip
+
+
+def schema() -> Any:
+    """The Arrow schema of a prediction-log file."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("request_id", pa.string()),
+            ("deployment", pa.string()),
+            ("model", pa.string()),
+            ("model_version", pa.int64()),
+            ("variant", pa.string()),
+            ("time", pa.timestamp("us", tz="UTC")),
+            ("endpoint", pa.string()),
+            ("inputs", pa.string()),
+            ("outputs", pa.string()),
+            ("n_rows", pa.int32()),
+            ("latency_ms", pa.float64()),
+            ("status", pa.int16()),
+            ("error", pa.string()),
+        ]
+    )
+
+
+def prediction_root(home: Any, artifact_root: str) -> str:
+    """Where a workspace's prediction log lives (see the module docstring)."""
+    scheme = artifact_root.split("://", 1)[0] if "://" in artifact_root else ""
+    if scheme in ("", "file"):
+        return str(home / "predictions")
+    return artifact_root.rstrip("/") + "/predictions"
+
+
+def _fs(root: str) -> tuple[Any, str]:
+    from fsspec.core import url_to_fs
+
+    fs, path = url_to_fs(root)
+    return fs, str(path)
+
+
+def _inputs_json(data: Any) -> str:
+    import numpy as np
+    import orjson
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        dtypes = set(data.dtypes)
+        if len(dtypes) == 1 and next(iter(dtypes)).kind in "fiub":
+            # One numeric dtype: one array for the frame, one row per column (~10x cheaper
+            # than a Series per column).
+            values = np.ascontiguousarray(data.to_numpy().T)
+            data = {str(c): values[i] for i, c in enumerate(data.columns)}
+        else:
+            data = {str(c): data[c].to_numpy() for c in data.columns}
+    elif isinstance(data, dict):
+        data = {str(k): np.asarray(v) for k, v in data.items()}
+    return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY, default=_default).decode()
+
+
+def _outputs_json(value: Any) -> str | None:
+    import orjson
+
+    if value is None:
+        return None
+    option = orjson.OPT_SERIALIZE_NUMPY
+    return orjson.dumps(value, option=option, default=_default).decode()
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+class PredictionLog:
+    """A bounded buffer of prediction rows and the thread that writes them to Parquet.
+
+    Example:
+        >>> plog = PredictionLog("/srv/home/predictions", "churn")      # doctest: +SKIP
+        >>> plog.append(row)                                             # doctest: +SKIP
+        >>> plog.close()                                                 # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        root: str,
+        deployment: str,
+        *,
+        flush_rows: int = 5_000,
+        flush_seconds: float = 2.0,
+        capacity: int = 100_000,
+        on_written: Any = None,
+        on_dropped: Any = None,
+    ) -> None:
+        self.root = root.rstrip("/")
+        self.deployment = deployment
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.capacity = capacity
+        self.written = 0
+        self.dropped = 0
+        self.files = 0
+        self._on_written = on_written
+        self._on_dropped = on_dropped
+        self._pending: list[tuple[Any, ...]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="driftline-predlog", daemon=True)
+        self._thread.start()
+
+    def append(self, row: tuple[Any, ...]) -> bool:
+        """Queue one row (the fields of :data:`COLUMNS` but ``deployment``, inputs and
+        outputs as Python values); ``False`` when it was dropped (buffer full or closed)."""
+        with self._lock:
+            if self._closing or len(self._pending) >= self.capacity:
+                self.dropped += 1
+                if self._on_dropped is not None:
+                    self._on_dropped(1)
+                return False
+            self._pending.append(row)
+            full = len(self._pending) >= self.flush_rows
+        if full:
+            self._wake.set()
+        return True
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            with self._lock:
+                rows, self._pending = self._pending, []
+                closing = self._closing
+            if rows:
+                self._write(rows)
+            if closing:
+                with self._lock:
+                    rows, self._pending = self._pending, []
+                if rows:
+                    self._write(rows)
+                return
+
+    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        try:
+            by_day: dict[date, list[tuple[Any, ...]]] = {}
+            for row in rows:
+                by_day.setdefault(row[4].date(), []).append(row)
+            for day, group in by_day.items():
+                self._write_file(day, group)
+        except Exception:
+            log.exception("could not write %d prediction-log rows; counted as dropped", len(rows))
+            with self._lock:
+                self.dropped += len(rows)
+            if self._on_dropped is not None:
+                self._on_dropped(len(rows))
+            return
+        with self._lock:
+            self.written += len(rows)
+        if self._on_written is not None:
+            self._on_written(len(rows))
+
+    def _write_file(self, day: date, rows: list[tuple[Any, ...]]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from driftline.core.ids import new_id
+
+        (request_ids, models, versions, variants, times, endpoints, inputs, outputs,
+         n_rows, latencies, statuses, errors) = zip(*rows, strict=True)  # fmt: skip
+        table = pa.Table.from_arrays(
+            [
+                pa.array(request_ids, pa.string()),
+                pa.array([self.deployment] * len(rows), pa.string()),
+                pa.array(models, pa.string()),
+                pa.array(versions, pa.int64()),
+                pa.array(variants, pa.string()),
+                pa.array(times, pa.timestamp("us", tz="UTC")),
+                pa.array(endpoints, pa.string()),
+                pa.array([None if i is None else _inputs_json(i) for i in inputs], pa.string()),
+                pa.array([_outputs_json(o) for o in outputs], pa.string()),
+                pa.array(n_rows, pa.int32()),
+                pa.array(latencies, pa.float64()),
+                pa.array(statuses, pa.int16()),
+                pa.array(errors, pa.string()),
+            ],
+            schema=schema(),
+        )
+        folder = f"{self.root}/deployment={self.deployment}/date={day.isoformat()}"
+        name = f"{new_id()}.parquet"
+        fs, path = _fs(folder)
+        fs.makedirs(path, exist_ok=True)
+        protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+        if "file" in protocols or "local" in protocols:
+            # Whole file, then rename: a reader listing the folder never sees half of one.
+            tmp = f"{path}/.{name}.tmp"
+            pq.write_table(table, tmp, filesystem=fs)
+            fs.mv(tmp, f"{path}/{name}")
+        else:  # object stores publish an object whole when its upload completes
+            pq.write_table(table, f"{path}/{name}", filesystem=fs)
+        self.files += 1
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Write what waits now (used by tests and the quickstart); returns when done."""
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._pending:
+                    break
+            self._wake.set()
+            time.sleep(0.005)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop taking rows, write every buffered one, stop the thread."""
+        with self._lock:
+            self._closing = True
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def stats(self) -> dict[str, int]:
+        """``{"written", "dropped", "buffered", "files"}``."""
+        with self._lock:
+            return {
+                "written": self.written,
+                "dropped": self.dropped,
+                "buffered": len(self._pending),
+                "files": self.files,
+            }
+
+
+def read_predictions(
+    root: str,
+    deployment: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Any:
+    """The rows of ``deployment`` with ``since <= time < until``, as an Arrow table.
+
+    Naive datetimes are read as UTC. Only the day folders in the range are opened.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    since = _utc(since)
+    until = _utc(until)
+    fs, base = _fs(f"{root.rstrip('/')}/deployment={deployment}")
+    files: list[str] = []
+    if fs.exists(base):
+        for folder in sorted(fs.ls(base, detail=False)):
+            day_text = str(folder).rstrip("/").rsplit("/", 1)[-1].removeprefix("date=")
+            try:
+                day = date.fromisoformat(day_text)
+            except ValueError:
+                continue
+            if (since and day < since.date()) or (until and day > until.date()):
+                continue
+            files += [
+                str(f)
+                for f in sorted(fs.ls(folder, detail=False))
+                if str(f).endswith(".parquet") and not str(f).rsplit("/", 1)[-1].startswith(".")
+            ]
+    if not files:
+        return schema().empty_table()
+    table = ds.dataset(files, schema=schema(), format="parquet", filesystem=fs).to_table()
+    mask = None
+    if since is not None:
+        mask = pc.greater_equal(table["time"], pa.scalar(since, pa.timestamp("us", tz="UTC")))
+    if until is not None:
+        upper = pc.less(table["time"], pa.scalar(until, pa.timestamp("us", tz="UTC")))
+        mask = upper if mask is None else pc.and_(mask, upper)
+    if mask is not None:
+        table = table.filter(mask)
+    return table.sort_by("time")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
