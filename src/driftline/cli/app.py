@@ -12,6 +12,7 @@ from driftline.cli import (
     db,
     experiments,
     models,
+    pipelines,
     quickstart,
     runs,
     server,
@@ -90,3 +91,4 @@ data.register_gc(app)
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(pipelines.app, name="pipelines")

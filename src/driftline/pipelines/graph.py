@@ -173,7 +173,7 @@ def _cycle(remaining: Mapping[str, set[str]]) -> str:
     while True:
         nxt = sorted(remaining[path[-1]] & set(remaining))[0]
         if nxt in seen:
-            cycle = [*path[path.index(nxt):], nxt]
+            cycle = [*path[path.index(nxt) :], nxt]
             return " -> ".join(reversed(cycle))
         path.append(nxt)
         seen.add(nxt)
