@@ -9,11 +9,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from stored_objects import tamper
 
 import driftline as dl
 from driftline.errors import UserCodeError
 from driftline.pipelines.hashing import code_components
+from stored_objects import tamper
 
 HELPERS = """
 FACTOR = {factor}

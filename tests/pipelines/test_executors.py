@@ -42,7 +42,8 @@ def join(a: int, b: int) -> dict:
 @dl.pipeline
 def fork(n: int = 5, folder: str = "", wait: bool = False):
     xs = source(n)
-    return join(branch(xs, folder, "left", "right", wait), branch(xs, folder, "right", "left", wait))
+    left = branch(xs, folder, "left", "right", wait)
+    return join(left, branch(xs, folder, "right", "left", wait))
 """
 
 
