@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -56,9 +57,12 @@ def _type_name(value: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _is(value: Any, *names: str) -> bool:
-    """Type checks by name, so checking never imports pandas, pyarrow or numpy."""
-    return any(f"{c.__module__}.{c.__qualname__}" in names for c in type(value).__mro__)
+def _is(value: Any, module: str, name: str) -> bool:
+    """``isinstance`` against ``module.name`` without importing it: a value of that type
+    can only exist once its module is imported."""
+    loaded = sys.modules.get(module)
+    cls = getattr(loaded, name, None) if loaded is not None else None
+    return isinstance(cls, type) and isinstance(value, cls)
 
 
 def _json_able(value: Any, depth: int = 0) -> bool:
@@ -179,29 +183,27 @@ def _load_pickle(data: bytes, _ws: Any) -> Any:
 
 
 SERIALIZERS: tuple[Serializer, ...] = (
-    Serializer(
-        "parquet", 1, lambda v: _is(v, "pandas.core.frame.DataFrame"), _dump_parquet, _load_parquet
-    ),
-    Serializer("arrow", 1, lambda v: _is(v, "pyarrow.lib.Table"), _dump_arrow, _load_arrow),
-    Serializer("npy", 1, lambda v: _is(v, "numpy.ndarray"), _dump_npy, _load_npy),
+    Serializer("parquet", 1, lambda v: _is(v, "pandas", "DataFrame"), _dump_parquet, _load_parquet),
+    Serializer("arrow", 1, lambda v: _is(v, "pyarrow", "Table"), _dump_arrow, _load_arrow),
+    Serializer("npy", 1, lambda v: _is(v, "numpy", "ndarray"), _dump_npy, _load_npy),
     Serializer(
         "dataset",
         1,
-        lambda v: _is(v, "driftline.data.version.Version", "driftline.data.models.DatasetVersion"),
+        lambda v: _is(v, "driftline.data", "Version") or _is(v, "driftline.data", "DatasetVersion"),
         _dump_dataset,
         _load_dataset,
     ),
     Serializer(
         "model",
         1,
-        lambda v: _is(v, "driftline.registry.models.ModelVersion"),
+        lambda v: _is(v, "driftline.registry", "ModelVersion"),
         _dump_model_version,
         _load_model_version,
     ),
     Serializer(
         "model-info",
         1,
-        lambda v: _is(v, "driftline.models.models.ModelInfo"),
+        lambda v: _is(v, "driftline.models", "ModelInfo"),
         _dump_model_info,
         _load_model_info,
     ),
