@@ -54,12 +54,14 @@ def test_list_graph_run_runs_show(tmp_path: Path) -> None:
 
     again = driftline(tmp_path, "pipelines", "run", "demo", "-p", "scale=3")
     assert again.returncode == 0, again.stderr
-    assert "hit" in again.stdout and "params changed: scale" in again.stdout
+    assert "hit" in again.stdout
+    assert "params changed: scale" in again.stdout
 
     runs = json.loads(driftline(tmp_path, "pipelines", "runs", "demo", "--json").stdout)
     assert [r["status"] for r in runs["runs"]] == ["FINISHED", "FINISHED"]
     shown = driftline(tmp_path, "pipelines", "show", "demo")
-    assert "load" in shown.stdout and "params changed: scale" in shown.stdout
+    assert "load" in shown.stdout
+    assert "params changed: scale" in shown.stdout
 
 
 def test_errors_say_what_was_searched(tmp_path: Path) -> None:

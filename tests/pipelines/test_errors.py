@@ -52,7 +52,7 @@ def test_unknown_pipeline_and_parameter_list_what_exists() -> None:
     def known(n: int = 1) -> Any:
         return add(one(), y=n)
 
-    with pytest.raises(NotFoundError, match="known pipelines: .*known"):
+    with pytest.raises(NotFoundError, match=r"known pipelines: .*known"):
         dl.pipelines.get_pipeline("unknown")
     with pytest.raises(InvalidArgumentError, match="no parameter 'm'; its parameters: n=1"):
         known.graph(m=2)

@@ -110,7 +110,7 @@ def list_(module: str | None = ModuleOption, json: bool = JsonOption) -> None:
 
     _load(module)
     found = list_pipelines()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": p.name,
             "module": p.module,
