@@ -171,10 +171,10 @@ def main() -> int:
 
     service = PipelineService(dl.get_workspace())
     history = service.list_runs("large", 20)
-    from driftline.pipelines.service import _Scheduler
+    from driftline.pipelines.scheduler import Scheduler
 
     graph = bench_big.large.graph(size=size)
-    scheduler = _Scheduler(service, graph, history, "bench", "large", False, None)  # type: ignore[arg-type]
+    scheduler = Scheduler(service, graph, history, "bench", "large", False, None)  # type: ignore[arg-type]
     scheduler.steps["big"] = again.record.step("big")
     start = time.perf_counter()
     scheduler._decide("length")
