@@ -76,6 +76,9 @@ WEB = ("serving",)
 #: Modules that are a stage's own server process: each uvicorn worker opens the
 #: workspace itself, as ``server/`` does, so they may import the composition root.
 PROCESS_ENTRY_POINTS = ("runner.py", "runtime.py")
+#: Pipelines orchestrate whole workspaces (their worker processes open one, and a run
+#: takes the workspace it runs in), so the top layer may name the composition root.
+WORKSPACE_USERS = ("pipelines",)
 HEAVY = (
     "sqlalchemy",
     "alembic",

@@ -37,12 +37,15 @@ EXPECTED_ALL = [
     "log_param",
     "log_params",
     "models",
+    "pipeline",
+    "pipelines",
     "register_model",
     "registry",
     "search_runs",
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
 ]
 
 

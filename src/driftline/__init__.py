@@ -52,15 +52,20 @@ from driftline.settings import Settings
 
 __version__ = "0.1.0"
 
-_LAZY_STAGES = ("data", "models", "registry", "serving")
+_LAZY_STAGES = ("data", "models", "pipelines", "registry", "serving")
+# Names that live in a stage, imported with it on first use: ``dl.step`` -> pipelines.
+_LAZY_NAMES = {"pipeline": "pipelines", "step": "pipelines"}
 
 
 def __getattr__(name: str) -> Any:
-    """Import a stage facade (``dl.data``, ``dl.models``, ``dl.registry``) on first use."""
-    if name in _LAZY_STAGES:
-        import importlib
+    """Import a stage facade (``dl.data``, ``dl.models``, ``dl.pipelines``, ``dl.registry``)
+    or one of its names (``dl.step``, ``dl.pipeline``) on first use."""
+    import importlib
 
+    if name in _LAZY_STAGES:
         return importlib.import_module(f"driftline.{name}")
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f"driftline.{_LAZY_NAMES[name]}"), name)
     raise AttributeError(f"module 'driftline' has no attribute {name!r}")
 
 
@@ -96,10 +101,13 @@ __all__ = [
     "log_param",
     "log_params",
     "models",
+    "pipeline",
+    "pipelines",
     "register_model",
     "registry",
     "search_runs",
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
 ]
