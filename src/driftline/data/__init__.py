@@ -174,6 +174,7 @@ def resolve_source(source: Any, service: DataService | None = None) -> Any:
         >>> dl.data.resolve_source("customers@2")  # doctest: +SKIP
         Version(customers@2 ...)
     """
+    from driftline.data.version import Version
     from driftline.errors import InvalidArgumentError, NotFoundError
 
     if not isinstance(source, str) or Path(source).exists():
