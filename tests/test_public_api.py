@@ -37,6 +37,7 @@ EXPECTED_ALL = [
     "log_param",
     "log_params",
     "models",
+    "monitoring",
     "register_model",
     "registry",
     "search_runs",

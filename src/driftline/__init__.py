@@ -7,7 +7,8 @@ Example:
     ...     dl.log_metric("loss", 0.25, step=0)
 
 ``import driftline`` stays light: every heavy library is imported when first needed,
-and the stage facades (``dl.data``, ``dl.models``, ``dl.registry``) on first use.
+and the stage facades (``dl.data``, ``dl.models``, ``dl.registry``, ``dl.monitoring``) on
+first use.
 """
 
 from typing import Any
@@ -52,11 +53,11 @@ from driftline.settings import Settings
 
 __version__ = "0.1.0"
 
-_LAZY_STAGES = ("data", "models", "registry")
+_LAZY_STAGES = ("data", "models", "registry", "monitoring")
 
 
 def __getattr__(name: str) -> Any:
-    """Import a stage facade (``dl.data``, ``dl.models``, ``dl.registry``) on first use."""
+    """Import a stage facade (``dl.data``, ``dl.monitoring``, ...) on first use."""
     if name in _LAZY_STAGES:
         import importlib
 
@@ -96,6 +97,7 @@ __all__ = [
     "log_param",
     "log_params",
     "models",
+    "monitoring",
     "register_model",
     "registry",
     "search_runs",

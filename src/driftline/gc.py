@@ -1,10 +1,10 @@
 """Garbage collection of the artifact store: mark from every stage, sweep after a grace period.
 
 Marks come from every dataset version (manifests, shards, files, profiles), every run
-artifact and every registered model version (its pinned package); later stages add
-theirs here. Objects younger than the grace
-period are never swept, because a commit in progress has written objects before the
-metadata that refers to them.
+artifact, every registered model version (its pinned package) and every stored drift
+reference; later stages add theirs here. Objects younger than the grace period are never
+swept, because a commit in progress has written objects before the metadata that refers
+to them.
 
 A local store also collects what crashed writes left behind, once older than the grace
 period: temporary files, and packs no reader sees (a torn index, or a pack whose index
@@ -56,6 +56,13 @@ def _stored_digests(workspace: Workspace) -> Iterator[tuple[str, str]]:
                 yield key, digest
 
 
+def _monitoring_digests(workspace: Workspace) -> set[str]:
+    """Stored drift references (the monitoring stage has no workspace attribute yet)."""
+    from driftline.monitoring import service_for
+
+    return service_for(workspace).referenced_digests()
+
+
 def collect_garbage(
     workspace: Workspace, *, dry_run: bool = False, grace_seconds: float = DEFAULT_GRACE_SECONDS
 ) -> GcResult:
@@ -75,6 +82,7 @@ def collect_garbage(
         workspace.data.referenced_digests()
         | workspace.tracking.referenced_digests()
         | workspace.registry.referenced_digests()
+        | _monitoring_digests(workspace)
     )
     backend = workspace.content.backend
     cutoff = time.time() - grace_seconds

@@ -12,6 +12,7 @@ from driftline.cli import (
     db,
     experiments,
     models,
+    monitoring,
     quickstart,
     runs,
     server,
@@ -87,6 +88,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(models.audit_app, name="audit")
 data.register_gc(app)
+monitoring.register(app)
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HEAD_REVISION", "current_revision", "ensure_schema", "upgrade"]
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 # Any fixed 64-bit number: the advisory lock migrations take on PostgreSQL.
 _LOCK_KEY = 0x6472696674
 
