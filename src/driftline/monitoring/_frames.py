@@ -165,13 +165,13 @@ def value_counts(table: Any, name: str) -> tuple[pa.Array, np.ndarray, int]:
             col = pa.chunked_array([pa.array(series, from_pandas=True)])
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed objects: compare their text
             col = pa.chunked_array([pa.array(series.astype("string"), from_pandas=True)])
-    if pa.types.is_dictionary(col.type):
-        col = pc.cast(col, col.type.value_type)
-    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-        col = pc.cast(col, pa.string())
     missing = col.null_count
-    counts = pc.value_counts(col)
+    counts = pc.value_counts(col)  # on dictionary columns this counts codes, no hashing
     values = counts.field("values")
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        values = pc.cast(values, pa.string())  # only the distinct values, not every row
     n = np.asarray(counts.field("counts").to_numpy(), dtype=np.int64)
     mask = values.is_valid()
     if values.null_count:

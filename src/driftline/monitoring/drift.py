@@ -202,16 +202,7 @@ def _numeric(
     plots = _numeric_plot(ref, edges, ref_shares, cur_shares)
     if n < t.min_rows:
         return _unscored(base, "insufficient_data", n_cur=n, anomalies=tuple(anomalies), **plots)
-    sketch, cdf = np.asarray(ref.sketch), np.asarray(ref.sketch_cdf)
-    u, first = np.unique(sketch, return_index=True)
-    f_ref = cdf[first]
-    f_cur = np.searchsorted(finite, u, side="right") / n
-    gap = np.abs(f_ref - f_cur)
-    ks = float(gap.max())
-    w1 = float(np.sum(gap[:-1] * np.diff(u)))
-    below = finite[: int(np.searchsorted(finite, u[0], side="left"))]
-    above = finite[int(np.searchsorted(finite, u[-1], side="right")) :]
-    w1 += (float(np.sum(u[0] - below)) + float(np.sum(above - u[-1]))) / n
+    ks, w1, u, f_ref, f_cur = _cdf_distances(ref, finite)
     scale = ref.std if ref.std else max(abs(ref.mean or 0.0), 1.0)
     scores = {
         "psi": psi(ref_shares, cur_shares),
@@ -228,6 +219,39 @@ def _numeric(
         cdf_cur=tuple(float(v) for v in f_cur[keep]),
     )
     return _scored(base, scores, p, n, tuple(anomalies), plots)
+
+
+def _cdf_distances(
+    ref: ColumnReference, finite: np.ndarray
+) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
+    """KS statistic and W1 from the sketch: ``(ks, w1, points, F_ref, F_cur)``.
+
+    Both CDFs are exact just below and at each distinct sketch point. Between two points
+    their difference ``d`` is taken as linear from its value at the left point to its
+    value just below the right one, and ``|d|`` integrated exactly: for discrete data
+    (no mass between points) this is exact, for continuous data a trapezoid rule.
+    """
+    import numpy as np
+
+    n = len(finite)
+    sketch = np.asarray(ref.sketch)
+    u, first = np.unique(sketch, return_index=True)
+    f_ref = np.asarray(ref.sketch_cdf)[first]
+    f_ref_left = np.asarray(ref.sketch_cdf_left)[first]
+    f_cur = np.searchsorted(finite, u, side="right") / n
+    f_cur_left = np.searchsorted(finite, u, side="left") / n
+    at, below = f_ref - f_cur, f_ref_left - f_cur_left
+    ks = float(max(np.abs(at).max(), np.abs(below).max()))
+    a, b = at[:-1], below[1:]  # d just after point j, d just before point j + 1
+    same = a * b >= 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crossing = np.where(same, 0.0, (a * a + b * b) / (2 * (np.abs(a) + np.abs(b))))
+    area = np.where(same, (np.abs(a) + np.abs(b)) / 2, crossing)
+    w1 = float(np.sum(area * np.diff(u)))
+    low = finite[: int(np.searchsorted(finite, u[0], side="left"))]
+    high = finite[int(np.searchsorted(finite, u[-1], side="right")) :]
+    w1 += (float(np.sum(u[0] - low)) + float(np.sum(high - u[-1]))) / n
+    return ks, w1, u, f_ref, f_cur
 
 
 def _numeric_plot(
@@ -361,11 +385,15 @@ def benjamini_hochberg(p: list[float]) -> list[float]:
     return out
 
 
+def _p(p: float | None) -> float:
+    return 1.0 if p is None else p  # 0.0 is a p-value, not a missing one
+
+
 def _adjust(results: dict[str, ColumnDrift], thresholds: DriftThresholds) -> dict[str, ColumnDrift]:
     import dataclasses
 
     scored = [n for n, c in results.items() if c.status == "ok" and c.p_value is not None]
-    adjusted = benjamini_hochberg([results[n].p_value or 1.0 for n in scored])
+    adjusted = benjamini_hochberg([_p(results[n].p_value) for n in scored])
     out = dict(results)
     for name, p_adj in zip(scored, adjusted, strict=True):
         c = results[name]

@@ -52,9 +52,10 @@ class ColumnReference:
     Numeric columns: bins ``(-inf, e1], (e1, e2], ..., (ek, +inf)`` over the inner ``edges``
     (deciles, duplicates merged, see :mod:`.reference`), ``proportions`` of all rows per bin
     and ``missing_share`` for null/NaN; a quantile ``sketch`` of the finite values
-    (``sketch[i]`` is the ``i/(len-1)`` quantile) with the exact reference CDF
-    ``sketch_cdf`` at each point. Categorical columns: ``categories`` (the top 50) with
-    their ``proportions``, then ``other_share`` and ``missing_share``.
+    (``sketch[i]`` is the ``i/(len-1)`` quantile) with the exact reference CDF at each
+    point, ``sketch_cdf`` (share <= the point) and ``sketch_cdf_left`` (share < it).
+    Categorical columns: ``categories`` (the top 50) with their ``proportions``, then
+    ``other_share`` and ``missing_share``.
     """
 
     name: str
@@ -73,6 +74,7 @@ class ColumnReference:
     missing_share: float = 0.0
     sketch: tuple[float, ...] = ()
     sketch_cdf: tuple[float, ...] = ()
+    sketch_cdf_left: tuple[float, ...] = ()
     categories: tuple[str, ...] = ()
     other_share: float = 0.0
 

@@ -11,8 +11,9 @@ Numeric columns (int and float):
   ``(-inf, c^-], (c^-, c], (c, +inf)`` (``c^-`` the next float below), so any change shows.
   Infinite values fall in the outer bins; null and NaN in a separate missing share.
 - **Sketch**: the ``0, 1/1000, ..., 1`` quantiles of the finite values and the exact
-  reference CDF at each, from which drift computes Wasserstein distance and the KS
-  statistic without re-reading the reference.
+  reference CDF at each (and just below each, which tells atoms from spread), from which
+  drift computes Wasserstein distance and the KS statistic without re-reading the
+  reference.
 - mean and (sample) std of the finite values, for normalizing Wasserstein distance.
 
 Categorical columns (string, bool, dictionary): the 50 most frequent values (ties by
@@ -117,6 +118,7 @@ def _fit_numeric(name: str, type_: str, x: np.ndarray, bins: int, size: int) -> 
     probs = np.linspace(0.0, 1.0, size)
     sketch = np.quantile(finite, probs, method="inverted_cdf")
     cdf = np.searchsorted(finite, sketch, side="right") / len(finite)
+    cdf_left = np.searchsorted(finite, sketch, side="left") / len(finite)
     std = float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
     return _with(
         base,
@@ -131,6 +133,7 @@ def _fit_numeric(name: str, type_: str, x: np.ndarray, bins: int, size: int) -> 
         missing_share=missing / rows,
         sketch=tuple(float(v) for v in sketch),
         sketch_cdf=tuple(float(v) for v in cdf),
+        sketch_cdf_left=tuple(float(v) for v in cdf_left),
     )
 
 
