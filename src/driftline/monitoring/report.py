@@ -25,11 +25,12 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;
 h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 6px}
 .meta{color:#555;font-size:13px}
 .badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600}
-.drift{background:#c0392b} .no_drift{background:#2e7d32} .not_scored{background:#777}
+.badge.drift{background:#c0392b} .badge.no_drift{background:#2e7d32}
+.badge.not_scored{background:#777}
 table{border-collapse:collapse;font-size:13px;margin-top:10px}
 th,td{border-bottom:1px solid #ddd;padding:4px 10px;text-align:right}
 th:first-child,td:first-child{text-align:left}
-tr.drift td{background:#fdecea}
+tr.row-drift td{background:#fdecea}
 .plots{display:flex;flex-wrap:wrap;gap:16px}
 .legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;
  vertical-align:middle}
@@ -79,7 +80,7 @@ def _table(report: DriftReport) -> str:
     rows = []
     for c in report.columns.values():
         rows.append(
-            f"<tr class='{c.verdict}'><td><a href='#col-{_anchor(c.column)}'>"
+            f"<tr class='row-{c.verdict}'><td><a href='#col-{_anchor(c.column)}'>"
             f"{escape(c.column)}</a></td><td>{c.kind}</td><td>{c.method}</td>"
             f"<td>{_fmt(c.score)}</td><td>{_fmt(c.threshold)}</td><td>{_fmt(c.p_value)}</td>"
             f"<td>{_fmt(c.p_adjusted)}</td><td>{_fmt(c.scores.get('psi'))}</td>"
