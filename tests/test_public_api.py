@@ -37,6 +37,7 @@ EXPECTED_ALL = [
     "log_param",
     "log_params",
     "models",
+    "monitoring",
     "pipeline",
     "pipelines",
     "register_model",

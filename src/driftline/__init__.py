@@ -7,7 +7,8 @@ Example:
     ...     dl.log_metric("loss", 0.25, step=0)
 
 ``import driftline`` stays light: every heavy library is imported when first needed,
-and the stage facades (``dl.data``, ``dl.models``, ``dl.registry``) on first use.
+and the stage facades (``dl.data``, ``dl.models``, ``dl.registry``, ``dl.monitoring``) on
+first use.
 """
 
 from typing import Any
@@ -52,7 +53,7 @@ from driftline.settings import Settings
 
 __version__ = "0.1.0"
 
-_LAZY_STAGES = ("data", "models", "pipelines", "registry", "serving")
+_LAZY_STAGES = ("data", "models", "monitoring", "pipelines", "registry", "serving")
 # Names that live in a stage, imported with it on first use: ``dl.step`` -> pipelines.
 _LAZY_NAMES = {"pipeline": "pipelines", "step": "pipelines"}
 

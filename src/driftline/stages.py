@@ -35,6 +35,7 @@ STAGES: tuple[str, ...] = (
     "driftline.registry.stage:STAGE",
     "driftline.auth.stage:STAGE",
     "driftline.serving.stage:STAGE",
+    "driftline.monitoring.stage:STAGE",
     "driftline.pipelines.stage:STAGE",
 )
 

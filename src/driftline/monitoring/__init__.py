@@ -1,0 +1,134 @@
+"""Monitoring: drift of any table against a reference fitted once.
+
+Example:
+    >>> import driftline as dl
+    >>> rep = dl.monitoring.drift(reference="customers@7", current=batch_df)  # doctest: +SKIP
+    >>> rep.drifted, rep.columns["age"].verdict                               # doctest: +SKIP
+    >>> rep.to_html("drift.html")                                             # doctest: +SKIP
+    >>> dl.monitoring.fit_reference("customers@7", name="churn")              # doctest: +SKIP
+
+``reference`` and ``current`` are pandas DataFrames, Arrow tables, Parquet/CSV paths or
+dataset versions; a reference may also be a fitted :class:`Reference`. The statistics are
+defined in :mod:`driftline.monitoring.drift` and :mod:`driftline.monitoring.reference`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from driftline.monitoring.models import (
+    ColumnDrift,
+    ColumnReference,
+    ColumnThresholds,
+    DriftReport,
+    DriftThresholds,
+    Reference,
+    StoredReference,
+)
+from driftline.monitoring.service import MonitoringService
+
+__all__ = [
+    "ColumnDrift",
+    "ColumnReference",
+    "ColumnThresholds",
+    "DriftReport",
+    "DriftThresholds",
+    "MonitoringService",
+    "Reference",
+    "StoredReference",
+    "drift",
+    "fit_reference",
+    "get_reference",
+    "list_references",
+    "service_for",
+]
+
+
+def service_for(workspace: Any | None) -> MonitoringService:
+    """The monitoring service of a workspace (None: no storage, references in memory)."""
+    if workspace is None:
+        return MonitoringService(None, None)
+    service: MonitoringService = workspace.service("monitoring", MonitoringService)
+    return service
+
+
+def _service() -> MonitoringService:
+    from driftline.core.session import default_workspace
+
+    return service_for(default_workspace())
+
+
+def _needs_workspace(data: Any) -> bool:
+    from pathlib import Path
+
+    return isinstance(data, str) and not Path(data).exists()
+
+
+def drift(
+    reference: Any,
+    current: Any,
+    *,
+    columns: list[str] | None = None,
+    thresholds: DriftThresholds | Mapping[str, Any] | None = None,
+) -> DriftReport:
+    """Drift of ``current`` against ``reference``, per column and for the dataset.
+
+    Args:
+        reference: A DataFrame, Arrow table, Parquet/CSV path, dataset version
+            (``customers@7``: its reference is fitted once and stored), or a
+            :class:`Reference`.
+        current: A DataFrame, Arrow table, Parquet/CSV path or dataset version.
+        columns: Columns to compare (default: every column of the reference).
+        thresholds: :class:`DriftThresholds`, or a dict of its fields with ``columns``
+            mapping a column name to a dict of :class:`ColumnThresholds` fields.
+
+    Example:
+        >>> rep = dl.monitoring.drift(reference=train_df, current=batch_df,
+        ...                           thresholds={"columns": {"age": {"wasserstein": 0.05}}})
+        ... # doctest: +SKIP
+        >>> rep.columns["age"].p_adjusted  # doctest: +SKIP
+    """
+    needs = _needs_workspace(reference) or _needs_workspace(current)
+    service = _service() if needs else MonitoringService(None, None)
+    return service.drift(reference, current, columns=columns, thresholds=_thresholds(thresholds))
+
+
+def fit_reference(source: Any, *, name: str | None = None, refit: bool = False) -> Reference:
+    """Fit the drift reference of ``source`` once and store it under ``name``.
+
+    A reference already stored for the same data (dataset version or file contents) and
+    settings is reused instead of refitted, unless ``refit``.
+
+    Example:
+        >>> ref = dl.monitoring.fit_reference("customers@7", name="churn")  # doctest: +SKIP
+        >>> dl.monitoring.drift(reference=ref, current="batch.parquet")     # doctest: +SKIP
+    """
+    return _service().fit_reference(source, name=name, refit=refit)[1]
+
+
+def get_reference(name: str) -> Reference:
+    """The newest reference stored under ``name`` (``NotFoundError`` says how to fit one)."""
+    return _service().get_reference(name)
+
+
+def list_references() -> list[StoredReference]:
+    """Every stored reference record, newest first."""
+    return _service().list_references()
+
+
+def _thresholds(value: DriftThresholds | Mapping[str, Any] | None) -> DriftThresholds | None:
+    from driftline.errors import InvalidArgumentError
+
+    if value is None or isinstance(value, DriftThresholds):
+        return value
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError("thresholds must be a DriftThresholds or a dict of its fields")
+    try:
+        columns = {
+            str(k): v if isinstance(v, ColumnThresholds) else ColumnThresholds(**v)
+            for k, v in (value.get("columns") or {}).items()
+        }
+        return DriftThresholds(**{**value, "columns": columns})
+    except TypeError as exc:
+        raise InvalidArgumentError(f"Unknown threshold: {exc}") from None

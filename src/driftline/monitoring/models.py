@@ -1,0 +1,388 @@
+"""The monitoring stage's records: a fitted reference, drift thresholds, drift reports.
+
+Records are frozen and JSON-round-trippable (``to_dict`` / ``from_dict``), so a report can
+be stored beside a monitor's time series (next increment) and served over the REST API.
+Scores that could not be computed are ``None``, never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from driftline.errors import InvalidArgumentError
+
+__all__ = [
+    "COLUMN_KINDS",
+    "COLUMN_STATUSES",
+    "MISSING",
+    "OTHER",
+    "ColumnDrift",
+    "ColumnReference",
+    "ColumnThresholds",
+    "DriftReport",
+    "DriftThresholds",
+    "Reference",
+    "StoredReference",
+]
+
+REFERENCE_FORMAT = "driftline.reference/1"
+REPORT_FORMAT = "driftline.drift-report/1"
+#: How a column is compared: binned numbers, counted categories, or not at all.
+COLUMN_KINDS = ("numeric", "categorical", "unsupported")
+#: ``ok`` means scored; every other status explains why a column has no verdict.
+COLUMN_STATUSES = (
+    "ok",
+    "insufficient_data",
+    "missing_column",
+    "type_mismatch",
+    "empty_reference",
+    "unsupported_type",
+)
+OTHER = "__other__"
+MISSING = "__missing__"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ColumnReference:
+    """What the reference knows about one column, fitted once.
+
+    Numeric columns: bins ``(-inf, e1], (e1, e2], ..., (ek, +inf)`` over the inner ``edges``
+    (deciles, duplicates merged, see :mod:`.reference`), ``proportions`` of all rows per bin
+    and ``missing_share`` for null/NaN; a quantile ``sketch`` of the finite values
+    (``sketch[i]`` is the ``i/(len-1)`` quantile) with the exact reference CDF at each
+    point, ``sketch_cdf`` (share <= the point) and ``sketch_cdf_left`` (share < it).
+    Categorical columns: ``categories`` (the top 50) with their ``proportions``, then
+    ``other_share`` and ``missing_share``.
+    """
+
+    name: str
+    kind: str
+    type: str
+    rows: int
+    missing: int
+    infinite: int = 0
+    distinct: int | None = None
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    edges: tuple[float, ...] = ()
+    proportions: tuple[float, ...] = ()
+    missing_share: float = 0.0
+    sketch: tuple[float, ...] = ()
+    sketch_cdf: tuple[float, ...] = ()
+    sketch_cdf_left: tuple[float, ...] = ()
+    categories: tuple[str, ...] = ()
+    other_share: float = 0.0
+
+    @property
+    def values(self) -> int:
+        """Rows that hold a value (not null, not NaN)."""
+        return self.rows - self.missing
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reference:
+    """A fitted reference: one :class:`ColumnReference` per column, stored as JSON.
+
+    Attributes:
+        rows: Rows of the data it was fitted on.
+        columns: Per column, in table order.
+        source: Where the data came from (``customers@7``, a file name, ``dataframe``).
+        source_key: The data's identity when known (a dataset version id, a file digest).
+        settings: The fitting parameters (bins, sketch size, top categories).
+    """
+
+    rows: int
+    columns: dict[str, ColumnReference]
+    source: str = "dataframe"
+    source_key: str | None = None
+    settings: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain data (infinite floats as strings), read by :meth:`from_dict`."""
+        return {
+            "format": REFERENCE_FORMAT,
+            "rows": self.rows,
+            "source": self.source,
+            "source_key": self.source_key,
+            "settings": dict(self.settings),
+            "columns": [_plain(c) for c in self.columns.values()],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Reference:
+        """Rebuild a reference from :meth:`to_dict` output."""
+        if not isinstance(d, Mapping) or d.get("format") != REFERENCE_FORMAT:
+            raise InvalidArgumentError(
+                f"Not a driftline reference (no format {REFERENCE_FORMAT!r}); "
+                "fit one with dl.monitoring.fit_reference(source, name=...)"
+            )
+        try:
+            columns = [_column_from_dict(c) for c in d["columns"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"Malformed reference: {exc!r}") from None
+        return cls(
+            rows=int(d["rows"]),
+            columns={c.name: c for c in columns},
+            source=str(d.get("source", "dataframe")),
+            source_key=d.get("source_key"),
+            settings={str(k): int(v) for k, v in (d.get("settings") or {}).items()},
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredReference:
+    """The metadata record of a reference kept in the artifact store.
+
+    Attributes:
+        id: Sortable id of the record.
+        name: The name it is found by (several records may share a digest).
+        digest: Content address of the reference JSON.
+        source: Where the data came from, e.g. ``customers@7``.
+        source_key: The data's identity (dataset version id, file digest), if known.
+        settings_key: The fitting parameters, as ``bins=10,sketch=1001,top=50``.
+        rows: Rows fitted on.
+        created_at: Epoch milliseconds (UTC).
+    """
+
+    id: str
+    name: str
+    digest: str
+    source: str
+    source_key: str | None
+    settings_key: str
+    rows: int
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ColumnThresholds:
+    """Per-column overrides of :class:`DriftThresholds`; ``None`` keeps the default.
+
+    ``method`` picks the effect size that gates the verdict: ``"wasserstein"`` (numeric
+    default), ``"jensen_shannon"`` (categorical default) or ``"psi"`` (either kind).
+    """
+
+    psi: float | None = None
+    wasserstein: float | None = None
+    jensen_shannon: float | None = None
+    alpha: float | None = None
+    min_rows: int | None = None
+    method: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriftThresholds:
+    """When a column, and the dataset, count as drifted (see :mod:`.drift`).
+
+    A column drifts when its primary effect size is at or above its threshold **and** its
+    Benjamini-Hochberg adjusted p-value is below ``alpha``; the dataset drifts when the
+    share of drifted columns among the scored ones is at least ``drift_share``.
+
+    Example::
+
+        DriftThresholds(columns={"age": ColumnThresholds(wasserstein=0.05)})
+    """
+
+    psi: float = 0.2
+    wasserstein: float = 0.1
+    jensen_shannon: float = 0.1
+    alpha: float = 0.05
+    min_rows: int = 100
+    drift_share: float = 0.5
+    columns: Mapping[str, ColumnThresholds] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("psi", "wasserstein", "jensen_shannon"):
+            _check_positive(name, getattr(self, name))
+        _check_unit("alpha", self.alpha)
+        _check_unit("drift_share", self.drift_share)
+        if self.min_rows < 1:
+            raise InvalidArgumentError(f"min_rows must be at least 1, got {self.min_rows}")
+        for column, t in self.columns.items():
+            if t.method not in (None, "psi", "wasserstein", "jensen_shannon"):
+                raise InvalidArgumentError(
+                    f"Unknown drift method {t.method!r} for column {column!r}; "
+                    "use psi, wasserstein or jensen_shannon"
+                )
+
+    def for_column(self, name: str) -> DriftThresholds:
+        """The thresholds that apply to one column (its overrides over the defaults)."""
+        t = self.columns.get(name)
+        if t is None:
+            return self
+        values = {f.name: getattr(t, f.name) for f in fields(t) if f.name != "method"}
+        return DriftThresholds(
+            **{k: (getattr(self, k) if v is None else v) for k, v in values.items()},
+            drift_share=self.drift_share,
+        )
+
+    def method_for(self, name: str, kind: str) -> str:
+        """The effect size that gates a column's verdict."""
+        t = self.columns.get(name)
+        if t is not None and t.method is not None:
+            if t.method == "wasserstein" and kind != "numeric":
+                raise InvalidArgumentError(f"{name!r} is {kind}: wasserstein needs numbers")
+            if t.method == "jensen_shannon" and kind != "categorical":
+                raise InvalidArgumentError(f"{name!r} is {kind}: jensen_shannon needs categories")
+            return t.method
+        return "wasserstein" if kind == "numeric" else "jensen_shannon"
+
+    def threshold(self, method: str) -> float:
+        """The threshold of one method."""
+        return float(getattr(self, method))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ColumnDrift:
+    """The drift of one column.
+
+    Attributes:
+        column: Column name.
+        kind: ``numeric``, ``categorical`` or ``unsupported``.
+        method: The effect size that gates the verdict (``wasserstein``, ``jensen_shannon``
+            or ``psi``).
+        score: That effect size, or None when the column was not scored.
+        threshold: Its threshold.
+        p_value: The raw test p-value (KS for numeric, chi-square for categorical).
+        p_adjusted: Benjamini-Hochberg adjusted across the scored columns.
+        verdict: ``drift``, ``no_drift`` or ``not_scored``.
+        status: ``ok`` or why the column was not scored (:data:`COLUMN_STATUSES`).
+        n_ref: Reference rows holding a value (numeric: finite values).
+        n_cur: Current rows holding a value, likewise.
+        scores: Every score computed (psi, wasserstein, jensen_shannon, ks, chi2).
+        anomalies: Named findings, e.g. ``infinite_values``, ``all_null``,
+            ``high_cardinality``, ``new_categories``, ``constant_reference``.
+        bins: Bin labels for the plots, with ``ref_shares`` and ``cur_shares`` per bin.
+        cdf_x: Numeric columns: up to 101 sketch points, with both CDFs there
+            (``cdf_ref``, ``cdf_cur``), for the plots.
+    """
+
+    column: str
+    kind: str
+    method: str
+    score: float | None
+    threshold: float
+    p_value: float | None
+    p_adjusted: float | None
+    verdict: str
+    status: str
+    n_ref: int
+    n_cur: int
+    scores: dict[str, float] = field(default_factory=dict)
+    anomalies: tuple[str, ...] = ()
+    bins: tuple[str, ...] = ()
+    ref_shares: tuple[float, ...] = ()
+    cur_shares: tuple[float, ...] = ()
+    cdf_x: tuple[float, ...] = ()
+    cdf_ref: tuple[float, ...] = ()
+    cdf_cur: tuple[float, ...] = ()
+
+    @property
+    def drifted(self) -> bool:
+        """Whether the verdict is ``drift``."""
+        return self.verdict == "drift"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain data."""
+        return _plain(self)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriftReport:
+    """Drift between a reference and current data, per column and for the dataset.
+
+    Example::
+
+        rep = dl.monitoring.drift(reference="customers@7", current=batch_df)
+        rep.drifted, rep.columns["age"].verdict
+        rep.to_html("drift.html")
+    """
+
+    drifted: bool
+    drift_share: float
+    threshold_share: float
+    n_ref: int
+    n_cur: int
+    columns: dict[str, ColumnDrift]
+    reference: str
+    current: str
+    created_at: int
+    window_start: int | None = None
+    window_end: int | None = None
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        """Names of the drifted columns, in table order."""
+        return [c.column for c in self.columns.values() if c.drifted]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain data, read by :meth:`from_dict`."""
+        out = _plain(self)
+        out["columns"] = [c.to_dict() for c in self.columns.values()]
+        return {"format": REPORT_FORMAT, **out}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DriftReport:
+        """Rebuild a report from :meth:`to_dict` output."""
+        if d.get("format") != REPORT_FORMAT:
+            raise InvalidArgumentError(f"Not a drift report (no format {REPORT_FORMAT!r})")
+        cols = [_record(ColumnDrift, c) for c in d["columns"]]
+        rest = {k: v for k, v in d.items() if k not in ("format", "columns")}
+        return cls(**rest, columns={c.column: c for c in cols})
+
+    def to_html(self, path: str | None = None) -> str:
+        """A self-contained HTML page (inline SVG plots); written to ``path`` if given."""
+        from driftline.monitoring.report import render_html
+
+        html: str = render_html(self)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(html)
+        return html
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise InvalidArgumentError(f"Threshold {name} must be a positive number, got {value!r}")
+
+
+def _check_unit(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and 0 < value <= 1):
+        raise InvalidArgumentError(f"{name} must be in (0, 1], got {value!r}")
+
+
+def _enc(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    if isinstance(v, tuple | list):
+        return [_enc(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _enc(x) for k, x in v.items()}
+    return v
+
+
+def _dec(v: Any) -> Any:
+    if v in ("NaN", "Infinity", "-Infinity"):
+        return float(v)
+    if isinstance(v, list):
+        return tuple(_dec(x) for x in v)
+    return v
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    return {f.name: _enc(getattr(record, f.name)) for f in fields(record)}
+
+
+def _record(kind: Any, d: Mapping[str, Any]) -> Any:
+    names = {f.name for f in fields(kind)}
+    return kind(**{k: _dec(v) for k, v in d.items() if k in names})
+
+
+def _column_from_dict(d: Mapping[str, Any]) -> ColumnReference:
+    column: ColumnReference = _record(ColumnReference, d)
+    return column

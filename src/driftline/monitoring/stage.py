@@ -1,0 +1,56 @@
+"""The monitoring stage's declaration (see :mod:`driftline.core.stage`).
+
+Fitted drift references are JSON objects in the content store, recorded in the
+``monitoring_references`` table (its own migration branch); those objects are its gc
+roots. A remote workspace has no reference store yet: references live in memory there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from driftline.core.stage import Host, Kernel, Services, Stage
+
+if TYPE_CHECKING:
+    from driftline.monitoring.service import MonitoringService
+
+__all__ = ["STAGE"]
+
+
+def _build(kernel: Kernel, _uses: Services) -> MonitoringService:
+    from driftline.monitoring.service import MonitoringService
+
+    if kernel.database is None:
+        return MonitoringService(None, None)
+    from driftline.monitoring._sql import SqlReferenceStore
+
+    return MonitoringService(SqlReferenceStore(kernel.database), kernel.content)
+
+
+def _roots(service: MonitoringService) -> Iterable[str]:
+    return service.referenced_digests()
+
+
+def _example(host: Host, _tmp_path: Path) -> Iterable[str]:
+    import pandas as pd
+
+    from driftline.monitoring.service import MonitoringService
+
+    frame = pd.DataFrame({"x": [float(i % 17) for i in range(300)], "c": ["a", "b", "c"] * 100})
+    stored, _ = host.service("monitoring", MonitoringService).fit_reference(frame, name="contract")
+    return {stored.digest}
+
+
+STAGE: Stage[MonitoringService] = Stage(
+    name="monitoring",
+    uses=("data", "registry"),
+    build=_build,
+    gc_roots=_roots,
+    tables=("driftline.monitoring._tables",),
+    migrations="driftline.monitoring.migrations",
+    cli="driftline.cli.monitoring:register",
+    api="driftline.monitoring",
+    example=_example,
+)
