@@ -19,7 +19,7 @@ It measures, through driftline's public API:
    of 100,000 rows; and detection of a 0.2 std mean shift in one numeric column at
    n = 5,000 with no other column flagged;
 4. Evidently 0.7 ``DataDriftPreset`` (its default per-column tests) in its own
-   virtualenv (``--evidently``, default ``/tmp/evidently-venv/bin/python``) on the same
+   virtualenv (``--evidently``, default ``.venvs/evidently/bin/python``) on the same
    Parquet files and the same seeds (a checksum proves its frames are the same).
 """
 
@@ -182,7 +182,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--evidently", default="/tmp/evidently-venv/bin/python")
+    parser.add_argument("--evidently", default=".venvs/evidently/bin/python")
     parser.add_argument(
         "--evidently-trials", type=int, default=None, help="trials per size (default 40/100)"
     )

@@ -4,7 +4,7 @@ with Kedro / Prefect side by side when their virtualenvs exist.
 
     python bench/pipelines.py [--quick] [--json] [--steps 100]
 
-Peers run in their own virtualenvs (``/tmp/kedro-venv``, ``/tmp/prefect-venv``, or
+Peers run in their own virtualenvs (``.venvs/kedro``, ``.venvs/prefect``, or
 ``--kedro-python`` / ``--prefect-python``) on the same chain of trivial steps.
 """
 
@@ -126,8 +126,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--big-mib", type=int, default=256)
-    parser.add_argument("--kedro-python", default="/tmp/kedro-venv/bin/python")
-    parser.add_argument("--prefect-python", default="/tmp/prefect-venv/bin/python")
+    parser.add_argument("--kedro-python", default=".venvs/kedro/bin/python")
+    parser.add_argument("--prefect-python", default=".venvs/prefect/bin/python")
     args = parser.parse_args()
     n = 20 if args.quick else args.steps
     big = 16 if args.quick else args.big_mib
