@@ -102,6 +102,7 @@ __all__ = [
     "log_param",
     "log_params",
     "models",
+    "monitoring",
     "pipeline",
     "pipelines",
     "register_model",
