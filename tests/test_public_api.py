@@ -43,6 +43,7 @@ EXPECTED_ALL = [
     "register_model",
     "registry",
     "search_runs",
+    "serving",
     "set_tag",
     "set_tags",
     "start_run",

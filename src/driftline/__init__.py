@@ -108,6 +108,7 @@ __all__ = [
     "register_model",
     "registry",
     "search_runs",
+    "serving",
     "set_tag",
     "set_tags",
     "start_run",
