@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         Token,
         User,
     )
+    from driftline.auth.policy import require
     from driftline.auth.service import AuthService, UserAdmin
     from driftline.core.metadata import Database
 
