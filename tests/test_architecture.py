@@ -8,6 +8,7 @@
 - Stages never import ``cli`` or ``server``; a stage uses another only through that
   stage's package (its ``__init__``), and only stages on its own row or below:
 
+      retraining                  may use every stage below (pipelines too)
       pipelines                   may use every stage below
       serving, monitoring         use registry, models, data, features
       registry, features          use tracking, models, data
@@ -45,6 +46,7 @@ STAGES = (
     "pipelines",
     "serving",
     "monitoring",
+    "retraining",
 )
 ROW = {
     "tracking": 0,
@@ -56,6 +58,7 @@ ROW = {
     "serving": 2,
     "monitoring": 2,
     "pipelines": 3,
+    "retraining": 4,
 }
 MAY_USE = {
     "tracking": {"data", "models"},
@@ -69,6 +72,8 @@ MAY_USE = {
     "serving": {"registry", "models", "data", "features", "auth"},
     "monitoring": {"registry", "models", "data", "features"},
     "pipelines": set(STAGES) - {"pipelines"},
+    # The loop back from production: it reads every stage's records and re-runs pipelines.
+    "retraining": set(STAGES) - {"retraining"},
 }
 ADAPTERS = ("cli", "server")
 #: Stages that run a web server of their own (the web framework is theirs to use).

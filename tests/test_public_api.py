@@ -36,18 +36,22 @@ EXPECTED_ALL = [
     "log_metrics",
     "log_param",
     "log_params",
+    "maturity",
     "models",
     "monitoring",
     "pipeline",
     "pipelines",
     "register_model",
     "registry",
+    "reproduce",
+    "retraining",
     "search_runs",
     "serving",
     "set_tag",
     "set_tags",
     "start_run",
     "step",
+    "trace",
 ]
 
 

@@ -174,6 +174,7 @@ def test_the_stage_list_names_each_stage_once_and_in_use_order() -> None:
         "serving",
         "monitoring",
         "pipelines",
+        "retraining",
     ]
     for stage in DECLARED:
         assert stage.api is None or importlib.import_module(stage.api)

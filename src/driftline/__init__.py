@@ -53,9 +53,17 @@ from driftline.settings import Settings
 
 __version__ = "0.1.0"
 
-_LAZY_STAGES = ("data", "models", "monitoring", "pipelines", "registry", "serving")
+_LAZY_STAGES = (
+    "data", "models", "monitoring", "pipelines", "registry", "retraining", "serving",
+)  # fmt: skip
 # Names that live in a stage, imported with it on first use: ``dl.step`` -> pipelines.
-_LAZY_NAMES = {"pipeline": "pipelines", "step": "pipelines"}
+_LAZY_NAMES = {
+    "pipeline": "pipelines",
+    "step": "pipelines",
+    "maturity": "retraining",
+    "reproduce": "retraining",
+    "trace": "retraining",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -101,16 +109,20 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "maturity",
     "models",
     "monitoring",
     "pipeline",
     "pipelines",
     "register_model",
     "registry",
+    "reproduce",
+    "retraining",
     "search_runs",
     "serving",
     "set_tag",
     "set_tags",
     "start_run",
     "step",
+    "trace",
 ]

@@ -37,6 +37,7 @@ STAGES: tuple[str, ...] = (
     "driftline.serving.stage:STAGE",
     "driftline.monitoring.stage:STAGE",
     "driftline.pipelines.stage:STAGE",
+    "driftline.retraining.stage:STAGE",
 )
 
 #: Modules of the kernel that declare tables (they belong to no stage).

@@ -1,0 +1,256 @@
+"""``driftline trace``, ``driftline reproduce`` and ``driftline maturity``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from driftline.cli._context import open_workspace
+from driftline.cli._output import JsonOption, console, fmt_number, fmt_time, print_json, table
+
+if TYPE_CHECKING:
+    from rich.tree import Tree
+
+    from driftline.retraining import ReproduceReport, RetrainingService, Trace, VersionLineage
+
+
+def install_commands(root_app: typer.Typer) -> None:
+    """Add the retraining stage's commands (its ``cli`` hook)."""
+    root_app.command(name="trace")(trace)
+    root_app.command(name="reproduce")(reproduce)
+    root_app.command(name="maturity")(maturity)
+
+
+def _service(ctx: typer.Context) -> RetrainingService:
+    from driftline.retraining import RetrainingService
+
+    return open_workspace(ctx).service("retraining", RetrainingService)
+
+
+# -- trace ----------------------------------------------------------------------------
+
+
+def trace(
+    ctx: typer.Context,
+    request_id: str = typer.Argument(..., help="The X-Request-ID a prediction was answered with."),
+    deployment: str | None = typer.Option(
+        None, "--deployment", "-d", help="Look only in this deployment's log."
+    ),
+    log_root: str | None = typer.Option(
+        None, "--log-root", help="The prediction log's folder or URL (default: the workspace's)."
+    ),
+    json: bool = JsonOption,
+) -> None:
+    """Show everything behind one prediction: deployment, version, run, code, params, data."""
+    found = _service(ctx).trace(request_id, deployment=deployment, log_root=log_root)
+    if json:
+        print_json(found)
+        return
+    console.print(_trace_tree(found))
+
+
+def _trace_tree(found: Trace) -> Tree:
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    root = Tree(f"[bold]request {escape(found.request_id)}[/]")
+    lineages = {(v.model, v.version): v for v in found.versions}
+    for row in found.predictions:
+        outcome = f"status {row.status}" + (f", {escape(row.error)}" if row.error else "")
+        served = root.add(
+            f"[bold]{escape(row.deployment)}[/] / {row.variant}: {row.endpoint}, "
+            f"{row.n_rows} row(s), {row.latency_ms:.1f} ms, {outcome}, {fmt_time(row.time)}"
+        )
+        _version_branch(served, lineages[(row.model, row.model_version)])
+    return root
+
+
+def _version_branch(parent: Tree, lineage: VersionLineage) -> None:
+    from rich.markup import escape
+
+    aliases = f" @{', @'.join(lineage.aliases)}" if lineage.aliases else ""
+    node = parent.add(
+        f"model [bold]{escape(lineage.ref)}[/]{escape(aliases)} ({lineage.flavor}), "
+        f"registered {fmt_time(lineage.created_at)} from {escape(lineage.source)}"
+    )
+    run = lineage.run
+    if run is None:
+        node.add("[yellow]no run: registered from files, the lineage ends here[/]")
+        return
+    branch = node.add(f"run [bold]{escape(run.name)}[/] {run.id} ({run.status})")
+    if run.pipeline is not None:
+        p = run.pipeline
+        step = f", step {escape(p.step)}" if p.step else ""
+        branch.add(f"pipeline {escape(p.pipeline)} run {p.run_id}{step}")
+    code = run.code
+    if code.commit:
+        dirty = (
+            " [yellow](uncommitted changes; the diff is recorded as "
+            f"{code.diff_path} on run {code.from_run})[/]"
+            if code.dirty and code.diff_path
+            else " [yellow](uncommitted changes, no diff recorded)[/]"
+            if code.dirty
+            else ""
+        )
+        branch.add(f"code {code.commit[:12]} on {escape(code.branch or 'detached')}{dirty}")
+    else:
+        branch.add("[yellow]code: no commit recorded[/]")
+    if code.command:
+        branch.add(f"command {escape(code.command)}")
+    params = branch.add(f"params ({len(run.params)})")
+    for key, value in sorted(run.params.items()):
+        params.add(f"{escape(key)} = {escape(value)}")
+    if run.metrics:
+        metrics = branch.add(f"metrics ({len(run.metrics)})")
+        for key, number in sorted(run.metrics.items()):
+            metrics.add(f"{escape(key)} = {fmt_number(number)}")
+    if run.inputs:
+        data = branch.add("data")
+        for item in run.inputs:
+            data.add(f"{escape(item.ref)} ({item.version_id[:12]})")
+    else:
+        branch.add("[yellow]data: no dataset versions recorded (dl.log_input)[/]")
+    # Retraining cycles are not recorded yet: no cycle or alert to show.
+
+
+# -- reproduce ------------------------------------------------------------------------
+
+
+def _tolerances(pairs: list[str]) -> dict[str, float]:
+    from driftline.errors import InvalidArgumentError
+
+    found = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        try:
+            found[key.strip()] = float(text)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"Give tolerances as --tolerance metric=0.01, not {pair!r}"
+            ) from None
+        if not sep or not key.strip():
+            raise InvalidArgumentError(f"Give tolerances as --tolerance metric=0.01, not {pair!r}")
+    return found
+
+
+def reproduce(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="The version to rebuild: churn/4 (or churn@champion)."),
+    repo: Path | None = typer.Option(
+        None, "--repo", help="A folder in the training repository (default: here)."
+    ),
+    code: str = typer.Option(
+        "recorded", "--code", help="recorded (the run's commit) or current (this checkout)."
+    ),
+    apply_diff: bool = typer.Option(
+        True, "--apply-diff/--no-apply-diff", help="Apply a dirty run's recorded changes."
+    ),
+    tolerance: list[str] | None = typer.Option(
+        None, "--tolerance", "-t", help="metric=absolute difference accepted (repeatable)."
+    ),
+    default_tolerance: float | None = typer.Option(
+        None, "--default-tolerance", help="For other metrics (default 1e-6)."
+    ),
+    timeout: float | None = typer.Option(None, "--timeout", help="Seconds the re-run may take."),
+    json: bool = JsonOption,
+) -> None:
+    """Re-run what produced a version (same params, data and code) and compare; exit 1 if not."""
+    report = _service(ctx).reproduce(
+        model,
+        repo=repo,
+        code=code,
+        apply_diff=apply_diff,
+        tolerances=_tolerances(tolerance or []),
+        default_tolerance=default_tolerance,
+        timeout=timeout,
+    )
+    if json:
+        print_json({**_as_dict(report), "reproduced": report.reproduced})
+    else:
+        _print_report(report)
+    if not report.reproduced:
+        raise typer.Exit(1)
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    from driftline.cli._output import to_jsonable
+
+    return dict(to_jsonable(value))
+
+
+def _print_report(report: ReproduceReport) -> None:
+    from rich.markup import escape
+
+    console.print(
+        f"[bold]{report.model}[/]: run {report.original_run} re-run as {report.reproduced_run} "
+        f"({report.entry_point}: {escape(report.command)})"
+    )
+    console.print(f"code: {report.code}" + (f" {report.commit[:12]}" if report.commit else ""))
+    table(
+        "Metrics",
+        ["metric", "original", "reproduced", "difference", "tolerance", "within"],
+        [
+            (
+                m.key,
+                fmt_number(m.original),
+                "missing" if m.reproduced is None else fmt_number(m.reproduced),
+                "" if m.difference is None else fmt_number(m.difference),
+                fmt_number(m.tolerance),
+                "yes" if m.within else "NO",
+            )
+            for m in report.metrics
+        ],
+    )
+    console.print(
+        f"data: recorded {', '.join(report.inputs_recorded) or 'none'}; "
+        f"re-run read {', '.join(report.inputs_reproduced) or 'none'}"
+    )
+    files = {
+        True: "model files: byte-identical",
+        False: f"model files: differ ({', '.join(report.differing_files)})",
+        None: "model files: not compared",
+    }[report.model_files_match]
+    console.print(files)
+    for note in report.notes:
+        console.print(f"- {escape(note)}")
+    if report.diff:
+        console.print("[bold]The recorded uncommitted diff:[/]")
+        console.print(escape(report.diff), highlight=False)
+    verdict = "[green]reproduced[/]" if report.reproduced else "[red]NOT reproduced[/]"
+    console.print(verdict)
+
+
+# -- maturity -------------------------------------------------------------------------
+
+
+def maturity(
+    ctx: typer.Context,
+    model: str | None = typer.Argument(None, help="One model (default: every model)."),
+    json: bool = JsonOption,
+) -> None:
+    """Each model's MLOps maturity level (0-4), its evidence, and the steps to the next."""
+    from driftline.retraining import LEVELS
+
+    found = _service(ctx).maturity(model)
+    if json:
+        print_json({"models": found})
+        return
+    if not found:
+        console.print("No registered models: register one with driftline models register")
+        return
+    for item in found:
+        console.print(
+            f"[bold]{item.model}[/]: level {item.level} ({item.level_name}): "
+            f"{LEVELS[item.level].summary}"
+        )
+        table(
+            None,
+            ["capability", "present", "evidence"],
+            [(c.name, "yes" if c.present else "no", c.evidence) for c in item.checks],
+        )
+        if item.next_level is not None:
+            console.print(f"To reach level {item.next_level} ({LEVELS[item.next_level].name}):")
+            for step in item.next_steps:
+                console.print(f"  - {step}")

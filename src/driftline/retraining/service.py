@@ -1,0 +1,342 @@
+"""The retraining stage's service: trace, reproduce and maturity over the other stages.
+
+Everything here reads the other stages' records through their services (tracking,
+data, registry, monitoring) and the prediction log's files (serving's layout); it
+stores nothing of its own yet. Retraining cycles, when they come, add their records
+and the link from a version to the cycle (and alert) that made it.
+
+Remote workspaces: the registry, tracking and data links are read over the server's
+API like any other call. The prediction log is files the serving process writes where
+*its* workspace keeps them, so a remote client finds a request only when it can read
+that folder (a shared artifact store such as ``s3://``, or ``log_root=`` naming it).
+Monitoring's stored references are local-only so far, so maturity does not see them
+from a remote workspace. ``reproduce`` runs the re-run locally, recording into the
+same server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError
+from driftline.retraining.lineage import find_predictions, version_lineage
+from driftline.retraining.maturity import CapabilityCheck, ModelMaturity, assess
+from driftline.retraining.models import ReproduceReport, Trace, VersionLineage
+
+if TYPE_CHECKING:
+    from driftline.core.artifacts import ContentStore
+    from driftline.data import DataService
+    from driftline.monitoring import MonitoringService
+    from driftline.registry import ModelVersion, RegistryService
+    from driftline.settings import Settings
+    from driftline.tracking import TrackingService
+
+__all__ = ["RetrainingService"]
+
+
+class RetrainingService:
+    """Lineage, reproduction and maturity of the workspace's models."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        content: ContentStore,
+        tracking: TrackingService,
+        data: DataService,
+        registry: RegistryService,
+        monitoring: MonitoringService,
+        prediction_log: str,
+        remote: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.content = content
+        self.tracking = tracking
+        self.data = data
+        self.registry = registry
+        self.monitoring = monitoring
+        self.prediction_log = prediction_log
+        self.remote = remote
+
+    # -- trace ------------------------------------------------------------------------
+
+    def trace(
+        self, request_id: str, *, deployment: str | None = None, log_root: str | None = None
+    ) -> Trace:
+        """From a request id in the prediction log to everything behind its answer.
+
+        Args:
+            request_id: The ``X-Request-ID`` a prediction was answered with.
+            deployment: Look only in this deployment's log (faster on a large log).
+            log_root: The prediction log's folder or URL, when it is not this
+                workspace's (a remote client reading the server's shared log).
+
+        Raises:
+            NotFoundError: No prediction with this request id is in the log.
+
+        Example:
+            >>> t = service.trace("0190f2a4c3e27b1d8f0e4a5b6c7d8e9f")      # doctest: +SKIP
+            >>> t.versions[0].run.code.commit                              # doctest: +SKIP
+        """
+        if not isinstance(request_id, str) or not request_id.strip():
+            raise InvalidArgumentError("Give the request id a prediction was answered with")
+        request_id = request_id.strip()
+        root = log_root or self.prediction_log
+        rows = find_predictions(root, request_id, deployment=deployment)
+        if not rows:
+            where = f"deployment {deployment!r} of " if deployment else ""
+            hint = (
+                " This is a remote workspace: the log is read from the server's artifact "
+                "store only when it is shared; pass log_root (--log-root) to name it."
+                if self.remote and log_root is None
+                else ""
+            )
+            raise NotFoundError(
+                f"No prediction with request id {request_id!r} in {where}the prediction log "
+                f"at {root}. Request ids are in the X-Request-ID header of each answer; "
+                f"a sampled-out request (--log-sample) is not logged.{hint}"
+            )
+        seen: dict[tuple[str, int], VersionLineage] = {}
+        for row in rows:
+            key = (row.model, row.model_version)
+            if key not in seen:
+                seen[key] = self.lineage(f"{row.model}/{row.model_version}")
+        return Trace(request_id=request_id, predictions=tuple(rows), versions=tuple(seen.values()))
+
+    def lineage(self, ref: str) -> VersionLineage:
+        """Everything recorded behind a model version (``churn/4``, ``churn@champion``)."""
+        version = self.registry.get_version(ref)
+        return version_lineage(
+            version, registry=self.registry, tracking=self.tracking, data=self.data
+        )
+
+    # -- reproduce ----------------------------------------------------------------------
+
+    def reproduce(
+        self,
+        ref: str,
+        *,
+        repo: str | Path | None = None,
+        code: str = "recorded",
+        apply_diff: bool = True,
+        tolerances: Mapping[str, float] | None = None,
+        default_tolerance: float | None = None,
+        timeout: float | None = None,
+    ) -> ReproduceReport:
+        """Re-run what produced a version and compare (see :mod:`~.reproduce`).
+
+        Args:
+            ref: The version, ``churn/4`` (or an alias, ``churn@champion``).
+            repo: A folder inside the git repository the model was trained from
+                (default: the working directory); the re-run starts in the same folder
+                of a temporary worktree at the recorded commit.
+            code: ``recorded`` (the run's commit) or ``current`` (this checkout, for
+                runs that recorded no commit).
+            apply_diff: Apply the recorded uncommitted changes of a dirty run.
+            tolerances: Largest absolute difference accepted, per metric.
+            default_tolerance: For metrics not in ``tolerances`` (default ``1e-6``).
+            timeout: Seconds the re-run may take.
+
+        Raises:
+            MissingLineageError: A link the re-run needs is not recorded (``link`` names
+                it: run, entry point, code commit, repository, data version).
+            UserCodeError: The re-run failed (its output's tail is in the message).
+
+        Example:
+            >>> report = dl.reproduce("churn/4", tolerances={"auc": 0.005})  # doctest: +SKIP
+            >>> report.reproduced, report.model_files_match                   # doctest: +SKIP
+        """
+        from driftline.retraining.reproduce import DEFAULT_TOLERANCE, Reproducer
+
+        version = self.registry.get_version(ref)
+        lineage = version_lineage(
+            version, registry=self.registry, tracking=self.tracking, data=self.data
+        )
+        reproducer = Reproducer(
+            settings=self.settings,
+            content=self.content,
+            tracking=self.tracking,
+            data=self.data,
+            registry=self.registry,
+        )
+        return reproducer.reproduce(
+            version,
+            lineage,
+            repo=Path(repo) if repo is not None else None,
+            code=code,
+            apply_diff=apply_diff,
+            tolerances=tolerances,
+            default_tolerance=DEFAULT_TOLERANCE if default_tolerance is None else default_tolerance,
+            timeout=timeout,
+        )
+
+    # -- maturity -----------------------------------------------------------------------
+
+    def maturity(self, model: str | None = None) -> list[ModelMaturity]:
+        """Each registered model's MLOps maturity level (see :mod:`~.maturity`), by name.
+
+        Example:
+            >>> [(m.model, m.level) for m in dl.maturity()]               # doctest: +SKIP
+        """
+        names = [model] if model is not None else [m.name for m in self.registry.list_models()]
+        if model is not None:
+            self.registry.get_model(model)
+        served = self._served_variants()
+        references = self._references()
+        audit_ok = self._audit_ok()
+        return [
+            assess(name, self._checks(name, served.get(name, set()), references, audit_ok))
+            for name in names
+        ]
+
+    def _checks(
+        self, name: str, variants: set[str], references: int | None, audit_ok: bool | None
+    ) -> dict[str, CapabilityCheck]:
+        versions = self.registry.list_versions(name)
+        newest = max(versions, key=lambda v: v.version) if versions else None
+        lineage = None if newest is None else self._safe_lineage(newest)
+        run = None if lineage is None else lineage.run
+        checks: dict[str, CapabilityCheck] = {}
+
+        def check(key: str, present: bool, evidence: str) -> None:
+            checks[key] = CapabilityCheck(name=key, present=present, evidence=evidence)
+
+        ref = newest.ref if newest else name
+        check(
+            "tracked_runs",
+            run is not None,
+            f"{ref} comes from run {run.id}" if run else f"{ref} has no run (or no versions)",
+        )
+        check(
+            "data_versions",
+            bool(run and run.inputs),
+            f"its run read {', '.join(i.ref for i in run.inputs)}"
+            if run and run.inputs
+            else "its run recorded no dataset versions",
+        )
+        code = run.code if run else None
+        check(
+            "code_versions",
+            bool(code and code.commit and code.dirty is False),
+            "no commit recorded"
+            if not code or not code.commit
+            else f"commit {code.commit[:12]}" + (" with uncommitted changes" if code.dirty else ""),
+        )
+        pipeline = run.pipeline if run else None
+        check(
+            "pipeline",
+            pipeline is not None,
+            f"made by pipeline {pipeline.pipeline} (run {pipeline.run_id})"
+            if pipeline
+            else "not made by a pipeline",
+        )
+        audit = self._audit(name)
+        gated = [e for e in audit if e.action == "alias_promote" and (e.after or {}).get("gates")]
+        check(
+            "registry_gates",
+            bool(gated),
+            f"{len(gated)} gated promotion(s), latest to {gated[0].entity}"
+            if gated
+            else "no promotion through gates",
+        )
+        check(
+            "served",
+            bool(variants),
+            f"answered as {', '.join(sorted(variants))}" if variants else "no logged predictions",
+        )
+        rollout = variants & {"canary", "shadow"}
+        check(
+            "progressive_rollout",
+            bool(rollout),
+            f"{', '.join(sorted(rollout))} traffic logged" if rollout else "no canary or shadow",
+        )
+        approvals = self._approvals(name, versions)
+        check("approvals", approvals is not None, approvals or "no approval policy or sign-off")
+        check(
+            "audit",
+            bool(audit) and audit_ok is True,
+            (f"{len(audit)} audited change(s)" if audit else "no audited change")
+            + ("" if audit_ok is not False else "; the audit chain does not verify"),
+        )
+        check(
+            "monitoring",
+            bool(variants) and bool(references),
+            f"served, {references} drift reference(s) stored"
+            if variants and references
+            else (
+                "monitoring references are not visible from a remote workspace"
+                if references is None
+                else "no drift reference stored"
+                if variants
+                else "not served, so not monitored"
+            ),
+        )
+        check(
+            "retraining_policy",
+            False,
+            "no retraining policy (not recorded by this release)",
+        )
+        return checks
+
+    def _safe_lineage(self, version: ModelVersion) -> VersionLineage | None:
+        try:
+            return version_lineage(
+                version, registry=self.registry, tracking=self.tracking, data=self.data
+            )
+        except NotFoundError:  # its run was purged: the version has no lineage left
+            return None
+
+    def _audit(self, name: str) -> list[Any]:
+        return self.registry.audit_log(model=name, limit=None)
+
+    def _audit_ok(self) -> bool | None:
+        try:
+            return bool(self.registry.verify_audit().ok)
+        except DriftlineError:
+            return None
+
+    def _approvals(self, name: str, versions: list[ModelVersion]) -> str | None:
+        store = self.registry.store
+        aliases = sorted({a for v in versions for a in v.aliases})
+        policies = {a: store.policy(a) for a in aliases}
+        required = {a: n for a, n in policies.items() if n}
+        if required:
+            return ", ".join(f"{a} needs {n} approval(s)" for a, n in required.items())
+        signed = sum(len(store.list_approvals(name, v.version)) for v in versions)
+        return f"{signed} approval(s) recorded" if signed else None
+
+    def _references(self) -> int | None:
+        if self.remote:
+            return None
+        return len(self.monitoring.list_references())
+
+    def _served_variants(self) -> dict[str, set[str]]:
+        """Model name -> the variants it answered as, from the whole prediction log."""
+        from fsspec.core import url_to_fs
+
+        fs, base = url_to_fs(self.prediction_log.rstrip("/"))
+        if not fs.exists(base):
+            return {}
+        files = [
+            f
+            for f in fs.glob(f"{str(base).rstrip('/')}/deployment=*/date=*/*.parquet")
+            if not str(f).rsplit("/", 1)[-1].startswith(".")
+        ]
+        if not files:
+            return {}
+        import pyarrow.dataset as ds
+
+        table = ds.dataset(files, format="parquet", filesystem=fs).to_table(
+            columns=["model", "variant"]
+        )
+        pairs = table.group_by(["model", "variant"]).aggregate([]).to_pylist()
+        found: dict[str, set[str]] = {}
+        for pair in pairs:
+            found.setdefault(pair["model"], set()).add(pair["variant"])
+        return found
+
+    def referenced_digests(self) -> set[str]:
+        """Nothing yet: this stage stores no objects (its gc roots)."""
+        return set()

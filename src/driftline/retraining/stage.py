@@ -1,0 +1,48 @@
+"""The retraining stage's declaration (see :mod:`driftline.core.stage`).
+
+Retraining is the top layer: it reads every other stage's records (lineage from a
+prediction to its data, maturity) and re-runs pipelines and scripts (reproduce). This
+increment has no tables and stores no objects, so it has no roots; retraining cycles
+bring its first table on a migration branch of its own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from driftline.core.stage import Kernel, Services, Stage, no_roots
+
+if TYPE_CHECKING:
+    from driftline.retraining.service import RetrainingService
+
+__all__ = ["STAGE"]
+
+
+def _build(kernel: Kernel, uses: Services) -> RetrainingService:
+    from driftline.data import DataService
+    from driftline.monitoring import MonitoringService
+    from driftline.registry import RegistryService
+    from driftline.retraining.service import RetrainingService
+    from driftline.tracking import TrackingService
+
+    return RetrainingService(
+        settings=kernel.settings,
+        content=kernel.content,
+        tracking=uses.get("tracking", TrackingService),
+        data=uses.get("data", DataService),
+        registry=uses.get("registry", RegistryService),
+        monitoring=uses.get("monitoring", MonitoringService),
+        # The serving stage's service is where its prediction log lives.
+        prediction_log=uses.get("serving", str),
+        remote=kernel.is_remote,
+    )
+
+
+STAGE: Stage[RetrainingService] = Stage(
+    name="retraining",
+    uses=("tracking", "data", "models", "registry", "serving", "monitoring", "pipelines"),
+    build=_build,
+    gc_roots=no_roots,
+    cli="driftline.cli.retraining:install_commands",
+    api="driftline.retraining",
+)
