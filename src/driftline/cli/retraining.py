@@ -203,6 +203,8 @@ def _print_report(report: ReproduceReport) -> None:
             for m in report.metrics
         ],
     )
+    for key, (before, after) in report.param_differences.items():
+        console.print(f"param {escape(key)}: recorded {before!r}, re-run {after!r}")
     console.print(
         f"data: recorded {', '.join(report.inputs_recorded) or 'none'}; "
         f"re-run read {', '.join(report.inputs_reproduced) or 'none'}"
@@ -210,9 +212,21 @@ def _print_report(report: ReproduceReport) -> None:
     files = {
         True: "model files: byte-identical",
         False: f"model files: differ ({', '.join(report.differing_files)})",
-        None: "model files: not compared",
+        None: "model files: not compared"
+        + (
+            f" (differing bytes: {', '.join(report.differing_files)})"
+            if report.differing_files
+            else ""
+        ),
     }[report.model_files_match]
     console.print(files)
+    console.print(
+        {
+            True: "predictions on the input example: the same",
+            False: "predictions on the input example: DIFFER",
+            None: "predictions: not compared (no input example)",
+        }[report.predictions_match]
+    )
     for note in report.notes:
         console.print(f"- {escape(note)}")
     if report.diff:

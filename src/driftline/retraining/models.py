@@ -198,8 +198,13 @@ class ReproduceReport:
         inputs_reproduced: The dataset versions the re-run read.
         metrics: Each metric of the original run compared within its tolerance.
         model_files_match: Whether the re-run's model files are byte-identical to the
-            version's package (``None`` when the re-run logged no model at that path).
+            version's package (``None`` when the re-run logged no model at that path, or
+            the flavor's files are not byte-stable).
         differing_files: The package files whose bytes differ (or that are missing).
+        predictions_match: Whether both models predict the same on the version's input
+            example (``None`` without one).
+        param_differences: Parameters the re-run recorded differently: key ->
+            (original, re-run), ``None`` for a side that did not record it.
         notes: Plain sentences on anything a reader must know (a dirty tree, inputs
             that differ, a missing repository).
     """
@@ -218,13 +223,18 @@ class ReproduceReport:
     metrics: tuple[MetricComparison, ...]
     model_files_match: bool | None
     differing_files: tuple[str, ...] = ()
+    predictions_match: bool | None = None
+    param_differences: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
     @property
     def reproduced(self) -> bool:
-        """Metrics within tolerance, the same inputs, and matching model bytes (when known)."""
+        """The same params and inputs, metrics within tolerance, and matching model bytes
+        and predictions (where they could be compared)."""
         return (
             all(m.within for m in self.metrics)
             and set(self.inputs_recorded) == set(self.inputs_reproduced)
             and self.model_files_match is not False
+            and self.predictions_match is not False
+            and not self.param_differences
         )

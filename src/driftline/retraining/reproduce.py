@@ -24,7 +24,11 @@ absolute tolerance (per metric, or a default); the dataset versions the re-run r
 against the recorded ones (a script reading ``customers@latest`` reads a newer
 version now, and that is reported, not hidden); and the model package's files byte
 for byte against the files the re-run logged at the same artifact path, except the
-package's metadata file (it records when and where the package was written).
+package's metadata file (it records when and where the package was written). Where a
+flavor's files are not byte-stable (:data:`NOT_BYTE_STABLE`: skops names its arrays by
+Python object ids), differing bytes prove nothing and are reported as not comparable.
+Both models also predict the version's input example, when it has one: the same
+predictions are what a rebuilt model must give whatever its bytes.
 """
 
 from __future__ import annotations
@@ -65,6 +69,10 @@ __all__ = ["CODE_CHOICES", "DEFAULT_TOLERANCE", "Reproducer"]
 #: The model package's metadata file (written with the package's time and origin).
 PACKAGE_METADATA = "driftline-model.json"
 DEFAULT_TOLERANCE = 1e-6
+#: Flavors whose files differ between two saves of the same model, and why.
+NOT_BYTE_STABLE = {
+    "sklearn": "skops names the arrays it stores after Python object ids",
+}
 #: ``recorded``: the commit the run recorded (the default); ``current``: the checkout
 #: the reproduction is started from, for runs that recorded no commit.
 CODE_CHOICES = ("recorded", "current")
@@ -130,6 +138,7 @@ class Reproducer:
         new_run = self._counterpart(run, entry_point, output, started)
         reproduced = run_lineage_of(new_run, tracking=self.tracking, data=self.data)
         match, differing = self._compare_files(version, reproduced.id)
+        predictions = self._compare_predictions(version, reproduced.id)
         recorded_inputs = tuple(i.ref for i in run.inputs)
         new_inputs = tuple(i.ref for i in reproduced.inputs)
         notes = list(where.notes)
@@ -144,11 +153,19 @@ class Reproducer:
                 f"the original {', '.join(recorded_inputs)}: pin the versions in the "
                 "parameters (customers@3, not customers@latest) to read the same data"
             )
-        if match is None:
+        if match is None and differing:
+            notes.append(
+                f"Model bytes are not comparable for the {version.flavor} flavor "
+                f"({NOT_BYTE_STABLE[version.flavor]}): the predictions on the input example "
+                "are compared instead"
+            )
+        elif match is None:
             notes.append(
                 f"The re-run logged no model at {_artifact_path(version) or version.source}: "
                 "model bytes were not compared"
             )
+        if predictions is None and match is not None:
+            notes.append("The version has no input example: predictions were not compared")
         return ReproduceReport(
             model=version.ref,
             original_run=run.id,
@@ -166,6 +183,12 @@ class Reproducer:
             ),
             model_files_match=match,
             differing_files=differing,
+            predictions_match=predictions,
+            param_differences={
+                key: (run.params.get(key), reproduced.params.get(key))
+                for key in sorted(set(run.params) | set(reproduced.params))
+                if run.params.get(key) != reproduced.params.get(key)
+            },
             notes=tuple(notes),
         )
 
@@ -364,7 +387,36 @@ class Reproducer:
         pinned = {e.path: e.digest for e in self.registry.package_files(version)}
         names = (set(logged) | set(pinned)) - {PACKAGE_METADATA}
         differing = tuple(sorted(n for n in names if logged.get(n) != pinned.get(n)))
+        if differing and version.flavor in NOT_BYTE_STABLE:
+            return None, differing
         return not differing, differing
+
+    def _compare_predictions(self, version: ModelVersion, run_id: str) -> bool | None:
+        """Whether both models predict the same on the version's input example (``None``
+        when it has none, or the re-run logged no model there)."""
+        import numpy as np
+
+        from driftline.models import load
+
+        path = _artifact_path(version)
+        if path is None or not self.tracking.list_artifacts(run_id, path):
+            return None
+        # Both packages are fetched from this workspace's stores, whatever the default
+        # workspace of the process is.
+        with tempfile.TemporaryDirectory(prefix="driftline-reproduce-models-") as tmp:
+            original = load(self.registry.materialize(version, Path(tmp) / "original"))
+            example = original.input_example
+            if example is None:
+                return None
+            self.tracking.download_artifacts(run_id, path, Path(tmp) / "rebuilt")
+            rebuilt = load(Path(tmp) / "rebuilt")
+            before = np.asarray(original.predict(example))
+            after = np.asarray(rebuilt.predict(example))
+        if before.shape != after.shape:
+            return False
+        if before.dtype.kind in "fiuc" and after.dtype.kind in "fiuc":
+            return bool(np.allclose(before, after, rtol=1e-9, atol=1e-12, equal_nan=True))
+        return bool((before == after).all())
 
 
 def _artifact_path(version: ModelVersion) -> str | None:
