@@ -109,7 +109,8 @@ def _version_branch(parent: Tree, lineage: VersionLineage) -> None:
     if run.inputs:
         data = branch.add("data")
         for item in run.inputs:
-            data.add(f"{escape(item.ref)} ({item.version_id[:12]})")
+            short = item.version_id.rpartition(":")[2][:12]
+            data.add(f"{escape(item.ref)} (content {short})")
     else:
         branch.add("[yellow]data: no dataset versions recorded (dl.log_input)[/]")
     # Retraining cycles are not recorded yet: no cycle or alert to show.

@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from driftline.errors import NotFoundError
 from driftline.retraining.models import (
     CodeState,
     DataInput,
@@ -27,7 +28,7 @@ from driftline.retraining.models import (
 
 if TYPE_CHECKING:
     from driftline.data import DataService
-    from driftline.registry import ModelVersion, RegistryService
+    from driftline.registry import ModelVersion
     from driftline.tracking import Run, TrackingService
 
 __all__ = ["find_predictions", "version_lineage"]
@@ -127,18 +128,20 @@ def _read_rows(fs: Any, files: list[str], request_id: str) -> list[ServedPredict
 def version_lineage(
     version: ModelVersion,
     *,
-    registry: RegistryService,
     tracking: TrackingService,
     data: DataService,
 ) -> VersionLineage:
     """Everything recorded behind ``version``; links not recorded are named in ``missing``."""
-    del registry  # the version record carries what the registry knows
     missing: list[str] = []
     run_lineage: RunLineage | None = None
     if version.run_id is None:
         missing.append("run")
     else:
-        run_lineage = run_lineage_of(version.run_id, tracking=tracking, data=data)
+        try:
+            run_lineage = run_lineage_of(version.run_id, tracking=tracking, data=data)
+        except NotFoundError:  # the run was deleted and purged; the version stays
+            missing.append("run")
+    if run_lineage is not None:
         if run_lineage.code.commit is None:
             missing.append("code commit")
         if not run_lineage.inputs:

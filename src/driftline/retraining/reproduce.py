@@ -122,6 +122,12 @@ class Reproducer:
         if default_tolerance < 0 or any(t < 0 for t in (tolerances or {}).values()):
             raise InvalidArgumentError("Tolerances are absolute differences: use values >= 0")
         run = lineage.run
+        if run is None and version.run_id is not None:
+            raise MissingLineageError(
+                f"The run behind {version.ref} ({version.run_id}) no longer exists (deleted "
+                "and purged): there is nothing recorded to re-run",
+                link="run",
+            )
         if run is None:
             raise MissingLineageError(
                 f"{version.ref} was registered from files ({version.source}), not from a run: "

@@ -108,9 +108,7 @@ class RetrainingService:
     def lineage(self, ref: str) -> VersionLineage:
         """Everything recorded behind a model version (``churn/4``, ``churn@champion``)."""
         version = self.registry.get_version(ref)
-        return version_lineage(
-            version, registry=self.registry, tracking=self.tracking, data=self.data
-        )
+        return version_lineage(version, tracking=self.tracking, data=self.data)
 
     # -- reproduce ----------------------------------------------------------------------
 
@@ -151,9 +149,7 @@ class RetrainingService:
         from driftline.retraining.reproduce import DEFAULT_TOLERANCE, Reproducer
 
         version = self.registry.get_version(ref)
-        lineage = version_lineage(
-            version, registry=self.registry, tracking=self.tracking, data=self.data
-        )
+        lineage = version_lineage(version, tracking=self.tracking, data=self.data)
         reproducer = Reproducer(
             settings=self.settings,
             content=self.content,
@@ -212,8 +208,10 @@ class RetrainingService:
         check(
             "data_versions",
             bool(run and run.inputs),
-            f"its run read {', '.join(i.ref for i in run.inputs)}"
-            if run and run.inputs
+            "no run"
+            if run is None
+            else f"its run read {', '.join(i.ref for i in run.inputs)}"
+            if run.inputs
             else "its run recorded no dataset versions",
         )
         code = run.code if run else None
@@ -282,9 +280,7 @@ class RetrainingService:
 
     def _safe_lineage(self, version: ModelVersion) -> VersionLineage | None:
         try:
-            return version_lineage(
-                version, registry=self.registry, tracking=self.tracking, data=self.data
-            )
+            return version_lineage(version, tracking=self.tracking, data=self.data)
         except NotFoundError:  # its run was purged: the version has no lineage left
             return None
 
