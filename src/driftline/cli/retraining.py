@@ -243,12 +243,15 @@ def _print_report(report: ReproduceReport) -> None:
 def maturity(
     ctx: typer.Context,
     model: str | None = typer.Argument(None, help="One model (default: every model)."),
+    log_root: str | None = typer.Option(
+        None, "--log-root", help="The prediction log's folder or URL (default: the workspace's)."
+    ),
     json: bool = JsonOption,
 ) -> None:
     """Each model's MLOps maturity level (0-4), its evidence, and the steps to the next."""
     from driftline.retraining import LEVELS
 
-    found = _service(ctx).maturity(model)
+    found = _service(ctx).maturity(model, log_root=log_root)
     if json:
         print_json({"models": found})
         return

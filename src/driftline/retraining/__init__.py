@@ -126,6 +126,6 @@ def reproduce(
     )
 
 
-def maturity(model: str | None = None) -> list[ModelMaturity]:
+def maturity(model: str | None = None, *, log_root: str | None = None) -> list[ModelMaturity]:
     """Each registered model's MLOps maturity level 0-4 and the steps to the next one."""
-    return service_for().maturity(model)
+    return service_for().maturity(model, log_root=log_root)

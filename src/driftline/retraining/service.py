@@ -170,8 +170,18 @@ class RetrainingService:
 
     # -- maturity -----------------------------------------------------------------------
 
-    def maturity(self, model: str | None = None) -> list[ModelMaturity]:
+    def maturity(
+        self, model: str | None = None, *, log_root: str | None = None
+    ) -> list[ModelMaturity]:
         """Each registered model's MLOps maturity level (see :mod:`~.maturity`), by name.
+
+        A model is assessed on its newest version's lineage and on everything its history
+        records (gated promotions, approvals, served variants, audit entries).
+
+        Args:
+            model: One model (default: every registered model).
+            log_root: The prediction log's folder or URL, when it is not this
+                workspace's (as for :meth:`trace`).
 
         Example:
             >>> [(m.model, m.level) for m in dl.maturity()]               # doctest: +SKIP
@@ -179,7 +189,7 @@ class RetrainingService:
         names = [model] if model is not None else [m.name for m in self.registry.list_models()]
         if model is not None:
             self.registry.get_model(model)
-        served = self._served_variants()
+        served = self._served_variants(log_root or self.prediction_log)
         references = self._references()
         audit_ok = self._audit_ok()
         return [
@@ -308,11 +318,11 @@ class RetrainingService:
             return None
         return len(self.monitoring.list_references())
 
-    def _served_variants(self) -> dict[str, set[str]]:
+    def _served_variants(self, root: str) -> dict[str, set[str]]:
         """Model name -> the variants it answered as, from the whole prediction log."""
         from fsspec.core import url_to_fs
 
-        fs, base = url_to_fs(self.prediction_log.rstrip("/"))
+        fs, base = url_to_fs(root.rstrip("/"))
         if not fs.exists(base):
             return {}
         files = [
