@@ -149,3 +149,46 @@ def test_missing_links_are_named(project: dict[str, Any], lineage_ws: Any, tmp_p
         dl.reproduce("churn/1", repo=project["repo"], tolerances={"accuracy": -1})
     with pytest.raises(dl.NotFoundError):
         dl.reproduce("churn/999")
+
+
+def test_the_report_reads_as_sentences(capsys: pytest.CaptureFixture[str]) -> None:
+    from driftline.cli.retraining import _print_report
+    from driftline.retraining import MetricComparison, ReproduceReport
+
+    report = ReproduceReport(
+        model="churn/2",
+        original_run="r1",
+        reproduced_run="r2",
+        entry_point="command",
+        command="python train.py customers@2",
+        code="recorded commit",
+        commit="0123456789abcdef",
+        dirty=True,
+        diff="-C = 1.0\n+C = 0.25\n",
+        inputs_recorded=("customers@2",),
+        inputs_reproduced=("customers@3",),
+        metrics=(
+            MetricComparison(
+                key="accuracy", original=0.98, reproduced=0.99, tolerance=0.001, within=False
+            ),
+        ),
+        model_files_match=None,
+        differing_files=("model.skops",),
+        predictions_match=False,
+        param_differences={"C": ("0.25", "1.0")},
+        notes=("The run had uncommitted changes",),
+    )
+    assert not report.reproduced
+    _print_report(report)
+    out = capsys.readouterr().out
+    for text in (
+        "churn/2: run r1 re-run as r2 (command: python train.py customers@2)",
+        "code: recorded commit 0123456789ab",
+        "param C: recorded '0.25', re-run '1.0'",
+        "data: recorded customers@2; re-run read customers@3",
+        "model files: not compared (differing bytes: model.skops)",
+        "predictions on the input example: DIFFER",
+        "+C = 0.25",
+        "NOT reproduced",
+    ):
+        assert text in out, (text, out)

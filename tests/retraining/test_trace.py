@@ -84,6 +84,8 @@ def test_unknown_and_empty_request_ids_are_typed_errors(lineage_ws: Any) -> None
         dl.trace("nope", deployment="other")
     with pytest.raises(InvalidArgumentError):
         dl.trace("  ")
+    with pytest.raises(InvalidArgumentError, match="Invalid deployment name"):
+        dl.trace("nope", deployment="../*")
 
 
 def test_a_version_registered_from_files_has_no_run_link(lineage_ws: Any, tmp_path: Any) -> None:

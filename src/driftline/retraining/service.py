@@ -16,6 +16,7 @@ same server.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from driftline.tracking import TrackingService
 
 __all__ = ["RetrainingService"]
+
+# A deployment's name, as serving accepts it (it names a folder of the log).
+_DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}$")
 
 
 class RetrainingService:
@@ -83,6 +87,10 @@ class RetrainingService:
         if not isinstance(request_id, str) or not request_id.strip():
             raise InvalidArgumentError("Give the request id a prediction was answered with")
         request_id = request_id.strip()
+        if deployment is not None and not _DEPLOYMENT.match(deployment):
+            raise InvalidArgumentError(
+                f"Invalid deployment name {deployment!r}: use letters, digits, '_', '.', '-'"
+            )
         root = log_root or self.prediction_log
         rows = find_predictions(root, request_id, deployment=deployment)
         if not rows:
