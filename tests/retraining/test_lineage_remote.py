@@ -60,3 +60,53 @@ def test_trace_and_maturity_work_against_a_server(
     assert checks["data_versions"].present
     assert checks["audit"].present
     assert "not visible from a remote workspace" in checks["monitoring"].evidence
+
+
+SCRIPT = """\
+import driftline as dl
+from sklearn.linear_model import LogisticRegression
+
+with dl.start_run(experiment="remote-repro", name="fit") as run:
+    x = [[0.0, 1.0], [1.0, 0.0], [0.2, 0.9], [0.9, 0.1]]
+    y = [0, 1, 0, 1]
+    model = LogisticRegression().fit(x, y)
+    dl.log_params({"solver": "lbfgs"})
+    dl.log_metric("accuracy", float(model.score(x, y)))
+    dl.models.log_model(model, "model", input_example=[[0.5, 0.5]])
+dl.register_model(f"runs:/{run.id}/model", "remote_repro")
+"""
+
+
+@pytest.mark.server
+def test_reproduce_against_a_server_records_the_rerun_there(
+    live_server: Any, tmp_path: Path, configure_default: Any
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    live_server.reset()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "fit.py").write_text(SCRIPT)
+    for args in (
+        ("init", "-q"),
+        ("add", "fit.py"),
+        ("-c", "user.name=d", "-c", "user.email=d@driftline.invalid", "commit", "-qm", "fit"),
+    ):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, timeout=60)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    env |= {"DRIFTLINE_URI": live_server.url, "DRIFTLINE_HOME": str(tmp_path / "trainer")}
+    done = subprocess.run(
+        [sys.executable, "fit.py"], cwd=repo, env=env, capture_output=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+
+    configure_default(uri=live_server.url, home=tmp_path / "client" / ".driftline")
+    report = dl.reproduce("remote_repro/1", repo=repo)
+    assert report.code == "recorded commit"
+    assert report.predictions_match is True
+    assert report.reproduced
+    assert dl.get_run(report.reproduced_run).params == {"solver": "lbfgs"}
+    # The re-run did what the script does, against the server: it registered version 2.
+    assert sorted(v.version for v in dl.registry.list_versions("remote_repro")) == [1, 2]

@@ -22,6 +22,8 @@ def test_a_generated_request_id_leads_to_the_run_code_params_and_data(
     ]
     assert found.predictions[0].status == 200
     assert found.predictions[0].n_rows == 2
+    assert json.loads(found.predictions[0].inputs or "")["f0"] == [0.1, -1.0]
+    assert len(json.loads(found.predictions[0].outputs or "")) == 2
     (lineage,) = found.versions
     version = dl.registry.get_version("churn/1")
     assert lineage.ref == "churn/1"
@@ -105,8 +107,8 @@ def test_the_cli_prints_a_tree_and_json(project: dict[str, Any]) -> None:
     home = str(project["home"])
     shown = runner.invoke(app, ["--home", home, "trace", project["generated_id"]])
     assert shown.exit_code == 0, shown.output
-    for text in ("churn / stable", "model churn/1", "run train", project["commit"][:12],
-                 "C = 1.0", "customers@1"):  # fmt: skip
+    expected = ("churn / stable", "answered [", "model churn/1", "run train", "C = 1.0")
+    for text in (*expected, project["commit"][:12], "customers@1"):
         assert text in shown.output, (text, shown.output)
     as_json = runner.invoke(app, ["--home", home, "trace", project["client_id"], "--json"])
     assert as_json.exit_code == 0, as_json.output

@@ -63,8 +63,14 @@ def _trace_tree(found: Trace) -> Tree:
             f"[bold]{escape(row.deployment)}[/] / {row.variant}: {row.endpoint}, "
             f"{row.n_rows} row(s), {row.latency_ms:.1f} ms, {outcome}, {fmt_time(row.time)}"
         )
+        if row.outputs is not None:
+            served.add(f"answered {escape(_short(row.outputs))}")
         _version_branch(served, lineages[(row.model, row.model_version)])
     return root
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _version_branch(parent: Tree, lineage: VersionLineage) -> None:

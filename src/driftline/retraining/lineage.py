@@ -102,7 +102,7 @@ def _read_rows(fs: Any, files: list[str], request_id: str) -> list[ServedPredict
 
     columns = [
         "request_id", "deployment", "model", "model_version", "variant", "time",
-        "endpoint", "n_rows", "latency_ms", "status", "error",
+        "endpoint", "n_rows", "latency_ms", "status", "error", "inputs", "outputs",
     ]  # fmt: skip
     dataset = ds.dataset(files, format="parquet", filesystem=fs)
     table = dataset.to_table(columns=columns, filter=ds.field("request_id") == request_id)
@@ -119,6 +119,8 @@ def _read_rows(fs: Any, files: list[str], request_id: str) -> list[ServedPredict
             latency_ms=float(r["latency_ms"]),
             n_rows=int(r["n_rows"]),
             error=r["error"],
+            inputs=r["inputs"],
+            outputs=r["outputs"],
         )
         for r in table.to_pylist()
     ]

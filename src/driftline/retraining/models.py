@@ -60,6 +60,8 @@ class ServedPrediction:
     latency_ms: float
     n_rows: int
     error: str | None = None
+    inputs: str | None = None  # JSON, as the log holds it
+    outputs: str | None = None  # JSON: the predictions answered (None when it failed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
