@@ -66,7 +66,7 @@ SCRIPT = """\
 import driftline as dl
 from sklearn.linear_model import LogisticRegression
 
-with dl.start_run(experiment="remote-repro", name="fit") as run:
+with dl.start_run(experiment="remote-repro") as run:  # a random name
     x = [[0.0, 1.0], [1.0, 0.0], [0.2, 0.9], [0.9, 0.1]]
     y = [0, 1, 0, 1]
     model = LogisticRegression().fit(x, y)

@@ -9,7 +9,8 @@ What "re-run" means follows from what tracking recorded about the version's run:
   them. The re-run's counterpart of the run is the step of the same name;
 - otherwise the run's recorded **command line** (``driftline.source.command``) is run
   again, with the current interpreter standing in for a recorded ``python``; its
-  counterpart is the newest run of the same experiment and name started after it.
+  counterpart is the newest run of the same experiment started after it with the same
+  name, or, when run names are drawn at random, with a model logged at the same path.
 
 The code is the recorded commit, checked out in a temporary ``git worktree`` of the
 repository the command is started from (removed afterwards, whatever happens), and
@@ -141,7 +142,7 @@ class Reproducer:
         started = utcnow()
         with self._checkout(version, run, repo or Path.cwd(), code, diff, apply_diff) as where:
             output = self._run(argv, where.folder, timeout)
-        new_run = self._counterpart(run, entry_point, output, started)
+        new_run = self._counterpart(version, run, entry_point, output, started)
         reproduced = run_lineage_of(new_run, tracking=self.tracking, data=self.data)
         match, differing = self._compare_files(version, reproduced.id)
         predictions = self._compare_predictions(version, reproduced.id)
@@ -340,7 +341,12 @@ class Reproducer:
     # -- what it made -----------------------------------------------------------------
 
     def _counterpart(
-        self, run: RunLineage, entry_point: str, output: str, started: datetime
+        self,
+        version: ModelVersion,
+        run: RunLineage,
+        entry_point: str,
+        output: str,
+        started: datetime,
     ) -> str:
         if entry_point == "pipeline":
             assert run.pipeline is not None
@@ -365,16 +371,22 @@ class Reproducer:
             order_by=["attributes.start_time desc"],
             max_results=100,
         )
-        for candidate in page.items:
-            if (
-                candidate.id != run.id
-                and candidate.name == run.name
-                and candidate.start_time >= started
-            ):
-                return candidate.id
+        started_since = [
+            c for c in page.items if c.id != run.id and c.start_time >= started
+        ]  # newest first
+        # The same name when the script names its run; else (names drawn at random)
+        # the run that logged a model where the original did.
+        named = [c for c in started_since if c.name == run.name]
+        if named:
+            return named[0].id
+        path = _artifact_path(version)
+        logged = [c for c in started_since if path and self.tracking.list_artifacts(c.id, path)]
+        if logged:
+            return logged[0].id
         raise NotFoundError(
-            f"The re-run finished but recorded no run named {run.name!r} in the experiment "
-            "of the original: does the command still start a run of that name?"
+            f"The re-run finished but recorded no run in the experiment of the original "
+            f"that is named {run.name!r} or logged a model at {path or version.source}: "
+            "does the command still start a run and log its model there?"
         )
 
     def _compare_files(
