@@ -210,7 +210,11 @@ class RetrainingService:
     ) -> dict[str, CapabilityCheck]:
         versions = self.registry.list_versions(name)
         newest = max(versions, key=lambda v: v.version) if versions else None
-        lineage = None if newest is None else self._safe_lineage(newest)
+        lineage = (
+            None
+            if newest is None
+            else version_lineage(newest, tracking=self.tracking, data=self.data)
+        )
         run = None if lineage is None else lineage.run
         checks: dict[str, CapabilityCheck] = {}
 
@@ -295,12 +299,6 @@ class RetrainingService:
             "no retraining policy (not recorded by this release)",
         )
         return checks
-
-    def _safe_lineage(self, version: ModelVersion) -> VersionLineage | None:
-        try:
-            return version_lineage(version, tracking=self.tracking, data=self.data)
-        except NotFoundError:  # its run was purged: the version has no lineage left
-            return None
 
     def _audit(self, name: str) -> list[Any]:
         return self.registry.audit_log(model=name, limit=None)
