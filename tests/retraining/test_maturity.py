@@ -82,7 +82,7 @@ def _write_predictions(model: str, variants: list[str]) -> None:
 
 
 def test_a_model_climbs_the_levels_as_its_workspace_records_more(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configure_default: Any
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configure_default: Any, shared_db_url: str
 ) -> None:
     import numpy as np
     import pandas as pd
@@ -95,7 +95,7 @@ def test_a_model_climbs_the_levels_as_its_workspace_records_more(
     _git(repo, "add", ".")
     _git(repo, "-c", "user.name=d", "-c", "user.email=d@driftline.invalid", "commit", "-qm", "x")
     monkeypatch.chdir(repo)  # runs record this repository's commit
-    configure_default(capture_environment=True, async_logging=False)
+    configure_default(uri=shared_db_url, capture_environment=True, async_logging=False)
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.normal(size=(200, 2)), columns=["f0", "f1"])
     frame["label"] = (frame["f0"] > 0).astype(int)
