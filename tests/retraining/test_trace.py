@@ -119,3 +119,22 @@ def test_the_cli_prints_a_tree_and_json(project: dict[str, Any]) -> None:
     # The entry point prints a typed error as one line; the command raises it.
     assert missing.exit_code != 0
     assert isinstance(missing.exception, NotFoundError)
+
+
+def test_a_mirrored_request_traces_both_variants(lineage_ws: Any) -> None:
+    from datetime import UTC, datetime
+
+    from driftline.serving.predlog import PredictionLog
+
+    log = PredictionLog(dl.serving.prediction_log_root(), "churn-mirrored")
+    now = datetime.now(UTC)
+    for variant, version in (("stable", 1), ("shadow", 2)):
+        log.append(("mirrored-1", "churn", version, variant, now, "predict", None, [1], 1,
+                    1.0, 200, None))  # fmt: skip
+    log.close()
+    found = dl.trace("mirrored-1")
+    assert [(p.variant, p.model_version) for p in found.predictions] == [
+        ("stable", 1),
+        ("shadow", 2),
+    ]
+    assert [v.ref for v in found.versions] == ["churn/1", "churn/2"]

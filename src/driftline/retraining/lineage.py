@@ -77,7 +77,8 @@ def _log_files(fs: Any, base: str, deployment: str | None, days: list[date] | No
 def find_predictions(
     root: str, request_id: str, *, deployment: str | None = None
 ) -> list[ServedPrediction]:
-    """The prediction-log rows of ``request_id`` under ``root``, oldest first."""
+    """The prediction-log rows of ``request_id`` under ``root``: the row of the variant
+    that answered (stable or canary) before a shadow's mirrored row."""
     from fsspec.core import url_to_fs
 
     fs, base = url_to_fs(root.rstrip("/"))
@@ -124,7 +125,9 @@ def _read_rows(fs: Any, files: list[str], request_id: str) -> list[ServedPredict
         )
         for r in table.to_pylist()
     ]
-    return sorted(rows, key=lambda p: (p.time, p.variant))
+    # A mirrored request has a row per variant: the one that answered the client first.
+    order = {"stable": 0, "canary": 1, "shadow": 2}
+    return sorted(rows, key=lambda p: (order.get(p.variant, 3), p.time))
 
 
 def version_lineage(
