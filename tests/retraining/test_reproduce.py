@@ -192,3 +192,24 @@ def test_the_report_reads_as_sentences(capsys: pytest.CaptureFixture[str]) -> No
         "NOT reproduced",
     ):
         assert text in out, (text, out)
+
+
+def test_a_pipeline_run_on_its_own_records_no_commit_and_reruns_the_current_checkout(
+    project: dict[str, Any], lineage_ws: Any
+) -> None:
+    # `driftline pipelines run` records no git state: only a tracked run around it does.
+    run_python(
+        project["repo"], project["home"], "-m", "driftline.cli", "pipelines", "run",
+        "churn_training", "--module", "driftline_pipelines", "-p", "C=0.75",
+    )  # fmt: skip
+    newest = max(v.version for v in dl.registry.list_versions("churn_pipe"))
+    lineage = dl.retraining.lineage(f"churn_pipe/{newest}")
+    assert lineage.missing == ("code commit",)
+    with pytest.raises(MissingLineageError, match="--code current") as missing:
+        dl.reproduce(f"churn_pipe/{newest}", repo=project["repo"])
+    assert missing.value.link == "code commit"
+    report = dl.reproduce(f"churn_pipe/{newest}", repo=project["repo"], code="current")
+    assert report.entry_point == "pipeline"
+    assert "C=0.75" in report.command
+    assert report.code == "current checkout"
+    assert report.reproduced
