@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -100,23 +99,6 @@ def test_a_pipeline_version_is_rebuilt_by_running_the_pipeline_again(
     rerun = dl.get_run(report.reproduced_run)
     assert rerun.tags["driftline.pipeline.step"] == "train"
     assert rerun.id != report.original_run
-
-
-def test_a_run_without_a_commit_needs_the_current_checkout(
-    project: dict[str, Any], lineage_ws: Any, tmp_path: Path
-) -> None:
-    folder = tmp_path / "not-a-repo"
-    folder.mkdir()
-    shutil.copy(project["repo"] / "train.py", folder / "train.py")
-    run_python(folder, project["home"], "train.py", "customers@1")
-    newest = max(v.version for v in dl.registry.list_versions("churn"))
-    with pytest.raises(MissingLineageError, match="no code commit") as missing:
-        dl.reproduce(f"churn/{newest}", repo=folder)
-    assert missing.value.link == "code commit"
-    report = dl.reproduce(f"churn/{newest}", repo=folder, code="current")
-    assert report.code == "current checkout"
-    assert report.commit is None
-    assert report.reproduced
 
 
 def test_missing_links_are_named(project: dict[str, Any], lineage_ws: Any, tmp_path: Path) -> None:
