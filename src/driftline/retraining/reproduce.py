@@ -40,15 +40,14 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from driftline.core.clock import utcnow
 from driftline.errors import InvalidArgumentError, NotFoundError, UserCodeError
+from driftline.retraining.checkout import checkout
 from driftline.retraining.lineage import DIFF_ARTIFACT, run_lineage_of
 from driftline.retraining.models import (
     MetricComparison,
@@ -77,14 +76,6 @@ NOT_BYTE_STABLE = {
 #: ``recorded``: the commit the run recorded (the default); ``current``: the checkout
 #: the reproduction is started from, for runs that recorded no commit.
 CODE_CHOICES = ("recorded", "current")
-_GIT_TIMEOUT = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Checkout:
-    folder: Path  # where the child process starts
-    code: str  # what ReproduceReport.code says
-    notes: tuple[str, ...]
 
 
 class Reproducer:
@@ -140,7 +131,7 @@ class Reproducer:
         self._check_inputs(version, run)
         diff = self._diff(run) if run.code.dirty else None
         started = utcnow()
-        with self._checkout(version, run, repo or Path.cwd(), code, diff, apply_diff) as where:
+        with checkout(version, run, repo or Path.cwd(), code, diff, apply_diff) as where:
             output = self._run(argv, where.folder, timeout)
         new_run = self._counterpart(version, run, entry_point, output, started)
         reproduced = run_lineage_of(new_run, tracking=self.tracking, data=self.data)
@@ -252,60 +243,6 @@ class Reproducer:
         return None
 
     # -- where to run it --------------------------------------------------------------
-
-    @contextmanager
-    def _checkout(
-        self,
-        version: ModelVersion,
-        run: RunLineage,
-        start: Path,
-        code: str,
-        diff: bytes | None,
-        apply_diff: bool,
-    ) -> Iterator[_Checkout]:
-        if code == "current":
-            note = "Ran the current checkout, not a recorded commit"
-            if run.code.commit:
-                note += f" (the run recorded {run.code.commit[:12]})"
-            yield _Checkout(start, "current checkout", (note,))
-            return
-        commit = run.code.commit
-        if commit is None:
-            raise MissingLineageError(
-                f"Run {run.id} behind {version.ref} recorded no code commit (it was not "
-                "started in a git repository, or capture_environment was off). Re-run the "
-                "current checkout instead with --code current",
-                link="code commit",
-            )
-        top = _git(start, "rev-parse", "--show-toplevel")
-        if top is None:
-            raise MissingLineageError(
-                f"{start} is not inside a git repository, so commit {commit[:12]} cannot be "
-                "checked out: run reproduce from a clone of the repository the model was "
-                "trained in (or pass --repo)",
-                link="repository",
-            )
-        if _git(start, "cat-file", "-e", f"{commit}^{{commit}}") is None:
-            raise MissingLineageError(
-                f"The repository at {top.strip()} has no commit {commit[:12]}: fetch it "
-                "(git fetch) and try again",
-                link="repository",
-            )
-        prefix = (_git(start, "rev-parse", "--show-prefix") or "").strip()
-        with tempfile.TemporaryDirectory(prefix="driftline-reproduce-") as tmp:
-            tree = Path(tmp) / "tree"
-            if _git(start, "worktree", "add", "--detach", str(tree), commit) is None:
-                raise UserCodeError(f"git could not make a worktree at commit {commit[:12]}")
-            try:
-                notes: list[str] = [f"Ran commit {commit[:12]} in a temporary git worktree"]
-                label = "recorded commit"
-                if run.code.dirty:
-                    label, note = _apply(tree, diff, apply_diff)
-                    notes.append(note)
-                yield _Checkout(tree / prefix, label, tuple(notes))
-            finally:
-                _git(start, "worktree", "remove", "--force", str(tree))
-                _git(start, "worktree", "prune")
 
     def _run(self, argv: list[str], folder: Path, timeout: float | None) -> str:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
@@ -469,43 +406,3 @@ def _compare_metrics(
             )
         )
     return tuple(found)
-
-
-def _apply(tree: Path, diff: bytes | None, apply_diff: bool) -> tuple[str, str]:
-    if diff is None:
-        return "recorded commit", (
-            "The run had uncommitted changes and recorded no diff: the re-run uses the "
-            "commit without them"
-        )
-    if not apply_diff:
-        return "recorded commit", (
-            "The run had uncommitted changes (the recorded diff is shown); they were not "
-            "applied, as asked"
-        )
-    done = subprocess.run(
-        ["git", "apply", "--whitespace=nowarn", "-"],
-        cwd=tree,
-        input=diff,
-        capture_output=True,
-        timeout=_GIT_TIMEOUT,
-        check=False,
-    )
-    if done.returncode != 0:
-        reason = done.stderr.decode("utf-8", "replace").strip()
-        return "recorded commit", (
-            f"The run had uncommitted changes; their recorded diff did not apply ({reason}), "
-            "so the re-run uses the commit without them"
-        )
-    return "recorded commit + diff", (
-        "The run had uncommitted changes: their recorded diff was applied to the commit"
-    )
-
-
-def _git(cwd: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, timeout=_GIT_TIMEOUT, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else None
