@@ -20,6 +20,9 @@ variables). The child runs in the worktree's folder matching the folder the
 reproduction was started from inside the repository, which is where training is
 normally started from.
 
+The re-run does everything its command does: a script that registers its model
+registers a new version of it, which is what the original is compared with.
+
 The comparison: every metric of the original run against the re-run's, within an
 absolute tolerance (per metric, or a default); the dataset versions the re-run read
 against the recorded ones (a script reading ``customers@latest`` reads a newer
@@ -139,31 +142,10 @@ class Reproducer:
         predictions = self._compare_predictions(version, reproduced.id)
         recorded_inputs = tuple(i.ref for i in run.inputs)
         new_inputs = tuple(i.ref for i in reproduced.inputs)
-        notes = list(where.notes)
-        if not recorded_inputs:
-            notes.append(
-                "The original run recorded no dataset versions (dl.log_input): whether the "
-                "re-run read the same data cannot be checked"
-            )
-        elif set(recorded_inputs) != set(new_inputs):
-            notes.append(
-                f"The re-run read {', '.join(new_inputs) or 'no recorded dataset version'}, "
-                f"the original {', '.join(recorded_inputs)}: pin the versions in the "
-                "parameters (customers@3, not customers@latest) to read the same data"
-            )
-        if match is None and differing:
-            notes.append(
-                f"Model bytes are not comparable for the {version.flavor} flavor "
-                f"({NOT_BYTE_STABLE[version.flavor]}): the predictions on the input example "
-                "are compared instead"
-            )
-        elif match is None:
-            notes.append(
-                f"The re-run logged no model at {_artifact_path(version) or version.source}: "
-                "model bytes were not compared"
-            )
-        if predictions is None and match is not None:
-            notes.append("The version has no input example: predictions were not compared")
+        notes = [
+            *where.notes,
+            *_notes(version, recorded_inputs, new_inputs, match, differing, predictions),
+        ]
         return ReproduceReport(
             model=version.ref,
             original_run=run.id,
@@ -372,6 +354,43 @@ class Reproducer:
         if before.dtype.kind in "fiuc" and after.dtype.kind in "fiuc":
             return bool(np.allclose(before, after, rtol=1e-9, atol=1e-12, equal_nan=True))
         return bool((before == after).all())
+
+
+def _notes(
+    version: ModelVersion,
+    recorded_inputs: tuple[str, ...],
+    new_inputs: tuple[str, ...],
+    match: bool | None,
+    differing: tuple[str, ...],
+    predictions: bool | None,
+) -> list[str]:
+    """What a reader of the report must know about the data and model comparisons."""
+    notes: list[str] = []
+    if not recorded_inputs:
+        notes.append(
+            "The original run recorded no dataset versions (dl.log_input): whether the "
+            "re-run read the same data cannot be checked"
+        )
+    elif set(recorded_inputs) != set(new_inputs):
+        notes.append(
+            f"The re-run read {', '.join(new_inputs) or 'no recorded dataset version'}, "
+            f"the original {', '.join(recorded_inputs)}: pin the versions in the "
+            "parameters (customers@3, not customers@latest) to read the same data"
+        )
+    if match is None and differing:
+        notes.append(
+            f"Model bytes are not comparable for the {version.flavor} flavor "
+            f"({NOT_BYTE_STABLE[version.flavor]}): the predictions on the input example "
+            "are compared instead"
+        )
+    elif match is None:
+        notes.append(
+            f"The re-run logged no model at {_artifact_path(version) or version.source}: "
+            "model bytes were not compared"
+        )
+    if predictions is None and match is not None:
+        notes.append("The version has no input example: predictions were not compared")
+    return notes
 
 
 def _artifact_path(version: ModelVersion) -> str | None:

@@ -133,6 +133,9 @@ class RetrainingService:
     ) -> ReproduceReport:
         """Re-run what produced a version and compare (see :mod:`~.reproduce`).
 
+        The re-run does everything its pipeline or command does, against this workspace:
+        a script that registers its model registers a new version of it.
+
         Args:
             ref: The version, ``churn/4`` (or an alias, ``churn@champion``).
             repo: A folder inside the git repository the model was trained from
