@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from driftline.monitoring.labels import LabelIngest
 from driftline.monitoring.models import (
     ColumnDrift,
     ColumnReference,
@@ -34,6 +35,7 @@ __all__ = [
     "ColumnThresholds",
     "DriftReport",
     "DriftThresholds",
+    "LabelIngest",
     "MonitoringService",
     "Reference",
     "StoredReference",
@@ -41,6 +43,7 @@ __all__ = [
     "fit_reference",
     "get_reference",
     "list_references",
+    "log_labels",
     "service_for",
 ]
 
@@ -115,6 +118,31 @@ def get_reference(name: str) -> Reference:
 def list_references() -> list[StoredReference]:
     """Every stored reference record, newest first."""
     return _service().list_references()
+
+
+def log_labels(deployment: str, labels: Any) -> LabelIngest:
+    """Store the labels (ground truth) of ``deployment``'s served requests.
+
+    Args:
+        deployment: The deployment whose prediction log the labels join.
+        labels: A DataFrame, Arrow table or Parquet/CSV path with ``request_id`` (the id
+            serving answered with), ``label`` (number, boolean or text), and optionally
+            ``row`` (position in a multi-row request, default 0) and ``time`` (when the
+            outcome was known, default now).
+
+    A later label of the same request row replaces the earlier one (``replaced``);
+    labels of request ids the prediction log does not hold are stored and counted
+    (``unknown``, with examples), never dropped silently.
+
+    Raises:
+        InvalidArgumentError: A column is missing or holds the wrong type (named).
+        NotFoundError: The deployment has logged no predictions.
+
+    Example:
+        >>> dl.monitoring.log_labels("churn", pd.DataFrame({"request_id": ids, "label": y}))
+        ... # doctest: +SKIP
+    """
+    return _service().log_labels(deployment, labels)
 
 
 def _thresholds(value: DriftThresholds | Mapping[str, Any] | None) -> DriftThresholds | None:

@@ -1,4 +1,4 @@
-"""The SQL backend of reference records (SQLite and PostgreSQL through one code path)."""
+"""The SQL backends of reference records and labels (SQLite and PostgreSQL, one code path)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ import sqlalchemy as sa
 
 from driftline.core.metadata import Database
 from driftline.monitoring import _tables as t
+from driftline.monitoring.labels import LabelBatch
 from driftline.monitoring.models import StoredReference
 
-__all__ = ["SqlReferenceStore"]
+__all__ = ["SqlLabelStore", "SqlReferenceStore"]
+
+# Rows per INSERT statement / ids per lookup: amortizes round trips while staying under
+# SQLite's bound-variable limit and PostgreSQL's comfortable statement sizes.
+_CHUNK = 5_000
+_LOOKUP = 900
 
 
 class SqlReferenceStore:
@@ -72,3 +78,101 @@ def _record(row: Any) -> StoredReference:
         rows=int(row.rows),
         created_at=int(row.created_at),
     )
+
+
+class SqlLabelStore:
+    """:class:`~driftline.monitoring.store.LabelStore` on the metadata database.
+
+    A batch is written in one transaction: existing keys are looked up (to count
+    replacements), then every row is upserted (``INSERT ... ON CONFLICT DO UPDATE``, which
+    SQLite and PostgreSQL share) in multi-row statements of :data:`_CHUNK` rows.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def upsert_labels(
+        self, deployment: str, batch: LabelBatch, ingested_at: int
+    ) -> tuple[int, int]:
+        n = len(batch)
+        nums = batch.value_num.tolist() if batch.value_num is not None else [None] * n
+        texts = batch.value_text if batch.value_text is not None else [None] * n
+        rows = [
+            {
+                "deployment": deployment,
+                "request_id": rid,
+                "row_index": row,
+                "value_num": num,
+                "value_text": text,
+                "label_time": when,
+                "ingested_at": ingested_at,
+                "revisions": 1,
+            }
+            for rid, row, num, text, when in zip(
+                batch.request_id, batch.row.tolist(), nums, texts, batch.time.tolist(), strict=True
+            )
+        ]
+
+        def write(conn: Any) -> int:
+            existing = self._existing(conn, deployment, batch)
+            stmt = _insert(self.db.dialect, t.monitoring_labels)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["deployment", "request_id", "row_index"],
+                set_={
+                    "value_num": stmt.excluded.value_num,
+                    "value_text": stmt.excluded.value_text,
+                    "label_time": stmt.excluded.label_time,
+                    "ingested_at": stmt.excluded.ingested_at,
+                    "revisions": t.monitoring_labels.c.revisions + 1,
+                },
+            )
+            for start in range(0, n, _CHUNK):
+                conn.execute(stmt, rows[start : start + _CHUNK])
+            return existing
+
+        replaced = self.db.write(write)
+        return n - replaced, replaced
+
+    def _existing(self, conn: Any, deployment: str, batch: LabelBatch) -> int:
+        """How many of the batch's keys are stored already."""
+        c = t.monitoring_labels.c
+        wanted = set(zip(batch.request_id, batch.row.tolist(), strict=True))
+        ids = sorted(set(batch.request_id))
+        found = 0
+        for start in range(0, len(ids), _LOOKUP):
+            query = sa.select(c.request_id, c.row_index).where(
+                c.deployment == deployment, c.request_id.in_(ids[start : start + _LOOKUP])
+            )
+            found += sum((r[0], int(r[1])) in wanted for r in conn.execute(query))
+        return found
+
+    def read_labels(self, deployment: str, *, since_ms: int | None = None) -> Any:
+        import pyarrow as pa
+
+        c = t.monitoring_labels.c
+        query = sa.select(c.request_id, c.row_index, c.value_num, c.value_text, c.label_time)
+        query = query.where(c.deployment == deployment)
+        if since_ms is not None:
+            query = query.where(c.label_time >= since_ms)
+        rows = self.db.read(lambda conn: conn.execute(query).all())
+        cols: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * 5
+        return pa.table(
+            {
+                "request_id": pa.array(cols[0], pa.string()),
+                "row": pa.array(cols[1], pa.int64()),
+                "value_num": pa.array(cols[2], pa.float64()),
+                "value_text": pa.array(cols[3], pa.string()),
+                "label_time": pa.array(cols[4], pa.int64()),
+            }
+        )
+
+
+def _insert(dialect: str, table: sa.Table) -> Any:
+    """The dialect's INSERT construct that supports ON CONFLICT."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)

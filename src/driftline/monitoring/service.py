@@ -18,8 +18,11 @@ from driftline.monitoring.models import DriftReport, DriftThresholds, Reference,
 from driftline.monitoring.reference import fit, settings_key
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from driftline.core.artifacts import ContentStore
-    from driftline.monitoring.store import ReferenceStore
+    from driftline.monitoring.labels import LabelIngest
+    from driftline.monitoring.store import LabelStore, ReferenceStore
 
 __all__ = ["MonitoringService"]
 
@@ -36,9 +39,20 @@ class MonitoringService:
         >>> svc.drift(ref, batch_df).drifted                            # doctest: +SKIP
     """
 
-    def __init__(self, store: ReferenceStore | None, content: ContentStore | None) -> None:
+    def __init__(
+        self,
+        store: ReferenceStore | None,
+        content: ContentStore | None,
+        *,
+        labels: LabelStore | None = None,
+        log_root: str | None = None,
+        cache: Path | None = None,
+    ) -> None:
         self.store = store
         self.content = content
+        self.labels = labels
+        self.log_root = log_root  # the prediction log serving writes
+        self.cache = cache  # flattened prediction-log files (see ._traffic)
 
     # -- references -------------------------------------------------------------------
 
@@ -127,6 +141,52 @@ class MonitoringService:
         cur = open_source(current, columns=columns or list(ref.columns))
         return compare(ref, cur, columns=columns, thresholds=thresholds, reference_label=label)
 
+    # -- labels -----------------------------------------------------------------------
+
+    def log_labels(self, deployment: str, data: Any) -> LabelIngest:
+        """Store labels of ``deployment``'s requests (see :func:`driftline.monitoring.log_labels`).
+
+        Raises:
+            InvalidArgumentError: A column is missing or of the wrong type (named).
+            NotFoundError: The deployment has logged no predictions at all.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from driftline.core.clock import now_ms
+        from driftline.monitoring._traffic import log_files, request_ids
+        from driftline.monitoring.labels import LabelIngest, read_label_table
+
+        labels, root = self._labels()
+        _check_name(deployment, "deployment")
+        now = now_ms()
+        batch = read_label_table(data, now_ms=now)
+        if not log_files(root, deployment):
+            raise NotFoundError(
+                f"Deployment {deployment!r} has logged no predictions; labels join the "
+                f"prediction log by request id (serve it with `driftline serve`)"
+            )
+        known = request_ids(root, deployment)
+        ids = pa.array(batch.request_id, pa.string())
+        unknown_mask = pc.invert(pc.is_in(ids, value_set=known))
+        unknown = ids.filter(unknown_mask)
+        inserted, replaced = labels.upsert_labels(deployment, batch, now) if len(batch) else (0, 0)
+        return LabelIngest(
+            deployment=deployment,
+            received=len(batch) + batch.duplicates,
+            inserted=inserted,
+            replaced=replaced + batch.duplicates,
+            unknown=len(unknown),
+            unknown_examples=tuple(unknown.slice(0, 10).to_pylist()),
+        )
+
+    def _labels(self) -> tuple[LabelStore, str]:
+        if self.labels is None or self.log_root is None:
+            raise InvalidArgumentError(
+                "Labels need a local workspace (a metadata database and a prediction log)"
+            )
+        return self.labels, self.log_root
+
     # -- internals --------------------------------------------------------------------
 
     def _stores(self) -> tuple[ReferenceStore, ContentStore]:
@@ -155,10 +215,10 @@ class MonitoringService:
         return store.add_reference(record)
 
 
-def _check_name(name: str) -> None:
-    if not name or len(name) > 256 or not name.isprintable():
+def _check_name(name: str, what: str = "reference") -> None:
+    if not isinstance(name, str) or not name or len(name) > 256 or not name.isprintable():
         raise InvalidArgumentError(
-            f"A reference name must be 1-256 printable characters, got {name!r}"
+            f"A {what} name must be 1-256 printable characters, got {name!r}"
         )
 
 
