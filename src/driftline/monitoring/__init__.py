@@ -15,6 +15,7 @@ defined in :mod:`driftline.monitoring.drift` and :mod:`driftline.monitoring.refe
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from driftline.monitoring.labels import LabelIngest
@@ -24,6 +25,8 @@ from driftline.monitoring.models import (
     ColumnThresholds,
     DriftReport,
     DriftThresholds,
+    PerformanceReport,
+    PerformanceWindow,
     Reference,
     StoredReference,
 )
@@ -37,6 +40,8 @@ __all__ = [
     "DriftThresholds",
     "LabelIngest",
     "MonitoringService",
+    "PerformanceReport",
+    "PerformanceWindow",
     "Reference",
     "StoredReference",
     "drift",
@@ -44,6 +49,7 @@ __all__ = [
     "get_reference",
     "list_references",
     "log_labels",
+    "performance",
     "service_for",
 ]
 
@@ -143,6 +149,64 @@ def log_labels(deployment: str, labels: Any) -> LabelIngest:
         ... # doctest: +SKIP
     """
     return _service().log_labels(deployment, labels)
+
+
+def performance(
+    deployment: str,
+    *,
+    window: str | timedelta = "1d",
+    since: str | timedelta | datetime = "14d",
+    until: datetime | None = None,
+    segment: str | None = None,
+    task: str = "auto",
+    threshold: float = 0.5,
+    label_delay: str | timedelta = "0s",
+    join_window: str | timedelta = "14d",
+    min_rows: int = 100,
+    estimate: bool = True,
+) -> PerformanceReport:
+    """Performance of ``deployment`` per window: realized on labels, estimated by CBPE.
+
+    Predictions of the prediction log are joined with the labels stored by
+    :func:`log_labels` (a label counts when it came within ``join_window`` of its
+    prediction); every figure comes with the window's label coverage. Windows that ended
+    less than ``label_delay`` ago get no realized figures (status ``label_delay``).
+    Binary classifiers also get CBPE estimates (``kind="estimated"``) with a 95 % band,
+    calibrated on the labelled, mature windows of the range. The definitions are in
+    :mod:`driftline.monitoring.performance` and :mod:`driftline.monitoring.metrics`.
+
+    Args:
+        deployment: The deployment's name.
+        window: Window length (``"1h"``, ``"1d"``, ``"1w"``); windows are aligned to it.
+        since: Start of the range: a datetime or a duration back from now (``"14d"``).
+        until: End of the range (default now).
+        segment: A column of the inputs: figures per value too (its 20 most frequent).
+        task: ``auto``, ``binary``, ``multiclass``, ``classification`` or ``regression``.
+        threshold: Binary decision threshold on the score.
+        label_delay: How long labels take to arrive.
+        join_window: How long after a prediction its label may come.
+        min_rows: Fewer labelled rows (or scored rows, for estimates) in a window is
+            ``insufficient_data``.
+        estimate: Also estimate binary performance without labels (CBPE).
+
+    Example:
+        >>> rep = dl.monitoring.performance("churn", window="1d", label_delay="3d")
+        ... # doctest: +SKIP
+        >>> rep.to_frame().query("metric == 'roc_auc'")  # doctest: +SKIP
+    """
+    return _service().performance(
+        deployment,
+        window=window,
+        since=since,
+        until=until,
+        segment=segment,
+        task=task,
+        threshold=threshold,
+        label_delay=label_delay,
+        join_window=join_window,
+        min_rows=min_rows,
+        estimate=estimate,
+    )
 
 
 def _thresholds(value: DriftThresholds | Mapping[str, Any] | None) -> DriftThresholds | None:

@@ -24,6 +24,8 @@ __all__ = [
     "ColumnThresholds",
     "DriftReport",
     "DriftThresholds",
+    "PerformanceReport",
+    "PerformanceWindow",
     "Reference",
     "StoredReference",
 ]
@@ -386,3 +388,128 @@ def _record(kind: Any, d: Mapping[str, Any]) -> Any:
 def _column_from_dict(d: Mapping[str, Any]) -> ColumnReference:
     column: ColumnReference = _record(ColumnReference, d)
     return column
+
+
+#: Why a window has no figures of a kind: ``label_delay`` (younger than the label delay,
+#: realized only), ``insufficient_data`` (too few rows or labelled rows), ``no_calibration``
+#: (estimated only: too few labelled reference rows, or one class).
+WINDOW_STATUSES = ("ok", "insufficient_data", "label_delay", "no_calibration")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PerformanceWindow:
+    """Realized or estimated performance of one window (and segment) of a deployment.
+
+    Attributes:
+        start: Window start, epoch milliseconds (UTC), inclusive.
+        end: Window end, exclusive.
+        kind: ``realized`` (from labels) or ``estimated`` (CBPE, no labels used).
+        status: ``ok`` or why there are no figures (:data:`WINDOW_STATUSES`).
+        task: ``binary``, ``multiclass``, ``classification`` (predicted labels only) or
+            ``regression``.
+        rows: Predicted rows in the window.
+        labelled: Rows with a label that arrived within the join window.
+        coverage: ``labelled / rows`` (0 for an empty window): reported with every figure.
+        metrics: The figures (metrics that are undefined on the data are left out).
+        lower: Estimated only: the lower end of each figure's 95 % band.
+        upper: Estimated only: the upper end.
+        segment: The segmenting column, if any.
+        segment_value: That column's value (``__other__``, ``__missing__`` for the rest).
+    """
+
+    start: int
+    end: int
+    kind: str
+    status: str
+    task: str
+    rows: int
+    labelled: int
+    coverage: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    lower: dict[str, float] = field(default_factory=dict)
+    upper: dict[str, float] = field(default_factory=dict)
+    segment: str | None = None
+    segment_value: str | None = None
+
+    @property
+    def estimated(self) -> bool:
+        """Whether the figures are estimates (CBPE) rather than measured on labels."""
+        return self.kind == "estimated"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain data."""
+        return _plain(self)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PerformanceReport:
+    """Performance of a deployment per window (and segment), realized and estimated.
+
+    Example::
+
+        rep = dl.monitoring.performance("churn", window="1d", since="14d")
+        rep.to_frame()        # one row per window, kind, segment and metric
+    """
+
+    deployment: str
+    task: str
+    window_ms: int
+    label_delay_ms: int
+    join_window_ms: int
+    windows: tuple[PerformanceWindow, ...]
+    calibration_rows: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain data."""
+        out = _plain(self)
+        out["windows"] = [w.to_dict() for w in self.windows]
+        return out
+
+    def to_frame(self) -> Any:
+        """A long pandas DataFrame: one row per window, segment, kind and metric.
+
+        Columns: ``window_start``, ``window_end`` (UTC timestamps), ``segment``,
+        ``segment_value``, ``kind``, ``status``, ``metric``, ``value``, ``lower``,
+        ``upper``, ``rows``, ``labelled``, ``coverage``. A window without figures has one
+        row with ``metric`` None, so its status shows.
+        """
+        return _frame(self.windows)
+
+
+def _frame(windows: Any) -> Any:
+    import pandas as pd
+
+    rows = []
+    for w in windows:
+        base = {
+            "window_start": w.start,
+            "window_end": w.end,
+            "segment": w.segment,
+            "segment_value": w.segment_value,
+            "kind": w.kind,
+            "status": w.status,
+            "rows": w.rows,
+            "labelled": w.labelled,
+            "coverage": w.coverage,
+        }
+        names = list(w.metrics) or [None]
+        for name in names:
+            rows.append(
+                {
+                    **base,
+                    "metric": name,
+                    "value": w.metrics.get(name) if name else None,
+                    "lower": w.lower.get(name) if name else None,
+                    "upper": w.upper.get(name) if name else None,
+                }
+            )
+    frame = pd.DataFrame(rows, columns=[*_FRAME_COLUMNS])
+    for col in ("window_start", "window_end"):
+        frame[col] = pd.to_datetime(frame[col], unit="ms", utc=True)
+    return frame
+
+
+_FRAME_COLUMNS = (
+    "window_start", "window_end", "segment", "segment_value", "kind", "status", "metric",
+    "value", "lower", "upper", "rows", "labelled", "coverage",
+)  # fmt: skip

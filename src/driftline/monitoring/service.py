@@ -9,12 +9,19 @@ reuses the stored object instead of refitting; two names may share one object.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import InvalidArgumentError, NotFoundError
 from driftline.monitoring._frames import Source, open_source
 from driftline.monitoring.drift import compare
-from driftline.monitoring.models import DriftReport, DriftThresholds, Reference, StoredReference
+from driftline.monitoring.models import (
+    DriftReport,
+    DriftThresholds,
+    PerformanceReport,
+    Reference,
+    StoredReference,
+)
 from driftline.monitoring.reference import fit, settings_key
 
 if TYPE_CHECKING:
@@ -180,6 +187,70 @@ class MonitoringService:
             unknown_examples=tuple(unknown.slice(0, 10).to_pylist()),
         )
 
+    # -- traffic ----------------------------------------------------------------------
+
+    def traffic(self, deployment: str, since: datetime, until: datetime) -> Any:
+        """Flattened prediction-log rows of ``deployment`` in ``[since, until)`` (Arrow)."""
+        from driftline.monitoring._traffic import traffic
+
+        if self.log_root is None:
+            raise InvalidArgumentError("Reading the prediction log needs a local workspace")
+        _check_name(deployment, "deployment")
+        return traffic(self.log_root, self.cache, deployment, since, until)
+
+    def performance(
+        self,
+        deployment: str,
+        *,
+        window: str | timedelta = "1d",
+        since: str | timedelta | datetime = "14d",
+        until: datetime | None = None,
+        segment: str | None = None,
+        task: str = "auto",
+        threshold: float = 0.5,
+        label_delay: str | timedelta = "0s",
+        join_window: str | timedelta = "14d",
+        min_rows: int = 100,
+        estimate: bool = True,
+    ) -> PerformanceReport:
+        """Realized and estimated performance per window (see
+        :func:`driftline.monitoring.performance`)."""
+        from driftline.monitoring.performance import evaluate, join_labels
+        from driftline.monitoring.windows import parse_duration, parse_since, window_bounds
+
+        labels, _ = self._labels()
+        now = datetime.now(UTC)
+        end = now if until is None else parse_since(until, now)
+        start = parse_since(since, now)
+        bounds = window_bounds(window, start, end)
+        delay = parse_duration(label_delay, "label delay")
+        joining = parse_duration(join_window, "join window")
+        if not (0 < threshold < 1) or min_rows < 1:
+            raise InvalidArgumentError("Need 0 < threshold < 1 and min_rows >= 1")
+        rows = self.traffic(deployment, bounds[0][0], bounds[-1][1])
+        stored = labels.read_labels(deployment, since_ms=_ms(bounds[0][0]))
+        joined = join_labels(rows, stored, _ms(joining))
+        task, windows, calibrated = evaluate(
+            joined,
+            bounds,
+            now_ms=_ms(now),
+            task=task,
+            threshold=threshold,
+            label_delay_ms=_ms(delay),
+            min_rows=min_rows,
+            segment=segment,
+            estimate=estimate,
+        )
+        return PerformanceReport(
+            deployment=deployment,
+            task=task,
+            window_ms=_ms(parse_duration(window, "window")),
+            label_delay_ms=_ms(delay),
+            join_window_ms=_ms(joining),
+            windows=tuple(windows),
+            calibration_rows=calibrated,
+        )
+
     def _labels(self) -> tuple[LabelStore, str]:
         if self.labels is None or self.log_root is None:
             raise InvalidArgumentError(
@@ -220,6 +291,12 @@ def _check_name(name: str, what: str = "reference") -> None:
         raise InvalidArgumentError(
             f"A {what} name must be 1-256 printable characters, got {name!r}"
         )
+
+
+def _ms(value: datetime | timedelta) -> int:
+    if isinstance(value, timedelta):
+        return int(value.total_seconds() * 1000)
+    return int(value.timestamp() * 1000)
 
 
 def _is_version(data: Any) -> bool:
