@@ -20,6 +20,7 @@ from typing import Any
 
 from driftline.monitoring.labels import LabelIngest
 from driftline.monitoring.models import (
+    CheckResult,
     ColumnDrift,
     ColumnReference,
     ColumnThresholds,
@@ -27,12 +28,17 @@ from driftline.monitoring.models import (
     DriftThresholds,
     PerformanceReport,
     PerformanceWindow,
+    QualityIssue,
+    QualityReport,
     Reference,
     StoredReference,
+    WindowCheck,
 )
+from driftline.monitoring.quality import QualityThresholds
 from driftline.monitoring.service import MonitoringService
 
 __all__ = [
+    "CheckResult",
     "ColumnDrift",
     "ColumnReference",
     "ColumnThresholds",
@@ -42,10 +48,16 @@ __all__ = [
     "MonitoringService",
     "PerformanceReport",
     "PerformanceWindow",
+    "QualityIssue",
+    "QualityReport",
+    "QualityThresholds",
     "Reference",
     "StoredReference",
+    "WindowCheck",
+    "check",
     "drift",
     "fit_reference",
+    "fit_traffic_reference",
     "get_reference",
     "list_references",
     "log_labels",
@@ -206,6 +218,73 @@ def performance(
         join_window=join_window,
         min_rows=min_rows,
         estimate=estimate,
+    )
+
+
+def fit_traffic_reference(
+    deployment: str,
+    *,
+    since: str | timedelta | datetime,
+    until: datetime | None = None,
+    name: str | None = None,
+) -> Reference:
+    """Fit and store the reference of a period of a deployment's traffic (inputs and
+    predictions), under ``name`` (default: the deployment's name), for :func:`check`.
+
+    Example:
+        >>> dl.monitoring.fit_traffic_reference("churn", since=launch, until=launch + week)
+        ... # doctest: +SKIP
+    """
+    return _service().fit_traffic_reference(deployment, since=since, until=until, name=name)[1]
+
+
+def check(
+    deployment: str,
+    *,
+    window: str | timedelta = "1d",
+    since: str | timedelta | datetime = "14d",
+    until: datetime | None = None,
+    reference: str | Reference | None = None,
+    checks: tuple[str, ...] = ("drift", "prediction_drift", "quality", "performance"),
+    thresholds: DriftThresholds | Mapping[str, Any] | None = None,
+    quality: QualityThresholds | None = None,
+    task: str = "auto",
+    threshold: float = 0.5,
+    label_delay: str | timedelta = "0s",
+    join_window: str | timedelta = "14d",
+    min_labels: int = 100,
+) -> CheckResult:
+    """Drift, prediction drift, data quality and performance of a deployment, per window.
+
+    The prediction log is read once for the range; each window's inputs are compared
+    with the stored reference (``reference``, default the deployment's name: fit it with
+    :func:`fit_reference` or :func:`fit_traffic_reference`), its prediction columns with
+    the reference's (prediction drift, its own check), its data quality checked
+    (:mod:`driftline.monitoring.quality`), and its performance computed as by
+    :func:`performance`. A window with fewer rows than ``thresholds.min_rows`` has
+    status ``insufficient_data``.
+
+    Raises:
+        NotFoundError: No reference of that name (the message says how to fit one).
+
+    Example:
+        >>> res = dl.monitoring.check("churn", window="1d", since="14d")  # doctest: +SKIP
+        >>> res.to_frame().query("flagged == True")                         # doctest: +SKIP
+    """
+    return _service().check(
+        deployment,
+        window=window,
+        since=since,
+        until=until,
+        reference=reference,
+        checks=checks,
+        thresholds=_thresholds(thresholds),
+        quality=quality,
+        task=task,
+        threshold=threshold,
+        label_delay=label_delay,
+        join_window=join_window,
+        min_labels=min_labels,
     )
 
 

@@ -16,9 +16,9 @@ files whose source is gone (retention deleted it).
 Flattened columns: ``request_id``, ``row`` (position in the request), ``time``,
 ``model_version``, ``variant``, every input column of a table request, then the
 predictions: ``prediction`` for one value per row, ``prediction_0``, ``prediction_1``,
-... for a list per row (class probabilities), or the output's own names for records or
-named outputs. Requests whose inputs are tensors (nested lists) contribute predictions
-only.
+... for a list per row (class probabilities), or ``prediction.<name>`` for records or
+named outputs: every prediction column's name starts with ``prediction``. Requests
+whose inputs are tensors (nested lists) contribute predictions only.
 """
 
 from __future__ import annotations
@@ -28,9 +28,15 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["flatten", "log_files", "log_root", "request_ids", "traffic"]
+__all__ = ["META", "flatten", "is_prediction", "log_files", "log_root", "request_ids", "traffic"]
 
+#: The columns that say which request a row is, not what it holds.
 META = ("request_id", "row", "time", "model_version", "variant")
+
+
+def is_prediction(name: str) -> bool:
+    """Whether a flattened column holds predictions (module docstring)."""
+    return name == "prediction" or name.startswith(("prediction_", "prediction."))
 
 
 def log_root(home: Path, artifact_root: str) -> str:
@@ -229,7 +235,7 @@ def _select(inputs: Any, outputs: Any, width: int) -> tuple[str, str]:
         parsed.append(f"json_transform(outputs, '{json.dumps(outputs)}') AS o")
         first = next(iter(outputs))
         cols.append(f"unnest(range(len(o.{_quote(first)}))) AS row")
-        cols += [f"unnest(o.{_quote(k)}) AS {_quote(k)}" for k in outputs]
+        cols += [f"unnest(o.{_quote(k)}) AS {_quote('prediction.' + k)}" for k in outputs]
     else:  # one scalar per request
         parsed.append(f"json_transform(outputs, '{json.dumps(outputs)}') AS o")
         cols += ["0 AS row", "o AS prediction"]

@@ -16,11 +16,14 @@ from driftline.errors import InvalidArgumentError, NotFoundError
 from driftline.monitoring._frames import Source, open_source
 from driftline.monitoring.drift import compare
 from driftline.monitoring.models import (
+    CheckResult,
     DriftReport,
     DriftThresholds,
     PerformanceReport,
+    PerformanceWindow,
     Reference,
     StoredReference,
+    WindowCheck,
 )
 from driftline.monitoring.reference import fit, settings_key
 
@@ -29,9 +32,13 @@ if TYPE_CHECKING:
 
     from driftline.core.artifacts import ContentStore
     from driftline.monitoring.labels import LabelIngest
+    from driftline.monitoring.quality import QualityThresholds
     from driftline.monitoring.store import LabelStore, ReferenceStore
 
-__all__ = ["MonitoringService"]
+__all__ = ["CHECKS", "MonitoringService"]
+
+#: The checks :meth:`MonitoringService.check` runs (all by default).
+CHECKS = ("drift", "prediction_drift", "quality", "performance")
 
 
 class MonitoringService:
@@ -106,7 +113,9 @@ class MonitoringService:
         if record is None:
             raise NotFoundError(
                 f"No drift reference named {name!r}; fit one with "
-                f"dl.monitoring.fit_reference('customers@7', name={name!r})"
+                f"dl.monitoring.fit_reference('customers@7', name={name!r}) (from a dataset "
+                f"version) or dl.monitoring.fit_traffic_reference('{name}', since='7d') "
+                "(from a period of a deployment's traffic)"
             )
         return self.load(record)
 
@@ -251,6 +260,127 @@ class MonitoringService:
             calibration_rows=calibrated,
         )
 
+    def fit_traffic_reference(
+        self,
+        deployment: str,
+        *,
+        since: str | timedelta | datetime,
+        until: datetime | None = None,
+        name: str | None = None,
+    ) -> tuple[StoredReference, Reference]:
+        """Fit and store a reference on a period of ``deployment``'s traffic: its inputs and
+        its predictions (so that prediction drift has a reference), under ``name``
+        (default: the deployment's name)."""
+        from driftline.monitoring._frames import Source
+        from driftline.monitoring._traffic import META
+        from driftline.monitoring.windows import parse_since
+
+        now = datetime.now(UTC)
+        start, end = parse_since(since, now), now if until is None else parse_since(until, now)
+        rows = self.traffic(deployment, start, end)
+        if rows.num_rows == 0:
+            raise InvalidArgumentError(
+                f"Deployment {deployment!r} logged no predictions from {start.isoformat()} "
+                f"to {end.isoformat()}: pick a period with traffic"
+            )
+        table = rows.drop_columns([c for c in META if c in rows.column_names])
+        label = f"{deployment} traffic {start:%Y-%m-%dT%H:%M}..{end:%Y-%m-%dT%H:%M}"
+        source = Source(label, None, table=table)
+        reference = fit(source)
+        _, content = self._stores()
+        data = json.dumps(reference.to_dict(), sort_keys=True, allow_nan=False).encode()
+        blob = content.put_bytes(data)
+        name = name or deployment
+        _check_name(name)
+        return self._record(name, blob.digest, source, reference.rows), reference
+
+    def check(
+        self,
+        deployment: str,
+        *,
+        window: str | timedelta = "1d",
+        since: str | timedelta | datetime = "14d",
+        until: datetime | None = None,
+        reference: str | Reference | None = None,
+        checks: tuple[str, ...] = CHECKS,
+        thresholds: DriftThresholds | None = None,
+        quality: QualityThresholds | None = None,
+        task: str = "auto",
+        threshold: float = 0.5,
+        label_delay: str | timedelta = "0s",
+        join_window: str | timedelta = "14d",
+        min_labels: int = 100,
+    ) -> CheckResult:
+        """Drift, prediction drift, data quality and performance per window (see
+        :func:`driftline.monitoring.check`)."""
+        import numpy as np
+
+        from driftline.monitoring._frames import Source
+        from driftline.monitoring._traffic import META, is_prediction
+        from driftline.monitoring.quality import assess
+        from driftline.monitoring.windows import parse_duration, parse_since, window_bounds
+
+        unknown = [c for c in checks if c not in CHECKS]
+        if unknown or not checks:
+            raise InvalidArgumentError(f"Unknown checks {unknown}; choose from {', '.join(CHECKS)}")
+        thresholds = thresholds or DriftThresholds()
+        ref = (
+            reference
+            if isinstance(reference, Reference)
+            else self.get_reference(reference or deployment)
+        )
+        now = datetime.now(UTC)
+        end = now if until is None else parse_since(until, now)
+        bounds = window_bounds(window, parse_since(since, now), end)
+        rows = self.traffic(deployment, bounds[0][0], bounds[-1][1])
+        performance: list[PerformanceWindow] = []
+        task_found = None
+        if "performance" in checks and rows.num_rows:
+            perf = self.performance(
+                deployment,
+                window=window,
+                since=bounds[0][0],
+                until=bounds[-1][1],
+                task=task,
+                threshold=threshold,
+                label_delay=label_delay,
+                join_window=join_window,
+                min_rows=min_labels,
+            )
+            performance, task_found = list(perf.windows), perf.task
+        inputs = [c for c in ref.columns if not is_prediction(c) and c not in META]
+        outputs = [c for c in ref.columns if is_prediction(c)]
+        starts = np.array([_ms(s) for s, _ in bounds], dtype=np.int64)
+        which = _window_index(rows, starts)
+        results = []
+        for i, (s, e) in enumerate(bounds):
+            part = rows.take(np.flatnonzero(which == i))
+            n = part.num_rows
+            figures = tuple(p for p in performance if p.start == _ms(s))
+            base = {"start": _ms(s), "end": _ms(e), "rows": n, "performance": figures}
+            if n < thresholds.min_rows:
+                results.append(WindowCheck(**base, status="insufficient_data"))
+                continue
+            label = f"{deployment} {s:%Y-%m-%dT%H:%M}..{e:%Y-%m-%dT%H:%M}"
+            src = Source(label, None, table=part)
+            drift = pred = qual = None
+            if "drift" in checks and inputs:
+                drift = compare(ref, src, columns=inputs, thresholds=thresholds)
+            if "prediction_drift" in checks and outputs:
+                pred = compare(ref, src, columns=outputs, thresholds=thresholds)
+            if "quality" in checks:
+                qual = assess(ref, part, columns=inputs + outputs, thresholds=quality)
+            results.append(
+                WindowCheck(**base, status="ok", drift=drift, prediction_drift=pred, quality=qual)
+            )
+        return CheckResult(
+            deployment=deployment,
+            reference=ref.source,
+            window_ms=_ms(parse_duration(window, "window")),
+            windows=tuple(results),
+            task=task_found,
+        )
+
     def _labels(self) -> tuple[LabelStore, str]:
         if self.labels is None or self.log_root is None:
             raise InvalidArgumentError(
@@ -291,6 +421,17 @@ def _check_name(name: str, what: str = "reference") -> None:
         raise InvalidArgumentError(
             f"A {what} name must be 1-256 printable characters, got {name!r}"
         )
+
+
+def _window_index(rows: Any, starts: Any) -> Any:
+    """The window (index into ``starts``) of each row; rows are all inside the range."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ms = pc.cast(pc.cast(rows["time"], pa.timestamp("ms", tz="UTC"), safe=False), pa.int64())
+    t = np.asarray(ms.to_numpy(), dtype=np.int64) if rows.num_rows else np.zeros(0, np.int64)
+    return np.searchsorted(starts, t, side="right") - 1
 
 
 def _ms(value: datetime | timedelta) -> int:
