@@ -160,3 +160,23 @@ def test_quality_findings() -> None:
     strict = QualityThresholds(out_of_range=0.1)
     assert "out_of_range" not in {i.kind for i in assess(ref, cur, thresholds=strict).issues}
     assert assess(ref, cur.slice(0, 10)).status == "insufficient_data"
+
+
+def test_the_module_level_api(configure_default: Callable[..., Workspace]) -> None:
+    import driftline as dl
+
+    ws = configure_default(async_logging=False)
+    svc = ws.service("monitoring", MonitoringService)
+    ids = day(svc, 0)
+    dl.monitoring.fit_traffic_reference("churn", since=START, until=START + DAY)
+    result = dl.monitoring.log_labels(
+        "churn", pd.DataFrame({"request_id": ids, "label": [1, 0] * (N // 2)})
+    )
+    assert result.inserted == N
+    perf = dl.monitoring.performance("churn", since=START, until=START + DAY)
+    assert [(w.kind, w.coverage) for w in perf.windows] == [("realized", 1.0), ("estimated", 1.0)]
+    res = dl.monitoring.check("churn", since=START, until=START + DAY, thresholds={"min_rows": 50})
+    assert res.windows[0].status == "ok"
+    assert not res.to_frame().empty
+    empty = dl.monitoring.performance("nobody", since=START, until=START + DAY)
+    assert (empty.task, [w.status for w in empty.windows]) == ("unknown", ["insufficient_data"])

@@ -185,7 +185,7 @@ def performance(
     less than ``label_delay`` ago get no realized figures (status ``label_delay``).
     Binary classifiers also get CBPE estimates (``kind="estimated"``) with a 95 % band,
     calibrated on the labelled, mature windows of the range. The definitions are in
-    :mod:`driftline.monitoring.performance` and :mod:`driftline.monitoring.metrics`.
+    :mod:`driftline.monitoring.scoring` and :mod:`driftline.monitoring.metrics`.
 
     Args:
         deployment: The deployment's name.

@@ -146,7 +146,9 @@ class SqlLabelStore:
             found += sum((r[0], int(r[1])) in wanted for r in conn.execute(query))
         return found
 
-    def read_labels(self, deployment: str, *, since_ms: int | None = None) -> Any:
+    def read_labels(
+        self, deployment: str, *, since_ms: int | None = None, until_ms: int | None = None
+    ) -> Any:
         import pyarrow as pa
 
         c = t.monitoring_labels.c
@@ -154,7 +156,10 @@ class SqlLabelStore:
         query = query.where(c.deployment == deployment)
         if since_ms is not None:
             query = query.where(c.label_time >= since_ms)
-        rows = self.db.read(lambda conn: conn.execute(query).all())
+        if until_ms is not None:
+            query = query.where(c.label_time < until_ms)
+        # The driver's tuples, without a Row object per label: millions are read at once.
+        rows = self.db.read(lambda conn: conn.execute(query).cursor.fetchall())
         cols: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * 5
         return pa.table(
             {

@@ -5,7 +5,7 @@ and wrote to the prediction log) and, for a request that carried several rows, `
 (its position in the request, default 0). ``label`` is a number (regression targets,
 0/1 or integer classes, booleans as 0/1) or text (class names). ``time`` is when the
 outcome became known (default: when it is ingested); a label joins a prediction only when
-it came within the join window after it (:mod:`.performance`).
+it came within the join window after it (:mod:`.scoring`).
 
 Every column is checked before anything is stored: a wrong type is an
 ``InvalidArgumentError`` naming the column, never a half-written batch.

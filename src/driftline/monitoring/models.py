@@ -409,8 +409,8 @@ class PerformanceWindow:
         end: Window end, exclusive.
         kind: ``realized`` (from labels) or ``estimated`` (CBPE, no labels used).
         status: ``ok`` or why there are no figures (:data:`WINDOW_STATUSES`).
-        task: ``binary``, ``multiclass``, ``classification`` (predicted labels only) or
-            ``regression``.
+        task: ``binary``, ``multiclass``, ``classification`` (predicted labels only),
+            ``regression``, or ``unknown`` (no traffic in the range to tell).
         rows: Predicted rows in the window.
         labelled: Rows with a label that arrived within the join window.
         coverage: ``labelled / rows`` (0 for an empty window): reported with every figure.

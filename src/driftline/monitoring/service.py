@@ -224,20 +224,59 @@ class MonitoringService:
     ) -> PerformanceReport:
         """Realized and estimated performance per window (see
         :func:`driftline.monitoring.performance`)."""
-        from driftline.monitoring.performance import evaluate, join_labels
-        from driftline.monitoring.windows import parse_duration, parse_since, window_bounds
+        from driftline.monitoring.windows import parse_since, window_bounds
 
-        labels, _ = self._labels()
         now = datetime.now(UTC)
         end = now if until is None else parse_since(until, now)
-        start = parse_since(since, now)
-        bounds = window_bounds(window, start, end)
-        delay = parse_duration(label_delay, "label delay")
-        joining = parse_duration(join_window, "join window")
+        bounds = window_bounds(window, parse_since(since, now), end)
         if not (0 < threshold < 1) or min_rows < 1:
             raise InvalidArgumentError("Need 0 < threshold < 1 and min_rows >= 1")
         rows = self.traffic(deployment, bounds[0][0], bounds[-1][1])
-        stored = labels.read_labels(deployment, since_ms=_ms(bounds[0][0]))
+        return self._performance(
+            deployment,
+            rows,
+            bounds,
+            now,
+            window=window,
+            segment=segment,
+            task=task,
+            threshold=threshold,
+            label_delay=label_delay,
+            join_window=join_window,
+            min_rows=min_rows,
+            estimate=estimate,
+        )
+
+    def _performance(
+        self,
+        deployment: str,
+        rows: Any,
+        bounds: list[tuple[datetime, datetime]],
+        now: datetime,
+        *,
+        window: str | timedelta,
+        segment: str | None,
+        task: str,
+        threshold: float,
+        label_delay: str | timedelta,
+        join_window: str | timedelta,
+        min_rows: int,
+        estimate: bool,
+    ) -> PerformanceReport:
+        """Performance of already-read traffic ``rows`` over ``bounds``."""
+        from driftline.monitoring.scoring import evaluate, join_labels
+        from driftline.monitoring.windows import parse_duration
+
+        labels, _ = self._labels()
+        delay = parse_duration(label_delay, "label delay")
+        joining = parse_duration(join_window, "join window")
+        # Labels come after their predictions (a day of clock skew allowed) and within
+        # the join window: only those can join.
+        stored = labels.read_labels(
+            deployment,
+            since_ms=_ms(bounds[0][0] - timedelta(days=1)),
+            until_ms=_ms(bounds[-1][1] + joining) + 1,
+        )
         joined = join_labels(rows, stored, _ms(joining))
         task, windows, calibrated = evaluate(
             joined,
@@ -336,11 +375,14 @@ class MonitoringService:
         performance: list[PerformanceWindow] = []
         task_found = None
         if "performance" in checks and rows.num_rows:
-            perf = self.performance(
+            perf = self._performance(
                 deployment,
+                rows,
+                bounds,
+                now,
                 window=window,
-                since=bounds[0][0],
-                until=bounds[-1][1],
+                segment=None,
+                estimate=True,
                 task=task,
                 threshold=threshold,
                 label_delay=label_delay,

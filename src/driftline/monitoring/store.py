@@ -43,8 +43,10 @@ class LabelStore(Protocol):
         """Store a batch, replacing earlier labels of the same keys: ``(inserted, replaced)``."""
         ...
 
-    def read_labels(self, deployment: str, *, since_ms: int | None = None) -> Any:
+    def read_labels(
+        self, deployment: str, *, since_ms: int | None = None, until_ms: int | None = None
+    ) -> Any:
         """Labels of a deployment as an Arrow table (``request_id``, ``row``, ``value_num``,
-        ``value_text``, ``label_time``), optionally only those labelled at or after
-        ``since_ms``."""
+        ``value_text``, ``label_time``), optionally only those with
+        ``since_ms <= label_time < until_ms``."""
         ...

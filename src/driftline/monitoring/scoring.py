@@ -40,7 +40,6 @@ __all__ = ["TASKS", "Joined", "evaluate", "join_labels"]
 
 TASKS = ("auto", "binary", "multiclass", "classification", "regression")
 _MAX_SEGMENTS = 20
-_LABEL_COLUMNS = ("label_time", "value_num", "value_text")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,44 +54,52 @@ class Joined:
 
 
 def join_labels(traffic: Any, labels: Any, join_window_ms: int) -> Joined:
-    """Join flattened predictions with stored labels (module docstring)."""
+    """Join flattened predictions with stored labels (module docstring).
+
+    Only the keys and a row position go through the hash join (the labels side is the
+    build side); the labels then land at their rows' positions, so the prediction
+    table's columns are never copied.
+    """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    joined = traffic.join(labels, keys=["request_id", "row"], join_type="left outer")
+    n = traffic.num_rows
     time_ms = np.asarray(
-        pc.cast(pc.cast(joined["time"], pa.timestamp("ms", tz="UTC"), safe=False), pa.int64())
+        pc.cast(pc.cast(traffic["time"], pa.timestamp("ms", tz="UTC"), safe=False), pa.int64())
         .combine_chunks()
         .to_numpy(zero_copy_only=False),
         dtype=np.int64,
     )
-    label_time = joined["label_time"].combine_chunks()
-    in_time = pc.less_equal(label_time, pa.array(time_ms + join_window_ms))
-    labelled = np.asarray(pc.fill_null(in_time, False).to_numpy(zero_copy_only=False), dtype=bool)
-    text = joined["value_text"].combine_chunks()
-    if text.null_count < len(text):
-        label: np.ndarray = np.asarray(text.to_pylist(), dtype=object)
-        label[~labelled] = None
-        number = joined["value_num"].combine_chunks()
-        if number.null_count < len(number):
-            mixed = labelled & (label == None)  # noqa: E711 (elementwise)
-            if mixed.any():
-                raise InvalidArgumentError(
-                    "The labels of this deployment mix numbers and text; re-ingest them "
-                    "with one kind (dl.monitoring.log_labels replaces earlier labels)"
-                )
+    keys = pa.table(
+        {"request_id": traffic["request_id"], "row": traffic["row"], "_at": np.arange(n)}
+    )
+    hits = keys.join(labels, keys=["request_id", "row"], join_type="inner")
+    at = np.asarray(hits["_at"].combine_chunks().to_numpy(zero_copy_only=False), dtype=np.int64)
+    label_time = np.asarray(hits["label_time"].combine_chunks().to_numpy(zero_copy_only=False))
+    ok = label_time <= time_ms[at] + join_window_ms
+    at, hits = at[ok], hits.filter(pa.array(ok))
+    labelled = np.zeros(n, dtype=bool)
+    labelled[at] = True
+    text = hits["value_text"].combine_chunks()
+    label: np.ndarray
+    if len(text) and text.null_count < len(text):
+        if text.null_count:
+            raise InvalidArgumentError(
+                "The labels of this deployment mix numbers and text; re-ingest them "
+                "with one kind (dl.monitoring.log_labels replaces earlier labels)"
+            )
+        label = np.full(n, None, dtype=object)
+        label[at] = np.asarray(text.to_pylist(), dtype=object)
     else:
-        label = np.asarray(
-            joined["value_num"].combine_chunks().to_numpy(zero_copy_only=False), dtype=np.float64
-        )
-        label = np.where(labelled, label, np.nan)
+        label = np.full(n, np.nan)
+        label[at] = hits["value_num"].combine_chunks().to_numpy(zero_copy_only=False)
     predictions = {
-        name: _column(joined[name])
-        for name in joined.column_names
+        name: _column(traffic[name])
+        for name in traffic.column_names
         if name == "prediction" or name.startswith("prediction_")
     }
-    return Joined(time_ms, predictions, label, labelled, joined)
+    return Joined(time_ms, predictions, label, labelled, traffic)
 
 
 def _column(col: Any) -> np.ndarray:
@@ -198,7 +205,8 @@ def evaluate(
     calibration rows)``."""
     import numpy as np
 
-    task = infer_task(j, task)
+    # No traffic at all: nothing to infer the task from, and nothing to score.
+    task = infer_task(j, task) if len(j.time_ms) or task != "auto" else "unknown"
     starts = np.array([int(s.timestamp() * 1000) for s, _ in bounds], dtype=np.int64)
     ends = np.array([int(e.timestamp() * 1000) for _, e in bounds], dtype=np.int64)
     which = np.searchsorted(starts, j.time_ms, side="right") - 1
@@ -232,7 +240,7 @@ def evaluate(
             coverage = n_lab / len(rows) if len(rows) else 0.0
             status = "ok"
             figures: dict[str, float] = {}
-            if not mature[i]:
+            if not mature[i] and len(rows):
                 status = "label_delay"
             elif n_lab < min_rows:
                 status = "insufficient_data"
@@ -296,7 +304,7 @@ def _segments(j: Joined, segment: str | None) -> list[tuple[str | None, np.ndarr
     if segment is None:
         return [(None, None)]
     if segment not in j.table.column_names:
-        logged = [c for c in j.table.column_names if c not in _LABEL_COLUMNS]
+        logged = j.table.column_names
         raise InvalidArgumentError(
             f"Cannot segment by {segment!r}: the prediction log has the columns {logged}"
         )
