@@ -8,6 +8,7 @@ reuses the stored object instead of refitting; two names may share one object.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -352,11 +353,7 @@ class MonitoringService:
     ) -> CheckResult:
         """Drift, prediction drift, data quality and performance per window (see
         :func:`driftline.monitoring.check`)."""
-        import numpy as np
 
-        from driftline.monitoring._frames import Source
-        from driftline.monitoring._traffic import META, is_prediction
-        from driftline.monitoring.quality import assess
         from driftline.monitoring.windows import parse_duration, parse_since, window_bounds
 
         unknown = [c for c in checks if c not in CHECKS]
@@ -372,10 +369,16 @@ class MonitoringService:
         end = now if until is None else parse_since(until, now)
         bounds = window_bounds(window, parse_since(since, now), end)
         rows = self.traffic(deployment, bounds[0][0], bounds[-1][1])
-        performance: list[PerformanceWindow] = []
-        task_found = None
+        pool = None
+        scoring = None
         if "performance" in checks and rows.num_rows:
-            perf = self._performance(
+            from concurrent.futures import ThreadPoolExecutor
+
+            # Labels are read and scored in a thread while drift sorts the columns
+            # (numpy and Arrow release the GIL): the two halves overlap on two cores.
+            pool = ThreadPoolExecutor(1, thread_name_prefix="driftline-scoring")
+            scoring = pool.submit(
+                self._performance,
                 deployment,
                 rows,
                 bounds,
@@ -389,17 +392,56 @@ class MonitoringService:
                 join_window=join_window,
                 min_rows=min_labels,
             )
-            performance, task_found = list(perf.windows), perf.task
+        try:
+            parts = self._window_checks(deployment, ref, rows, bounds, checks, thresholds, quality)
+            perf = None if scoring is None else scoring.result()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        performance: list[PerformanceWindow] = [] if perf is None else list(perf.windows)
+        results = [
+            dataclasses.replace(w, performance=tuple(p for p in performance if p.start == w.start))
+            for w in parts
+        ]
+        return CheckResult(
+            deployment=deployment,
+            reference=ref.source,
+            window_ms=_ms(parse_duration(window, "window")),
+            windows=tuple(results),
+            task=None if perf is None else perf.task,
+        )
+
+    def _window_checks(
+        self,
+        deployment: str,
+        ref: Reference,
+        rows: Any,
+        bounds: list[tuple[datetime, datetime]],
+        checks: tuple[str, ...],
+        thresholds: DriftThresholds,
+        quality: QualityThresholds | None,
+    ) -> list[WindowCheck]:
+        """Drift, prediction drift and quality of each window (performance comes apart)."""
+        import numpy as np
+
+        from driftline.monitoring._frames import Source
+        from driftline.monitoring._traffic import META, is_prediction
+        from driftline.monitoring.quality import assess
+
         inputs = [c for c in ref.columns if not is_prediction(c) and c not in META]
         outputs = [c for c in ref.columns if is_prediction(c)]
         starts = np.array([_ms(s) for s, _ in bounds], dtype=np.int64)
         which = _window_index(rows, starts)
+        ordered = bool(np.all(which[1:] >= which[:-1]))  # the log is written in time order
+        cuts = np.searchsorted(which, np.arange(len(bounds) + 1)) if ordered else None
         results = []
         for i, (s, e) in enumerate(bounds):
-            part = rows.take(np.flatnonzero(which == i))
+            if cuts is not None:
+                part = rows.slice(int(cuts[i]), int(cuts[i + 1] - cuts[i]))  # no copy
+            else:
+                part = rows.take(np.flatnonzero(which == i))
             n = part.num_rows
-            figures = tuple(p for p in performance if p.start == _ms(s))
-            base = {"start": _ms(s), "end": _ms(e), "rows": n, "performance": figures}
+            base = {"start": _ms(s), "end": _ms(e), "rows": n}
             if n < thresholds.min_rows:
                 results.append(WindowCheck(**base, status="insufficient_data"))
                 continue
@@ -415,13 +457,7 @@ class MonitoringService:
             results.append(
                 WindowCheck(**base, status="ok", drift=drift, prediction_drift=pred, quality=qual)
             )
-        return CheckResult(
-            deployment=deployment,
-            reference=ref.source,
-            window_ms=_ms(parse_duration(window, "window")),
-            windows=tuple(results),
-            task=task_found,
-        )
+        return results
 
     def _labels(self) -> tuple[LabelStore, str]:
         if self.labels is None or self.log_root is None:
