@@ -83,13 +83,21 @@ def _record(row: Any) -> StoredReference:
 class SqlLabelStore:
     """:class:`~driftline.monitoring.store.LabelStore` on the metadata database.
 
-    A batch is written in one transaction: existing keys are looked up (to count
-    replacements), then every row is upserted (``INSERT ... ON CONFLICT DO UPDATE``, which
-    SQLite and PostgreSQL share) in multi-row statements of :data:`_CHUNK` rows.
+    A batch is written in one transaction. SQLite: existing keys are looked up (to count
+    replacements), then the rows are upserted (``INSERT ... ON CONFLICT DO UPDATE``)
+    through the driver's ``executemany`` in chunks of :data:`_CHUNK`, with plain tuples
+    (building SQLAlchemy parameters cost more than SQLite's work). PostgreSQL: the rows
+    are copied (binary ``COPY``) into a temporary table, counted against the stored
+    keys, and upserted from it in one statement.
     """
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        mark = "%s" if db.dialect == "postgresql" else "?"
+        self._upsert_sql = (
+            f"INSERT INTO monitoring_labels ({_LABEL_COLUMNS}) "
+            f"VALUES ({', '.join([mark] * 7)}, 1) " + _ON_CONFLICT
+        )
 
     def upsert_labels(
         self, deployment: str, batch: LabelBatch, ingested_at: int
@@ -97,37 +105,25 @@ class SqlLabelStore:
         n = len(batch)
         nums = batch.value_num.tolist() if batch.value_num is not None else [None] * n
         texts = batch.value_text if batch.value_text is not None else [None] * n
-        rows = [
-            {
-                "deployment": deployment,
-                "request_id": rid,
-                "row_index": row,
-                "value_num": num,
-                "value_text": text,
-                "label_time": when,
-                "ingested_at": ingested_at,
-                "revisions": 1,
-            }
-            for rid, row, num, text, when in zip(
-                batch.request_id, batch.row.tolist(), nums, texts, batch.time.tolist(), strict=True
+        rows = list(
+            zip(
+                [deployment] * n,
+                batch.request_id,
+                batch.row.tolist(),
+                nums,
+                texts,
+                batch.time.tolist(),
+                [ingested_at] * n,
+                strict=True,
             )
-        ]
+        )
 
         def write(conn: Any) -> int:
+            if self.db.dialect == "postgresql":
+                return _copy_labels(conn, rows)
             existing = self._existing(conn, deployment, batch)
-            stmt = _insert(self.db.dialect, t.monitoring_labels)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["deployment", "request_id", "row_index"],
-                set_={
-                    "value_num": stmt.excluded.value_num,
-                    "value_text": stmt.excluded.value_text,
-                    "label_time": stmt.excluded.label_time,
-                    "ingested_at": stmt.excluded.ingested_at,
-                    "revisions": t.monitoring_labels.c.revisions + 1,
-                },
-            )
             for start in range(0, n, _CHUNK):
-                conn.execute(stmt, rows[start : start + _CHUNK])
+                conn.exec_driver_sql(self._upsert_sql, rows[start : start + _CHUNK])
             return existing
 
         replaced = self.db.write(write)
@@ -172,12 +168,38 @@ class SqlLabelStore:
         )
 
 
-def _insert(dialect: str, table: sa.Table) -> Any:
-    """The dialect's INSERT construct that supports ON CONFLICT."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects import postgresql
+_LABEL_COLUMNS = (
+    "deployment, request_id, row_index, value_num, value_text, label_time, ingested_at, revisions"
+)
+_ON_CONFLICT = (
+    "ON CONFLICT (deployment, request_id, row_index) DO UPDATE SET "
+    "value_num = excluded.value_num, value_text = excluded.value_text, "
+    "label_time = excluded.label_time, ingested_at = excluded.ingested_at, "
+    "revisions = monitoring_labels.revisions + 1"
+)
 
-        return postgresql.insert(table)
-    from sqlalchemy.dialects import sqlite
 
-    return sqlite.insert(table)
+def _copy_labels(conn: Any, rows: list[tuple[Any, ...]]) -> int:
+    """PostgreSQL: COPY into a temporary table, count the stored keys, upsert from it."""
+    cursor = conn.connection.driver_connection.cursor()
+    cursor.execute(
+        "CREATE TEMPORARY TABLE monitoring_labels_in (deployment varchar, request_id varchar, "
+        "row_index int4, value_num float8, value_text text, label_time int8, ingested_at int8) "
+        "ON COMMIT DROP"
+    )
+    columns = _LABEL_COLUMNS.rsplit(", ", 1)[0]
+    with cursor.copy(f"COPY monitoring_labels_in ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["varchar", "varchar", "int4", "float8", "text", "int8", "int8"])
+        for row in rows:
+            copy.write_row(row)
+    cursor.execute(
+        "SELECT count(*) FROM monitoring_labels_in i JOIN monitoring_labels m "
+        "USING (deployment, request_id, row_index)"
+    )
+    existing = int(cursor.fetchone()[0])
+    cursor.execute(
+        f"INSERT INTO monitoring_labels ({_LABEL_COLUMNS}) "
+        f"SELECT {columns}, 1 FROM monitoring_labels_in " + _ON_CONFLICT
+    )
+    cursor.execute("DROP TABLE monitoring_labels_in")
+    return existing
