@@ -16,7 +16,7 @@ from typing import Any
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from _cbpe_frames import cbpe_frames, checksum
+from _cbpe_frames import cbpe_frames, checksum  # noqa: E402
 
 CBPE_ROWS, CBPE_SEED = 100_000, 7
 
@@ -82,13 +82,27 @@ def cbpe_section(python: str) -> tuple[list[tuple[str, ...]], dict[str, Any]]:
         same = abs(peer["checksum"] - checksum(f)) < 1e-6
         peer_s = peer["fit_seconds"] + peer["estimate_seconds"]
         rows += [
-            ("cbpe", f"NannyML {peer['version']} estimate, same rows", f"{peer['roc_auc']:.4f}",
-             "", "" if same else "WRONG"),  # fmt: skip
-            ("cbpe", "  |driftline - NannyML|", f"{gap:.2e}", "<= 0.02",
-             "PASS" if gap <= 0.02 else "MISS"),  # fmt: skip
-            ("cbpe", "  NannyML time: fit + estimate",
-             f"{peer['fit_seconds']:.3f} + {peer['estimate_seconds']:.3f} s", "",
-             "PASS" if fit_s + est_s < peer_s else "MISS"),  # fmt: skip
+            (
+                "cbpe",
+                f"NannyML {peer['version']} estimate, same rows",
+                f"{peer['roc_auc']:.4f}",
+                "",
+                "" if same else "WRONG",
+            ),
+            (
+                "cbpe",
+                "  |driftline - NannyML|",
+                f"{gap:.2e}",
+                "<= 0.02",
+                "PASS" if gap <= 0.02 else "MISS",
+            ),
+            (
+                "cbpe",
+                "  NannyML time: fit + estimate",
+                f"{peer['fit_seconds']:.3f} + {peer['estimate_seconds']:.3f} s",
+                "",
+                "PASS" if fit_s + est_s < peer_s else "MISS",
+            ),
         ]
     return rows, {
         "roc_auc": ours,
@@ -131,8 +145,20 @@ def write_traffic(root: str, day: datetime, rows: int, seed: int, per_request: i
         rid = f"s{seed}-{k}"
         ids.append(rid)
         plog.append(
-            (rid, "bench-model", 1, "stable", day + k * spacing, "predict", frame, score,
-             per_request, 1.0, 200, None)  # fmt: skip
+            (
+                rid,
+                "bench-model",
+                1,
+                "stable",
+                day + k * spacing,
+                "predict",
+                frame,
+                score,
+                per_request,
+                1.0,
+                200,
+                None,
+            )
         )
     plog.close()
     return ids
@@ -180,9 +206,9 @@ def traffic_section(workdir: Path, rows: int) -> tuple[list[tuple[str, ...]], di
                 "row": picks % per_request,
                 "label": score_rng.integers(0, 2, labelled),
                 # known an hour after the prediction: within the join window
-                "time": day1 + timedelta(hours=1) + (picks // per_request) * (
-                    timedelta(days=1) / (rows // per_request)
-                ),
+                "time": day1
+                + timedelta(hours=1)
+                + (picks // per_request) * (timedelta(days=1) / (rows // per_request)),
             }
         )
         t = time.perf_counter()
@@ -208,9 +234,13 @@ def traffic_section(workdir: Path, rows: int) -> tuple[list[tuple[str, ...]], di
     out["coverage"] = realized.coverage
     log(f"check of {w.rows:,} rows: {times}")
     rows_out: list[tuple[str, ...]] = [
-        ("traffic", f"check: drift + prediction drift + perf, {w.rows:,} rows",
-         f"{out['check_seconds']:.2f} s", "<= 5 s",
-         "PASS" if out["check_seconds"] <= 5 else "MISS"),  # fmt: skip
+        (
+            "traffic",
+            f"check: drift + prediction drift + perf, {w.rows:,} rows",
+            f"{out['check_seconds']:.2f} s",
+            "<= 5 s",
+            "PASS" if out["check_seconds"] <= 5 else "MISS",
+        ),
         ("traffic", "  label coverage of that window", f"{realized.coverage:.1%}", "", ""),
     ]
     for key, label in (
