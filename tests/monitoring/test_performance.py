@@ -149,3 +149,28 @@ def test_regression_and_predicted_labels(svc: MonitoringService) -> None:
     assert w.metrics["f1"] == pytest.approx(sk.f1_score(truth, guess, average="macro"))
     with pytest.raises(InvalidArgumentError, match="Regression needs numeric"):
         svc.performance("pets", since=START, until=START + DAY, task="regression")
+
+
+def test_shadow_copies_of_requests_are_not_counted_twice(svc: MonitoringService) -> None:
+    assert svc.log_root is not None
+    rng = np.random.default_rng(5)
+    n = 200
+    p = rng.random(n)
+    y = (rng.random(n) < p).astype(int)
+    frame = pd.DataFrame({"x": p})
+    ids = write_log(svc.log_root, "churn", START, frame, p)
+    write_log(svc.log_root, "churn", START, frame, 1 - p, variant="shadow")  # same ids
+    svc.log_labels("churn", pd.DataFrame({"request_id": ids, "label": y}))
+    (realized, _) = svc.performance("churn", since=START, until=START + DAY).windows
+    assert (realized.rows, realized.labelled) == (n, n)
+    assert realized.metrics["roc_auc"] == pytest.approx(sk.roc_auc_score(y, p))
+    both = svc.traffic("churn", START, START + DAY, shadow=True)
+    assert both.num_rows == 2 * n
+
+
+def test_a_column_that_changes_type_in_the_log_is_a_clear_error(svc: MonitoringService) -> None:
+    assert svc.log_root is not None
+    write_log(svc.log_root, "d", START, pd.DataFrame({"x": [1.0]}), np.ones(1))
+    write_log(svc.log_root, "d", START + DAY, pd.DataFrame({"x": ["a"]}), np.ones(1), prefix="s")
+    with pytest.raises(InvalidArgumentError, match="changes a column's type"):
+        svc.performance("d", since=START, until=START + 2 * DAY)

@@ -23,6 +23,7 @@ def write_log(
     prefix: str = "r",
     rows_per_request: int = 1,
     version: int = 1,
+    variant: str = "stable",
 ) -> list[str]:
     """Log one request per ``rows_per_request`` rows, ``spacing`` apart; their ids."""
     log = PredictionLog(root, deployment, flush_rows=1_000_000, capacity=10_000_000)
@@ -33,7 +34,7 @@ def write_log(
             rid = f"{prefix}{k}"
             ids.append(rid)
             row: Sequence[Any] = (
-                rid, "model", version, "stable", start + k * spacing, "predict",
+                rid, "model", version, variant, start + k * spacing, "predict",
                 inputs.iloc[lo:hi].reset_index(drop=True), outputs[lo:hi], hi - lo, 1.0, 200, None,
             )  # fmt: skip
             assert log.append(tuple(row))

@@ -28,6 +28,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from driftline.errors import InvalidArgumentError
+
 __all__ = ["META", "flatten", "is_prediction", "log_files", "log_root", "request_ids", "traffic"]
 
 #: The columns that say which request a row is, not what it holds.
@@ -108,7 +110,14 @@ def traffic(
     tables = [t for t in tables if t.num_rows]
     if not tables:
         return _empty()
-    table = pa.concat_tables(tables, promote_options="permissive")
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
+        raise InvalidArgumentError(
+            f"The prediction log of {deployment!r} changes a column's type between "
+            f"{since:%Y-%m-%d} and {until:%Y-%m-%d} ({exc}); check a range with one "
+            "input schema"
+        ) from None
     ts = pa.timestamp("us", tz="UTC")
     bounds = pc.min_max(table["time"]).as_py()
     if bounds["min"] >= since and bounds["max"] < until:

@@ -199,14 +199,28 @@ class MonitoringService:
 
     # -- traffic ----------------------------------------------------------------------
 
-    def traffic(self, deployment: str, since: datetime, until: datetime) -> Any:
-        """Flattened prediction-log rows of ``deployment`` in ``[since, until)`` (Arrow)."""
+    def traffic(
+        self, deployment: str, since: datetime, until: datetime, *, shadow: bool = False
+    ) -> Any:
+        """Flattened prediction-log rows of ``deployment`` in ``[since, until)`` (Arrow).
+
+        Shadow rows (variant ``shadow``: a mirrored copy of a request another variant
+        answered, logged under the same request id) are left out unless ``shadow``: they
+        would count each request twice and join its label twice.
+        """
+        import pyarrow.compute as pc
+
         from driftline.monitoring._traffic import traffic
 
         if self.log_root is None:
             raise InvalidArgumentError("Reading the prediction log needs a local workspace")
         _check_name(deployment, "deployment")
-        return traffic(self.log_root, self.cache, deployment, since, until)
+        rows = traffic(self.log_root, self.cache, deployment, since, until)
+        if not shadow and rows.num_rows:
+            mirrored = pc.equal(rows["variant"], "shadow")
+            if pc.any(mirrored).as_py():
+                rows = rows.filter(pc.invert(pc.fill_null(mirrored, False)))
+        return rows
 
     def performance(
         self,
