@@ -1,4 +1,4 @@
-"""Monitoring: drift of any table against a reference fitted once.
+"""Monitoring: drift of any table against a reference fitted once; a deployment's traffic.
 
 Example:
     >>> import driftline as dl
@@ -6,6 +6,13 @@ Example:
     >>> rep.drifted, rep.columns["age"].verdict                               # doctest: +SKIP
     >>> rep.to_html("drift.html")                                             # doctest: +SKIP
     >>> dl.monitoring.fit_reference("customers@7", name="churn")              # doctest: +SKIP
+
+On a deployment's traffic (the prediction log serving writes):
+
+    >>> dl.monitoring.log_labels("churn", labels_df)   # request_id, label (+ row, time)
+    ... # doctest: +SKIP
+    >>> dl.monitoring.performance("churn", window="1d", label_delay="3d")  # doctest: +SKIP
+    >>> dl.monitoring.check("churn", window="1d", since="14d").to_frame()  # doctest: +SKIP
 
 ``reference`` and ``current`` are pandas DataFrames, Arrow tables, Parquet/CSV paths or
 dataset versions; a reference may also be a fitted :class:`Reference`. The statistics are

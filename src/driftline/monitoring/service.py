@@ -4,6 +4,11 @@ A fitted reference is a JSON object in the content-addressed store, with a recor
 metadata database naming it and the data it was fitted on (a dataset version id or a file
 digest, and the fitting settings). Asking again for the same data with the same settings
 reuses the stored object instead of refitting; two names may share one object.
+
+On a deployment's traffic: labels are stored by request id (:mod:`.labels`), the
+prediction log is read one row per predicted row (:mod:`._traffic`), performance is
+scored per window (:mod:`.scoring`, :mod:`.metrics`) and :meth:`MonitoringService.check`
+runs drift, prediction drift, data quality (:mod:`.quality`) and performance per window.
 """
 
 from __future__ import annotations
