@@ -71,9 +71,10 @@ def join_labels(traffic: Any, labels: Any, join_window_ms: int) -> Joined:
         .to_numpy(zero_copy_only=False),
         dtype=np.int64,
     )
-    keys = pa.table(
-        {"request_id": traffic["request_id"], "row": traffic["row"], "_at": np.arange(n)}
-    )
+    ids = traffic["request_id"]
+    if pa.types.is_dictionary(ids.type):  # the hash join takes plain keys
+        ids = pc.cast(ids, pa.string())
+    keys = pa.table({"request_id": ids, "row": traffic["row"], "_at": np.arange(n)})
     hits = keys.join(labels, keys=["request_id", "row"], join_type="inner")
     at = np.asarray(hits["_at"].combine_chunks().to_numpy(zero_copy_only=False), dtype=np.int64)
     label_time = np.asarray(hits["label_time"].combine_chunks().to_numpy(zero_copy_only=False))
