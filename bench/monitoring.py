@@ -6,6 +6,7 @@ Usage::
     python bench/monitoring.py --quick    # 100k-row speed, 40 trials, n <= 10,000
     python bench/monitoring.py --json     # results as JSON on stdout
     python bench/monitoring.py --evidently /path/to/venv/bin/python
+    python bench/monitoring.py --only cbpe,traffic   # just the traffic sections
 
 It measures, through driftline's public API:
 
@@ -20,7 +21,15 @@ It measures, through driftline's public API:
    n = 5,000 with no other column flagged;
 4. Evidently 0.7 ``DataDriftPreset`` (its default per-column tests) in its own
    virtualenv (``--evidently``, default ``.venvs/evidently/bin/python``) on the same
-   Parquet files and the same seeds (a checksum proves its frames are the same).
+   Parquet files and the same seeds (a checksum proves its frames are the same);
+5. CBPE: the ROC AUC estimate of 100k unlabelled rows, calibrated on 100k labelled
+   reference rows, beside NannyML's CBPE on the same rows in its own virtualenv
+   (``--nannyml``, default ``.venvs/nannyml/bin/python``);
+6. ``dl.monitoring.check`` of one window of a deployment's prediction log (10M rows,
+   1M in --quick, written by serving's writer; 10 % labelled): drift of the inputs,
+   prediction drift and performance, against a reference fitted on the day before.
+
+``--only drift,cbpe,traffic`` picks sections (default all).
 """
 
 from __future__ import annotations
@@ -186,11 +195,17 @@ def main() -> int:
     parser.add_argument(
         "--evidently-trials", type=int, default=None, help="trials per size (default 40/100)"
     )
+    parser.add_argument("--nannyml", default=".venvs/nannyml/bin/python")
+    parser.add_argument("--only", default="drift,cbpe,traffic", help="sections to run")
+    parser.add_argument("--traffic-rows", type=int, default=None, help="default 10M (1M quick)")
     parser.add_argument("--child-speed", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_speed:
         child_speed(Path(args.child_speed[0]), Path(args.child_speed[1]))
         return 0
+    sections = {s.strip() for s in args.only.split(",") if s.strip()}
+    if "drift" not in sections:
+        return traffic_only(args, sections)
 
     import pyarrow.parquet as pq
 
@@ -342,10 +357,12 @@ def main() -> int:
             "PASS" if quality["others_flagged"] == 0 else "MISS",
         )
     )
+    extra = traffic_sections(args, sections, workdir)
+    rows_out += extra["rows"]
     notes = [
         "2 cores shared with other work while measured: times are noisy and pessimistic",
         f"reference for false alarms: {REF_ROWS:,} rows; current frames seeded per (n, trial)",
-        "NannyML: not run (not installed here)",
+        "NannyML: CBPE only (its univariate drift is not run here)",
     ]
     if ev_alarms and abs(ev_alarms["checksum"] - quality["checksum"]) > 1e-6:
         notes.append("WARNING: Evidently's frames differ from ours (checksum mismatch)")
@@ -358,12 +375,42 @@ def main() -> int:
                     "quality": quality,
                     "evidently_speed": ev_speed,
                     "evidently_alarms": ev_alarms,
+                    **extra["json"],
                 },
                 default=str,
             )
         )
     else:
         print_rows("Monitoring benchmark" + (" (quick)" if quick else ""), rows_out, notes)
+    return 0
+
+
+def traffic_sections(args: Any, sections: set[str], workdir: Path) -> dict[str, Any]:
+    """Sections 5 and 6 (:mod:`_traffic_bench`): their table rows and JSON."""
+    from _traffic_bench import cbpe_section, traffic_section
+
+    rows: list[tuple[str, ...]] = []
+    out: dict[str, Any] = {}
+    if "cbpe" in sections:
+        r, out["cbpe"] = cbpe_section(args.nannyml)
+        rows += r
+    if "traffic" in sections:
+        n = args.traffic_rows or (1_000_000 if args.quick else 10_000_000)
+        r, out["traffic"] = traffic_section(workdir, n)
+        rows += r
+    return {"rows": rows, "json": out}
+
+
+def traffic_only(args: Any, sections: set[str]) -> int:
+    """Run only the traffic sections (no drift speed, no Evidently)."""
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="driftline-bench-monitoring-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    extra = traffic_sections(args, sections, workdir)
+    if args.json:
+        print(json.dumps(extra["json"], default=str))
+    else:
+        notes = ["2 cores shared with other work while measured: times are noisy and pessimistic"]
+        print_rows("Monitoring benchmark: traffic", extra["rows"], notes)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``driftline drift``: compare two tables, print per-column scores, exit 1 on drift."""
+"""``driftline drift`` (compare two tables, exit 1 on drift) and ``driftline labels``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from driftline.cli._output import JsonOption, console, fmt_number, print_json, t
 
 def register(app: typer.Typer) -> None:
     """Add the monitoring commands to the root command."""
+    from driftline.cli.labels import app as labels
+
     app.command("drift")(drift)
+    app.add_typer(labels, name="labels")
 
 
 def drift(

@@ -1,4 +1,4 @@
-"""Monitoring: drift of any table against a reference fitted once.
+"""Monitoring: drift of any table against a reference fitted once; a deployment's traffic.
 
 Example:
     >>> import driftline as dl
@@ -6,6 +6,13 @@ Example:
     >>> rep.drifted, rep.columns["age"].verdict                               # doctest: +SKIP
     >>> rep.to_html("drift.html")                                             # doctest: +SKIP
     >>> dl.monitoring.fit_reference("customers@7", name="churn")              # doctest: +SKIP
+
+On a deployment's traffic (the prediction log serving writes):
+
+    >>> dl.monitoring.log_labels("churn", labels_df)   # request_id, label (+ row, time)
+    ... # doctest: +SKIP
+    >>> dl.monitoring.performance("churn", window="1d", label_delay="3d")  # doctest: +SKIP
+    >>> dl.monitoring.check("churn", window="1d", since="14d").to_frame()  # doctest: +SKIP
 
 ``reference`` and ``current`` are pandas DataFrames, Arrow tables, Parquet/CSV paths or
 dataset versions; a reference may also be a fitted :class:`Reference`. The statistics are
@@ -15,32 +22,53 @@ defined in :mod:`driftline.monitoring.drift` and :mod:`driftline.monitoring.refe
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
+from driftline.monitoring.labels import LabelIngest
 from driftline.monitoring.models import (
+    CheckResult,
     ColumnDrift,
     ColumnReference,
     ColumnThresholds,
     DriftReport,
     DriftThresholds,
+    PerformanceReport,
+    PerformanceWindow,
+    QualityIssue,
+    QualityReport,
     Reference,
     StoredReference,
+    WindowCheck,
 )
+from driftline.monitoring.quality import QualityThresholds
 from driftline.monitoring.service import MonitoringService
 
 __all__ = [
+    "CheckResult",
     "ColumnDrift",
     "ColumnReference",
     "ColumnThresholds",
     "DriftReport",
     "DriftThresholds",
+    "LabelIngest",
     "MonitoringService",
+    "PerformanceReport",
+    "PerformanceWindow",
+    "QualityIssue",
+    "QualityReport",
+    "QualityThresholds",
     "Reference",
     "StoredReference",
+    "WindowCheck",
+    "check",
     "drift",
     "fit_reference",
+    "fit_traffic_reference",
     "get_reference",
     "list_references",
+    "log_labels",
+    "performance",
     "service_for",
 ]
 
@@ -115,6 +143,156 @@ def get_reference(name: str) -> Reference:
 def list_references() -> list[StoredReference]:
     """Every stored reference record, newest first."""
     return _service().list_references()
+
+
+def log_labels(deployment: str, labels: Any) -> LabelIngest:
+    """Store the labels (ground truth) of ``deployment``'s served requests.
+
+    Args:
+        deployment: The deployment whose prediction log the labels join.
+        labels: A DataFrame, Arrow table or Parquet/CSV path with ``request_id`` (the id
+            serving answered with), ``label`` (number, boolean or text), and optionally
+            ``row`` (position in a multi-row request, default 0) and ``time`` (when the
+            outcome was known, default now).
+
+    A later label of the same request row replaces the earlier one (``replaced``);
+    labels of request ids the prediction log does not hold are stored and counted
+    (``unknown``, with examples), never dropped silently.
+
+    Raises:
+        InvalidArgumentError: A column is missing or holds the wrong type (named).
+        NotFoundError: The deployment has logged no predictions.
+
+    Example:
+        >>> dl.monitoring.log_labels("churn", pd.DataFrame({"request_id": ids, "label": y}))
+        ... # doctest: +SKIP
+    """
+    return _service().log_labels(deployment, labels)
+
+
+def performance(
+    deployment: str,
+    *,
+    window: str | timedelta = "1d",
+    since: str | timedelta | datetime = "14d",
+    until: datetime | None = None,
+    segment: str | None = None,
+    task: str = "auto",
+    threshold: float = 0.5,
+    label_delay: str | timedelta = "0s",
+    join_window: str | timedelta = "14d",
+    min_rows: int = 100,
+    estimate: bool = True,
+) -> PerformanceReport:
+    """Performance of ``deployment`` per window: realized on labels, estimated by CBPE.
+
+    Predictions of the prediction log are joined with the labels stored by
+    :func:`log_labels` (a label counts when it came within ``join_window`` of its
+    prediction); every figure comes with the window's label coverage. Windows that ended
+    less than ``label_delay`` ago get no realized figures (status ``label_delay``).
+    Binary classifiers also get CBPE estimates (``kind="estimated"``) with a 95 % band,
+    calibrated on the labelled, mature windows of the range. The definitions are in
+    :mod:`driftline.monitoring.scoring` and :mod:`driftline.monitoring.metrics`.
+
+    Args:
+        deployment: The deployment's name.
+        window: Window length (``"1h"``, ``"1d"``, ``"1w"``); windows are aligned to it.
+        since: Start of the range: a datetime or a duration back from now (``"14d"``).
+        until: End of the range (default now).
+        segment: A column of the inputs: figures per value too (its 20 most frequent).
+        task: ``auto``, ``binary``, ``multiclass``, ``classification`` or ``regression``.
+        threshold: Binary decision threshold on the score.
+        label_delay: How long labels take to arrive.
+        join_window: How long after a prediction its label may come.
+        min_rows: Fewer labelled rows (or scored rows, for estimates) in a window is
+            ``insufficient_data``.
+        estimate: Also estimate binary performance without labels (CBPE).
+
+    Example:
+        >>> rep = dl.monitoring.performance("churn", window="1d", label_delay="3d")
+        ... # doctest: +SKIP
+        >>> rep.to_frame().query("metric == 'roc_auc'")  # doctest: +SKIP
+    """
+    return _service().performance(
+        deployment,
+        window=window,
+        since=since,
+        until=until,
+        segment=segment,
+        task=task,
+        threshold=threshold,
+        label_delay=label_delay,
+        join_window=join_window,
+        min_rows=min_rows,
+        estimate=estimate,
+    )
+
+
+def fit_traffic_reference(
+    deployment: str,
+    *,
+    since: str | timedelta | datetime,
+    until: datetime | None = None,
+    name: str | None = None,
+) -> Reference:
+    """Fit and store the reference of a period of a deployment's traffic (inputs and
+    predictions), under ``name`` (default: the deployment's name), for :func:`check`.
+
+    Example:
+        >>> dl.monitoring.fit_traffic_reference("churn", since=launch, until=launch + week)
+        ... # doctest: +SKIP
+    """
+    return _service().fit_traffic_reference(deployment, since=since, until=until, name=name)[1]
+
+
+def check(
+    deployment: str,
+    *,
+    window: str | timedelta = "1d",
+    since: str | timedelta | datetime = "14d",
+    until: datetime | None = None,
+    reference: str | Reference | None = None,
+    checks: tuple[str, ...] = ("drift", "prediction_drift", "quality", "performance"),
+    thresholds: DriftThresholds | Mapping[str, Any] | None = None,
+    quality: QualityThresholds | None = None,
+    task: str = "auto",
+    threshold: float = 0.5,
+    label_delay: str | timedelta = "0s",
+    join_window: str | timedelta = "14d",
+    min_labels: int = 100,
+) -> CheckResult:
+    """Drift, prediction drift, data quality and performance of a deployment, per window.
+
+    The prediction log is read once for the range; each window's inputs are compared
+    with the stored reference (``reference``, default the deployment's name: fit it with
+    :func:`fit_reference` or :func:`fit_traffic_reference`), its prediction columns with
+    the reference's (prediction drift, its own check), its data quality checked
+    (:mod:`driftline.monitoring.quality`), and its performance computed as by
+    :func:`performance`. A window with fewer rows than ``thresholds.min_rows`` has
+    status ``insufficient_data``.
+
+    Raises:
+        NotFoundError: No reference of that name (the message says how to fit one).
+
+    Example:
+        >>> res = dl.monitoring.check("churn", window="1d", since="14d")  # doctest: +SKIP
+        >>> res.to_frame().query("flagged == True")                         # doctest: +SKIP
+    """
+    return _service().check(
+        deployment,
+        window=window,
+        since=since,
+        until=until,
+        reference=reference,
+        checks=checks,
+        thresholds=_thresholds(thresholds),
+        quality=quality,
+        task=task,
+        threshold=threshold,
+        label_delay=label_delay,
+        join_window=join_window,
+        min_labels=min_labels,
+    )
 
 
 def _thresholds(value: DriftThresholds | Mapping[str, Any] | None) -> DriftThresholds | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, String, Table, Text
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text
 
 from driftline.core.metadata.schema import metadata
 
@@ -21,4 +21,21 @@ monitoring_references = Table(
     Column("rows", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_monitoring_references_name_created_at", "name", "created_at"),
+)
+
+# Ground truth for served requests, keyed like the prediction log (a request may carry
+# several rows; ``row_index`` is a row's position in it). A later label replaces the
+# earlier one and ``revisions`` counts how often that happened.
+monitoring_labels = Table(
+    "monitoring_labels",
+    metadata,
+    Column("deployment", String(256), primary_key=True),
+    Column("request_id", String(128), primary_key=True),
+    Column("row_index", Integer, primary_key=True),
+    Column("value_num", Float(53), nullable=True),
+    Column("value_text", Text, nullable=True),
+    Column("label_time", BigInteger, nullable=False),
+    Column("ingested_at", BigInteger, nullable=False),
+    Column("revisions", Integer, nullable=False),
+    Index("ix_monitoring_labels_deployment_time", "deployment", "label_time"),
 )

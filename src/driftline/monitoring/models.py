@@ -19,13 +19,19 @@ __all__ = [
     "COLUMN_STATUSES",
     "MISSING",
     "OTHER",
+    "CheckResult",
     "ColumnDrift",
     "ColumnReference",
     "ColumnThresholds",
     "DriftReport",
     "DriftThresholds",
+    "PerformanceReport",
+    "PerformanceWindow",
+    "QualityIssue",
+    "QualityReport",
     "Reference",
     "StoredReference",
+    "WindowCheck",
 ]
 
 REFERENCE_FORMAT = "driftline.reference/1"
@@ -386,3 +392,343 @@ def _record(kind: Any, d: Mapping[str, Any]) -> Any:
 def _column_from_dict(d: Mapping[str, Any]) -> ColumnReference:
     column: ColumnReference = _record(ColumnReference, d)
     return column
+
+
+#: Why a window has no figures of a kind: ``label_delay`` (younger than the label delay,
+#: realized only), ``insufficient_data`` (too few rows or labelled rows), ``no_calibration``
+#: (estimated only: too few labelled reference rows, or one class).
+WINDOW_STATUSES = ("ok", "insufficient_data", "label_delay", "no_calibration")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PerformanceWindow:
+    """Realized or estimated performance of one window (and segment) of a deployment.
+
+    Attributes:
+        start: Window start, epoch milliseconds (UTC), inclusive.
+        end: Window end, exclusive.
+        kind: ``realized`` (from labels) or ``estimated`` (CBPE, no labels used).
+        status: ``ok`` or why there are no figures (:data:`WINDOW_STATUSES`).
+        task: ``binary``, ``multiclass``, ``classification`` (predicted labels only),
+            ``regression``, or ``unknown`` (no traffic in the range to tell).
+        rows: Predicted rows in the window.
+        labelled: Rows with a label that arrived within the join window.
+        coverage: ``labelled / rows`` (0 for an empty window): reported with every figure.
+        metrics: The figures (metrics that are undefined on the data are left out).
+        lower: Estimated only: the lower end of each figure's 95 % band.
+        upper: Estimated only: the upper end.
+        segment: The segmenting column, if any.
+        segment_value: That column's value (``__other__``, ``__missing__`` for the rest).
+    """
+
+    start: int
+    end: int
+    kind: str
+    status: str
+    task: str
+    rows: int
+    labelled: int
+    coverage: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    lower: dict[str, float] = field(default_factory=dict)
+    upper: dict[str, float] = field(default_factory=dict)
+    segment: str | None = None
+    segment_value: str | None = None
+
+    @property
+    def estimated(self) -> bool:
+        """Whether the figures are estimates (CBPE) rather than measured on labels."""
+        return self.kind == "estimated"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain data."""
+        return _plain(self)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PerformanceReport:
+    """Performance of a deployment per window (and segment), realized and estimated.
+
+    Example::
+
+        rep = dl.monitoring.performance("churn", window="1d", since="14d")
+        rep.to_frame()        # one row per window, kind, segment and metric
+    """
+
+    deployment: str
+    task: str
+    window_ms: int
+    label_delay_ms: int
+    join_window_ms: int
+    windows: tuple[PerformanceWindow, ...]
+    calibration_rows: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain data."""
+        out = _plain(self)
+        out["windows"] = [w.to_dict() for w in self.windows]
+        return out
+
+    def to_frame(self) -> Any:
+        """A long pandas DataFrame: one row per window, segment, kind and metric.
+
+        Columns: ``window_start``, ``window_end`` (UTC timestamps), ``segment``,
+        ``segment_value``, ``kind``, ``status``, ``metric``, ``value``, ``lower``,
+        ``upper``, ``rows``, ``labelled``, ``coverage``. A window without figures has one
+        row with ``metric`` None, so its status shows.
+        """
+        return _frame(self.windows)
+
+
+def _frame(windows: Any) -> Any:
+    import pandas as pd
+
+    rows = []
+    for w in windows:
+        base = {
+            "window_start": w.start,
+            "window_end": w.end,
+            "segment": w.segment,
+            "segment_value": w.segment_value,
+            "kind": w.kind,
+            "status": w.status,
+            "rows": w.rows,
+            "labelled": w.labelled,
+            "coverage": w.coverage,
+        }
+        names: list[str | None] = [*w.metrics] or [None]
+        for name in names:
+            rows.append(
+                {
+                    **base,
+                    "metric": name,
+                    "value": w.metrics.get(name) if name else None,
+                    "lower": w.lower.get(name) if name else None,
+                    "upper": w.upper.get(name) if name else None,
+                }
+            )
+    frame = pd.DataFrame(rows, columns=[*_FRAME_COLUMNS])
+    for col in ("window_start", "window_end"):
+        frame[col] = pd.to_datetime(frame[col], unit="ms", utc=True)
+    return frame
+
+
+_FRAME_COLUMNS = (
+    "window_start", "window_end", "segment", "segment_value", "kind", "status", "metric",
+    "value", "lower", "upper", "rows", "labelled", "coverage",
+)  # fmt: skip
+
+
+#: Data-quality findings (see :mod:`driftline.monitoring.quality`).
+QUALITY_KINDS = (
+    "missing_column", "type_mismatch", "all_null", "missing_rate_jump", "out_of_range",
+    "new_categories",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QualityIssue:
+    """One data-quality finding on one column.
+
+    Attributes:
+        column: The column.
+        kind: One of :data:`QUALITY_KINDS`.
+        value: The measured share (1.0 for a missing column or a type mismatch).
+        threshold: The value at which it is raised.
+        reference: The reference's value (missing share), when there is one.
+        reference_range: ``(min, max)`` of the reference, for ``out_of_range``.
+        examples: Up to five offending values (or the current type, for a mismatch).
+    """
+
+    column: str
+    kind: str
+    value: float
+    threshold: float | None = None
+    reference: float | None = None
+    reference_range: tuple[float, float] | None = None
+    examples: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain data."""
+        return _plain(self)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QualityReport:
+    """Data-quality findings of a window: ``status`` is ``ok`` or ``insufficient_data``."""
+
+    rows: int
+    status: str
+    issues: tuple[QualityIssue, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        """Whether any finding was raised."""
+        return bool(self.issues)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain data."""
+        return {
+            "rows": self.rows,
+            "status": self.status,
+            "issues": [i.to_dict() for i in self.issues],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowCheck:
+    """Drift, prediction drift, data quality and performance of one window.
+
+    Attributes:
+        start: Window start, epoch milliseconds (UTC).
+        end: Window end (exclusive).
+        rows: Predicted rows in the window.
+        status: ``ok``, or ``insufficient_data`` when the window has fewer rows than the
+            drift thresholds' ``min_rows`` (drift, prediction drift and quality are then
+            None; performance reports its own statuses).
+        drift: Drift of the input columns against the reference.
+        prediction_drift: Drift of the prediction columns against the reference's, or
+            None when the reference has no prediction column (fit it on traffic:
+            :func:`driftline.monitoring.fit_traffic_reference`).
+        quality: Data-quality findings.
+        performance: Realized and estimated performance (no segments).
+    """
+
+    start: int
+    end: int
+    rows: int
+    status: str
+    drift: DriftReport | None = None
+    prediction_drift: DriftReport | None = None
+    quality: QualityReport | None = None
+    performance: tuple[PerformanceWindow, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain data."""
+        return {
+            "start": self.start,
+            "end": self.end,
+            "rows": self.rows,
+            "status": self.status,
+            "drift": None if self.drift is None else self.drift.to_dict(),
+            "prediction_drift": None
+            if self.prediction_drift is None
+            else self.prediction_drift.to_dict(),
+            "quality": None if self.quality is None else self.quality.to_dict(),
+            "performance": [p.to_dict() for p in self.performance],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    """Every check of a deployment's traffic, per window.
+
+    Example::
+
+        res = dl.monitoring.check("churn", window="1d", since="14d")
+        res.windows[-1].drift.drifted
+        res.to_frame().query("check == 'performance'")
+    """
+
+    deployment: str
+    reference: str
+    window_ms: int
+    windows: tuple[WindowCheck, ...]
+    task: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain data."""
+        return {
+            "deployment": self.deployment,
+            "reference": self.reference,
+            "window_ms": self.window_ms,
+            "task": self.task,
+            "windows": [w.to_dict() for w in self.windows],
+        }
+
+    def to_frame(self) -> Any:
+        """A long pandas DataFrame, one row per window, check and figure.
+
+        Columns: ``window_start``, ``window_end`` (UTC timestamps), ``check`` (``drift``,
+        ``prediction_drift``, ``quality``, ``performance``), ``name`` (a column, a metric,
+        or ``dataset`` for a drift verdict), ``kind`` (the drift method, the quality
+        finding, or ``realized``/``estimated``), ``value``, ``threshold``, ``lower``,
+        ``upper``, ``flagged`` (drifted / raised), ``status``, ``rows``, ``coverage``
+        (performance only). A window with too little data has one row with status
+        ``insufficient_data``.
+        """
+        import pandas as pd
+
+        out: list[dict[str, Any]] = []
+        for w in self.windows:
+            base = {"window_start": w.start, "window_end": w.end, "rows": w.rows}
+            if w.status != "ok":
+                out.append({**base, "check": "window", "status": w.status})
+            for check, rep in (("drift", w.drift), ("prediction_drift", w.prediction_drift)):
+                if rep is None:
+                    continue
+                out.append(
+                    {
+                        **base,
+                        "check": check,
+                        "name": "dataset",
+                        "kind": "drift_share",
+                        "value": rep.drift_share,
+                        "threshold": rep.threshold_share,
+                        "flagged": rep.drifted,
+                        "status": "ok",
+                    }
+                )
+                for c in rep.columns.values():
+                    out.append(
+                        {
+                            **base,
+                            "check": check,
+                            "name": c.column,
+                            "kind": c.method,
+                            "value": c.score,
+                            "threshold": c.threshold,
+                            "flagged": c.drifted,
+                            "status": c.status,
+                        }
+                    )
+            if w.quality is not None:
+                for i in w.quality.issues:
+                    out.append(
+                        {
+                            **base,
+                            "check": "quality",
+                            "name": i.column,
+                            "kind": i.kind,
+                            "value": i.value,
+                            "threshold": i.threshold,
+                            "flagged": True,
+                            "status": "ok",
+                        }
+                    )
+            for p in w.performance:
+                names: list[str | None] = [*p.metrics] or [None]
+                for name in names:
+                    out.append(
+                        {
+                            **base,
+                            "check": "performance",
+                            "name": name,
+                            "kind": p.kind,
+                            "value": p.metrics.get(name) if name else None,
+                            "lower": p.lower.get(name) if name else None,
+                            "upper": p.upper.get(name) if name else None,
+                            "status": p.status,
+                            "coverage": p.coverage,
+                        }
+                    )
+        frame = pd.DataFrame(out, columns=list(_CHECK_COLUMNS))
+        for col in ("window_start", "window_end"):
+            frame[col] = pd.to_datetime(frame[col], unit="ms", utc=True)
+        return frame
+
+
+_CHECK_COLUMNS = (
+    "window_start", "window_end", "check", "name", "kind", "value", "threshold", "lower",
+    "upper", "flagged", "status", "rows", "coverage",
+)  # fmt: skip

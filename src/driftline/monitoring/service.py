@@ -4,24 +4,47 @@ A fitted reference is a JSON object in the content-addressed store, with a recor
 metadata database naming it and the data it was fitted on (a dataset version id or a file
 digest, and the fitting settings). Asking again for the same data with the same settings
 reuses the stored object instead of refitting; two names may share one object.
+
+On a deployment's traffic: labels are stored by request id (:mod:`.labels`), the
+prediction log is read one row per predicted row (:mod:`._traffic`), performance is
+scored per window (:mod:`.scoring`, :mod:`.metrics`) and :meth:`MonitoringService.check`
+runs drift, prediction drift, data quality (:mod:`.quality`) and performance per window.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import InvalidArgumentError, NotFoundError
 from driftline.monitoring._frames import Source, open_source
 from driftline.monitoring.drift import compare
-from driftline.monitoring.models import DriftReport, DriftThresholds, Reference, StoredReference
+from driftline.monitoring.models import (
+    CheckResult,
+    DriftReport,
+    DriftThresholds,
+    PerformanceReport,
+    PerformanceWindow,
+    Reference,
+    StoredReference,
+    WindowCheck,
+)
 from driftline.monitoring.reference import fit, settings_key
 
 if TYPE_CHECKING:
-    from driftline.core.artifacts import ContentStore
-    from driftline.monitoring.store import ReferenceStore
+    from pathlib import Path
 
-__all__ = ["MonitoringService"]
+    from driftline.core.artifacts import ContentStore
+    from driftline.monitoring.labels import LabelIngest
+    from driftline.monitoring.quality import QualityThresholds
+    from driftline.monitoring.store import LabelStore, ReferenceStore
+
+__all__ = ["CHECKS", "MonitoringService"]
+
+#: The checks :meth:`MonitoringService.check` runs (all by default).
+CHECKS = ("drift", "prediction_drift", "quality", "performance")
 
 
 class MonitoringService:
@@ -36,9 +59,20 @@ class MonitoringService:
         >>> svc.drift(ref, batch_df).drifted                            # doctest: +SKIP
     """
 
-    def __init__(self, store: ReferenceStore | None, content: ContentStore | None) -> None:
+    def __init__(
+        self,
+        store: ReferenceStore | None,
+        content: ContentStore | None,
+        *,
+        labels: LabelStore | None = None,
+        log_root: str | None = None,
+        cache: Path | None = None,
+    ) -> None:
         self.store = store
         self.content = content
+        self.labels = labels
+        self.log_root = log_root  # the prediction log serving writes
+        self.cache = cache  # flattened prediction-log files (see ._traffic)
 
     # -- references -------------------------------------------------------------------
 
@@ -85,7 +119,9 @@ class MonitoringService:
         if record is None:
             raise NotFoundError(
                 f"No drift reference named {name!r}; fit one with "
-                f"dl.monitoring.fit_reference('customers@7', name={name!r})"
+                f"dl.monitoring.fit_reference('customers@7', name={name!r}) (from a dataset "
+                f"version) or dl.monitoring.fit_traffic_reference('{name}', since='7d') "
+                "(from a period of a deployment's traffic)"
             )
         return self.load(record)
 
@@ -127,6 +163,328 @@ class MonitoringService:
         cur = open_source(current, columns=columns or list(ref.columns))
         return compare(ref, cur, columns=columns, thresholds=thresholds, reference_label=label)
 
+    # -- labels -----------------------------------------------------------------------
+
+    def log_labels(self, deployment: str, data: Any) -> LabelIngest:
+        """Store labels of ``deployment``'s requests (see :func:`driftline.monitoring.log_labels`).
+
+        Raises:
+            InvalidArgumentError: A column is missing or of the wrong type (named).
+            NotFoundError: The deployment has logged no predictions at all.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from driftline.core.clock import now_ms
+        from driftline.monitoring._traffic import log_files, request_ids
+        from driftline.monitoring.labels import LabelIngest, read_label_table
+
+        labels, root = self._labels()
+        _check_name(deployment, "deployment")
+        now = now_ms()
+        batch = read_label_table(data, now_ms=now)
+        if not log_files(root, deployment):
+            raise NotFoundError(
+                f"Deployment {deployment!r} has logged no predictions; labels join the "
+                f"prediction log by request id (serve it with `driftline serve`)"
+            )
+        known = request_ids(root, deployment)
+        ids = pa.array(batch.request_id, pa.string())
+        unknown_mask = pc.invert(pc.is_in(ids, value_set=known))
+        unknown = ids.filter(unknown_mask)
+        inserted, replaced = labels.upsert_labels(deployment, batch, now) if len(batch) else (0, 0)
+        return LabelIngest(
+            deployment=deployment,
+            received=len(batch) + batch.duplicates,
+            inserted=inserted,
+            replaced=replaced + batch.duplicates,
+            unknown=len(unknown),
+            unknown_examples=tuple(unknown.slice(0, 10).to_pylist()),
+        )
+
+    # -- traffic ----------------------------------------------------------------------
+
+    def traffic(
+        self, deployment: str, since: datetime, until: datetime, *, shadow: bool = False
+    ) -> Any:
+        """Flattened prediction-log rows of ``deployment`` in ``[since, until)`` (Arrow).
+
+        Shadow rows (variant ``shadow``: a mirrored copy of a request another variant
+        answered, logged under the same request id) are left out unless ``shadow``: they
+        would count each request twice and join its label twice.
+        """
+        import pyarrow.compute as pc
+
+        from driftline.monitoring._traffic import traffic
+
+        if self.log_root is None:
+            raise InvalidArgumentError("Reading the prediction log needs a local workspace")
+        _check_name(deployment, "deployment")
+        rows = traffic(self.log_root, self.cache, deployment, since, until)
+        if not shadow and rows.num_rows:
+            mirrored = pc.equal(rows["variant"], "shadow")
+            if pc.any(mirrored).as_py():
+                rows = rows.filter(pc.invert(pc.fill_null(mirrored, False)))
+        return rows
+
+    def performance(
+        self,
+        deployment: str,
+        *,
+        window: str | timedelta = "1d",
+        since: str | timedelta | datetime = "14d",
+        until: datetime | None = None,
+        segment: str | None = None,
+        task: str = "auto",
+        threshold: float = 0.5,
+        label_delay: str | timedelta = "0s",
+        join_window: str | timedelta = "14d",
+        min_rows: int = 100,
+        estimate: bool = True,
+    ) -> PerformanceReport:
+        """Realized and estimated performance per window (see
+        :func:`driftline.monitoring.performance`)."""
+        from driftline.monitoring.windows import parse_since, window_bounds
+
+        now = datetime.now(UTC)
+        end = now if until is None else parse_since(until, now)
+        bounds = window_bounds(window, parse_since(since, now), end)
+        if not (0 < threshold < 1) or min_rows < 1:
+            raise InvalidArgumentError("Need 0 < threshold < 1 and min_rows >= 1")
+        rows = self.traffic(deployment, bounds[0][0], bounds[-1][1])
+        return self._performance(
+            deployment,
+            rows,
+            bounds,
+            now,
+            window=window,
+            segment=segment,
+            task=task,
+            threshold=threshold,
+            label_delay=label_delay,
+            join_window=join_window,
+            min_rows=min_rows,
+            estimate=estimate,
+        )
+
+    def _performance(
+        self,
+        deployment: str,
+        rows: Any,
+        bounds: list[tuple[datetime, datetime]],
+        now: datetime,
+        *,
+        window: str | timedelta,
+        segment: str | None,
+        task: str,
+        threshold: float,
+        label_delay: str | timedelta,
+        join_window: str | timedelta,
+        min_rows: int,
+        estimate: bool,
+    ) -> PerformanceReport:
+        """Performance of already-read traffic ``rows`` over ``bounds``."""
+        from driftline.monitoring.scoring import evaluate, join_labels
+        from driftline.monitoring.windows import parse_duration
+
+        labels, _ = self._labels()
+        delay = parse_duration(label_delay, "label delay")
+        joining = parse_duration(join_window, "join window")
+        # Labels come after their predictions (a day of clock skew allowed) and within
+        # the join window: only those can join.
+        stored = labels.read_labels(
+            deployment,
+            since_ms=_ms(bounds[0][0] - timedelta(days=1)),
+            until_ms=_ms(bounds[-1][1] + joining) + 1,
+        )
+        joined = join_labels(rows, stored, _ms(joining))
+        task, windows, calibrated = evaluate(
+            joined,
+            bounds,
+            now_ms=_ms(now),
+            task=task,
+            threshold=threshold,
+            label_delay_ms=_ms(delay),
+            min_rows=min_rows,
+            segment=segment,
+            estimate=estimate,
+        )
+        return PerformanceReport(
+            deployment=deployment,
+            task=task,
+            window_ms=_ms(parse_duration(window, "window")),
+            label_delay_ms=_ms(delay),
+            join_window_ms=_ms(joining),
+            windows=tuple(windows),
+            calibration_rows=calibrated,
+        )
+
+    def fit_traffic_reference(
+        self,
+        deployment: str,
+        *,
+        since: str | timedelta | datetime,
+        until: datetime | None = None,
+        name: str | None = None,
+    ) -> tuple[StoredReference, Reference]:
+        """Fit and store a reference on a period of ``deployment``'s traffic: its inputs and
+        its predictions (so that prediction drift has a reference), under ``name``
+        (default: the deployment's name)."""
+        from driftline.monitoring._frames import Source
+        from driftline.monitoring._traffic import META
+        from driftline.monitoring.windows import parse_since
+
+        now = datetime.now(UTC)
+        start, end = parse_since(since, now), now if until is None else parse_since(until, now)
+        rows = self.traffic(deployment, start, end)
+        if rows.num_rows == 0:
+            raise InvalidArgumentError(
+                f"Deployment {deployment!r} logged no predictions from {start.isoformat()} "
+                f"to {end.isoformat()}: pick a period with traffic"
+            )
+        table = rows.drop_columns([c for c in META if c in rows.column_names])
+        label = f"{deployment} traffic {start:%Y-%m-%dT%H:%M}..{end:%Y-%m-%dT%H:%M}"
+        source = Source(label, None, table=table)
+        reference = fit(source)
+        _, content = self._stores()
+        data = json.dumps(reference.to_dict(), sort_keys=True, allow_nan=False).encode()
+        blob = content.put_bytes(data)
+        name = name or deployment
+        _check_name(name)
+        return self._record(name, blob.digest, source, reference.rows), reference
+
+    def check(
+        self,
+        deployment: str,
+        *,
+        window: str | timedelta = "1d",
+        since: str | timedelta | datetime = "14d",
+        until: datetime | None = None,
+        reference: str | Reference | None = None,
+        checks: tuple[str, ...] = CHECKS,
+        thresholds: DriftThresholds | None = None,
+        quality: QualityThresholds | None = None,
+        task: str = "auto",
+        threshold: float = 0.5,
+        label_delay: str | timedelta = "0s",
+        join_window: str | timedelta = "14d",
+        min_labels: int = 100,
+    ) -> CheckResult:
+        """Drift, prediction drift, data quality and performance per window (see
+        :func:`driftline.monitoring.check`)."""
+
+        from driftline.monitoring.windows import parse_duration, parse_since, window_bounds
+
+        unknown = [c for c in checks if c not in CHECKS]
+        if unknown or not checks:
+            raise InvalidArgumentError(f"Unknown checks {unknown}; choose from {', '.join(CHECKS)}")
+        thresholds = thresholds or DriftThresholds()
+        ref = (
+            reference
+            if isinstance(reference, Reference)
+            else self.get_reference(reference or deployment)
+        )
+        now = datetime.now(UTC)
+        end = now if until is None else parse_since(until, now)
+        bounds = window_bounds(window, parse_since(since, now), end)
+        rows = self.traffic(deployment, bounds[0][0], bounds[-1][1])
+        pool = None
+        scoring = None
+        if "performance" in checks and rows.num_rows:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # Labels are read and scored in a thread while drift sorts the columns
+            # (numpy and Arrow release the GIL): the two halves overlap on two cores.
+            pool = ThreadPoolExecutor(1, thread_name_prefix="driftline-scoring")
+            scoring = pool.submit(
+                self._performance,
+                deployment,
+                rows,
+                bounds,
+                now,
+                window=window,
+                segment=None,
+                estimate=True,
+                task=task,
+                threshold=threshold,
+                label_delay=label_delay,
+                join_window=join_window,
+                min_rows=min_labels,
+            )
+        try:
+            parts = self._window_checks(deployment, ref, rows, bounds, checks, thresholds, quality)
+            perf = None if scoring is None else scoring.result()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        performance: list[PerformanceWindow] = [] if perf is None else list(perf.windows)
+        results = [
+            dataclasses.replace(w, performance=tuple(p for p in performance if p.start == w.start))
+            for w in parts
+        ]
+        return CheckResult(
+            deployment=deployment,
+            reference=ref.source,
+            window_ms=_ms(parse_duration(window, "window")),
+            windows=tuple(results),
+            task=None if perf is None else perf.task,
+        )
+
+    def _window_checks(
+        self,
+        deployment: str,
+        ref: Reference,
+        rows: Any,
+        bounds: list[tuple[datetime, datetime]],
+        checks: tuple[str, ...],
+        thresholds: DriftThresholds,
+        quality: QualityThresholds | None,
+    ) -> list[WindowCheck]:
+        """Drift, prediction drift and quality of each window (performance comes apart)."""
+        import numpy as np
+
+        from driftline.monitoring._frames import Source
+        from driftline.monitoring._traffic import META, is_prediction
+        from driftline.monitoring.quality import assess
+
+        inputs = [c for c in ref.columns if not is_prediction(c) and c not in META]
+        outputs = [c for c in ref.columns if is_prediction(c)]
+        starts = np.array([_ms(s) for s, _ in bounds], dtype=np.int64)
+        which = _window_index(rows, starts)
+        ordered = bool(np.all(which[1:] >= which[:-1]))  # the log is written in time order
+        cuts = np.searchsorted(which, np.arange(len(bounds) + 1)) if ordered else None
+        results = []
+        for i, (s, e) in enumerate(bounds):
+            if cuts is not None:
+                part = rows.slice(int(cuts[i]), int(cuts[i + 1] - cuts[i]))  # no copy
+            else:
+                part = rows.take(np.flatnonzero(which == i))
+            n = part.num_rows
+            base = {"start": _ms(s), "end": _ms(e), "rows": n}
+            if n < thresholds.min_rows:
+                results.append(WindowCheck(**base, status="insufficient_data"))
+                continue
+            label = f"{deployment} {s:%Y-%m-%dT%H:%M}..{e:%Y-%m-%dT%H:%M}"
+            src = Source(label, None, table=part)
+            drift = pred = qual = None
+            if "drift" in checks and inputs:
+                drift = compare(ref, src, columns=inputs, thresholds=thresholds)
+            if "prediction_drift" in checks and outputs:
+                pred = compare(ref, src, columns=outputs, thresholds=thresholds)
+            if "quality" in checks:
+                qual = assess(ref, part, columns=inputs + outputs, thresholds=quality)
+            results.append(
+                WindowCheck(**base, status="ok", drift=drift, prediction_drift=pred, quality=qual)
+            )
+        return results
+
+    def _labels(self) -> tuple[LabelStore, str]:
+        if self.labels is None or self.log_root is None:
+            raise InvalidArgumentError(
+                "Labels need a local workspace (a metadata database and a prediction log)"
+            )
+        return self.labels, self.log_root
+
     # -- internals --------------------------------------------------------------------
 
     def _stores(self) -> tuple[ReferenceStore, ContentStore]:
@@ -155,11 +513,28 @@ class MonitoringService:
         return store.add_reference(record)
 
 
-def _check_name(name: str) -> None:
-    if not name or len(name) > 256 or not name.isprintable():
+def _check_name(name: str, what: str = "reference") -> None:
+    if not isinstance(name, str) or not name or len(name) > 256 or not name.isprintable():
         raise InvalidArgumentError(
-            f"A reference name must be 1-256 printable characters, got {name!r}"
+            f"A {what} name must be 1-256 printable characters, got {name!r}"
         )
+
+
+def _window_index(rows: Any, starts: Any) -> Any:
+    """The window (index into ``starts``) of each row; rows are all inside the range."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ms = pc.cast(pc.cast(rows["time"], pa.timestamp("ms", tz="UTC"), safe=False), pa.int64())
+    t = np.asarray(ms.to_numpy(), dtype=np.int64) if rows.num_rows else np.zeros(0, np.int64)
+    return np.searchsorted(starts, t, side="right") - 1
+
+
+def _ms(value: datetime | timedelta) -> int:
+    if isinstance(value, timedelta):
+        return int(value.total_seconds() * 1000)
+    return int(value.timestamp() * 1000)
 
 
 def _is_version(data: Any) -> bool:

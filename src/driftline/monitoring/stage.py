@@ -2,7 +2,9 @@
 
 Fitted drift references are JSON objects in the content store, recorded in the
 ``monitoring_references`` table (its own migration branch); those objects are its gc
-roots. A remote workspace has no reference store yet: references live in memory there.
+roots. Labels of served requests are rows of ``monitoring_labels``; the prediction log
+they join is serving's, read from where serving writes it. A remote workspace has no
+reference or label store yet: references live in memory there.
 """
 
 from __future__ import annotations
@@ -24,9 +26,17 @@ def _build(kernel: Kernel, _uses: Services) -> MonitoringService:
 
     if kernel.database is None:
         return MonitoringService(None, None)
-    from driftline.monitoring._sql import SqlReferenceStore
+    from driftline.monitoring._sql import SqlLabelStore, SqlReferenceStore
+    from driftline.monitoring._traffic import log_root
 
-    return MonitoringService(SqlReferenceStore(kernel.database), kernel.content)
+    settings = kernel.settings
+    return MonitoringService(
+        SqlReferenceStore(kernel.database),
+        kernel.content,
+        labels=SqlLabelStore(kernel.database),
+        log_root=log_root(settings.home, settings.artifact_root),
+        cache=settings.home / "monitoring" / "traffic",
+    )
 
 
 def _roots(service: MonitoringService) -> Iterable[str]:

@@ -1,12 +1,13 @@
-"""The narrow store protocol the monitoring stage's backends implement."""
+"""The narrow store protocols the monitoring stage's backends implement."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
+from driftline.monitoring.labels import LabelBatch
 from driftline.monitoring.models import StoredReference
 
-__all__ = ["ReferenceStore"]
+__all__ = ["LabelStore", "ReferenceStore"]
 
 
 class ReferenceStore(Protocol):
@@ -30,4 +31,22 @@ class ReferenceStore(Protocol):
 
     def referenced_digests(self) -> set[str]:
         """Every stored object a record points to (gc roots)."""
+        ...
+
+
+class LabelStore(Protocol):
+    """Labels of served requests, one per ``(deployment, request_id, row)``."""
+
+    def upsert_labels(
+        self, deployment: str, batch: LabelBatch, ingested_at: int
+    ) -> tuple[int, int]:
+        """Store a batch, replacing earlier labels of the same keys: ``(inserted, replaced)``."""
+        ...
+
+    def read_labels(
+        self, deployment: str, *, since_ms: int | None = None, until_ms: int | None = None
+    ) -> Any:
+        """Labels of a deployment as an Arrow table (``request_id``, ``row``, ``value_num``,
+        ``value_text``, ``label_time``), optionally only those with
+        ``since_ms <= label_time < until_ms``."""
         ...
