@@ -19,6 +19,8 @@ from driftline.monitoring.reference import fit, settings_key
 
 if TYPE_CHECKING:
     from driftline.core.artifacts import ContentStore
+    from driftline.monitoring.monitor_store import MonitorStore
+    from driftline.monitoring.monitors import MonitorService
     from driftline.monitoring.store import ReferenceStore
 
 __all__ = ["MonitoringService"]
@@ -36,9 +38,44 @@ class MonitoringService:
         >>> svc.drift(ref, batch_df).drifted                            # doctest: +SKIP
     """
 
-    def __init__(self, store: ReferenceStore | None, content: ContentStore | None) -> None:
+    def __init__(
+        self,
+        store: ReferenceStore | None,
+        content: ContentStore | None,
+        *,
+        monitor_store: MonitorStore | None = None,
+        registry: Any = None,
+        prediction_root: str | None = None,
+    ) -> None:
         self.store = store
         self.content = content
+        self.registry = registry  # the registry stage's service: model lineage
+        self._monitors: MonitorService | None = None
+        if monitor_store is not None and prediction_root is not None:
+            from driftline.monitoring.monitors import MonitorService
+
+            self._monitors = MonitorService(self, monitor_store, prediction_root)
+
+    @property
+    def monitors(self) -> MonitorService:
+        """The workspace's monitors and alerts (see :mod:`driftline.monitoring.monitors`)."""
+        if self._monitors is None:
+            raise InvalidArgumentError(
+                "Monitors need a local workspace (a metadata database); in remote mode use "
+                "the server's /api/v1/monitoring routes"
+            )
+        return self._monitors
+
+    def training_data(self, model: str, version: int) -> str | None:
+        """The dataset version a registered model version was trained on (lineage: the
+        first version its run read), or None when none was recorded."""
+        if self.registry is None:
+            return None
+        found = self.registry.get_version(f"{model}/{version}")
+        if not found.run_id:
+            return None
+        inputs = self.registry.data.store.run_inputs(found.run_id)
+        return str(inputs[0].ref) if inputs else None
 
     # -- references -------------------------------------------------------------------
 

@@ -19,14 +19,24 @@ if TYPE_CHECKING:
 __all__ = ["STAGE"]
 
 
-def _build(kernel: Kernel, _uses: Services) -> MonitoringService:
+def _build(kernel: Kernel, uses: Services) -> MonitoringService:
     from driftline.monitoring.service import MonitoringService
 
     if kernel.database is None:
         return MonitoringService(None, None)
+    from driftline.monitoring._monitor_sql import SqlMonitorStore
+    from driftline.monitoring._predlog import log_root
     from driftline.monitoring._sql import SqlReferenceStore
+    from driftline.registry import RegistryService
 
-    return MonitoringService(SqlReferenceStore(kernel.database), kernel.content)
+    settings = kernel.settings
+    return MonitoringService(
+        SqlReferenceStore(kernel.database),
+        kernel.content,
+        monitor_store=SqlMonitorStore(kernel.database),
+        registry=uses.get("registry", RegistryService),
+        prediction_root=log_root(settings.home, settings.artifact_root),
+    )
 
 
 def _roots(service: MonitoringService) -> Iterable[str]:
@@ -48,7 +58,7 @@ STAGE: Stage[MonitoringService] = Stage(
     uses=("data", "registry"),
     build=_build,
     gc_roots=_roots,
-    tables=("driftline.monitoring._tables",),
+    tables=("driftline.monitoring._tables", "driftline.monitoring._monitor_tables"),
     migrations="driftline.monitoring.migrations",
     cli="driftline.cli.monitoring:register",
     api="driftline.monitoring",
