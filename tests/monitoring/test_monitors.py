@@ -177,3 +177,69 @@ def test_bad_input_is_a_typed_error_naming_the_field(ws: Workspace) -> None:
         create("x", deployment="churn")
     with pytest.raises(InvalidArgumentError, match="severity"):
         dl.monitoring.alerts(severity="loud")
+
+
+def test_the_monitors_state_is_exposed_as_prometheus_gauges(ws: Workspace) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from driftline.monitoring.prometheus import register_monitor_metrics
+
+    monitors = ws.service("monitoring", MonitoringService).monitors
+    registry = CollectorRegistry()
+    register_monitor_metrics(registry, monitors, deployment="churn")
+    dl.monitoring.create_monitor("g", deployment="churn", reference="customers@1")
+
+    def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = generate_latest(registry).decode()
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    assert samples() == {}  # never run: nothing to report
+    dl.monitoring.run_monitor("g", at=DAY1 + timedelta(days=1, minutes=1))
+    got = samples()
+    key = (("deployment", "churn"), ("monitor", "g"))
+    assert got[("driftline_monitor_healthy", key)] == 0.0
+    assert got[("driftline_monitor_check_severity", (("check", "drift"), *key))] == 1.0
+    assert got[("driftline_monitor_undelivered_alerts", key)] == 0.0
+    end = (DAY1 + timedelta(days=1, minutes=1)).timestamp()
+    assert got[("driftline_monitor_last_evaluation_timestamp_seconds", key)] == end
+    dl.monitoring.run_monitor("g", at=DAY1 + timedelta(minutes=1))
+    assert samples()[("driftline_monitor_healthy", key)] == 1.0
+
+
+def test_the_records_read_back_on_sqlite_and_postgresql(
+    shared_db_url: str, open_workspace: Callable[..., Workspace], tmp_path: Path
+) -> None:
+    ws = open_workspace(shared_db_url)
+    svc = ws.service("monitoring", MonitoringService)
+    ref = frame(2_000, seed=1)
+    svc.fit_reference(ref, name="train")
+    write_traffic(ws, "churn", frame(300, seed=3, shift=1.0), at=DAY1)
+    monitors = svc.monitors
+    created = monitors.create(
+        "pg", deployment="churn", reference="train", alerts=["log"], thresholds={"psi": 0.25}
+    )
+    assert monitors.get("pg") == created
+    assert created.thresholds == {"psi": 0.25}
+    first = monitors.run("pg", at=DAY1 + timedelta(minutes=1))
+    second = monitors.run("pg", at=DAY1 + timedelta(minutes=2))
+    (alert,) = first.raised
+    assert second.repeated[0].id == alert.id
+    history = monitors.history("pg")
+    assert [e.id for e in history] == [first.evaluation.id, second.evaluation.id]
+    assert history[0] == first.evaluation
+    (stored,) = monitors.alerts(monitor="pg")
+    assert stored.repeats == 1
+    assert stored.deliveries[0].state == "delivered"
+    assert stored.figures["drifted_columns"] == ["age"]
+    series = monitors.series("pg", column="age", metric="drifted")
+    assert [p.value for p in series] == [1.0, 1.0]
+    assert monitors.history("pg", limit=1) == [history[1]]
+    monitors.delete("pg")
+    with pytest.raises(NotFoundError):
+        monitors.get("pg")
+    assert [a.id for a in monitors.alerts(monitor="pg")] == [alert.id]  # kept

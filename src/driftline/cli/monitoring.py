@@ -1,4 +1,5 @@
-"""``driftline drift``: compare two tables, print per-column scores, exit 1 on drift."""
+"""``driftline drift``: compare two tables, print per-column scores, exit 1 on drift; and
+``driftline monitor ...`` (see :mod:`driftline.cli.monitors`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from driftline.cli._output import JsonOption, console, fmt_number, print_json, t
 
 def register(app: typer.Typer) -> None:
     """Add the monitoring commands to the root command."""
+    from driftline.cli import monitors
+
     app.command("drift")(drift)
+    app.add_typer(monitors.app, name="monitor")
 
 
 def drift(

@@ -134,7 +134,10 @@ class SqlMonitorStore:
             )
             for r in self._read(lambda conn: conn.execute(fq).all()):
                 figures.setdefault(r.evaluation_id, []).append(_figure(r))
-        return [_evaluation(r, figures.get(r.evaluation_id, [])) for r in rows]
+        return [
+            _evaluation(r, sorted(figures.get(r.evaluation_id, []), key=lambda x: x.order))
+            for r in rows
+        ]
 
     def figures(
         self,
@@ -155,8 +158,9 @@ class SqlMonitorStore:
             q = q.where(f.metric == metric)
         if since is not None:
             q = q.where(f.window_end >= to_ms(since))
-        q = q.order_by(f.window_end, f.evaluation_id, f.check_name, f.column_name, f.metric)
-        return [_figure(r) for r in self._read(lambda conn: conn.execute(q).all())]
+        found = [_figure(r) for r in self._read(lambda conn: conn.execute(q).all())]
+        # sorted here, not by the database: text collations differ between backends
+        return sorted(found, key=lambda x: (x.window_end, x.evaluation_id, *x.order))
 
     # -- alerts -----------------------------------------------------------------------
 

@@ -174,6 +174,11 @@ class Figure:
         """JSON-ready plain data."""
         return _plain(self)
 
+    @property
+    def order(self) -> tuple[str, str, str]:
+        """How an evaluation's figures are ordered: by check, column, metric."""
+        return (self.check, self.column or "", self.metric)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckOutcome:

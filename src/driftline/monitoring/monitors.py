@@ -211,7 +211,7 @@ class MonitorService:
             rows=table.num_rows,
             checks=tuple(outcomes),
             created_at=_now(),
-            figures=tuple(figures),
+            figures=tuple(sorted(figures, key=lambda f: f.order)),
         )
         self.store.add_evaluation(evaluation)
         raised, repeated = self._raise(monitor, evaluation, end)
