@@ -60,6 +60,7 @@ STAGE: Stage[MonitoringService] = Stage(
     gc_roots=_roots,
     tables=("driftline.monitoring._tables", "driftline.monitoring._monitor_tables"),
     migrations="driftline.monitoring.migrations",
+    routes=("driftline.server.routes.monitoring:router",),
     cli="driftline.cli.monitoring:register",
     api="driftline.monitoring",
     example=_example,
