@@ -243,3 +243,40 @@ def test_the_records_read_back_on_sqlite_and_postgresql(
     with pytest.raises(NotFoundError):
         monitors.get("pg")
     assert [a.id for a in monitors.alerts(monitor="pg")] == [alert.id]  # kept
+
+
+def test_without_a_reference_the_served_versions_training_data_is_used(ws: Workspace) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    train = dl.data.get("customers@1")
+    x = frame(200, seed=9)[["age", "income", "visits"]]
+    model = LogisticRegression().fit(x, np.arange(200) % 2)
+    with dl.start_run(experiment="churn") as run:
+        dl.log_input(train)
+        dl.models.log_model(model, "model", input_example=x.head(3))
+    version = dl.register_model(f"runs:/{run.id}/model", "churn")
+    assert version.version == 1  # the traffic says churn/1 served it
+    dl.monitoring.create_monitor("lineage", deployment="churn")
+    result = dl.monitoring.run_monitor("lineage", at=DAY1 + timedelta(days=1, minutes=1))
+    (outcome,) = result.evaluation.checks
+    assert outcome.status == "alert", outcome.message
+    assert outcome.summary["reference"] == "customers@1"
+    assert [r.source for r in dl.monitoring.list_references()] == ["customers@1"]
+
+
+def test_a_version_without_recorded_training_data_says_how_to_give_one(ws: Workspace) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    x = frame(100, seed=9)[["age", "income"]]
+    model = LogisticRegression().fit(x, np.arange(100) % 2)
+    with dl.start_run(experiment="churn") as run:
+        dl.models.log_model(model, "model", input_example=x.head(3))
+    dl.register_model(f"runs:/{run.id}/model", "churn")
+    dl.monitoring.create_monitor("blind", deployment="churn")
+    result = dl.monitoring.run_monitor("blind", at=DAY1 + timedelta(minutes=1))
+    (outcome,) = result.evaluation.checks
+    assert outcome.status == "error"
+    assert "churn/1 has no recorded training data" in outcome.message
+    assert "--reference" in outcome.message
