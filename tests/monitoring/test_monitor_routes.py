@@ -40,7 +40,11 @@ def bootstrap_admin(root: Path, uri: str) -> str:
 
 @pytest.mark.server
 def test_monitors_over_rest_with_grants(
-    server_factory: Callable[..., Any], open_workspace: Callable[..., Workspace]
+    server_factory: Callable[..., Any],
+    open_workspace: Callable[..., Workspace],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
 ) -> None:
     server = server_factory(args=("--auth",))
     admin_token = bootstrap_admin(server.root, server.uri)
@@ -108,5 +112,44 @@ def test_monitors_over_rest_with_grants(
     status = call("GET", "/status", viewer).json()["monitors"]
     assert status[0]["latest"]["status"] == "alert"
     assert call("GET", "/monitors/nope", viewer).status_code == 404
-    assert call("DELETE", "/monitors/churn-prod", viewer).status_code == 403
-    assert call("DELETE", "/monitors/churn-prod", operator).status_code == 200
+
+    # The same monitors through a remote workspace: the Python API and the CLI.
+    remote = open_workspace(server.url, token=operator, home=tmp_path / "client")
+    monitors = remote.service("monitoring", MonitoringService).monitors
+    assert monitors.get("churn-prod").reference == "train"
+    again = monitors.run("churn-prod", at=DAY + timedelta(minutes=2))
+    assert not again.healthy
+    assert [a.id for a in again.repeated] == [alert["id"]]  # within the cooldown
+    assert [e.status for e in monitors.history("churn-prod")] == ["alert", "alert"]
+    assert [a.repeats for a in monitors.alerts(monitor="churn-prod")] == [1]
+    points = monitors.series("churn-prod", column="", metric="rows")
+    assert [p.value for p in points] == [400.0, 400.0]
+    monkeypatch.setenv("DRIFTLINE_URI", server.url)
+    monkeypatch.setenv("DRIFTLINE_TOKEN", operator)
+    monkeypatch.setenv("DRIFTLINE_HOME", str(tmp_path / "cli"))
+    code, out, err = cli(capsys, "monitor", "run", "churn-prod", "--at", "2026-05-01T12:03")
+    assert code == 1, err
+    assert "still alerting" in out
+    code, out, err = cli(capsys, "monitor", "report", "churn-prod", "--html", "remote.html")
+    assert code == 0, err
+    assert "<circle class='alert'" in (tmp_path / "remote.html").read_text()
+    monkeypatch.setenv("DRIFTLINE_TOKEN", viewer)
+    code, _, err = cli(capsys, "monitor", "delete", "churn-prod")
+    assert code == 1
+    assert "PermissionDeniedError" in err
+    monkeypatch.setenv("DRIFTLINE_TOKEN", operator)
+    code, _, err = cli(capsys, "monitor", "delete", "churn-prod")
+    assert code == 0, err
+    assert call("GET", "/monitors", viewer).json()["monitors"] == []
+
+
+def cli(capsys: Any, *args: str) -> tuple[int, str, str]:
+    from driftline.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

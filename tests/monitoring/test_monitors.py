@@ -13,9 +13,17 @@ from monitor_traffic import frame, receiver, write_traffic
 import driftline as dl
 from driftline.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from driftline.monitoring import MonitoringService
+from driftline.monitoring.monitors import MonitorService
 from driftline.workspace import Workspace
 
 DAY1 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def local(ws: Workspace) -> MonitorService:
+    """The monitors of a workspace on a database (not a server)."""
+    monitors = ws.service("monitoring", MonitoringService).monitors
+    assert isinstance(monitors, MonitorService)
+    return monitors
 
 
 @pytest.fixture
@@ -25,7 +33,7 @@ def ws(configure_default: Callable[..., Workspace], tmp_path: Path) -> Workspace
     dl.data.commit("customers", tmp_path / "train.parquet")
     write_traffic(workspace, "churn", frame(600, seed=2), at=DAY1)
     write_traffic(workspace, "churn", frame(600, seed=3, shift=1.0), at=DAY1 + timedelta(days=1))
-    monitors = workspace.service("monitoring", MonitoringService).monitors
+    monitors = local(workspace)
     monitors.delivery = type(monitors.delivery)(attempts=4, backoff=0.01, timeout=5.0)
     return workspace
 
@@ -124,7 +132,7 @@ def test_an_alert_is_not_lost_when_the_webhook_is_down(ws: Workspace) -> None:
             alerts=[f"webhook:{up.url}"],
             replace=True,
         )
-        svc = ws.service("monitoring", MonitoringService).monitors
+        svc = local(ws)
         store = svc.store
         (pending,) = store.undelivered("down")
         assert pending[0].id == run.raised[0].id
@@ -185,7 +193,7 @@ def test_the_monitors_state_is_exposed_as_prometheus_gauges(ws: Workspace) -> No
 
     from driftline.monitoring.prometheus import register_monitor_metrics
 
-    monitors = ws.service("monitoring", MonitoringService).monitors
+    monitors = local(ws)
     registry = CollectorRegistry()
     register_monitor_metrics(registry, monitors, deployment="churn")
     dl.monitoring.create_monitor("g", deployment="churn", reference="customers@1")

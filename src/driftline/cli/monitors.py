@@ -16,6 +16,7 @@ from driftline.cli._context import open_workspace
 from driftline.cli._output import JsonOption, console, fmt_time, print_json, table
 
 if TYPE_CHECKING:
+    from driftline.monitoring._http import HttpMonitorService
     from driftline.monitoring.monitors import MonitorService
 
 app = typer.Typer(
@@ -29,7 +30,7 @@ SinceOption = typer.Option(
 )
 
 
-def _monitors(ctx: typer.Context) -> MonitorService:
+def _monitors(ctx: typer.Context) -> MonitorService | HttpMonitorService:
     from driftline.monitoring import service_for
 
     return service_for(open_workspace(ctx)).monitors

@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from driftline.errors import InvalidArgumentError
@@ -45,6 +45,8 @@ SEVERITIES = ("warning", "critical")
 #: ``pending`` (not attempted yet), ``failed`` (the last attempt failed; retried on the
 #: next run), ``delivered``.
 DELIVERY_STATES = ("pending", "failed", "delivered")
+
+R = TypeVar("R")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
@@ -152,6 +154,11 @@ class Monitor:
         out.update(window=self.window, cooldown=self.cooldown)
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Monitor:
+        """Rebuild from :meth:`to_dict` output."""
+        return _from(cls, d, checks=tuple(d["checks"]), channels=tuple(d["channels"]))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Figure:
@@ -173,6 +180,11 @@ class Figure:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain data."""
         return _plain(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Figure:
+        """Rebuild from :meth:`to_dict` output."""
+        return _from(cls, d)
 
     @property
     def order(self) -> tuple[str, str, str]:
@@ -226,6 +238,16 @@ class Evaluation:
         out["figures"] = [f.to_dict() for f in self.figures]
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Evaluation:
+        """Rebuild from :meth:`to_dict` output."""
+        return _from(
+            cls,
+            d,
+            checks=tuple(CheckOutcome(**c) for c in d["checks"]),
+            figures=tuple(Figure.from_dict(f) for f in d["figures"]),
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Delivery:
@@ -240,6 +262,11 @@ class Delivery:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain data."""
         return _plain(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Delivery:
+        """Rebuild from :meth:`to_dict` output."""
+        return _from(cls, d)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -285,6 +312,11 @@ class Alert:
         out["deliveries"] = [d.to_dict() for d in self.deliveries]
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Alert:
+        """Rebuild from :meth:`to_dict` output."""
+        return _from(cls, d, deliveries=tuple(Delivery.from_dict(x) for x in d["deliveries"]))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MonitorRun:
@@ -314,6 +346,20 @@ class MonitorRun:
             "deliveries": [{"alert_id": i, **d.to_dict()} for i, d in self.deliveries],
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], monitor: Monitor) -> MonitorRun:
+        """Rebuild from :meth:`to_dict` output (which names the monitor only)."""
+        return cls(
+            monitor=monitor,
+            evaluation=Evaluation.from_dict(d["evaluation"]),
+            raised=tuple(Alert.from_dict(a) for a in d["raised"]),
+            repeated=tuple(Alert.from_dict(a) for a in d["repeated"]),
+            deliveries=tuple(
+                (x["alert_id"], Delivery.from_dict({k: v for k, v in x.items() if k != "alert_id"}))
+                for x in d["deliveries"]
+            ),
+        )
+
 
 def finite(value: Any) -> float | None:
     """A float, or None for missing, NaN and infinite values (figures are never NaN)."""
@@ -338,3 +384,17 @@ def _enc(v: Any) -> Any:
 
 def _plain(record: Any) -> dict[str, Any]:
     return {f.name: _enc(getattr(record, f.name)) for f in fields(record)}
+
+
+_TIMES = {"created_at", "window_start", "window_end", "updated_at", "last_seen_at"}
+
+
+def _from(kind: type[R], d: dict[str, Any], **override: Any) -> R:
+    """A record from its plain data: ISO times parsed, unknown keys (``window``) ignored."""
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    values = {
+        k: (datetime.fromisoformat(v) if k in _TIMES and isinstance(v, str) else v)
+        for k, v in d.items()
+        if k in names
+    }
+    return kind(**{**values, **override})

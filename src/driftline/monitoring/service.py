@@ -19,6 +19,7 @@ from driftline.monitoring.reference import fit, settings_key
 
 if TYPE_CHECKING:
     from driftline.core.artifacts import ContentStore
+    from driftline.monitoring._http import HttpMonitorService
     from driftline.monitoring.monitor_store import MonitorStore
     from driftline.monitoring.monitors import MonitorService
     from driftline.monitoring.store import ReferenceStore
@@ -46,23 +47,24 @@ class MonitoringService:
         monitor_store: MonitorStore | None = None,
         registry: Any = None,
         prediction_root: str | None = None,
+        remote_monitors: HttpMonitorService | None = None,
     ) -> None:
         self.store = store
         self.content = content
         self.registry = registry  # the registry stage's service: model lineage
-        self._monitors: MonitorService | None = None
+        self._monitors: MonitorService | HttpMonitorService | None = remote_monitors
         if monitor_store is not None and prediction_root is not None:
             from driftline.monitoring.monitors import MonitorService
 
             self._monitors = MonitorService(self, monitor_store, prediction_root)
 
     @property
-    def monitors(self) -> MonitorService:
+    def monitors(self) -> MonitorService | HttpMonitorService:
         """The workspace's monitors and alerts (see :mod:`driftline.monitoring.monitors`)."""
         if self._monitors is None:
             raise InvalidArgumentError(
-                "Monitors need a local workspace (a metadata database); in remote mode use "
-                "the server's /api/v1/monitoring routes"
+                "Monitors need a workspace (a metadata database or a driftline server); "
+                "open one with dl.configure(...)"
             )
         return self._monitors
 

@@ -23,7 +23,12 @@ def _build(kernel: Kernel, uses: Services) -> MonitoringService:
     from driftline.monitoring.service import MonitoringService
 
     if kernel.database is None:
-        return MonitoringService(None, None)
+        from driftline.monitoring._http import HttpMonitorService
+
+        client = kernel.client
+        return MonitoringService(
+            None, None, remote_monitors=HttpMonitorService(client) if client else None
+        )
     from driftline.monitoring._monitor_sql import SqlMonitorStore
     from driftline.monitoring._predlog import log_root
     from driftline.monitoring._sql import SqlReferenceStore
