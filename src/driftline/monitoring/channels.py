@@ -58,7 +58,8 @@ def _to_log(alert: Alert) -> None:
         f"driftline alert [{alert.severity}] monitor {alert.monitor} "
         f"(deployment {alert.deployment}) check {alert.check}: {alert.message}"
     )
-    log.warning("%s (alert %s)", line, alert.id)
+    if log.hasHandlers():  # else logging's last resort would print the same line twice
+        log.warning("%s (alert %s)", line, alert.id)
     print(line, file=sys.stderr, flush=True)
 
 
