@@ -112,3 +112,17 @@ def test_bad_input_is_a_one_line_typed_error(
     code, _, err = run(capsys, "monitor", "history", "nope", "--since", "yesterday")
     assert code == 1
     assert "Invalid --since" in err
+
+
+def test_a_failing_check_exits_1_and_says_why(project: Path, capsys: Any) -> None:
+    code, _, err = run(
+        capsys, "monitor", "create", "m", "--deployment", "churn", "--reference", "customers@9"
+    )
+    assert code == 0, err
+    code, out, _ = run(capsys, "monitor", "run", "m", "--at", "2026-03-01T12:01")
+    assert code == 1
+    assert "error" in out
+    assert "NotFoundError" in " ".join(out.split())
+    code, out, _ = run(capsys, "monitor", "run", "m", "--at", "2026-01-01T00:00")
+    assert code == 0  # an empty window: insufficient data, not an alert
+    assert "insufficient data" in out

@@ -232,6 +232,8 @@ def test_the_records_read_back_on_sqlite_and_postgresql(
         "pg", deployment="churn", reference="train", alerts=["log"], thresholds={"psi": 0.25}
     )
     assert monitors.get("pg") == created
+    with pytest.raises(AlreadyExistsError):
+        monitors.create("pg", deployment="churn")
     assert created.thresholds == {"psi": 0.25}
     first = monitors.run("pg", at=DAY1 + timedelta(minutes=1))
     second = monitors.run("pg", at=DAY1 + timedelta(minutes=2))
