@@ -49,6 +49,7 @@ def test_the_report_holds_the_series_and_the_alerts(
     assert html.count("<path class='series'") == 5
     assert html.count("<circle class='point'") == 25
     assert "id='distributions'" in html
+    assert html.count("<line class='threshold'") == 1  # dataset drift at 50 %
 
 
 @pytest.mark.slow

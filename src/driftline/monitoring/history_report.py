@@ -66,7 +66,7 @@ def render_history(monitor: Monitor, evaluations: list[Evaluation], alerts: list
     )
     body = [
         head,
-        _drift_over_time(evaluations),
+        _drift_over_time(evaluations, _share_threshold(monitor)),
         _other_figures(evaluations),
         _alert_timeline(evaluations, alerts),
         _distributions(evaluations),
@@ -100,17 +100,24 @@ def _series(evaluations: list[Evaluation], check: str, column: str | None, metri
     return dict(out)
 
 
-def _drift_over_time(evaluations: list[Evaluation]) -> str:
+def _drift_over_time(evaluations: list[Evaluation], threshold: float) -> str:
     share = _series(evaluations, "drift", None, "drift_share")
     scores = _series(evaluations, "drift", "*", "score")
     if not share and not scores:
         return "<h2>Drift over time</h2><p class='meta'>No drift figures yet.</p>"
     return (
         "<h2 id='drift-over-time'>Drift over time</h2><div class='plots'>"
-        + _lines(share, "share of drifted columns", fixed_top=1.0)
+        + _lines(share, "share of drifted columns", fixed_top=1.0, threshold=threshold)
         + _lines(scores, "drift score per column (its method's effect size)")
         + "</div>"
     )
+
+
+def _share_threshold(monitor: Monitor) -> float:
+    from driftline.monitoring.models import DriftThresholds
+
+    value = (monitor.thresholds or {}).get("drift_share", DriftThresholds().drift_share)
+    return float(value)
 
 
 def _other_figures(evaluations: list[Evaluation]) -> str:
@@ -250,7 +257,9 @@ def _short(label: str) -> str:
     return label if len(label) <= 20 else label[:19] + "\u2026"
 
 
-def _lines(series: Series, title: str, *, fixed_top: float | None = None) -> str:
+def _lines(
+    series: Series, title: str, *, fixed_top: float | None = None, threshold: float | None = None
+) -> str:
     """One line per series over time, a dot per window (hover: time and value)."""
     if not series:
         return ""
@@ -281,6 +290,13 @@ def _lines(series: Series, title: str, *, fixed_top: float | None = None) -> str
         f"<text x='{_L}' y='{y0 + 16}'>{_day(_dt(lo))}</text>",
         f"<text x='{_L + width}' y='{y0 + 16}' text-anchor='end'>{_day(_dt(hi))}</text>",
     ]
+    if threshold is not None and bottom <= threshold <= top:
+        y = xy(lo, threshold)[1]
+        parts.append(
+            f"<line class='threshold' x1='{_L}' y1='{y:.1f}' x2='{_L + width}' y2='{y:.1f}' "
+            f"stroke='#c0392b' stroke-dasharray='5,4'><title>dataset drift at "
+            f"{threshold:.0%}</title></line>"
+        )
     legend = []
     for i, (label, values) in enumerate(sorted(series.items())):
         color = _PALETTE[i % len(_PALETTE)]
