@@ -2,7 +2,10 @@
 
 Fitted drift references are JSON objects in the content store, recorded in the
 ``monitoring_references`` table (its own migration branch); those objects are its gc
-roots. A remote workspace has no reference store yet: references live in memory there.
+roots. Monitors, their evaluations and figures, alerts and deliveries are rows of the
+``monitoring_*`` tables of the same branch (no stored objects); the team server serves
+them under ``/api/v1/monitoring``. A remote workspace has no reference store yet
+(references live in memory there); its monitors are the server's, over HTTP.
 """
 
 from __future__ import annotations
