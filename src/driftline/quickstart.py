@@ -16,7 +16,10 @@ It shows the stages built so far on the Wisconsin breast-cancer data:
    hundred requests go through ``/predict`` and MLflow's ``/invocations``, and the
    prediction log is read back (one row per request).
 
-Later stages (monitoring, retraining) extend this same script.
+6. monitoring: a monitor of the deployment sees an ordinary hour of traffic, then an
+   hour with drift injected, raises an alert, and writes an HTML report over time.
+
+Later stages (retraining) extend this same script.
 
 It uses only the public API (``import driftline as dl``), so it doubles as an example.
 """
@@ -35,14 +38,17 @@ from driftline.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from driftline.data.validation import ValidationReport
+    from driftline.monitoring import Alert
     from driftline.registry import Evaluation, ModelVersion, PromotionReport
     from driftline.tracking import Run
 
 __all__ = [
     "METRICS",
+    "MonitoringCheck",
     "QuickstartResult",
     "ServerCheck",
     "ServingCheck",
+    "check_monitoring",
     "check_serving",
     "check_through_server",
     "quickstart_gates",
@@ -489,3 +495,77 @@ def quickstart_gates(test_ref: str) -> dict[str, Any]:
             {"data_validation": "passed"},
         ],
     }
+
+
+# -- 6. monitoring --------------------------------------------------------------------
+
+MONITOR_NAME = f"{MODEL_NAME}-prod"
+DRIFTED = ("mean radius", "mean texture", "mean perimeter", "mean area", "worst radius")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitoringCheck:
+    """What the quickstart's monitor found (stage 6)."""
+
+    monitor: str
+    healthy_before: bool  # the window of ordinary traffic
+    alert: Alert | None  # raised on the window with drift injected
+    drifted_columns: list[str]
+    report: str  # the over-time HTML report's path
+
+
+def check_monitoring(report: Path, *, rows: int = 400) -> MonitoringCheck:
+    """Monitor the champion's deployment: an ordinary hour of traffic, then an hour with
+    drift injected (five size features scaled by 1.4), a report of both.
+
+    The traffic is written to the deployment's prediction log the way ``driftline serve``
+    writes it (predictions from the champion itself), so the stage stays fast; the
+    monitor's reference is the champion's training data, found through lineage.
+    """
+    from datetime import timedelta
+
+    from sklearn.datasets import load_breast_cancer
+
+    from driftline.core.clock import utcnow
+
+    features = load_breast_cancer(as_frame=True).frame.drop(columns=[TARGET])
+    now = utcnow().replace(microsecond=0)
+    ordinary = features.sample(rows, replace=True, random_state=1)
+    drifted = features.sample(rows, replace=True, random_state=2)
+    drifted[list(DRIFTED)] = drifted[list(DRIFTED)] * 1.4
+    champion = dl.registry.get_version(f"{MODEL_NAME}@champion")
+    model = dl.models.load(f"models:/{MODEL_NAME}@champion")
+    _log_traffic(model, champion.version, ordinary, now - timedelta(hours=1))
+    _log_traffic(model, champion.version, drifted, now)
+    dl.monitoring.create_monitor(
+        MONITOR_NAME, deployment=MODEL_NAME, window="1h", alerts=["log"], replace=True
+    )
+    before = dl.monitoring.run_monitor(MONITOR_NAME, at=now - timedelta(hours=1, seconds=-1))
+    after = dl.monitoring.run_monitor(MONITOR_NAME, at=now + timedelta(seconds=1))
+    alert = (after.raised or after.repeated or (None,))[0]
+    dl.monitoring.monitor_report(MONITOR_NAME, path=str(report))
+    return MonitoringCheck(
+        monitor=MONITOR_NAME,
+        healthy_before=before.healthy,
+        alert=alert,
+        drifted_columns=list(alert.figures.get("drifted_columns", [])) if alert else [],
+        report=str(report),
+    )
+
+
+def _log_traffic(model: Any, version: int, rows: Any, end: Any, per_request: int = 20) -> None:
+    """Requests of ``per_request`` rows spread over the 50 minutes before ``end``."""
+    from datetime import timedelta
+
+    from driftline.serving.predlog import PredictionLog
+
+    plog = PredictionLog(dl.serving.prediction_log_root(), MODEL_NAME, flush_seconds=60)
+    chunks = [rows.iloc[i : i + per_request] for i in range(0, len(rows), per_request)]
+    for i, chunk in enumerate(chunks):
+        when = end - timedelta(minutes=50) + timedelta(minutes=50) * i / len(chunks)
+        predictions = model.predict(chunk)
+        plog.append(
+            (f"quickstart-{when.timestamp()}-{i}", MODEL_NAME, version, "stable", when,
+             "predict", chunk, predictions, len(chunk), 1.0, 200, None)
+        )  # fmt: skip
+    plog.close()

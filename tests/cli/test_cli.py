@@ -216,6 +216,11 @@ def test_quickstart_in_a_fresh_folder(workdir: Path) -> None:
     assert "5. Serving" in served
     assert "breast-cancer/1 answered 300 of 300 requests" in served
     assert "the prediction log holds 300 rows" in served
+    # Stage 6: drift injected into the traffic raises an alert, and a report is written.
+    assert "6. Monitoring" in served
+    assert "the ordinary hour was healthy" in served
+    assert "it raised a warning alert (columns drifted: mean radius" in served
+    assert (workdir / "monitoring-report.html").read_text().startswith("<!DOCTYPE html>")
     # Piped output: a line per step (a CI log shows where a slow run is), no blank start,
     # and the warnings of the small split are explained.
     assert done.stdout.startswith("[0/8] Versioning the data\n")

@@ -1,4 +1,5 @@
-"""``driftline drift`` (compare two tables, exit 1 on drift) and ``driftline labels``."""
+"""``driftline drift`` (compare two tables, exit 1 on drift), ``driftline labels`` and
+``driftline monitor ...`` (see :mod:`driftline.cli.monitors`)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from driftline.cli._output import JsonOption, console, fmt_number, print_json, t
 
 def register(app: typer.Typer) -> None:
     """Add the monitoring commands to the root command."""
+    from driftline.cli import monitors
     from driftline.cli.labels import app as labels
 
     app.command("drift")(drift)
     app.add_typer(labels, name="labels")
+    app.add_typer(monitors.app, name="monitor")
 
 
 def drift(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -35,6 +36,7 @@ def register(app: typer.Typer) -> None:
         from driftline.quickstart import (
             METRICS,
             MODEL_NAME,
+            check_monitoring,
             check_serving,
             check_through_server,
             run_quickstart,
@@ -61,6 +63,8 @@ def register(app: typer.Typer) -> None:
                 served = check_through_server(result)
                 advance("Serving the champion with driftline serve", 1, 0)
                 scored = check_serving()
+                advance("Monitoring the deployment for drift", 1, 0)
+                monitored = check_monitoring(Path("monitoring-report.html").resolve())
         if json:
             print_json(
                 {
@@ -75,6 +79,7 @@ def register(app: typer.Typer) -> None:
                     "promotion": result.promotion,
                     "server": served if serve else None,
                     "serving": scored if serve else None,
+                    "monitoring": monitored if serve else None,
                 }
             )
             return
@@ -160,6 +165,16 @@ def register(app: typer.Typer) -> None:
                 f"in {scored.log_root}",
                 highlight=False,
             )
+        if serve:
+            found = monitored.alert
+            console.print(
+                f"[bold]6. Monitoring[/]  monitor {monitored.monitor}: the ordinary hour was "
+                f"{'healthy' if monitored.healthy_before else 'NOT healthy'}; with drift "
+                "injected into the next hour it raised "
+                + (f"a {found.severity} alert ({found.message})" if found else "NO alert")
+                + f"; report: {monitored.report}",
+                highlight=False,
+            )
         console.print("Explore:")
         for command in (
             f"driftline runs show {best.id}",
@@ -171,6 +186,7 @@ def register(app: typer.Typer) -> None:
             "driftline audit verify",
             "driftline server   # then DRIFTLINE_URI=http://127.0.0.1:8080 in another shell",
             f"driftline serve {version.name}@champion   # /predict, /invocations, /v2/models/...",
+            f"driftline monitor history {MODEL_NAME}-prod",
         ):
             console.print(f"  {command}", soft_wrap=True, highlight=False)
 

@@ -21,7 +21,7 @@ defined in :mod:`driftline.monitoring.drift` and :mod:`driftline.monitoring.refe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,17 +41,33 @@ from driftline.monitoring.models import (
     StoredReference,
     WindowCheck,
 )
+from driftline.monitoring.monitor_models import (
+    Alert,
+    CheckOutcome,
+    Delivery,
+    Evaluation,
+    Figure,
+    Monitor,
+    MonitorRun,
+)
 from driftline.monitoring.quality import QualityThresholds
 from driftline.monitoring.service import MonitoringService
 
 __all__ = [
+    "Alert",
+    "CheckOutcome",
     "CheckResult",
     "ColumnDrift",
     "ColumnReference",
     "ColumnThresholds",
+    "Delivery",
     "DriftReport",
     "DriftThresholds",
+    "Evaluation",
+    "Figure",
     "LabelIngest",
+    "Monitor",
+    "MonitorRun",
     "MonitoringService",
     "PerformanceReport",
     "PerformanceWindow",
@@ -61,14 +77,23 @@ __all__ = [
     "Reference",
     "StoredReference",
     "WindowCheck",
+    "alerts",
     "check",
+    "create_monitor",
+    "delete_monitor",
     "drift",
     "fit_reference",
     "fit_traffic_reference",
+    "get_monitor",
     "get_reference",
+    "list_monitors",
     "list_references",
     "log_labels",
+    "monitor_history",
+    "monitor_report",
+    "monitor_series",
     "performance",
+    "run_monitor",
     "service_for",
 ]
 
@@ -293,6 +318,127 @@ def check(
         join_window=join_window,
         min_labels=min_labels,
     )
+
+
+# -- monitors and alerts ----------------------------------------------------------------
+
+
+def create_monitor(
+    name: str,
+    *,
+    deployment: str,
+    window: str | int = "1d",
+    checks: Sequence[str] = ("drift",),
+    alerts: Sequence[str] = (),
+    cooldown: str | int = "6h",
+    reference: str | None = None,
+    thresholds: Mapping[str, Any] | None = None,
+    replace: bool = False,
+) -> Monitor:
+    """Create a monitor of a deployment's traffic (a record in the metadata database).
+
+    Args:
+        name: Unique name, e.g. ``churn-prod``.
+        deployment: The deployment whose prediction log is checked.
+        window: Each run checks the requests of the last window (``30m``, ``6h``, ``1d``).
+        checks: Check names (see ``driftline.monitoring.checks.CHECKS``).
+        alerts: Channels: ``"log"``, ``"webhook:https://..."``.
+        cooldown: The same check and severity alerts at most once per cooldown.
+        reference: A dataset version (or stored reference name) to compare with; default:
+            the training data recorded for the served model version.
+        thresholds: Drift thresholds, as for :func:`drift`.
+        replace: Redefine an existing monitor of that name (its history is kept).
+
+    Example:
+        >>> dl.monitoring.create_monitor("churn-prod", deployment="churn", window="1d",
+        ...     alerts=["webhook:http://127.0.0.1:9000/hook", "log"])  # doctest: +SKIP
+    """
+    return _service().monitors.create(
+        name,
+        deployment=deployment,
+        window=window,
+        checks=checks,
+        alerts=alerts,
+        cooldown=cooldown,
+        reference=reference,
+        thresholds=thresholds,
+        replace=replace,
+    )
+
+
+def run_monitor(name: str, *, at: datetime | None = None) -> MonitorRun:
+    """Run a monitor once on the window ending at ``at`` (default now).
+
+    Stores the evaluation, raises alerts (deduplicated within the cooldown) and delivers
+    them, retrying deliveries earlier runs could not make. ``.healthy`` is False when a
+    check alerted.
+
+    Example:
+        >>> run = dl.monitoring.run_monitor("churn-prod")   # doctest: +SKIP
+        >>> run.healthy, [a.message for a in run.raised]    # doctest: +SKIP
+    """
+    return _service().monitors.run(name, at=at)
+
+
+def alerts(
+    *,
+    since: datetime | None = None,
+    monitor: str | None = None,
+    severity: str | None = None,
+    limit: int | None = None,
+) -> list[Alert]:
+    """Alerts raised at or after ``since``, oldest first (a stable query API).
+
+    Example:
+        >>> for a in dl.monitoring.alerts(since=last_seen, monitor="churn-prod"):  # doctest: +SKIP
+        ...     retrain(a.deployment)
+    """
+    return _service().monitors.alerts(since=since, monitor=monitor, severity=severity, limit=limit)
+
+
+def monitor_history(
+    name: str, *, since: datetime | None = None, limit: int | None = None
+) -> list[Evaluation]:
+    """A monitor's evaluations, oldest first, each with its figures."""
+    return _service().monitors.history(name, since=since, limit=limit)
+
+
+def monitor_series(
+    name: str,
+    *,
+    check: str | None = None,
+    column: str | None = None,
+    metric: str | None = None,
+    since: datetime | None = None,
+) -> list[Figure]:
+    """A monitor's figures as a time series, e.g. one column's drift score per window.
+
+    Example:
+        >>> pts = dl.monitoring.monitor_series("churn-prod", check="drift", column="age",
+        ...                                    metric="score")  # doctest: +SKIP
+        >>> [(p.window_end, p.value) for p in pts]                 # doctest: +SKIP
+    """
+    return _service().monitors.series(name, check=check, column=column, metric=metric, since=since)
+
+
+def get_monitor(name: str) -> Monitor:
+    """The monitor named ``name``."""
+    return _service().monitors.get(name)
+
+
+def list_monitors() -> list[Monitor]:
+    """Every monitor, by name."""
+    return _service().monitors.list_monitors()
+
+
+def delete_monitor(name: str) -> None:
+    """Remove a monitor (its evaluations and alerts are kept)."""
+    _service().monitors.delete(name)
+
+
+def monitor_report(name: str, *, since: datetime | None = None, path: str | None = None) -> str:
+    """The monitor's over-time HTML report (self-contained); written to ``path`` if given."""
+    return _service().monitors.report(name, since=since, path=path)
 
 
 def _thresholds(value: DriftThresholds | Mapping[str, Any] | None) -> DriftThresholds | None:

@@ -37,7 +37,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from driftline.core.artifacts import ContentStore
+    from driftline.monitoring._http import HttpMonitorService
     from driftline.monitoring.labels import LabelIngest
+    from driftline.monitoring.monitor_store import MonitorStore
+    from driftline.monitoring.monitors import MonitorService
     from driftline.monitoring.quality import QualityThresholds
     from driftline.monitoring.store import LabelStore, ReferenceStore
 
@@ -67,12 +70,42 @@ class MonitoringService:
         labels: LabelStore | None = None,
         log_root: str | None = None,
         cache: Path | None = None,
+        monitor_store: MonitorStore | None = None,
+        registry: Any = None,
+        remote_monitors: HttpMonitorService | None = None,
     ) -> None:
         self.store = store
         self.content = content
         self.labels = labels
         self.log_root = log_root  # the prediction log serving writes
         self.cache = cache  # flattened prediction-log files (see ._traffic)
+        self.registry = registry  # the registry stage's service: model lineage
+        self._monitors: MonitorService | HttpMonitorService | None = remote_monitors
+        if monitor_store is not None and log_root is not None:
+            from driftline.monitoring.monitors import MonitorService
+
+            self._monitors = MonitorService(self, monitor_store, log_root)
+
+    @property
+    def monitors(self) -> MonitorService | HttpMonitorService:
+        """The workspace's monitors and alerts (see :mod:`driftline.monitoring.monitors`)."""
+        if self._monitors is None:
+            raise InvalidArgumentError(
+                "Monitors need a workspace (a metadata database or a driftline server); "
+                "open one with dl.configure(...)"
+            )
+        return self._monitors
+
+    def training_data(self, model: str, version: int) -> str | None:
+        """The dataset version a registered model version was trained on (lineage: the
+        first version its run read), or None when none was recorded."""
+        if self.registry is None:
+            return None
+        found = self.registry.get_version(f"{model}/{version}")
+        if not found.run_id:
+            return None
+        inputs = self.registry.data.store.run_inputs(found.run_id)
+        return str(inputs[0].ref) if inputs else None
 
     # -- references -------------------------------------------------------------------
 

@@ -3,8 +3,11 @@
 Fitted drift references are JSON objects in the content store, recorded in the
 ``monitoring_references`` table (its own migration branch); those objects are its gc
 roots. Labels of served requests are rows of ``monitoring_labels``; the prediction log
-they join is serving's, read from where serving writes it. A remote workspace has no
-reference or label store yet: references live in memory there.
+they join is serving's, read from where serving writes it. Monitors, their evaluations
+and figures, alerts and deliveries are rows of the ``monitoring_*`` tables of the same
+branch (no stored objects); the team server serves them under ``/api/v1/monitoring``. A
+remote workspace has no reference or label store yet (references live in memory there);
+its monitors are the server's, over HTTP.
 """
 
 from __future__ import annotations
@@ -21,13 +24,20 @@ if TYPE_CHECKING:
 __all__ = ["STAGE"]
 
 
-def _build(kernel: Kernel, _uses: Services) -> MonitoringService:
+def _build(kernel: Kernel, uses: Services) -> MonitoringService:
     from driftline.monitoring.service import MonitoringService
 
     if kernel.database is None:
-        return MonitoringService(None, None)
+        from driftline.monitoring._http import HttpMonitorService
+
+        client = kernel.client
+        return MonitoringService(
+            None, None, remote_monitors=HttpMonitorService(client) if client else None
+        )
+    from driftline.monitoring._monitor_sql import SqlMonitorStore
     from driftline.monitoring._sql import SqlLabelStore, SqlReferenceStore
     from driftline.monitoring._traffic import log_root
+    from driftline.registry import RegistryService
 
     settings = kernel.settings
     return MonitoringService(
@@ -36,6 +46,8 @@ def _build(kernel: Kernel, _uses: Services) -> MonitoringService:
         labels=SqlLabelStore(kernel.database),
         log_root=log_root(settings.home, settings.artifact_root),
         cache=settings.home / "monitoring" / "traffic",
+        monitor_store=SqlMonitorStore(kernel.database),
+        registry=uses.get("registry", RegistryService),
     )
 
 
@@ -58,8 +70,9 @@ STAGE: Stage[MonitoringService] = Stage(
     uses=("data", "registry"),
     build=_build,
     gc_roots=_roots,
-    tables=("driftline.monitoring._tables",),
+    tables=("driftline.monitoring._tables", "driftline.monitoring._monitor_tables"),
     migrations="driftline.monitoring.migrations",
+    routes=("driftline.server.routes.monitoring:router",),
     cli="driftline.cli.monitoring:register",
     api="driftline.monitoring",
     example=_example,
