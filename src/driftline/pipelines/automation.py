@@ -403,7 +403,7 @@ class Automation:
         status, error = FiringStatus.FINISHED, None
         try:
             pipeline = _load_pipeline(firing.module, firing.pipeline)
-            values = pipeline.bind(self.resolve_params(firing.params, firing.payload))
+            values = self.resolve_params(pipeline, firing.params, firing.payload)
             recorded = {k: _jsonable(v) for k, v in values.items()}
 
             def started(run_id: str) -> None:
@@ -426,10 +426,12 @@ class Automation:
         return self.store.get_firing(firing.id)
 
     def resolve_params(
-        self, params: Mapping[str, Any], payload: Mapping[str, Any]
+        self, pipeline: Pipeline, params: Mapping[str, Any], payload: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """Fill ``{trigger.KEY}`` from the payload; pin dataset references to versions."""
-        filled = {k: _fill(k, v, payload) for k, v in params.items()}
+        """The run's parameters: ``{trigger.KEY}`` filled from the payload, defaults
+        added, dataset references (``customers@latest``, given or default) pinned to
+        the version they name now."""
+        filled = pipeline.bind({k: _fill(k, v, payload) for k, v in params.items()})
         return {k: self._pin(v) for k, v in filled.items()}
 
     def _pin(self, value: Any) -> Any:
