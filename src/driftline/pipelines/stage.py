@@ -37,6 +37,7 @@ STAGE: Stage[SqlAutomationStore | None] = Stage(
     gc_roots=no_roots,
     tables=("driftline.pipelines._tables",),
     migrations="driftline.pipelines.migrations",
+    routes=("driftline.server.routes.pipelines:router",),
     cli="driftline.cli.pipelines:install_commands",
     api="driftline.pipelines",
 )
