@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -80,3 +86,36 @@ def test_runs_schedules_triggers_over_rest(
 
     assert api.delete("/schedules/nightly").status_code == 200
     assert api.get("/schedules").json()["schedules"] == []
+
+
+def test_the_cli_and_the_agent_work_against_a_team_server(live_server: Any, tmp_path: Path) -> None:
+    live_server.reset()
+    (tmp_path / "driftline_pipelines.py").write_text(textwrap.dedent(PIPES))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")},
+        "DRIFTLINE_HOME": str(tmp_path / ".driftline"),
+        "DRIFTLINE_URI": live_server.url,
+    }
+
+    def driftline(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "driftline.cli", *args],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    made = driftline("schedule", "create", "nightly", "--pipeline", "rest_demo", "--cron", "@daily")
+    assert made.returncode == 0, made.stderr
+    bad = driftline("schedule", "create", "x", "--pipeline", "rest_demo", "--cron", "0 3 * * 8")
+    assert "field 5 (day-of-week)" in bad.stderr
+    assert driftline("trigger", "create", "by-hand", "--pipeline", "rest_demo").returncode == 0
+    assert driftline("trigger", "fire", "by-hand").returncode == 0
+    ran = driftline("agent", "--once", "--json")
+    assert ran.returncode == 0, ran.stderr
+    firings = json.loads(ran.stdout)["firings"]
+    assert [(f["origin_name"], f["status"]) for f in firings] == [("by-hand", "FINISHED")]
+    # Recorded on the server: its REST API shows the run and the schedule.
+    api = httpx.Client(base_url=f"{live_server.url}/api/v1/pipelines", timeout=30)
+    runs = api.get("/runs", params={"pipeline": "rest_demo"}).json()["runs"]
+    assert [r["id"] for r in runs] == [firings[0]["run_id"]]
+    assert [s["name"] for s in api.get("/schedules").json()["schedules"]] == ["nightly"]
+    assert api.get("/records/leases/agent").json() is None  # given back

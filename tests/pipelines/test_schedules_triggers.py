@@ -5,9 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -39,6 +37,18 @@ def demo(dataset: str = "customers@latest", n: int = 3):
 def broken(x: str = "a"):
     return boom(x)
 """
+
+
+# Also through a driftline server process (its records store over HTTP).
+remote_too = pytest.mark.parametrize(
+    "shared_db_url",
+    [
+        "sqlite-file",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("http", marks=pytest.mark.server),
+    ],
+    indirect=True,
+)
 
 
 def at(text: str) -> int:
@@ -97,6 +107,7 @@ def test_cron_due_times_follow_the_time_zone_across_daylight_saving() -> None:
 # -- schedules --------------------------------------------------------------------------
 
 
+@remote_too
 def test_schedule_create_list_pause_resume_delete(auto: Automation) -> None:
     made = auto.create_schedule(
         "nightly", "demo", cron="0 3 * * *", timezone="Europe/Berlin", params={"n": 5},
@@ -117,6 +128,7 @@ def test_schedule_create_list_pause_resume_delete(auto: Automation) -> None:
         auto.get_schedule("nightly")
 
 
+@remote_too
 def test_unknown_pipeline_parameter_or_dataset_list_what_exists(auto: Automation) -> None:
     with pytest.raises(NotFoundError, match="No pipeline named 'demo2'; known pipelines: ") as e:
         auto.create_schedule("s", "demo2", cron="0 3 * * *")
@@ -172,6 +184,7 @@ def test_skip_runs_a_due_time_seen_on_time(auto: Automation) -> None:
     ]
 
 
+@remote_too
 def test_two_processes_collecting_at_once_fire_a_due_time_once(
     auto: Automation, shared_db_url: str, open_workspace: Callable[..., Workspace]
 ) -> None:
@@ -199,6 +212,7 @@ def test_two_processes_collecting_at_once_fire_a_due_time_once(
 # -- triggers ---------------------------------------------------------------------------
 
 
+@remote_too
 def test_a_new_dataset_version_fires_once_and_fills_the_parameter(auto: Automation) -> None:
     ws = auto.workspace
     commit(ws, 3)
@@ -239,6 +253,7 @@ def test_dataset_references_are_pinned_when_the_run_starts(auto: Automation) -> 
     assert ran[0].resolved_params == {"dataset": "customers@2", "n": 3}
 
 
+@remote_too
 def test_alerts_fire_their_triggers_once_per_key(auto: Automation) -> None:
     auto.create_trigger(
         "retrain", "demo", on_alert="monitoring:churn", params={"dataset": "{trigger.ref}"}
@@ -252,6 +267,7 @@ def test_alerts_fire_their_triggers_once_per_key(auto: Automation) -> None:
     assert ran[0].resolved_params == {"dataset": "x@1", "n": 3}
 
 
+@remote_too
 def test_a_failing_firing_is_recorded_and_the_agent_goes_on(auto: Automation) -> None:
     auto.create_trigger("bad", "broken")
     auto.create_trigger("missing", "demo", params={"dataset": "{trigger.ref}"})
@@ -298,11 +314,3 @@ def test_the_lease_is_a_compare_and_set_with_expiry(auto: Automation) -> None:
     assert store.get_lease(LEASE) is not None
     store.release_lease(LEASE, holder="b")
     assert store.get_lease(LEASE) is None
-
-
-def test_automation_against_a_server_says_what_to_do(
-    live_server: Any, open_workspace: Callable[..., Workspace], tmp_path: Path
-) -> None:
-    ws = open_workspace(live_server.url)
-    with pytest.raises(InvalidArgumentError, match="not available yet"):
-        Automation.for_workspace(ws)

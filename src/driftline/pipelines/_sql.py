@@ -77,6 +77,8 @@ class SqlAutomationStore:
         return [_schedule(r) for r in self.db.read(lambda conn: conn.execute(query).all())]
 
     def update_schedule(self, schedule_id: str, values: Mapping[str, Any]) -> None:
+        if not values:
+            return
         c = t.pipelines_schedules.c
         stmt = t.pipelines_schedules.update().where(c.schedule_id == schedule_id).values(**values)
         self.db.write(lambda conn: conn.execute(stmt))

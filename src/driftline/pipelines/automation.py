@@ -74,21 +74,14 @@ class Automation:
 
     @classmethod
     def for_workspace(cls, workspace: Workspace | None) -> Automation:
-        """The automation of ``workspace`` (default: the default workspace)."""
-        from driftline.pipelines._sql import SqlAutomationStore
-
+        """The automation of ``workspace`` (default: the default workspace); against a
+        server, its records are the server's."""
         if workspace is None:
             from driftline.core.session import default_workspace
 
             workspace = cast("Workspace", default_workspace())
-        if workspace.is_remote:
-            raise InvalidArgumentError(
-                "Schedules and triggers are kept in the metadata database; against a "
-                "driftline server they are not available yet. Run `driftline schedule`, "
-                "`driftline trigger` and `driftline agent` with the workspace's database "
-                "(DRIFTLINE_DATABASE_URL) instead of its server URL"
-            )
-        return cls(workspace, workspace.service("pipelines", SqlAutomationStore))
+        store = cast("AutomationStore", workspace.service("pipelines", object))
+        return cls(workspace, store)
 
     # -- schedules ------------------------------------------------------------------
 
@@ -120,7 +113,7 @@ class Automation:
             enabled: Start paused with False.
             now: The creation time (epoch ms; tests); the first due time follows it.
         """
-        _check_name(name, "schedule")
+        check_name(name, "schedule")
         checked = parse_cron(cron, timezone)
         if catchup not in CATCHUP:
             raise InvalidArgumentError(
@@ -194,7 +187,7 @@ class Automation:
         ``{trigger.dataset}`` and ``{trigger.ref}`` (``customers@8``) for dataset
         triggers; any key of the payload given to :meth:`fire`.
         """
-        _check_name(name, "trigger")
+        check_name(name, "trigger")
         if on_dataset is not None and on_alert is not None:
             raise InvalidArgumentError("A trigger fires on a dataset or on alerts, not both")
         kind = "manual"
@@ -265,6 +258,8 @@ class Automation:
         Returns:
             The firings added (an empty list when ``key`` fired already).
         """
+        if key is not None and len(key) > 256:
+            raise InvalidArgumentError("A firing's key is at most 256 characters")
         triggers = [t for t in self.store.list_triggers(kind="alert", source=source) if t.enabled]
         if not triggers:
             sources = sorted({t.source or "" for t in self.store.list_triggers(kind="alert")})
@@ -516,7 +511,8 @@ class Automation:
         return latest.number
 
 
-def _check_name(name: str, what: str) -> None:
+def check_name(name: str, what: str) -> None:
+    """Schedule and trigger names read like dataset names."""
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name):
         raise InvalidArgumentError(
             f"Invalid {what} name {name!r}: use 1-128 letters, digits, '_', '.', '-' "

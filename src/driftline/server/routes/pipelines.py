@@ -4,8 +4,9 @@ What a team's dashboards and the retraining loop need from a server: the runs a
 pipeline made (with each step's cache decision), the schedules and triggers and what
 they started, and the actions that need no pipeline code: pause and resume a schedule,
 fire a trigger, report an alert, delete. Creating a schedule or trigger checks the
-pipeline's parameters against its code, which the server does not import: create them
-with ``driftline schedule create`` / ``trigger create`` next to the code.
+pipeline's parameters against its code, which the server does not import: clients
+(``driftline schedule create`` / ``trigger create`` next to the code) check them and
+store the record through :mod:`driftline.server.routes.pipeline_records`.
 
 Reading needs the read permission (runs: on the pipeline's experiment); changing needs
 edit.
