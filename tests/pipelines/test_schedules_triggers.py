@@ -314,3 +314,20 @@ def test_the_lease_is_a_compare_and_set_with_expiry(auto: Automation) -> None:
     assert store.get_lease(LEASE) is not None
     store.release_lease(LEASE, holder="b")
     assert store.get_lease(LEASE) is None
+
+
+def test_one_unreadable_schedule_does_not_stop_the_others(auto: Automation) -> None:
+    for name in ("broken-one", "fine"):
+        auto.create_schedule(
+            name, "demo", cron="0 3 * * *", params={"dataset": "x"},
+            now=at("2026-01-01T00:00:00"),
+        )  # fmt: skip
+    # A record this version cannot read (written by hand, or by a newer version).
+    auto.store.update_schedule(auto.get_schedule("broken-one").id, {"cron": "0 3 * * 9"})
+    problems: list[str] = []
+    added = auto.collect(at("2026-01-02T00:00:00"), on_error=problems.append)
+    assert [f.origin_name for f in added] == ["fine"]
+    assert len(problems) == 1
+    assert problems[0].startswith("schedule broken-one: Invalid cron expression")
+    with pytest.raises(InvalidArgumentError):
+        auto.collect(at("2026-01-02T00:00:00"))

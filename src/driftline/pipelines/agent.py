@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from driftline.core.clock import now_ms
 from driftline.core.ids import new_id
+from driftline.errors import DriftlineError
 from driftline.pipelines.automation import Automation
 from driftline.pipelines.records import Firing, FiringStatus, Lease
 
@@ -113,7 +114,14 @@ class Agent:
         ran: list[Firing] = []
         waiting_for: str | None = None
         while not self._stop.is_set():
-            ours, lease = self._acquire()
+            try:
+                ours, lease = self._acquire()
+            except DriftlineError as exc:  # the database or server is away: wait for it
+                if once:
+                    raise
+                self.say(f"Cannot reach the workspace's records ({exc}); retrying")
+                self._stop.wait(min(self.interval, self.lease_ttl / 3))
+                continue
             if ours:
                 break
             if lease is not None and lease.holder != waiting_for:
@@ -141,7 +149,13 @@ class Agent:
             every = "" if once else f"; looking every {self.interval:g} s"
             self.say(f"Agent {self.holder} leads{every}")
             while True:
-                ran.extend(self.tick())
+                try:
+                    ran.extend(self.tick())
+                except DriftlineError as exc:
+                    # A long-running agent outlives a database restart; --once reports it.
+                    if once:
+                        raise
+                    self.say(f"This look failed ({exc}); trying again in {self.interval:g} s")
                 if once or self._stop.wait(self.interval):
                     break
         except AgentStopped:
@@ -156,7 +170,7 @@ class Agent:
     def tick(self) -> list[Firing]:
         """One look: collect what came due, then run every pending firing."""
         late_ms = max(int(2 * self.interval * 1000), 5 * 60_000)
-        for firing in self.automation.collect(late_ms=late_ms):
+        for firing in self.automation.collect(late_ms=late_ms, on_error=self.say):
             self.say(f"Due: {firing.origin} {firing.origin_name} -> pipeline {firing.pipeline}")
         ran = []
         for firing in self.automation.pending():

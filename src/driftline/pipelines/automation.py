@@ -26,6 +26,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from driftline.core.clock import from_ms, now_ms, to_ms
@@ -293,16 +294,39 @@ class Automation:
                 ) from None
         return self.store.list_firings(status=state, origin_name=origin, limit=limit)
 
-    def collect(self, now: int | None = None, *, late_ms: int = SKIP_LATE_MS) -> list[Firing]:
-        """Turn due schedules and new dataset versions into PENDING firings."""
+    def collect(
+        self,
+        now: int | None = None,
+        *,
+        late_ms: int = SKIP_LATE_MS,
+        on_error: Callable[[str], None] | None = None,
+    ) -> list[Firing]:
+        """Turn due schedules and new dataset versions into PENDING firings.
+
+        One schedule or trigger that cannot be evaluated (a stored cron this version
+        cannot read, a dataset that was deleted) is reported to ``on_error`` (else
+        raised) and the others still are.
+        """
         when = now_ms() if now is None else now
         added: list[Firing] = []
+
+        def each(what: str, collect: Callable[[], list[Firing]]) -> None:
+            try:
+                added.extend(collect())
+            except DriftlineError as exc:
+                if on_error is None:
+                    raise
+                on_error(f"{what}: {exc}")
+
         for schedule in self.store.list_schedules():
             if schedule.enabled and to_ms(schedule.next_due_at) <= when:
-                added.extend(self._collect_schedule(schedule, when, late_ms))
+                each(
+                    f"schedule {schedule.name}",
+                    partial(self._collect_schedule, schedule, when, late_ms),
+                )
         for trigger in self.store.list_triggers(kind="dataset"):
             if trigger.enabled and trigger.source is not None:
-                added.extend(self._collect_dataset(trigger))
+                each(f"trigger {trigger.name}", partial(self._collect_dataset, trigger))
         return added
 
     def _collect_schedule(self, schedule: Schedule, now: int, late_ms: int) -> list[Firing]:
@@ -562,9 +586,15 @@ def _resolve_pipeline(pipeline: str | Pipeline, module: str | None) -> Pipeline:
     if isinstance(pipeline, Pipeline):
         found = pipeline
     else:
-        # Pipelines this process defined already are found without importing anything.
-        if module is not None or not list_pipelines():
-            discover(module)
+        # A pipeline this process defined already is found without importing anything;
+        # otherwise the module (or the default file) is imported, as the CLI does.
+        if module is not None or pipeline not in {p.name for p in list_pipelines()}:
+            try:
+                discover(module)
+            except NotFoundError:
+                if module is not None or not list_pipelines():
+                    raise
+                # No default file, but pipelines defined here: the error lists those.
         found = get_pipeline(pipeline)
     if found.module == "__main__" or "<locals>" in getattr(found.fn, "__qualname__", ""):
         raise InvalidArgumentError(
