@@ -269,3 +269,27 @@ def test_agent_once_with_nothing_due_is_quick(agents: tuple[Agents, Automation])
     assert "Nothing was due" in ran.stdout
     # The target is < 1 s on an idle 2-core machine; the bound leaves room for a busy CI.
     assert elapsed < 10
+
+
+@pytest.mark.parametrize("shared_db_url", ["sqlite-file"], indirect=True)
+def test_the_agent_restarts_when_the_pipeline_code_changes(
+    agents: tuple[Agents, Automation], wait_until: Callable[..., Any]
+) -> None:
+    procs, auto = agents
+    folder = signals(procs.root)
+    (folder / "release").write_text("")
+    auto.create_trigger("by-hand", "slow", params={"tag": "{trigger.tag}", "signals": str(folder)})
+    proc, log = procs.start("--interval", "0.2", "--lease-ttl", "5")
+    first = auto.fire_trigger("by-hand", {"tag": "one"})
+    wait_until(alive(proc, log, lambda: firing(auto, first.id).status is FiringStatus.FINISHED))
+
+    source = procs.root / "driftline_pipelines.py"
+    source.write_text(source.read_text().replace('f"started-{tag}"', 'f"edited-{tag}"'))
+    wait_until(alive(proc, log, lambda: log.read_text().count(" leads") >= 2), timeout=90)
+    assert "driftline_pipelines.py changed; restarting" in log.read_text()
+    second = auto.fire_trigger("by-hand", {"tag": "two"})
+    wait_until(alive(proc, log, lambda: firing(auto, second.id).status is FiringStatus.FINISHED))
+    assert (folder / "edited-two").exists()  # the new code ran
+    assert not (folder / "started-two").exists()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0

@@ -399,10 +399,21 @@ def agent(
         print(message, file=sys.stderr if json else sys.stdout, flush=True)
 
     runner = Agent(
-        open_workspace(ctx), interval=interval, lease_ttl=lease_ttl, executor=executor, say=say
+        open_workspace(ctx),
+        interval=interval,
+        lease_ttl=lease_ttl,
+        executor=executor,
+        say=say,
+        watch_code=not once,
     )
     runner.install_signal_handlers()
     ran = runner.run(once=once)
+    if runner.restart:
+        import os
+
+        # Everything is written (the CLI logs synchronously) and the lease given back.
+        sys.stdout.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "driftline.cli", *sys.argv[1:]])
     if json:
         print_json({"agent": runner.holder, "firings": ran})
     elif once and runner.led and not ran:

@@ -7,6 +7,10 @@ and a killed leader is replaced once its lease runs out. Every state the agent a
 is in the database (see :mod:`driftline.pipelines.automation`), so restarting one
 loses nothing; a new leader first marks what a dead one left RUNNING as FAILED.
 
+A long-running agent watches the project's source files it imported (pipelines and the
+helpers they use): when one changes, it gives the lease up and ``driftline agent``
+starts itself again, so runs never use code older than what is on disk.
+
 SIGTERM (and Ctrl-C) stop the agent cleanly: between firings it simply stops; during a
 run it interrupts the run, records it as FAILED (resumable), and gives the lease up.
 """
@@ -16,9 +20,12 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -34,6 +41,34 @@ if TYPE_CHECKING:
 __all__ = ["LEASE", "Agent", "AgentStopped"]
 
 LEASE = "agent"
+
+
+def _project_files() -> dict[str, int]:
+    """The project's imported source files (under the working directory), by mtime."""
+    root = Path.cwd()
+    found: dict[str, int] = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path or "site-packages" in path:
+            continue
+        file = Path(path)
+        if file.is_relative_to(root):
+            try:
+                found[str(file)] = file.stat().st_mtime_ns
+            except OSError:
+                found[str(file)] = -1
+    return found
+
+
+def _changed(seen: dict[str, int], since_ns: int) -> str | None:
+    """The first file of ``seen`` changed since; files imported since ``since_ns`` are
+    added, or count as changed when written after it (maybe after their import)."""
+    now = _project_files()
+    for path, mtime in now.items():
+        if seen.get(path, mtime) != mtime or (path not in seen and mtime >= since_ns):
+            return path
+    seen.update(now)
+    return None
 
 
 def _holder() -> str:
@@ -68,6 +103,10 @@ class Agent:
     _running: str | None = None
     #: Whether this agent has led (taken the lease) in :meth:`run`.
     led: bool = False
+    #: Stop (``restart`` set) when a project source file it imported changes on disk.
+    watch_code: bool = False
+    #: Set when :meth:`run` stopped because the code changed: start a new process.
+    restart: bool = False
 
     def __post_init__(self) -> None:
         self.automation = Automation.for_workspace(self.workspace)
@@ -148,7 +187,9 @@ class Agent:
                 )
             every = "" if once else f"; looking every {self.interval:g} s"
             self.say(f"Agent {self.holder} leads{every}")
+            seen = _project_files()
             while True:
+                looked = time.time_ns()
                 try:
                     ran.extend(self.tick())
                 except DriftlineError as exc:
@@ -156,6 +197,13 @@ class Agent:
                     if once:
                         raise
                     self.say(f"This look failed ({exc}); trying again in {self.interval:g} s")
+                if self.watch_code:
+                    changed = _changed(seen, looked)
+                    if changed:
+                        # Steps already imported would run as they were: start afresh.
+                        self.say(f"{changed} changed; restarting to load the new code")
+                        self.restart = True
+                        break
                 if once or self._stop.wait(self.interval):
                     break
         except AgentStopped:
