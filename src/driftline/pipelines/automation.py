@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
@@ -612,8 +611,3 @@ def _load_pipeline(module: str, name: str) -> Pipeline:
     if not any(p.name == name and p.module == module for p in list_pipelines()):
         import_pipeline_module(module)
     return get_pipeline(name)
-
-
-def describe_due(at: datetime | None) -> str:
-    """A due time for people: ``2026-12-08 03:00 UTC``."""
-    return "" if at is None else at.strftime("%Y-%m-%d %H:%M UTC")
