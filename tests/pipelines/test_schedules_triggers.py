@@ -331,3 +331,17 @@ def test_one_unreadable_schedule_does_not_stop_the_others(auto: Automation) -> N
     assert problems[0].startswith("schedule broken-one: Invalid cron expression")
     with pytest.raises(InvalidArgumentError):
         auto.collect(at("2026-01-02T00:00:00"))
+
+
+def test_an_agent_that_lost_its_lease_cannot_overwrite_a_recovered_firing(
+    auto: Automation,
+) -> None:
+    auto.create_trigger("by-hand", "demo", params={"dataset": "x"})
+    fired = auto.fire_trigger("by-hand")
+    assert auto.store.start_firing(fired.id, agent="old", now=1)
+    auto.recover(agent="new")  # the old agent's lease expired
+    auto.store.end_firing(fired.id, status=FiringStatus.FINISHED, error=None, now=2)
+    found = auto.store.get_firing(fired.id)
+    assert found is not None
+    assert found.status is FiringStatus.FAILED
+    assert "marked failed by new" in (found.error or "")

@@ -240,9 +240,11 @@ class SqlAutomationStore:
         self, firing_id: str, *, status: FiringStatus, error: str | None, now: int
     ) -> None:
         c = t.pipelines_firings.c
+        # Only a RUNNING firing ends: an agent that lost its lease mid-run must not
+        # overwrite the FAILED its successor recorded.
         stmt = (
             t.pipelines_firings.update()
-            .where(c.firing_id == firing_id)
+            .where(c.firing_id == firing_id, c.status == FiringStatus.RUNNING.value)
             .values(status=status.value, error=error, ended_at=now)
         )
         self.db.write(lambda conn: conn.execute(stmt))

@@ -108,7 +108,8 @@ class AutomationStore(Protocol):
     def end_firing(
         self, firing_id: str, *, status: FiringStatus, error: str | None, now: int
     ) -> None:
-        """Record how a firing's run ended (or why it never started)."""
+        """Record how a RUNNING firing ended (or why its run never started); a firing
+        that is not RUNNING any more (another agent recovered it) stays as it is."""
         ...
 
     # -- the agent lease ------------------------------------------------------------
