@@ -120,6 +120,36 @@ def _peer(python: str | None, script: str, n: int) -> float | None:
         return float(done.stdout.strip().splitlines()[-1])
 
 
+def _agent_once(tmp: Path, env: dict[str, str], repeat: int = 5) -> tuple[float, float]:
+    """``driftline agent --once`` with a schedule and a dataset trigger, nothing due:
+    the median wall time and CPU time (user + system) of a fresh process."""
+    import resource
+    import statistics
+
+    import pandas as pd
+
+    import driftline as dl
+    from driftline.pipelines.automation import Automation
+
+    auto = Automation.for_workspace(dl.get_workspace())
+    auto.workspace.data.commit("bench_customers", pd.DataFrame({"x": [1, 2, 3]}))
+    auto.create_schedule("bench-nightly", "chain", cron="0 3 * * *", module="bench_chain")
+    auto.create_trigger("bench-new-data", "chain", on_dataset="bench_customers")
+    walls, cpus = [], []
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "driftline.cli", "agent", "--once"],
+            cwd=tmp, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        assert "Nothing was due" in done.stdout, done.stdout + done.stderr
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -192,6 +222,8 @@ def main() -> int:
     if done.returncode != 0:
         print(done.stderr, file=sys.stderr)
 
+    agent_wall, agent_cpu = _agent_once(tmp, env)
+
     per_step = (cold - work) / n * 1000
     kedro = _peer(args.kedro_python, KEDRO, n)
     prefect = _peer(args.prefect_python, PREFECT, n)
@@ -204,6 +236,8 @@ def main() -> int:
         "large_input_mib": big,
         "large_rerun_s": whole,
         "cli_run_cached_s": cli,
+        "agent_once_idle_s": agent_wall,
+        "agent_once_idle_cpu_s": agent_cpu,
         "kedro_per_step_ms": None if kedro is None else kedro / n * 1000,
         "prefect_per_step_ms": None if prefect is None else prefect / n * 1000,
     }
@@ -222,6 +256,9 @@ def main() -> int:
         ("in process", f"decide a hit, {big} MiB input", f"{decide_ms:.2f} ms", "< 10 ms",
          status(decide_ms, 10)),
         ("CLI", "`driftline pipelines run` (cached, fresh process)", f"{cli:.2f} s", "", ""),
+        ("CLI", "`driftline agent --once`, nothing due (wall)", f"{agent_wall:.2f} s",
+         "< 1 s", status(agent_wall, 1)),
+        ("CLI", "`driftline agent --once`, nothing due (CPU)", f"{agent_cpu:.2f} s", "", ""),
     ]  # fmt: skip
     for name, value in (("Kedro", figures["kedro_per_step_ms"]),
                         ("Prefect 3", figures["prefect_per_step_ms"])):  # fmt: skip

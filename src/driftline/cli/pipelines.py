@@ -43,7 +43,13 @@ def _load(module: str | None, name: str | None = None) -> Pipeline | None:
 
 
 def _value(pipeline: Pipeline, key: str, text: str) -> Any:
-    """``-p C=0.5``: converted to the type of the parameter's default."""
+    """``-p C=0.5``: converted to the type of the parameter's default.
+
+    A value naming a firing's payload (``{trigger.dataset_version}``) stays text: it is
+    filled when a schedule or trigger runs.
+    """
+    if "{trigger." in text or "{schedule." in text:
+        return text
     default = pipeline.parameters.get(key, inspect.Parameter.empty)
     if isinstance(default, bool):
         return text.strip().lower() in ("1", "true", "yes", "on")
@@ -273,5 +279,8 @@ def resume(
 
 
 def install_commands(root_app: typer.Typer) -> None:
-    """Add ``driftline pipelines`` (the pipelines stage's ``cli`` hook)."""
+    """Add ``driftline pipelines``, ``schedule``, ``trigger`` and ``agent`` (the stage's hook)."""
+    from driftline.cli import automation
+
     root_app.add_typer(app, name="pipelines")
+    automation.install_commands(root_app)

@@ -16,11 +16,20 @@ Example:
 A pipeline run is a tracking run and each executed step a nested run; see
 :mod:`driftline.pipelines.service` for the cache key and :mod:`~.store` for how runs
 are recorded.
+
+Schedules and triggers are records in the workspace's database; ``driftline agent``
+starts the runs they call for (see :mod:`driftline.pipelines.automation`):
+
+    >>> dl.pipelines.schedule("nightly", "churn_training", cron="0 3 * * *",
+    ...                       timezone="Europe/Berlin")              # doctest: +SKIP
+    >>> dl.pipelines.trigger("on-new-data", "churn_training", on_dataset="customers",
+    ...     params={"dataset": "customers@{trigger.dataset_version}"})  # doctest: +SKIP
+    >>> dl.pipelines.fire("monitoring:churn", {"alert": "drift"})   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from driftline.pipelines.models import (
     CacheDecision,
@@ -34,6 +43,7 @@ from driftline.pipelines.pipeline import Pipeline, get_pipeline, list_pipelines,
 from driftline.pipelines.step import Step, StepOptions, step
 
 if TYPE_CHECKING:
+    from driftline.pipelines.records import Firing, Schedule, Trigger
     from driftline.pipelines.service import RunResult
 
 __all__ = [
@@ -46,13 +56,19 @@ __all__ = [
     "StepOptions",
     "StepRun",
     "StepStatus",
+    "fire",
+    "fire_trigger",
     "get_pipeline",
     "get_run",
     "list_pipelines",
     "list_runs",
+    "list_schedules",
+    "list_triggers",
     "pipeline",
     "resume",
+    "schedule",
     "step",
+    "trigger",
 ]
 
 
@@ -79,3 +95,93 @@ def resume(run_id: str, *, executor: str | None = None) -> RunResult:
     from driftline.pipelines.service import PipelineService
 
     return PipelineService.for_workspace(None).resume(run_id, executor=executor)
+
+
+def schedule(
+    name: str,
+    pipeline: str | Pipeline,
+    *,
+    cron: str,
+    timezone: str = "UTC",
+    params: dict[str, Any] | None = None,
+    catchup: str = "once",
+    module: str | None = None,
+) -> Schedule:
+    """Run ``pipeline`` whenever ``cron`` comes due in ``timezone`` (``driftline agent``
+    starts the runs). See :meth:`~driftline.pipelines.automation.Automation.create_schedule`.
+
+    Example:
+        >>> dl.pipelines.schedule("nightly", churn_training, cron="0 3 * * *",
+        ...                       params={"dataset": "customers@latest"})  # doctest: +SKIP
+    """
+    from driftline.pipelines.automation import Automation
+
+    return Automation.for_workspace(None).create_schedule(
+        name,
+        pipeline,
+        cron=cron,
+        timezone=timezone,
+        params=params,
+        catchup=catchup,
+        module=module,
+    )
+
+
+def trigger(
+    name: str,
+    pipeline: str | Pipeline,
+    *,
+    on_dataset: str | None = None,
+    on_alert: str | None = None,
+    params: dict[str, Any] | None = None,
+    module: str | None = None,
+) -> Trigger:
+    """Run ``pipeline`` on each new version of ``on_dataset``, on alerts from source
+    ``on_alert`` (:func:`fire`), or, with neither, when fired by hand.
+
+    Example:
+        >>> dl.pipelines.trigger("on-new-data", churn_training, on_dataset="customers",
+        ...     params={"dataset": "customers@{trigger.dataset_version}"})  # doctest: +SKIP
+    """
+    from driftline.pipelines.automation import Automation
+
+    return Automation.for_workspace(None).create_trigger(
+        name, pipeline, on_dataset=on_dataset, on_alert=on_alert, params=params, module=module
+    )
+
+
+def fire(
+    source: str, payload: dict[str, Any] | None = None, *, key: str | None = None
+) -> list[Firing]:
+    """Report an alert from ``source``: each alert trigger on it gets a run (by the agent).
+
+    ``payload`` fills ``{trigger.KEY}`` parameters; firing twice with one ``key`` fires once.
+
+    Example:
+        >>> dl.pipelines.fire("monitoring:churn", {"dataset": "customers@9"}, key=alert_id)
+        ... # doctest: +SKIP
+    """
+    from driftline.pipelines.automation import Automation
+
+    return Automation.for_workspace(None).fire(source, payload, key=key)
+
+
+def fire_trigger(name: str, payload: dict[str, Any] | None = None) -> Firing:
+    """Fire the trigger ``name`` by hand; the agent starts its run at its next look."""
+    from driftline.pipelines.automation import Automation
+
+    return Automation.for_workspace(None).fire_trigger(name, payload)
+
+
+def list_schedules() -> list[Schedule]:
+    """The default workspace's schedules."""
+    from driftline.pipelines.automation import Automation
+
+    return Automation.for_workspace(None).list_schedules()
+
+
+def list_triggers() -> list[Trigger]:
+    """The default workspace's triggers."""
+    from driftline.pipelines.automation import Automation
+
+    return Automation.for_workspace(None).list_triggers()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -158,8 +158,14 @@ class PipelineService:
         experiment: str | None = None,
         max_workers: int | None = None,
         resumed_from: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        on_start: Callable[[str], None] | None = None,
     ) -> RunResult:
-        """Build the DAG, run it, record it (see :meth:`Pipeline.run`)."""
+        """Build the DAG, run it, record it (see :meth:`Pipeline.run`).
+
+        ``tags`` go on the pipeline's run; ``on_start(run_id)`` is called once the run
+        exists (the agent records the run of a firing before its steps start).
+        """
         if executor not in EXECUTORS:
             raise InvalidArgumentError(
                 f"Unknown executor {executor!r}; known: {', '.join(EXECUTORS)} "
@@ -178,8 +184,13 @@ class PipelineService:
             module=pipeline.module,
             experiment=experiment,
             params=params,
-            tags={"driftline.pipeline.resumed_from": resumed_from} if resumed_from else {},
+            tags={
+                **(tags or {}),
+                **({"driftline.pipeline.resumed_from": resumed_from} if resumed_from else {}),
+            },
         )
+        if on_start is not None:
+            on_start(run_id)
         runner: LocalExecutor | ProcessExecutor = (
             ProcessExecutor(self.workspace, max_workers)
             if executor == "processes"

@@ -1,0 +1,1 @@
+"""Alembic revisions of the pipelines stage (its own branch, labelled ``pipelines``)."""
