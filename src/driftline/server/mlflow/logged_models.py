@@ -26,6 +26,7 @@ in driftline's registry (see ``registry``). Deleting logged models is not offere
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from collections.abc import Callable
@@ -118,7 +119,10 @@ class LoggedModels:
     def get(self, model_id: str) -> tuple[Run, dict[str, Any]]:
         """The run holding a logged model, and its record; ``NotFoundError`` otherwise."""
         match = _ID.fullmatch(model_id)
-        run = self.ws.tracking.store.find_run(match.group(1)) if match else None
+        run = None
+        if match:
+            with contextlib.suppress(NotFoundError):
+                run = self.ws.tracking.get_run(match.group(1))
         record = self.records.get(run, _KIND, model_id) if run is not None else None
         if run is None or record is None:
             raise NotFoundError(f"Logged model with ID '{model_id}' not found")
