@@ -9,6 +9,7 @@ tests/tracking/test_store_contract.py.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -556,10 +557,11 @@ def test_order_text_parses_back_to_the_same_terms() -> None:
 def test_capabilities_match_the_servers_store() -> None:
     from driftline.tracking._sql import SqlTrackingStore
 
-    # What the services rely on matches; "latest_points" is a one-query shortcut of SQL
+    # What the services rely on matches; latest_points is a one-query shortcut of SQL
     # stores (the service falls back to histories), which only the server itself uses.
-    shortcuts = {"latest_points"}
-    assert HttpTrackingStore.capabilities == SqlTrackingStore.capabilities - shortcuts
+    sql = SqlTrackingStore.capabilities
+    assert HttpTrackingStore.capabilities == dataclasses.replace(sql, latest_points=False)
+    assert sql.latest_points
 
 
 def test_a_remote_service_searches_with_every_operator(remote: Workspace) -> None:

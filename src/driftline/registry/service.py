@@ -241,7 +241,7 @@ class RegistryService:
         actor: str | None = None,
     ) -> RegisteredModel:
         """Set a registered model's description and tags (audited)."""
-        from driftline.tracking.service import check_tags
+        from driftline.tracking import check_tags
 
         clean = check_tags(tags)
         self.get_model(name)  # NotFoundError names near ones

@@ -382,7 +382,7 @@ class TrackingService:
         with_metrics = [run for run in runs if run.metrics]
         if not with_metrics:
             return {}
-        if "latest_points" in self.store.capabilities:
+        if self.store.capabilities.latest_points:
             return self.store.latest_points([run.id for run in with_metrics])  # type: ignore[attr-defined, no-any-return]
         return {
             run.id: [

@@ -28,6 +28,7 @@ __all__ = [
     "RunArtifactStore",
     "RunQuery",
     "TagRow",
+    "TrackingCapabilities",
     "TrackingStore",
 ]
 
@@ -74,10 +75,23 @@ class RunQuery:
     lifecycle: LifecycleStage | None = LifecycleStage.ACTIVE
 
 
+@dataclass(frozen=True)
+class TrackingCapabilities:
+    """What a tracking store can do beyond :class:`TrackingStore` (declared once per
+    backend, as byte stores declare theirs).
+
+    Attributes:
+        latest_points: The store answers ``latest_points(run_ids)`` (each metric's latest
+            point of each run) in one query; without it the service reads histories.
+    """
+
+    latest_points: bool = False
+
+
 class TrackingStore(Protocol):
     """Experiments, runs and their logged values."""
 
-    capabilities: frozenset[str]
+    capabilities: TrackingCapabilities
 
     def create_experiment(
         self, *, name: str, description: str | None, tags: dict[str, str]
