@@ -31,10 +31,11 @@ from driftline.registry.models import (
     ModelVersion,
     RegisteredModel,
 )
-from driftline.registry.store import ANY_HOLDER, AuditLog, RegistryStore
+from driftline.registry.store import ANY_HOLDER, RegistryStore
 
 if TYPE_CHECKING:
     from driftline.core.audit import AuditEntry, AuditReport
+    from driftline.core.auditlog import AuditLog
     from driftline.data import DataService
     from driftline.tracking import TrackingService
 
@@ -64,6 +65,10 @@ def check_alias(alias: str) -> str:
             "'latest' is reserved"
         )
     return alias
+
+
+MODEL_ENTITIES = ("model", "model_version", "alias")
+"""The audit log's entity types of a registered model, its versions and its aliases."""
 
 
 def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
@@ -506,7 +511,9 @@ class RegistryService:
             raise InvalidArgumentError(f"limit must be at least 1, not {limit}")
         if model is not None:
             check_model_name(model)
-        return self.audit.entries(model=model, limit=limit)
+        if model is None:
+            return self.audit.entries(limit=limit)
+        return self.audit.entries(entity=model, entity_types=MODEL_ENTITIES, limit=limit)
 
     def verify_audit(self) -> AuditReport:
         """Recompute the audit chain."""
