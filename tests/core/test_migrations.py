@@ -74,11 +74,15 @@ def differences(db: Database) -> list[Any]:
 
 
 def set_version(db: Database, revision: str) -> None:
-    db.write(
-        lambda conn: conn.execute(
-            text(f"UPDATE {VERSION_TABLE} SET version_num = :r"), {"r": revision}
+    """Make ``revision`` the database's one head (the table holds a row per head)."""
+
+    def write(conn: Any) -> None:
+        conn.execute(text(f"DELETE FROM {VERSION_TABLE}"))
+        conn.execute(
+            text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:r)"), {"r": revision}
         )
-    )
+
+    db.write(write)
 
 
 @pytest.fixture

@@ -32,7 +32,13 @@ from driftline.tracking.models import (
 )
 from driftline.tracking.names import generate_run_name
 from driftline.tracking.search import parse_filter, parse_order_by
-from driftline.tracking.store import LogBatch, RunArtifactStore, RunQuery, TrackingStore
+from driftline.tracking.store import (
+    LogBatch,
+    LoggedModelStore,
+    RunArtifactStore,
+    RunQuery,
+    TrackingStore,
+)
 from driftline.tracking.writer import BatchWriter
 
 __all__ = [
@@ -81,6 +87,7 @@ class TrackingService:
         content: Where artifact bytes go.
         writer: The background writer; ``None`` writes synchronously.
         user: Recorded as the author of new runs.
+        logged_models: MLflow logged models (a server's database only; else ``None``).
     """
 
     def __init__(
@@ -91,8 +98,10 @@ class TrackingService:
         *,
         writer: BatchWriter | None,
         user: str,
+        logged_models: LoggedModelStore | None = None,
     ) -> None:
         self.store = store
+        self.logged_models = logged_models
         self.artifacts = artifacts
         self.content = content
         self.writer = writer
