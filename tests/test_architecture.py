@@ -295,3 +295,24 @@ def test_listing_the_stages_imports_nothing_heavy() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+
+
+#: Byte-store backends: named only by the composition root and the scheme table; the
+#: rest of the code asks a store's ``capabilities`` (see core/artifacts/bytestore.py).
+BYTE_STORE_BACKENDS = (
+    "driftline.core.artifacts.local",
+    "driftline.core.artifacts.remote",
+    "driftline.core.artifacts.http",
+)
+MAY_NAME_BACKENDS = ("driftline/workspace.py", "driftline/core/artifacts/bytestore.py")
+
+
+def test_only_the_composition_root_names_a_byte_store_backend() -> None:
+    wrong = [
+        f"{imp.where} imports {imp.target}"
+        for imp in ALL_IMPORTS
+        if imp.target in BYTE_STORE_BACKENDS
+        and module_of(imp.source) not in BYTE_STORE_BACKENDS
+        and imp.source.relative_to(PACKAGE.parent).as_posix() not in MAY_NAME_BACKENDS
+    ]
+    assert not wrong, "ask store.capabilities instead:\n" + "\n".join(wrong)

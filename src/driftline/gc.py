@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from driftline.core.artifacts.local import LocalByteStore
+from driftline.core.artifacts.bytestore import LocalObjects, local_objects
 from driftline.core.hashing import ALGORITHMS, hash_bytes, key_digest, parse_digest
 
 if TYPE_CHECKING:
@@ -96,11 +96,12 @@ def collect_garbage(
         size += backend.size(key)
     leftovers: dict[str, int] = {}
     salvaged: list[str] = []
-    if isinstance(backend, LocalByteStore):
-        leftovers, salvaged = _clear_leftovers(backend, marked, cutoff, dry_run=dry_run)
+    local = local_objects(backend)
+    if local is not None:
+        leftovers, salvaged = _clear_leftovers(local, marked, cutoff, dry_run=dry_run)
     if not dry_run:
-        if isinstance(backend, LocalByteStore):
-            backend.delete_many(list(doomed.values()))  # rewrites each affected pack once
+        if local is not None:
+            local.delete_many(list(doomed.values()))  # rewrites each affected pack once
         else:
             for key in doomed.values():
                 backend.delete(key)
@@ -117,7 +118,7 @@ def collect_garbage(
 
 
 def _clear_leftovers(
-    backend: LocalByteStore, marked: set[str], cutoff: float, *, dry_run: bool
+    backend: LocalObjects, marked: set[str], cutoff: float, *, dry_run: bool
 ) -> tuple[dict[str, int], list[str]]:
     """Salvage what stray packs still hold of ``marked``, then remove stray files older
     than ``cutoff``; return ``({file inside the store: its size}, the salvaged digests)``."""

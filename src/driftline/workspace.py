@@ -75,6 +75,7 @@ class Workspace:
         client: ApiClient | None = None,
     ) -> None:
         """Build every stage's service, in list order (use :meth:`from_settings`)."""
+        from driftline.core.auditlog import open_audit_log
         from driftline.core.stage import Kernel, Services
 
         self.settings = settings
@@ -82,6 +83,8 @@ class Workspace:
         self.database = database
         self.content = content
         self.client = client
+        #: The audit log (kernel service): read and verified here by every stage and adapter.
+        self.audit = open_audit_log(database=database, client=client, anchors=anchors)
         self._live_runs: set[str] = set()
         self._closed = False
         self._lock = threading.Lock()
@@ -92,6 +95,7 @@ class Workspace:
             database=database,
             client=client,
             anchors=anchors,
+            audit=self.audit,
             live_runs=self.live_runs,
         )
         try:

@@ -74,7 +74,7 @@ def differences(db: Database) -> list[Any]:
 
 
 def set_version(db: Database, revision: str) -> None:
-    """Make the version table say ``revision`` (one row, whatever the heads were)."""
+    """Make ``revision`` the database's one head (the table holds a row per head)."""
 
     def write(conn: Any) -> None:
         conn.execute(text(f"DELETE FROM {VERSION_TABLE}"))
@@ -309,3 +309,51 @@ def test_two_processes_opening_a_fresh_database_at_once_both_succeed(
         assert count == 2
     finally:
         db.dispose()
+
+
+def test_a_database_from_before_the_tracking_branch_upgrades_and_keeps_its_runs(
+    fresh: Callable[[], Database],
+) -> None:
+    """A database the release before the ``tracking`` branch made (heads ``0004`` and
+    ``monitoring_0001``) is refused until ``driftline db upgrade``, which adds the
+    ``logged_models`` table and keeps every row."""
+    from driftline.core.metadata import current_heads
+    from driftline.tracking._logged_models import SqlLoggedModelStore
+    from driftline.tracking._sql import SqlTrackingStore
+
+    import_every_table_module()
+    db = fresh()
+    upgrade(db, HISTORY, "monitoring_0001")
+    assert current_heads(db) == {"monitoring_0001"}
+    assert "logged_models" not in inspect(db.engine).get_table_names()
+
+    def insert(conn: Any) -> None:
+        for statement in _OLD_ROWS:
+            conn.execute(text(statement))
+
+    db.write(insert)
+    with pytest.raises(SchemaVersionError, match="driftline db upgrade"):
+        ensure_schema(db, HISTORY)
+    upgrade(db, HISTORY)
+    ensure_schema(db, HISTORY)
+    assert current_heads(db) == HISTORY.heads  # every branch, tracking_0001 among them
+    assert "tracking_0001" in HISTORY.heads
+    assert differences(db) == []
+    run = SqlTrackingStore(db).find_run("r0000000000000000000000000000001")
+    assert run is not None
+    assert run.params == {"C": "1"}
+    models = SqlLoggedModelStore(db)
+    model_id = f"m-{run.id}-00000001"
+    record: dict[str, Any] = {
+        "model_id": model_id,
+        "experiment_id": run.experiment_id,
+        "source_run_id": run.id,
+        "name": "model",
+        "status": "LOGGED_MODEL_PENDING",
+        "creation_timestamp_ms": 1,
+        "last_updated_timestamp_ms": 1,
+        "tags": {},
+        "params": {},
+    }
+    assert models.add(record)
+    assert models.find(model_id) == record

@@ -17,7 +17,13 @@ import re
 from typing import Annotated, Any, Literal
 
 from annotated_types import Interval
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 from driftline.api.codec import decode_float, encode_float
 from driftline.core.values import INT64_MAX, MAX_MS, MIN_MS, check_ms
@@ -47,10 +53,15 @@ Status = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]
 
 # The schemas say what the server's checks (the service's rules) accept, so the OpenAPI
 # document is honest: a name has a non-blank character, a key is what validate_key
-# allows (bar the '..' rule, which a pattern without look-ahead cannot state).
-Name = Annotated[str, StringConstraints(max_length=256, pattern=r"\S")]
-TagKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-.: ][A-Za-z0-9_\-./: ]{0,249}$")]
-TagValue = Annotated[str, StringConstraints(max_length=8000)]
+# allows (bar the '..' rule, which a pattern without look-ahead cannot state). They only
+# document: the tracking service enforces these rules, once for every entry point, so a
+# bad name or tag gets the same error through the SDK, this API and the MLflow routes.
+Name = Annotated[str, WithJsonSchema({"type": "string", "maxLength": 256, "pattern": r"\S"})]
+TagKey = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z0-9_\-.: ][A-Za-z0-9_\-./: ]{0,249}$"}),
+]
+TagValue = Annotated[str, WithJsonSchema({"type": "string", "maxLength": 8000})]
 
 
 def _only_valid_keys(schema: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from driftline.api.client import ApiClient
     from driftline.core.artifacts import ContentStore
     from driftline.core.audit_anchors import AuditAnchors
+    from driftline.core.auditlog import AuditLog
     from driftline.core.metadata import Database
     from driftline.settings import Settings
 
@@ -66,6 +67,11 @@ class Host(Protocol):
         """The content-addressed artifact store."""
         ...
 
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log (read and verified; stores append in their transactions)."""
+        ...
+
     def service(self, name: str, kind: type[T]) -> T:
         """The service the stage ``name`` built; ``kind`` is its type (checked)."""
         ...
@@ -82,6 +88,8 @@ class Kernel:
         client: The driftline server's API client in remote mode; else ``None``.
         anchors: Where the audit log's anchors go (local workspaces; see
             :mod:`driftline.core.audit_anchors`), installed once by the composition root.
+        audit: The audit log, read and verified through this one service (see
+            :mod:`driftline.core.auditlog`); stores append in their own transactions.
         live_runs: Ids of the runs this process keeps alive (they get heartbeats).
     """
 
@@ -90,6 +98,7 @@ class Kernel:
     database: Database | None
     client: ApiClient | None
     anchors: AuditAnchors | None
+    audit: AuditLog
     live_runs: Callable[[], list[str]]
 
     @property

@@ -99,7 +99,9 @@ def push(service: DataService, ref: str | None, *, remote: str) -> SyncResult:
     def upload(digest: str) -> int:
         name = f"object of {needed[digest].ref}"
         content.verify(digest, name=name)  # never spread a corrupted object
-        local = content.backend.local_path(digest_key(digest))
+        local = None
+        if content.backend.capabilities.local_paths:
+            local = content.backend.local_path(digest_key(digest))
         if local is not None:
             target.put_file(f"objects/{digest_key(digest)}", local)
             return local.stat().st_size

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import cast
 
 from driftline.core.artifacts import ContentStore
-from driftline.core.artifacts.local import LocalByteStore
 from driftline.core.artifacts.paths import validate_listed_paths
 from driftline.data.models import ManifestEntry
 from driftline.errors import InvalidArgumentError
@@ -225,7 +224,7 @@ def ingest(
         else:
             entries.append(None)
     # Local stores are cheap to double-check in bulk; for remote ones the cache is trusted.
-    if known and isinstance(content.backend, LocalByteStore):
+    if known and content.backend.capabilities.local_paths:
         hits = {e.digest for e in entries if e is not None}
         vouched = hits.intersection(referenced()) if referenced is not None else set()
         still = vouched | content.stored(hits - vouched)

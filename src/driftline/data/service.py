@@ -277,20 +277,102 @@ class DataService:
     def _not_found_message(
         self, name: str, selector: str | None, ref: str, when: int | None
     ) -> str:
-        datasets = self.store.list_datasets()
-        names = [d.name for d in datasets]
+        names = [d.name for d in self.store.list_datasets()]
         if name not in names:
-            near = difflib.get_close_matches(name, names, n=3)
-            hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
-            return f"No dataset named {name!r}{hint}"
+            return _unknown_dataset(name, names)
         versions = self.store.list_versions(name)
-        if when is not None and versions:
+        if not versions:
+            return f"Dataset {name} has no versions yet"
+        if when is not None:
             return f"Dataset {name} has no version committed at or before that time"
         tags = sorted({tag for v in versions for tag in v.tags})
         latest = versions[0].number if versions else None
         return f"No version {selector!r} of dataset {name} ({ref}); it has versions 1..{latest}" + (
             f" and tags {', '.join(tags)}" if tags else ""
         )
+
+    def find_version(
+        self,
+        name: str,
+        *,
+        number: int | None = None,
+        tag: str | None = None,
+        id_prefix: str | None = None,
+        as_of: int | None = None,
+    ) -> DatasetVersion | None:
+        """The version a store lookup names (else the latest), or ``None``.
+
+        An id prefix is 6 to 64 lowercase hex digits: a shorter one would match most
+        versions.
+        """
+        check_dataset_name(name)
+        if id_prefix is not None and not _HEX.match(id_prefix):
+            raise InvalidArgumentError(
+                f"Invalid version-id prefix {id_prefix!r}: give 6 to 64 lowercase hex digits"
+            )
+        return self.store.find_version(
+            name, number=number, tag=tag, id_prefix=id_prefix, as_of=as_of
+        )
+
+    def dataset(self, name: str) -> Dataset:
+        """The dataset called ``name``; ``NotFoundError`` names near ones."""
+        check_dataset_name(name)
+        datasets = self.store.list_datasets()
+        for dataset in datasets:
+            if dataset.name == name:
+                return dataset
+        raise NotFoundError(_unknown_dataset(name, [d.name for d in datasets]))
+
+    def ensure_dataset(self, name: str) -> Dataset:
+        """The dataset called ``name``, created if missing."""
+        return self.store.ensure_dataset(check_dataset_name(name))
+
+    def versions(self, name: str) -> list[DatasetVersion]:
+        """The versions of a dataset, newest first (none for a dataset not committed to)."""
+        versions = self.store.list_versions(check_dataset_name(name))
+        if not versions:
+            self.dataset(name)  # NotFoundError for an unknown dataset
+        return versions
+
+    def record_version(
+        self, name: str, version: NewVersion, *, number: int | None = None
+    ) -> tuple[DatasetVersion, bool]:
+        """Record a version whose objects are stored already (``number``: under that
+        number, as a version copied from a remote keeps it); ``(version, created)``.
+
+        What is checked, because the objects may come from anyone (a server's client): the
+        manifest (and profile) are in the content store, the manifest is a safe one
+        (:func:`~driftline.data.manifest.check_manifest`) and states the version's file
+        count and size, and the producing run exists.
+        """
+        check_dataset_name(name)
+        self._check_objects(version)
+        dataset = self.store.ensure_dataset(name)
+        if number is None:
+            return self.store.add_version(dataset.id, version)
+        return self.store.put_version(dataset.id, number, version), True
+
+    def _check_objects(self, version: NewVersion) -> None:
+        from driftline.core.hashing import parse_digest
+        from driftline.data.manifest import check_manifest
+
+        for digest, what in ((version.version_id, "manifest"), (version.profile_digest, "profile")):
+            if digest is None:
+                continue
+            parse_digest(digest)  # InvalidArgumentError for a malformed digest
+            if not self.content.exists(digest):
+                raise NotFoundError(
+                    f"The {what} {digest} is not in the artifact store: upload the "
+                    "version's objects before recording it"
+                )
+        manifest = check_manifest(version.version_id, self.content)
+        if (version.file_count, version.size) != (len(manifest), manifest.size):
+            raise InvalidArgumentError(
+                f"The version states {version.file_count} files and {version.size} bytes, "
+                f"but its manifest lists {len(manifest)} files and {manifest.size} bytes"
+            )
+        if version.run_id is not None and not self._run_exists(version.run_id):
+            raise NotFoundError(f"No run with id {version.run_id!r}")
 
     def find_latest(self, name: str) -> DatasetVersion | None:
         """The latest version of a dataset, or ``None`` if it has none yet."""
@@ -323,12 +405,17 @@ class DataService:
 
     # -- tags and lineage -----------------------------------------------------------
 
-    def tag(self, ref: str, tag: str) -> DatasetVersion:
-        """Give a version an immutable tag (``customers@october``)."""
+    def tag(self, ref: str, tag: str, *, actor: str | None = None) -> DatasetVersion:
+        """Give a version an immutable tag (``customers@october``).
+
+        ``actor``: who tags (a server passes its caller); the service's user by default.
+        """
         check_tag(tag)
         version = self.get(ref)
         dataset = self.store.ensure_dataset(version.dataset)
-        self.store.add_tag(dataset.id, tag, version.number, now_ms(), actor=self.user)
+        self.store.add_tag(
+            dataset.id, tag, version.number, now_ms(), actor=self.user if actor is None else actor
+        )
         return self.get(f"{version.dataset}@{version.number}")
 
     def log_input(self, run_id: str, ref: str | DatasetVersion) -> DatasetVersion:
@@ -339,6 +426,22 @@ class DataService:
         dataset = self.store.ensure_dataset(version.dataset)
         self.store.add_run_input(run_id, dataset.id, version.number, now_ms())
         return version
+
+    def readers(self, name: str, number: int) -> list[str]:
+        """Ids of the runs that read a version."""
+        return self.store.readers(check_dataset_name(name), number)
+
+    def run_inputs(self, run_id: str) -> list[DatasetVersion]:
+        """The dataset versions a run read."""
+        return self.store.run_inputs(run_id)
+
+    def run_outputs(self, run_id: str) -> list[DatasetVersion]:
+        """The dataset versions a run produced."""
+        return self.store.versions_by_run(run_id)
+
+    def all_versions(self) -> list[DatasetVersion]:
+        """Every version of every dataset (garbage collection, remotes)."""
+        return self.store.all_versions()
 
     def lineage(self, ref: str, *, depth: int = 3) -> LineageGraph:
         """Runs and versions upstream (what made it) and downstream (what used it)."""
@@ -426,6 +529,12 @@ class DataService:
         if self._stat_cache is not None:
             self._stat_cache.close()
             self._stat_cache = None
+
+
+def _unknown_dataset(name: str, names: list[str]) -> str:
+    near = difflib.get_close_matches(name, names, n=3)
+    hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+    return f"No dataset named {name!r}{hint}"
 
 
 def _node(version: DatasetVersion) -> str:

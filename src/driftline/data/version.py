@@ -91,8 +91,9 @@ class Version:
         content = self._service.content
         folder = Destination(scratch, exclusive=True)
         pairs = []
+        local = content.backend.capabilities.local_paths
         for entry in entries:
-            stored = content.backend.local_path(_key(entry.digest))
+            stored = content.backend.local_path(_key(entry.digest)) if local else None
             if stored is not None:
                 content.verify(entry.digest, name=self._name(entry))
                 pairs.append((entry.path, stored))
@@ -158,7 +159,9 @@ class Version:
 
     def _place(self, entry: ManifestEntry, target: Path, *, verify: bool, link: LinkMode) -> None:
         content = self._service.content
-        stored = content.backend.local_path(_key(entry.digest))
+        # Only a store that declares hard links hands out its own files to link to.
+        linkable = content.backend.capabilities.hard_links
+        stored = content.backend.local_path(_key(entry.digest)) if linkable else None
         if stored is None:
             content.get_file(entry.digest, target, name=self._name(entry))
         else:

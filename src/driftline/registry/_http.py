@@ -20,7 +20,6 @@ from urllib.parse import quote
 
 from driftline.api.codec import decode, encode
 from driftline.api.registry import ANY_HOLDER_WIRE, restore_non_finite
-from driftline.core.audit import AuditEntry, AuditReport
 from driftline.errors import NotFoundError
 from driftline.registry.models import (
     AliasMove,
@@ -34,7 +33,7 @@ from driftline.registry.store import ANY_HOLDER
 if TYPE_CHECKING:
     from driftline.api.client import ApiClient
 
-__all__ = ["HttpAuditLog", "HttpRegistryStore"]
+__all__ = ["HttpRegistryStore"]
 
 
 def _seg(text: str) -> str:
@@ -179,30 +178,3 @@ class HttpRegistryStore:
 
     def policy(self, alias: str) -> int:
         return int(self.client.get_json(f"registry/policies/{_seg(alias)}")["required"])
-
-
-class HttpAuditLog:
-    """:class:`~driftline.registry.store.AuditLog` of a driftline server (verified there).
-
-    Args:
-        client: The shared client of the server (``Workspace.client``).
-    """
-
-    def __init__(self, client: ApiClient) -> None:
-        self.client = client
-
-    def entries(self, *, model: str | None = None, limit: int | None = 100) -> list[AuditEntry]:
-        selectors = {"model": model, "limit": limit}
-        params = {k: v for k, v in selectors.items() if v is not None}
-        answer = self.client.get_json("audit", params=params)
-        return [
-            dataclasses.replace(
-                entry,
-                before=restore_non_finite(entry.before),
-                after=restore_non_finite(entry.after),
-            )
-            for entry in (decode(AuditEntry, item) for item in answer["entries"])
-        ]
-
-    def verify(self) -> AuditReport:
-        return decode(AuditReport, self.client.get_json("audit/verify"))

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from driftline.core.audit import (
-    AuditEntry,
-    AuditReport,
     append_audit,
-    audit_head_of,
-    iter_audit,
-    verify_audit_log,
 )
 from driftline.core.clock import from_ms, now_ms, to_ms
 from driftline.core.jsonvalues import check_json_value
@@ -35,10 +28,7 @@ from driftline.registry.models import (
 )
 from driftline.registry.store import ANY_HOLDER
 
-if TYPE_CHECKING:
-    from driftline.core.audit_anchors import AuditAnchors
-
-__all__ = ["SqlAuditLog", "SqlRegistryStore"]
+__all__ = ["SqlRegistryStore"]
 
 T = TypeVar("T")
 _RETRIES = 20
@@ -530,41 +520,3 @@ class SqlRegistryStore:
             lambda conn: conn.execute(sa.select(p.required).where(p.alias == alias)).scalar()
         )
         return int(found or 0)
-
-
-_MODEL_ENTITIES = ("model", "model_version", "alias")
-
-
-class SqlAuditLog:
-    """:class:`~driftline.registry.store.AuditLog` on the metadata database, checked
-    against its anchors outside the database (when the workspace keeps them)."""
-
-    def __init__(self, db: Database, anchors: AuditAnchors | None = None) -> None:
-        self.db = db
-        self.anchors = anchors
-
-    def entries(self, *, model: str | None = None, limit: int | None = 100) -> list[AuditEntry]:
-        if model is None:
-            return self.db.read(lambda conn: iter_audit(conn, limit=limit))
-        # The prefix narrows in SQL; the pattern then drops other models sharing the prefix
-        # (``churn`` must not match ``churn-v2``) and other stages' entities.
-        own = re.compile(rf"^{re.escape(model)}([/@]|$)")
-        found = self.db.read(lambda conn: iter_audit(conn, entity_prefix=model))
-        matching = [e for e in found if e.entity_type in _MODEL_ENTITIES and own.match(e.entity)]
-        return matching if limit is None else matching[:limit]
-
-    def verify(self) -> AuditReport:
-        if self.anchors is None:
-            return self.db.read(verify_audit_log)
-        anchors = self.anchors.all()
-
-        def verify(conn: sa.Connection) -> tuple[AuditReport, tuple[int, str] | None]:
-            return verify_audit_log(conn, anchors), audit_head_of(conn)
-
-        report, head = self.db.read(verify)
-        if report.ok and head is not None and head[0] > report.anchored_seq:
-            # Pin what was just verified: a log that predates anchoring (or whose last
-            # anchor write failed) is protected from here on.
-            self.anchors.pin(*head)
-            report = dataclasses.replace(report, anchored_seq=head[0])
-        return report

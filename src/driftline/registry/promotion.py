@@ -138,8 +138,7 @@ def evaluate(
         slices=per_slice,
         created_at=utcnow(),
     )
-    service.store.add_evaluation(evaluation)
-    return evaluation
+    return service.record_evaluation(evaluation)
 
 
 def compare_models(
@@ -201,12 +200,11 @@ def promote(
             gates=tuple(results),
             previous_version=holder_number,
         )
-    service.store.move_alias(
+    service.move_alias(
         name,
         alias,
         version,
         expected=holder_number,
-        actor=service.user,
         reason="promote",
         details={
             "gates": [

@@ -24,11 +24,18 @@ from driftline.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from driftline.registry.models import AliasMove, Approval, ModelVersion, RegisteredModel
-from driftline.registry.store import ANY_HOLDER, AuditLog, RegistryStore
+from driftline.registry.models import (
+    AliasMove,
+    Approval,
+    Evaluation,
+    ModelVersion,
+    RegisteredModel,
+)
+from driftline.registry.store import ANY_HOLDER, RegistryStore
 
 if TYPE_CHECKING:
     from driftline.core.audit import AuditEntry, AuditReport
+    from driftline.core.auditlog import AuditLog
     from driftline.data import DataService
     from driftline.tracking import TrackingService
 
@@ -58,6 +65,10 @@ def check_alias(alias: str) -> str:
             "'latest' is reserved"
         )
     return alias
+
+
+MODEL_ENTITIES = ("model", "model_version", "alias")
+"""The audit log's entity types of a registered model, its versions and its aliases."""
 
 
 def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
@@ -111,7 +122,7 @@ class RegistryService:
         )
         package_digest = self.data.pin(entries)
         self.store.ensure_model(name, actor=self.user)
-        return self.store.add_version(
+        return self.record_version(
             name,
             {
                 "source": str(source),
@@ -121,8 +132,45 @@ class RegistryService:
                 "signature": info.get("signature"),
                 "description": description,
             },
-            actor=self.user,
         )
+
+    def record_version(
+        self,
+        name: str,
+        fields: Mapping[str, Any],
+        *,
+        actor: str | None = None,
+        model_package: bool = True,
+    ) -> ModelVersion:
+        """Record the next version of a registered model from a package already stored.
+
+        The rules every entry point applies: the model exists, the package manifest
+        (``package_digest``) is in the content store and is a safe model package
+        (:meth:`check_package`), and the run (``run_id``), if any, exists. ``actor``:
+        who registers (a server passes its caller); the service's user by default.
+        ``model_package=False``: the files are registered as they are (an MLflow
+        client's version), so only the manifest's paths are checked.
+        """
+        from driftline.core.hashing import parse_digest
+
+        self.get_model(name)  # NotFoundError names near ones
+        digest = fields["package_digest"]
+        parse_digest(digest)  # InvalidArgumentError if malformed
+        if not self.content.exists(digest):
+            raise NotFoundError(
+                f"The package manifest {digest} is not in the artifact store: upload the "
+                "package's objects before registering it"
+            )
+        if model_package:
+            self.check_package(digest)  # InvalidArgumentError if unsafe
+        else:
+            self.data.accept_pin(digest)  # InvalidArgumentError if a path is unsafe
+        if fields.get("run_id") is not None:
+            self.tracking.get_run(fields["run_id"])  # NotFoundError for an unknown run
+        return self.store.add_version(name, dict(fields), actor=self._actor(actor))
+
+    def _actor(self, actor: str | None) -> str:
+        return self.user if actor is None else actor
 
     def _package_files(self, source: str | Path) -> tuple[list[Any], str | None]:
         from driftline.data import ManifestEntry
@@ -190,13 +238,35 @@ class RegistryService:
         return found
 
     def update_model(
-        self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        actor: str | None = None,
     ) -> RegisteredModel:
         """Set a registered model's description and tags (audited)."""
-        from driftline.tracking import validate_key
+        from driftline.tracking import check_tags
 
-        clean = {validate_key(k, "tag key"): str(v) for k, v in (tags or {}).items()}
-        return self.store.update_model(name, description=description, tags=clean, actor=self.user)
+        clean = check_tags(tags)
+        self.get_model(name)  # NotFoundError names near ones
+        return self.store.update_model(
+            name, description=description, tags=clean, actor=self._actor(actor)
+        )
+
+    def ensure_model(
+        self, name: str, *, description: str | None = None, actor: str | None = None
+    ) -> RegisteredModel:
+        """The registered model called ``name``, created (and audited) if missing."""
+        return self.store.ensure_model(
+            check_model_name(name), actor=self._actor(actor), description=description
+        )
+
+    def find_version(
+        self, name: str, version: int | None = None, *, alias: str | None = None
+    ) -> ModelVersion | None:
+        """A version by number or alias (else the latest), or ``None``."""
+        return self.store.find_version(check_model_name(name), version, alias=alias)
 
     def list_models(self) -> list[RegisteredModel]:
         """Every registered model."""
@@ -248,6 +318,70 @@ class RegistryService:
 
     # -- aliases ------------------------------------------------------------------
 
+    def move_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int | None,
+        *,
+        expected: Any,
+        reason: str,
+        details: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> AliasMove:
+        """Move ``name@alias`` to ``version`` if it still points at ``expected``
+        (``ANY_HOLDER``: whatever it points at); ``ConflictError`` otherwise.
+
+        The rules of every alias move, whoever asks (the SDK or a server's client):
+        ``version`` is ``None`` exactly when the reason is ``delete``; an alias with an
+        approval policy is never ``set`` directly; a ``promote`` needs the approvals the
+        policy asks for; a ``rollback`` only undoes the alias's latest move.
+        """
+        check_alias(alias)
+        if (version is None) != (reason == "delete"):
+            raise InvalidArgumentError(
+                "version must be null exactly when the reason is 'delete' (deleting the alias)"
+            )
+        required = self.store.policy(alias)
+        if required and reason == "set":
+            raise PermissionDeniedError(
+                f"Alias {alias!r} requires {required} approval(s): use "
+                f"`driftline models promote {name} {version} --alias {alias}` after approvals"
+            )
+        if reason == "rollback":
+            self._check_rollback(name, alias, version, expected)
+        elif reason == "promote" and version is not None:
+            self.check_approvals(name, version, alias)
+        try:
+            return self.store.move_alias(
+                name,
+                alias,
+                version,
+                expected=expected,
+                actor=self._actor(actor),
+                reason=reason,
+                details=None if details is None else dict(details),
+            )
+        except NotFoundError:
+            if version is not None:
+                self.get_version(f"{name}/{version}")  # the helpful message (near names)
+            raise
+
+    def _check_rollback(self, name: str, alias: str, version: int | None, expected: Any) -> None:
+        """A rollback may only move the alias back to the version it held before its
+        latest move: to any other version it would bypass approval policies."""
+        history = self.store.alias_history(name, alias)
+        last = history[0] if history else None
+        if (
+            last is None
+            or last.previous_version is None
+            or (version, expected) != (last.previous_version, last.version)
+        ):
+            raise PermissionDeniedError(
+                f"A rollback of {name}@{alias} can only move it back to the version it held "
+                "before its latest move; promote any other version"
+            )
+
     def set_alias(
         self,
         name: str,
@@ -262,30 +396,13 @@ class RegistryService:
         another then raises ``ConflictError``. An unconditional move that raced another
         is tried again (it did not care what it replaced), up to
         :data:`UNCONDITIONAL_ATTEMPTS` times."""
-        check_alias(alias)
-        required = self.store.policy(alias)
-        if required and reason == "set":
-            raise PermissionDeniedError(
-                f"Alias {alias!r} requires {required} approval(s): use "
-                f"`driftline models promote {name} {version} --alias {alias}` after approvals"
-            )
         attempts = UNCONDITIONAL_ATTEMPTS if expected is ANY_HOLDER else 1
         for attempt in range(1, attempts + 1):
             try:
-                return self.store.move_alias(
-                    name,
-                    alias,
-                    version,
-                    expected=expected,
-                    actor=self.user,
-                    reason=reason,
-                )
+                return self.move_alias(name, alias, version, expected=expected, reason=reason)
             except ConflictError:
                 if attempt == attempts:
                     raise
-            except NotFoundError:
-                self.get_version(f"{name}/{version}")  # the helpful message (near names)
-                raise
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def delete_alias(self, name: str, alias: str) -> AliasMove:
@@ -293,9 +410,7 @@ class RegistryService:
         current = self.get_model(name).aliases.get(alias)
         if current is None:
             raise NotFoundError(f"Model {name} has no alias {alias!r}")
-        return self.store.move_alias(
-            name, alias, None, expected=current, actor=self.user, reason="delete"
-        )
+        return self.move_alias(name, alias, None, expected=current, reason="delete")
 
     def rollback(self, name: str, alias: str) -> AliasMove:
         """Move ``alias`` back to the version it held before its latest move."""
@@ -308,14 +423,13 @@ class RegistryService:
                 f"{name}@{alias} had no holder before version {last.version}; nothing to roll "
                 "back to (delete the alias instead)"
             )
-        return self.store.move_alias(
-            name,
-            alias,
-            last.previous_version,
-            expected=last.version,
-            actor=self.user,
-            reason="rollback",
+        return self.move_alias(
+            name, alias, last.previous_version, expected=last.version, reason="rollback"
         )
+
+    def alias_moves(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        """How aliases moved, newest first (none for a model that does not exist)."""
+        return self.store.alias_history(check_model_name(name), alias)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
         """How aliases moved, newest first."""
@@ -325,27 +439,53 @@ class RegistryService:
     # -- approvals ----------------------------------------------------------------
 
     def approve(
-        self, name: str, version: int, alias: str, *, comment: str | None = None
+        self,
+        name: str,
+        version: int,
+        alias: str,
+        *,
+        comment: str | None = None,
+        actor: str | None = None,
     ) -> Approval:
-        """Sign off ``name/version`` for ``alias`` as the current user."""
+        """Sign off ``name/version`` for ``alias`` as the current user (or ``actor``)."""
         check_alias(alias)
         self.get_version(f"{name}/{version}")
         approval = Approval(
             name=name,
             version=version,
             alias=alias,
-            actor=self.user,
+            actor=self._actor(actor),
             comment=comment,
             created_at=utcnow(),
         )
         return self.store.add_approval(approval)
 
-    def set_policy(self, alias: str, required: int) -> None:
+    def approvals(self, name: str, version: int, alias: str | None = None) -> list[Approval]:
+        """Approvals of a version (for one alias, or all)."""
+        return self.store.list_approvals(check_model_name(name), version, alias)
+
+    def set_policy(self, alias: str, required: int, *, actor: str | None = None) -> None:
         """Require ``required`` approvals by distinct people before promotion to ``alias``."""
         check_alias(alias)
-        if not isinstance(required, int) or required < 0:
+        if isinstance(required, bool) or not isinstance(required, int) or required < 0:
             raise InvalidArgumentError("required approvals must be a whole number >= 0")
-        self.store.set_policy(alias, required, actor=self.user)
+        self.store.set_policy(alias, required, actor=self._actor(actor))
+
+    def policy(self, alias: str) -> int:
+        """How many approvals ``alias`` requires (0: no policy)."""
+        return self.store.policy(check_alias(alias))
+
+    # -- evaluations ----------------------------------------------------------------
+
+    def record_evaluation(self, evaluation: Evaluation) -> Evaluation:
+        """Store an evaluation of an existing version."""
+        self.get_version(f"{evaluation.name}/{evaluation.version}")  # names near ones
+        self.store.add_evaluation(evaluation)
+        return evaluation
+
+    def evaluations(self, name: str, version: int) -> list[Evaluation]:
+        """Evaluations of a version, newest first."""
+        return self.store.list_evaluations(check_model_name(name), version)
 
     def check_approvals(self, name: str, version: int, alias: str) -> None:
         """Raise ``PermissionDeniedError`` unless the alias's approval policy is met."""
@@ -371,7 +511,9 @@ class RegistryService:
             raise InvalidArgumentError(f"limit must be at least 1, not {limit}")
         if model is not None:
             check_model_name(model)
-        return self.audit.entries(model=model, limit=limit)
+        if model is None:
+            return self.audit.entries(limit=limit)
+        return self.audit.entries(entity=model, entity_types=MODEL_ENTITIES, limit=limit)
 
     def verify_audit(self) -> AuditReport:
         """Recompute the audit chain."""

@@ -17,24 +17,21 @@ __all__ = ["STAGE"]
 def _build(kernel: Kernel, uses: Services) -> RegistryService:
     from driftline.data import DataService
     from driftline.registry.service import RegistryService
-    from driftline.registry.store import AuditLog, RegistryStore
+    from driftline.registry.store import RegistryStore
     from driftline.tracking import TrackingService
 
     store: RegistryStore
-    audit: AuditLog
     if kernel.is_remote:
-        from driftline.registry._http import HttpAuditLog, HttpRegistryStore
+        from driftline.registry._http import HttpRegistryStore
 
-        client = kernel.require_client("registry")
-        store, audit = HttpRegistryStore(client), HttpAuditLog(client)
+        store = HttpRegistryStore(kernel.require_client("registry"))
     else:
-        from driftline.registry._sql import SqlAuditLog, SqlRegistryStore
+        from driftline.registry._sql import SqlRegistryStore
 
-        database = kernel.require_database("registry")
-        store, audit = SqlRegistryStore(database), SqlAuditLog(database, kernel.anchors)
+        store = SqlRegistryStore(kernel.require_database("registry"))
     return RegistryService(
         store,
-        audit=audit,
+        audit=kernel.audit,
         content=kernel.content,
         tracking=uses.get("tracking", TrackingService),
         data=uses.get("data", DataService),
@@ -73,10 +70,7 @@ STAGE: Stage[RegistryService] = Stage(
     build=_build,
     gc_roots=_roots,
     tables=("driftline.registry._tables",),
-    routes=(
-        "driftline.server.routes.registry:router",
-        "driftline.server.routes.audit:router",
-    ),
+    routes=("driftline.server.routes.registry:router",),
     cli="driftline.cli.models:install_commands",
     resolvers={"models": _resolve_models_uri},
     api="driftline.registry",

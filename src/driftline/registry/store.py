@@ -1,7 +1,8 @@
 """The protocol registry backends implement.
 
 Every mutating method takes the ``actor`` and appends to the audit log in the same
-transaction as the change.
+transaction as the change (reading the log is the kernel's ``AuditLog``, see
+:mod:`driftline.core.auditlog`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from driftline.core.audit import AuditEntry, AuditReport
     from driftline.registry.models import (
         AliasMove,
         Approval,
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
         RegisteredModel,
     )
 
-__all__ = ["ANY_HOLDER", "AuditLog", "RegistryStore"]
+__all__ = ["ANY_HOLDER", "RegistryStore"]
 
 ANY_HOLDER: object = object()
 """``expected=`` for an unconditional alias move."""
@@ -101,17 +101,4 @@ class RegistryStore(Protocol):
 
     def policy(self, alias: str) -> int:
         """Approvals required for ``alias`` (0 when there is no policy)."""
-        ...
-
-
-class AuditLog(Protocol):
-    """Reading and verifying the workspace's audit log (stores append to it themselves)."""
-
-    def entries(self, *, model: str | None = None, limit: int | None = 100) -> list[AuditEntry]:
-        """Entries, newest first, at most ``limit`` (``None``: all); ``model`` narrows to the
-        entries of that registered model, its versions and its aliases."""
-        ...
-
-    def verify(self) -> AuditReport:
-        """Recompute the hash chain and report the first entry that does not fit."""
         ...

@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 __all__ = ["ServerOptions", "create_app", "create_app_from_env"]
 
 # The kernel's routers under /api/v1 (the stages' come from their descriptors).
-KERNEL_ROUTERS = ("driftline.server.routes.artifacts:router",)
+# The kernel's own routes: artifact bytes and the audit log, whatever the stages.
+KERNEL_ROUTERS = (
+    "driftline.server.routes.artifacts:router",
+    "driftline.server.routes.audit:router",
+)
 
 _MiB = 1024 * 1024
 _MAX_BODY = 32 * _MiB

@@ -18,7 +18,12 @@ if TYPE_CHECKING:
         Run,
         RunStatus,
     )
-    from driftline.tracking.service import TrackingService, check_name, validate_key
+    from driftline.tracking.service import (
+        TrackingService,
+        check_name,
+        check_tags,
+        validate_key,
+    )
 
 __all__ = [
     "ActiveRun",
@@ -31,6 +36,7 @@ __all__ = [
     "RunStatus",
     "TrackingService",
     "check_name",
+    "check_tags",
     "current_run",
     "validate_key",
 ]
@@ -50,6 +56,7 @@ __getattr__ = lazy_exports(
         "RunStatus": _MODELS,
         "TrackingService": "driftline.tracking.service",
         "check_name": "driftline.tracking.service",
+        "check_tags": "driftline.tracking.service",
         "validate_key": "driftline.tracking.service",
     },
 )

@@ -36,7 +36,7 @@ from driftline.tracking.models import (
     RunStatus,
 )
 from driftline.tracking.search import And, Comparison, Node, Not, Or, OrderBy
-from driftline.tracking.store import LogBatch, RunQuery
+from driftline.tracking.store import LogBatch, RunQuery, TrackingCapabilities
 
 if TYPE_CHECKING:
     from driftline.api.client import ApiClient
@@ -64,7 +64,8 @@ class HttpTrackingStore:
 
     # What the server's SQL store supports: search, batched writes, one transaction
     # per batch (a test pins that this matches SqlTrackingStore).
-    capabilities = frozenset({"search", "batch_write", "transactions"})
+    # latest_points is a one-query shortcut of SQL stores, which only a server uses.
+    capabilities = TrackingCapabilities()
 
     def __init__(self, client: ApiClient) -> None:
         self.client = client

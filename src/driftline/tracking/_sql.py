@@ -34,7 +34,7 @@ from driftline.tracking.models import (
     Run,
     RunStatus,
 )
-from driftline.tracking.store import LogBatch, MetricRow, RunQuery
+from driftline.tracking.store import LogBatch, MetricRow, RunQuery, TrackingCapabilities
 
 __all__ = ["SqlTrackingStore"]
 
@@ -108,7 +108,7 @@ def _copy_metrics(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
 class SqlTrackingStore:
     """:class:`~driftline.tracking.store.TrackingStore` and run-artifact index on SQL."""
 
-    capabilities = frozenset({"search", "batch_write", "transactions", "latest_points"})
+    capabilities = TrackingCapabilities(latest_points=True)
 
     def __init__(self, db: Database) -> None:
         self.db = db

@@ -133,3 +133,21 @@ batch_receipts = Table(
     Column("key", String(64), primary_key=True),
     Column("created_at", BigInteger, nullable=False, index=True),
 )
+
+# MLflow 3 logged models of runs (the MLflow routes' records): the fields searched and
+# ordered on are columns; tags, params, linked metric points and the folder of the
+# model's files in its run are the JSON ``record``. A deleted one keeps its row
+# (``deleted_at``), so a record an older server kept with its run is not brought back.
+logged_models = Table(
+    "logged_models",
+    metadata,
+    Column("model_id", String(64), primary_key=True),
+    Column("experiment_id", ID, nullable=False, index=True),
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(1024), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger, nullable=True),
+    Column("record", Text, nullable=False),
+)

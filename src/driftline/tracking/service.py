@@ -7,6 +7,7 @@ written before each call returns (synchronous mode, for tests and debugging).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
@@ -17,6 +18,7 @@ from typing import Any
 
 from driftline.core.artifacts import ContentStore, Destination, validate_artifact_path
 from driftline.core.clock import now_ms, utcnow
+from driftline.core.hashing import parse_digest
 from driftline.core.paging import Page, decode_token, encode_token
 from driftline.core.values import check_float, check_int64, check_ms
 from driftline.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
@@ -30,10 +32,25 @@ from driftline.tracking.models import (
 )
 from driftline.tracking.names import generate_run_name
 from driftline.tracking.search import parse_filter, parse_order_by
-from driftline.tracking.store import LogBatch, RunArtifactStore, RunQuery, TrackingStore
+from driftline.tracking.store import (
+    LogBatch,
+    LoggedModelStore,
+    RunArtifactStore,
+    RunQuery,
+    TrackingStore,
+)
 from driftline.tracking.writer import BatchWriter
 
-__all__ = ["TrackingService", "as_step", "metric_value", "render_value", "validate_key"]
+__all__ = [
+    "TrackingService",
+    "as_step",
+    "check_batch",
+    "check_name",
+    "check_tags",
+    "metric_value",
+    "render_value",
+    "validate_key",
+]
 
 _KEY = re.compile(r"^[A-Za-z0-9_\-./: ]{1,250}$")
 MAX_PARAM_LENGTH = 8000
@@ -70,6 +87,7 @@ class TrackingService:
         content: Where artifact bytes go.
         writer: The background writer; ``None`` writes synchronously.
         user: Recorded as the author of new runs.
+        logged_models: MLflow logged models (a server's database only; else ``None``).
     """
 
     def __init__(
@@ -80,8 +98,10 @@ class TrackingService:
         *,
         writer: BatchWriter | None,
         user: str,
+        logged_models: LoggedModelStore | None = None,
     ) -> None:
         self.store = store
+        self.logged_models = logged_models
         self.artifacts = artifacts
         self.content = content
         self.writer = writer
@@ -95,8 +115,9 @@ class TrackingService:
     ) -> Experiment:
         """Create an experiment; ``AlreadyExistsError`` if the name is taken."""
         name = check_name(name, "experiment name")
-        clean_tags = {validate_key(k, "tag key"): str(v) for k, v in (tags or {}).items()}
-        return self.store.create_experiment(name=name, description=description, tags=clean_tags)
+        return self.store.create_experiment(
+            name=name, description=description, tags=check_tags(tags)
+        )
 
     def get_experiment(self, id_or_name: str) -> Experiment:
         """An experiment by id or name; ``NotFoundError`` suggests near names."""
@@ -119,16 +140,22 @@ class TrackingService:
         """The active experiment called ``name``, created if missing."""
         found = self.store.find_experiment(name=name)
         if found is not None:
-            if found.lifecycle_stage is LifecycleStage.DELETED:
-                raise ConflictError(
-                    f"Experiment {name!r} is deleted; restore it with "
-                    f"`driftline experiments restore {name}` or pick another name"
-                )
-            return found
+            return _check_active(found)
         try:
             return self.create_experiment(name)
         except AlreadyExistsError:  # created by another process meanwhile
             return self.get_experiment(name)
+
+    def experiment_by_id(self, experiment_id: str) -> Experiment:
+        """The experiment with this id; ``NotFoundError`` if there is none."""
+        found = self.store.find_experiment(id=experiment_id)
+        if found is None:
+            raise NotFoundError(f"No experiment with id {experiment_id!r}")
+        return found
+
+    def experiment_by_name(self, name: str) -> Experiment | None:
+        """The experiment called ``name`` (deleted or not), or ``None``."""
+        return self.store.find_experiment(name=name)
 
     def list_experiments(
         self,
@@ -146,15 +173,27 @@ class TrackingService:
         )
         return _page(items, max_results, offset, query)
 
+    def experiments_from(
+        self, offset: int, *, include_deleted: bool, max_results: int
+    ) -> list[Experiment]:
+        """Experiments, newest first, from a position (for adapters that page by offset)."""
+        return self.store.list_experiments(
+            include_deleted=include_deleted, max_results=max_results, offset=offset
+        )
+
     def delete_experiment(self, id_or_name: str) -> Experiment:
         """Soft-delete an experiment (its runs are hidden with it)."""
         experiment = self.get_experiment(id_or_name)
-        return self.store.set_experiment_lifecycle(experiment.id, LifecycleStage.DELETED)
+        return self.set_experiment_lifecycle(experiment.id, LifecycleStage.DELETED)
 
     def restore_experiment(self, id_or_name: str) -> Experiment:
         """Undo :meth:`delete_experiment`."""
         experiment = self.get_experiment(id_or_name)
-        return self.store.set_experiment_lifecycle(experiment.id, LifecycleStage.ACTIVE)
+        return self.set_experiment_lifecycle(experiment.id, LifecycleStage.ACTIVE)
+
+    def set_experiment_lifecycle(self, experiment_id: str, stage: LifecycleStage) -> Experiment:
+        """Soft-delete (``DELETED``) or restore (``ACTIVE``) the experiment with this id."""
+        return self.store.set_experiment_lifecycle(experiment_id, LifecycleStage(stage))
 
     # -- runs ---------------------------------------------------------------------
 
@@ -171,19 +210,36 @@ class TrackingService:
         exp = self.get_or_create_experiment(
             check_name(experiment or default_experiment, "experiment name")
         )
+        return self.start_run(exp, name=name or None, tags=tags, parent_id=parent_id)
+
+    def start_run(
+        self,
+        experiment: Experiment,
+        *,
+        name: str | None = None,
+        user: str | None = None,
+        start_time: int | None = None,
+        parent_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """Start a RUNNING run in an experiment already found: the rules every entry point
+        (the SDK, the REST routes, the MLflow routes) applies to a new run.
+
+        The experiment must be active; a name is 1-256 characters (generated when
+        ``None``); the parent run must exist; tags follow :func:`check_tags`. ``user``
+        defaults to the service's user and ``start_time`` to now.
+        """
+        _check_active(experiment)
+        run_name = generate_run_name() if name is None else check_name(name, "run name")
         if parent_id is not None:
             self.get_run(parent_id)
-        clean_tags = {
-            validate_key(k, "tag key"): _text(v, MAX_TAG_LENGTH, "tag", k)
-            for k, v in (tags or {}).items()
-        }
         return self.store.create_run(
-            experiment_id=exp.id,
-            name=check_name(name, "run name") if name else generate_run_name(),
-            user=self.user,
-            start_time=now_ms(),
+            experiment_id=experiment.id,
+            name=run_name,
+            user=self.user if user is None else user,
+            start_time=now_ms() if start_time is None else check_ms(start_time, "start_time"),
             parent_id=parent_id,
-            tags=clean_tags,
+            tags=check_tags(tags),
         )
 
     def get_run(self, run_id: str) -> Run:
@@ -203,23 +259,50 @@ class TrackingService:
         except ConflictError:
             # A param conflict from another process is reported, but the run still ends:
             # everything else it logged is written.
-            self.store.update_run_status(
-                run_id, status=status, end_time=now_ms(), expected=RunStatus.RUNNING
-            )
+            self.update_run_status(run_id, status=status, end_time=now_ms())
             raise
-        return self.store.update_run_status(
-            run_id, status=status, end_time=now_ms(), expected=RunStatus.RUNNING
-        )
+        return self.update_run_status(run_id, status=status, end_time=now_ms())
+
+    def update_run_status(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus,
+        end_time: int | None,
+        expected: RunStatus = RunStatus.RUNNING,
+    ) -> Run:
+        """Move a run from ``expected`` to ``status`` atomically; ``ConflictError`` if it is
+        not ``expected`` any more. A run that has ended is final: it cannot be reopened or
+        ended again.
+        """
+        status, expected = RunStatus(status), RunStatus(expected)
+        if end_time is not None:
+            end_time = check_ms(end_time, "end_time")
+        try:
+            return self.store.update_run_status(
+                run_id, status=status, end_time=end_time, expected=expected
+            )
+        except ConflictError:
+            run = self.get_run(run_id)
+            if expected is RunStatus.RUNNING and run.status is not RunStatus.RUNNING:
+                raise ConflictError(
+                    f"Run {run_id} has ended ({run.status.value}); a driftline run that has "
+                    "ended is final and cannot be reopened or ended again: start a new run"
+                ) from None
+            raise
 
     def delete_run(self, run_id: str) -> Run:
         """Soft-delete a run: hidden from listings and search, kept until purged."""
-        self.get_run(run_id)
-        return self.store.set_run_lifecycle(run_id, LifecycleStage.DELETED)
+        return self.set_run_lifecycle(run_id, LifecycleStage.DELETED)
 
     def restore_run(self, run_id: str) -> Run:
         """Undo :meth:`delete_run`."""
+        return self.set_run_lifecycle(run_id, LifecycleStage.ACTIVE)
+
+    def set_run_lifecycle(self, run_id: str, stage: LifecycleStage) -> Run:
+        """Soft-delete (``DELETED``) or restore (``ACTIVE``) a run."""
         self.get_run(run_id)
-        return self.store.set_run_lifecycle(run_id, LifecycleStage.ACTIVE)
+        return self.store.set_run_lifecycle(run_id, LifecycleStage(stage))
 
     # -- logging ------------------------------------------------------------------
 
@@ -248,16 +331,10 @@ class TrackingService:
                 )
                 for k, v, s, ts in metrics
             ],
-            params=[
-                (run_id, validate_key(k, "param key"), _text(v, MAX_PARAM_LENGTH, "param", k))
-                for k, v in (params or {}).items()
-            ],
-            tags=[
-                (run_id, validate_key(k, "tag key"), _text(v, MAX_TAG_LENGTH, "tag", k))
-                for k, v in (tags or {}).items()
-            ],
+            params=[(run_id, k, _as_text(v)) for k, v in (params or {}).items()],
+            tags=[(run_id, k, _as_text(v)) for k, v in (tags or {}).items()],
         )
-        self.submit(batch)
+        self.submit(check_batch(batch))
 
     def _check_run(self, run_id: str) -> None:
         """Refuse rows for a run that does not exist now, not in the background writer."""
@@ -278,14 +355,31 @@ class TrackingService:
         if len(self.writer.metrics) > self.writer.max_pending:
             self.writer.wait_for_room()
 
+    def write_batch(self, batch: LogBatch) -> list[str]:
+        """Check a batch built by an adapter (the server's columnar ingest) and write it now.
+
+        Returns the param conflicts (write-once params logged with another value).
+        """
+        return self.store.write_batch(check_batch(batch))
+
+    def has_receipt(self, key: str) -> bool:
+        """Whether a batch with this idempotency key was written (a retry writes nothing)."""
+        return bool(key) and bool(getattr(self.store, "has_receipt", lambda _key: False)(key))
+
     def flush(self, timeout: float | None = 60.0) -> None:
         """Block until everything logged so far is in the database."""
         if self.writer is not None:
             self.writer.flush(timeout)
 
-    def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
-        """Every logged point of one metric of a run, by step."""
-        self.get_run(run_id)
+    def get_metric_history(
+        self, run_id: str, key: str, *, run_known: bool = False
+    ) -> list[MetricPoint]:
+        """Every logged point of one metric of a run, by step.
+
+        ``run_known``: the caller has just looked the run up (no second lookup).
+        """
+        if not run_known:
+            self.get_run(run_id)
         return self.store.get_metric_history(run_id, key)
 
     def latest_points(self, runs: Sequence[Run]) -> dict[str, list[MetricPoint]]:
@@ -297,7 +391,7 @@ class TrackingService:
         with_metrics = [run for run in runs if run.metrics]
         if not with_metrics:
             return {}
-        if "latest_points" in self.store.capabilities:
+        if self.store.capabilities.latest_points:
             return self.store.latest_points([run.id for run in with_metrics])  # type: ignore[attr-defined, no-any-return]
         return {
             run.id: [
@@ -356,6 +450,10 @@ class TrackingService:
             )
         )
         return _page(runs, max_results, offset, fingerprint)
+
+    def query_runs(self, query: RunQuery) -> list[Run]:
+        """Runs matching a parsed query, from its offset (for adapters that page themselves)."""
+        return self.store.search_runs(query)
 
     # -- artifacts ----------------------------------------------------------------
 
@@ -436,6 +534,14 @@ class TrackingService:
         blob = self.content.put_file(source)
         return ArtifactEntry(path=logical, digest=blob.digest, size=blob.size, created_at=utcnow())
 
+    def add_artifacts(self, run_id: str, entries: Sequence[ArtifactEntry]) -> None:
+        """Record files already stored (each path checked, each digest well formed)."""
+        clean = []
+        for entry in entries:
+            parse_digest(entry.digest)
+            clean.append(dataclasses.replace(entry, path=validate_artifact_path(entry.path)))
+        self.artifacts.add_artifacts(run_id, clean)
+
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]:
         """Files logged to a run, optionally under a folder ``prefix``."""
         self.get_run(run_id)
@@ -486,11 +592,55 @@ def check_name(name: str | None, what: str) -> str:
     return name.strip()
 
 
+def check_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
+    """Tags as stored: each key checked with :func:`validate_key`, each value text of at
+    most ``MAX_TAG_LENGTH`` characters."""
+    return {
+        validate_key(k, "tag key"): _text(v, MAX_TAG_LENGTH, "tag", k)
+        for k, v in (tags or {}).items()
+    }
+
+
+def check_batch(batch: LogBatch) -> LogBatch:
+    """Check the keys of every row and the length of param and tag values; the batch back.
+
+    Keys are checked once per distinct key, so a batch of a million points of a few
+    metrics costs a few checks (the server's ingest calls this on every batch).
+    """
+    for key in {row[1] for row in batch.metrics}:
+        validate_key(key, "metric key")
+    for kind, rows, limit in (
+        ("param", batch.params, MAX_PARAM_LENGTH),
+        ("tag", batch.tags, MAX_TAG_LENGTH),
+    ):
+        for key in {row[1] for row in rows}:
+            validate_key(key, f"{kind} key")
+        for _, key, text in rows:
+            if len(text) > limit:
+                raise InvalidArgumentError(
+                    f"Value of {kind} {key!r} is longer than {limit} characters"
+                )
+    return batch
+
+
+def _check_active(experiment: Experiment) -> Experiment:
+    if experiment.lifecycle_stage is LifecycleStage.DELETED:
+        raise ConflictError(
+            f"Experiment {experiment.name!r} is deleted; restore it with "
+            f"`driftline experiments restore {experiment.name}` or pick another name"
+        )
+    return experiment
+
+
 def _text(value: Any, limit: int, what: str, key: str) -> str:
-    text = value if isinstance(value, str) else render_value(value)
+    text = _as_text(value)
     if len(text) > limit:
         raise InvalidArgumentError(f"Value of {what} {key!r} is longer than {limit} characters")
     return text
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else render_value(value)
 
 
 def render_value(value: Any) -> str:

@@ -16,26 +16,37 @@ __all__ = ["STAGE"]
 
 def _build(kernel: Kernel, _uses: Services) -> TrackingService:
     from driftline.tracking.service import TrackingService
-    from driftline.tracking.store import RunArtifactStore, TrackingStore
+    from driftline.tracking.store import LoggedModelStore, RunArtifactStore, TrackingStore
     from driftline.tracking.writer import BatchWriter
 
     store: TrackingStore
     artifacts: RunArtifactStore
+    logged_models: LoggedModelStore | None = None
     if kernel.is_remote:
         from driftline.tracking._http import HttpTrackingStore
 
         store = artifacts = HttpTrackingStore(kernel.require_client("tracking"))
     else:
+        from driftline.tracking._logged_models import SqlLoggedModelStore
         from driftline.tracking._sql import SqlTrackingStore
 
-        store = artifacts = SqlTrackingStore(kernel.require_database("tracking"))
+        database = kernel.require_database("tracking")
+        store = artifacts = SqlTrackingStore(database)
+        logged_models = SqlLoggedModelStore(database)
     settings = kernel.settings
     writer = (
         BatchWriter(store.write_batch, interval=settings.flush_interval, heartbeat=kernel.live_runs)
         if settings.async_logging
         else None
     )
-    return TrackingService(store, artifacts, kernel.content, writer=writer, user=settings.user)
+    return TrackingService(
+        store,
+        artifacts,
+        kernel.content,
+        writer=writer,
+        user=settings.user,
+        logged_models=logged_models,
+    )
 
 
 def _roots(service: TrackingService) -> Iterable[str]:
@@ -63,6 +74,7 @@ STAGE: Stage[TrackingService] = Stage(
     gc_roots=_roots,
     close=_close,
     tables=("driftline.tracking._tables",),
+    migrations="driftline.tracking.migrations",
     routes=("driftline.server.routes.tracking:router",),
     cli="driftline.cli.tracking:install_commands",
     api="driftline._fluent",

@@ -6,7 +6,7 @@ hundreds of thousands of them per second and a tuple costs a fraction of an obje
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,6 +28,7 @@ __all__ = [
     "RunArtifactStore",
     "RunQuery",
     "TagRow",
+    "TrackingCapabilities",
     "TrackingStore",
 ]
 
@@ -74,10 +75,23 @@ class RunQuery:
     lifecycle: LifecycleStage | None = LifecycleStage.ACTIVE
 
 
+@dataclass(frozen=True)
+class TrackingCapabilities:
+    """What a tracking store can do beyond :class:`TrackingStore` (declared once per
+    backend, as byte stores declare theirs).
+
+    Attributes:
+        latest_points: The store answers ``latest_points(run_ids)`` (each metric's latest
+            point of each run) in one query; without it the service reads histories.
+    """
+
+    latest_points: bool = False
+
+
 class TrackingStore(Protocol):
     """Experiments, runs and their logged values."""
 
-    capabilities: frozenset[str]
+    capabilities: TrackingCapabilities
 
     def create_experiment(
         self, *, name: str, description: str | None, tags: dict[str, str]
@@ -169,4 +183,41 @@ class ConditionalArtifacts(Protocol):
     def replace_artifact(self, run_id: str, entry: ArtifactEntry, *, expected: str | None) -> bool:
         """Point ``entry.path`` at ``entry``'s content if it now points at the digest
         ``expected`` (``None``: if the path is not logged yet); whether it did."""
+        ...
+
+
+class LoggedModelStore(Protocol):
+    """MLflow 3 logged models of runs, kept by a server for its MLflow routes.
+
+    A record is the model's JSON document; its ``model_id``, ``experiment_id``,
+    ``source_run_id``, ``name``, ``status``, ``creation_timestamp_ms`` and
+    ``last_updated_timestamp_ms`` are also columns. Only the SQL backend has it: the
+    MLflow routes run on the server, next to its database.
+    """
+
+    def add(self, record: dict[str, Any]) -> bool:
+        """Store a new record unless its id has a row (live or deleted); whether it did."""
+        ...
+
+    def find(self, model_id: str) -> dict[str, Any] | None:
+        """The live record with this id, or ``None`` (unknown or deleted)."""
+        ...
+
+    def update(
+        self, model_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Apply ``change`` to the live record atomically (no concurrent change is lost);
+        the record written, or ``None`` if there is no live record."""
+        ...
+
+    def delete(self, model_id: str, at: int) -> bool:
+        """Mark the live record deleted at ``at`` (epoch ms); whether there was one."""
+        ...
+
+    def search(self, experiment_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Every live record of these experiments, newest first."""
+        ...
+
+    def known(self, model_ids: Collection[str]) -> set[str]:
+        """The ids among ``model_ids`` that have a row, live or deleted."""
         ...

@@ -1,20 +1,77 @@
-"""The byte-store protocol and the URL-scheme table that picks a backend."""
+"""The byte-store protocol, what a backend declares it can do, and the URL-scheme table
+that picks a backend.
+
+What a backend can do beyond :class:`ByteStore` is declared in one place, its
+:class:`Capabilities`; code asks ``store.capabilities`` and narrows the store to the
+interface a flag promises with :func:`local_objects`, :func:`bulk_existence` or
+:func:`batch_upload`, never with ``isinstance`` on a backend class (only the
+composition root and this module's scheme table name backends).
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast, runtime_checkable
 
 from driftline.errors import InvalidArgumentError
 
+if TYPE_CHECKING:
+    from driftline.core.artifacts.packs import PackWriter, StrayPack
+
 __all__ = [
+    "BASIC",
     "BatchUpload",
     "BulkExistence",
     "ByteStore",
+    "Capabilities",
+    "LocalObjects",
+    "batch_upload",
+    "bulk_existence",
+    "local_objects",
     "open_byte_store",
+    "packing",
     "register_byte_store",
 ]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a byte store can do beyond the :class:`ByteStore` protocol.
+
+    Each flag is a promise: a store that sets it implements what the flag names.
+
+    Attributes:
+        local_paths: Objects are files under a local folder: the store is a
+            :class:`LocalObjects` (temporary files renamed in, cheap ``stat``-based
+            checks, stray files that ``gc`` clears).
+        packing: Small objects can be appended to pack files
+            (:meth:`LocalObjects.packing`); needs ``local_paths``.
+        hard_links: :meth:`ByteStore.local_path` returns the object's own file, which a
+            checkout may hard-link instead of copying.
+        ranged_reads: Streams from :meth:`ByteStore.open_read` can seek, so a byte range
+            is read from the stored object (a server answers ``Range`` requests).
+        bulk_existence: The store is a :class:`BulkExistence` (one call for many keys).
+        batch_upload: The store is a :class:`BatchUpload` (many small files in one call).
+    """
+
+    local_paths: bool = False
+    packing: bool = False
+    hard_links: bool = False
+    ranged_reads: bool = False
+    bulk_existence: bool = False
+    batch_upload: bool = False
+
+    def __post_init__(self) -> None:
+        if self.packing and not self.local_paths:
+            raise ValueError("packing needs local_paths: packs live in a local folder")
+
+
+BASIC = Capabilities()
+"""A store that does only what :class:`ByteStore` says."""
 
 
 @runtime_checkable
@@ -26,6 +83,7 @@ class ByteStore(Protocol):
     """
 
     url: str
+    capabilities: Capabilities
 
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key``."""
@@ -60,14 +118,14 @@ class ByteStore(Protocol):
         ...
 
 
-@runtime_checkable
-class BulkExistence(Protocol):
+class BulkExistence(ByteStore, Protocol):
     """An optional feature of a :class:`ByteStore`: which of many keys exist, in one call.
 
-    A backend declares it by implementing the method. Where a ``stat`` per key is cheap
-    (a local folder) it is not needed; where each check is a round trip (a driftline
-    server) :meth:`ContentStore.stored <driftline.core.artifacts.ContentStore.stored>`
-    and bulk puts ask once instead of once per object.
+    A backend declares it with ``Capabilities(bulk_existence=True)``. Where a ``stat``
+    per key is cheap (a local folder) it is not needed; where each check is a round
+    trip (a driftline server)
+    :meth:`ContentStore.stored <driftline.core.artifacts.ContentStore.stored>` and bulk
+    puts ask once instead of once per object.
     """
 
     def existing(self, keys: Collection[str]) -> set[str]:
@@ -75,9 +133,9 @@ class BulkExistence(Protocol):
         ...
 
 
-@runtime_checkable
-class BatchUpload(Protocol):
-    """An optional feature of a :class:`ByteStore`: store many small files in one call.
+class BatchUpload(ByteStore, Protocol):
+    """An optional feature of a :class:`ByteStore`: store many small files in one call
+    (declared with ``Capabilities(batch_upload=True)``).
 
     Where each put is a round trip (a driftline server), bulk puts send small objects
     together (see :mod:`driftline.core.artifacts.batch`).
@@ -87,6 +145,77 @@ class BatchUpload(Protocol):
         """Store each ``(digest, file)``: files of at most ``batch.MAX_OBJECT`` bytes,
         the digests their content's."""
         ...
+
+
+class LocalObjects(ByteStore, Protocol):
+    """A :class:`ByteStore` whose objects are files under a local folder (declared with
+    ``Capabilities(local_paths=True)``): what the content store and ``gc`` use to write
+    in place, and to clear what an interrupted write left behind."""
+
+    root: Path
+
+    def copy_in(self, source: str | Path, *, sync: bool) -> Path:
+        """Copy a file into the store's temporary folder; the copy's path."""
+        ...
+
+    def commit_temp(self, key: str, temp: Path, *, read_only: bool = False) -> None:
+        """Rename a temporary file of the store to ``key`` (atomic; replaces)."""
+        ...
+
+    def write_bytes(self, key: str, data: bytes, *, sync: bool = True) -> None:
+        """Store ``data`` under ``key`` as a file of its own (replaces)."""
+        ...
+
+    def read_local(self, key: str, *, refresh: bool = True) -> bytes:
+        """The object's bytes; ``FileNotFoundError`` if absent."""
+        ...
+
+    def touch(self, key: str) -> None:
+        """Make the object young again (``gc``'s grace period starts over)."""
+        ...
+
+    def packing(self, *, sync: bool = True) -> AbstractContextManager[PackWriter]:
+        """A pack that small objects are appended to, published when the block ends
+        (only with ``Capabilities(packing=True)``)."""
+        ...
+
+    def packed(self, keys: Collection[str]) -> set[str]:
+        """The subset of ``keys`` held in packs."""
+        ...
+
+    def delete_many(self, keys: Collection[str]) -> None:
+        """Remove these objects (each affected pack rewritten once)."""
+        ...
+
+    def stale_temps(self, before: float) -> list[Path]:
+        """Temporary files older than ``before`` (epoch seconds)."""
+        ...
+
+    def stray_packs(self) -> list[StrayPack]:
+        """Packs no index publishes (a writer that died), with what they hold."""
+        ...
+
+
+def local_objects(store: ByteStore) -> LocalObjects | None:
+    """``store`` as a :class:`LocalObjects` if it declares ``local_paths``, else ``None``."""
+    return cast("LocalObjects", store) if store.capabilities.local_paths else None
+
+
+def packing(store: LocalObjects, *, sync: bool) -> AbstractContextManager[PackWriter | None]:
+    """A pack for small objects if the store packs them, else ``None`` (stored loose)."""
+    if store.capabilities.packing:
+        return store.packing(sync=sync)
+    return contextlib.nullcontext(None)
+
+
+def bulk_existence(store: ByteStore) -> BulkExistence | None:
+    """``store`` as a :class:`BulkExistence` if it declares it, else ``None``."""
+    return cast("BulkExistence", store) if store.capabilities.bulk_existence else None
+
+
+def batch_upload(store: ByteStore) -> BatchUpload | None:
+    """``store`` as a :class:`BatchUpload` if it declares it, else ``None``."""
+    return cast("BatchUpload", store) if store.capabilities.batch_upload else None
 
 
 _Factory = Callable[[str], ByteStore]

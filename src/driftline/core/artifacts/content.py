@@ -19,8 +19,14 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar, cast
 
 from driftline.core.artifacts import batch
-from driftline.core.artifacts.bytestore import BatchUpload, BulkExistence, ByteStore
-from driftline.core.artifacts.local import LocalByteStore
+from driftline.core.artifacts.bytestore import (
+    ByteStore,
+    LocalObjects,
+    batch_upload,
+    bulk_existence,
+    local_objects,
+    packing,
+)
 from driftline.core.artifacts.packs import PackWriter
 from driftline.core.hashing import (
     CHUNK_SIZE,
@@ -83,8 +89,9 @@ class ContentStore:
         """
         source = _checked_source(source)
         try:
-            if isinstance(self.backend, LocalByteStore):
-                return self._put_local(source, self.backend, sync)
+            local = local_objects(self.backend)
+            if local is not None:
+                return self._put_local(source, local, sync)
             digest, size = hash_file(source, self.algorithm)
             self.backend.put_file(digest_key(digest), source)
             return Blob(digest, size)
@@ -111,9 +118,10 @@ class ContentStore:
         """
         done = on_stored or (lambda _size: None)
         backend = self.backend
-        if isinstance(backend, LocalByteStore):
+        local = local_objects(backend)
+        if local is not None:
             files = [_checked_file(source) for source in sources]
-            return self._put_files_local(files, backend, sync, workers, done)
+            return self._put_files_local(files, local, sync, workers, done)
         paths = [_checked_source(source) for source in sources]
 
         def each(function: Callable[[_A], _T], items: list[_A]) -> list[_T]:
@@ -122,7 +130,7 @@ class ContentStore:
             with ThreadPoolExecutor(workers, thread_name_prefix="driftline-put") as pool:
                 return list(pool.map(function, items))
 
-        if not isinstance(backend, BulkExistence):
+        if bulk_existence(backend) is None:
 
             def put(path: Path) -> Blob:
                 blob = self.put_file(path, sync=sync)
@@ -148,12 +156,14 @@ class ContentStore:
             done(blob.size)
 
         items = list(send.values())
-        if isinstance(backend, BatchUpload):  # small objects travel together
+        batches = batch_upload(backend)
+        if batches is not None:  # small objects travel together
+            uploader = batches
             small = [(path, blob) for path, blob in items if blob.size <= batch.MAX_OBJECT]
             items = [(path, blob) for path, blob in items if blob.size > batch.MAX_OBJECT]
 
             def upload_batch(group: list[tuple[Path, Blob]]) -> None:
-                backend.put_batch([(blob.digest, path) for path, blob in group])
+                uploader.put_batch([(blob.digest, path) for path, blob in group])
                 done(sum(blob.size for _path, blob in group))
 
             each(upload_batch, list(batch.plan(small, [blob.size for _path, blob in small])))
@@ -168,12 +178,13 @@ class ContentStore:
         unreferenced object in between. Local stores only (elsewhere the time of an
         object is its upload time and cannot be set; gc's grace period is the guard).
         """
-        if not isinstance(self.backend, LocalByteStore):
+        local = local_objects(self.backend)
+        if local is None:
             return
         for digest in digests:
             # Gone meanwhile, or not ours to touch: then there is nothing to protect.
             with contextlib.suppress(OSError):
-                self.backend.touch(digest_key(digest))
+                local.touch(digest_key(digest))
 
     def adopt_file(self, path: str | Path, digest: str, *, sync: bool = True) -> Blob:
         """Make a received file the object ``digest``, after checking its bytes hash to it.
@@ -196,15 +207,15 @@ class ContentStore:
                     "Was the file changed while it was being sent? Send it again."
                 )
             key = digest_key(digest)
-            backend = self.backend
-            if isinstance(backend, LocalByteStore) and path.absolute().is_relative_to(backend.root):
+            local = local_objects(self.backend)
+            if local is not None and path.absolute().is_relative_to(local.root):
                 if sync:
                     with open(path, "rb+") as handle:
                         os.fsync(handle.fileno())
                 # Verified bytes always take the key (this repairs a corrupt object).
-                backend.commit_temp(key, path.absolute())
+                local.commit_temp(key, path.absolute())
             else:
-                backend.put_file(key, path)
+                self.backend.put_file(key, path)
         finally:
             path.unlink(missing_ok=True)
         return Blob(digest, size)
@@ -212,7 +223,7 @@ class ContentStore:
     def _put_files_local(
         self,
         files: list[tuple[str, int]],
-        backend: LocalByteStore,
+        backend: LocalObjects,
         sync: bool,
         workers: int,
         done: Callable[[int], None],
@@ -238,7 +249,7 @@ class ContentStore:
         with ThreadPoolExecutor(max(1, workers), thread_name_prefix="driftline-put") as pool:
             pending = [pool.submit(put, i, None) for i in large]
             try:
-                with backend.packing(sync=sync) as pack:
+                with packing(backend, sync=sync) as pack:
                     for i in small:
                         put(i, pack)
             finally:
@@ -250,7 +261,7 @@ class ContentStore:
     def _put_local(
         self,
         source: str | Path,
-        backend: LocalByteStore,
+        backend: LocalObjects,
         sync: bool,
         pack: PackWriter | None = None,
         size: int | None = None,
@@ -275,7 +286,7 @@ class ContentStore:
         return Blob(digest, stored)
 
     def _put_small(
-        self, data: bytes, backend: LocalByteStore, sync: bool, pack: PackWriter | None = None
+        self, data: bytes, backend: LocalObjects, sync: bool, pack: PackWriter | None = None
     ) -> Blob:
         digest = hash_bytes(data, self.algorithm)
         _store_verified(digest_key(digest), data, backend, sync, pack)
@@ -298,22 +309,23 @@ class ContentStore:
                     f"The bytes received for {digest} hash to {actual}; nothing of this "
                     "batch was stored. Was the file changed while it was being sent?"
                 )
-        backend = self.backend
-        if isinstance(backend, LocalByteStore):
-            with backend.packing(sync=sync) as pack:
+        local = local_objects(self.backend)
+        if local is not None:
+            with packing(local, sync=sync) as pack:
                 for digest, data in objects:
-                    _store_verified(digest_key(digest), data, backend, sync, pack)
+                    _store_verified(digest_key(digest), data, local, sync, pack)
             return
         for digest, data in objects:
-            put_object_bytes(backend, digest_key(digest), data)
+            put_object_bytes(self.backend, digest_key(digest), data)
 
     def put_bytes(self, data: bytes, *, sync: bool = True) -> Blob:
         """Store a bytes object (no write when identical bytes are stored already).
 
         ``sync=False`` skips the ``fsync`` on local stores (see :meth:`put_file`).
         """
-        if isinstance(self.backend, LocalByteStore):
-            return self._put_small(data, self.backend, sync=sync)
+        local = local_objects(self.backend)
+        if local is not None:
+            return self._put_small(data, local, sync=sync)
         digest = hash_bytes(data, self.algorithm)
         put_object_bytes(self.backend, digest_key(digest), data)
         return Blob(digest, len(data))
@@ -328,21 +340,22 @@ class ContentStore:
         On a local store that is one look at the packs, then one directory listing per
         fan-out folder for the rest, instead of one ``stat`` per object (10,000 cached
         files re-committed: 0.01 s instead of 0.14 s);
-        on a backend with :class:`BulkExistence` (a driftline server) it is one request
+        on a backend with bulk existence checks (a driftline server) it is one request
         per batch instead of one per object.
         """
         wanted = set(digests)
-        if isinstance(self.backend, BulkExistence):
+        bulk = bulk_existence(self.backend)
+        if bulk is not None:
             keys = {}
             for digest in wanted:
                 try:
                     keys[digest_key(digest)] = digest
                 except InvalidArgumentError:
                     continue  # a malformed digest is simply not stored
-            return {keys[key] for key in self.backend.existing(list(keys))}
-        if not isinstance(self.backend, LocalByteStore):
+            return {keys[key] for key in bulk.existing(list(keys))}
+        backend = local_objects(self.backend)
+        if backend is None:
             return {d for d in wanted if self.exists(d)}
-        backend = self.backend
         # The same split as digest_key, without re-validating thousands of digests that
         # came from our own records; a malformed one is simply not found.
         keys = {}
@@ -359,7 +372,7 @@ class ContentStore:
             if folder.startswith("/") or ".." in folder:
                 continue  # a malformed digest never names a folder outside the store
             try:
-                present = os.listdir(os.path.join(backend.url, folder))
+                present = os.listdir(os.path.join(backend.root, folder))
             except (FileNotFoundError, NotADirectoryError):
                 continue
             found |= {keys[f"{folder}/{name}"] for name in names.intersection(present)}
@@ -477,7 +490,7 @@ class VerifyingReader(io.RawIOBase):
 
 
 def _store_verified(
-    key: str, data: bytes, backend: LocalByteStore, sync: bool, pack: PackWriter | None
+    key: str, data: bytes, backend: LocalObjects, sync: bool, pack: PackWriter | None
 ) -> None:
     """Store ``data``, known to hash to ``key``, in a local store (packed if ``pack``)."""
     # Comparing with what is stored costs one read and lets a re-log repair an object

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from driftline.core.artifacts import batch
+from driftline.core.artifacts.bytestore import Capabilities
 from driftline.core.backoff import backoff
 from driftline.core.hashing import parse_digest
 from driftline.errors import (
@@ -81,6 +82,9 @@ class HttpByteStore:
         >>> store = ContentStore(HttpByteStore(client), "blake3")    # doctest: +SKIP
         >>> blob = store.put_file("model.pkl")                       # doctest: +SKIP
     """
+
+    # One round trip per existence check or upload is what this store avoids.
+    capabilities = Capabilities(bulk_existence=True, batch_upload=True)
 
     def __init__(
         self, client: ApiClient, *, chunk_size: int = DEFAULT_CHUNK_SIZE, retries: int = 5

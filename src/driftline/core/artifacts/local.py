@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from driftline.core.artifacts import packs
+from driftline.core.artifacts.bytestore import Capabilities
 from driftline.core.artifacts.files import copy_range, reserve
 from driftline.core.artifacts.packs import PackIndex, PackWriter
 from driftline.errors import BackendError, NotFoundError
@@ -34,6 +35,8 @@ _TEMP_NUMBERS = itertools.count()
 
 class LocalByteStore:
     """A :class:`~driftline.core.artifacts.ByteStore` on a local directory."""
+
+    capabilities = Capabilities(local_paths=True, packing=True, hard_links=True, ranged_reads=True)
 
     def __init__(self, root: Path) -> None:
         self.root = root.absolute()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from driftline.core.artifacts.bytestore import Capabilities
 from driftline.errors import BackendError, NotFoundError
 
 __all__ = ["FsspecByteStore"]
@@ -19,6 +20,9 @@ __all__ = ["FsspecByteStore"]
 
 class FsspecByteStore:
     """A :class:`~driftline.core.artifacts.ByteStore` over an fsspec URL such as ``s3://bucket/x``."""
+
+    # fsspec files seek (a ranged GET on object stores); nothing is a local file.
+    capabilities = Capabilities(ranged_reads=True)
 
     def __init__(self, url: str, **storage_options: Any) -> None:
         import fsspec

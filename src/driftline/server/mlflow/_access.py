@@ -35,12 +35,11 @@ def experiment_by_id(
     if experiment_id == DEFAULT_EXPERIMENT_ID:
         if create_default:
             return ws.tracking.get_or_create_experiment(DEFAULT_EXPERIMENT)
-        found = ws.tracking.store.find_experiment(name=DEFAULT_EXPERIMENT)
-    else:
-        found = ws.tracking.store.find_experiment(id=experiment_id)
-    if found is None:
-        raise NotFoundError(f"Could not find experiment with id {experiment_id!r}")
-    return found
+        found = ws.tracking.experiment_by_name(DEFAULT_EXPERIMENT)
+        if found is None:
+            raise NotFoundError(f"No experiment with id {experiment_id!r}")
+        return found
+    return ws.tracking.experiment_by_id(experiment_id)
 
 
 def run_id_of(fields: object) -> str:
@@ -55,10 +54,7 @@ def run_id_of(fields: object) -> str:
 
 def run_by_id(ws: Workspace, run_id: str) -> Run:
     """The run with this id; ``NotFoundError`` (RESOURCE_DOES_NOT_EXIST) otherwise."""
-    run = ws.tracking.store.find_run(run_id)
-    if run is None:
-        raise NotFoundError(f"Run with id={run_id} not found")
-    return run
+    return ws.tracking.get_run(run_id)
 
 
 def allow(

@@ -145,7 +145,7 @@ class RunRecords:
         node = parse_filter(f"tags.`{marker_tag(kind)}` = '1'")
         offset = 0
         while True:
-            page = self.ws.tracking.store.search_runs(
+            page = self.ws.tracking.query_runs(
                 RunQuery(
                     experiment_ids=experiment_ids,
                     filter=node,

@@ -90,7 +90,7 @@ def _locate(ws: Workspace, path: str) -> Location:
 def _files(ws: Workspace, location: Location) -> list[File]:
     """The files at or below ``location.path``, with paths relative to the root."""
     if location.run is not None:
-        entries = ws.tracking.artifacts.list_artifacts(location.run.id, location.path)
+        entries = ws.tracking.list_artifacts(location.run.id, location.path)
         return [File(e.path, e.digest, e.size) for e in entries]
     assert location.version_ref is not None
     version = ws.registry.get_version(location.version_ref)
@@ -151,7 +151,7 @@ async def upload_artifact(request: Request, path: str) -> Response:
     finally:
         temp.unlink(missing_ok=True)
     entry = ArtifactEntry(path=logical, digest=blob.digest, size=blob.size, created_at=utcnow())
-    await run_in_threadpool(ws.tracking.artifacts.add_artifacts, run.id, [entry])
+    await run_in_threadpool(ws.tracking.add_artifacts, run.id, [entry])
     return JSONResponse({})
 
 
@@ -210,7 +210,7 @@ def list_run_artifacts(request: Request) -> dict[str, Any]:
     run = run_by_id(ws, field_str(fields, "run_id") or field_str(fields, "run_uuid", required=True))
     folder = field_str(fields, "path")
     folder = validate_artifact_path(folder) if folder else ""
-    entries = ws.tracking.artifacts.list_artifacts(run.id, folder)
+    entries = ws.tracking.list_artifacts(run.id, folder)
     files = [File(e.path, e.digest, e.size) for e in entries]
     children = _children(files, folder, hide_records=True)
     for child in children:

@@ -37,7 +37,7 @@ from driftline.server.mlflow._wire import (
     pairs,
     query_of,
 )
-from driftline.tracking import Experiment, LifecycleStage, validate_key
+from driftline.tracking import Experiment, LifecycleStage
 
 __all__ = ["router"]
 
@@ -53,7 +53,7 @@ def get_experiment_by_name(request: Request) -> dict[str, Any]:
     """``{"experiment"}`` named ``experiment_name`` (deleted ones too, as MLflow does)."""
     deps.authorize(request, "read")
     name = field_str(query_of(request), "experiment_name", required=True)
-    found = deps.workspace(request).tracking.store.find_experiment(name=name)
+    found = deps.workspace(request).tracking.experiment_by_name(name)
     if found is None:
         raise NotFoundError(f"Could not find experiment with name {name!r}")
     return {"experiment": experiment_json(found)}
@@ -81,7 +81,7 @@ def create_experiment(request: Request, body: JsonBody = None) -> dict[str, Any]
     tags = pairs(fields, "tags")
     description = tags.pop("mlflow.note.content", None)
     experiment = deps.workspace(request).tracking.create_experiment(
-        name, description=description, tags={validate_key(k, "tag key"): v for k, v in tags.items()}
+        name, description=description, tags=tags
     )
     return {"experiment_id": experiment.id}
 
@@ -109,8 +109,8 @@ def _search(request: Request, fields: dict[str, Any] | Any) -> dict[str, Any]:
     text = field_str(fields, "filter")
     conditions = parse_conditions(text)
     order_by = check_order_by(field_strings(fields, "order_by"))
-    experiments = deps.workspace(request).tracking.store.list_experiments(
-        include_deleted=view != "ACTIVE_ONLY", max_results=_MAX_EXPERIMENTS, offset=0
+    experiments = deps.workspace(request).tracking.experiments_from(
+        0, include_deleted=view != "ACTIVE_ONLY", max_results=_MAX_EXPERIMENTS
     )
     if view == "DELETED_ONLY":
         experiments = [e for e in experiments if e.lifecycle_stage is LifecycleStage.DELETED]
@@ -197,5 +197,5 @@ def _set_lifecycle(request: Request, body: Any, stage: LifecycleStage) -> dict[s
     ws = deps.workspace(request)
     experiment = experiment_by_id(ws, experiment_id)
     allow(request, "manage", experiment_name=experiment.name)
-    ws.tracking.store.set_experiment_lifecycle(experiment.id, stage)
+    ws.tracking.set_experiment_lifecycle(experiment.id, stage)
     return {}

@@ -10,8 +10,11 @@ run that trained it" (``runs:/<run id>/model``). So here a logged model is:
   ``artifact_uri`` is ``mlflow-artifacts:/<experiment>/<run>/artifacts/<folder>``, so
   the client's uploads land there through the artifact routes and ``driftline artifacts
   list <run>`` shows them as for any run;
-- its record: the JSON file ``.mlflow/models/<model id>.json`` of that run (see
-  ``_records``);
+- its record: a row of the tracking stage's ``logged_models`` table (its tags, params
+  and linked metric points a JSON document), changed in one transaction per update and
+  deleted by MLflow's delete. An older server kept records as JSON files
+  ``.mlflow/models/<model id>.json`` of the run (see ``_records``): one found there is
+  read into the table on first use;
 - its id: ``m-<run id>-<8 hex>``, so the run holding it is known from the id alone;
 - its metrics: the points the client links to it (``log_model`` re-sends the run's
   points of the model's step with the model's id), kept in its record; the run's history
@@ -20,15 +23,16 @@ run that trained it" (``runs:/<run id>/model``). So here a logged model is:
 A logged model therefore needs a source run: MLflow's ``log_model`` outside a run
 (which creates a run-less model) is refused with a message saying to start a run.
 Registering one (``model-versions/create`` with ``models:/<model id>``) pins its files
-in driftline's registry (see ``registry``). Deleting logged models is not offered
-(run artifacts cannot be deleted), and the route answers "not implemented".
+in driftline's registry (see ``registry``). Deleting one removes its record; its files
+stay with its run (run artifacts are never deleted one by one).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -61,6 +65,7 @@ from driftline.server.mlflow._wire import (
     pairs,
 )
 from driftline.tracking import Run
+from driftline.tracking.store import LoggedModelStore
 from driftline.workspace import Workspace
 
 __all__ = ["LoggedModels", "router"]
@@ -73,10 +78,16 @@ _KIND = "models"
 
 
 class LoggedModels:
-    """Logged-model records of one workspace (see the module docstring)."""
+    """Logged models of one workspace, in the tracking stage's table (see the module
+    docstring); records an older server kept with their runs are read into it on first
+    use."""
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
+        store = ws.tracking.logged_models
+        if store is None:  # pragma: no cover - the MLflow routes run on a server's database
+            raise InvalidArgumentError("MLflow logged models need the server's database")
+        self.store: LoggedModelStore = store
         self.records = RunRecords(ws)
 
     def create(
@@ -94,9 +105,9 @@ class LoggedModels:
             raise InvalidArgumentError(f"Model name {name!r} is reserved; choose another name")
         suffix = secrets.token_hex(4)
         model_id = f"m-{run.id}-{suffix}"
-        taken = {record.get("folder") for record in self.records.list(run, _KIND)}
+        taken = {record.get("folder") for record in self._of_run(run)}
         folder = clean
-        if clean in taken or self.ws.tracking.artifacts.list_artifacts(run.id, clean):
+        if clean in taken or self.ws.tracking.list_artifacts(run.id, clean):
             folder = f"{clean}-{suffix}"
         now = now_ms()
         record = {
@@ -112,14 +123,39 @@ class LoggedModels:
             "tags": tags,
             "params": params,
         }
-        self.records.put(run, _KIND, model_id, record)
+        self.store.add(record)
         return record
+
+    def _of_run(self, run: Run) -> list[dict[str, Any]]:
+        self._adopt([run])
+        return [
+            record
+            for record in self.store.search([run.experiment_id])
+            if record.get("source_run_id") == run.id
+        ]
+
+    def _adopt(self, runs: Iterable[Run]) -> None:
+        """Read the records an older server kept with these runs into the table, once
+        (a record deleted since keeps its row, so it never comes back)."""
+        for run in runs:
+            legacy = self.records.list(run, _KIND)
+            ids = {str(record.get("model_id")) for record in legacy}
+            known = self.store.known(ids)
+            for record in legacy:
+                if record.get("model_id") not in known:
+                    self.store.add(record)
 
     def get(self, model_id: str) -> tuple[Run, dict[str, Any]]:
         """The run holding a logged model, and its record; ``NotFoundError`` otherwise."""
+        record = self.store.find(model_id)
         match = _ID.fullmatch(model_id)
-        run = self.ws.tracking.store.find_run(match.group(1)) if match else None
-        record = self.records.get(run, _KIND, model_id) if run is not None else None
+        run = None
+        if match:
+            with contextlib.suppress(NotFoundError):
+                run = self.ws.tracking.get_run(match.group(1))
+        if record is None and run is not None and not self.store.known([model_id]):
+            self._adopt([run])
+            record = self.store.find(model_id)
         if run is None or record is None:
             raise NotFoundError(f"Logged model with ID '{model_id}' not found")
         return run, record
@@ -127,15 +163,22 @@ class LoggedModels:
     def update(
         self, run: Run, model_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
     ) -> dict[str, Any]:
-        """Apply ``change`` to a record (stamped with the time of the change) as one
-        compare-and-set, so concurrent changes to one model never undo each other."""
+        """Apply ``change`` to a record (stamped with the time of the change) in one
+        transaction, so concurrent changes to one model never undo each other."""
+        del run  # the id names the model; the run was looked up to authorize the caller
 
-        def stamped(record: dict[str, Any] | None) -> dict[str, Any]:
-            if record is None:
-                raise NotFoundError(f"Logged model with ID '{model_id}' not found")
+        def stamped(record: dict[str, Any]) -> dict[str, Any]:
             return {**change(record), "last_updated_timestamp_ms": now_ms()}
 
-        return self.records.update(run, _KIND, model_id, stamped)
+        written = self.store.update(model_id, stamped)
+        if written is None:
+            raise NotFoundError(f"Logged model with ID '{model_id}' not found")
+        return written
+
+    def delete(self, model_id: str) -> None:
+        """Delete a logged model (its files stay with its run, as run artifacts do)."""
+        if not self.store.delete(model_id, now_ms()):
+            raise NotFoundError(f"Logged model with ID '{model_id}' not found")
 
     def add_metrics(
         self, model_id: str, run_id: str, points: list[tuple[str, float, int, int]]
@@ -155,11 +198,8 @@ class LoggedModels:
 
     def search(self, experiment_ids: list[str]) -> list[dict[str, Any]]:
         """Every logged model of these experiments."""
-        return [
-            record
-            for run in self.records.runs_with(_KIND, experiment_ids)
-            for record in self.records.list(run, _KIND)
-        ]
+        self._adopt(self.records.runs_with(_KIND, experiment_ids))
+        return self.store.search(experiment_ids)
 
     def files(self, record: dict[str, Any]) -> tuple[str, str]:
         """``(run id, folder)`` where a logged model's files are."""
@@ -235,6 +275,14 @@ def get_logged_model(request: Request, model_id: str) -> dict[str, Any]:
     deps.authorize(request, "read")
     _, record = LoggedModels(deps.workspace(request)).get(model_id)
     return {"model": model_json(record)}
+
+
+@router.delete("/logged-models/{model_id}")
+def delete_logged_model(request: Request, model_id: str) -> dict[str, Any]:
+    """Delete a logged model; ``RESOURCE_DOES_NOT_EXIST`` for an unknown id."""
+    models, _run, _record = _editable(request, model_id)
+    models.delete(model_id)
+    return {}
 
 
 def _editable(request: Request, model_id: str) -> tuple[LoggedModels, Run, dict[str, Any]]:

@@ -114,7 +114,7 @@ def _new_points(ws: Workspace, run: Run, points: list[Point]) -> list[Point]:
     for key in {point[0] for point in points}:
         held |= {
             (p.key, p.value, p.step, ms(p.timestamp) or 0)
-            for p in ws.tracking.store.get_metric_history(run.id, key)
+            for p in ws.tracking.get_metric_history(run.id, key, run_known=True)
         }
     return [point for point in points if point not in held]
 
@@ -233,7 +233,7 @@ def get_metric_history(request: Request) -> dict[str, Any]:
         raise InvalidArgumentError("max_results must be a positive number")
     fingerprint = {"kind": "mlflow-history", "run": run.id, "key": key, "max": max_results}
     offset = decode_token(field_str(fields, "page_token") or None, fingerprint)
-    points = ws.tracking.store.get_metric_history(run.id, key)
+    points = ws.tracking.get_metric_history(run.id, key, run_known=True)
     page = points[offset : offset + max_results]
     result: dict[str, Any] = {
         "metrics": [

@@ -125,7 +125,7 @@ def model_json(ws: Workspace, model: RegisteredModel) -> dict[str, Any]:
         "aliases": [{"alias": a, "version": str(v)} for a, v in model.aliases.items()],
     }
     if model.latest_version is not None:
-        latest = ws.registry.store.find_version(model.name, model.latest_version)
+        latest = ws.registry.find_version(model.name, model.latest_version)
         if latest is not None:
             result["latest_versions"] = [version_json(latest)]
     return result
@@ -144,9 +144,7 @@ def create_registered_model(request: Request, body: JsonBody = None) -> dict[str
     if any(m.name == name for m in registry.list_models()):
         raise AlreadyExistsError(f"Registered Model (name={name}) already exists.")
     # ensure_model is idempotent: two concurrent creators both succeed, as both asked.
-    registry.store.ensure_model(
-        name, actor=registry.user, description=field_str(fields, "description") or None
-    )
+    registry.ensure_model(name, description=field_str(fields, "description") or None)
     tags = pairs(fields, "tags")
     model = registry.update_model(name, tags=tags) if tags else registry.get_model(name)
     return {"registered_model": model_json(deps.workspace(request), model)}
@@ -271,7 +269,7 @@ def _latest(request: Request, fields: Any) -> dict[str, Any]:
     stages = field_strings(fields, "stages")
     if model.latest_version is None or (stages and "none" not in {s.lower() for s in stages}):
         return {}
-    latest = ws.registry.store.find_version(model.name, model.latest_version)
+    latest = ws.registry.find_version(model.name, model.latest_version)
     return {"model_versions": [version_json(latest)]} if latest else {}
 
 
@@ -312,7 +310,7 @@ def _source_files(ws: Workspace, source: str) -> tuple[str, list[ManifestEntry]]
         ManifestEntry(
             path=a.path[len(folder) + 1 :] if folder else a.path, digest=a.digest, size=a.size
         )
-        for a in ws.tracking.artifacts.list_artifacts(run.id, folder)
+        for a in ws.tracking.list_artifacts(run.id, folder)
         if (a.path.startswith(folder + "/") if folder else not a.path.startswith(RECORDS))
     ]
     if not entries:
@@ -335,7 +333,7 @@ def create_model_version(request: Request, body: JsonBody = None) -> dict[str, A
     registry = _registry(request)
     registry.get_model(name)  # RESOURCE_DOES_NOT_EXIST for an unknown model
     run_id, entries = _source_files(ws, source)
-    version = registry.store.add_version(
+    version = registry.record_version(
         name,
         {
             "source": source,
@@ -345,7 +343,7 @@ def create_model_version(request: Request, body: JsonBody = None) -> dict[str, A
             "signature": None,
             "description": field_str(fields, "description") or None,
         },
-        actor=registry.user,
+        model_package=False,  # an MLflow model's files, registered as they are
     )
     return {"model_version": version_json(version)}
 

@@ -20,7 +20,7 @@ from starlette.requests import Request
 
 from driftline.core.clock import now_ms
 from driftline.core.paging import decode_token, encode_token
-from driftline.errors import ConflictError, InvalidArgumentError, NotFoundError
+from driftline.errors import InvalidArgumentError, NotFoundError
 from driftline.server import deps
 from driftline.server.mlflow._access import allow, experiment_by_id, run_by_id, run_id_of
 from driftline.server.mlflow._filters import run_filter, run_order_by
@@ -45,9 +45,7 @@ from driftline.server.mlflow._wire import (
     pairs,
     query_of,
 )
-from driftline.tracking import LifecycleStage, Run, RunStatus, validate_key
-from driftline.tracking.names import generate_run_name
-from driftline.tracking.service import MAX_TAG_LENGTH
+from driftline.tracking import LifecycleStage, Run, RunStatus
 from driftline.tracking.store import RunQuery
 from driftline.workspace import Workspace
 
@@ -99,8 +97,10 @@ def split_tags(
 ) -> tuple[dict[str, str], dict[str, str]]:
     """MLflow tags -> (tags to store, run fields they name: ``name``/``user``/``parent_run_id``).
 
-    For an existing ``run``, a tag naming one of its fields must agree with it: driftline
-    cannot rename a run or change its user or parent.
+    The tags to store are checked by the tracking service (keys, value lengths), as
+    every tag is; this only maps MLflow's names. For an existing ``run``, a tag naming
+    one of its fields must agree with it: driftline cannot rename a run or change its
+    user or parent.
     """
     stored: dict[str, str] = {}
     fields: dict[str, str] = {}
@@ -109,11 +109,8 @@ def split_tags(
             fields[TAG_ATTRIBUTES[key]] = value
             continue
         key = TAG_ALIASES.get(key, key)
-        validate_key(key, "tag key")
-        if key.startswith(INTERNAL_TAG_PREFIX):
+        if isinstance(key, str) and key.startswith(INTERNAL_TAG_PREFIX):
             raise InvalidArgumentError(f"Tag {key!r} is reserved for driftline's bookkeeping")
-        if len(value) > MAX_TAG_LENGTH:
-            raise InvalidArgumentError(f"Value of tag {key!r} is longer than {MAX_TAG_LENGTH}")
         stored[key] = value
     if run is not None:
         current = {"name": run.name, "user": run.user, "parent_run_id": run.parent_id or ""}
@@ -142,23 +139,13 @@ def create_run(request: Request, body: JsonBody = None) -> dict[str, Any]:
         ws, field_str(fields, "experiment_id", default="0"), create_default=True
     )
     allow(request, "edit", experiment_name=experiment.name)
-    if experiment.lifecycle_stage is LifecycleStage.DELETED:
-        raise InvalidArgumentError(
-            f"Experiment {experiment.name!r} is deleted; restore it before starting runs in it"
-        )
     tags, run_fields = split_tags(pairs(fields, "tags"))
-    name = (field_str(fields, "run_name") or run_fields.get("name", "")).strip()
-    if len(name) > 256:
-        raise InvalidArgumentError(f"Invalid run name {name!r}: use 1-256 characters")
-    parent = run_fields.get("parent_run_id") or None
-    if parent is not None:
-        run_by_id(ws, parent)
-    run = ws.tracking.store.create_run(
-        experiment_id=experiment.id,
-        name=name or generate_run_name(),
+    run = ws.tracking.start_run(
+        experiment,
+        name=field_str(fields, "run_name") or run_fields.get("name") or None,
         user=_user(request, field_str(fields, "user_id") or run_fields.get("user", "")),
-        start_time=field_ms(fields, "start_time") or now_ms(),
-        parent_id=parent,
+        start_time=field_ms(fields, "start_time"),
+        parent_id=run_fields.get("parent_run_id") or None,
         tags=tags,
     )
     return {"run": run_json(ws, [run])[0]}
@@ -189,13 +176,8 @@ def update_run(request: Request, body: JsonBody = None) -> dict[str, Any]:
                 + ", ".join(s.value for s in RunStatus)
             )
         target = RunStatus(status)
-        if target is not run.status:
-            if run.status is not RunStatus.RUNNING:
-                raise ConflictError(
-                    f"Run {run.id} has ended ({run.status.value}); a driftline run that has "
-                    "ended is final and cannot be reopened or ended again: start a new run"
-                )
-            run = ws.tracking.store.update_run_status(
+        if target is not run.status:  # the same status again is a no-op, as in MLflow
+            run = ws.tracking.update_run_status(
                 run.id,
                 status=target,
                 end_time=None
@@ -222,7 +204,7 @@ def _set_lifecycle(request: Request, body: Any, stage: LifecycleStage) -> dict[s
     ws = deps.workspace(request)
     run = run_by_id(ws, run_id_of(body_of(body)))
     allow(request, "edit", experiment_id=run.experiment_id)
-    ws.tracking.store.set_run_lifecycle(run.id, stage)
+    ws.tracking.set_run_lifecycle(run.id, stage)
     return {}
 
 
@@ -264,7 +246,7 @@ def search_runs(request: Request, body: JsonBody = None) -> dict[str, Any]:
     node, order = run_filter(text), run_order_by(order_by)
     if not experiment_ids:
         return {}
-    runs = ws.tracking.store.search_runs(
+    runs = ws.tracking.query_runs(
         RunQuery(
             experiment_ids=experiment_ids,
             filter=node,

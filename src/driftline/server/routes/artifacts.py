@@ -60,7 +60,7 @@ from driftline.api.artifacts import (
     parse_body,
 )
 from driftline.core.artifacts import batch
-from driftline.core.artifacts.local import LocalByteStore
+from driftline.core.artifacts.bytestore import local_objects
 from driftline.core.artifacts.uploads import UploadArea, UploadStatus, digest_for_upload
 from driftline.core.hashing import digest_key
 from driftline.errors import ConflictError, IntegrityError, NotFoundError
@@ -148,8 +148,11 @@ def get_object(request: Request, digest: Digest) -> Response:
     key = digest_key(digest)
     backend = workspace(request).content.backend
     size = _size(backend, key, digest)
+    # A store whose streams cannot seek answers with the whole object (RFC 9110 lets a
+    # server ignore Range).
+    ranged = backend.capabilities.ranged_reads
     try:
-        span = _byte_range(request.headers.get("range"), size)
+        span = _byte_range(request.headers.get("range"), size) if ranged else None
     except _RangeNotSatisfiable:
         refusal = error_response(
             416, "RANGE_NOT_SATISFIABLE", f"Range not satisfiable: {digest} has {size} bytes"
@@ -157,6 +160,8 @@ def get_object(request: Request, digest: Digest) -> Response:
         refusal.headers["Content-Range"] = f"bytes */{size}"
         return refusal
     headers = _object_headers(digest)
+    if not ranged:
+        headers["Accept-Ranges"] = "none"
     if span is not None:
         headers["Content-Range"] = f"bytes {span[0]}-{span[1] - 1}/{size}"
     try:
@@ -335,9 +340,9 @@ def upload_area(request: Request) -> UploadArea:
     area: UploadArea | None = getattr(request.app.state, "artifact_uploads", None)
     if area is None:
         ws = workspace(request)
-        backend = ws.content.backend
-        if isinstance(backend, LocalByteStore):
-            folder = backend.root / ".tmp" / "uploads"
+        local = local_objects(ws.content.backend)
+        if local is not None:
+            folder = local.root / ".tmp" / "uploads"
         else:
             folder = ws.settings.home / "uploads"
         area = UploadArea(folder)

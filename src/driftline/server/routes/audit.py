@@ -1,8 +1,9 @@
 """REST routes: the audit log (``/api/v1/audit``): read entries, verify the hash chain.
 
-The log is written only by the stores, in the same transaction as each change; over
-HTTP it can be read and verified, never appended to or edited. Verification runs on the
-server, next to the data, and answers with the report.
+The log is a kernel service (:mod:`driftline.core.auditlog`): written only by the
+stores, in the same transaction as each change; over HTTP it can be read and verified,
+never appended to or edited. Verification runs on the server, next to the data, and
+answers with the report.
 """
 
 from __future__ import annotations
@@ -13,10 +14,19 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 
 from driftline.api.codec import encode
-from driftline.registry.service import check_model_name
+from driftline.registry.service import MODEL_ENTITIES, check_model_name
 from driftline.server.deps import authorize, workspace
 
 router = APIRouter(prefix="/audit", tags=["audit"])
+
+_Entity = Annotated[
+    str | None,
+    Query(max_length=512, description="Only this entity and its parts (`churn`, `churn/3`)"),
+]
+_Types = Annotated[
+    list[str] | None,
+    Query(max_length=16, description="Only entities of these types (`model`, `alias`, ...)"),
+]
 
 
 @router.get("", summary="Audit entries, newest first")
@@ -25,18 +35,24 @@ def entries(
     model: Annotated[
         str | None, Query(max_length=256, description="Only this registered model's entries")
     ] = None,
+    entity: _Entity = None,
+    entity_type: _Types = None,
     limit: Annotated[
         int | None, Query(ge=1, le=1_000_000, description="At most this many (default: all)")
     ] = None,
 ) -> dict[str, Any]:
     if model is not None:
-        check_model_name(model)
-    authorize(request, "read", model=model)
-    found = workspace(request).registry.audit_log(model=model, limit=limit)
+        # A registered model's entries: its own, its versions' and its aliases'.
+        entity, entity_type = check_model_name(model), list(MODEL_ENTITIES)
+    types = None if entity_type is None else set(entity_type)
+    # Reading one model's history needs read on that model; anything else, read at large.
+    of_model = entity is not None and types is not None and types <= set(MODEL_ENTITIES)
+    authorize(request, "read", model=entity if of_model else None)
+    found = workspace(request).audit.entries(entity=entity, entity_types=types, limit=limit)
     return {"entries": encode(found)}
 
 
 @router.get("/verify", summary="Recompute the hash chain; name the first bad entry")
 def verify(request: Request) -> Any:
     authorize(request, "read")
-    return encode(workspace(request).registry.verify_audit())
+    return encode(workspace(request).audit.verify())

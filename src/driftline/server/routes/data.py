@@ -1,8 +1,8 @@
 """REST routes: data versions (``/api/v1/data/...``), the DataStore protocol over HTTP.
 
 Datasets, versions and tags are addressed by dataset name (what users see); records go
-out encoded by :mod:`driftline.api.codec`. The server re-checks every input with the
-rules the data service applies, because a client may not be the SDK:
+out encoded by :mod:`driftline.api.codec`. Handlers translate the wire format to calls
+of the server's data service, which checks every input (a client may not be the SDK):
 
 - names and tags follow the service's rules (``latest`` and numbers are no tags);
 - a version's manifest and profile must already be in the server's artifact store
@@ -17,9 +17,7 @@ rules the data service applies, because a client may not be the SDK:
 
 from __future__ import annotations
 
-import difflib
-import re
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from starlette.requests import Request
@@ -28,50 +26,26 @@ from driftline.api.codec import encode
 from driftline.api.data import PutVersionBody, RunInputBody, TagBody, VersionBody
 from driftline.api.text import INT32_MAX, has_nul
 from driftline.core.clock import now_ms
-from driftline.core.hashing import parse_digest
 from driftline.core.values import MAX_MS, MIN_MS
-from driftline.data.manifest import check_manifest
-from driftline.data.service import check_dataset_name, check_tag
-from driftline.data.store import DataStore, NewVersion
+from driftline.data.models import DatasetVersion
+from driftline.data.service import DataService, check_dataset_name
+from driftline.data.store import NewVersion
 from driftline.errors import InvalidArgumentError, NotFoundError
 from driftline.server.deps import actor, authorize, workspace
 
-if TYPE_CHECKING:
-    from driftline.workspace import Workspace
-
 router = APIRouter(prefix="/data", tags=["data"])
-
-# The service's rule for version-id prefixes (at least 6 hex digits): a shorter one
-# would match most versions.
-_ID_PREFIX = re.compile(r"^[0-9a-f]{6,64}$")
 
 NumberPath = Annotated[int, Path(ge=1, le=INT32_MAX, description="Version number")]
 RunIdPath = Annotated[str, Path(min_length=1, max_length=32, description="Run id")]
 
 
-def _store(request: Request) -> DataStore:
-    return workspace(request).data.store
+def _data(request: Request) -> DataService:
+    return workspace(request).data
 
 
-def _unknown_dataset(store: DataStore, name: str) -> NotFoundError:
-    names = [d.name for d in store.list_datasets()]
-    near = difflib.get_close_matches(name, names, n=3)
-    hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
-    return NotFoundError(f"No dataset named {name!r}{hint}")
-
-
-def _existing_version(store: DataStore, name: str, number: int) -> Any:
-    found = store.find_version(name, number=number)
-    if found is not None:
-        return found
-    latest = store.find_version(name)
-    if latest is None:
-        if any(d.name == name for d in store.list_datasets()):
-            raise NotFoundError(f"Dataset {name} has no versions yet")
-        raise _unknown_dataset(store, name)
-    raise NotFoundError(
-        f"No version {number} of dataset {name}; it has versions 1..{latest.number}"
-    )
+def _version(request: Request, name: str, number: int) -> DatasetVersion:
+    """The version ``number`` of dataset ``name``; ``NotFoundError`` says what exists."""
+    return _data(request).get(f"{check_dataset_name(name)}@{number}")
 
 
 def _run_id(run_id: str) -> str:
@@ -80,26 +54,20 @@ def _run_id(run_id: str) -> str:
     return run_id
 
 
-def _check_objects(ws: Workspace, body: VersionBody) -> None:
-    """The manifest (and profile) a version names must be stored on this server, and the
-    manifest must be a safe one that the version describes truly."""
-    for digest, what in ((body.version_id, "manifest"), (body.profile_digest, "profile")):
-        if digest is None:
-            continue
-        parse_digest(digest)  # InvalidArgumentError for a malformed digest
-        if not ws.content.exists(digest):
-            raise NotFoundError(
-                f"The {what} {digest} is not in the server's artifact store: upload the "
-                "version's objects before recording it"
-            )
-    manifest = check_manifest(body.version_id, ws.content)  # InvalidArgumentError if unsafe
-    if (body.file_count, body.size) != (len(manifest), manifest.size):
-        raise InvalidArgumentError(
-            f"The version states {body.file_count} files and {body.size} bytes, but its "
-            f"manifest lists {len(manifest)} files and {manifest.size} bytes"
-        )
+def _new_version(body: VersionBody, *, author: str, created_at: int) -> NewVersion:
     if body.run_id is not None:
-        ws.tracking.get_run(_run_id(body.run_id))  # NotFoundError for an unknown run
+        _run_id(body.run_id)
+    return NewVersion(
+        version_id=body.version_id,
+        author=author,
+        message=body.message,
+        created_at=created_at,
+        run_id=body.run_id,
+        file_count=body.file_count,
+        size=body.size,
+        tabular=body.tabular,
+        profile_digest=body.profile_digest,
+    )
 
 
 # -- datasets -----------------------------------------------------------------------
@@ -108,32 +76,27 @@ def _check_objects(ws: Workspace, body: VersionBody) -> None:
 @router.get("/datasets", summary="Every dataset with its latest version number")
 def list_datasets(request: Request) -> dict[str, Any]:
     authorize(request, "read")
-    return {"datasets": encode(_store(request).list_datasets())}
+    return {"datasets": encode(_data(request).list_datasets())}
 
 
 @router.get("/datasets/{name}", summary="One dataset")
 def get_dataset(request: Request, name: str) -> Any:
     authorize(request, "read")
-    check_dataset_name(name)
-    store = _store(request)
-    for dataset in store.list_datasets():
-        if dataset.name == name:
-            return encode(dataset)
-    raise _unknown_dataset(store, name)
+    return encode(_data(request).dataset(name))
 
 
 @router.put("/datasets/{name}", summary="The dataset, created if missing")
 def ensure_dataset(request: Request, name: str) -> Any:
     """Creating needs ``edit``; an existing dataset is only read (the SDK ensures the
     dataset before recording what a run read, which a run's own grant allows)."""
-    check_dataset_name(name)
-    store = _store(request)
-    for dataset in store.list_datasets():
-        if dataset.name == name:
-            authorize(request, "read")
-            return encode(dataset)
-    authorize(request, "edit")
-    return encode(store.ensure_dataset(name))
+    data = _data(request)
+    try:
+        found = data.dataset(name)
+    except NotFoundError:
+        authorize(request, "edit")
+        return encode(data.ensure_dataset(name))
+    authorize(request, "read")
+    return encode(found)
 
 
 # -- versions -----------------------------------------------------------------------
@@ -142,11 +105,7 @@ def ensure_dataset(request: Request, name: str) -> Any:
 @router.get("/datasets/{name}/versions", summary="Every version of a dataset, newest first")
 def list_versions(request: Request, name: str) -> dict[str, Any]:
     authorize(request, "read")
-    store = _store(request)
-    versions = store.list_versions(check_dataset_name(name))
-    if not versions and all(d.name != name for d in store.list_datasets()):
-        raise _unknown_dataset(store, name)
-    return {"versions": encode(versions)}
+    return {"versions": encode(_data(request).versions(name))}
 
 
 @router.post("/datasets/{name}/versions", summary="Record the next version (latest + 1)")
@@ -154,25 +113,8 @@ def add_version(request: Request, name: str, body: VersionBody) -> dict[str, Any
     """Identical content to the latest version returns that version (``created`` false),
     so a retried request records nothing twice."""
     authorize(request, "edit")
-    check_dataset_name(name)
-    ws = workspace(request)
-    _check_objects(ws, body)
-    store = ws.data.store
-    dataset = store.ensure_dataset(name)
-    version, created = store.add_version(
-        dataset.id,
-        NewVersion(
-            version_id=body.version_id,
-            author=actor(request),
-            message=body.message,
-            created_at=now_ms(),
-            run_id=body.run_id,
-            file_count=body.file_count,
-            size=body.size,
-            tabular=body.tabular,
-            profile_digest=body.profile_digest,
-        ),
-    )
+    new = _new_version(body, author=actor(request), created_at=now_ms())
+    version, created = _data(request).record_version(name, new)
     return {"version": encode(version), "created": created}
 
 
@@ -192,11 +134,7 @@ def find_version(
     check_dataset_name(name)
     if tag is not None and has_nul(tag):
         return {"version": None}  # no tag holds a NUL character
-    if id_prefix is not None and not _ID_PREFIX.match(id_prefix):
-        raise InvalidArgumentError(
-            f"Invalid version-id prefix {id_prefix!r}: give 6 to 64 lowercase hex digits"
-        )
-    found = _store(request).find_version(
+    found = _data(request).find_version(
         name, number=number, tag=tag, id_prefix=id_prefix, as_of=as_of
     )
     return {"version": None if found is None else encode(found)}
@@ -205,7 +143,7 @@ def find_version(
 @router.get("/datasets/{name}/versions/{number}", summary="One version by number")
 def get_version(request: Request, name: str, number: NumberPath) -> Any:
     authorize(request, "read")
-    return encode(_existing_version(_store(request), check_dataset_name(name), number))
+    return encode(_version(request, name, number))
 
 
 @router.put(
@@ -220,39 +158,21 @@ def put_version(request: Request, name: str, number: NumberPath, body: PutVersio
     versions in another person's name, or back-date what time travel returns).
     """
     authorize(request, "manage", admin=True)
-    check_dataset_name(name)
-    ws = workspace(request)
-    _check_objects(ws, body)
-    store = ws.data.store
-    dataset = store.ensure_dataset(name)
-    version = store.put_version(
-        dataset.id,
-        number,
-        NewVersion(
-            version_id=body.version_id,
-            author=body.author,
-            message=body.message,
-            created_at=body.created_at,
-            run_id=body.run_id,
-            file_count=body.file_count,
-            size=body.size,
-            tabular=body.tabular,
-            profile_digest=body.profile_digest,
-        ),
-    )
+    new = _new_version(body, author=body.author, created_at=body.created_at)
+    version, _ = _data(request).record_version(name, new, number=number)
     return encode(version)
 
 
 @router.get("/datasets/{name}/versions/{number}/readers", summary="Ids of runs that read a version")
 def readers(request: Request, name: str, number: NumberPath) -> dict[str, Any]:
     authorize(request, "read")
-    return {"run_ids": _store(request).readers(check_dataset_name(name), number)}
+    return {"run_ids": _data(request).readers(name, number)}
 
 
 @router.get("/versions", summary="Every version of every dataset (garbage collection, remotes)")
 def all_versions(request: Request) -> dict[str, Any]:
     authorize(request, "read")
-    return {"versions": encode(_store(request).all_versions())}
+    return {"versions": encode(_data(request).all_versions())}
 
 
 # -- tags -------------------------------------------------------------------------------
@@ -263,12 +183,7 @@ def add_tag(request: Request, name: str, tag: str, body: TagBody) -> Any:
     """Re-tagging the same version is a no-op; 409 if the tag marks another version."""
     authorize(request, "edit")
     check_dataset_name(name)
-    check_tag(tag)
-    store = _store(request)
-    version = _existing_version(store, name, body.number)
-    dataset = store.ensure_dataset(name)  # exists: it holds the version
-    store.add_tag(dataset.id, tag, version.number, now_ms(), actor=actor(request))
-    return encode(_existing_version(store, name, body.number))
+    return encode(_data(request).tag(f"{name}@{body.number}", tag, actor=actor(request)))
 
 
 # -- lineage ----------------------------------------------------------------------------
@@ -277,7 +192,7 @@ def add_tag(request: Request, name: str, tag: str, body: TagBody) -> Any:
 @router.get("/runs/{run_id}/inputs", summary="The dataset versions a run read")
 def run_inputs(request: Request, run_id: RunIdPath) -> dict[str, Any]:
     authorize(request, "read")
-    return {"versions": encode(_store(request).run_inputs(_run_id(run_id)))}
+    return {"versions": encode(_data(request).run_inputs(_run_id(run_id)))}
 
 
 @router.post("/runs/{run_id}/inputs", summary="Record that a run read a version (idempotent)")
@@ -285,16 +200,13 @@ def add_run_input(request: Request, run_id: RunIdPath, body: RunInputBody) -> An
     """Part of the run's record: needs ``edit`` on the run's experiment."""
     ws = workspace(request)
     run = ws.tracking.get_run(_run_id(run_id))  # NotFoundError for an unknown run
-    experiment = ws.tracking.store.find_experiment(id=run.experiment_id)
-    authorize(request, "edit", experiment=None if experiment is None else experiment.name)
-    store = ws.data.store
-    version = _existing_version(store, check_dataset_name(body.dataset), body.number)
-    dataset = store.ensure_dataset(body.dataset)
-    store.add_run_input(run_id, dataset.id, version.number, now_ms())
-    return encode(version)
+    experiment = ws.tracking.experiment_by_id(run.experiment_id)
+    authorize(request, "edit", experiment=experiment.name)
+    version = _version(request, body.dataset, body.number)
+    return encode(ws.data.log_input(run_id, version))
 
 
 @router.get("/runs/{run_id}/outputs", summary="The dataset versions a run produced")
 def run_outputs(request: Request, run_id: RunIdPath) -> dict[str, Any]:
     authorize(request, "read")
-    return {"versions": encode(_store(request).versions_by_run(_run_id(run_id)))}
+    return {"versions": encode(_data(request).run_outputs(_run_id(run_id)))}

@@ -1,8 +1,9 @@
 """REST routes: the model registry (``/api/v1/registry/...``), the RegistryStore over HTTP.
 
 Models, versions, aliases, evaluations, approvals and approval policies, addressed by
-model name; records go out encoded by :mod:`driftline.api.codec`. The server re-checks
-every input with the registry service's rules, because a client may not be the SDK:
+model name; records go out encoded by :mod:`driftline.api.codec`. Handlers translate
+the wire format to calls of the server's registry service, which applies its rules to
+every input (a client may not be the SDK):
 
 - who acts (version creator, alias mover, approver, audit actor) is the caller
   (``deps.actor``), never a field of the body;
@@ -36,13 +37,11 @@ from driftline.api.registry import (
 )
 from driftline.api.text import INT32_MAX, has_nul
 from driftline.core.clock import utcnow
-from driftline.core.hashing import parse_digest
-from driftline.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
-from driftline.registry import Approval, Evaluation, RegistryService
-from driftline.registry.service import check_alias, check_model_name
-from driftline.registry.store import ANY_HOLDER, RegistryStore
+from driftline.errors import InvalidArgumentError
+from driftline.registry import Evaluation, RegistryService
+from driftline.registry.service import check_model_name
+from driftline.registry.store import ANY_HOLDER
 from driftline.server.deps import Action, actor, authorize, workspace
-from driftline.tracking import validate_key
 
 router = APIRouter(prefix="/registry", tags=["registry"])
 
@@ -52,10 +51,6 @@ _MAX_ALIAS = 128
 
 def _registry(request: Request) -> RegistryService:
     return workspace(request).registry
-
-
-def _store(request: Request) -> RegistryStore:
-    return _registry(request).store
 
 
 def _model(request: Request, name: str, action: Action) -> str:
@@ -76,7 +71,7 @@ def _plausible_alias(alias: str | None) -> bool:
 @router.get("/models", summary="Every registered model with its aliases and latest version")
 def list_models(request: Request) -> dict[str, Any]:
     authorize(request, "read")
-    return {"models": encode(_store(request).list_models())}
+    return {"models": encode(_registry(request).list_models())}
 
 
 @router.get("/models/{name}", summary="One registered model")
@@ -89,16 +84,15 @@ def get_model(request: Request, name: str) -> Any:
 def ensure_model(request: Request, name: str, body: ModelBody | None = None) -> Any:
     _model(request, name, "edit")
     description = None if body is None else body.description
-    return encode(_store(request).ensure_model(name, actor=actor(request), description=description))
+    registry = _registry(request)
+    return encode(registry.ensure_model(name, description=description, actor=actor(request)))
 
 
 @router.patch("/models/{name}", summary="Set a model's description and tags (audited)")
 def update_model(request: Request, name: str, body: ModelUpdateBody) -> Any:
     _model(request, name, "edit")
-    tags = {validate_key(k, "tag key"): v for k, v in body.tags.items()}
-    _registry(request).get_model(name)  # NotFoundError names near ones
-    model = _store(request).update_model(
-        name, description=body.description, tags=tags, actor=actor(request)
+    model = _registry(request).update_model(
+        name, description=body.description, tags=body.tags, actor=actor(request)
     )
     return encode(model)
 
@@ -117,21 +111,10 @@ def add_version(request: Request, name: str, body: ModelVersionBody) -> Any:
     """The package manifest (``package_digest``) must be uploaded first, and be a model
     package whose paths all stay inside the folder it is loaded into."""
     _model(request, name, "edit")
-    ws = workspace(request)
-    ws.registry.get_model(name)  # NotFoundError names near ones
-    parse_digest(body.package_digest)  # InvalidArgumentError if malformed
-    if not ws.content.exists(body.package_digest):
-        raise NotFoundError(
-            f"The package manifest {body.package_digest} is not in the server's artifact "
-            "store: upload the package's objects before registering it"
-        )
-    ws.registry.check_package(body.package_digest)  # InvalidArgumentError if unsafe
-    if body.run_id is not None:
-        if has_nul(body.run_id):
-            raise InvalidArgumentError("A run id must not contain NUL characters")
-        ws.tracking.get_run(body.run_id)  # NotFoundError for an unknown run
+    if body.run_id is not None and has_nul(body.run_id):
+        raise InvalidArgumentError("A run id must not contain NUL characters")
     fields = body.model_dump()
-    return encode(ws.registry.store.add_version(name, fields, actor=actor(request)))
+    return encode(_registry(request).record_version(name, fields, actor=actor(request)))
 
 
 @router.get(
@@ -147,7 +130,7 @@ def find_version(
     _model(request, name, "read")
     if not _plausible_alias(alias):
         return {"version": None}
-    found = _store(request).find_version(name, version, alias=alias)
+    found = _registry(request).find_version(name, version, alias=alias)
     return {"version": None if found is None else encode(found)}
 
 
@@ -168,60 +151,17 @@ def move_alias(request: Request, name: str, alias: str, body: AliasMoveBody) -> 
     """``version: null`` with reason ``delete`` removes the alias. 409 ``CONFLICT`` if the
     alias does not point at ``expected`` (``"*"``: move whatever it points at)."""
     _model(request, name, "manage")
-    check_alias(alias)
-    if (body.version is None) != (body.reason == "delete"):
-        raise InvalidArgumentError(
-            "version must be null exactly when the reason is 'delete' (deleting the alias)"
-        )
-    registry = _registry(request)
-    required = registry.store.policy(alias)
-    if required and body.reason == "set":
-        raise PermissionDeniedError(
-            f"Alias {alias!r} requires {required} approval(s): use "
-            f"`driftline models promote {name} {body.version} --alias {alias}` after approvals"
-        )
-    if body.reason == "rollback":
-        _check_rollback(registry, name, alias, body.version, body.expected)
-    elif body.reason == "promote" and body.version is not None:
-        registry.check_approvals(name, body.version, alias)
     expected = ANY_HOLDER if body.expected == ANY_HOLDER_WIRE else body.expected
-    details = None if body.details is None else restore_non_finite(body.details)
-    try:
-        move = registry.store.move_alias(
-            name,
-            alias,
-            body.version,
-            expected=expected,
-            actor=actor(request),
-            reason=body.reason,
-            details=details,
-        )
-    except NotFoundError:
-        registry.get_version(f"{name}/{body.version}")  # the helpful message (near names)
-        raise
+    move = _registry(request).move_alias(
+        name,
+        alias,
+        body.version,
+        expected=expected,
+        reason=body.reason,
+        details=None if body.details is None else restore_non_finite(body.details),
+        actor=actor(request),
+    )
     return encode(move)
-
-
-def _check_rollback(
-    registry: Any, name: str, alias: str, version: int | None, expected: Any
-) -> None:
-    """A rollback may only undo the alias's latest move (as ``RegistryService.rollback``
-    does): to any other version it would bypass approval policies."""
-    history = registry.store.alias_history(name, alias)
-    last = history[0] if history else None
-    if (
-        last is None
-        or last.previous_version is None
-        or (version, expected)
-        != (
-            last.previous_version,
-            last.version,
-        )
-    ):
-        raise PermissionDeniedError(
-            f"A rollback of {name}@{alias} can only move it back to the version it held "
-            "before its latest move; promote any other version"
-        )
 
 
 @router.get("/models/{name}/alias-history", summary="Alias moves, newest first")
@@ -233,7 +173,7 @@ def alias_history(
     _model(request, name, "read")
     if not _plausible_alias(alias):
         return {"moves": []}
-    return {"moves": encode(_store(request).alias_history(name, alias))}
+    return {"moves": encode(_registry(request).alias_moves(name, alias))}
 
 
 # -- evaluations and approvals ----------------------------------------------------------
@@ -242,8 +182,6 @@ def alias_history(
 @router.post("/models/{name}/versions/{version}/evaluations", summary="Store an evaluation")
 def add_evaluation(request: Request, name: str, version: VersionPath, body: EvaluationBody) -> Any:
     _model(request, name, "edit")
-    registry = _registry(request)
-    registry.get_version(f"{name}/{version}")  # NotFoundError names near ones
     evaluation = Evaluation(
         id=body.id,
         name=name,
@@ -256,14 +194,13 @@ def add_evaluation(request: Request, name: str, version: VersionPath, body: Eval
         slices=restore_non_finite(body.slices),
         created_at=utcnow(),
     )
-    registry.store.add_evaluation(evaluation)
-    return encode(evaluation)
+    return encode(_registry(request).record_evaluation(evaluation))
 
 
 @router.get("/models/{name}/versions/{version}/evaluations", summary="Evaluations, newest first")
 def list_evaluations(request: Request, name: str, version: VersionPath) -> dict[str, Any]:
     _model(request, name, "read")
-    return {"evaluations": encode(_store(request).list_evaluations(name, version))}
+    return {"evaluations": encode(_registry(request).evaluations(name, version))}
 
 
 @router.post(
@@ -273,18 +210,10 @@ def list_evaluations(request: Request, name: str, version: VersionPath) -> dict[
 def add_approval(request: Request, name: str, version: VersionPath, body: ApprovalBody) -> Any:
     """409 ``ALREADY_EXISTS`` if the caller approved this version for this alias before."""
     _model(request, name, "manage")
-    check_alias(body.alias)
-    registry = _registry(request)
-    registry.get_version(f"{name}/{version}")  # NotFoundError names near ones
-    approval = Approval(
-        name=name,
-        version=version,
-        alias=body.alias,
-        actor=actor(request),
-        comment=body.comment,
-        created_at=utcnow(),
+    approval = _registry(request).approve(
+        name, version, body.alias, comment=body.comment, actor=actor(request)
     )
-    return encode(registry.store.add_approval(approval))
+    return encode(approval)
 
 
 @router.get("/models/{name}/versions/{version}/approvals", summary="Approvals of a version")
@@ -297,7 +226,7 @@ def list_approvals(
     _model(request, name, "read")
     if not _plausible_alias(alias):
         return {"approvals": []}
-    return {"approvals": encode(_store(request).list_approvals(name, version, alias))}
+    return {"approvals": encode(_registry(request).approvals(name, version, alias))}
 
 
 # -- approval policies ----------------------------------------------------------------
@@ -306,13 +235,11 @@ def list_approvals(
 @router.get("/policies/{alias}", summary="Approvals an alias requires (0: no policy)")
 def get_policy(request: Request, alias: str) -> dict[str, Any]:
     authorize(request, "read")
-    check_alias(alias)
-    return {"alias": alias, "required": _store(request).policy(alias)}
+    return {"alias": alias, "required": _registry(request).policy(alias)}
 
 
 @router.put("/policies/{alias}", summary="Require approvals before a version takes an alias")
 def set_policy(request: Request, alias: str, body: PolicyBody) -> dict[str, Any]:
     authorize(request, "manage")
-    check_alias(alias)
-    _store(request).set_policy(alias, body.required, actor=actor(request))
+    _registry(request).set_policy(alias, body.required, actor=actor(request))
     return {"alias": alias, "required": body.required}

@@ -2,10 +2,11 @@
 
 These are the operations of :class:`~driftline.tracking.store.TrackingStore` and
 :class:`~driftline.tracking.store.RunArtifactStore`, so the HTTP backend
-(``tracking/_http.py``) is a thin client of them. Every handler checks its input with
-the rules :class:`~driftline.tracking.TrackingService` applies (keys, names, value
-lengths, the search language), so a server never stores what an embedded workspace
-would refuse, and authorizes the caller on the experiment the request touches.
+(``tracking/_http.py``) is a thin client of them. Every handler translates the wire
+format to a call of the server's :class:`~driftline.tracking.TrackingService`, which
+applies the rules (keys, names, value lengths, run states): they are written once, so a
+server never stores what an embedded workspace would refuse. Handlers authorize the
+caller on the experiment the request touches.
 
 ``POST /batches`` is the logging hot path: a columnar JSON body parsed without a
 Python object per row (see :mod:`driftline.api.tracking`), written in one transaction
@@ -35,22 +36,13 @@ from driftline.api.tracking import (
     RunStatusBody,
     decode_log_batch,
 )
-from driftline.core.artifacts import validate_artifact_path
 from driftline.core.clock import from_ms
-from driftline.core.hashing import parse_digest
-from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError
+from driftline.errors import DriftlineError, NotFoundError
 from driftline.server.deps import Action, authorize, workspace
-from driftline.tracking import (
-    ArtifactEntry,
-    Experiment,
-    LifecycleStage,
-    RunStatus,
-    check_name,
-    validate_key,
-)
+from driftline.tracking import ArtifactEntry, Experiment, LifecycleStage, RunStatus
 from driftline.tracking.search import parse_filter, parse_order_by
-from driftline.tracking.service import MAX_PARAM_LENGTH, MAX_TAG_LENGTH
-from driftline.tracking.store import LogBatch, RunArtifactStore, RunQuery, TrackingStore
+from driftline.tracking.service import TrackingService
+from driftline.tracking.store import LogBatch, RunQuery
 
 router = APIRouter(tags=["tracking"])
 
@@ -89,20 +81,17 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status, media_type="application/json")
 
 
-def _store(request: Request) -> TrackingStore:
-    return workspace(request).tracking.store
-
-
-def _artifacts(request: Request) -> RunArtifactStore:
-    return workspace(request).tracking.artifacts
+def _service(request: Request) -> TrackingService:
+    return workspace(request).tracking
 
 
 def _experiment(request: Request, experiment_id: str, action: Action) -> Experiment:
     """The experiment with this id, after checking the caller may ``action`` it."""
-    found = _store(request).find_experiment(id=experiment_id)
-    if found is None:
+    try:
+        found = _service(request).experiment_by_id(experiment_id)
+    except NotFoundError:
         authorize(request, "read")
-        raise NotFoundError(f"No experiment with id {experiment_id!r}")
+        raise
     authorize(request, action, experiment=found.name)
     return found
 
@@ -114,19 +103,19 @@ def _run_experiments(
     cache: dict[str, str] | None = getattr(request.app.state, "run_experiments", None)
     if cache is None:
         cache = request.app.state.run_experiments = {}
-    store = _store(request)
+    service = _service(request)
     names = {}
     for run_id in run_ids:
         name = cache.get(run_id)
         if name is None:
-            run = store.find_run(run_id)
-            experiment = None if run is None else store.find_experiment(id=run.experiment_id)
-            if experiment is None:
+            try:
+                run = service.get_run(run_id)
+                name = service.experiment_by_id(run.experiment_id).name
+            except NotFoundError:
                 if missing_ok:
                     continue
                 authorize(request, "read")
-                raise NotFoundError(f"No run with id {run_id!r}")
-            name = experiment.name
+                raise NotFoundError(f"No run with id {run_id!r}") from None
             if len(cache) >= _RUN_CACHE_SIZE:
                 cache.clear()
             cache[run_id] = name
@@ -137,16 +126,6 @@ def _run_experiments(
 def _authorize_run(request: Request, run_id: str, action: Action) -> None:
     name = _run_experiments(request, [run_id])[run_id]
     authorize(request, action, experiment=name)
-
-
-def _tags(tags: dict[str, str]) -> dict[str, str]:
-    for key, value in tags.items():
-        validate_key(key, "tag key")
-        if len(value) > MAX_TAG_LENGTH:
-            raise InvalidArgumentError(
-                f"Value of tag {key!r} is longer than {MAX_TAG_LENGTH} characters"
-            )
-    return tags
 
 
 # -- experiments --------------------------------------------------------------------------
@@ -160,10 +139,9 @@ def _tags(tags: dict[str, str]) -> dict[str, str]:
     responses={201: _links("The experiment", "experiment_id", _EXPERIMENT_OPS)},
 )
 def create_experiment(body: ExperimentCreateBody, request: Request) -> Response:
-    name = check_name(body.name, "experiment name")
-    authorize(request, "edit", experiment=name)
-    experiment = _store(request).create_experiment(
-        name=name, description=body.description, tags=_tags(body.tags)
+    authorize(request, "edit", experiment=body.name.strip())
+    experiment = _service(request).create_experiment(
+        body.name, description=body.description, tags=body.tags
     )
     return _json(encode(experiment), 201)
 
@@ -176,8 +154,8 @@ def list_experiments(
     offset: int = Query(0, ge=0, le=2**62),
 ) -> Response:
     authorize(request, "read")
-    items = _store(request).list_experiments(
-        include_deleted=include_deleted, max_results=max_results, offset=offset
+    items = _service(request).experiments_from(
+        offset, include_deleted=include_deleted, max_results=max_results
     )
     return _json({"experiments": [encode(e) for e in items]})
 
@@ -185,7 +163,7 @@ def list_experiments(
 @router.get("/experiments/by-name", summary="The experiment with this name")
 def get_experiment_by_name(request: Request, name: str = Query(max_length=1000)) -> Response:
     authorize(request, "read", experiment=name)
-    found = _store(request).find_experiment(name=name)
+    found = _service(request).experiment_by_name(name)
     if found is None:
         raise NotFoundError(f"No experiment named {name!r}")
     return _json(encode(found))
@@ -208,7 +186,7 @@ def get_experiment(experiment_id: str, request: Request) -> Response:
 def set_experiment_lifecycle(experiment_id: str, body: LifecycleBody, request: Request) -> Response:
     # Deleting or restoring a whole experiment is "manage", as on the MLflow routes.
     experiment = _experiment(request, experiment_id, "manage")
-    updated = _store(request).set_experiment_lifecycle(experiment.id, LifecycleStage(body.stage))
+    updated = _service(request).set_experiment_lifecycle(experiment.id, LifecycleStage(body.stage))
     return _json(encode(updated))
 
 
@@ -224,18 +202,15 @@ def set_experiment_lifecycle(experiment_id: str, body: LifecycleBody, request: R
 )
 def create_run(body: RunCreateBody, request: Request) -> Response:
     experiment = _experiment(request, body.experiment_id, "edit")
-    name = check_name(body.name, "run name")
-    if body.parent_id is not None and _store(request).find_run(body.parent_id) is None:
-        raise NotFoundError(f"No run with id {body.parent_id!r}")
     # With --auth the run belongs to whoever is authenticated, not to whom the client says.
     user = getattr(request.state, "user", None)
-    run = _store(request).create_run(
-        experiment_id=experiment.id,
-        name=name,
+    run = _service(request).start_run(
+        experiment,
+        name=body.name,
         user=body.user if user is None else str(user.name),
         start_time=body.start_time,
         parent_id=body.parent_id,
-        tags=_tags(body.tags),
+        tags=body.tags,
     )
     return _json(encode(run), 201)
 
@@ -244,15 +219,17 @@ def create_run(body: RunCreateBody, request: Request) -> Response:
 def search_runs(body: RunSearchBody, request: Request) -> Response:
     node = parse_filter(body.filter)  # a syntax error is a 400 naming its position
     order = parse_order_by(body.order_by)
-    store = _store(request)
+    service = _service(request)
     if body.experiment_ids is None:
         authorize(request, "read")
     else:
         for experiment_id in set(body.experiment_ids):
-            found = store.find_experiment(id=experiment_id)
-            if found is not None:  # an unknown id just matches no run
-                authorize(request, "read", experiment=found.name)
-    runs = store.search_runs(
+            try:
+                found = service.experiment_by_id(experiment_id)
+            except NotFoundError:  # an unknown id just matches no run
+                continue
+            authorize(request, "read", experiment=found.name)
+    runs = service.query_runs(
         RunQuery(
             experiment_ids=body.experiment_ids,
             filter=node,
@@ -272,10 +249,7 @@ def search_runs(body: RunSearchBody, request: Request) -> Response:
 )
 def get_run(run_id: str, request: Request) -> Response:
     _authorize_run(request, run_id, "read")
-    run = _store(request).find_run(run_id)
-    if run is None:
-        raise NotFoundError(f"No run with id {run_id!r}")
-    return _json(encode(run))
+    return _json(encode(_service(request).get_run(run_id)))
 
 
 @router.post(
@@ -285,7 +259,7 @@ def get_run(run_id: str, request: Request) -> Response:
 )
 def update_run_status(run_id: str, body: RunStatusBody, request: Request) -> Response:
     _authorize_run(request, run_id, "edit")
-    run = _store(request).update_run_status(
+    run = _service(request).update_run_status(
         run_id,
         status=RunStatus(body.status),
         end_time=body.end_time,
@@ -301,7 +275,7 @@ def update_run_status(run_id: str, body: RunStatusBody, request: Request) -> Res
 )
 def set_run_lifecycle(run_id: str, body: LifecycleBody, request: Request) -> Response:
     _authorize_run(request, run_id, "edit")
-    run = _store(request).set_run_lifecycle(run_id, LifecycleStage(body.stage))
+    run = _service(request).set_run_lifecycle(run_id, LifecycleStage(body.stage))
     return _json(encode(run))
 
 
@@ -312,7 +286,8 @@ def set_run_lifecycle(run_id: str, body: LifecycleBody, request: Request) -> Res
 )
 def get_metric_history(run_id: str, request: Request, key: str = Query()) -> Response:
     _authorize_run(request, run_id, "read")
-    points = _store(request).get_metric_history(run_id, key)
+    # _authorize_run found the run: no second lookup.
+    points = _service(request).get_metric_history(run_id, key, run_known=True)
     # Columnar, like batches: a history can be hundreds of thousands of points.
     return _json(
         {
@@ -349,31 +324,17 @@ def _write_batch(request: Request, raw: bytes) -> Response:
     runs: set[str] = set()
     if metrics is not None:
         run_ids, keys, values, steps, stamps = metrics
-        for metric_key in set(keys):
-            validate_key(metric_key, "metric key")
         runs.update(run_ids)
         batch.metrics = list(zip(run_ids, keys, values, steps, stamps, strict=True))
-    for kind, columns, limit in (
-        ("param", params, MAX_PARAM_LENGTH),
-        ("tag", tags, MAX_TAG_LENGTH),
-    ):
-        if columns is None:
-            continue
-        run_ids, keys, texts = columns
-        for text_key in set(keys):
-            validate_key(text_key, f"{kind} key")
-        if texts and max(map(len, texts)) > limit:
-            long_key = next(k for k, v in zip(keys, texts, strict=True) if len(v) > limit)
-            raise InvalidArgumentError(
-                f"Value of {kind} {long_key!r} is longer than {limit} characters"
-            )
-        runs.update(run_ids)
-        setattr(batch, f"{kind}s", list(zip(run_ids, keys, texts, strict=True)))
+    for kind, columns in (("params", params), ("tags", tags)):
+        if columns is not None:
+            runs.update(columns[0])
+            setattr(batch, kind, list(zip(*columns, strict=True)))
     # A retry of a batch that was committed (its answer was lost) writes nothing: if one
     # of its runs was purged since, that is no reason to refuse it, and refusing would make
     # the client re-send the other runs' rows under new keys (written twice).
-    store = _store(request)
-    repeat = bool(key) and getattr(store, "has_receipt", lambda _key: False)(key)
+    service = _service(request)
+    repeat = service.has_receipt(key)
     experiments = _run_experiments(request, sorted(runs), missing_ok=repeat)
     # A heartbeat for a run that does not exist (any more) stamps nothing: drop it.
     alive = _run_experiments(request, sorted(set(heartbeats) - runs), missing_ok=True)
@@ -383,7 +344,7 @@ def _write_batch(request: Request, raw: bytes) -> Response:
     if not (batch or batch.heartbeats):
         return _json({"conflicts": []})
     try:
-        conflicts = store.write_batch(batch)
+        conflicts = service.write_batch(batch)  # checks keys and value lengths
     except Exception as exc:
         if _is_integrity_error(exc):  # a run was purged between the check and the write
             raise NotFoundError(
@@ -415,18 +376,13 @@ def _first_line(exc: Exception) -> str:
 )
 def add_artifacts(run_id: str, body: ArtifactEntriesBody, request: Request) -> Response:
     _authorize_run(request, run_id, "edit")
-    entries = []
-    for item in body.artifacts:
-        parse_digest(item.digest)
-        entries.append(
-            ArtifactEntry(
-                path=validate_artifact_path(item.path),
-                digest=item.digest,
-                size=item.size,
-                created_at=from_ms(item.created_at),
-            )
+    entries = [
+        ArtifactEntry(
+            path=item.path, digest=item.digest, size=item.size, created_at=from_ms(item.created_at)
         )
-    _artifacts(request).add_artifacts(run_id, entries)
+        for item in body.artifacts
+    ]
+    _service(request).add_artifacts(run_id, entries)
     return Response(status_code=204)
 
 
@@ -437,12 +393,11 @@ def add_artifacts(run_id: str, body: ArtifactEntriesBody, request: Request) -> R
 )
 def list_artifacts(run_id: str, request: Request, prefix: str = "") -> Response:
     _authorize_run(request, run_id, "read")
-    clean = validate_artifact_path(prefix).rstrip("/") if prefix else ""
-    entries = _artifacts(request).list_artifacts(run_id, clean)
+    entries = _service(request).list_artifacts(run_id, prefix)
     return _json({"artifacts": [encode(e) for e in entries]})
 
 
 @router.get("/run-artifacts/digests", summary="Every digest a run artifact points to")
 def artifact_digests(request: Request) -> Response:
     authorize(request, "read")
-    return _json({"digests": sorted(_artifacts(request).artifact_digests())})
+    return _json({"digests": sorted(_service(request).referenced_digests())})
