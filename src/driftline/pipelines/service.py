@@ -27,9 +27,10 @@ from driftline.errors import InvalidArgumentError, UserCodeError
 from driftline.pipelines import serializers
 from driftline.pipelines._tracking import TrackingPipelineStore
 from driftline.pipelines.executors import (
-    EXECUTORS,
+    Executor,
     LocalExecutor,
     ProcessExecutor,
+    check_executor,
 )
 from driftline.pipelines.graph import OUTPUT, Graph, StepOutput
 from driftline.pipelines.models import (
@@ -160,33 +161,26 @@ class PipelineService:
         resumed_from: str | None = None,
     ) -> RunResult:
         """Build the DAG, run it, record it (see :meth:`Pipeline.run`)."""
-        if executor not in EXECUTORS:
-            raise InvalidArgumentError(
-                f"Unknown executor {executor!r}; known: {', '.join(EXECUTORS)} "
-                "(Ray comes in a later release)"
-            )
+        check_executor(executor)
         graph = pipeline.graph(**params)
         functions = {name: node.step.fn for name, node in graph.nodes.items()}
-        if executor == "processes":
-            _check_importable(graph)
+        if executor != "local":
+            _check_importable(graph, executor)
         experiment = experiment or pipeline.name
         history = self.store.recent(pipeline.name, CACHE_HISTORY)
         started = now_ms()
         clock = time.perf_counter()
-        run_id = self.store.start_run(
-            pipeline=pipeline.name,
-            module=pipeline.module,
-            experiment=experiment,
-            params=params,
-            tags={"driftline.pipeline.resumed_from": resumed_from} if resumed_from else {},
-        )
-        runner: LocalExecutor | ProcessExecutor = (
-            ProcessExecutor(self.workspace, max_workers)
-            if executor == "processes"
-            else LocalExecutor(self.workspace, functions)
-        )
-        scheduler = Scheduler(self, graph, history, run_id, experiment, force, runner)
+        # The executor first: Ray missing or unreachable fails before a run is recorded.
+        runner = self._executor(executor, functions, max_workers)
         try:
+            run_id = self.store.start_run(
+                pipeline=pipeline.name,
+                module=pipeline.module,
+                experiment=experiment,
+                params=params,
+                tags={"driftline.pipeline.resumed_from": resumed_from} if resumed_from else {},
+            )
+            scheduler = Scheduler(self, graph, history, run_id, experiment, force, runner)
             steps, values, failure = scheduler.run()
         finally:
             runner.close()
@@ -216,6 +210,17 @@ class PipelineService:
             raise error from failure.exception
         return RunResult(record, self.workspace, graph, values)
 
+    def _executor(
+        self, executor: str, functions: Mapping[str, Any], max_workers: int | None
+    ) -> Executor:
+        if executor == "processes":
+            return ProcessExecutor(self.workspace, max_workers)
+        if executor.startswith("ray"):
+            from driftline.pipelines._ray import RayExecutor
+
+            return RayExecutor(self.workspace, executor, max_workers)
+        return LocalExecutor(self.workspace, functions)
+
 
 def _is_json(value: Any) -> bool:
     try:
@@ -225,7 +230,7 @@ def _is_json(value: Any) -> bool:
     return True
 
 
-def _check_importable(graph: Graph) -> None:
+def _check_importable(graph: Graph, executor: str) -> None:
     from driftline.pipelines.executors import import_step
 
     for node in graph.nodes.values():
@@ -243,7 +248,7 @@ def _check_importable(graph: Graph) -> None:
                 problem = f"importing {ref} fails ({exc})"
         if problem:
             raise InvalidArgumentError(
-                f"Step {node.name!r} cannot run with executor='processes': {problem}. Worker "
+                f"Step {node.name!r} cannot run with executor={executor!r}: {problem}. Worker "
                 "processes import step functions by module and name; define the step at the "
                 "top level of an importable module, or use executor='local'"
             )
