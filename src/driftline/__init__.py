@@ -55,12 +55,15 @@ __version__ = "0.1.0"
 
 _LAZY_STAGES = ("data", "models", "monitoring", "pipelines", "registry", "serving")
 # Names that live in a stage, imported with it on first use: ``dl.step`` -> pipelines.
-_LAZY_NAMES = {"pipeline": "pipelines", "step": "pipelines"}
+_LAZY_NAMES = {
+    name: "pipelines"
+    for name in ("pipeline", "step", "tune", "loguniform", "uniform", "intrange", "choice")
+}
 
 
 def __getattr__(name: str) -> Any:
     """Import a stage facade (``dl.data``, ``dl.models``, ``dl.pipelines``, ``dl.registry``)
-    or one of its names (``dl.step``, ``dl.pipeline``) on first use."""
+    or one of its names (``dl.step``, ``dl.pipeline``, ``dl.tune``) on first use."""
     import importlib
 
     if name in _LAZY_STAGES:
@@ -83,6 +86,7 @@ __all__ = [
     "__version__",
     "active_run",
     "autolog",
+    "choice",
     "compare_models",
     "configure",
     "create_experiment",
@@ -94,6 +98,7 @@ __all__ = [
     "get_metric_history",
     "get_run",
     "get_workspace",
+    "intrange",
     "log_artifact",
     "log_artifacts",
     "log_input",
@@ -101,6 +106,7 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "loguniform",
     "models",
     "monitoring",
     "pipeline",
@@ -113,4 +119,6 @@ __all__ = [
     "set_tags",
     "start_run",
     "step",
+    "tune",
+    "uniform",
 ]

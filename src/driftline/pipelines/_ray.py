@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from driftline.settings import Settings
     from driftline.workspace import Workspace
 
-__all__ = ["RayExecutor", "ray_options"]
+__all__ = ["RayExecutor", "ray_options", "worker_workspace"]
 
 # Keys of a step's ``resources`` that are Ray task options; any other key is a custom
 # resource (``{"accelerator_type:T4": 1}``, ``{"trainer": 1}``).
@@ -45,6 +45,17 @@ _OPTION_KEYS = ("num_cpus", "num_gpus", "memory")
 
 _workspaces: dict[str, Workspace] = {}  # in a Ray worker: settings -> open workspace
 _loaded: dict[str, tuple[str, int]] = {}  # in a Ray worker: module -> (file, mtime) run
+
+
+def worker_workspace(settings: Settings) -> Workspace:
+    """In a Ray worker: the workspace of ``settings``, opened once and kept."""
+    key = repr(settings)
+    workspace = _workspaces.get(key)
+    if workspace is None:
+        from driftline.workspace import Workspace
+
+        workspace = _workspaces[key] = Workspace.from_settings(settings)
+    return workspace
 
 
 def ray_options(resources: Mapping[str, float]) -> dict[str, Any]:
@@ -107,12 +118,7 @@ def _run_in_worker(
     for path in reversed(paths):
         if path not in sys.path:
             sys.path.insert(0, path)
-    key = repr(settings)
-    workspace = _workspaces.get(key)
-    if workspace is None:
-        from driftline.workspace import Workspace
-
-        workspace = _workspaces[key] = Workspace.from_settings(settings)
+    workspace = worker_workspace(settings)
     try:
         _fresh(task.ref, source)
         fn = import_step(task.ref)
