@@ -460,7 +460,7 @@ class _Search:
         from driftline.core.ray_cluster import connect, parse_executor
 
         ray = connect(parse_executor(executor))
-        try:  # by value: the workers need not import the objective's module
+        try:  # closures by value; module functions by name (workers get our sys.path)
             payload = ray.cloudpickle.dumps((objective, pruner))
         except Exception as exc:
             raise InvalidArgumentError(
