@@ -164,3 +164,38 @@ def test_trials_run_on_ray(
     ]
     executor = ws.tracking.get_run(best.study_run_id).params["executor"]
     assert executor == "ray"
+
+
+@pytest.mark.postgres
+def test_the_study_shares_the_postgres_database_in_its_own_schema(
+    postgres: Any, open_workspace: Callable[..., Any]
+) -> None:
+    url = postgres.url(postgres.create_database())
+    first = dl.tune(
+        quadratic, SPACE, n_trials=2, seed=1, study_name="shared", workspace=open_workspace(url)
+    )
+    assert first.storage.startswith("schema driftline_optuna of ")
+    # Another client of the same database continues the same study.
+    again = dl.tune(
+        quadratic, SPACE, n_trials=2, seed=2, study_name="shared", workspace=open_workspace(url)
+    )
+    assert again.n_trials == 4
+    with postgres.connect(url.rsplit("/", 1)[1]) as conn:
+        tables = {
+            (schema, name)
+            for schema, name in conn.execute(
+                "SELECT schemaname, tablename FROM pg_tables "
+                "WHERE schemaname IN ('public', 'driftline_optuna')"
+            )
+        }
+        (revision,) = conn.execute(
+            "SELECT version_num FROM public.driftline_schema_version"
+        ).fetchone()
+    # Optuna's tables and its Alembic version table are in its schema only; driftline's
+    # migrations still see their own revision.
+    assert ("driftline_optuna", "trials") in tables
+    assert ("driftline_optuna", "alembic_version") in tables
+    assert ("public", "trials") not in tables
+    assert ("public", "alembic_version") not in tables
+    assert ("public", "runs") in tables
+    assert revision

@@ -38,6 +38,7 @@ RUN_ATTR = "driftline.run_id"  # the trial's run, kept on the Optuna trial
 # Optuna's tables and its own Alembic version table go in this PostgreSQL schema.
 OPTUNA_SCHEMA = "driftline_optuna"
 _DIRECTIONS = ("minimize", "maximize")
+_worker_studies: dict[tuple[str, str], Any] = {}  # in a Ray worker: loaded studies
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,11 +244,14 @@ def _trial_in_worker(
     from driftline.pipelines._ray import worker_workspace
 
     objective, pruner = cloudpickle.loads(payload)
-    study = optuna.load_study(
-        study_name=study_name,
-        storage=optuna.storages.RDBStorage(storage[0], engine_kwargs=storage[1]),
-        pruner=pruner,
-    )
+    key = (storage[0], study_name)
+    study = _worker_studies.get(key)
+    if study is None:  # one storage (one connection pool) per worker and study
+        study = _worker_studies[key] = optuna.load_study(
+            study_name=study_name,
+            storage=optuna.storages.RDBStorage(storage[0], engine_kwargs=storage[1]),
+        )
+    study.pruner = pruner or optuna.pruners.NopPruner()
     optuna_trial = optuna.trial.Trial(study, trial_id)
     return _run_trial(objective, optuna_trial, params, run, worker_workspace(settings))
 
@@ -324,35 +328,37 @@ def tune(
             "Trials on Ray need a study other processes can open; this workspace is an "
             "in-memory database. Use a SQLite file or PostgreSQL, or pass storage="
         )
-    study = optuna.create_study(
-        study_name=name,
-        storage=None
-        if url is None
-        else optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs),
-        direction=direction,
-        sampler=sampler or optuna.samplers.TPESampler(seed=seed),
-        pruner=pruner or optuna.pruners.NopPruner(),
-        load_if_exists=True,
-    )
-    if study.direction.name.lower() != direction:
-        raise InvalidArgumentError(
-            f"Study {name!r} exists and is set to {study.direction.name.lower()}; "
-            f"use direction={study.direction.name.lower()!r} or another study_name"
-        )
-    search = _Search(workspace, study, dimensions, name, experiment or name)
-    search.start(n_trials, where, executor)
+    rdb = None if url is None else optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     try:
-        if executor is None:
-            search.run_here(objective, n_trials)
-        else:
-            search.run_on_ray(
-                objective, n_trials, executor, (cast(str, url), engine_kwargs), max_parallel, pruner
+        study = optuna.create_study(
+            study_name=name,
+            storage=rdb,
+            direction=direction,
+            sampler=sampler or optuna.samplers.TPESampler(seed=seed),
+            pruner=pruner or optuna.pruners.NopPruner(),
+            load_if_exists=True,
+        )
+        if study.direction.name.lower() != direction:
+            raise InvalidArgumentError(
+                f"Study {name!r} exists and is set to {study.direction.name.lower()}; "
+                f"use direction={study.direction.name.lower()!r} or another study_name"
             )
-    except BaseException:
-        search.end(ok=False)
-        raise
-    search.end(ok=True)
-    return search.result(where)
+        search = _Search(workspace, study, dimensions, name, experiment or name)
+        search.start(n_trials, where, executor)
+        try:
+            if executor is None:
+                search.run_here(objective, n_trials)
+            else:
+                storage_args = (cast(str, url), engine_kwargs)
+                search.run_on_ray(objective, n_trials, executor, storage_args, max_parallel, pruner)
+        except BaseException:
+            search.end(ok=False)
+            raise
+        search.end(ok=True)
+        return search.result(where)
+    finally:
+        if rdb is not None:  # the study is stored; release its connections
+            rdb.engine.dispose()
 
 
 class _Search:

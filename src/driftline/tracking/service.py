@@ -7,6 +7,7 @@ written before each call returns (synchronous mode, for tests and debugging).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
@@ -239,7 +240,7 @@ class TrackingService:
         if clean_params:
             self.log_batch(run.id, params=clean_params)
             self.flush()
-        return run
+        return dataclasses.replace(run, params=dict(sorted(clean_params.items())))
 
     def finish_child_run(
         self, run_id: str, status: RunStatus, artifacts: Sequence[ArtifactEntry] = ()
