@@ -56,7 +56,8 @@ def _chunks(workspace: Any, source: str, chunk_rows: int) -> tuple[Iterator[Any]
     return iter(table.to_batches(max_chunksize=chunk_rows)), table.num_rows, record
 
 
-def _output_table(batch: Any, predictions: Any) -> Any:
+def output_table(batch: Any, predictions: Any) -> Any:
+    """The scored table: the input columns, then the predictions' (see the module doc)."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
@@ -124,7 +125,7 @@ def score(
         def predicted() -> Iterator[Any]:
             for batch in batches:
                 if batch.num_rows:
-                    yield _output_table(batch, loaded.predict(batch.to_pandas()))
+                    yield output_table(batch, loaded.predict(batch.to_pandas()))
 
     else:
         tables, total, dataset = _on_ray(
@@ -175,23 +176,6 @@ def score(
     )
 
 
-class _RayScorer:
-    """A Ray Data actor: loads the model once, then scores each batch it is given."""
-
-    def __init__(self, settings: Any, ref: str) -> None:
-        from driftline.models import ModelCache
-        from driftline.serving.service import load_version, resolve_target
-        from driftline.workspace import Workspace
-
-        workspace = Workspace.from_settings(settings)
-        version = resolve_target(workspace.registry, ModelTarget.parse(ref))
-        self.loaded = load_version(workspace.registry, ModelCache.of(settings), version)
-        workspace.close()
-
-    def __call__(self, table: Any) -> Any:
-        return _output_table(table, self.loaded.predict(table.to_pandas()))
-
-
 def _on_ray(
     workspace: Any,
     source: str,
@@ -235,8 +219,10 @@ def _on_ray(
     # every CPU starves them, and the scoring waits forever.
     cpus = int(ray.cluster_resources().get("CPU", 1))
     actors = max(1, max_workers or cpus - 1)
+    from driftline.serving.ray_worker import RayScorer
+
     scored = data.map_batches(
-        _RayScorer,
+        RayScorer,
         fn_constructor_args=(workspace.settings, ref),
         batch_size=chunk_rows,
         batch_format="pyarrow",
