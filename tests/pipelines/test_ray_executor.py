@@ -153,3 +153,13 @@ def test_unknown_executors_and_resources_are_refused(ws: Any) -> None:
         tiny.run(executor="dask")
     with pytest.raises(InvalidArgumentError, match="Invalid resource 'num_cpus': -1"):
         dl.step(resources={"num_cpus": -1})
+
+
+def test_a_step_asking_a_local_ray_for_too_much_is_refused(
+    ray_local: Any, ws: Any, write_module: Callable[..., ModuleType]
+) -> None:
+    greedy = FORK.replace('resources={"num_cpus": 1}', 'resources={"num_cpus": 8}')
+    module = write_module("steps_ray_greedy", greedy.replace("ray_fork", "ray_greedy"))
+    with pytest.raises(InvalidArgumentError, match="'branch' asks for CPU=8, and the local Ray"):
+        module.ray_greedy.run(executor="ray")
+    assert ws.tracking.search_runs().items == []

@@ -152,6 +152,8 @@ class RayExecutor:
                 "in-memory SQLite database. Use a SQLite file, PostgreSQL or a server"
             )
         self.ray = connect(address, num_cpus=max_workers)
+        # A local Ray never grows: a step asking for more than it has would wait forever.
+        self.fixed = address is None and not os.environ.get("RAY_ADDRESS")
         self.settings = workspace.settings
         cpus = int(self.ray.cluster_resources().get("CPU", 1))
         self.size = max(1, max_workers or cpus)
@@ -162,6 +164,29 @@ class RayExecutor:
     def free(self) -> int:
         """How many tasks can start now."""
         return self.size - len(self.running)
+
+    def check_resources(self, steps: Mapping[str, Mapping[str, float]]) -> None:
+        """Refuse, before anything runs, a step that asks a local Ray for more than it has.
+
+        A cluster may autoscale, so there Ray's own scheduler decides (it waits and warns).
+        """
+        if not self.fixed:
+            return
+        totals = self.ray.cluster_resources()
+        names = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
+        for step, resources in steps.items():
+            options = ray_options(resources)
+            wanted = {names[k]: float(options[k]) for k in names if k in options}
+            wanted.update(options.get("resources", {}))
+            for key, amount in wanted.items():
+                have = float(totals.get(key, 0))
+                if amount > have:
+                    raise InvalidArgumentError(
+                        f"Step {step!r} asks for {key}={amount:g}, and the local Ray has "
+                        f"{have:g} in all, so it would wait forever. Lower the step's "
+                        "resources, start Ray with more (ray.init(num_cpus=..., "
+                        "resources={...})), or run it on a cluster that has them"
+                    )
 
     def start(self, task: Task) -> None:
         """Submit a task with its step's resources."""

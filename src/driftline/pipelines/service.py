@@ -163,7 +163,6 @@ class PipelineService:
         """Build the DAG, run it, record it (see :meth:`Pipeline.run`)."""
         check_executor(executor)
         graph = pipeline.graph(**params)
-        functions = {name: node.step.fn for name, node in graph.nodes.items()}
         if executor != "local":
             _check_importable(graph, executor)
         experiment = experiment or pipeline.name
@@ -171,7 +170,7 @@ class PipelineService:
         started = now_ms()
         clock = time.perf_counter()
         # The executor first: Ray missing or unreachable fails before a run is recorded.
-        runner = self._executor(executor, functions, max_workers)
+        runner = self._executor(executor, graph, max_workers)
         try:
             run_id = self.store.start_run(
                 pipeline=pipeline.name,
@@ -210,15 +209,18 @@ class PipelineService:
             raise error from failure.exception
         return RunResult(record, self.workspace, graph, values)
 
-    def _executor(
-        self, executor: str, functions: Mapping[str, Any], max_workers: int | None
-    ) -> Executor:
+    def _executor(self, executor: str, graph: Graph, max_workers: int | None) -> Executor:
         if executor == "processes":
             return ProcessExecutor(self.workspace, max_workers)
         if executor.startswith("ray"):
             from driftline.pipelines._ray import RayExecutor
 
-            return RayExecutor(self.workspace, executor, max_workers)
+            runner = RayExecutor(self.workspace, executor, max_workers)
+            runner.check_resources(
+                {name: node.step.options.resources for name, node in graph.nodes.items()}
+            )
+            return runner
+        functions = {name: node.step.fn for name, node in graph.nodes.items()}
         return LocalExecutor(self.workspace, functions)
 
 
