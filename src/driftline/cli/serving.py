@@ -106,6 +106,11 @@ def predict(
     experiment: str = typer.Option(
         "batch-scoring", "--experiment", "-e", help="The experiment of the scoring run."
     ),
+    executor: str = typer.Option(
+        "local",
+        "--executor",
+        help="local, ray (Ray Data on a local Ray or RAY_ADDRESS) or ray://HOST:PORT.",
+    ),
     json: bool = JsonOption,
 ) -> None:
     """Batch-score a dataset version or a file with a registered model, recorded as a run."""
@@ -115,7 +120,10 @@ def predict(
     state: CliState = ctx.find_root().obj
     dl.configure(**state.overrides, async_logging=False)
     if json or not console.is_terminal:
-        result = score(model, input_, output, chunk_rows=chunk_rows, experiment=experiment)
+        result = score(
+            model, input_, output, chunk_rows=chunk_rows, experiment=experiment,
+            executor=executor,
+        )  # fmt: skip
     else:
         from rich.progress import Progress
 
@@ -127,7 +135,7 @@ def predict(
 
             result = score(
                 model, input_, output, chunk_rows=chunk_rows, experiment=experiment,
-                progress=advance,
+                progress=advance, executor=executor,
             )  # fmt: skip
     if json:
         print_json(result.to_dict())

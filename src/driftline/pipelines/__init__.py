@@ -12,6 +12,7 @@ Example:
     >>> run = churn_training.run(C=0.5)                      # doctest: +SKIP
     >>> run = churn_training.run(executor="processes")       # doctest: +SKIP
     >>> {s.name: s.cache.reason for s in run.record.steps}   # doctest: +SKIP
+    >>> best = dl.tune(objective, {"C": dl.loguniform(1e-3, 10)}, n_trials=50)  # doctest: +SKIP
 
 A pipeline run is a tracking run and each executed step a nested run; see
 :mod:`driftline.pipelines.service` for the cache key and :mod:`~.store` for how runs
@@ -40,7 +41,9 @@ from driftline.pipelines.models import (
     StepStatus,
 )
 from driftline.pipelines.pipeline import Pipeline, get_pipeline, list_pipelines, pipeline
+from driftline.pipelines.space import choice, intrange, loguniform, uniform
 from driftline.pipelines.step import Step, StepOptions, step
+from driftline.pipelines.tuning import Trial, TuneResult, tune
 
 if TYPE_CHECKING:
     from driftline.pipelines.records import Firing, Schedule, Trigger
@@ -56,19 +59,26 @@ __all__ = [
     "StepOptions",
     "StepRun",
     "StepStatus",
+    "Trial",
+    "TuneResult",
+    "choice",
     "fire",
     "fire_trigger",
     "get_pipeline",
     "get_run",
+    "intrange",
     "list_pipelines",
     "list_runs",
     "list_schedules",
     "list_triggers",
+    "loguniform",
     "pipeline",
     "resume",
     "schedule",
     "step",
     "trigger",
+    "tune",
+    "uniform",
 ]
 
 

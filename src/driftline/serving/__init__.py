@@ -97,15 +97,25 @@ def score(
     chunk_rows: int = 50_000,
     experiment: str = "batch-scoring",
     progress: Progress | None = None,
+    executor: str = "local",
+    max_workers: int | None = None,
 ) -> ScoringResult:
-    """Batch-score a dataset version or a file into Parquet, recorded as a run.
+    """Batch-score a dataset version or a file into Parquet, recorded as a run;
+    ``executor="ray"`` scores on Ray Data.
 
     See :func:`driftline.serving.batch.score`.
     """
     from driftline.serving.batch import score as run
 
     return run(
-        model, source, output, chunk_rows=chunk_rows, experiment=experiment, progress=progress
+        model,
+        source,
+        output,
+        chunk_rows=chunk_rows,
+        experiment=experiment,
+        progress=progress,
+        executor=executor,
+        max_workers=max_workers,
     )
 
 

@@ -7,6 +7,7 @@ written before each call returns (synchronous mode, for tests and debugging).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
@@ -30,7 +31,13 @@ from driftline.tracking.models import (
 )
 from driftline.tracking.names import generate_run_name
 from driftline.tracking.search import parse_filter, parse_order_by
-from driftline.tracking.store import LogBatch, RunArtifactStore, RunQuery, TrackingStore
+from driftline.tracking.store import (
+    ChildRuns,
+    LogBatch,
+    RunArtifactStore,
+    RunQuery,
+    TrackingStore,
+)
 from driftline.tracking.writer import BatchWriter
 
 __all__ = ["TrackingService", "as_step", "metric_value", "render_value", "validate_key"]
@@ -185,6 +192,74 @@ class TrackingService:
             parent_id=parent_id,
             tags=clean_tags,
         )
+
+    def start_child_run(
+        self,
+        experiment_id: str,
+        *,
+        parent_id: str,
+        name: str,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """Start a RUNNING nested run with its tags and params, in one transaction.
+
+        For callers that start many short runs under one parent they already checked
+        (a pipeline's steps): the experiment is given by id and the parent is not read
+        again. Stores without the ``child_runs`` capability take the general calls.
+        """
+        clean_tags = {
+            validate_key(k, "tag key"): _text(v, MAX_TAG_LENGTH, "tag", k)
+            for k, v in (tags or {}).items()
+        }
+        clean_params = {
+            validate_key(k, "param key"): _text(v, MAX_PARAM_LENGTH, "param", k)
+            for k, v in (params or {}).items()
+        }
+        name = check_name(name, "run name")
+        if "child_runs" in self.store.capabilities and isinstance(self.store, ChildRuns):
+            run = self.store.start_child_run(
+                experiment_id=experiment_id,
+                name=name,
+                user=self.user,
+                start_time=now_ms(),
+                parent_id=parent_id,
+                tags=clean_tags,
+                params=clean_params,
+            )
+            self._known_runs.add(run.id)
+            return run
+        run = self.store.create_run(
+            experiment_id=experiment_id,
+            name=name,
+            user=self.user,
+            start_time=now_ms(),
+            parent_id=parent_id,
+            tags=clean_tags,
+        )
+        if clean_params:
+            self.log_batch(run.id, params=clean_params)
+            self.flush()
+        return dataclasses.replace(run, params=dict(sorted(clean_params.items())))
+
+    def finish_child_run(
+        self, run_id: str, status: RunStatus, artifacts: Sequence[ArtifactEntry] = ()
+    ) -> None:
+        """Record ``artifacts`` and end a run started by :meth:`start_child_run`.
+
+        Unlike :meth:`end_run` it does not flush the background writer: the caller has
+        flushed what the run logged (a pipeline step flushes when its function returns).
+        """
+        status = RunStatus(status)
+        if status is RunStatus.RUNNING:
+            raise InvalidArgumentError("A run ends FINISHED, FAILED or KILLED")
+        if "child_runs" in self.store.capabilities and isinstance(self.store, ChildRuns):
+            self.store.finish_child_run(
+                run_id, status=status, end_time=now_ms(), artifacts=list(artifacts)
+            )
+            return
+        self.artifacts.add_artifacts(run_id, list(artifacts))
+        self.end_run(run_id, status)
 
     def get_run(self, run_id: str) -> Run:
         """A run by id; ``NotFoundError`` if there is none."""

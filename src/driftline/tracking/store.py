@@ -21,6 +21,7 @@ from driftline.tracking.models import (
 from driftline.tracking.search import Node, OrderBy
 
 __all__ = [
+    "ChildRuns",
     "ConditionalArtifacts",
     "LogBatch",
     "MetricRow",
@@ -169,4 +170,35 @@ class ConditionalArtifacts(Protocol):
     def replace_artifact(self, run_id: str, entry: ArtifactEntry, *, expected: str | None) -> bool:
         """Point ``entry.path`` at ``entry``'s content if it now points at the digest
         ``expected`` (``None``: if the path is not logged yet); whether it did."""
+        ...
+
+
+@runtime_checkable
+class ChildRuns(Protocol):
+    """An optional feature of a :class:`TrackingStore` (capability ``"child_runs"``):
+    a nested run started, or finished, in one transaction.
+
+    Pipelines start and end a nested run per step; through the general calls that is
+    four transactions and three read-backs of the whole run, most of a trivial step's
+    cost. The database stores have it; the HTTP client falls back to the general calls.
+    """
+
+    def start_child_run(
+        self,
+        *,
+        experiment_id: str,
+        name: str,
+        user: str,
+        start_time: int,
+        parent_id: str,
+        tags: dict[str, str],
+        params: dict[str, str],
+    ) -> Run:
+        """Insert a RUNNING run with its tags and params; the run as inserted (no read-back)."""
+        ...
+
+    def finish_child_run(
+        self, run_id: str, *, status: RunStatus, end_time: int, artifacts: Sequence[ArtifactEntry]
+    ) -> None:
+        """Record ``artifacts`` and move the run from RUNNING to ``status``."""
         ...
