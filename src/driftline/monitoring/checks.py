@@ -5,8 +5,8 @@ its name; a monitor lists the names it runs. Adding a check is one entry::
 
     CHECKS["quality"] = CheckSpec("quality", quality_check, "missing rates, new categories")
 
-where ``quality_check`` reads what it needs from the context (the decoded inputs, the
-predictions, the request ids to join labels on, the reference, the monitoring service)
+where ``quality_check`` reads what it needs from the context (the window's input and
+prediction columns, the request ids to join labels on, the reference, the monitoring service)
 and returns a :class:`CheckResult`: a status, a severity when it alerts, a one-line
 message, the figures to keep as a time series and the details a report plots.
 """
@@ -22,7 +22,6 @@ from driftline.errors import InvalidArgumentError, NotFoundError
 from driftline.monitoring.monitor_models import Monitor, finite
 
 if TYPE_CHECKING:
-    import pandas as pd
     import pyarrow as pa
 
     from driftline.monitoring.models import DriftThresholds, Reference
@@ -53,48 +52,57 @@ class CheckResult:
 
 
 class CheckContext:
-    """One window of a deployment's prediction log, as the checks see it.
+    """One window of a deployment's traffic, as the checks see it.
 
-    The log is read once; the decoded inputs and the reference are computed on first use
-    and shared by every check of the run.
+    The window is read once, one row per predicted row with the inputs and predictions
+    as columns (see :mod:`._traffic`: successful requests only, shadow copies left out);
+    the reference is resolved on first use and shared by every check of the run.
     """
 
     def __init__(
         self,
         monitor: Monitor,
-        log: pa.Table,
+        rows: pa.Table,
         window_start: datetime,
         window_end: datetime,
         service: MonitoringService,
         resolve_reference: Callable[[CheckContext], Reference],
     ) -> None:
         self.monitor = monitor
-        self.log = log  # the window's rows, every column of the prediction-log schema
+        self.rows = rows  # the window's flattened traffic
         self.window_start = window_start
         self.window_end = window_end
         self.service = service
         self._resolve_reference = resolve_reference
-        self._inputs: pd.DataFrame | None = None
         self._reference: Reference | None = None
 
     @property
-    def served(self) -> pa.Table:
-        """The rows answered successfully (status < 400, inputs logged)."""
+    def requests(self) -> int:
+        """How many requests the window's rows come from."""
         import pyarrow.compute as pc
 
-        ok = pc.and_(pc.less(self.log["status"], 400), pc.is_valid(self.log["inputs"]))
-        return self.log.filter(ok)
+        if self.rows.num_rows == 0:
+            return 0
+        return len(pc.unique(self.rows["request_id"]))
 
     @property
-    def inputs(self) -> pd.DataFrame:
-        """The served requests' input rows as one frame (a request of n rows gives n)."""
-        if self._inputs is None:
-            self._inputs = decode_inputs(self.served.column("inputs").to_pylist())
-        return self._inputs
+    def inputs(self) -> pa.Table:
+        """The input columns of the window's rows (a request of n rows gives n)."""
+        from driftline.monitoring._traffic import META, is_prediction
+
+        keep = [c for c in self.rows.column_names if c not in META and not is_prediction(c)]
+        return self.rows.select(keep)
+
+    @property
+    def predictions(self) -> pa.Table:
+        """The prediction columns of the window's rows."""
+        from driftline.monitoring._traffic import is_prediction
+
+        return self.rows.select([c for c in self.rows.column_names if is_prediction(c)])
 
     @property
     def reference(self) -> Reference:
-        """The reference the inputs are compared with (fitted once, stored, reused)."""
+        """The reference the window is compared with (fitted once, stored, reused)."""
         if self._reference is None:
             self._reference = self._resolve_reference(self)
         return self._reference
@@ -105,38 +113,6 @@ class CheckContext:
         from driftline.monitoring import _thresholds
 
         return _thresholds(self.monitor.thresholds)
-
-
-def decode_inputs(rows: list[str | None]) -> pd.DataFrame:
-    """Concatenate prediction-log ``inputs`` (JSON ``{column: [values]}``) into a frame.
-
-    Requests that sent tensors rather than tables are skipped (there are no columns to
-    compare); a column a request lacks is missing (null) for its rows.
-    """
-    import orjson
-    import pandas as pd
-
-    columns: dict[str, list[Any]] = {}
-    total = 0
-    for text in rows:
-        if text is None:
-            continue
-        value = orjson.loads(text)
-        if not isinstance(value, dict) or not value:
-            continue
-        lengths = {len(v) if isinstance(v, list) else -1 for v in value.values()}
-        if len(lengths) != 1 or -1 in lengths:
-            continue
-        n = lengths.pop()
-        for name, values in value.items():
-            if name not in columns:
-                columns[name] = [None] * total
-            columns[name].extend(values)
-        total += n
-        for values in columns.values():
-            if len(values) < total:
-                values.extend([None] * (total - len(values)))
-    return pd.DataFrame({name: pd.Series(values) for name, values in columns.items()})
 
 
 def drift_check(ctx: CheckContext) -> CheckResult:
@@ -152,7 +128,7 @@ def drift_check(ctx: CheckContext) -> CheckResult:
 
     thresholds = ctx.thresholds or DriftThresholds()
     frame = ctx.inputs
-    rows = len(frame)
+    rows = frame.num_rows
     if rows < thresholds.min_rows:
         return CheckResult(
             status="insufficient_data",
@@ -161,11 +137,11 @@ def drift_check(ctx: CheckContext) -> CheckResult:
             summary={"rows": rows},
         )
     reference = ctx.reference
-    shared = [c for c in reference.columns if c in frame.columns]
+    shared = [c for c in reference.columns if c in frame.column_names]
     if not shared:
         raise InvalidArgumentError(
             f"No input column of deployment {ctx.monitor.deployment!r} "
-            f"({', '.join(map(str, frame.columns))}) is in its reference "
+            f"({', '.join(frame.column_names)}) is in its reference "
             f"({reference.source}: {', '.join(reference.columns)}); give the monitor the "
             "reference of the model's inputs (reference=...)"
         )
@@ -259,8 +235,6 @@ def get_check(name: str) -> CheckSpec:
 def lineage_reference(ctx: CheckContext) -> Reference:
     """The reference fitted on the training data of the model version that served the
     newest request of the window (recorded by lineage), or the monitor's own reference."""
-    import pyarrow.compute as pc
-
     service = ctx.service
     named = ctx.monitor.reference
     if named is not None:
@@ -268,12 +242,17 @@ def lineage_reference(ctx: CheckContext) -> Reference:
         if store is not None and store.find_reference(named) is not None:
             return service.get_reference(named)
         return service.fit_reference(named)[1]
-    log = ctx.served if ctx.served.num_rows else ctx.log
-    if log.num_rows == 0:
+    from driftline.monitoring._traffic import newest_model
+
+    root = service.log_root
+    found = (
+        None
+        if root is None
+        else newest_model(root, ctx.monitor.deployment, ctx.window_start, ctx.window_end)
+    )
+    if found is None:
         raise NotFoundError(f"No request of deployment {ctx.monitor.deployment!r} to compare")
-    newest = int(pc.index(log["time"], pc.max(log["time"])).as_py())
-    model = str(log["model"][newest].as_py())
-    version = int(log["model_version"][newest].as_py())
+    model, version = found
     training = service.training_data(model, version)
     if training is None:
         raise NotFoundError(

@@ -226,7 +226,7 @@ class Evaluation:
     window_start: datetime
     window_end: datetime
     status: str
-    rows: int
+    rows: int  # requests answered successfully in the window
     checks: tuple[CheckOutcome, ...]
     created_at: datetime
     figures: tuple[Figure, ...] = ()

@@ -1,6 +1,7 @@
 """The rules of monitors: create them, run their checks on a window, raise and deliver alerts.
 
-A run reads the window ``[at - window, at)`` of the deployment's prediction log once, runs
+A run reads the window ``[at - window, at)`` of the deployment's traffic once (one row per
+predicted row, see :meth:`.service.MonitoringService.traffic`), runs
 each check of the monitor (see :mod:`.checks`) on it, and stores one evaluation with
 every figure the checks produced (a queryable time series). A check in ``alert`` state
 raises an alert, unless the same monitor, check and severity raised one within the
@@ -158,7 +159,7 @@ class MonitorService:
 
     def deployments(self) -> list[str]:
         """Deployments that have a prediction log, by name."""
-        from driftline.monitoring._predlog import deployments
+        from driftline.monitoring._traffic import deployments
 
         return deployments(self.prediction_root)
 
@@ -167,13 +168,12 @@ class MonitorService:
     def run(self, name: str, *, at: datetime | None = None) -> MonitorRun:
         """Evaluate the window ending at ``at`` (default now), raise and deliver alerts."""
         from driftline.core.ids import new_id
-        from driftline.monitoring._predlog import read_window
 
         monitor = self.get(name)
         end = _now() if at is None else from_ms(to_ms(_check_time(at)))
         start = end - timedelta(seconds=monitor.window_seconds)
-        table = read_window(self.prediction_root, monitor.deployment, start, end)
-        ctx = CheckContext(monitor, table, start, end, self.monitoring, lineage_reference)
+        rows = self.monitoring.traffic(monitor.deployment, start, end)
+        ctx = CheckContext(monitor, rows, start, end, self.monitoring, lineage_reference)
         evaluation_id = new_id()
         outcomes: list[CheckOutcome] = []
         figures: list[Figure] = []
@@ -208,7 +208,7 @@ class MonitorService:
             window_start=start,
             window_end=end,
             status=_status(outcomes),
-            rows=table.num_rows,
+            rows=ctx.requests,
             checks=tuple(outcomes),
             created_at=_now(),
             figures=tuple(sorted(figures, key=lambda f: f.order)),
