@@ -3,9 +3,9 @@
 A check is a function ``(CheckContext) -> CheckResult`` registered in :data:`CHECKS` under
 its name; a monitor lists the names it runs. Adding a check is one entry::
 
-    CHECKS["quality"] = CheckSpec("quality", quality_check, "missing rates, new categories")
+    CHECKS["latency"] = CheckSpec("latency", latency_check, "slow requests")
 
-where ``quality_check`` reads what it needs from the context (the window's input and
+where ``latency_check`` reads what it needs from the context (the window's input and
 prediction columns, the request ids to join labels on, the reference, the monitoring service)
 and returns a :class:`CheckResult`: a status, a severity when it alerts, a one-line
 message, the figures to keep as a time series and the details a report plots.
@@ -13,7 +13,7 @@ message, the figures to keep as a time series and the details a report plots.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,8 @@ from driftline.monitoring.monitor_models import Monitor, finite
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from driftline.monitoring.models import DriftThresholds, Reference
+    from driftline.monitoring.models import DriftThresholds, PerformanceWindow, Reference
+    from driftline.monitoring.quality import QualityThresholds
     from driftline.monitoring.service import MonitoringService
 
 __all__ = ["CHECKS", "CheckContext", "CheckResult", "CheckSpec", "get_check", "known_checks"]
@@ -110,34 +111,134 @@ class CheckContext:
     @property
     def thresholds(self) -> DriftThresholds | None:
         """The monitor's drift thresholds, or None for the defaults."""
-        from driftline.monitoring import _thresholds
+        return monitor_thresholds(self.monitor.thresholds).drift
 
-        return _thresholds(self.monitor.thresholds)
+    @property
+    def limits(self) -> MonitorThresholds:
+        """Every section of the monitor's thresholds (drift, quality, performance)."""
+        return monitor_thresholds(self.monitor.thresholds)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PerformanceThreshold:
+    """When the ``performance`` check alerts: ``metric`` (e.g. ``roc_auc``) below
+    ``below``. ``min_labels`` labelled rows are needed to score a window."""
+
+    metric: str | None = None
+    below: float | None = None
+    min_labels: int = 100
+    severity: str = "warning"
+
+    def __post_init__(self) -> None:
+        if (self.metric is None) != (self.below is None):
+            raise InvalidArgumentError(
+                "thresholds.performance needs both metric and below, e.g. "
+                "{'performance': {'metric': 'roc_auc', 'below': 0.8}}"
+            )
+        if self.below is not None and (
+            isinstance(self.below, bool) or not isinstance(self.below, int | float)
+        ):
+            raise InvalidArgumentError(
+                f"thresholds.performance.below must be a number, got {self.below!r}"
+            )
+        if self.metric is not None and not isinstance(self.metric, str):
+            raise InvalidArgumentError(
+                f"thresholds.performance.metric must be a metric name, got {self.metric!r}"
+            )
+        if isinstance(self.min_labels, bool) or not isinstance(self.min_labels, int):
+            raise InvalidArgumentError(
+                f"thresholds.performance.min_labels must be an integer, got {self.min_labels!r}"
+            )
+        if self.min_labels < 1:
+            raise InvalidArgumentError("thresholds.performance.min_labels must be at least 1")
+        if self.severity not in ("warning", "critical"):
+            raise InvalidArgumentError(
+                f"thresholds.performance.severity must be 'warning' or 'critical', "
+                f"got {self.severity!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorThresholds:
+    """A monitor's ``thresholds``, by the check they apply to."""
+
+    drift: DriftThresholds | None
+    quality: QualityThresholds | None
+    performance: PerformanceThreshold | None
+
+
+def monitor_thresholds(value: Mapping[str, Any] | None) -> MonitorThresholds:
+    """Read a monitor's ``thresholds``: the fields of :class:`DriftThresholds`, plus
+    optional ``quality`` (fields of :class:`QualityThresholds`) and ``performance``
+    (fields of :class:`PerformanceThreshold`) sections, e.g.
+    ``{"psi": 0.25, "performance": {"metric": "roc_auc", "below": 0.8}}``.
+
+    Raises:
+        InvalidArgumentError: An unknown or invalid threshold (named).
+    """
+    from driftline.monitoring import _thresholds
+    from driftline.monitoring.quality import QualityThresholds
+
+    if value is None:
+        return MonitorThresholds(None, None, None)
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError("thresholds must be a dict of DriftThresholds fields")
+    rest = {k: v for k, v in value.items() if k not in ("quality", "performance")}
+    sections: dict[str, Any] = {}
+    for key, kind in (("quality", QualityThresholds), ("performance", PerformanceThreshold)):
+        spec = value.get(key)
+        if spec is None:
+            sections[key] = None
+            continue
+        if not isinstance(spec, Mapping):
+            raise InvalidArgumentError(f"thresholds.{key} must be a dict of {kind.__name__} fields")
+        try:
+            sections[key] = kind(**spec)
+        except TypeError as exc:
+            raise InvalidArgumentError(f"Unknown threshold in thresholds.{key}: {exc}") from None
+    return MonitorThresholds(_thresholds(rest) if rest else None, **sections)
 
 
 def drift_check(ctx: CheckContext) -> CheckResult:
-    """Drift of the served inputs against the deployment model's reference.
+    """Drift of the window's inputs against the reference.
 
     Alerts ``critical`` on dataset drift, ``warning`` when some columns drift but not
     enough for dataset drift. Figures: ``rows``, ``drift_share``, ``drifted_columns`` for
     the dataset; ``score``, ``psi``, ``p_adjusted``, ``drifted`` per column.
     """
+    return _drift(ctx, ctx.inputs, "input")
+
+
+def prediction_drift_check(ctx: CheckContext) -> CheckResult:
+    """Drift of the window's predictions (``prediction``, ``prediction_0``, ...) against a
+    reference that holds them: one fitted on a period of traffic
+    (``fit_traffic_reference``). Figures and severities as for :func:`drift_check`."""
+    return _drift(ctx, ctx.predictions, "prediction")
+
+
+def _drift(ctx: CheckContext, frame: pa.Table, what: str) -> CheckResult:
     from driftline.monitoring._frames import Source
     from driftline.monitoring.drift import compare
     from driftline.monitoring.models import DriftThresholds
 
     thresholds = ctx.thresholds or DriftThresholds()
-    frame = ctx.inputs
     rows = frame.num_rows
     if rows < thresholds.min_rows:
         return CheckResult(
             status="insufficient_data",
-            message=f"{rows} input rows in the window, fewer than {thresholds.min_rows}",
+            message=f"{rows} rows in the window, fewer than {thresholds.min_rows}",
             figures=[(None, "rows", float(rows))],
             summary={"rows": rows},
         )
     reference = ctx.reference
     shared = [c for c in reference.columns if c in frame.column_names]
+    if not shared and what == "prediction":
+        raise InvalidArgumentError(
+            f"The reference {reference.source!r} has no prediction column "
+            f"({', '.join(frame.column_names) or 'none logged'}); fit one on a period of "
+            f"the deployment's traffic, dl.monitoring.fit_traffic_reference("
+            f"{ctx.monitor.deployment!r}, since='7d'), and name it in the monitor's reference"
+        )
     if not shared:
         raise InvalidArgumentError(
             f"No input column of deployment {ctx.monitor.deployment!r} "
@@ -171,6 +272,7 @@ def drift_check(ctx: CheckContext) -> CheckResult:
         "reference": reference.source,
     }
     scored = [c for c in report.columns.values() if c.status == "ok"]
+    label = "dataset drift" if what == "input" else "prediction drift"
     if not scored:
         status, severity = "insufficient_data", None
         message = "no column could be scored: " + ", ".join(
@@ -179,7 +281,7 @@ def drift_check(ctx: CheckContext) -> CheckResult:
     elif report.drifted:
         status, severity = "alert", "critical"
         message = (
-            f"dataset drift: {len(report.drifted_columns)} of {len(scored)} columns drifted "
+            f"{label}: {len(report.drifted_columns)} of {len(scored)} columns drifted "
             f"({', '.join(report.drifted_columns)})"
         )
     elif report.drifted_columns:
@@ -198,6 +300,165 @@ def drift_check(ctx: CheckContext) -> CheckResult:
     )
 
 
+#: Quality findings that mean the data no longer fits the model at all.
+_CRITICAL_QUALITY = ("missing_column", "type_mismatch", "all_null")
+
+
+def quality_check(ctx: CheckContext) -> CheckResult:
+    """Data quality of the window against the reference (see :mod:`.quality`).
+
+    Every reference column is assessed (a column the window lacks is a
+    ``missing_column`` finding), so the reference should hold the model's inputs (and,
+    fitted on traffic, its predictions) only. Alerts ``critical`` on a missing column,
+    a type mismatch or an all-null column, ``warning`` on the other findings. Figures:
+    ``rows`` and ``issues``; per column, one figure per finding kind (its measured share).
+    """
+    import dataclasses
+
+    from driftline.monitoring._traffic import META
+    from driftline.monitoring.quality import QualityThresholds, assess
+
+    drift = ctx.thresholds
+    limits = ctx.limits.quality or (
+        QualityThresholds() if drift is None else QualityThresholds(min_rows=drift.min_rows)
+    )
+    frame = ctx.rows.drop_columns([c for c in META if c in ctx.rows.column_names])
+    if frame.num_rows < limits.min_rows:
+        return CheckResult(
+            status="insufficient_data",
+            message=f"{frame.num_rows} rows in the window, fewer than {limits.min_rows}",
+            figures=[(None, "rows", float(frame.num_rows))],
+            summary={"rows": frame.num_rows},
+        )
+    reference = ctx.reference
+    report = assess(reference, frame, thresholds=dataclasses.replace(limits, min_rows=1))
+    figures: list[tuple[str | None, str, float | None]] = [
+        (None, "rows", float(report.rows)),
+        (None, "issues", float(len(report.issues))),
+    ]
+    figures += [(i.column, i.kind, finite(i.value)) for i in report.issues]
+    issues = [f"{i.column}: {i.kind}" for i in report.issues]
+    summary = {"rows": report.rows, "issues": issues, "reference": reference.source}
+    if not report.issues:
+        return CheckResult(
+            status="ok",
+            message=f"no quality issue in {len(reference.columns)} columns",
+            figures=figures,
+            summary=summary,
+            details=report.to_dict(),
+        )
+    critical = any(i.kind in _CRITICAL_QUALITY for i in report.issues)
+    return CheckResult(
+        status="alert",
+        severity="critical" if critical else "warning",
+        message="quality: " + ", ".join(issues),
+        figures=figures,
+        summary=summary,
+        details=report.to_dict(),
+    )
+
+
+def performance_check(ctx: CheckContext) -> CheckResult:
+    """Performance of the window on the labels that arrived (realized), with its label
+    coverage; without enough labels, a binary classifier's CBPE estimate (calibrated on
+    the labelled traffic of the join window before it), marked ``estimated``.
+
+    Figures: ``rows``, ``labelled``, ``label_coverage`` and each realized metric
+    (``roc_auc``, ``accuracy``, ...), or ``estimated_<metric>`` with
+    ``estimated_<metric>_lower``/``_upper`` for an estimate. Without a threshold the check
+    records figures and is ``ok``; with ``thresholds={"performance": {"metric": "roc_auc",
+    "below": 0.8}}`` it alerts when the metric (realized, else estimated) is below it.
+    ``insufficient_data`` when neither can be scored (fewer than ``min_labels`` labels).
+    """
+    spec = ctx.limits.performance or PerformanceThreshold()
+    rows = ctx.rows.num_rows
+    if rows == 0:
+        return CheckResult(
+            status="insufficient_data",
+            message="no predictions in the window",
+            figures=[(None, "rows", 0.0)],
+            summary={"rows": 0},
+        )
+    realized, estimated = ctx.service.window_performance(
+        ctx.monitor.deployment,
+        ctx.rows,
+        ctx.window_start,
+        ctx.window_end,
+        min_labels=spec.min_labels,
+    )
+    figures: list[tuple[str | None, str, float | None]] = [
+        (None, "rows", float(realized.rows)),
+        (None, "labelled", float(realized.labelled)),
+        (None, "label_coverage", finite(realized.coverage)),
+    ]
+    summary: dict[str, Any] = {
+        "rows": realized.rows,
+        "labelled": realized.labelled,
+        "label_coverage": realized.coverage,
+        "task": realized.task,
+    }
+    used: PerformanceWindow | None = None
+    if realized.status == "ok":
+        used = realized
+        figures += [(None, k, finite(v)) for k, v in sorted(realized.metrics.items())]
+    elif estimated is not None and estimated.status == "ok":
+        used = estimated
+        for k, v in sorted(estimated.metrics.items()):
+            figures += [
+                (None, f"estimated_{k}", finite(v)),
+                (None, f"estimated_{k}_lower", finite(estimated.lower.get(k))),
+                (None, f"estimated_{k}_upper", finite(estimated.upper.get(k))),
+            ]
+    coverage = f"label coverage {realized.coverage:.0%}"
+    if used is None:
+        why = realized.status.replace("_", " ")
+        return CheckResult(
+            status="insufficient_data",
+            message=f"{realized.labelled} labelled rows (need {spec.min_labels}), "
+            f"{coverage}: {why}",
+            figures=figures,
+            summary=summary,
+            details=realized.to_dict(),
+        )
+    summary.update(kind=used.kind, metrics=used.metrics)
+    details = {"realized": realized.to_dict(), "estimated": None}
+    if estimated is not None:
+        details["estimated"] = estimated.to_dict()
+    marked = " (estimated, CBPE)" if used.estimated else ""
+    if spec.metric is None or spec.below is None:
+        shown = ", ".join(f"{k} {v:.3g}" for k, v in sorted(used.metrics.items())[:4])
+        return CheckResult(
+            status="ok",
+            message=f"{shown}{marked}; {coverage}",
+            figures=figures,
+            summary=summary,
+            details=details,
+        )
+    value = used.metrics.get(spec.metric)
+    if value is None:
+        raise InvalidArgumentError(
+            f"thresholds.performance.metric {spec.metric!r} is not a {used.task} metric "
+            f"({', '.join(sorted(used.metrics))})"
+        )
+    summary.update(metric=spec.metric, value=value, below=spec.below)
+    if value < spec.below:
+        return CheckResult(
+            status="alert",
+            severity=spec.severity,
+            message=f"{spec.metric} {value:.3g} below {spec.below:g}{marked}; {coverage}",
+            figures=figures,
+            summary=summary,
+            details=details,
+        )
+    return CheckResult(
+        status="ok",
+        message=f"{spec.metric} {value:.3g} (threshold {spec.below:g}){marked}; {coverage}",
+        figures=figures,
+        summary=summary,
+        details=details,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CheckSpec:
     """A named check: its function and one line saying what it looks at."""
@@ -210,6 +471,15 @@ class CheckSpec:
 #: Every check a monitor can run, by name.
 CHECKS: dict[str, CheckSpec] = {
     "drift": CheckSpec("drift", drift_check, "input drift against the model's reference"),
+    "prediction_drift": CheckSpec(
+        "prediction_drift", prediction_drift_check, "drift of the predictions"
+    ),
+    "quality": CheckSpec(
+        "quality", quality_check, "missing columns and values, new categories, out of range"
+    ),
+    "performance": CheckSpec(
+        "performance", performance_check, "realized metrics and label coverage, or CBPE"
+    ),
 }
 
 

@@ -29,6 +29,7 @@ from driftline.monitoring.checks import (
     CheckResult,
     get_check,
     lineage_reference,
+    monitor_thresholds,
 )
 from driftline.monitoring.monitor_models import (
     Alert,
@@ -96,7 +97,6 @@ class MonitorService:
             AlreadyExistsError: The name is taken and ``replace`` is false.
         """
         from driftline.core.ids import new_id
-        from driftline.monitoring import _thresholds
 
         check_name(name)
         check_name(deployment, "deployment")
@@ -110,9 +110,7 @@ class MonitorService:
             get_check(c)
         channels = tuple(dict.fromkeys(parse_channel(a) for a in alerts))
         if thresholds is not None:
-            if not isinstance(thresholds, Mapping):
-                raise InvalidArgumentError("thresholds must be a dict of DriftThresholds fields")
-            _thresholds(thresholds)  # validated now, applied on each run
+            monitor_thresholds(thresholds)  # validated now, applied on each run
         if reference is not None and (not isinstance(reference, str) or not reference.strip()):
             raise InvalidArgumentError(f"Invalid reference {reference!r}: name a dataset version")
         known = self.deployments()
