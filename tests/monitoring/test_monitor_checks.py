@@ -214,3 +214,15 @@ def test_the_cli_creates_a_monitor_with_every_check(ws: Workspace, capsys: Any) 
         "performance",
         "prediction_drift",
     )
+
+
+def test_a_monitor_reads_durations_like_every_monitoring_call(ws: Workspace) -> None:
+    day(ws, 0)
+    create = dl.monitoring.create_monitor
+    assert create("a", deployment="churn", window="1.5h", cooldown=90).window == "90m"
+    with pytest.raises(InvalidArgumentError, match=r"Invalid window '0s'.*longer than zero"):
+        create("b", deployment="churn", window="0s")
+    with pytest.raises(InvalidArgumentError, match=r"Invalid cooldown '0.5s'.*whole seconds"):
+        create("b", deployment="churn", cooldown="0.5s")
+    with pytest.raises(InvalidArgumentError, match=r"Invalid window '1y': not a duration"):
+        create("b", deployment="churn", window="1y")

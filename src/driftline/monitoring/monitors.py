@@ -41,8 +41,8 @@ from driftline.monitoring.monitor_models import (
     MonitorRun,
     check_name,
     parse_channel,
-    parse_duration,
 )
+from driftline.monitoring.windows import parse_duration
 
 if TYPE_CHECKING:
     from driftline.monitoring.monitor_store import MonitorStore
@@ -100,8 +100,8 @@ class MonitorService:
 
         check_name(name)
         check_name(deployment, "deployment")
-        window_seconds = parse_duration(window, "window")
-        cooldown_seconds = parse_duration(cooldown, "cooldown")
+        window_seconds = _seconds(window, "window")
+        cooldown_seconds = _seconds(cooldown, "cooldown")
         if isinstance(checks, str):
             checks = [c.strip() for c in checks.split(",") if c.strip()]
         if not checks:
@@ -336,6 +336,14 @@ def _run_check(check: str, ctx: CheckContext) -> CheckResult:
     except Exception as exc:  # a failing check must not hide the other checks' results
         log.exception("check %s of monitor %s failed", check, ctx.monitor.name)
         return CheckResult(status="error", message=f"{type(exc).__name__}: {exc}")
+
+
+def _seconds(value: str | int, what: str) -> int:
+    """A monitor's window or cooldown in whole seconds (what the record keeps)."""
+    seconds = parse_duration(value, what, positive=True).total_seconds()
+    if seconds != int(seconds):
+        raise InvalidArgumentError(f"Invalid {what} {value!r}: use whole seconds, e.g. 90s")
+    return int(seconds)
 
 
 def _status(outcomes: list[CheckOutcome]) -> str:
