@@ -1,14 +1,16 @@
 """The checks a monitor runs on each window of a deployment's prediction log.
 
-A check is a function ``(CheckContext) -> CheckResult`` registered in :data:`CHECKS` under
+A check is a function ``(CheckContext) -> CheckVerdict`` registered in :data:`CHECKS` under
 its name; a monitor lists the names it runs. Adding a check is one entry::
 
     CHECKS["latency"] = CheckSpec("latency", latency_check, "slow requests")
 
 where ``latency_check`` reads what it needs from the context (the window's input and
 prediction columns, the request ids to join labels on, the reference, the monitoring service)
-and returns a :class:`CheckResult`: a status, a severity when it alerts, a one-line
-message, the figures to keep as a time series and the details a report plots.
+and returns a :class:`CheckVerdict`: a status, a severity when it alerts, a one-line
+message, the figures to keep as a time series and the details a report plots. (A
+verdict is one check on one monitor window; :class:`.models.CheckResult` is what
+``dl.monitoring.check`` returns for a range of windows.)
 """
 
 from __future__ import annotations
@@ -28,11 +30,21 @@ if TYPE_CHECKING:
     from driftline.monitoring.quality import QualityThresholds
     from driftline.monitoring.service import MonitoringService
 
-__all__ = ["CHECKS", "CheckContext", "CheckResult", "CheckSpec", "get_check", "known_checks"]
+__all__ = [
+    "CHECKS",
+    "CheckContext",
+    "CheckSpec",
+    "CheckVerdict",
+    "MonitorThresholds",
+    "PerformanceThreshold",
+    "get_check",
+    "known_checks",
+    "monitor_thresholds",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CheckResult:
+class CheckVerdict:
     """What a check returns.
 
     Attributes:
@@ -199,7 +211,7 @@ def monitor_thresholds(value: Mapping[str, Any] | None) -> MonitorThresholds:
     return MonitorThresholds(_thresholds(rest) if rest else None, **sections)
 
 
-def drift_check(ctx: CheckContext) -> CheckResult:
+def drift_check(ctx: CheckContext) -> CheckVerdict:
     """Drift of the window's inputs against the reference.
 
     Alerts ``critical`` on dataset drift, ``warning`` when some columns drift but not
@@ -209,14 +221,14 @@ def drift_check(ctx: CheckContext) -> CheckResult:
     return _drift(ctx, ctx.inputs, "input")
 
 
-def prediction_drift_check(ctx: CheckContext) -> CheckResult:
+def prediction_drift_check(ctx: CheckContext) -> CheckVerdict:
     """Drift of the window's predictions (``prediction``, ``prediction_0``, ...) against a
     reference that holds them: one fitted on a period of traffic
     (``fit_traffic_reference``). Figures and severities as for :func:`drift_check`."""
     return _drift(ctx, ctx.predictions, "prediction")
 
 
-def _drift(ctx: CheckContext, frame: pa.Table, what: str) -> CheckResult:
+def _drift(ctx: CheckContext, frame: pa.Table, what: str) -> CheckVerdict:
     from driftline.monitoring._frames import Source
     from driftline.monitoring.drift import compare
     from driftline.monitoring.models import DriftThresholds
@@ -224,7 +236,7 @@ def _drift(ctx: CheckContext, frame: pa.Table, what: str) -> CheckResult:
     thresholds = ctx.thresholds or DriftThresholds()
     rows = frame.num_rows
     if rows < thresholds.min_rows:
-        return CheckResult(
+        return CheckVerdict(
             status="insufficient_data",
             message=f"{rows} rows in the window, fewer than {thresholds.min_rows}",
             figures=[(None, "rows", float(rows))],
@@ -290,7 +302,7 @@ def _drift(ctx: CheckContext, frame: pa.Table, what: str) -> CheckResult:
     else:
         status, severity = "ok", None
         message = f"no drift in {len(scored)} columns"
-    return CheckResult(
+    return CheckVerdict(
         status=status,
         severity=severity,
         message=message,
@@ -304,7 +316,7 @@ def _drift(ctx: CheckContext, frame: pa.Table, what: str) -> CheckResult:
 _CRITICAL_QUALITY = ("missing_column", "type_mismatch", "all_null")
 
 
-def quality_check(ctx: CheckContext) -> CheckResult:
+def quality_check(ctx: CheckContext) -> CheckVerdict:
     """Data quality of the window against the reference (see :mod:`.quality`).
 
     Every reference column is assessed (a column the window lacks is a
@@ -324,7 +336,7 @@ def quality_check(ctx: CheckContext) -> CheckResult:
     )
     frame = ctx.rows.drop_columns([c for c in META if c in ctx.rows.column_names])
     if frame.num_rows < limits.min_rows:
-        return CheckResult(
+        return CheckVerdict(
             status="insufficient_data",
             message=f"{frame.num_rows} rows in the window, fewer than {limits.min_rows}",
             figures=[(None, "rows", float(frame.num_rows))],
@@ -340,7 +352,7 @@ def quality_check(ctx: CheckContext) -> CheckResult:
     issues = [f"{i.column}: {i.kind}" for i in report.issues]
     summary = {"rows": report.rows, "issues": issues, "reference": reference.source}
     if not report.issues:
-        return CheckResult(
+        return CheckVerdict(
             status="ok",
             message=f"no quality issue in {len(reference.columns)} columns",
             figures=figures,
@@ -348,7 +360,7 @@ def quality_check(ctx: CheckContext) -> CheckResult:
             details=report.to_dict(),
         )
     critical = any(i.kind in _CRITICAL_QUALITY for i in report.issues)
-    return CheckResult(
+    return CheckVerdict(
         status="alert",
         severity="critical" if critical else "warning",
         message="quality: " + ", ".join(issues),
@@ -358,7 +370,7 @@ def quality_check(ctx: CheckContext) -> CheckResult:
     )
 
 
-def performance_check(ctx: CheckContext) -> CheckResult:
+def performance_check(ctx: CheckContext) -> CheckVerdict:
     """Performance of the window on the labels that arrived (realized), with its label
     coverage; without enough labels, a binary classifier's CBPE estimate (calibrated on
     the labelled traffic of the join window before it), marked ``estimated``.
@@ -373,7 +385,7 @@ def performance_check(ctx: CheckContext) -> CheckResult:
     spec = ctx.limits.performance or PerformanceThreshold()
     rows = ctx.rows.num_rows
     if rows == 0:
-        return CheckResult(
+        return CheckVerdict(
             status="insufficient_data",
             message="no predictions in the window",
             figures=[(None, "rows", 0.0)],
@@ -412,7 +424,7 @@ def performance_check(ctx: CheckContext) -> CheckResult:
     coverage = f"label coverage {realized.coverage:.0%}"
     if used is None:
         why = realized.status.replace("_", " ")
-        return CheckResult(
+        return CheckVerdict(
             status="insufficient_data",
             message=f"{realized.labelled} labelled rows (need {spec.min_labels}), "
             f"{coverage}: {why}",
@@ -427,7 +439,7 @@ def performance_check(ctx: CheckContext) -> CheckResult:
     marked = " (estimated, CBPE)" if used.estimated else ""
     if spec.metric is None or spec.below is None:
         shown = ", ".join(f"{k} {v:.3g}" for k, v in sorted(used.metrics.items())[:4])
-        return CheckResult(
+        return CheckVerdict(
             status="ok",
             message=f"{shown}{marked}; {coverage}",
             figures=figures,
@@ -442,7 +454,7 @@ def performance_check(ctx: CheckContext) -> CheckResult:
         )
     summary.update(metric=spec.metric, value=value, below=spec.below)
     if value < spec.below:
-        return CheckResult(
+        return CheckVerdict(
             status="alert",
             severity=spec.severity,
             message=f"{spec.metric} {value:.3g} below {spec.below:g}{marked}; {coverage}",
@@ -450,7 +462,7 @@ def performance_check(ctx: CheckContext) -> CheckResult:
             summary=summary,
             details=details,
         )
-    return CheckResult(
+    return CheckVerdict(
         status="ok",
         message=f"{spec.metric} {value:.3g} (threshold {spec.below:g}){marked}; {coverage}",
         figures=figures,
@@ -464,7 +476,7 @@ class CheckSpec:
     """A named check: its function and one line saying what it looks at."""
 
     name: str
-    run: Callable[[CheckContext], CheckResult]
+    run: Callable[[CheckContext], CheckVerdict]
     description: str
 
 

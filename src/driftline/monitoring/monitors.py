@@ -26,7 +26,7 @@ from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError
 from driftline.monitoring.channels import DeliveryPolicy, deliver
 from driftline.monitoring.checks import (
     CheckContext,
-    CheckResult,
+    CheckVerdict,
     get_check,
     lineage_reference,
     monitor_thresholds,
@@ -328,14 +328,14 @@ class MonitorService:
         return html
 
 
-def _run_check(check: str, ctx: CheckContext) -> CheckResult:
+def _run_check(check: str, ctx: CheckContext) -> CheckVerdict:
     try:
         return get_check(check).run(ctx)
     except DriftlineError as exc:
-        return CheckResult(status="error", message=f"{type(exc).__name__}: {exc}")
+        return CheckVerdict(status="error", message=f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # a failing check must not hide the other checks' results
         log.exception("check %s of monitor %s failed", check, ctx.monitor.name)
-        return CheckResult(status="error", message=f"{type(exc).__name__}: {exc}")
+        return CheckVerdict(status="error", message=f"{type(exc).__name__}: {exc}")
 
 
 def _seconds(value: str | int, what: str) -> int:
