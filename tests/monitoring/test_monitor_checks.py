@@ -161,6 +161,9 @@ def test_performance_is_realized_with_coverage_or_estimated_or_insufficient(
     assert low <= value <= high
     assert outcome.summary["kind"] == "estimated"
     assert "(estimated, CBPE)" in outcome.message
+    page = dl.monitoring.monitor_report("perf")
+    assert "id='check-performance'" in page  # performance and label coverage over time
+    assert "label_coverage" in page
 
 
 def test_performance_without_a_threshold_records_figures(ws: Workspace) -> None:
