@@ -76,7 +76,7 @@ def serve(
             max_batch_size=max_batch_size or 64,
             max_latency_ms=5.0 if max_latency_ms is None else max_latency_ms,
         )
-    limits = {
+    limits: dict[str, Any] = {
         "auth": auth, "timeout_ms": timeout_ms, "max_rows": max_rows,
         "max_body": max_body_kb * 1024, "max_queue": max_queue, "poll_interval": poll_interval,
     }  # fmt: skip
