@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -84,3 +85,58 @@ def test_deployments_over_rest_with_grants(team: Team) -> None:
     unknown_version = team.call("PUT", "/deployments", "ada",
                                 json={**SPEC, "canary": {"version": 42}})  # fmt: skip
     assert unknown_version.status_code == 404
+
+
+def test_a_remote_workspace_uses_the_http_store(team: Team, tmp_path: Path) -> None:
+    from driftline.errors import ConflictError, PermissionDeniedError
+    from driftline.serving.deployments import DeploymentService
+    from driftline.workspace import Workspace
+
+    def remote(who: str) -> Workspace:
+        return Workspace.from_settings(
+            home=tmp_path / who, uri=team.url, token=team.tokens[who], capture_environment=False
+        )
+
+    spec = {
+        **SPEC, "name": "remote", "shadow": {"version": 2, "sample": 0.5},
+        "batching": {"max_batch_size": 4}, "gates": {"gates": [{"signature": "compatible"}]},
+    }  # fmt: skip
+    with remote("ada") as ws:
+        service = ws.service("serving", DeploymentService)
+        made = service.apply(spec)  # the rules here, the compare-and-set on the server
+        assert made.rollout.canary_version == 2
+        assert service.get_deployment("remote") == made
+        assert service.apply(spec).generation == made.generation  # unchanged
+        stale = service.pause("remote")
+        with pytest.raises(ConflictError, match="changed meanwhile"):
+            service.store.save_deployment(made, expected=made.generation, actor="x", action=None)
+        assert [e.action for e in service.history("remote")] == ["deploy_pause", "deploy_apply"]
+        assert service.history("remote")[0].actor == "ada"  # the server names the caller
+        assert stale.rollout.state == "paused"
+    with remote("vic") as ws:
+        service = ws.service("serving", DeploymentService)
+        assert service.get_deployment("remote").rollout.state == "paused"
+        with pytest.raises(PermissionDeniedError):
+            service.resume("remote")
+    bad = team.call("PUT", "/deployments/remote/record", "ada",
+                    json={"deployment": {"spec": {}}, "expected": 1})  # fmt: skip
+    assert bad.status_code == 400
+    forged = team.call("PUT", "/deployments/remote/record", "ada",
+                       json={"deployment": {}, "action": "deploy_whatever"})  # fmt: skip
+    assert forged.status_code == 400
+
+
+def test_specs_round_trip_through_the_yaml_structure() -> None:
+    from driftline.serving.spec import parse_spec, spec_from_dict, spec_to_dict
+
+    spec = parse_spec(
+        "name: churn\nmodel: churn\nstable: champion\n"
+        "canary: {version: challenger, steps: [5, 25, 50, 100], interval: 60s,\n"
+        "         min_requests: 200, max_failed_checks: 3,\n"
+        "         checks: {error_rate: 0.01, p99_ms_ratio: 1.5, score_psi: 0.2}}\n"
+        "shadow: {version: 7, sample: 1.0}\nbatching: {max_batch_size: 64, max_latency_ms: 5}\n"
+        "prediction_log: {sample: 1.0}\nrouting_key: customer_id\n"
+    )
+    assert spec.canary is not None
+    assert spec.canary.interval == 60.0
+    assert spec_from_dict(spec_to_dict(spec)) == spec

@@ -213,6 +213,20 @@ def test_two_workers_roll_a_canary_out_then_roll_a_bad_one_back(
             for i in range(20)
         ]
         assert all(a.status_code == 200 and a.json()["variant"] == "stable" for a in answers)
+        # A canary that cannot even warm up (v3 raises on everything) is rolled back by
+        # the first serving process that fails to load it; the old versions keep serving.
+        apply(built, {"name": "roll", "model": "churn", "stable": "prod",
+                      "canary": {"version": 3, **canary}})  # fmt: skip
+        broken = wait_for(
+            lambda: (d := service_call(built, lambda s: s.get_deployment("roll")))
+            and d.rollout.state == "rolled_back" and d.rollout.canary_version == 3 and d,
+            60, "the unloadable canary's rollback",
+        )  # fmt: skip
+        assert "canary churn/3 could not be loaded" in broken.rollout.message
+        entry = service_call(built, lambda s: s.history("roll", limit=1))[0]
+        assert entry.action == "deploy_rollback"
+        assert entry.after["version"] == "churn/3"
+        assert httpx.post(f"{proc.url}/predict", json={"inputs": [ROW]}).status_code == 200
         with Workspace.from_settings(built["settings"]) as ws:
             assert ws.registry.verify_audit().ok
     finally:

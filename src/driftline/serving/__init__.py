@@ -70,6 +70,7 @@ __all__ = [
     "Variant",
     "deploy",
     "get_deployment",
+    "history",
     "list_deployments",
     "prediction_log_root",
     "predictions",
@@ -108,6 +109,12 @@ def deploy(spec: DeploymentSpec | Mapping[str, Any] | str | Path) -> Deployment:
 def get_deployment(name: str) -> Deployment:
     """A deployment record (``NotFoundError`` if there is none)."""
     return _deployments().get_deployment(name)
+
+
+def history(name: str, *, limit: int | None = 100) -> list[Any]:
+    """A deployment's changes (audit entries: apply, step, promote, rollback, ...),
+    newest first."""
+    return _deployments().history(name, limit=limit)
 
 
 def list_deployments() -> list[Deployment]:

@@ -76,7 +76,7 @@ class DeploymentService:
 
     def __init__(
         self,
-        store: DeploymentStore | None,
+        store: DeploymentStore,
         *,
         registry: RegistryService,
         cache: ModelCache,
@@ -98,12 +98,7 @@ class DeploymentService:
 
     @property
     def store(self) -> DeploymentStore:
-        """The records' store (a remote workspace has none yet)."""
-        if self._store is None:
-            raise InvalidArgumentError(
-                "Deployments are records in the metadata database; this workspace is a "
-                "server's client (DRIFTLINE_URI=http://...): run this on the server's host"
-            )
+        """The records' store (SQL, or a server's over HTTP)."""
         return self._store
 
     # -- reading --------------------------------------------------------------------
@@ -362,6 +357,36 @@ class DeploymentService:
             actor=self.user,
             action="deploy_rollback",
         )
+
+    def report_failure(self, name: str, variant: str, ref: str, error: str) -> Deployment | None:
+        """Record that a serving process could not load (or warm) ``ref`` as ``variant``.
+
+        A canary that cannot load is rolled back at once (it would take no traffic, so
+        its checks could only wait); for stable and shadow the old version keeps serving
+        and the failure is recorded. One audit entry per failure: the first process to
+        report it wins the compare-and-set, the others' reports are dropped.
+        """
+        deployment = self.store.find_deployment(name)
+        if deployment is None:
+            return None
+        message = f"{variant} {ref} could not be loaded in a serving process: {error}"
+        if deployment.rollout.message == message:
+            return None  # reported already
+        rollout = dataclasses.replace(deployment.rollout, message=message)
+        action = "deploy_load_failed"
+        if variant == "canary" and deployment.rollout.state in _ACTIVE:
+            rollout = dataclasses.replace(rollout, state=RolloutState.ROLLED_BACK)
+            action = "deploy_rollback"
+        try:
+            return self.store.save_deployment(
+                dataclasses.replace(deployment, rollout=rollout),
+                expected=deployment.generation,
+                actor=self.user,
+                action=action,
+                details={"variant": variant, "version": ref, "error": error},
+            )
+        except ConflictError:
+            return None
 
     # -- the canary controller ------------------------------------------------------
 

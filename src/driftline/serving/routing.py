@@ -98,7 +98,9 @@ class Router:
         self._on_swap = on_swap
         self._refused: dict[ModelTarget, str] = {}
         self._lock = threading.Lock()
-        stable = ModelSlot(registry, cache, options.target, preloaded=preloaded, on_swap=on_swap)
+        stable = ModelSlot(
+            registry, cache, options.target, preloaded=preloaded, on_swap=self._swapped
+        )
         self.current = Routes(None, {Variant.STABLE: stable})
         if self.deployments is not None:
             self.refresh()  # the canary and shadow load before the first request
@@ -138,15 +140,33 @@ class Router:
             if target in self._refused:
                 continue
             try:
-                slots[variant] = ModelSlot(self.registry, self.cache, target, on_swap=self._on_swap)
+                slots[variant] = ModelSlot(self.registry, self.cache, target, on_swap=self._swapped)
                 log.info("deployment %s: %s serves %s", record.name, variant, target.ref)
             except Exception as exc:
-                self._refused[target] = f"{type(exc).__name__}: {exc}"
+                error = f"{type(exc).__name__}: {exc}"
+                self._refused[target] = error
                 log.error("deployment %s: cannot serve %s as %s: %s", record.name, target.ref,
                           variant, exc)  # fmt: skip
+                self._report(str(variant), target.ref, error)
         if Variant.STABLE not in slots:  # the new stable failed to load: keep the old one
             slots[Variant.STABLE] = routes.stable
         return slots
+
+    def _report(self, variant: str, ref: str, error: str) -> None:
+        """Put a load failure in the record and the audit log (``deploy status`` shows it)."""
+        if self.deployments is None:
+            return
+        try:
+            self.deployments.report_failure(self.options.deployment, variant, ref, error)
+        except DriftlineError as exc:  # the database is away: the log line above stays
+            log.warning("could not record the failure of %s: %s", ref, exc)
+
+    def _swapped(self, event: Any) -> None:
+        """A hot swap's outcome: counted, and a refused one reported."""
+        if self._on_swap is not None:
+            self._on_swap(event)
+        if not event.ok and event.error:
+            self._report("stable", f"{self.options.target.name}/{event.version}", event.error)
 
     def choose(self, routes: Routes, headers: Mapping[str, str], data: Any) -> Variant:
         """The variant that answers a request (see the module docstring)."""

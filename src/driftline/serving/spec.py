@@ -39,7 +39,7 @@ from driftline.serving.models import (
     ShadowPolicy,
 )
 
-__all__ = ["load_spec", "parse_spec", "spec_from_dict"]
+__all__ = ["load_spec", "parse_spec", "spec_from_dict", "spec_to_dict"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -297,3 +297,30 @@ def _check_gates(gates: Any, at: _Located) -> None:
         parse_gates(gates)
     except InvalidArgumentError as exc:
         raise at.error("gates", f"gates: {exc}") from None
+
+
+def spec_to_dict(spec: DeploymentSpec) -> dict[str, Any]:
+    """The ``deploy.yaml`` structure of a spec (``spec_from_dict`` reads it back equal)."""
+    data: dict[str, Any] = {"name": spec.name, "model": spec.model, "stable": spec.stable}
+    if spec.canary is not None:
+        c = spec.canary
+        data["canary"] = {
+            "version": c.version, "steps": list(c.steps), "interval": c.interval,
+            "min_requests": c.min_requests, "max_failed_checks": c.max_failed_checks,
+            "checks": {"error_rate": c.checks.error_rate, "p99_ms_ratio": c.checks.p99_ms_ratio,
+                       "score_psi": c.checks.score_psi},
+        }  # fmt: skip
+    if spec.shadow is not None:
+        data["shadow"] = {"version": spec.shadow.version, "sample": spec.shadow.sample}
+    if spec.batching is not None:
+        data["batching"] = {
+            "max_batch_size": spec.batching.max_batch_size,
+            "max_latency_ms": spec.batching.max_latency_ms,
+        }
+    data["prediction_log"] = {"sample": spec.log_sample}
+    if spec.routing_key is not None:
+        data["routing_key"] = spec.routing_key
+    data["variant_override"] = spec.variant_override
+    if spec.gates is not None:
+        data["gates"] = spec.gates
+    return data

@@ -27,8 +27,12 @@ def _build(kernel: Kernel, uses: Services) -> DeploymentService:
     from driftline.serving.predlog import prediction_root
     from driftline.serving.store import DeploymentStore
 
-    store: DeploymentStore | None = None
-    if not kernel.is_remote:  # a server's client has no deployment store yet
+    store: DeploymentStore
+    if kernel.is_remote:
+        from driftline.serving._http import HttpDeploymentStore
+
+        store = HttpDeploymentStore(kernel.require_client("serving"))
+    else:
         from driftline.serving._sql import SqlDeploymentStore
 
         store = SqlDeploymentStore(kernel.require_database("serving"))
