@@ -24,7 +24,8 @@ from driftline.serving.models import RolloutState
 from driftline.serving.predlog import PredictionLog
 from driftline.workspace import Workspace
 
-T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+# In the past: a prediction-log file only holds rows that arrived before it was written.
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 
 @pytest.fixture(scope="module")
@@ -316,3 +317,24 @@ def test_python_api_and_cli(built: dict[str, Any], tmp_path: Path) -> None:
     missing = cli("status", "nope")
     assert missing.returncode == 1
     assert "No deployment 'nope'" in missing.stderr + missing.stdout
+
+
+def test_reading_a_window_opens_only_files_written_after_it(tmp_path: Path) -> None:
+    """A file's name is the UUIDv7 of its writing: older files cannot hold newer rows."""
+    from driftline.serving.predlog import read_predictions
+
+    root = str(tmp_path / "predictions")
+    now = datetime.now(UTC)
+    log = PredictionLog(root, "d", flush_seconds=3600)
+    log.append(("r1", "m", 1, "stable", now - timedelta(minutes=5), "predict", None, [1], 1,
+                1.0, 200, None))  # fmt: skip
+    log.close()
+    folder = tmp_path / "predictions" / "deployment=d"
+    (written,) = list(folder.glob("date=*/*.parquet"))
+    assert len(read_predictions(root, "d", since=now - timedelta(minutes=10))) == 1
+    # The same file renamed as if written two hours ago: a window since ten minutes
+    # ago skips it without opening it.
+    old = f"{int((now - timedelta(hours=2)).timestamp() * 1000):012x}" + written.name[12:]
+    written.rename(written.with_name(old))
+    assert len(read_predictions(root, "d", since=now - timedelta(minutes=10))) == 0
+    assert len(read_predictions(root, "d")) == 1
