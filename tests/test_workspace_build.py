@@ -28,8 +28,9 @@ class Toy:
 
 def _toy(name: str, *uses: str) -> Stage[Toy]:
     def build(_kernel: Kernel, given: Services) -> Toy:
-        EVENTS.append(("build", name))
-        return Toy(name, {used: given.get(used, Toy) for used in uses})
+        toy = Toy(name, {used: given.get(used, Toy) for used in uses})
+        EVENTS.append(("build", name))  # after the stages it uses were built
+        return toy
 
     def roots(_service: Toy) -> Iterable[str]:
         return [f"root-of-{name}"]

@@ -59,9 +59,10 @@ class Workspace:
     """One driftline workspace: a metadata database, an artifact store, and the services
     of every declared stage.
 
-    A stage's service is built the first time something asks for it (after the services
-    of the stages it uses), so a command pays only for the stages it touches; ``gc``
-    asks for every stage's service, and :meth:`close` closes those that were built.
+    A stage's service is built the first time something asks for it (and the services
+    of the stages it uses when its ``build`` asks for them), so a command pays only for
+    the stages it touches; ``gc`` asks for every stage's service, and :meth:`close`
+    closes those that were built.
 
     Example:
         >>> ws = Workspace.from_settings(Settings.load(uri="sqlite://"))  # doctest: +SKIP
@@ -196,7 +197,8 @@ class Workspace:
             return self._services[name]
 
     def _build(self, name: str) -> None:
-        """Build the stage ``name`` after the stages it uses (caller holds the build lock)."""
+        """Build the stage ``name`` (caller holds the build lock); the stages it uses are
+        built when its ``build`` asks for them (``Services.get`` comes back here)."""
         from driftline.core.stage import Services
         from driftline.errors import NotFoundError
 
@@ -204,11 +206,8 @@ class Workspace:
         if stage is None:
             known = ", ".join(self._declared)
             raise NotFoundError(f"No stage {name!r} in this workspace; stages: {known}")
-        # `load_stages` checked that every used stage comes earlier in the list: no cycles.
-        for used in stage.uses:
-            if used not in self._services:
-                self._build(used)
-        service = stage.build(self._kernel, Services(self._services, stage.uses))
+        # `load_stages` checked that a stage uses only stages listed before it: no cycles.
+        service = stage.build(self._kernel, Services(self._service, stage.uses))
         self._services[name] = service
         if self._closed and stage.close is not None:
             # Used after close: it gets the state every service got from close (its
