@@ -22,19 +22,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from driftline.pipelines.models import (
-    CacheDecision,
-    OutputRef,
-    PipelineRun,
-    PipelineStatus,
-    StepRun,
-    StepStatus,
-)
-from driftline.pipelines.pipeline import Pipeline, get_pipeline, list_pipelines, pipeline
-from driftline.pipelines.step import Step, StepOptions, step
+from driftline.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from driftline.pipelines.models import (
+        CacheDecision,
+        OutputRef,
+        PipelineRun,
+        PipelineStatus,
+        StepRun,
+        StepStatus,
+    )
+    from driftline.pipelines.pipeline import Pipeline, get_pipeline, list_pipelines, pipeline
     from driftline.pipelines.service import RunResult
+    from driftline.pipelines.step import Step, StepOptions, step
 
 __all__ = [
     "CacheDecision",
@@ -54,6 +55,30 @@ __all__ = [
     "resume",
     "step",
 ]
+
+# Imported on first use: the CLI imports this package (for the stage's descriptor) to
+# run any command, and `driftline runs list` should not pay for the pipeline records.
+_MODELS = "driftline.pipelines.models"
+_PIPELINE = "driftline.pipelines.pipeline"
+_STEP = "driftline.pipelines.step"
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "CacheDecision": _MODELS,
+        "OutputRef": _MODELS,
+        "PipelineRun": _MODELS,
+        "PipelineStatus": _MODELS,
+        "StepRun": _MODELS,
+        "StepStatus": _MODELS,
+        "Pipeline": _PIPELINE,
+        "get_pipeline": _PIPELINE,
+        "list_pipelines": _PIPELINE,
+        "pipeline": _PIPELINE,
+        "Step": _STEP,
+        "StepOptions": _STEP,
+        "step": _STEP,
+    },
+)
 
 
 def get_run(run_id: str) -> PipelineRun:

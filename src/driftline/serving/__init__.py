@@ -23,20 +23,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from driftline.serving.models import (
-    BatchingPolicy,
-    ModelTarget,
-    ScoringResult,
-    ServedVersion,
-    ServingOptions,
-    SwapEvent,
-    Variant,
-)
+from driftline.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from driftline.serving.batch import Progress
+    from driftline.serving.models import (
+        BatchingPolicy,
+        ModelTarget,
+        ScoringResult,
+        ServedVersion,
+        ServingOptions,
+        SwapEvent,
+        Variant,
+    )
 
 __all__ = [
     "BatchingPolicy",
@@ -51,6 +52,24 @@ __all__ = [
     "score",
     "serve",
 ]
+
+# Imported on first use: the CLI imports this package (for the stage's descriptor) to
+# run any command, and `driftline runs list` should not pay for the serving records.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        name: "driftline.serving.models"
+        for name in (
+            "BatchingPolicy",
+            "ModelTarget",
+            "ScoringResult",
+            "ServedVersion",
+            "ServingOptions",
+            "SwapEvent",
+            "Variant",
+        )
+    },
+)
 
 
 def prediction_log_root() -> str:
