@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
         from driftline.quickstart import (
             METRICS,
             MODEL_NAME,
+            WorkspaceServer,
             check_monitoring,
             check_serving,
             check_through_server,
@@ -53,18 +54,25 @@ def register(app: typer.Typer) -> None:
             ) from None
         state: CliState = ctx.find_root().obj
         ws = dl.configure(**state.overrides)
-        with _progress(quiet=json) as advance:
-            result = run_quickstart(metric=metric, experiment=experiment, progress=advance)
-            # Already a remote client (DRIFTLINE_URI=http://...): stages 1-3 went through
-            # that server, and a server cannot serve another server's workspace.
-            serve = serve and not ws.is_remote
-            if serve:
-                advance("Serving the workspace over HTTP", 1, 0)
-                served = check_through_server(result)
-                advance("Deploying the champion, rolling out canaries", 1, 0)
-                scored = check_serving(result)
-                advance("Monitoring the deployment for drift", 1, 0)
-                monitored = check_monitoring(Path("monitoring-report.html").resolve())
+        # Already a remote client (DRIFTLINE_URI=http://...): stages 1-3 go through that
+        # server, and a server cannot serve another server's workspace.
+        serve = serve and not ws.is_remote
+        # The workspace's server boots while the models train (it needs only the
+        # workspace), on the core training leaves free.
+        server = WorkspaceServer() if serve else None
+        try:
+            with _progress(quiet=json) as advance:
+                result = run_quickstart(metric=metric, experiment=experiment, progress=advance)
+                if server is not None:
+                    advance("Serving the workspace over HTTP", 1, 0)
+                    served = check_through_server(result, server=server)
+                    advance("Deploying the champion, rolling out canaries", 1, 0)
+                    scored = check_serving(result)
+                    advance("Monitoring the deployment for drift", 1, 0)
+                    monitored = check_monitoring(Path("monitoring-report.html").resolve())
+        finally:
+            if server is not None:
+                server.stop()
         if json:
             print_json(
                 {

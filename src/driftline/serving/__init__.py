@@ -28,22 +28,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from driftline.core.lazy import lazy_exports
-from driftline.serving.models import (
-    BatchingPolicy,
-    CanaryChecks,
-    CanaryPolicy,
-    Deployment,
-    DeploymentSpec,
-    ModelTarget,
-    Rollout,
-    RolloutState,
-    ScoringResult,
-    ServedVersion,
-    ServingOptions,
-    ShadowPolicy,
-    SwapEvent,
-    Variant,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -51,6 +35,22 @@ if TYPE_CHECKING:
 
     from driftline.serving.batch import Progress
     from driftline.serving.deployments import DeploymentService
+    from driftline.serving.models import (
+        BatchingPolicy,
+        CanaryChecks,
+        CanaryPolicy,
+        Deployment,
+        DeploymentSpec,
+        ModelTarget,
+        Rollout,
+        RolloutState,
+        ScoringResult,
+        ServedVersion,
+        ServingOptions,
+        ShadowPolicy,
+        SwapEvent,
+        Variant,
+    )
 
 __all__ = [
     "BatchingPolicy",
@@ -79,7 +79,30 @@ __all__ = [
     "status",
 ]
 
-__getattr__ = lazy_exports(__name__, {"DeploymentService": "driftline.serving.deployments"})
+# Imported on first use: the CLI imports this package (for the stage's descriptor) to
+# run any command, and `driftline runs list` should not pay for the serving records.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "DeploymentService": "driftline.serving.deployments",
+        **{name: "driftline.serving.models" for name in (
+            "BatchingPolicy",
+            "CanaryChecks",
+            "CanaryPolicy",
+            "Deployment",
+            "DeploymentSpec",
+            "ModelTarget",
+            "Rollout",
+            "RolloutState",
+            "ScoringResult",
+            "ServedVersion",
+            "ServingOptions",
+            "ShadowPolicy",
+            "SwapEvent",
+            "Variant",
+        )},
+    },
+)  # fmt: skip
 
 
 def _deployments() -> DeploymentService:
