@@ -23,7 +23,7 @@ def _build(kernel: Kernel, uses: Services) -> RetrainingService:
     from driftline.monitoring import MonitoringService
     from driftline.registry import RegistryService
     from driftline.retraining.service import RetrainingService
-    from driftline.serving.deployments import DeploymentService
+    from driftline.serving import DeploymentService
     from driftline.tracking import TrackingService
 
     return RetrainingService(
