@@ -79,8 +79,9 @@ ADAPTERS = ("cli", "server")
 #: Stages that run a web server of their own (the web framework is theirs to use).
 WEB = ("serving",)
 #: Modules that are a stage's own server process: each uvicorn worker opens the
-#: workspace itself, as ``server/`` does, so they may import the composition root.
-PROCESS_ENTRY_POINTS = ("runner.py", "runtime.py")
+#: workspace itself, as ``server/`` does, so they may import the composition root
+#: (``ray_worker.py``: the Ray Data actors of batch scoring, likewise).
+PROCESS_ENTRY_POINTS = ("runner.py", "runtime.py", "ray_worker.py")
 #: Pipelines orchestrate whole workspaces (their worker processes open one, and a run
 #: takes the workspace it runs in), so the top layer may name the composition root.
 WORKSPACE_USERS = ("pipelines",)

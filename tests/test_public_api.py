@@ -18,6 +18,7 @@ EXPECTED_ALL = [
     "__version__",
     "active_run",
     "autolog",
+    "choice",
     "compare_models",
     "configure",
     "create_experiment",
@@ -29,6 +30,7 @@ EXPECTED_ALL = [
     "get_metric_history",
     "get_run",
     "get_workspace",
+    "intrange",
     "log_artifact",
     "log_artifacts",
     "log_input",
@@ -36,6 +38,7 @@ EXPECTED_ALL = [
     "log_metrics",
     "log_param",
     "log_params",
+    "loguniform",
     "maturity",
     "models",
     "monitoring",
@@ -52,6 +55,8 @@ EXPECTED_ALL = [
     "start_run",
     "step",
     "trace",
+    "tune",
+    "uniform",
 ]
 
 

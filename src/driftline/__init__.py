@@ -58,8 +58,10 @@ _LAZY_STAGES = (
 )  # fmt: skip
 # Names that live in a stage, imported with it on first use: ``dl.step`` -> pipelines.
 _LAZY_NAMES = {
-    "pipeline": "pipelines",
-    "step": "pipelines",
+    **{
+        name: "pipelines"
+        for name in ("pipeline", "step", "tune", "loguniform", "uniform", "intrange", "choice")
+    },
     "maturity": "retraining",
     "reproduce": "retraining",
     "trace": "retraining",
@@ -68,7 +70,7 @@ _LAZY_NAMES = {
 
 def __getattr__(name: str) -> Any:
     """Import a stage facade (``dl.data``, ``dl.models``, ``dl.pipelines``, ``dl.registry``)
-    or one of its names (``dl.step``, ``dl.pipeline``) on first use."""
+    or one of its names (``dl.step``, ``dl.pipeline``, ``dl.tune``) on first use."""
     import importlib
 
     if name in _LAZY_STAGES:
@@ -91,6 +93,7 @@ __all__ = [
     "__version__",
     "active_run",
     "autolog",
+    "choice",
     "compare_models",
     "configure",
     "create_experiment",
@@ -102,6 +105,7 @@ __all__ = [
     "get_metric_history",
     "get_run",
     "get_workspace",
+    "intrange",
     "log_artifact",
     "log_artifacts",
     "log_input",
@@ -109,6 +113,7 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "loguniform",
     "maturity",
     "models",
     "monitoring",
@@ -125,4 +130,6 @@ __all__ = [
     "start_run",
     "step",
     "trace",
+    "tune",
+    "uniform",
 ]

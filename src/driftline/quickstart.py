@@ -12,9 +12,14 @@ It shows the stages built so far on the Wisconsin breast-cancer data:
 4. team mode: the same workspace is served by ``driftline server`` on a loopback port,
    and a remote client (``uri=http://...``) reads the champion and the ranking through
    it, logs a run over HTTP and loads the champion model from the server;
-5. serving: ``driftline serve`` answers for the champion on a loopback port; a few
-   hundred requests go through ``/predict`` and MLflow's ``/invocations``, and the
-   prediction log is read back (one row per request).
+5. serving and rollouts: the champion is deployed (``dl.serving.deploy``) and
+   ``driftline serve --deployment`` answers for it on a loopback port; a few hundred
+   requests go through ``/predict`` and MLflow's ``/invocations``. Then a challenger
+   (the best other run of the champion's family) is rolled out as a canary that the
+   serving process checks against stable step by step and promotes (the champion alias
+   moves), and a buggy challenger (it raises on one-row requests) is rolled back
+   automatically. The timeline comes from the audit log, and the prediction log is
+   read back (one row per request).
 
 6. monitoring: a monitor of the deployment sees an ordinary hour of traffic, then an
    hour with drift injected, raises an alert, and writes an HTML report over time.
@@ -48,6 +53,7 @@ __all__ = [
     "QuickstartResult",
     "ServerCheck",
     "ServingCheck",
+    "WorkspaceServer",
     "check_monitoring",
     "check_serving",
     "check_through_server",
@@ -98,16 +104,22 @@ class ServerCheck:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServingCheck:
-    """What ``driftline serve`` answered (stage 5)."""
+    """What ``driftline serve --deployment`` answered, and how the rollouts went (stage 5)."""
 
     url: str
-    model: str  # the version that answered: ``breast-cancer/1``
-    requests: int  # sent, half through /predict, half through /invocations
-    ok: int  # answered 200
-    logged: int  # rows in the prediction log afterwards
+    model: str  # the version that answered first: ``breast-cancer/1``
+    requests: int  # sent before any rollout, half through /predict, half /invocations
+    ok: int  # of those, answered 200
+    sent: int  # every request sent, rollouts included
+    logged: int  # rows in the prediction log afterwards (one per request sent)
     p50_ms: float
     p99_ms: float
     log_root: str  # where the prediction log lives
+    promoted: str  # what the first canary's rollout ended in: ``promoted``
+    champion: str  # the champion after it: ``breast-cancer/2``
+    rolled_back: str  # what the buggy canary's rollout ended in: ``rolled_back``
+    canary_errors: int  # requests the buggy canary failed before it was rolled back
+    timeline: list[tuple[float, str, str]]  # (seconds since the deployment, action, message)
 
 
 def _candidates(seed: int) -> list[tuple[str, dict[str, Any], Callable[[], Any]]]:
@@ -139,10 +151,12 @@ def _candidates(seed: int) -> list[tuple[str, dict[str, Any], Callable[[], Any]]
         (
             "mlp",
             {"model": "mlp", "hidden_layer_sizes": "32", "epochs": _EPOCHS, "alpha": 1e-3},
+            # Cross-validated as it is trained (`_train_epochs`): _EPOCHS passes, not 300
+            # (which cost a second per fold and scored a model nobody deploys).
             lambda: make_pipeline(
                 StandardScaler(),
                 MLPClassifier(
-                    hidden_layer_sizes=(32,), alpha=1e-3, max_iter=300, random_state=seed
+                    hidden_layer_sizes=(32,), alpha=1e-3, max_iter=_EPOCHS, random_state=seed
                 ),
             ),
         ),
@@ -165,14 +179,15 @@ def _scores(model: Any, x: Any, y: Any) -> dict[str, float]:
 def _train_epochs(pipeline: Any, x: Any, y: Any, x_val: Any, y_val: Any) -> None:
     """Train an MLP pipeline epoch by epoch, logging the learning curve."""
     import numpy as np
+    from sklearn.metrics import roc_auc_score
 
     scaler, mlp = pipeline[0], pipeline[-1]
     x_scaled = scaler.fit_transform(x)
     classes = np.unique(y)
     for epoch in range(_EPOCHS):
         mlp.partial_fit(x_scaled, y, classes=classes)
-        scores = _scores(pipeline, x_val, y_val)
-        dl.log_metrics({"train_loss": float(mlp.loss_), "val_auc": scores["auc"]}, step=epoch)
+        val_auc = float(roc_auc_score(y_val, pipeline.predict_proba(x_val)[:, 1]))
+        dl.log_metrics({"train_loss": float(mlp.loss_), "val_auc": val_auc}, step=epoch)
 
 
 def _plot(model: Any, x: Any, y: Any, title: str, path: Path, auc: float) -> None:
@@ -316,32 +331,62 @@ def _run(metric: str, experiment: str, seed: int, progress: Progress | None) -> 
     )
 
 
-def check_through_server(result: QuickstartResult, *, timeout: float = 60.0) -> ServerCheck:
+class WorkspaceServer:
+    """``driftline server`` for the default workspace, a child process on a free port.
+
+    Started before the models train (see ``driftline quickstart``), it boots on the core
+    training leaves free (native thread pools are limited to one thread) instead of
+    after it; :func:`check_through_server` waits for it to answer.
+    """
+
+    def __init__(self) -> None:
+        import subprocess
+        import sys
+
+        local = dl.get_workspace().settings
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        command = [
+            sys.executable, "-m", "driftline.cli", "--home", str(local.home),
+            "server", "--port", str(port), "--workers", "1", "--uri", local.uri,
+            "--artifacts", local.artifact_root, "--log-level", "warning",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self) -> None:
+        """Stop the server (a second call does nothing)."""
+        import subprocess
+
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def check_through_server(
+    result: QuickstartResult, *, timeout: float = 60.0, server: WorkspaceServer | None = None
+) -> ServerCheck:
     """Serve the default workspace with ``driftline server``, then be its remote client.
 
-    The server is a child process on a free loopback port. For the check, the default
-    workspace is reconfigured to ``uri=http://...`` (the same ``dl.*`` calls, now over
-    HTTP); the local one is restored, and the server stopped, before this returns.
+    The server is ``server`` if given (started earlier), else one started here; it is a
+    child process on a free loopback port. For the check, the default workspace is
+    reconfigured to ``uri=http://...`` (the same ``dl.*`` calls, now over HTTP); the
+    local one is restored, and the server stopped, before this returns.
     """
-    import subprocess
-    import sys
-
     import numpy as np
     from sklearn.datasets import load_breast_cancer
 
     local = dl.get_workspace().settings
     x = load_breast_cancer(as_frame=True).frame.drop(columns=[TARGET]).head(20)
     expected = np.asarray(dl.models.load(result.model_version.uri).predict(x))
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [
-        sys.executable, "-m", "driftline.cli", "--home", str(local.home),
-        "server", "--port", str(port), "--workers", "1", "--uri", local.uri,
-        "--artifacts", local.artifact_root, "--log-level", "warning",
-    ]  # fmt: skip
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    started = server or WorkspaceServer()
+    url = started.url
     try:
-        _wait_for_server(url, server, timeout)
+        _wait_for_server(url, started.process, timeout)
         dl.configure(uri=url, home=local.home, capture_environment=False)
         champion = dl.registry.get_version(f"{MODEL_NAME}@champion")
         seen = list(dl.search_runs(experiment=result.experiment, max_results=1000))
@@ -351,12 +396,7 @@ def check_through_server(result: QuickstartResult, *, timeout: float = 60.0) -> 
         served = np.asarray(dl.models.load(f"models:/{MODEL_NAME}@champion").predict(x))
     finally:
         dl.configure(settings=local)
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+        started.stop()
     return ServerCheck(
         url=url,
         champion=f"{champion.name}/{champion.version}",
@@ -367,8 +407,12 @@ def check_through_server(result: QuickstartResult, *, timeout: float = 60.0) -> 
     )
 
 
-def check_serving(requests: int = 300, *, timeout: float = 60.0) -> ServingCheck:
-    """Serve the champion with ``driftline serve``, send requests, read the prediction log.
+def check_serving(
+    result: QuickstartResult, requests: int = 300, *, timeout: float = 60.0
+) -> ServingCheck:
+    """Deploy the champion and serve it with ``driftline serve --deployment``, send
+    requests, roll a challenger out as a canary (promoted) and a buggy one (rolled back),
+    then read the timeline and the prediction log.
 
     The server is a child process on a free loopback port; it is stopped with SIGTERM,
     which writes the prediction log's last rows, before the log is read.
@@ -382,19 +426,23 @@ def check_serving(requests: int = 300, *, timeout: float = 60.0) -> ServingCheck
     from sklearn.datasets import load_breast_cancer
 
     settings = dl.get_workspace().settings
-    rows = load_breast_cancer(as_frame=True).frame.drop(columns=[TARGET])
+    frame = load_breast_cancer(as_frame=True).frame
+    rows = frame.drop(columns=[TARGET])
     records = rows.head(requests).to_dict(orient="records")
+    challenger, buggy = _challengers(result, frame)
+    dl.serving.deploy({"name": MODEL_NAME, "model": MODEL_NAME, "stable": "champion"})
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable, "-m", "driftline.cli", "--home", str(settings.home), "--uri",
         settings.uri, "--artifact-root", settings.artifact_root,
-        "serve", f"{MODEL_NAME}@champion", "--port", str(port),
+        "serve", "--deployment", MODEL_NAME, "--port", str(port), "--poll-interval", "0.1",
     ]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     latencies: list[float] = []
-    ok = 0
+    ok = sent = canary_errors = 0
     model = ""
+    outcomes: list[str] = []
     try:
         _wait_for_serving(url, server, timeout)
         with httpx.Client(base_url=url, timeout=30) as client:
@@ -405,9 +453,27 @@ def check_serving(requests: int = 300, *, timeout: float = 60.0) -> ServingCheck
                     r = client.post("/invocations", json={"dataframe_records": [record]})
                 else:
                     r = client.post("/predict", json={"inputs": [record]})
-                    model = r.json().get("model", model)
+                    model = model or r.json().get("model", "")
                 latencies.append((time.perf_counter() - started) * 1000)
                 ok += r.status_code == 200
+            sent = requests
+            for version in (challenger, buggy):
+                dl.serving.deploy(_canary_spec(version))
+                deadline = time.monotonic() + timeout
+                while dl.serving.get_deployment(MODEL_NAME).rollout.state == "progressing":
+                    if time.monotonic() > deadline:
+                        raise InvalidArgumentError(
+                            f"The canary {MODEL_NAME}/{version} did not finish its rollout "
+                            f"within {timeout:g} s"
+                        )
+                    # Sticky routing: each request a routing key of its own.
+                    for _ in range(20):
+                        record = records[sent % len(records)]
+                        r = client.post("/predict", json={"inputs": [record]},
+                                        headers={"X-Routing-Key": str(sent)})  # fmt: skip
+                        sent += 1
+                        canary_errors += r.status_code == 500
+                outcomes.append(str(dl.serving.get_deployment(MODEL_NAME).rollout.state))
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -416,17 +482,86 @@ def check_serving(requests: int = 300, *, timeout: float = 60.0) -> ServingCheck
             server.kill()
             server.wait(10)
     logged = len(dl.serving.predictions(MODEL_NAME))
+    history = list(reversed(dl.serving.history(MODEL_NAME, limit=None)))
+    start = history[0].at
+    timeline = [
+        ((e.at - start).total_seconds(), e.action.removeprefix("deploy_"),
+         str((e.after or {}).get("message", "")))
+        for e in history
+    ]  # fmt: skip
     latencies.sort()
     return ServingCheck(
         url=url,
         model=model,
         requests=requests,
         ok=ok,
+        sent=sent,
         logged=logged,
         p50_ms=latencies[len(latencies) // 2],
         p99_ms=latencies[int(len(latencies) * 0.99) - 1],
         log_root=dl.serving.prediction_log_root(),
+        promoted=outcomes[0],
+        champion=dl.registry.get_version(f"{MODEL_NAME}@champion").ref,
+        rolled_back=outcomes[1],
+        canary_errors=canary_errors,
+        timeline=timeline,
     )
+
+
+def _canary_spec(version: int) -> dict[str, Any]:
+    """The deployment with ``version`` as a canary: short steps, so the quickstart is quick
+    (a real rollout checks every minute or so, on hundreds of requests)."""
+    return {
+        "name": MODEL_NAME,
+        "model": MODEL_NAME,
+        "stable": "champion",
+        "canary": {
+            "version": version,
+            "steps": [25, 50, 100],
+            "interval": "0.2s",
+            "min_requests": 20,
+            "max_failed_checks": 2,
+            # One-row latencies of a few milliseconds jitter on a busy machine.
+            "checks": {"error_rate": 0.02, "p99_ms_ratio": 5, "score_psi": 0.5},
+        },
+    }
+
+
+def _challengers(result: QuickstartResult, frame: Any) -> tuple[int, int]:
+    """Register the canaries: the best other run of the champion's family, and a buggy
+    logistic regression that raises on one-row requests (its five-row input example
+    passes, so it deploys; live traffic makes it fail)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    champion = result.runs[0]
+    family = champion.tags.get("family")
+    others = [r for r in result.runs[1:] if r.tags.get("family") == family] or result.runs[1:]
+    challenger = dl.register_model(
+        f"runs:/{others[0].id}/model", MODEL_NAME, description="quickstart challenger"
+    )
+    rows = frame.drop(columns=[TARGET])
+    inner = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    inner.fit(rows, frame[TARGET])
+
+    class OneRowBug(dl.models.PythonModel):
+        """A model with a bug: a reshape that breaks on a single row."""
+
+        def __init__(self, model: Any) -> None:
+            self.model = model
+
+        def predict(self, context: Any, model_input: Any) -> Any:
+            if len(model_input) == 1:
+                raise ValueError("cannot reshape a single row (the bug this canary has)")
+            return self.model.predict(model_input)
+
+    with dl.start_run(experiment=result.experiment, name="buggy-challenger") as run:
+        dl.models.log_model(OneRowBug(inner), "model", input_example=rows.head(5))
+    buggy = dl.register_model(
+        f"runs:/{run.id}/model", MODEL_NAME, description="quickstart: a buggy challenger"
+    )
+    return challenger.version, buggy.version
 
 
 def _wait_for_serving(url: str, server: Any, timeout: float) -> None:

@@ -5,7 +5,8 @@ metadata URL's scheme picks the database (see ``core.metadata.normalize_url``) a
 artifact root's scheme picks the byte store (``core.artifacts.open_byte_store``); an
 unknown scheme fails with the list of known ones. The stages come from the stage list
 (:mod:`driftline.stages`): each builds its service from the :class:`Kernel` and the
-services of the stages it uses, in list order. The composition root also installs
+services of the stages it uses, on first use (a command opens the workspace and pays
+only for the stages it touches). The composition root also installs
 what is process- or database-wide: the audit log's anchors (a commit hook, once per
 database) and the stages' model URI resolvers.
 
@@ -58,6 +59,11 @@ class Workspace:
     """One driftline workspace: a metadata database, an artifact store, and the services
     of every declared stage.
 
+    A stage's service is built the first time something asks for it (and the services
+    of the stages it uses when its ``build`` asks for them), so a command pays only for
+    the stages it touches; ``gc`` asks for every stage's service, and :meth:`close`
+    closes those that were built.
+
     Example:
         >>> ws = Workspace.from_settings(Settings.load(uri="sqlite://"))  # doctest: +SKIP
         >>> ws.tracking.create_experiment("churn")                        # doctest: +SKIP
@@ -74,9 +80,10 @@ class Workspace:
         anchors: AuditAnchors | None = None,
         client: ApiClient | None = None,
     ) -> None:
-        """Build every stage's service, in list order (use :meth:`from_settings`)."""
+        """Hold the kernel; each stage's service is built on first use (use
+        :meth:`from_settings`)."""
         from driftline.core.auditlog import open_audit_log
-        from driftline.core.stage import Kernel, Services
+        from driftline.core.stage import Kernel
 
         self.settings = settings
         self.stages = stages
@@ -88,8 +95,12 @@ class Workspace:
         self._live_runs: set[str] = set()
         self._closed = False
         self._lock = threading.Lock()
+        # Re-entrant: building a stage builds the stages it uses first.
+        self._build_lock = threading.RLock()
+        self._declared = {stage.name: stage for stage in stages}
+        # Built services by stage name, in build order (a stage may build to ``None``).
         self._services: dict[str, object] = {}
-        kernel = Kernel(
+        self._kernel = Kernel(
             settings=settings,
             content=content,
             database=database,
@@ -98,14 +109,6 @@ class Workspace:
             audit=self.audit,
             live_runs=self.live_runs,
         )
-        try:
-            for stage in stages:
-                self._services[stage.name] = stage.build(
-                    kernel, Services(self._services, stage.uses)
-                )
-        except BaseException:
-            self._close_services(timeout=10.0)
-            raise
 
     @classmethod
     def from_settings(
@@ -171,50 +174,76 @@ class Workspace:
             raise
 
     def service(self, name: str, kind: type[T]) -> T:
-        """The service of the stage ``name``; ``kind`` is its type (checked).
+        """The service of the stage ``name`` (built on first use); ``kind`` is its type
+        (checked).
 
         Raises:
             NotFoundError: no declared stage has that name.
         """
-        from driftline.errors import InvalidArgumentError, NotFoundError
+        from driftline.errors import InvalidArgumentError
 
-        try:
-            found = self._services[name]
-        except KeyError:
-            known = ", ".join(self._services)
-            raise NotFoundError(f"No stage {name!r} in this workspace; stages: {known}") from None
+        found = self._service(name)
         if not isinstance(found, kind):
             raise InvalidArgumentError(
                 f"The {name!r} service is a {type(found).__name__}, not a {kind.__name__}"
             )
         return found
 
+    def _service(self, name: str) -> object:
+        """The service of the stage ``name``, building it (and what it uses) if needed."""
+        try:
+            return self._services[name]
+        except KeyError:
+            pass
+        with self._build_lock:
+            if name not in self._services:
+                self._build(name)
+            return self._services[name]
+
+    def _build(self, name: str) -> None:
+        """Build the stage ``name`` (caller holds the build lock); the stages it uses are
+        built when its ``build`` asks for them (``Services.get`` comes back here)."""
+        from driftline.core.stage import Services
+        from driftline.errors import NotFoundError
+
+        stage = self._declared.get(name)
+        if stage is None:
+            known = ", ".join(self._declared)
+            raise NotFoundError(f"No stage {name!r} in this workspace; stages: {known}")
+        # `load_stages` checked that a stage uses only stages listed before it: no cycles.
+        service = stage.build(self._kernel, Services(self._service, stage.uses))
+        self._services[name] = service
+        if self._closed and stage.close is not None:
+            # Used after close: it gets the state every service got from close (its
+            # queues flushed and stopped), rather than a writer thread nothing stops.
+            stage.close(service, 10.0)
+
     # The services of the built-in stages, typed (``service(name, kind)`` is the general way).
 
     @property
     def tracking(self) -> TrackingService:
         """Experiments, runs and run artifacts."""
-        return cast("TrackingService", self._services["tracking"])
+        return cast("TrackingService", self._service("tracking"))
 
     @property
     def data(self) -> DataService:
         """Dataset versions."""
-        return cast("DataService", self._services["data"])
+        return cast("DataService", self._service("data"))
 
     @property
     def models(self) -> ModelCache:
         """The model cache (model packages themselves are run artifacts)."""
-        return cast("ModelCache", self._services["models"])
+        return cast("ModelCache", self._service("models"))
 
     @property
     def registry(self) -> RegistryService:
         """Registered models, versions, aliases, approvals and the audit log."""
-        return cast("RegistryService", self._services["registry"])
+        return cast("RegistryService", self._service("registry"))
 
     @property
     def auth(self) -> UserAdmin:
         """Users, tokens and grants (on the database, or the server's in remote mode)."""
-        return cast("UserAdmin", self._services["auth"])
+        return cast("UserAdmin", self._service("auth"))
 
     @property
     def is_remote(self) -> bool:
@@ -245,12 +274,14 @@ class Workspace:
                 self.client.close()
 
     def _close_services(self, timeout: float | None) -> None:
-        """Close the services in reverse build order; the first failure is raised after
-        every service had its turn."""
+        """Close the built services in reverse build order (a stage never built holds
+        nothing); the first failure is raised after every service had its turn."""
         failure: BaseException | None = None
-        for stage in reversed(self.stages):
-            service = self._services.get(stage.name)
-            if service is None or stage.close is None:
+        with self._build_lock:
+            built = list(self._services.items())
+        for name, service in reversed(built):
+            stage = self._declared[name]
+            if stage.close is None:
                 continue
             try:
                 stage.close(service, timeout)

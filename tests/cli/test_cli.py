@@ -7,6 +7,7 @@ what the CLI adds: rendering, JSON for scripts, one-line errors and exit status.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -212,10 +213,19 @@ def test_quickstart_in_a_fresh_folder(workdir: Path) -> None:
     assert "4. Server" in served
     assert "breast-cancer@champion = v1" in served
     assert "predicts exactly like the local one" in served
-    # Stage 5: driftline serve answered every request, and the prediction log has them all.
+    # Stage 5: the deployed champion answered every request; a canary was promoted and a
+    # buggy one rolled back by the serving process; the prediction log has every request.
     assert "5. Serving" in served
     assert "breast-cancer/1 answered 300 of 300 requests" in served
-    assert "the prediction log holds 300 rows" in served
+    assert "rolled out as a canary: promoted, breast-cancer@champion is now breast-cancer/2" in (
+        served
+    )
+    assert "was rolled back automatically" in served
+    logged = re.search(r"prediction log holds (\d+) rows \(of (\d+) requests\)", served)
+    assert logged is not None, served
+    assert logged.group(1) == logged.group(2)
+    assert "promoted: breast-cancer@champion -> v2" in served
+    assert "rolled back after 2 failed check(s)" in served
     # Stage 6: drift injected into the traffic raises an alert, and a report is written.
     assert "6. Monitoring" in served
     assert "the ordinary hour was healthy" in served
@@ -294,8 +304,10 @@ def test_quickstart_in_a_fresh_folder(workdir: Path) -> None:
         ).stdout
 
     versions = json.loads(cli("models", "versions", "breast-cancer", "--json"))
-    assert [v["aliases"] for v in versions] == [["champion"]]
-    assert versions[0]["run_id"] == runs[0]["id"]
+    # v1 the best run; v2 the challenger the canary rollout promoted; v3 the buggy canary.
+    assert [v["aliases"] for v in versions] == [[], ["champion"], []]
+    assert versions[-1]["run_id"] == runs[0]["id"]
+    assert versions[1]["run_id"] in {r["id"] for r in runs[1:]}
     assert "intact" in cli("audit", "verify")
     lineage = json.loads(cli("data", "lineage", "breast-cancer-train@1", "--json"))
     readers = {e["target"] for e in lineage["downstream"] if e["kind"] == "input"}

@@ -49,3 +49,29 @@ def folder(tmp_path: Path) -> Path:
     path = tmp_path / "signals"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[object]:
+    """One local Ray for the whole test session: 2 CPUs, no dashboard, no usage stats.
+
+    Starting Ray takes seconds, so every Ray test shares this one; it is shut down when
+    the session ends. Tests that use it name their step modules uniquely: Ray's worker
+    processes outlive a test and keep the modules they imported.
+    """
+    import os
+
+    ray = pytest.importorskip("ray")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no reporting to the internet
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

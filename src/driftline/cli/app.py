@@ -13,7 +13,10 @@ from driftline.cli._context import CliState
 from driftline.core.stage import load_object
 from driftline.stages import STAGES, load_stages
 
-__all__ = ["app", "build_app"]
+__all__ = ["app", "build_app", "for_command"]
+
+#: The global options that take a value (``root``'s non-flag options; a test checks).
+VALUE_OPTIONS = frozenset({"--uri", "--artifact-root", "--home"})
 
 
 def _version(value: bool) -> None:
@@ -87,6 +90,56 @@ def build_app(stages: Sequence[str] = STAGES) -> typer.Typer:
     data.register_gc(app)
     app.add_typer(db.app, name="db")
     return app
+
+
+def _command_names(app: typer.Typer) -> list[tuple[str, object]]:
+    """``(name, registration)`` of every top-level command and group of ``app``."""
+    from typer.main import get_command_name
+
+    names: list[tuple[str, object]] = []
+    for command in app.registered_commands:
+        name = command.name
+        if not name and command.callback is not None:
+            name = get_command_name(command.callback.__name__)
+        names.append((name or "", command))
+    for group in app.registered_groups:
+        group_name = group.name
+        if not group_name and group.typer_instance is not None:
+            group_name = group.typer_instance.info.name
+        names.append((group_name if isinstance(group_name, str) else "", group))
+    return names
+
+
+def for_command(app: typer.Typer, args: Sequence[str]) -> typer.Typer:
+    """``app`` holding only the top-level command ``args`` invoke, if it names one.
+
+    Typer turns every registered command into a click command before running one (each
+    function's signature and type hints read): ~70 commands, a tenth of a short
+    command's time. Anything unclear (no command, an unknown name) keeps the whole app,
+    so help and "No such command" read as before.
+    """
+    import copy
+
+    command: str | None = None
+    expects_value = False
+    for arg in args:
+        if expects_value:
+            expects_value = False
+        elif arg == "--":
+            return app
+        elif arg.startswith("-"):
+            expects_value = arg in VALUE_OPTIONS
+        else:
+            command = arg
+            break
+    found = [(name, entry) for name, entry in _command_names(app) if name == command]
+    if command is None or len(found) != 1:
+        return app
+    entry = found[0][1]
+    pruned = copy.copy(app)
+    pruned.registered_commands = [c for c in app.registered_commands if c is entry]
+    pruned.registered_groups = [g for g in app.registered_groups if g is entry]
+    return pruned
 
 
 app = build_app()

@@ -6,7 +6,7 @@ check alerts or fails, so cron and CI can act on it.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,12 +42,12 @@ def _since(text: str | None) -> datetime | None:
 
     from driftline.core.clock import utcnow
     from driftline.errors import InvalidArgumentError
-    from driftline.monitoring.monitor_models import parse_duration
+    from driftline.monitoring.windows import parse_duration
 
     if text is None:
         return None
     if text.strip()[-1:].isalpha():
-        return utcnow() - timedelta(seconds=parse_duration(text, "--since"))
+        return utcnow() - parse_duration(text, "--since")
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:

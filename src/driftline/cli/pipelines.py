@@ -208,7 +208,9 @@ def run(
     name: str = typer.Argument(..., help="The pipeline."),
     param: list[str] | None = typer.Option(None, "--param", "-p", help="key=value (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Run every step, ignoring the cache."),
-    executor: str = typer.Option("local", "--executor", help="local or processes."),
+    executor: str = typer.Option(
+        "local", "--executor", help="local, processes, ray or ray://HOST:PORT."
+    ),
     module: str | None = ModuleOption,
     json: bool = JsonOption,
 ) -> None:
@@ -268,7 +270,9 @@ def runs(
 def resume(
     ctx: typer.Context,
     run_id: str = typer.Argument(..., help="The failed pipeline run."),
-    executor: str | None = typer.Option(None, "--executor", help="local or processes."),
+    executor: str | None = typer.Option(
+        None, "--executor", help="local, processes, ray or ray://HOST:PORT."
+    ),
     json: bool = JsonOption,
 ) -> None:
     """Run a failed pipeline run again; steps that finished are reused from the cache."""

@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
         from driftline.quickstart import (
             METRICS,
             MODEL_NAME,
+            WorkspaceServer,
             check_monitoring,
             check_serving,
             check_through_server,
@@ -53,18 +54,25 @@ def register(app: typer.Typer) -> None:
             ) from None
         state: CliState = ctx.find_root().obj
         ws = dl.configure(**state.overrides)
-        with _progress(quiet=json) as advance:
-            result = run_quickstart(metric=metric, experiment=experiment, progress=advance)
-            # Already a remote client (DRIFTLINE_URI=http://...): stages 1-3 went through
-            # that server, and a server cannot serve another server's workspace.
-            serve = serve and not ws.is_remote
-            if serve:
-                advance("Serving the workspace over HTTP", 1, 0)
-                served = check_through_server(result)
-                advance("Serving the champion with driftline serve", 1, 0)
-                scored = check_serving()
-                advance("Monitoring the deployment for drift", 1, 0)
-                monitored = check_monitoring(Path("monitoring-report.html").resolve())
+        # Already a remote client (DRIFTLINE_URI=http://...): stages 1-3 go through that
+        # server, and a server cannot serve another server's workspace.
+        serve = serve and not ws.is_remote
+        # The workspace's server boots while the models train (it needs only the
+        # workspace), on the core training leaves free.
+        server = WorkspaceServer() if serve else None
+        try:
+            with _progress(quiet=json) as advance:
+                result = run_quickstart(metric=metric, experiment=experiment, progress=advance)
+                if server is not None:
+                    advance("Serving the workspace over HTTP", 1, 0)
+                    served = check_through_server(result, server=server)
+                    advance("Deploying the champion, rolling out canaries", 1, 0)
+                    scored = check_serving(result)
+                    advance("Monitoring the deployment for drift", 1, 0)
+                    monitored = check_monitoring(Path("monitoring-report.html").resolve())
+        finally:
+            if server is not None:
+                server.stop()
         if json:
             print_json(
                 {
@@ -158,14 +166,22 @@ def register(app: typer.Typer) -> None:
             )
         if serve:
             console.print(
-                f"[bold]5. Serving[/]  `driftline serve {MODEL_NAME}@champion` on {scored.url}: "
-                f"{scored.model} answered {scored.ok} of {scored.requests} requests "
-                f"(/predict and MLflow's /invocations), latency p50 {scored.p50_ms:.1f} ms, "
-                f"p99 {scored.p99_ms:.1f} ms; the prediction log holds {scored.logged} rows, "
+                f"[bold]5. Serving[/]  `driftline serve --deployment {MODEL_NAME}` on "
+                f"{scored.url}: {scored.model} answered {scored.ok} of {scored.requests} "
+                f"requests (/predict and MLflow's /invocations), latency p50 "
+                f"{scored.p50_ms:.1f} ms, p99 {scored.p99_ms:.1f} ms. Then a challenger was "
+                f"rolled out as a canary: {scored.promoted}, {MODEL_NAME}@champion is now "
+                f"{scored.champion}; a buggy canary failed {scored.canary_errors} requests "
+                f"and was {scored.rolled_back.replace('_', ' ')} automatically. The "
+                f"prediction log holds {scored.logged} rows (of {scored.sent} requests), "
                 f"in {scored.log_root}",
                 highlight=False,
             )
-        if serve:
+            table(
+                f"Rollout timeline of deployment {MODEL_NAME} (from the audit log)",
+                ["+s", "action", "what happened"],
+                [(f"{at:.2f}", action, message) for at, action, message in scored.timeline],
+            )
             found = monitored.alert
             console.print(
                 f"[bold]6. Monitoring[/]  monitor {monitored.monitor}: the ordinary hour was "
@@ -186,6 +202,8 @@ def register(app: typer.Typer) -> None:
             "driftline audit verify",
             "driftline server   # then DRIFTLINE_URI=http://127.0.0.1:8080 in another shell",
             f"driftline serve {version.name}@champion   # /predict, /invocations, /v2/models/...",
+            f"driftline deploy status {version.name}",
+            f"driftline deploy history {version.name}",
             f"driftline monitor history {MODEL_NAME}-prod",
         ):
             console.print(f"  {command}", soft_wrap=True, highlight=False)

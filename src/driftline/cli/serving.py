@@ -1,17 +1,22 @@
-"""``driftline serve`` (a registered model over HTTP) and ``driftline predict`` (batch scoring)."""
+"""``driftline serve`` (a registered model or a deployment over HTTP), ``driftline predict``
+(batch scoring); ``driftline deploy`` is in :mod:`driftline.cli.deploy`."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import typer
 
 from driftline.cli._context import CliState
 from driftline.cli._output import JsonOption, console, print_json
+from driftline.errors import InvalidArgumentError
 
 
 def serve(
     ctx: typer.Context,
-    model: str = typer.Argument(
-        ..., help="The model: churn@champion, churn/3, models:/churn@champion."
+    model: str | None = typer.Argument(
+        None,
+        help="The model: churn@champion, churn/3, models:/churn@champion (or --deployment).",
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
     port: int = typer.Option(8080, "--port", "-p", help="Port to listen on."),
@@ -22,7 +27,10 @@ def serve(
     deployment: str | None = typer.Option(
         None,
         "--deployment",
-        help="Name requests and the prediction log are filed under (default: the model's name).",
+        "-d",
+        help="Without a model: serve this deployment record (its variants, weights and "
+        "rollout; see `driftline deploy`). With a model: the name requests and the "
+        "prediction log are filed under (default: the model's name).",
     ),
     max_batch_size: int | None = typer.Option(
         None, "--max-batch-size", help="Micro-batching: the most rows per predict call."
@@ -48,10 +56,13 @@ def serve(
     ),
     log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning, error."),
 ) -> None:
-    """Serve a registered model: /predict, MLflow's /invocations, Open Inference Protocol v2.
+    """Serve a registered model or a deployment: /predict, MLflow's /invocations, OIP v2.
 
     An alias is followed: when it moves, each worker loads, verifies and warms the new
-    version in the background and swaps it in without failing a request.
+    version in the background and swaps it in without failing a request. A deployment
+    (--deployment NAME, no model) is followed the same way: its canary, shadow and
+    traffic split as `driftline deploy` changes them, and every serving process takes
+    its turn driving the canary's checks.
     """
     from driftline.serving.models import BatchingPolicy, ModelTarget, ServingOptions
     from driftline.serving.runner import check_target, serve
@@ -65,18 +76,26 @@ def serve(
             max_batch_size=max_batch_size or 64,
             max_latency_ms=5.0 if max_latency_ms is None else max_latency_ms,
         )
-    options = ServingOptions(
-        target=ModelTarget.parse(model),
-        deployment=deployment or "",
-        auth=auth,
-        batching=batching,
-        log_sample=log_sample,
-        timeout_ms=timeout_ms,
-        max_rows=max_rows,
-        max_body=max_body_kb * 1024,
-        max_queue=max_queue,
-        poll_interval=poll_interval,
-    )
+    limits: dict[str, Any] = {
+        "auth": auth, "timeout_ms": timeout_ms, "max_rows": max_rows,
+        "max_body": max_body_kb * 1024, "max_queue": max_queue, "poll_interval": poll_interval,
+    }  # fmt: skip
+    if model is None:
+        if deployment is None:
+            raise InvalidArgumentError(
+                "Name what to serve: a model (driftline serve churn@champion) or a "
+                "deployment (driftline serve --deployment churn)"
+            )
+        options = _deployment_options(settings, deployment, batching, limits)
+    else:
+        options = ServingOptions(
+            target=ModelTarget.parse(model),
+            deployment=deployment or "",
+            batching=batching,
+            log_sample=log_sample,
+            **limits,
+        )
+    batching = options.batching
     checked = check_target(settings, options)  # a missing alias fails here, exit 1
     version = checked[1]
     batch_text = (
@@ -84,8 +103,9 @@ def serve(
         if batching
         else "no batching"
     )
+    what = "deployment" if options.follow_deployment else "as deployment"
     typer.echo(
-        f"Serving {version.ref} ({options.target.ref}) as deployment {options.deployment!r} "
+        f"Serving {version.ref} ({options.target.ref}) {what} {options.deployment!r} "
         f"on http://{host}:{port} ({workers} worker(s), {batch_text}, auth "
         f"{'on' if auth else 'off'})"
     )
@@ -93,6 +113,30 @@ def serve(
         settings, options, host=host, port=port, workers=workers, log_level=log_level,
         checked=checked,
     )  # fmt: skip
+
+
+def _deployment_options(settings: Any, name: str, batching: Any, limits: dict[str, Any]) -> Any:
+    """Serving options from a deployment record (flags given on the command line win)."""
+    from driftline.serving.deployments import DeploymentService
+    from driftline.serving.models import ServingOptions
+    from driftline.workspace import Workspace
+
+    with Workspace.from_settings(settings) as workspace:
+        record = workspace.service("serving", DeploymentService).get_deployment(name)
+    spec = record.spec
+    # Rows reach the prediction log (which the canary's checks read) within a poll.
+    flush = min(2.0, limits["poll_interval"])
+    if spec.canary is not None:
+        flush = min(flush, spec.canary.interval / 2)
+    return ServingOptions(
+        target=spec.stable_target,
+        deployment=name,
+        follow_deployment=True,
+        batching=batching or spec.batching,
+        log_sample=spec.log_sample,
+        log_flush_seconds=flush,
+        **limits,
+    )
 
 
 def predict(
@@ -106,6 +150,11 @@ def predict(
     experiment: str = typer.Option(
         "batch-scoring", "--experiment", "-e", help="The experiment of the scoring run."
     ),
+    executor: str = typer.Option(
+        "local",
+        "--executor",
+        help="local, ray (Ray Data on a local Ray or RAY_ADDRESS) or ray://HOST:PORT.",
+    ),
     json: bool = JsonOption,
 ) -> None:
     """Batch-score a dataset version or a file with a registered model, recorded as a run."""
@@ -115,7 +164,10 @@ def predict(
     state: CliState = ctx.find_root().obj
     dl.configure(**state.overrides, async_logging=False)
     if json or not console.is_terminal:
-        result = score(model, input_, output, chunk_rows=chunk_rows, experiment=experiment)
+        result = score(
+            model, input_, output, chunk_rows=chunk_rows, experiment=experiment,
+            executor=executor,
+        )  # fmt: skip
     else:
         from rich.progress import Progress
 
@@ -127,7 +179,7 @@ def predict(
 
             result = score(
                 model, input_, output, chunk_rows=chunk_rows, experiment=experiment,
-                progress=advance,
+                progress=advance, executor=executor,
             )  # fmt: skip
     if json:
         print_json(result.to_dict())
@@ -143,6 +195,10 @@ def predict(
 
 
 def install_commands(root_app: typer.Typer) -> None:
-    """Add ``driftline serve`` and ``driftline predict`` (the serving stage's ``cli`` hook)."""
+    """Add ``driftline serve``, ``driftline predict`` and ``driftline deploy`` (the serving
+    stage's ``cli`` hook)."""
+    from driftline.cli.deploy import app as deploy_app
+
     root_app.command(name="serve")(serve)
     root_app.command(name="predict")(predict)
+    root_app.add_typer(deploy_app, name="deploy")

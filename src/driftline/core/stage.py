@@ -120,10 +120,15 @@ class Kernel:
 
 
 class Services:
-    """The services already built, handed to the stages that declared they use them."""
+    """The services of the stages a stage declared in ``uses``, handed to its ``build``.
 
-    def __init__(self, built: Mapping[str, object], allowed: Iterable[str]) -> None:
-        self._built = built
+    ``lookup(name)`` returns a stage's service, building it if needed (the workspace
+    builds on first use), so a stage that needs another's service only in some calls can
+    call :meth:`get` then, and a command that never makes those calls never builds it.
+    """
+
+    def __init__(self, lookup: Callable[[str], object], allowed: Iterable[str]) -> None:
+        self._lookup = lookup
         self._allowed = frozenset(allowed)
 
     def get(self, name: str, kind: type[T]) -> T:
@@ -132,7 +137,7 @@ class Services:
             raise InvalidArgumentError(
                 f"A stage asked for the {name!r} service without declaring it in `uses`"
             )
-        service = self._built[name]
+        service = self._lookup(name)
         if not isinstance(service, kind):
             raise InvalidArgumentError(
                 f"The {name!r} service is a {type(service).__name__}, not a {kind.__name__}"

@@ -17,7 +17,6 @@ __all__ = ["STAGE"]
 def _build(kernel: Kernel, uses: Services) -> DataService:
     from driftline.data.service import DataService
     from driftline.data.store import DataStore
-    from driftline.tracking import TrackingService
 
     store: DataStore
     if kernel.is_remote:
@@ -28,13 +27,19 @@ def _build(kernel: Kernel, uses: Services) -> DataService:
         from driftline.data._sql import SqlDataStore
 
         store = SqlDataStore(kernel.require_database("data"))
-    runs = uses.get("tracking", TrackingService).store
+
+    def run_exists(run_id: str) -> bool:
+        # Tracking is built only when a commit names its producing run.
+        from driftline.tracking import TrackingService
+
+        return uses.get("tracking", TrackingService).store.find_run(run_id) is not None
+
     return DataService(
         store,
         kernel.content,
         stat_cache=kernel.settings.home / "cache" / "stat.db",
         user=kernel.settings.user,
-        run_exists=lambda run_id: runs.find_run(run_id) is not None,
+        run_exists=run_exists,
     )
 
 

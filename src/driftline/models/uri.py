@@ -29,8 +29,10 @@ from typing import Any
 
 from driftline.core.hashing import hash_file, parse_digest
 from driftline.errors import IntegrityError, InvalidArgumentError, NotFoundError
-from driftline.models.cache import ModelCache
-from driftline.models.package import MANIFEST_FILE
+
+# The model cache and the package format are imported where they are used: opening a
+# workspace imports this module to register the stages' resolvers, and a command that
+# loads no model should not pay for the flavors.
 
 __all__ = [
     "cached_package",
@@ -189,6 +191,9 @@ def cached_package(
     Returns:
         The package's folder in the cache, named by the hex digest of its manifest.
     """
+    from driftline.models.cache import ModelCache
+    from driftline.models.package import MANIFEST_FILE
+
     entries = list_entries()
     manifest_path = f"{prefix}/{MANIFEST_FILE}"
     manifest = next((e for e in entries if e.path == manifest_path), None)
@@ -206,6 +211,8 @@ def cached_package(
 
 
 def _check_cached_manifest(folder: Path, digest: str, algorithm: str) -> None:
+    from driftline.models.package import MANIFEST_FILE
+
     manifest = folder / MANIFEST_FILE
     actual = hash_file(manifest, algorithm)[0] if manifest.is_file() else "missing"
     if actual != digest:

@@ -341,16 +341,22 @@ def create_monitor(
         name: Unique name, e.g. ``churn-prod``.
         deployment: The deployment whose prediction log is checked.
         window: Each run checks the requests of the last window (``30m``, ``6h``, ``1d``).
-        checks: Check names (see ``driftline.monitoring.checks.CHECKS``).
+        checks: Check names: ``drift``, ``prediction_drift``, ``quality``,
+            ``performance`` (see ``driftline.monitoring.checks.CHECKS``).
         alerts: Channels: ``"log"``, ``"webhook:https://..."``.
         cooldown: The same check and severity alerts at most once per cooldown.
         reference: A dataset version (or stored reference name) to compare with; default:
             the training data recorded for the served model version.
-        thresholds: Drift thresholds, as for :func:`drift`.
+        thresholds: Drift thresholds, as for :func:`drift`, plus optional ``quality``
+            (fields of :class:`QualityThresholds`) and ``performance`` sections, e.g.
+            ``{"psi": 0.25, "performance": {"metric": "roc_auc", "below": 0.8}}``: the
+            performance check then alerts when the metric (realized, else the CBPE
+            estimate) falls below it.
         replace: Redefine an existing monitor of that name (its history is kept).
 
     Example:
         >>> dl.monitoring.create_monitor("churn-prod", deployment="churn", window="1d",
+        ...     checks=["drift", "quality", "performance"],
         ...     alerts=["webhook:http://127.0.0.1:9000/hook", "log"])  # doctest: +SKIP
     """
     return _service().monitors.create(

@@ -55,7 +55,7 @@ class HttpMonitorService:
         replace: bool = False,
     ) -> Monitor:
         """See :meth:`MonitorService.create`."""
-        from driftline.monitoring.monitor_models import format_duration
+        from driftline.monitoring.windows import format_duration
 
         body = {
             "name": name,

@@ -30,7 +30,17 @@ from typing import Any
 
 from driftline.errors import InvalidArgumentError
 
-__all__ = ["META", "flatten", "is_prediction", "log_files", "log_root", "request_ids", "traffic"]
+__all__ = [
+    "META",
+    "deployments",
+    "flatten",
+    "is_prediction",
+    "log_files",
+    "log_root",
+    "newest_model",
+    "request_ids",
+    "traffic",
+]
 
 #: The columns that say which request a row is, not what it holds.
 META = ("request_id", "row", "time", "model_version", "variant")
@@ -54,6 +64,15 @@ def _fs(root: str) -> tuple[Any, str]:
 
     fs, path = url_to_fs(root)
     return fs, str(path)
+
+
+def deployments(root: str) -> list[str]:
+    """The deployments that have a prediction log, by name."""
+    fs, base = _fs(root)
+    if not fs.exists(base):
+        return []
+    names = (str(p).rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False))
+    return sorted(n.removeprefix("deployment=") for n in names if n.startswith("deployment="))
 
 
 def log_files(
@@ -90,6 +109,37 @@ def request_ids(root: str, deployment: str) -> Any:
     fs, _ = _fs(root)
     table = ds.dataset(files, format="parquet", filesystem=fs).to_table(columns=["request_id"])
     return table.column("request_id").combine_chunks()
+
+
+def newest_model(
+    root: str, deployment: str, since: datetime, until: datetime
+) -> tuple[str, int] | None:
+    """``(model, version)`` that answered the newest successful request in ``[since,
+    until)``, or None (the flattened rows keep the version only, not the model's name)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    files = [f for _, f in log_files(root, deployment, since, until)]
+    if not files:
+        return None
+    fs, _ = _fs(root)
+    ts = pa.timestamp("us", tz="UTC")
+    table = ds.dataset(files, format="parquet", filesystem=fs).to_table(
+        columns=["time", "model", "model_version", "status"]
+    )
+    times = table["time"].cast(ts)
+    keep = pc.and_(
+        pc.and_(
+            pc.greater_equal(times, pa.scalar(since, ts)), pc.less(times, pa.scalar(until, ts))
+        ),
+        pc.less(table["status"], 400),
+    )
+    table = table.filter(keep)
+    if table.num_rows == 0:
+        return None
+    newest = int(pc.index(table["time"], pc.max(table["time"])).as_py())
+    return str(table["model"][newest].as_py()), int(table["model_version"][newest].as_py())
 
 
 def traffic(

@@ -1,19 +1,21 @@
 """The checks a monitor runs on each window of a deployment's prediction log.
 
-A check is a function ``(CheckContext) -> CheckResult`` registered in :data:`CHECKS` under
+A check is a function ``(CheckContext) -> CheckVerdict`` registered in :data:`CHECKS` under
 its name; a monitor lists the names it runs. Adding a check is one entry::
 
-    CHECKS["quality"] = CheckSpec("quality", quality_check, "missing rates, new categories")
+    CHECKS["latency"] = CheckSpec("latency", latency_check, "slow requests")
 
-where ``quality_check`` reads what it needs from the context (the decoded inputs, the
-predictions, the request ids to join labels on, the reference, the monitoring service)
-and returns a :class:`CheckResult`: a status, a severity when it alerts, a one-line
-message, the figures to keep as a time series and the details a report plots.
+where ``latency_check`` reads what it needs from the context (the window's input and
+prediction columns, the request ids to join labels on, the reference, the monitoring service)
+and returns a :class:`CheckVerdict`: a status, a severity when it alerts, a one-line
+message, the figures to keep as a time series and the details a report plots. (A
+verdict is one check on one monitor window; :class:`.models.CheckResult` is what
+``dl.monitoring.check`` returns for a range of windows.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,17 +24,27 @@ from driftline.errors import InvalidArgumentError, NotFoundError
 from driftline.monitoring.monitor_models import Monitor, finite
 
 if TYPE_CHECKING:
-    import pandas as pd
     import pyarrow as pa
 
-    from driftline.monitoring.models import DriftThresholds, Reference
+    from driftline.monitoring.models import DriftThresholds, PerformanceWindow, Reference
+    from driftline.monitoring.quality import QualityThresholds
     from driftline.monitoring.service import MonitoringService
 
-__all__ = ["CHECKS", "CheckContext", "CheckResult", "CheckSpec", "get_check", "known_checks"]
+__all__ = [
+    "CHECKS",
+    "CheckContext",
+    "CheckSpec",
+    "CheckVerdict",
+    "MonitorThresholds",
+    "PerformanceThreshold",
+    "get_check",
+    "known_checks",
+    "monitor_thresholds",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CheckResult:
+class CheckVerdict:
     """What a check returns.
 
     Attributes:
@@ -53,48 +65,57 @@ class CheckResult:
 
 
 class CheckContext:
-    """One window of a deployment's prediction log, as the checks see it.
+    """One window of a deployment's traffic, as the checks see it.
 
-    The log is read once; the decoded inputs and the reference are computed on first use
-    and shared by every check of the run.
+    The window is read once, one row per predicted row with the inputs and predictions
+    as columns (see :mod:`._traffic`: successful requests only, shadow copies left out);
+    the reference is resolved on first use and shared by every check of the run.
     """
 
     def __init__(
         self,
         monitor: Monitor,
-        log: pa.Table,
+        rows: pa.Table,
         window_start: datetime,
         window_end: datetime,
         service: MonitoringService,
         resolve_reference: Callable[[CheckContext], Reference],
     ) -> None:
         self.monitor = monitor
-        self.log = log  # the window's rows, every column of the prediction-log schema
+        self.rows = rows  # the window's flattened traffic
         self.window_start = window_start
         self.window_end = window_end
         self.service = service
         self._resolve_reference = resolve_reference
-        self._inputs: pd.DataFrame | None = None
         self._reference: Reference | None = None
 
     @property
-    def served(self) -> pa.Table:
-        """The rows answered successfully (status < 400, inputs logged)."""
+    def requests(self) -> int:
+        """How many requests the window's rows come from."""
         import pyarrow.compute as pc
 
-        ok = pc.and_(pc.less(self.log["status"], 400), pc.is_valid(self.log["inputs"]))
-        return self.log.filter(ok)
+        if self.rows.num_rows == 0:
+            return 0
+        return len(pc.unique(self.rows["request_id"]))
 
     @property
-    def inputs(self) -> pd.DataFrame:
-        """The served requests' input rows as one frame (a request of n rows gives n)."""
-        if self._inputs is None:
-            self._inputs = decode_inputs(self.served.column("inputs").to_pylist())
-        return self._inputs
+    def inputs(self) -> pa.Table:
+        """The input columns of the window's rows (a request of n rows gives n)."""
+        from driftline.monitoring._traffic import META, is_prediction
+
+        keep = [c for c in self.rows.column_names if c not in META and not is_prediction(c)]
+        return self.rows.select(keep)
+
+    @property
+    def predictions(self) -> pa.Table:
+        """The prediction columns of the window's rows."""
+        from driftline.monitoring._traffic import is_prediction
+
+        return self.rows.select([c for c in self.rows.column_names if is_prediction(c)])
 
     @property
     def reference(self) -> Reference:
-        """The reference the inputs are compared with (fitted once, stored, reused)."""
+        """The reference the window is compared with (fitted once, stored, reused)."""
         if self._reference is None:
             self._reference = self._resolve_reference(self)
         return self._reference
@@ -102,70 +123,138 @@ class CheckContext:
     @property
     def thresholds(self) -> DriftThresholds | None:
         """The monitor's drift thresholds, or None for the defaults."""
-        from driftline.monitoring import _thresholds
+        return monitor_thresholds(self.monitor.thresholds).drift
 
-        return _thresholds(self.monitor.thresholds)
+    @property
+    def limits(self) -> MonitorThresholds:
+        """Every section of the monitor's thresholds (drift, quality, performance)."""
+        return monitor_thresholds(self.monitor.thresholds)
 
 
-def decode_inputs(rows: list[str | None]) -> pd.DataFrame:
-    """Concatenate prediction-log ``inputs`` (JSON ``{column: [values]}``) into a frame.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PerformanceThreshold:
+    """When the ``performance`` check alerts: ``metric`` (e.g. ``roc_auc``) below
+    ``below``. ``min_labels`` labelled rows are needed to score a window."""
 
-    Requests that sent tensors rather than tables are skipped (there are no columns to
-    compare); a column a request lacks is missing (null) for its rows.
+    metric: str | None = None
+    below: float | None = None
+    min_labels: int = 100
+    severity: str = "warning"
+
+    def __post_init__(self) -> None:
+        if (self.metric is None) != (self.below is None):
+            raise InvalidArgumentError(
+                "thresholds.performance needs both metric and below, e.g. "
+                "{'performance': {'metric': 'roc_auc', 'below': 0.8}}"
+            )
+        if self.below is not None and (
+            isinstance(self.below, bool) or not isinstance(self.below, int | float)
+        ):
+            raise InvalidArgumentError(
+                f"thresholds.performance.below must be a number, got {self.below!r}"
+            )
+        if self.metric is not None and not isinstance(self.metric, str):
+            raise InvalidArgumentError(
+                f"thresholds.performance.metric must be a metric name, got {self.metric!r}"
+            )
+        if isinstance(self.min_labels, bool) or not isinstance(self.min_labels, int):
+            raise InvalidArgumentError(
+                f"thresholds.performance.min_labels must be an integer, got {self.min_labels!r}"
+            )
+        if self.min_labels < 1:
+            raise InvalidArgumentError("thresholds.performance.min_labels must be at least 1")
+        if self.severity not in ("warning", "critical"):
+            raise InvalidArgumentError(
+                f"thresholds.performance.severity must be 'warning' or 'critical', "
+                f"got {self.severity!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorThresholds:
+    """A monitor's ``thresholds``, by the check they apply to."""
+
+    drift: DriftThresholds | None
+    quality: QualityThresholds | None
+    performance: PerformanceThreshold | None
+
+
+def monitor_thresholds(value: Mapping[str, Any] | None) -> MonitorThresholds:
+    """Read a monitor's ``thresholds``: the fields of :class:`DriftThresholds`, plus
+    optional ``quality`` (fields of :class:`QualityThresholds`) and ``performance``
+    (fields of :class:`PerformanceThreshold`) sections, e.g.
+    ``{"psi": 0.25, "performance": {"metric": "roc_auc", "below": 0.8}}``.
+
+    Raises:
+        InvalidArgumentError: An unknown or invalid threshold (named).
     """
-    import orjson
-    import pandas as pd
+    from driftline.monitoring import _thresholds
+    from driftline.monitoring.quality import QualityThresholds
 
-    columns: dict[str, list[Any]] = {}
-    total = 0
-    for text in rows:
-        if text is None:
+    if value is None:
+        return MonitorThresholds(None, None, None)
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError("thresholds must be a dict of DriftThresholds fields")
+    rest = {k: v for k, v in value.items() if k not in ("quality", "performance")}
+    sections: dict[str, Any] = {}
+    for key, kind in (("quality", QualityThresholds), ("performance", PerformanceThreshold)):
+        spec = value.get(key)
+        if spec is None:
+            sections[key] = None
             continue
-        value = orjson.loads(text)
-        if not isinstance(value, dict) or not value:
-            continue
-        lengths = {len(v) if isinstance(v, list) else -1 for v in value.values()}
-        if len(lengths) != 1 or -1 in lengths:
-            continue
-        n = lengths.pop()
-        for name, values in value.items():
-            if name not in columns:
-                columns[name] = [None] * total
-            columns[name].extend(values)
-        total += n
-        for values in columns.values():
-            if len(values) < total:
-                values.extend([None] * (total - len(values)))
-    return pd.DataFrame({name: pd.Series(values) for name, values in columns.items()})
+        if not isinstance(spec, Mapping):
+            raise InvalidArgumentError(f"thresholds.{key} must be a dict of {kind.__name__} fields")
+        try:
+            sections[key] = kind(**spec)
+        except TypeError as exc:
+            raise InvalidArgumentError(f"Unknown threshold in thresholds.{key}: {exc}") from None
+    return MonitorThresholds(_thresholds(rest) if rest else None, **sections)
 
 
-def drift_check(ctx: CheckContext) -> CheckResult:
-    """Drift of the served inputs against the deployment model's reference.
+def drift_check(ctx: CheckContext) -> CheckVerdict:
+    """Drift of the window's inputs against the reference.
 
     Alerts ``critical`` on dataset drift, ``warning`` when some columns drift but not
     enough for dataset drift. Figures: ``rows``, ``drift_share``, ``drifted_columns`` for
     the dataset; ``score``, ``psi``, ``p_adjusted``, ``drifted`` per column.
     """
+    return _drift(ctx, ctx.inputs, "input")
+
+
+def prediction_drift_check(ctx: CheckContext) -> CheckVerdict:
+    """Drift of the window's predictions (``prediction``, ``prediction_0``, ...) against a
+    reference that holds them: one fitted on a period of traffic
+    (``fit_traffic_reference``). Figures and severities as for :func:`drift_check`."""
+    return _drift(ctx, ctx.predictions, "prediction")
+
+
+def _drift(ctx: CheckContext, frame: pa.Table, what: str) -> CheckVerdict:
     from driftline.monitoring._frames import Source
     from driftline.monitoring.drift import compare
     from driftline.monitoring.models import DriftThresholds
 
     thresholds = ctx.thresholds or DriftThresholds()
-    frame = ctx.inputs
-    rows = len(frame)
+    rows = frame.num_rows
     if rows < thresholds.min_rows:
-        return CheckResult(
+        return CheckVerdict(
             status="insufficient_data",
-            message=f"{rows} input rows in the window, fewer than {thresholds.min_rows}",
+            message=f"{rows} rows in the window, fewer than {thresholds.min_rows}",
             figures=[(None, "rows", float(rows))],
             summary={"rows": rows},
         )
     reference = ctx.reference
-    shared = [c for c in reference.columns if c in frame.columns]
+    shared = [c for c in reference.columns if c in frame.column_names]
+    if not shared and what == "prediction":
+        raise InvalidArgumentError(
+            f"The reference {reference.source!r} has no prediction column "
+            f"({', '.join(frame.column_names) or 'none logged'}); fit one on a period of "
+            f"the deployment's traffic, dl.monitoring.fit_traffic_reference("
+            f"{ctx.monitor.deployment!r}, since='7d'), and name it in the monitor's reference"
+        )
     if not shared:
         raise InvalidArgumentError(
             f"No input column of deployment {ctx.monitor.deployment!r} "
-            f"({', '.join(map(str, frame.columns))}) is in its reference "
+            f"({', '.join(frame.column_names)}) is in its reference "
             f"({reference.source}: {', '.join(reference.columns)}); give the monitor the "
             "reference of the model's inputs (reference=...)"
         )
@@ -195,6 +284,7 @@ def drift_check(ctx: CheckContext) -> CheckResult:
         "reference": reference.source,
     }
     scored = [c for c in report.columns.values() if c.status == "ok"]
+    label = "dataset drift" if what == "input" else "prediction drift"
     if not scored:
         status, severity = "insufficient_data", None
         message = "no column could be scored: " + ", ".join(
@@ -203,7 +293,7 @@ def drift_check(ctx: CheckContext) -> CheckResult:
     elif report.drifted:
         status, severity = "alert", "critical"
         message = (
-            f"dataset drift: {len(report.drifted_columns)} of {len(scored)} columns drifted "
+            f"{label}: {len(report.drifted_columns)} of {len(scored)} columns drifted "
             f"({', '.join(report.drifted_columns)})"
         )
     elif report.drifted_columns:
@@ -212,7 +302,7 @@ def drift_check(ctx: CheckContext) -> CheckResult:
     else:
         status, severity = "ok", None
         message = f"no drift in {len(scored)} columns"
-    return CheckResult(
+    return CheckVerdict(
         status=status,
         severity=severity,
         message=message,
@@ -222,18 +312,186 @@ def drift_check(ctx: CheckContext) -> CheckResult:
     )
 
 
+#: Quality findings that mean the data no longer fits the model at all.
+_CRITICAL_QUALITY = ("missing_column", "type_mismatch", "all_null")
+
+
+def quality_check(ctx: CheckContext) -> CheckVerdict:
+    """Data quality of the window against the reference (see :mod:`.quality`).
+
+    Every reference column is assessed (a column the window lacks is a
+    ``missing_column`` finding), so the reference should hold the model's inputs (and,
+    fitted on traffic, its predictions) only. Alerts ``critical`` on a missing column,
+    a type mismatch or an all-null column, ``warning`` on the other findings. Figures:
+    ``rows`` and ``issues``; per column, one figure per finding kind (its measured share).
+    """
+    import dataclasses
+
+    from driftline.monitoring._traffic import META
+    from driftline.monitoring.quality import QualityThresholds, assess
+
+    drift = ctx.thresholds
+    limits = ctx.limits.quality or (
+        QualityThresholds() if drift is None else QualityThresholds(min_rows=drift.min_rows)
+    )
+    frame = ctx.rows.drop_columns([c for c in META if c in ctx.rows.column_names])
+    if frame.num_rows < limits.min_rows:
+        return CheckVerdict(
+            status="insufficient_data",
+            message=f"{frame.num_rows} rows in the window, fewer than {limits.min_rows}",
+            figures=[(None, "rows", float(frame.num_rows))],
+            summary={"rows": frame.num_rows},
+        )
+    reference = ctx.reference
+    report = assess(reference, frame, thresholds=dataclasses.replace(limits, min_rows=1))
+    figures: list[tuple[str | None, str, float | None]] = [
+        (None, "rows", float(report.rows)),
+        (None, "issues", float(len(report.issues))),
+    ]
+    figures += [(i.column, i.kind, finite(i.value)) for i in report.issues]
+    issues = [f"{i.column}: {i.kind}" for i in report.issues]
+    summary = {"rows": report.rows, "issues": issues, "reference": reference.source}
+    if not report.issues:
+        return CheckVerdict(
+            status="ok",
+            message=f"no quality issue in {len(reference.columns)} columns",
+            figures=figures,
+            summary=summary,
+            details=report.to_dict(),
+        )
+    critical = any(i.kind in _CRITICAL_QUALITY for i in report.issues)
+    return CheckVerdict(
+        status="alert",
+        severity="critical" if critical else "warning",
+        message="quality: " + ", ".join(issues),
+        figures=figures,
+        summary=summary,
+        details=report.to_dict(),
+    )
+
+
+def performance_check(ctx: CheckContext) -> CheckVerdict:
+    """Performance of the window on the labels that arrived (realized), with its label
+    coverage; without enough labels, a binary classifier's CBPE estimate (calibrated on
+    the labelled traffic of the join window before it), marked ``estimated``.
+
+    Figures: ``rows``, ``labelled``, ``label_coverage`` and each realized metric
+    (``roc_auc``, ``accuracy``, ...), or ``estimated_<metric>`` with
+    ``estimated_<metric>_lower``/``_upper`` for an estimate. Without a threshold the check
+    records figures and is ``ok``; with ``thresholds={"performance": {"metric": "roc_auc",
+    "below": 0.8}}`` it alerts when the metric (realized, else estimated) is below it.
+    ``insufficient_data`` when neither can be scored (fewer than ``min_labels`` labels).
+    """
+    spec = ctx.limits.performance or PerformanceThreshold()
+    rows = ctx.rows.num_rows
+    if rows == 0:
+        return CheckVerdict(
+            status="insufficient_data",
+            message="no predictions in the window",
+            figures=[(None, "rows", 0.0)],
+            summary={"rows": 0},
+        )
+    realized, estimated = ctx.service.window_performance(
+        ctx.monitor.deployment,
+        ctx.rows,
+        ctx.window_start,
+        ctx.window_end,
+        min_labels=spec.min_labels,
+    )
+    figures: list[tuple[str | None, str, float | None]] = [
+        (None, "rows", float(realized.rows)),
+        (None, "labelled", float(realized.labelled)),
+        (None, "label_coverage", finite(realized.coverage)),
+    ]
+    summary: dict[str, Any] = {
+        "rows": realized.rows,
+        "labelled": realized.labelled,
+        "label_coverage": realized.coverage,
+        "task": realized.task,
+    }
+    used: PerformanceWindow | None = None
+    if realized.status == "ok":
+        used = realized
+        figures += [(None, k, finite(v)) for k, v in sorted(realized.metrics.items())]
+    elif estimated is not None and estimated.status == "ok":
+        used = estimated
+        for k, v in sorted(estimated.metrics.items()):
+            figures += [
+                (None, f"estimated_{k}", finite(v)),
+                (None, f"estimated_{k}_lower", finite(estimated.lower.get(k))),
+                (None, f"estimated_{k}_upper", finite(estimated.upper.get(k))),
+            ]
+    coverage = f"label coverage {realized.coverage:.0%}"
+    if used is None:
+        why = realized.status.replace("_", " ")
+        return CheckVerdict(
+            status="insufficient_data",
+            message=f"{realized.labelled} labelled rows (need {spec.min_labels}), "
+            f"{coverage}: {why}",
+            figures=figures,
+            summary=summary,
+            details=realized.to_dict(),
+        )
+    summary.update(kind=used.kind, metrics=used.metrics)
+    details = {"realized": realized.to_dict(), "estimated": None}
+    if estimated is not None:
+        details["estimated"] = estimated.to_dict()
+    marked = " (estimated, CBPE)" if used.estimated else ""
+    if spec.metric is None or spec.below is None:
+        shown = ", ".join(f"{k} {v:.3g}" for k, v in sorted(used.metrics.items())[:4])
+        return CheckVerdict(
+            status="ok",
+            message=f"{shown}{marked}; {coverage}",
+            figures=figures,
+            summary=summary,
+            details=details,
+        )
+    value = used.metrics.get(spec.metric)
+    if value is None:
+        raise InvalidArgumentError(
+            f"thresholds.performance.metric {spec.metric!r} is not a {used.task} metric "
+            f"({', '.join(sorted(used.metrics))})"
+        )
+    summary.update(metric=spec.metric, value=value, below=spec.below)
+    if value < spec.below:
+        return CheckVerdict(
+            status="alert",
+            severity=spec.severity,
+            message=f"{spec.metric} {value:.3g} below {spec.below:g}{marked}; {coverage}",
+            figures=figures,
+            summary=summary,
+            details=details,
+        )
+    return CheckVerdict(
+        status="ok",
+        message=f"{spec.metric} {value:.3g} (threshold {spec.below:g}){marked}; {coverage}",
+        figures=figures,
+        summary=summary,
+        details=details,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CheckSpec:
     """A named check: its function and one line saying what it looks at."""
 
     name: str
-    run: Callable[[CheckContext], CheckResult]
+    run: Callable[[CheckContext], CheckVerdict]
     description: str
 
 
 #: Every check a monitor can run, by name.
 CHECKS: dict[str, CheckSpec] = {
     "drift": CheckSpec("drift", drift_check, "input drift against the model's reference"),
+    "prediction_drift": CheckSpec(
+        "prediction_drift", prediction_drift_check, "drift of the predictions"
+    ),
+    "quality": CheckSpec(
+        "quality", quality_check, "missing columns and values, new categories, out of range"
+    ),
+    "performance": CheckSpec(
+        "performance", performance_check, "realized metrics and label coverage, or CBPE"
+    ),
 }
 
 
@@ -259,8 +517,6 @@ def get_check(name: str) -> CheckSpec:
 def lineage_reference(ctx: CheckContext) -> Reference:
     """The reference fitted on the training data of the model version that served the
     newest request of the window (recorded by lineage), or the monitor's own reference."""
-    import pyarrow.compute as pc
-
     service = ctx.service
     named = ctx.monitor.reference
     if named is not None:
@@ -268,12 +524,17 @@ def lineage_reference(ctx: CheckContext) -> Reference:
         if store is not None and store.find_reference(named) is not None:
             return service.get_reference(named)
         return service.fit_reference(named)[1]
-    log = ctx.served if ctx.served.num_rows else ctx.log
-    if log.num_rows == 0:
+    from driftline.monitoring._traffic import newest_model
+
+    root = service.log_root
+    found = (
+        None
+        if root is None
+        else newest_model(root, ctx.monitor.deployment, ctx.window_start, ctx.window_end)
+    )
+    if found is None:
         raise NotFoundError(f"No request of deployment {ctx.monitor.deployment!r} to compare")
-    newest = int(pc.index(log["time"], pc.max(log["time"])).as_py())
-    model = str(log["model"][newest].as_py())
-    version = int(log["model_version"][newest].as_py())
+    model, version = found
     training = service.training_data(model, version)
     if training is None:
         raise NotFoundError(

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from driftline.errors import InvalidArgumentError
+from driftline.monitoring.windows import format_duration
 
 __all__ = [
     "CHECK_STATUSES",
@@ -31,9 +32,7 @@ __all__ = [
     "Figure",
     "Monitor",
     "MonitorRun",
-    "format_duration",
     "parse_channel",
-    "parse_duration",
 ]
 
 #: A check's state on one window: ``alert`` raises an alert, the others do not.
@@ -49,33 +48,6 @@ DELIVERY_STATES = ("pending", "failed", "delivered")
 R = TypeVar("R")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str | int, what: str) -> int:
-    """Seconds in ``"30m"``, ``"6h"``, ``"1d"``, ``"2w"`` (or a positive int of seconds).
-
-    Raises:
-        InvalidArgumentError: Naming ``what`` (the field), with the accepted forms.
-    """
-    if isinstance(text, int) and not isinstance(text, bool) and text > 0:
-        return text
-    match = _DURATION.match(text) if isinstance(text, str) else None
-    if match is None or int(match.group(1)) <= 0:
-        raise InvalidArgumentError(
-            f"Invalid {what} {text!r}: use a positive whole number with a unit s, m, h, d "
-            "or w, e.g. '30m', '6h', '1d', '2w'"
-        )
-    return int(match.group(1)) * _UNITS[match.group(2)]
-
-
-def format_duration(seconds: int) -> str:
-    """The shortest exact text :func:`parse_duration` reads back (``86400`` -> ``1d``)."""
-    for unit in ("w", "d", "h", "m"):
-        if seconds % _UNITS[unit] == 0:
-            return f"{seconds // _UNITS[unit]}{unit}"
-    return f"{seconds}s"
 
 
 def parse_channel(text: str) -> str:
@@ -226,7 +198,7 @@ class Evaluation:
     window_start: datetime
     window_end: datetime
     status: str
-    rows: int
+    rows: int  # requests answered successfully in the window
     checks: tuple[CheckOutcome, ...]
     created_at: datetime
     figures: tuple[Figure, ...] = ()

@@ -1,6 +1,7 @@
 """The rules of monitors: create them, run their checks on a window, raise and deliver alerts.
 
-A run reads the window ``[at - window, at)`` of the deployment's prediction log once, runs
+A run reads the window ``[at - window, at)`` of the deployment's traffic once (one row per
+predicted row, see :meth:`.service.MonitoringService.traffic`), runs
 each check of the monitor (see :mod:`.checks`) on it, and stores one evaluation with
 every figure the checks produced (a queryable time series). A check in ``alert`` state
 raises an alert, unless the same monitor, check and severity raised one within the
@@ -25,9 +26,10 @@ from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError
 from driftline.monitoring.channels import DeliveryPolicy, deliver
 from driftline.monitoring.checks import (
     CheckContext,
-    CheckResult,
+    CheckVerdict,
     get_check,
     lineage_reference,
+    monitor_thresholds,
 )
 from driftline.monitoring.monitor_models import (
     Alert,
@@ -39,8 +41,8 @@ from driftline.monitoring.monitor_models import (
     MonitorRun,
     check_name,
     parse_channel,
-    parse_duration,
 )
+from driftline.monitoring.windows import parse_duration
 
 if TYPE_CHECKING:
     from driftline.monitoring.monitor_store import MonitorStore
@@ -95,12 +97,11 @@ class MonitorService:
             AlreadyExistsError: The name is taken and ``replace`` is false.
         """
         from driftline.core.ids import new_id
-        from driftline.monitoring import _thresholds
 
         check_name(name)
         check_name(deployment, "deployment")
-        window_seconds = parse_duration(window, "window")
-        cooldown_seconds = parse_duration(cooldown, "cooldown")
+        window_seconds = _seconds(window, "window")
+        cooldown_seconds = _seconds(cooldown, "cooldown")
         if isinstance(checks, str):
             checks = [c.strip() for c in checks.split(",") if c.strip()]
         if not checks:
@@ -109,9 +110,7 @@ class MonitorService:
             get_check(c)
         channels = tuple(dict.fromkeys(parse_channel(a) for a in alerts))
         if thresholds is not None:
-            if not isinstance(thresholds, Mapping):
-                raise InvalidArgumentError("thresholds must be a dict of DriftThresholds fields")
-            _thresholds(thresholds)  # validated now, applied on each run
+            monitor_thresholds(thresholds)  # validated now, applied on each run
         if reference is not None and (not isinstance(reference, str) or not reference.strip()):
             raise InvalidArgumentError(f"Invalid reference {reference!r}: name a dataset version")
         known = self.deployments()
@@ -158,7 +157,7 @@ class MonitorService:
 
     def deployments(self) -> list[str]:
         """Deployments that have a prediction log, by name."""
-        from driftline.monitoring._predlog import deployments
+        from driftline.monitoring._traffic import deployments
 
         return deployments(self.prediction_root)
 
@@ -167,13 +166,12 @@ class MonitorService:
     def run(self, name: str, *, at: datetime | None = None) -> MonitorRun:
         """Evaluate the window ending at ``at`` (default now), raise and deliver alerts."""
         from driftline.core.ids import new_id
-        from driftline.monitoring._predlog import read_window
 
         monitor = self.get(name)
         end = _now() if at is None else from_ms(to_ms(_check_time(at)))
         start = end - timedelta(seconds=monitor.window_seconds)
-        table = read_window(self.prediction_root, monitor.deployment, start, end)
-        ctx = CheckContext(monitor, table, start, end, self.monitoring, lineage_reference)
+        rows = self.monitoring.traffic(monitor.deployment, start, end)
+        ctx = CheckContext(monitor, rows, start, end, self.monitoring, lineage_reference)
         evaluation_id = new_id()
         outcomes: list[CheckOutcome] = []
         figures: list[Figure] = []
@@ -208,7 +206,7 @@ class MonitorService:
             window_start=start,
             window_end=end,
             status=_status(outcomes),
-            rows=table.num_rows,
+            rows=ctx.requests,
             checks=tuple(outcomes),
             created_at=_now(),
             figures=tuple(sorted(figures, key=lambda f: f.order)),
@@ -330,14 +328,22 @@ class MonitorService:
         return html
 
 
-def _run_check(check: str, ctx: CheckContext) -> CheckResult:
+def _run_check(check: str, ctx: CheckContext) -> CheckVerdict:
     try:
         return get_check(check).run(ctx)
     except DriftlineError as exc:
-        return CheckResult(status="error", message=f"{type(exc).__name__}: {exc}")
+        return CheckVerdict(status="error", message=f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # a failing check must not hide the other checks' results
         log.exception("check %s of monitor %s failed", check, ctx.monitor.name)
-        return CheckResult(status="error", message=f"{type(exc).__name__}: {exc}")
+        return CheckVerdict(status="error", message=f"{type(exc).__name__}: {exc}")
+
+
+def _seconds(value: str | int, what: str) -> int:
+    """A monitor's window or cooldown in whole seconds (what the record keeps)."""
+    seconds = parse_duration(value, what, positive=True).total_seconds()
+    if seconds != int(seconds):
+        raise InvalidArgumentError(f"Invalid {what} {value!r}: use whole seconds, e.g. 90s")
+    return int(seconds)
 
 
 def _status(outcomes: list[CheckOutcome]) -> str:

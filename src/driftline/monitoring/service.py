@@ -352,6 +352,57 @@ class MonitoringService:
             calibration_rows=calibrated,
         )
 
+    def window_performance(
+        self,
+        deployment: str,
+        rows: Any,
+        start: datetime,
+        end: datetime,
+        *,
+        min_labels: int = 100,
+        join_window: str | timedelta = "14d",
+    ) -> tuple[PerformanceWindow, PerformanceWindow | None]:
+        """``(realized, estimated)`` performance of one window's already-read traffic
+        ``rows`` (``estimated`` is None unless the model is a binary classifier).
+
+        Without enough labels in the window, the CBPE estimate is calibrated on the
+        labelled traffic of the join window before it (read only then).
+        """
+        import pyarrow as pa
+
+        from driftline.monitoring.windows import parse_duration
+
+        now = max(datetime.now(UTC), end)
+        options: dict[str, Any] = {
+            "segment": None,
+            "task": "auto",
+            "threshold": 0.5,
+            "label_delay": "0s",
+            "join_window": join_window,
+            "min_rows": min_labels,
+            "estimate": True,
+        }
+        report = self._performance(
+            deployment, rows, [(start, end)], now, window=end - start, **options
+        )
+        realized = next(w for w in report.windows if w.kind == "realized")
+        estimated = next((w for w in report.windows if w.kind == "estimated"), None)
+        if realized.status == "ok" or estimated is None or estimated.status == "ok":
+            return realized, estimated
+        before = start - parse_duration(join_window, "join window")
+        history = self.traffic(deployment, before, start)
+        if history.num_rows == 0:
+            return realized, estimated
+        both = pa.concat_tables([history, rows], promote_options="permissive")
+        wider = self._performance(
+            deployment, both, [(before, start), (start, end)], now, window=end - start, **options
+        )
+        last = _ms(start)
+        estimated = next(
+            (w for w in wider.windows if w.kind == "estimated" and w.start == last), estimated
+        )
+        return realized, estimated
+
     def fit_traffic_reference(
         self,
         deployment: str,

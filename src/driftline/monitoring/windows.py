@@ -13,26 +13,47 @@ from datetime import UTC, datetime, timedelta
 
 from driftline.errors import InvalidArgumentError
 
-__all__ = ["parse_duration", "parse_since", "window_bounds"]
+__all__ = ["format_duration", "parse_duration", "parse_since", "window_bounds"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _MAX_WINDOWS = 10_000
 
 
-def parse_duration(value: str | timedelta, what: str = "duration") -> timedelta:
-    """``"30m"``, ``"12h"``, ``"1d"``, ``"2w"`` (or a ``timedelta``) as a ``timedelta``."""
+def parse_duration(
+    value: str | int | timedelta, what: str = "duration", *, positive: bool = False
+) -> timedelta:
+    """``"30m"``, ``"12h"``, ``"1d"``, ``"2w"``, ``"1.5h"``, a ``timedelta`` or whole
+    seconds (an int) as a ``timedelta``; the one duration reader of monitoring.
+
+    Raises:
+        InvalidArgumentError: Naming ``what`` (the field): not a duration, negative, or
+            zero when ``positive``.
+    """
     if isinstance(value, timedelta):
         delta = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        delta = timedelta(seconds=value)
     elif isinstance(value, str) and (m := _DURATION.match(value)):
         delta = timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
     else:
         raise InvalidArgumentError(
-            f"The {what} {value!r} is not a duration; write e.g. 30m, 12h, 1d or 2w"
+            f"Invalid {what} {value!r}: not a duration; write a number with a unit s, m, h, "
+            "d or w, e.g. 30m, 12h, 1d or 2w"
         )
-    if delta < timedelta(0):
-        raise InvalidArgumentError(f"The {what} must not be negative, got {value!r}")
+    if delta < timedelta(0) or (positive and delta == timedelta(0)):
+        must = "longer than zero" if positive else "not negative"
+        raise InvalidArgumentError(f"Invalid {what} {value!r}: it must be {must}")
     return delta
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest exact text :func:`parse_duration` reads back (``86400`` ->
+    ``1d``)."""
+    for unit in ("w", "d", "h", "m"):
+        if seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
 
 
 def parse_since(value: str | timedelta | datetime, now: datetime) -> datetime:
@@ -43,12 +64,10 @@ def parse_since(value: str | timedelta | datetime, now: datetime) -> datetime:
 
 
 def window_bounds(
-    window: str | timedelta, since: datetime, until: datetime
+    window: str | int | timedelta, since: datetime, until: datetime
 ) -> list[tuple[datetime, datetime]]:
     """``(start, end)`` of each window from ``since`` to ``until`` (module docstring)."""
-    length = parse_duration(window, "window")
-    if length <= timedelta(0):
-        raise InvalidArgumentError(f"A window must be longer than zero, got {window!r}")
+    length = parse_duration(window, "window", positive=True)
     if until <= since:
         raise InvalidArgumentError(
             f"since ({since.isoformat()}) must be before {until.isoformat()}"

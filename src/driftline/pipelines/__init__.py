@@ -12,6 +12,7 @@ Example:
     >>> run = churn_training.run(C=0.5)                      # doctest: +SKIP
     >>> run = churn_training.run(executor="processes")       # doctest: +SKIP
     >>> {s.name: s.cache.reason for s in run.record.steps}   # doctest: +SKIP
+    >>> best = dl.tune(objective, {"C": dl.loguniform(1e-3, 10)}, n_trials=50)  # doctest: +SKIP
 
 A pipeline run is a tracking run and each executed step a nested run; see
 :mod:`driftline.pipelines.service` for the cache key and :mod:`~.store` for how runs
@@ -31,20 +32,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from driftline.pipelines.models import (
-    CacheDecision,
-    OutputRef,
-    PipelineRun,
-    PipelineStatus,
-    StepRun,
-    StepStatus,
-)
-from driftline.pipelines.pipeline import Pipeline, get_pipeline, list_pipelines, pipeline
-from driftline.pipelines.step import Step, StepOptions, step
+from driftline.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from driftline.pipelines.models import (
+        CacheDecision,
+        OutputRef,
+        PipelineRun,
+        PipelineStatus,
+        StepRun,
+        StepStatus,
+    )
+    from driftline.pipelines.pipeline import Pipeline, get_pipeline, list_pipelines, pipeline
     from driftline.pipelines.records import Firing, Schedule, Trigger
     from driftline.pipelines.service import RunResult
+    from driftline.pipelines.space import choice, intrange, loguniform, uniform
+    from driftline.pipelines.step import Step, StepOptions, step
+    from driftline.pipelines.tuning import Trial, TuneResult, tune
 
 __all__ = [
     "CacheDecision",
@@ -56,20 +60,55 @@ __all__ = [
     "StepOptions",
     "StepRun",
     "StepStatus",
+    "Trial",
+    "TuneResult",
+    "choice",
     "fire",
     "fire_trigger",
     "get_pipeline",
     "get_run",
+    "intrange",
     "list_pipelines",
     "list_runs",
     "list_schedules",
     "list_triggers",
+    "loguniform",
     "pipeline",
     "resume",
     "schedule",
     "step",
     "trigger",
+    "tune",
+    "uniform",
 ]
+
+# Imported on first use: the CLI imports this package (for the stage's descriptor) to
+# run any command, and `driftline runs list` should not pay for the pipeline records.
+_MODELS = "driftline.pipelines.models"
+_PIPELINE = "driftline.pipelines.pipeline"
+_STEP = "driftline.pipelines.step"
+_SPACE = "driftline.pipelines.space"
+_TUNING = "driftline.pipelines.tuning"
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "CacheDecision": _MODELS,
+        "OutputRef": _MODELS,
+        "PipelineRun": _MODELS,
+        "PipelineStatus": _MODELS,
+        "StepRun": _MODELS,
+        "StepStatus": _MODELS,
+        "Pipeline": _PIPELINE,
+        "get_pipeline": _PIPELINE,
+        "list_pipelines": _PIPELINE,
+        "pipeline": _PIPELINE,
+        "Step": _STEP,
+        "StepOptions": _STEP,
+        "step": _STEP,
+        **dict.fromkeys(("choice", "intrange", "loguniform", "uniform"), _SPACE),
+        **dict.fromkeys(("Trial", "TuneResult", "tune"), _TUNING),
+    },
+)
 
 
 def get_run(run_id: str) -> PipelineRun:

@@ -10,7 +10,7 @@ from driftline.core.artifacts import ContentStore
 from driftline.core.clock import utcnow
 from driftline.errors import NotFoundError
 from driftline.pipelines.models import OutputRef, PipelineRun, from_json, to_json
-from driftline.tracking import ArtifactEntry, RunStatus, TrackingService
+from driftline.tracking import ArtifactEntry, Run, RunStatus, TrackingService
 
 __all__ = ["TAG_PIPELINE", "TrackingPipelineStore"]
 
@@ -29,6 +29,7 @@ class TrackingPipelineStore:
     def __init__(self, tracking: TrackingService, content: ContentStore) -> None:
         self.tracking = tracking
         self.content = content
+        self._experiments: dict[str, str] = {}  # pipeline run id -> its experiment's id
 
     def start_run(
         self,
@@ -50,20 +51,25 @@ class TrackingPipelineStore:
         )
         if params:
             self.tracking.log_batch(run.id, params={k: _text(v) for k, v in params.items()})
+        self._experiments[run.id] = run.experiment_id
         return run.id
 
     def start_step(
         self, run_id: str, *, experiment: str, step: str, params: Mapping[str, str], key: str
-    ) -> str:
-        run = self.tracking.create_run(
-            experiment,
+    ) -> Run:
+        # One transaction per step start and one per end (see ``ChildRuns``): the
+        # experiment and the parent were resolved when the pipeline run started.
+        experiment_id = self._experiments.get(run_id)
+        if experiment_id is None:
+            experiment_id = self.tracking.get_run(run_id).experiment_id
+            self._experiments[run_id] = experiment_id
+        return self.tracking.start_child_run(
+            experiment_id,
+            parent_id=run_id,
             name=step,
             tags={TAG_STEP: step, TAG_PARENT: run_id, TAG_KEY: key},
-            parent_id=run_id,
+            params=params,
         )
-        if params:
-            self.tracking.log_batch(run.id, params=params)
-        return run.id
 
     def end_step(
         self,
@@ -86,8 +92,8 @@ class TrackingPipelineStore:
         ]
         if traceback is not None:
             entries.append(self._entry(traceback.encode(), "traceback.txt"))
-        self.tracking.artifacts.add_artifacts(step_run_id, entries)
-        self.tracking.end_run(step_run_id, RunStatus.FINISHED if ok else RunStatus.FAILED)
+        status = RunStatus.FINISHED if ok else RunStatus.FAILED
+        self.tracking.finish_child_run(step_run_id, status, entries)
 
     def _entry(self, data: bytes, path: str) -> ArtifactEntry:
         blob = self.content.put_bytes(data)
@@ -101,6 +107,7 @@ class TrackingPipelineStore:
         if final:
             status = RunStatus.FINISHED if run.status == "FINISHED" else RunStatus.FAILED
             self.tracking.end_run(run.id, status)
+            self._experiments.pop(run.id, None)
 
     def get(self, run_id: str) -> PipelineRun:
         self.tracking.flush()

@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from driftline.errors import InvalidArgumentError
 from driftline.pipelines import serializers
@@ -35,11 +35,22 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from driftline.settings import Settings
+    from driftline.tracking import Run
     from driftline.workspace import Workspace
 
-__all__ = ["EXECUTORS", "LocalExecutor", "ProcessExecutor", "Task", "TaskResult", "execute_task"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "LocalExecutor",
+    "ProcessExecutor",
+    "Task",
+    "TaskResult",
+    "check_executor",
+    "execute_task",
+]
 
-EXECUTORS = ("local", "processes")
+EXECUTORS = ("local", "processes", "ray")
+"""Executor names; ``"ray://HOST:PORT"`` also names the Ray executor, on that cluster."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +65,8 @@ class Task:
     allow_pickle: bool
     timeout: float | None
     attempt: int = 1
+    run: Run | None = None  # the step's run as started (saves reading it back)
+    resources: Mapping[str, float] = field(default_factory=dict)  # for Ray
 
 
 @dataclass(slots=True, kw_only=True)
@@ -70,6 +83,40 @@ class TaskResult:
     timed_out: bool = False
     exception: BaseException | None = None  # in process only: the original
     values: dict[str, Any] = field(default_factory=dict)  # in process only
+
+
+class Executor(Protocol):
+    """What the scheduler needs of an executor."""
+
+    name: str
+
+    def free(self) -> int:
+        """How many tasks can start now."""
+        ...
+
+    def start(self, task: Task) -> None:
+        """Start (or queue) a task."""
+        ...
+
+    def wait(self, timeout: float | None) -> list[TaskResult]:
+        """Results that are ready, waiting at most ``timeout`` seconds."""
+        ...
+
+    def close(self) -> None:
+        """Release workers; cancel what still runs."""
+        ...
+
+
+def check_executor(executor: str) -> str:
+    """``executor`` if it names one; else ``InvalidArgumentError`` listing the known ones."""
+    if not isinstance(executor, str) or not (
+        executor in EXECUTORS or (executor.startswith("ray://") and len(executor) > 6)
+    ):
+        raise InvalidArgumentError(
+            f"Unknown executor {executor!r}; known: {', '.join(map(repr, EXECUTORS))}, "
+            "or 'ray://HOST:PORT' for a Ray cluster"
+        )
+    return executor
 
 
 def import_step(ref: str) -> Callable[..., Any]:
@@ -101,7 +148,7 @@ def execute_task(
             else:
                 data = workspace.content.read_bytes(digest, name=f"input {arg!r} of {task.node}")
                 kwargs[arg] = serializers.load(serializer, data, workspace)
-        run = workspace.tracking.get_run(task.run_id)
+        run = task.run if task.run is not None else workspace.tracking.get_run(task.run_id)
 
         def call() -> Any:
             ActiveRun(workspace.tracking, run).activate()

@@ -88,12 +88,16 @@ class Pipeline:
         """Run the pipeline; cached steps reuse their outputs.
 
         Args:
-            executor: ``"local"`` (in this process, one step at a time) or
-                ``"processes"`` (independent steps in parallel worker processes).
+            executor: ``"local"`` (in this process, one step at a time),
+                ``"processes"`` (independent steps in parallel worker processes),
+                ``"ray"`` (Ray tasks with each step's ``resources``: the Ray this process
+                is connected to, else ``RAY_ADDRESS``, else a local Ray with
+                ``max_workers`` CPUs) or ``"ray://HOST:PORT"`` (a Ray cluster).
             force: Run every step, ignoring the cache.
             workspace: Where to record (default: the default workspace).
             experiment: The experiment of the run (default: the pipeline's name).
-            max_workers: Worker processes for ``"processes"`` (default: CPU count).
+            max_workers: Steps at once for ``"processes"`` and ``"ray"`` (default: the
+                CPU count of the machine or the Ray cluster).
             params: Pipeline parameters, for names that clash with these arguments.
             **kwargs: Pipeline parameters.
 

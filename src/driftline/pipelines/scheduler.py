@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.core.clock import now_ms
 from driftline.errors import DriftlineError
 from driftline.pipelines import serializers
-from driftline.pipelines.executors import LocalExecutor, ProcessExecutor, Task, TaskResult
+from driftline.pipelines.executors import Executor, Task, TaskResult
 from driftline.pipelines.graph import OUTPUT, Graph
 from driftline.pipelines.hashing import code_components
 from driftline.pipelines.models import CacheDecision, PipelineRun, StepRun, StepStatus
@@ -77,7 +77,7 @@ class Scheduler:
         run_id: str,
         experiment: str,
         force: bool,
-        executor: LocalExecutor | ProcessExecutor,
+        executor: Executor,
     ) -> None:
         self.service = service
         self.content = service.workspace.content
@@ -186,9 +186,10 @@ class Scheduler:
             reason = miss_reason(parts, before.cache.components)
         decision = CacheDecision(key=key, hit=False, reason=reason, components=parts)
         params = {k: canonical(v)[:8000] for k, v in node.params.items()}
-        step_run_id = self.service.store.start_step(
+        step_run = self.service.store.start_step(
             self.run_id, experiment=self.experiment, step=name, params=params, key=key
         )
+        step_run_id = step_run.id
         inputs = {
             arg: (self.steps[up].outputs[OUTPUT].digest, self.steps[up].outputs[OUTPUT].serializer)
             for arg, up in node.inputs.items()
@@ -212,6 +213,8 @@ class Scheduler:
                 params=dict(node.params),
                 inputs=inputs,
                 run_id=step_run_id,
+                run=step_run,
+                resources=node.step.options.resources,
                 allow_pickle=node.step.options.pickle,
                 timeout=node.step.options.timeout,
             )

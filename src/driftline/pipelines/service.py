@@ -27,9 +27,10 @@ from driftline.errors import InvalidArgumentError, UserCodeError
 from driftline.pipelines import serializers
 from driftline.pipelines._tracking import TrackingPipelineStore
 from driftline.pipelines.executors import (
-    EXECUTORS,
+    Executor,
     LocalExecutor,
     ProcessExecutor,
+    check_executor,
 )
 from driftline.pipelines.graph import OUTPUT, Graph, StepOutput
 from driftline.pipelines.models import (
@@ -166,38 +167,30 @@ class PipelineService:
         ``tags`` go on the pipeline's run; ``on_start(run_id)`` is called once the run
         exists (the agent records the run of a firing before its steps start).
         """
-        if executor not in EXECUTORS:
-            raise InvalidArgumentError(
-                f"Unknown executor {executor!r}; known: {', '.join(EXECUTORS)} "
-                "(Ray comes in a later release)"
-            )
+        check_executor(executor)
         graph = pipeline.graph(**params)
-        functions = {name: node.step.fn for name, node in graph.nodes.items()}
-        if executor == "processes":
-            _check_importable(graph)
+        if executor != "local":
+            _check_importable(graph, executor)
         experiment = experiment or pipeline.name
         history = self.store.recent(pipeline.name, CACHE_HISTORY)
         started = now_ms()
         clock = time.perf_counter()
-        run_id = self.store.start_run(
-            pipeline=pipeline.name,
-            module=pipeline.module,
-            experiment=experiment,
-            params=params,
-            tags={
-                **(tags or {}),
-                **({"driftline.pipeline.resumed_from": resumed_from} if resumed_from else {}),
-            },
-        )
-        if on_start is not None:
-            on_start(run_id)
-        runner: LocalExecutor | ProcessExecutor = (
-            ProcessExecutor(self.workspace, max_workers)
-            if executor == "processes"
-            else LocalExecutor(self.workspace, functions)
-        )
-        scheduler = Scheduler(self, graph, history, run_id, experiment, force, runner)
+        # The executor first: Ray missing or unreachable fails before a run is recorded.
+        runner = self._executor(executor, graph, max_workers)
         try:
+            run_id = self.store.start_run(
+                pipeline=pipeline.name,
+                module=pipeline.module,
+                experiment=experiment,
+                params=params,
+                tags={
+                    **(tags or {}),
+                    **({"driftline.pipeline.resumed_from": resumed_from} if resumed_from else {}),
+                },
+            )
+            if on_start is not None:
+                on_start(run_id)
+            scheduler = Scheduler(self, graph, history, run_id, experiment, force, runner)
             steps, values, failure = scheduler.run()
         finally:
             runner.close()
@@ -227,6 +220,20 @@ class PipelineService:
             raise error from failure.exception
         return RunResult(record, self.workspace, graph, values)
 
+    def _executor(self, executor: str, graph: Graph, max_workers: int | None) -> Executor:
+        if executor == "processes":
+            return ProcessExecutor(self.workspace, max_workers)
+        if executor.startswith("ray"):
+            from driftline.pipelines._ray import RayExecutor
+
+            runner = RayExecutor(self.workspace, executor, max_workers)
+            runner.check_resources(
+                {name: node.step.options.resources for name, node in graph.nodes.items()}
+            )
+            return runner
+        functions = {name: node.step.fn for name, node in graph.nodes.items()}
+        return LocalExecutor(self.workspace, functions)
+
 
 def _is_json(value: Any) -> bool:
     try:
@@ -236,7 +243,7 @@ def _is_json(value: Any) -> bool:
     return True
 
 
-def _check_importable(graph: Graph) -> None:
+def _check_importable(graph: Graph, executor: str) -> None:
     from driftline.pipelines.executors import import_step
 
     for node in graph.nodes.values():
@@ -254,7 +261,7 @@ def _check_importable(graph: Graph) -> None:
                 problem = f"importing {ref} fails ({exc})"
         if problem:
             raise InvalidArgumentError(
-                f"Step {node.name!r} cannot run with executor='processes': {problem}. Worker "
+                f"Step {node.name!r} cannot run with executor={executor!r}: {problem}. Worker "
                 "processes import step functions by module and name; define the step at the "
                 "top level of an importable module, or use executor='local'"
             )

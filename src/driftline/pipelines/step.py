@@ -43,7 +43,8 @@ def parse_duration(value: str | float | None, what: str = "timeout") -> float | 
 class StepOptions:
     """How a step runs: retries with exponential backoff, a timeout, caching, pickling.
 
-    ``resources`` is recorded now and used by the Ray executor (next increment).
+    ``resources`` is what a step needs on Ray: ``num_cpus`` (default 1), ``num_gpus``,
+    ``memory`` (bytes), or a custom resource of the cluster by name.
     """
 
     retries: int = 0
@@ -87,6 +88,24 @@ class Step(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<step {self.name} ({self.ref})>"
+
+
+def _check_resources(resources: Mapping[str, float] | None) -> dict[str, float]:
+    checked: dict[str, float] = {}
+    for key, value in (resources or {}).items():
+        if (
+            not isinstance(key, str)
+            or not key
+            or isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not value >= 0
+        ):
+            raise InvalidArgumentError(
+                f"Invalid resource {key!r}: {value!r}; resources map names to amounts >= 0, "
+                "e.g. {'num_cpus': 2, 'num_gpus': 1, 'memory': 2 * 1024**3}"
+            )
+        checked[key] = value
+    return checked
 
 
 @overload
@@ -148,7 +167,7 @@ def step(
         timeout=parse_duration(timeout),
         cache=bool(cache),
         pickle=bool(pickle),
-        resources=dict(resources or {}),
+        resources=_check_resources(resources),
     )
 
     def wrap(function: Callable[P, R]) -> Step[P, R]:

@@ -13,9 +13,12 @@ get tables of their own; run records can stay here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from driftline.pipelines.models import OutputRef, PipelineRun
+
+if TYPE_CHECKING:
+    from driftline.tracking import Run
 
 __all__ = ["PipelineRunStore"]
 
@@ -37,8 +40,8 @@ class PipelineRunStore(Protocol):
 
     def start_step(
         self, run_id: str, *, experiment: str, step: str, params: Mapping[str, str], key: str
-    ) -> str:
-        """Start a step's nested run; return its id."""
+    ) -> Run:
+        """Start a step's nested run; return it (executors activate it for the step)."""
         ...
 
     def end_step(

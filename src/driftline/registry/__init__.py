@@ -21,6 +21,7 @@ from driftline.registry.store import ANY_HOLDER
 
 if TYPE_CHECKING:
     from driftline.models import ModelCache
+    from driftline.registry.gates import parse_gates
     from driftline.registry.models import (
         AliasMove,
         Approval,
@@ -30,18 +31,21 @@ if TYPE_CHECKING:
         PromotionReport,
         RegisteredModel,
     )
+    from driftline.registry.promotion import GateFailedError, check_gates, promote_version
     from driftline.registry.service import RegistryService, parse_model_ref
 
 __all__ = [
     "AliasMove",
     "Approval",
     "Evaluation",
+    "GateFailedError",
     "GateResult",
     "ModelVersion",
     "PromotionReport",
     "RegisteredModel",
     "RegistryService",
     "approve",
+    "check_gates",
     "compare_models",
     "delete_alias",
     "evaluate",
@@ -49,8 +53,10 @@ __all__ = [
     "get_version",
     "list_models",
     "list_versions",
+    "parse_gates",
     "parse_model_ref",
     "promote",
+    "promote_version",
     "register_model",
     "resolve_models_uri",
     "rollback",
@@ -70,6 +76,10 @@ __getattr__ = lazy_exports(
         ),
         **dict.fromkeys(("PromotionReport", "RegisteredModel"), "driftline.registry.models"),
         **dict.fromkeys(("RegistryService", "parse_model_ref"), "driftline.registry.service"),
+        **dict.fromkeys(
+            ("GateFailedError", "check_gates", "promote_version"), "driftline.registry.promotion"
+        ),
+        "parse_gates": "driftline.registry.gates",
     },
 )
 

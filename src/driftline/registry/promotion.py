@@ -36,10 +36,12 @@ if TYPE_CHECKING:
 __all__ = [
     "GateFailedError",
     "cached_package",
+    "check_gates",
     "compare_models",
     "evaluate",
     "load_version",
     "promote",
+    "promote_version",
 ]
 
 
@@ -175,22 +177,10 @@ def promote(
 ) -> PromotionReport:
     """Check approvals, run every gate, then move the alias (or raise GateFailedError)."""
     check_alias(alias)
-    candidate = service.get_version(f"{name}/{version}")
+    service.get_version(f"{name}/{version}")
     service.check_approvals(name, version, alias)
-    holder_number = service.get_model(name).aliases.get(alias)
-    holder = None if holder_number is None else service.get_version(f"{name}/{holder_number}")
-    spec = parse_gates(gates) if gates is not None else GateSpec()
-    results = _run_gates(service, spec, candidate, holder, cache) if spec.gates else []
-    report = PromotionReport(
-        name=name,
-        version=version,
-        alias=alias,
-        promoted=False,
-        gates=tuple(results),
-        previous_version=holder_number,
-    )
-    if report.failed:
-        raise GateFailedError(report)
+    report = check_gates(service, name, version, alias, gates=gates, cache=cache)
+    results, holder_number = list(report.gates), report.previous_version
     if holder_number == version:
         return PromotionReport(
             name=name,
@@ -227,6 +217,43 @@ def promote(
         gates=tuple(results),
         previous_version=holder_number,
     )
+
+
+def check_gates(
+    service: RegistryService,
+    name: str,
+    version: int,
+    alias: str,
+    *,
+    gates: str | Path | Mapping[str, Any] | None,
+    cache: ModelCache,
+) -> PromotionReport:
+    """Run every gate on ``name/version`` against the holder of ``alias``; move nothing.
+
+    Raises:
+        GateFailedError: a gate failed (``error.report`` lists every gate).
+    """
+    candidate = service.get_version(f"{name}/{version}")
+    holder_number = service.get_model(name).aliases.get(alias)
+    holder = None if holder_number is None else service.get_version(f"{name}/{holder_number}")
+    spec = parse_gates(gates) if gates is not None else GateSpec()
+    results = _run_gates(service, spec, candidate, holder, cache) if spec.gates else []
+    report = PromotionReport(
+        name=name,
+        version=version,
+        alias=alias,
+        promoted=False,
+        gates=tuple(results),
+        previous_version=holder_number,
+    )
+    if report.failed:
+        raise GateFailedError(report)
+    return report
+
+
+#: :func:`promote` under the name the registry package exports it by (its module-level
+#: ``promote`` uses the default workspace; this one takes the service).
+promote_version = promote
 
 
 class _GateContext:

@@ -23,6 +23,7 @@ def _build(kernel: Kernel, uses: Services) -> RetrainingService:
     from driftline.monitoring import MonitoringService
     from driftline.registry import RegistryService
     from driftline.retraining.service import RetrainingService
+    from driftline.serving import DeploymentService
     from driftline.tracking import TrackingService
 
     return RetrainingService(
@@ -32,8 +33,8 @@ def _build(kernel: Kernel, uses: Services) -> RetrainingService:
         data=uses.get("data", DataService),
         registry=uses.get("registry", RegistryService),
         monitoring=uses.get("monitoring", MonitoringService),
-        # The serving stage's service is where its prediction log lives.
-        prediction_log=uses.get("serving", str),
+        # Serving's deployments know where its prediction log lives.
+        prediction_log=uses.get("serving", DeploymentService).prediction_root,
         remote=kernel.is_remote,
     )
 

@@ -13,6 +13,10 @@ Example:
   under uvicorn.
 - :mod:`~driftline.serving.predlog`: the prediction log's writer, reader and schema.
 - :mod:`~driftline.serving.batch`: batch scoring (``driftline predict``).
+- :mod:`~driftline.serving.deployments`: deployment records (``deploy.yaml``, see
+  :mod:`~driftline.serving.spec`), their canary rollouts and the checks that drive them
+  (:mod:`~driftline.serving.analysis`); :mod:`~driftline.serving.routing` routes
+  requests among a deployment's variants in each serving process.
 
 Nothing heavy is imported with this package: the web framework, pandas and pyarrow are
 imported by the modules that use them, when they are used.
@@ -23,34 +27,128 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from driftline.serving.models import (
-    BatchingPolicy,
-    ModelTarget,
-    ScoringResult,
-    ServedVersion,
-    ServingOptions,
-    SwapEvent,
-    Variant,
-)
+from driftline.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from driftline.serving.batch import Progress
+    from driftline.serving.deployments import DeploymentService
+    from driftline.serving.models import (
+        BatchingPolicy,
+        CanaryChecks,
+        CanaryPolicy,
+        Deployment,
+        DeploymentSpec,
+        ModelTarget,
+        Rollout,
+        RolloutState,
+        ScoringResult,
+        ServedVersion,
+        ServingOptions,
+        ShadowPolicy,
+        SwapEvent,
+        Variant,
+    )
 
 __all__ = [
     "BatchingPolicy",
+    "CanaryChecks",
+    "CanaryPolicy",
+    "Deployment",
+    "DeploymentService",
+    "DeploymentSpec",
     "ModelTarget",
+    "Rollout",
+    "RolloutState",
     "ScoringResult",
     "ServedVersion",
     "ServingOptions",
+    "ShadowPolicy",
     "SwapEvent",
     "Variant",
+    "deploy",
+    "get_deployment",
+    "history",
+    "list_deployments",
     "prediction_log_root",
     "predictions",
     "score",
     "serve",
+    "status",
 ]
+
+# Imported on first use: the CLI imports this package (for the stage's descriptor) to
+# run any command, and `driftline runs list` should not pay for the serving records.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "DeploymentService": "driftline.serving.deployments",
+        **{name: "driftline.serving.models" for name in (
+            "BatchingPolicy",
+            "CanaryChecks",
+            "CanaryPolicy",
+            "Deployment",
+            "DeploymentSpec",
+            "ModelTarget",
+            "Rollout",
+            "RolloutState",
+            "ScoringResult",
+            "ServedVersion",
+            "ServingOptions",
+            "ShadowPolicy",
+            "SwapEvent",
+            "Variant",
+        )},
+    },
+)  # fmt: skip
+
+
+def _deployments() -> DeploymentService:
+    from driftline.core.session import default_workspace
+    from driftline.serving.deployments import DeploymentService
+
+    return default_workspace().service("serving", DeploymentService)
+
+
+def deploy(spec: DeploymentSpec | Mapping[str, Any] | str | Path) -> Deployment:
+    """Create or update a deployment from a spec: a ``deploy.yaml`` path, a dict of the
+    same structure, or a :class:`DeploymentSpec`.
+
+    Raises:
+        InvalidArgumentError: A bad field (named, with its line in a file).
+        NotFoundError: The model or a version it names does not exist.
+        GateFailedError: The canary fails the spec's quality gates.
+
+    Example:
+        >>> dl.serving.deploy({"name": "churn", "model": "churn", "stable": "champion",
+        ...                    "canary": {"version": "challenger", "steps": [10, 50]}})
+        ... # doctest: +SKIP
+    """
+    return _deployments().apply(spec)
+
+
+def get_deployment(name: str) -> Deployment:
+    """A deployment record (``NotFoundError`` if there is none)."""
+    return _deployments().get_deployment(name)
+
+
+def history(name: str, *, limit: int | None = 100) -> list[Any]:
+    """A deployment's changes (audit entries: apply, step, promote, rollback, ...),
+    newest first."""
+    return _deployments().history(name, limit=limit)
+
+
+def list_deployments() -> list[Deployment]:
+    """Every deployment, by name."""
+    return _deployments().list_deployments()
+
+
+def status(name: str, *, window: float = 300.0) -> dict[str, Any]:
+    """A deployment's state, weights and per-variant figures over the last ``window``
+    seconds of its prediction log."""
+    return _deployments().status(name, window=window)
 
 
 def prediction_log_root() -> str:
@@ -97,15 +195,25 @@ def score(
     chunk_rows: int = 50_000,
     experiment: str = "batch-scoring",
     progress: Progress | None = None,
+    executor: str = "local",
+    max_workers: int | None = None,
 ) -> ScoringResult:
-    """Batch-score a dataset version or a file into Parquet, recorded as a run.
+    """Batch-score a dataset version or a file into Parquet, recorded as a run;
+    ``executor="ray"`` scores on Ray Data.
 
     See :func:`driftline.serving.batch.score`.
     """
     from driftline.serving.batch import score as run
 
     return run(
-        model, source, output, chunk_rows=chunk_rows, experiment=experiment, progress=progress
+        model,
+        source,
+        output,
+        chunk_rows=chunk_rows,
+        experiment=experiment,
+        progress=progress,
+        executor=executor,
+        max_workers=max_workers,
     )
 
 

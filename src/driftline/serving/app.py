@@ -103,14 +103,18 @@ class _Routes:
 
         outcome = await self.rt.answer(request, "predict", decode)
         if outcome.error is not None:
-            body = {"error": _error_fields(outcome.error), "request_id": outcome.request_id}
+            body = {
+                "error": _error_fields(outcome.error),
+                "request_id": outcome.request_id,
+                "variant": str(outcome.variant),
+            }
             return _json(body, outcome.status, _headers(outcome))
         return _json(
             {
                 "predictions": jsonable(outcome.output),
                 "request_id": outcome.request_id,
                 "model": outcome.served.ref,
-                "variant": str(self.rt.options.variant),
+                "variant": str(outcome.variant),
             },
             headers=_headers(outcome),
         )

@@ -9,10 +9,16 @@ a few chunks whatever the input's size (a dataset version is read whole first, f
 The scoring is recorded as a run of the experiment ``batch-scoring``: the model version
 as params and the tag ``driftline.model_version``, the dataset version as an input
 (lineage), row count and speed as metrics, and the output file as an artifact.
+
+With ``executor="ray"`` (or ``"ray://HOST:PORT"``) the chunks are scored on Ray Data:
+``map_batches`` over a pool of actors, each loading the model once, in input order; the
+driver writes the same Parquet file the local path writes. On a cluster the input file,
+the workspace and the model store must be reachable from the nodes.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,12 +56,13 @@ def _chunks(workspace: Any, source: str, chunk_rows: int) -> tuple[Iterator[Any]
     return iter(table.to_batches(max_chunksize=chunk_rows)), table.num_rows, record
 
 
-def _output_table(batch: Any, predictions: Any) -> Any:
+def output_table(batch: Any, predictions: Any) -> Any:
+    """The scored table: the input columns, then the predictions' (see the module doc)."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
 
-    table = pa.Table.from_batches([batch])
+    table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
     if isinstance(predictions, pd.DataFrame):
         for name in predictions.columns:
             table = table.append_column(str(name), pa.array(predictions[name].to_numpy()))
@@ -78,6 +85,8 @@ def score(
     chunk_rows: int = 50_000,
     experiment: str = "batch-scoring",
     progress: Progress | None = None,
+    executor: str = "local",
+    max_workers: int | None = None,
 ) -> ScoringResult:
     """Score ``source`` with ``model`` into the Parquet file ``output``, recorded as a run.
 
@@ -88,6 +97,9 @@ def score(
         chunk_rows: Rows predicted per call.
         experiment: The experiment the scoring run is filed under.
         progress: Called after each chunk.
+        executor: ``"local"`` (this process), ``"ray"`` or ``"ray://HOST:PORT"`` (Ray
+            Data, the model loaded once per actor).
+        max_workers: Ray actors scoring at once (default: the cluster's CPUs but one).
 
     Example:
         >>> dl.serving.score("churn@champion", "customers@7", "scores.parquet")  # doctest: +SKIP
@@ -100,10 +112,29 @@ def score(
 
     if chunk_rows < 1:
         raise InvalidArgumentError("chunk_rows must be at least 1")
+    if executor != "local" and not executor.startswith("ray"):
+        raise InvalidArgumentError(
+            f"Unknown executor {executor!r}; known: 'local', 'ray', or 'ray://HOST:PORT'"
+        )
     workspace = dl.get_workspace()
     version = resolve_target(workspace.registry, ModelTarget.parse(model))
-    loaded = load_version(workspace.registry, ModelCache.of(workspace.settings), version)
-    batches, total, dataset = _chunks(workspace, str(source), chunk_rows)
+    if executor == "local":
+        loaded = load_version(workspace.registry, ModelCache.of(workspace.settings), version)
+        batches, total, dataset = _chunks(workspace, str(source), chunk_rows)
+
+        def predicted() -> Iterator[Any]:
+            for batch in batches:
+                if batch.num_rows:
+                    yield output_table(batch, loaded.predict(batch.to_pandas()))
+
+    else:
+        tables, total, dataset = _on_ray(
+            workspace, str(source), version.ref, chunk_rows, executor, max_workers
+        )
+
+        def predicted() -> Iterator[Any]:
+            return (t for t in tables if t.num_rows)
+
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
@@ -116,16 +147,14 @@ def score(
         dl.set_tag("driftline.model_version", version.ref)
         if dataset is not None:
             dl.log_input(dataset)
+        dl.log_param("executor", executor)
         writer = None
         try:
-            for batch in batches:
-                if batch.num_rows == 0:
-                    continue
-                table = _output_table(batch, loaded.predict(batch.to_pandas()))
+            for table in predicted():
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table)
-                rows += batch.num_rows
+                rows += table.num_rows
                 if progress is not None:
                     progress(rows, total)
         finally:
@@ -145,3 +174,59 @@ def score(
         seconds=seconds,
         run_id=run.id,
     )
+
+
+def _on_ray(
+    workspace: Any,
+    source: str,
+    ref: str,
+    chunk_rows: int,
+    executor: str,
+    max_workers: int | None,
+) -> tuple[Iterator[Any], int | None, Any]:
+    """``(scored tables in input order, total rows, dataset version or None)`` on Ray Data."""
+    from driftline.core.ray_cluster import connect, parse_executor
+
+    if workspace.settings.uri in ("sqlite://", "sqlite:///:memory:"):
+        raise InvalidArgumentError(
+            "Scoring on Ray needs a workspace Ray workers can open; this one is an "
+            "in-memory SQLite database. Use a SQLite file, PostgreSQL or a server"
+        )
+    ray = connect(parse_executor(executor), num_cpus=max_workers)
+    rdata: Any = importlib.import_module("ray.data")  # typed Any: Ray is optional
+
+    context = rdata.DataContext.get_current()
+    context.execution_options.preserve_order = True  # rows come out as they went in
+    context.enable_progress_bars = False  # the caller reports progress (the CLI's bar)
+    path = Path(source)
+    dataset = None
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix in (".parquet", ".pq"):
+            data = rdata.read_parquet(str(path.resolve()))
+        elif suffix == ".csv":
+            data = rdata.read_csv(str(path.resolve()))
+        else:
+            raise InvalidArgumentError(f"Cannot score {source}: use a .parquet or .csv file")
+        total = None
+    else:
+        from driftline.data import Version
+
+        dataset = workspace.data.get(source)  # NotFoundError names near datasets
+        table = Version(workspace.data, dataset).to_arrow()
+        data, total = rdata.from_arrow(table), table.num_rows
+    # One CPU is left to the read tasks that feed the actors: an actor pool holding
+    # every CPU starves them, and the scoring waits forever.
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    actors = max(1, max_workers or cpus - 1)
+    from driftline.serving.ray_worker import RayScorer
+
+    scored = data.map_batches(
+        RayScorer,
+        fn_constructor_args=(workspace.settings, ref),
+        batch_size=chunk_rows,
+        batch_format="pyarrow",
+        concurrency=actors,
+        num_cpus=1,
+    )
+    return scored.iter_batches(batch_size=None, batch_format="pyarrow"), total, dataset

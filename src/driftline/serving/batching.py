@@ -80,8 +80,10 @@ class Batcher:
         *,
         max_queue: int,
         metrics: ServingMetrics,
+        variant: str | None = None,
     ) -> None:
         self.slot = slot
+        self.variant = variant
         self.max_rows = policy.max_batch_size
         self.max_wait = policy.max_latency_ms / 1000.0
         self.max_queue = max_queue
@@ -153,7 +155,9 @@ class Batcher:
             current = self.slot.current  # one model for the whole batch, even mid-swap
             self.predicting = sum(item.rows for item in batch)
             try:
-                await loop.run_in_executor(self._executor, _run_batch, batch, current, self.metrics)
+                await loop.run_in_executor(
+                    self._executor, _run_batch, batch, current, self.metrics, self.variant
+                )
             finally:
                 self.predicting = 0
             for item in batch:
@@ -184,7 +188,9 @@ class Batcher:
         return batch
 
 
-def _run_batch(batch: list[_Item], current: tuple[Any, Any], metrics: ServingMetrics) -> None:
+def _run_batch(
+    batch: list[_Item], current: tuple[Any, Any], metrics: ServingMetrics, variant: str | None
+) -> None:
     """In the worker thread: check each input, predict the good ones together, split."""
     model, served = current
     good: list[tuple[_Item, Any]] = []
@@ -203,13 +209,13 @@ def _run_batch(batch: list[_Item], current: tuple[Any, Any], metrics: ServingMet
         else:
             output = model.predict_checked(_concat([checked for _, checked in good]))
             outputs = _split(output, [item.rows for item, _ in good])
-        metrics.batch_rows(served.version, total)
+        metrics.batch_rows(served.version, total, variant)
     except Exception:
         # Isolate the request that makes the model raise: the others still get answers.
         for item, checked in good:
             try:
                 item.result = predict_one(model, checked)
-                metrics.batch_rows(served.version, item.rows)
+                metrics.batch_rows(served.version, item.rows, variant)
             except Exception as exc:
                 item.error = exc
         return

@@ -10,6 +10,7 @@ Names (all prefixed ``driftline_serving_``), labels in brackets::
     prediction_log_rows_written_total   [deployment]
     prediction_log_rows_dropped_total   [deployment]
     swaps_total                  [deployment, result]   alias moves followed (ok) or refused
+    shadow_dropped_total         [deployment]   requests not mirrored to the shadow (queue full)
 
 With several workers (``--workers N``) the parent process points
 ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before any worker starts, and ``/metrics``
@@ -77,30 +78,36 @@ class ServingMetrics:
         self.swaps = Counter(
             f"{p}swaps", "Alias moves followed or refused", ["deployment", "result"], registry=r
         )
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
-        self._batch_children: dict[int, Any] = {}
+        self.shadow_dropped = Counter(
+            f"{p}shadow_dropped", "Requests not mirrored to the shadow (its queue was full)",
+            ["deployment"], registry=r,
+        ).labels(deployment)  # fmt: skip
+        self._children: dict[tuple[str, int, str], tuple[Any, Any]] = {}
+        self._batch_children: dict[tuple[int, str], Any] = {}
 
-    def observe(self, endpoint: str, version: int, status: int, seconds: float) -> None:
-        """Count one answered request."""
-        key = (endpoint, version)
+    def observe(
+        self, endpoint: str, version: int, status: int, seconds: float, variant: str | None = None
+    ) -> None:
+        """Count one answered request (of ``variant``, by default the process's)."""
+        variant = variant or self.variant
+        key = (endpoint, version, variant)
         children = self._children.get(key)
         if children is None:
-            labels = (self.deployment, str(version), self.variant, endpoint)
+            labels = (self.deployment, str(version), variant, endpoint)
             children = (self.requests.labels(*labels), self.latency.labels(*labels))
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
         if status >= 400:
-            self.errors.labels(
-                self.deployment, str(version), self.variant, endpoint, str(status)
-            ).inc()
+            self.errors.labels(self.deployment, str(version), variant, endpoint, str(status)).inc()
 
-    def batch_rows(self, version: int, rows: int) -> None:
+    def batch_rows(self, version: int, rows: int, variant: str | None = None) -> None:
         """Record the rows of one predict call."""
-        child = self._batch_children.get(version)
+        key = (version, variant or self.variant)
+        child = self._batch_children.get(key)
         if child is None:
-            child = self.batch.labels(self.deployment, str(version), self.variant)
-            self._batch_children[version] = child
+            child = self.batch.labels(self.deployment, str(version), key[1])
+            self._batch_children[key] = child
         child.observe(rows)
 
 

@@ -1,11 +1,11 @@
 """Serving records: what is served (:class:`ModelTarget`), how (:class:`ServingOptions`),
 what answers now (:class:`ServedVersion`) and what a hot swap did (:class:`SwapEvent`).
 
-A served model is always a *variant* of a *deployment*. This increment serves one
-variant (``stable``) of a deployment named after the model; the next one adds
-deployment records (canary, shadow, traffic split) that reuse these records unchanged:
-a deployment is a list of ``(Variant, ModelTarget)`` with a :class:`BatchingPolicy` and
-a log sample, which is what :class:`ServingOptions` holds for one variant today.
+A served model is always a *variant* of a *deployment*. ``driftline serve churn@champion``
+serves one variant (``stable``) of a deployment named after the model. A deployment
+record (:class:`Deployment`: its :class:`DeploymentSpec` from ``deploy.yaml`` and the
+state of its :class:`Rollout`) adds a canary and a shadow; ``driftline serve
+--deployment churn`` serves it, following the record as it changes.
 """
 
 from __future__ import annotations
@@ -22,10 +22,17 @@ from driftline.errors import InvalidArgumentError
 
 __all__ = [
     "BatchingPolicy",
+    "CanaryChecks",
+    "CanaryPolicy",
+    "Deployment",
+    "DeploymentSpec",
     "ModelTarget",
+    "Rollout",
+    "RolloutState",
     "ScoringResult",
     "ServedVersion",
     "ServingOptions",
+    "ShadowPolicy",
     "SwapEvent",
     "Variant",
 ]
@@ -126,6 +133,11 @@ class ServingOptions:
         log_flush_seconds: ... or once the oldest waiting row is this old.
         log_capacity: Rows the prediction log holds in memory; beyond, rows are dropped
             (and counted), never waited for.
+        follow_deployment: Serve the deployment record named ``deployment`` (its
+            variants, weights and rollout) and follow it as it changes; ``target`` is
+            then its stable variant at start-up.
+        shadow_capacity: Requests waiting to be mirrored to the shadow; beyond, they are
+            dropped (and counted).
     """
 
     target: ModelTarget
@@ -142,6 +154,8 @@ class ServingOptions:
     log_flush_rows: int = 5_000
     log_flush_seconds: float = 2.0
     log_capacity: int = 100_000
+    follow_deployment: bool = False
+    shadow_capacity: int = 1_000
 
     def __post_init__(self) -> None:
         if not self.deployment:
@@ -234,3 +248,185 @@ class ScoringResult:
             "rows_per_second": round(self.rows / self.seconds, 1) if self.seconds else None,
             "run_id": self.run_id,
         }
+
+
+class RolloutState(StrEnum):
+    """Where a deployment's rollout is.
+
+    ``stable``: no canary, all traffic to stable. ``progressing``: the canary takes
+    ``steps[step]`` percent and is checked every ``interval``. ``paused``: the same
+    split, no checks and no steps until resumed. ``promoted``: the canary passed every
+    step and is now stable. ``rolled_back``: the canary failed (or was rolled back by
+    hand) and takes no traffic.
+    """
+
+    STABLE = "stable"
+    PROGRESSING = "progressing"
+    PAUSED = "paused"
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CanaryChecks:
+    """What a canary must keep to pass a check, compared with stable over the same window.
+
+    Attributes:
+        error_rate: The most the canary's share of server errors (status >= 500) may
+            exceed stable's.
+        p99_ms_ratio: The most the canary's p99 latency may be, as a multiple of
+            stable's (latencies under 1 ms count as 1 ms: the ratio of two
+            sub-millisecond figures is noise).
+        score_psi: The most the population stability index of the canary's predictions
+            may be against stable's.
+    """
+
+    error_rate: float = 0.01
+    p99_ms_ratio: float = 1.5
+    score_psi: float = 0.2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CanaryPolicy:
+    """A canary's rollout: the version, its traffic steps, and how each step is checked.
+
+    Attributes:
+        version: The canary: an alias or a version number (resolved to a number when
+            the deployment is applied: what passed the gates is what is served).
+        steps: Percent of traffic at each step, rising; the last passed step promotes.
+        interval: Seconds between checks.
+        min_requests: Requests each of canary and stable must have answered in a
+            check's window; fewer means wait (never promote on thin data).
+        max_failed_checks: Consecutive failed checks that roll the canary back.
+        checks: The thresholds.
+    """
+
+    version: str
+    steps: tuple[int, ...] = (5, 25, 50, 100)
+    interval: float = 60.0
+    min_requests: int = 200
+    max_failed_checks: int = 3
+    checks: CanaryChecks = CanaryChecks()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShadowPolicy:
+    """A shadow: a version mirrored a share (``sample``) of the requests, asynchronously."""
+
+    version: str
+    sample: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeploymentSpec:
+    """What ``deploy.yaml`` declares (see :mod:`driftline.serving.spec`).
+
+    Attributes:
+        name: The deployment's name.
+        model: The registered model.
+        stable: The stable variant: an alias (followed as it moves) or a version number.
+        canary: The canary and its rollout, if any.
+        shadow: The shadow, if any.
+        batching: Micro-batching, or ``None``.
+        log_sample: The share of requests written to the prediction log.
+        routing_key: The input field whose value picks the variant (sticky A/B); the
+            ``X-Routing-Key`` header wins over it.
+        variant_override: Whether an ``X-Variant`` header may pick the variant.
+        gates: Registry quality gates (the structure of a gates file) the canary must
+            pass to be deployed, and again to be promoted.
+    """
+
+    name: str
+    model: str
+    stable: str
+    canary: CanaryPolicy | None = None
+    shadow: ShadowPolicy | None = None
+    batching: BatchingPolicy | None = None
+    log_sample: float = 1.0
+    routing_key: str | None = None
+    variant_override: bool = False
+    gates: dict[str, Any] | None = None
+
+    @property
+    def stable_target(self) -> ModelTarget:
+        """The stable variant as a model target."""
+        return version_target(self.model, self.stable)
+
+
+def version_target(model: str, version: str) -> ModelTarget:
+    """``("churn", "champion")`` -> ``churn@champion``; ``("churn", "3")`` -> ``churn/3``."""
+    if version.isdigit():
+        return ModelTarget(name=model, version=int(version))
+    return ModelTarget.parse(f"{model}@{version}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rollout:
+    """The state of a deployment's rollout (every serving process reads the same one).
+
+    Attributes:
+        state: See :class:`RolloutState`.
+        step: Index into the canary's ``steps``.
+        canary_version: The canary's version number (resolved at apply).
+        shadow_version: The shadow's version number (resolved at apply).
+        failed_checks: Consecutive failed checks.
+        window_start: The start of the window the next check looks at.
+        next_check_at: When the next check is due.
+        last_check: The latest check's figures and verdict (JSON).
+        message: What happened last, for people.
+    """
+
+    state: RolloutState
+    step: int = 0
+    canary_version: int | None = None
+    shadow_version: int | None = None
+    failed_checks: int = 0
+    window_start: datetime | None = None
+    next_check_at: datetime | None = None
+    last_check: dict[str, Any] | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deployment:
+    """A deployment record: its spec and its rollout.
+
+    ``generation`` grows by one with every change; changes are compare-and-set on it,
+    so two processes never both drive one step.
+    """
+
+    spec: DeploymentSpec
+    rollout: Rollout
+    generation: int
+    created_at: datetime
+    updated_at: datetime
+    updated_by: str
+
+    @property
+    def name(self) -> str:
+        """The deployment's name."""
+        return self.spec.name
+
+    @property
+    def canary_weight(self) -> int:
+        """Percent of traffic the canary takes now (0 when there is none)."""
+        canary = self.spec.canary
+        if canary is None or self.rollout.state not in (
+            RolloutState.PROGRESSING,
+            RolloutState.PAUSED,
+        ):
+            return 0
+        return canary.steps[min(self.rollout.step, len(canary.steps) - 1)]
+
+    def targets(self) -> dict[Variant, ModelTarget]:
+        """What each variant serves now (a canary only while it takes traffic)."""
+        found = {Variant.STABLE: self.spec.stable_target}
+        if self.canary_weight and self.rollout.canary_version is not None:
+            found[Variant.CANARY] = ModelTarget(
+                name=self.spec.model, version=self.rollout.canary_version
+            )
+        if self.spec.shadow is not None and self.rollout.shadow_version is not None:
+            found[Variant.SHADOW] = ModelTarget(
+                name=self.spec.model, version=self.rollout.shadow_version
+            )
+        return found

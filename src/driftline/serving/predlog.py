@@ -301,7 +301,8 @@ def read_predictions(
 ) -> Any:
     """The rows of ``deployment`` with ``since <= time < until``, as an Arrow table.
 
-    Naive datetimes are read as UTC. Only the day folders in the range are opened.
+    Naive datetimes are read as UTC. Only the day folders in the range are opened, and
+    of those only the files written after ``since`` (see :func:`_written_before`).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -323,7 +324,9 @@ def read_predictions(
             files += [
                 str(f)
                 for f in sorted(fs.ls(folder, detail=False))
-                if str(f).endswith(".parquet") and not str(f).rsplit("/", 1)[-1].startswith(".")
+                if str(f).endswith(".parquet")
+                and not str(f).rsplit("/", 1)[-1].startswith(".")
+                and not _written_before(str(f), since)
             ]
     if not files:
         return schema().empty_table()
@@ -337,6 +340,26 @@ def read_predictions(
     if mask is not None:
         table = table.filter(mask)
     return table.sort_by("time")
+
+
+#: Files named before ``since`` by more than this are skipped (writers on other hosts
+#: may have clocks a little behind the reader's).
+CLOCK_SKEW_MS = 60_000
+
+
+def _written_before(path: str, since: datetime | None) -> bool:
+    """Whether a file was written before ``since``: its name is the UUIDv7 of its writing,
+    and a file holds only rows that arrived before it was written, so none is in range.
+    (A reader polling every few seconds, the rollout controller, then opens only the
+    newest files of the day.)"""
+    if since is None:
+        return False
+    stem = path.rsplit("/", 1)[-1].removesuffix(".parquet")
+    try:
+        written_ms = int(stem[:12], 16)
+    except ValueError:
+        return False
+    return written_ms < since.timestamp() * 1000 - CLOCK_SKEW_MS
 
 
 def _utc(value: datetime | None) -> datetime | None:

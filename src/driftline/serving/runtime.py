@@ -27,10 +27,13 @@ from driftline.errors import (
     UnauthenticatedError,
 )
 from driftline.serving.batching import Batcher, ModelFailure, predict_one
+from driftline.serving.deployments import DeploymentService
 from driftline.serving.metrics import ServingMetrics
+from driftline.serving.models import Variant
 from driftline.serving.payloads import InputShaper, check_rows
 from driftline.serving.predlog import PredictionLog, prediction_root
-from driftline.serving.service import AliasWatcher, ModelSlot
+from driftline.serving.routing import Router, Routes, ShadowMirror
+from driftline.serving.service import ModelSlot, RefreshThread
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -54,6 +57,7 @@ class Outcome:
 
     request_id: str
     served: ServedVersion
+    variant: Variant = Variant.STABLE
     output: Any = None
     error: DriftlineError | None = None
     protocol_id: str | None = None
@@ -77,10 +81,11 @@ class ServingRuntime:
         self.workspace = Workspace.from_settings(settings)
         try:
             self.metrics = ServingMetrics(options.deployment, str(options.variant))
-            self.slot = ModelSlot(
+            self.router = Router(
                 self.workspace.registry,
                 ModelCache.of(settings),
-                options.target,
+                options,
+                deployments=self.workspace.service("serving", DeploymentService),
                 preloaded=preloaded,
                 on_swap=lambda e: self.metrics.swaps.labels(
                     options.deployment, "ok" if e.ok else "refused"
@@ -90,10 +95,13 @@ class ServingRuntime:
             self.workspace.close()
             raise
         self._shapers: dict[int, InputShaper] = {}
-        self.watcher = AliasWatcher(self.slot, options.poll_interval)
-        self.batcher = (
-            Batcher(self.slot, options.batching, max_queue=options.max_queue, metrics=self.metrics)
-            if options.batching is not None
+        self._batchers: dict[int, Batcher] = {}
+        self.watcher = RefreshThread(
+            self.router.refresh, options.poll_interval, enabled=self.router.follows
+        )
+        self.controller = (
+            RefreshThread(self._drive_rollout, options.poll_interval, enabled=True, name="rollout")
+            if options.follow_deployment
             else None
         )
         self.log = (
@@ -109,6 +117,14 @@ class ServingRuntime:
             if options.log_sample > 0
             else None
         )
+        self.shadow = (
+            ShadowMirror(
+                self.router, capacity=options.shadow_capacity, metrics=self.metrics,
+                prediction_log=self.log,
+            )
+            if options.follow_deployment
+            else None
+        )  # fmt: skip
         self.auth = None
         if options.auth:
             from driftline.auth import auth_service
@@ -122,22 +138,50 @@ class ServingRuntime:
         self.inflight = 0
         self.timeout = options.timeout_ms / 1000.0
 
+    @property
+    def slot(self) -> ModelSlot:
+        """The stable variant's slot (what OIP metadata and single-model serving show)."""
+        return self.router.current.stable
+
+    def _drive_rollout(self) -> None:
+        """Drive the deployment's canary one check when one is due (any process may;
+        the record's compare-and-set lets exactly one do each check)."""
+        self.workspace.service("serving", DeploymentService).tick(self.options.deployment)
+
     def start(self) -> None:
         """Start the background parts (on the running event loop)."""
         self.watcher.start()
-        if self.batcher is not None:
-            self.batcher.start()
+        if self.controller is not None:
+            self.controller.start()
 
     async def close(self) -> None:
-        """Stop watching and batching, drain the prediction log, close the workspace."""
+        """Stop watching and batching, drain the shadow and the prediction log, close the
+        workspace."""
         self.watcher.stop()
-        if self.batcher is not None:
-            await self.batcher.stop()
+        if self.controller is not None:
+            self.controller.stop()
+        for batcher in self._batchers.values():
+            await batcher.stop()
+        if self.shadow is not None:
+            self.shadow.close()
         if self.log is not None:
             self.log.close()
         if self.auth is not None:
             self.auth.close()
         self.workspace.close()
+
+    def batcher(self, slot: ModelSlot, variant: Variant) -> Batcher:
+        """The batcher of a variant's slot (made, on the event loop, at its first request)."""
+        found = self._batchers.get(id(slot))
+        if found is None:
+            assert self.options.batching is not None
+            found = Batcher(
+                slot, self.options.batching, max_queue=self.options.max_queue,
+                metrics=self.metrics, variant=str(variant),
+            )  # fmt: skip
+            found.start()
+            self._batchers[id(slot)] = found
+        return found
 
     def shaper(self, model: Any) -> InputShaper:
         """The input shaper of a loaded model (one per model object, built once)."""
@@ -199,10 +243,11 @@ class ServingRuntime:
         return b"".join(chunks)
 
     async def answer(self, request: Request, endpoint: str, decode: Decoder) -> Outcome:
-        """Decode, predict (or shed), count and log one request; never raises."""
+        """Decode, route, predict (or shed), count, log and mirror one request; never raises."""
         started = time.perf_counter()
         arrived = datetime.now(UTC)
-        model, served = self.slot.current
+        routes = self.router.current
+        model, served = routes.stable.current
         outcome = Outcome(request_id="", served=served, started=started)
         data: Any = None
         rows = 0
@@ -213,16 +258,23 @@ class ServingRuntime:
             data, outcome.protocol_id = decode(body, request, self.shaper(model))
             rows = check_rows(data, self.options.max_rows)
             outcome.request_id = self.request_id(request, outcome.protocol_id)
-            if self.batcher is not None:
+            if routes.deployment is not None:
+                outcome.variant = self.router.choose(routes, request.headers, data)
+            slot = routes.slots[outcome.variant]
+            model, served = slot.current
+            outcome.served = served
+            features = _without(data, routes, self.shaper(model))
+            if self.options.batching is not None:
                 remaining = self.timeout - (time.perf_counter() - started)
-                outcome.output, outcome.served = await self.batcher.submit(data, rows, remaining)
+                batcher = self.batcher(slot, outcome.variant)
+                outcome.output, outcome.served = await batcher.submit(features, rows, remaining)
             else:
                 if self.inflight > self.options.max_queue:
                     raise OverloadedError(
                         f"The server is overloaded: {self.inflight} requests in flight; retry"
                     )
-                outcome.output = predict_one(model, data)
-                self.metrics.batch_rows(served.version, rows)
+                outcome.output = predict_one(model, features)
+                self.metrics.batch_rows(served.version, rows, str(outcome.variant))
         except DriftlineError as exc:
             outcome.error = exc
             if isinstance(exc, ModelFailure):
@@ -236,18 +288,21 @@ class ServingRuntime:
             outcome.request_id = self.request_id(request, outcome.protocol_id)
         seconds = time.perf_counter() - started
         status = outcome.status
-        self.metrics.observe(endpoint, outcome.served.version, status, seconds)
+        variant = str(outcome.variant)
+        self.metrics.observe(endpoint, outcome.served.version, status, seconds, variant)
         if self.log is not None and (
             self.options.log_sample >= 1.0 or random.random() < self.options.log_sample
         ):
             self.log.append(
                 (
                     outcome.request_id, outcome.served.name, outcome.served.version,
-                    str(self.options.variant), arrived, endpoint,
+                    variant, arrived, endpoint,
                     data if status != 413 else None, outcome.output, rows, seconds * 1000.0,
                     status, None if outcome.error is None else _describe(outcome.error),
                 )
             )  # fmt: skip
+        if self.shadow is not None and rows and status < 500 and status != 413:
+            self.shadow.offer(outcome.request_id, arrived, endpoint, data, rows)
         return outcome
 
     def status(self) -> dict[str, Any]:
@@ -256,16 +311,28 @@ class ServingRuntime:
             "deployment": self.options.deployment,
             "variant": str(self.options.variant),
             **self.slot.status(),
+            **({"routing": self.router.status()} if self.options.follow_deployment else {}),
+            "shadow": None if self.shadow is None else self.shadow.stats(),
             "batching": None
             if self.options.batching is None
             else {
                 "max_batch_size": self.options.batching.max_batch_size,
                 "max_latency_ms": self.options.batching.max_latency_ms,
-                "queue_depth": self.batcher.depth if self.batcher else 0,
-                "predicting_rows": self.batcher.predicting if self.batcher else 0,
+                "queue_depth": sum(b.depth for b in self._batchers.values()),
+                "predicting_rows": sum(b.predicting for b in self._batchers.values()),
             },
             "prediction_log": None if self.log is None else self.log.stats(),
         }
+
+
+def _without(data: Any, routes: Routes, shaper: InputShaper) -> Any:
+    """The model's input: the request without its routing field when the model's
+    signature does not take it (it stays in the prediction log's inputs)."""
+    record = routes.deployment
+    column = None if record is None else record.spec.routing_key
+    if column is None or column in shaper.names or not hasattr(data, "columns"):
+        return data
+    return data.drop(columns=[column]) if column in data.columns else data
 
 
 def _describe(error: DriftlineError) -> str:

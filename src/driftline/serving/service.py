@@ -4,7 +4,7 @@
 ``slot.current`` once (one attribute read: a ``(LoadedModel, ServedVersion)`` pair) and
 uses that pair to the end, so a swap never changes the model under a request in flight.
 
-Hot swap (:meth:`ModelSlot.refresh`, called by :class:`AliasWatcher` every
+Hot swap (:meth:`ModelSlot.refresh`, called by a :class:`RefreshThread` every
 ``poll_interval`` seconds): one indexed query asks the registry which version holds the
 alias now. When it moved, the new version is loaded in the background thread (every
 file verified against its manifest), warmed with a prediction on its input example,
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from driftline.models import LoadedModel, ModelCache
     from driftline.registry import ModelVersion, RegistryService
 
-__all__ = ["AliasWatcher", "ModelSlot", "load_version", "resolve_target"]
+__all__ = ["ModelSlot", "RefreshThread", "load_version", "resolve_target"]
 
 log = logging.getLogger("driftline.serving")
 
@@ -175,31 +175,38 @@ class ModelSlot:
         }
 
 
-class AliasWatcher:
-    """A daemon thread that calls :meth:`ModelSlot.refresh` every ``interval`` seconds."""
+class RefreshThread:
+    """A daemon thread that calls ``refresh`` every ``interval`` seconds (following an
+    alias or a deployment record, or driving a rollout)."""
 
-    def __init__(self, slot: ModelSlot, interval: float) -> None:
-        self.slot = slot
+    def __init__(
+        self,
+        refresh: Callable[[], Any],
+        interval: float,
+        *,
+        enabled: bool = True,
+        name: str = "watcher",
+    ) -> None:
+        self.refresh = refresh
         self.interval = interval
+        self.enabled = enabled
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="driftline-alias-watcher", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"driftline-{name}", daemon=True)
 
     def start(self) -> None:
-        """Start watching (no-op for a fixed version)."""
-        if self.slot.target.alias is not None:
+        """Start (a disabled thread, e.g. for a fixed version, never starts)."""
+        if self.enabled:
             self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.slot.refresh()
-            except Exception:  # never let the watcher die: the next poll tries again
-                log.exception("alias watcher failed")
+                self.refresh()
+            except Exception:  # never let the thread die: the next round tries again
+                log.exception("%s failed", self._thread.name)
 
     def stop(self) -> None:
-        """Stop watching and wait for a refresh in progress."""
+        """Stop and wait for a refresh in progress."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)

@@ -108,11 +108,12 @@ def _copy_metrics(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
 class SqlTrackingStore:
     """:class:`~driftline.tracking.store.TrackingStore` and run-artifact index on SQL."""
 
-    capabilities = TrackingCapabilities(latest_points=True)
+    capabilities = TrackingCapabilities(latest_points=True, child_runs=True)
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._next_prune = 0.0
+        self._artifact_upsert: Any = None
         paramstyle = db.engine.dialect.paramstyle
         mark = "?" if paramstyle == "qmark" else "%s"
         self._insert_metrics_sql = (
@@ -309,6 +310,92 @@ class SqlTrackingStore:
             return self._run(conn, run_id)
 
         return self.db.write(update)
+
+    # -- child runs (ChildRuns): one transaction each, no read-back ------------------
+
+    def start_child_run(
+        self,
+        *,
+        experiment_id: str,
+        name: str,
+        user: str,
+        start_time: int,
+        parent_id: str,
+        tags: dict[str, str],
+        params: dict[str, str],
+    ) -> Run:
+        run_id = new_id()
+        start_time = check_ms(start_time, "start_time")
+
+        def insert(conn: Connection) -> None:
+            conn.execute(
+                t.runs.insert().values(
+                    run_id=run_id,
+                    experiment_id=experiment_id,
+                    name=name,
+                    status=RunStatus.RUNNING.value,
+                    lifecycle_stage=LifecycleStage.ACTIVE.value,
+                    user_id=user,
+                    start_time=start_time,
+                    heartbeat_at=start_time,
+                    parent_run_id=parent_id,
+                )
+            )
+            if tags:
+                conn.execute(
+                    t.tags.insert(),
+                    [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
+                )
+            if params:  # a new run: nothing to conflict with
+                conn.execute(
+                    t.params.insert(),
+                    [
+                        {"run_id": run_id, "key": k, "value": v, "value_num": _as_number(v)}
+                        for k, v in params.items()
+                    ],
+                )
+
+        self.db.write(insert)
+        started = from_ms(start_time)
+        return Run(
+            id=run_id,
+            experiment_id=experiment_id,
+            name=name,
+            status=RunStatus.RUNNING,
+            lifecycle_stage=LifecycleStage.ACTIVE,
+            user=user,
+            start_time=started,
+            end_time=None,
+            heartbeat_at=started,
+            parent_id=parent_id,
+            params=dict(sorted(params.items())),
+            tags=dict(sorted(tags.items())),
+        )
+
+    def finish_child_run(
+        self, run_id: str, *, status: RunStatus, end_time: int, artifacts: Sequence[ArtifactEntry]
+    ) -> None:
+        end_time = check_ms(end_time, "end_time")
+
+        def update(conn: Connection) -> None:
+            if artifacts:
+                self._upsert_artifacts(conn, run_id, artifacts)
+            result = conn.execute(
+                t.runs.update()
+                .where(t.runs.c.run_id == run_id, t.runs.c.status == RunStatus.RUNNING.value)
+                .values(status=status.value, end_time=end_time)
+            )
+            if result.rowcount == 0:
+                current = conn.execute(
+                    sa.select(t.runs.c.status).where(t.runs.c.run_id == run_id)
+                ).scalar()
+                if current is None:
+                    raise NotFoundError(f"No run with id {run_id!r}")
+                raise ConflictError(
+                    f"Run {run_id} is {current}, not RUNNING; it cannot become {status.value}"
+                )
+
+        self.db.write(update)
 
     def set_run_lifecycle(self, run_id: str, stage: LifecycleStage) -> Run:
         def update(conn: Connection) -> None:
@@ -568,7 +655,21 @@ class SqlTrackingStore:
     def add_artifacts(self, run_id: str, entries: Sequence[ArtifactEntry]) -> None:
         if not entries:
             return
-        stmt = _upsert(self.db.dialect, t.run_artifacts)
+        self.db.write(lambda conn: self._upsert_artifacts(conn, run_id, entries))
+
+    def _upsert_artifacts(
+        self, conn: Connection, run_id: str, entries: Sequence[ArtifactEntry]
+    ) -> None:
+        if self._artifact_upsert is None:  # built once: ``excluded`` is costly to make
+            stmt = _upsert(self.db.dialect, t.run_artifacts)
+            self._artifact_upsert = stmt.on_conflict_do_update(
+                index_elements=["run_id", "path"],
+                set_={
+                    "digest": stmt.excluded.digest,
+                    "size": stmt.excluded.size,
+                    "created_at": stmt.excluded.created_at,
+                },
+            )
         rows = [
             {
                 "run_id": run_id,
@@ -579,19 +680,7 @@ class SqlTrackingStore:
             }
             for e in entries
         ]
-        self.db.write(
-            lambda conn: conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["run_id", "path"],
-                    set_={
-                        "digest": stmt.excluded.digest,
-                        "size": stmt.excluded.size,
-                        "created_at": stmt.excluded.created_at,
-                    },
-                ),
-                rows,
-            )
-        )
+        conn.execute(self._artifact_upsert, rows)
 
     def replace_artifact(self, run_id: str, entry: ArtifactEntry, *, expected: str | None) -> bool:
         """Compare-and-set of one path (see ``ConditionalArtifacts``)."""

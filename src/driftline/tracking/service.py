@@ -33,6 +33,7 @@ from driftline.tracking.models import (
 from driftline.tracking.names import generate_run_name
 from driftline.tracking.search import parse_filter, parse_order_by
 from driftline.tracking.store import (
+    ChildRuns,
     LogBatch,
     LoggedModelStore,
     RunArtifactStore,
@@ -241,6 +242,71 @@ class TrackingService:
             parent_id=parent_id,
             tags=check_tags(tags),
         )
+
+    def start_child_run(
+        self,
+        experiment_id: str,
+        *,
+        parent_id: str,
+        name: str,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """Start a RUNNING nested run with its tags and params, in one transaction.
+
+        For callers that start many short runs under one parent they already checked
+        (a pipeline's steps): the experiment is given by id and the parent is not read
+        again. Stores without ``capabilities.child_runs`` take the general calls.
+        """
+        clean_tags = check_tags(tags)
+        clean_params = {
+            validate_key(k, "param key"): _text(v, MAX_PARAM_LENGTH, "param", k)
+            for k, v in (params or {}).items()
+        }
+        name = check_name(name, "run name")
+        if self.store.capabilities.child_runs and isinstance(self.store, ChildRuns):
+            run = self.store.start_child_run(
+                experiment_id=experiment_id,
+                name=name,
+                user=self.user,
+                start_time=now_ms(),
+                parent_id=parent_id,
+                tags=clean_tags,
+                params=clean_params,
+            )
+            self._known_runs.add(run.id)
+            return run
+        run = self.store.create_run(
+            experiment_id=experiment_id,
+            name=name,
+            user=self.user,
+            start_time=now_ms(),
+            parent_id=parent_id,
+            tags=clean_tags,
+        )
+        if clean_params:
+            self.log_batch(run.id, params=clean_params)
+            self.flush()
+        return dataclasses.replace(run, params=dict(sorted(clean_params.items())))
+
+    def finish_child_run(
+        self, run_id: str, status: RunStatus, artifacts: Sequence[ArtifactEntry] = ()
+    ) -> None:
+        """Record ``artifacts`` and end a run started by :meth:`start_child_run`.
+
+        Unlike :meth:`end_run` it does not flush the background writer: the caller has
+        flushed what the run logged (a pipeline step flushes when its function returns).
+        """
+        status = RunStatus(status)
+        if status is RunStatus.RUNNING:
+            raise InvalidArgumentError("A run ends FINISHED, FAILED or KILLED")
+        if self.store.capabilities.child_runs and isinstance(self.store, ChildRuns):
+            self.store.finish_child_run(
+                run_id, status=status, end_time=now_ms(), artifacts=list(artifacts)
+            )
+            return
+        self.artifacts.add_artifacts(run_id, list(artifacts))
+        self.end_run(run_id, status)
 
     def get_run(self, run_id: str) -> Run:
         """A run by id; ``NotFoundError`` if there is none."""

@@ -21,6 +21,7 @@ from driftline.tracking.models import (
 from driftline.tracking.search import Node, OrderBy
 
 __all__ = [
+    "ChildRuns",
     "ConditionalArtifacts",
     "LogBatch",
     "MetricRow",
@@ -83,9 +84,12 @@ class TrackingCapabilities:
     Attributes:
         latest_points: The store answers ``latest_points(run_ids)`` (each metric's latest
             point of each run) in one query; without it the service reads histories.
+        child_runs: The store is a :class:`ChildRuns`: a nested run starts, or ends, in
+            one transaction; without it the service takes the general calls.
     """
 
     latest_points: bool = False
+    child_runs: bool = False
 
 
 class TrackingStore(Protocol):
@@ -220,4 +224,35 @@ class LoggedModelStore(Protocol):
 
     def known(self, model_ids: Collection[str]) -> set[str]:
         """The ids among ``model_ids`` that have a row, live or deleted."""
+        ...
+
+
+@runtime_checkable
+class ChildRuns(Protocol):
+    """An optional feature of a :class:`TrackingStore` (``capabilities.child_runs``):
+    a nested run started, or finished, in one transaction.
+
+    Pipelines start and end a nested run per step; through the general calls that is
+    four transactions and three read-backs of the whole run, most of a trivial step's
+    cost. The database stores have it; the HTTP client falls back to the general calls.
+    """
+
+    def start_child_run(
+        self,
+        *,
+        experiment_id: str,
+        name: str,
+        user: str,
+        start_time: int,
+        parent_id: str,
+        tags: dict[str, str],
+        params: dict[str, str],
+    ) -> Run:
+        """Insert a RUNNING run with its tags and params; the run as inserted (no read-back)."""
+        ...
+
+    def finish_child_run(
+        self, run_id: str, *, status: RunStatus, end_time: int, artifacts: Sequence[ArtifactEntry]
+    ) -> None:
+        """Record ``artifacts`` and move the run from RUNNING to ``status``."""
         ...

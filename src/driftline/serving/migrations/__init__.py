@@ -1,0 +1,1 @@
+"""The serving stage's migration branch (``serving``): deployment records."""
