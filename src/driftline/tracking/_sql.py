@@ -105,6 +105,37 @@ def _copy_metrics(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
             copy.write_row(row)
 
 
+def _insert_run(
+    conn: Connection,
+    run_id: str,
+    experiment_id: str,
+    name: str,
+    user: str,
+    start_time: int,
+    parent_id: str | None,
+    tags: dict[str, str],
+) -> None:
+    """Insert a RUNNING run and its tags (the one way a run row is born)."""
+    conn.execute(
+        t.runs.insert().values(
+            run_id=run_id,
+            experiment_id=experiment_id,
+            name=name,
+            status=RunStatus.RUNNING.value,
+            lifecycle_stage=LifecycleStage.ACTIVE.value,
+            user_id=user,
+            start_time=start_time,
+            heartbeat_at=start_time,
+            parent_run_id=parent_id,
+        )
+    )
+    if tags:
+        conn.execute(
+            t.tags.insert(),
+            [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
+        )
+
+
 class SqlTrackingStore:
     """:class:`~driftline.tracking.store.TrackingStore` and run-artifact index on SQL."""
 
@@ -241,24 +272,7 @@ class SqlTrackingStore:
         start_time = check_ms(start_time, "start_time")
 
         def insert(conn: Connection) -> Run:
-            conn.execute(
-                t.runs.insert().values(
-                    run_id=run_id,
-                    experiment_id=experiment_id,
-                    name=name,
-                    status=RunStatus.RUNNING.value,
-                    lifecycle_stage=LifecycleStage.ACTIVE.value,
-                    user_id=user,
-                    start_time=start_time,
-                    heartbeat_at=start_time,
-                    parent_run_id=parent_id,
-                )
-            )
-            if tags:
-                conn.execute(
-                    t.tags.insert(),
-                    [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
-                )
+            _insert_run(conn, run_id, experiment_id, name, user, start_time, parent_id, tags)
             # Read back in the same transaction: if the run cannot be returned, it is
             # not stored either.
             return self._run(conn, run_id)
@@ -328,24 +342,7 @@ class SqlTrackingStore:
         start_time = check_ms(start_time, "start_time")
 
         def insert(conn: Connection) -> None:
-            conn.execute(
-                t.runs.insert().values(
-                    run_id=run_id,
-                    experiment_id=experiment_id,
-                    name=name,
-                    status=RunStatus.RUNNING.value,
-                    lifecycle_stage=LifecycleStage.ACTIVE.value,
-                    user_id=user,
-                    start_time=start_time,
-                    heartbeat_at=start_time,
-                    parent_run_id=parent_id,
-                )
-            )
-            if tags:
-                conn.execute(
-                    t.tags.insert(),
-                    [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
-                )
+            _insert_run(conn, run_id, experiment_id, name, user, start_time, parent_id, tags)
             if params:  # a new run: nothing to conflict with
                 conn.execute(
                     t.params.insert(),
