@@ -107,6 +107,45 @@ class MonitoringService:
         inputs = self.registry.data.store.run_inputs(found.run_id)
         return str(inputs[0].ref) if inputs else None
 
+    def signature_inputs(self, model: str, version: int) -> list[str] | None:
+        """The input columns of a registered model version's signature (its package's), or
+        None when they are unknown: no registry, an unregistered version, no signature or
+        a tensor signature."""
+        from driftline.errors import DriftlineError
+        from driftline.models.signature import Signature
+
+        if self.registry is None:
+            return None
+        try:
+            found = self.registry.get_version(f"{model}/{version}")
+        except DriftlineError:
+            return None
+        if not found.signature:
+            return None
+        try:
+            signature = Signature.from_dict(found.signature)
+        except (DriftlineError, KeyError, TypeError, ValueError):
+            return None
+        return None if signature.is_tensor else signature.input_names
+
+    def model_inputs(
+        self, deployment: str, since: datetime, until: datetime, traffic: list[str]
+    ) -> list[str]:
+        """The model's input columns for ``deployment``'s traffic in ``[since, until)``: the
+        signature inputs of the version that served its newest request when known, else
+        ``traffic`` (the input columns the traffic has). Checks compare only these: a
+        reference fitted on training data also holds the target, which serving never sees.
+        """
+        from driftline.monitoring._traffic import newest_model
+
+        if self.log_root is not None and self.registry is not None:
+            found = newest_model(self.log_root, deployment, since, until)
+            if found is not None:
+                names = self.signature_inputs(*found)
+                if names:
+                    return names
+        return list(traffic)
+
     # -- references -------------------------------------------------------------------
 
     def fit_reference(
@@ -531,7 +570,9 @@ class MonitoringService:
         from driftline.monitoring._traffic import META, is_prediction
         from driftline.monitoring.quality import assess
 
-        inputs = [c for c in ref.columns if not is_prediction(c) and c not in META]
+        traffic = [c for c in rows.column_names if not is_prediction(c) and c not in META]
+        model = set(self.model_inputs(deployment, bounds[0][0], bounds[-1][1], traffic))
+        inputs = [c for c in ref.columns if c in model and not is_prediction(c)]
         outputs = [c for c in ref.columns if is_prediction(c)]
         starts = np.array([_ms(s) for s, _ in bounds], dtype=np.int64)
         which = _window_index(rows, starts)
