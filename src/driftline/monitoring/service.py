@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from driftline.core.artifacts import ContentStore
-    from driftline.monitoring._http import HttpMonitorService
+    from driftline.monitoring._http import HttpMonitorService, HttpTrafficService
     from driftline.monitoring.labels import LabelIngest
     from driftline.monitoring.monitor_store import MonitorStore
     from driftline.monitoring.monitors import MonitorService
@@ -73,6 +73,7 @@ class MonitoringService:
         monitor_store: MonitorStore | None = None,
         registry: Any = None,
         remote_monitors: HttpMonitorService | None = None,
+        remote_traffic: HttpTrafficService | None = None,
     ) -> None:
         self.store = store
         self.content = content
@@ -80,6 +81,8 @@ class MonitoringService:
         self.log_root = log_root  # the prediction log serving writes
         self.cache = cache  # flattened prediction-log files (see ._traffic)
         self.registry = registry  # the registry stage's service: model lineage
+        # A remote workspace: labels, performance and checks are the server's.
+        self.remote_traffic = remote_traffic
         self._monitors: MonitorService | HttpMonitorService | None = remote_monitors
         if monitor_store is not None and log_root is not None:
             from driftline.monitoring.monitors import MonitorService
@@ -244,6 +247,8 @@ class MonitoringService:
             InvalidArgumentError: A column is missing or of the wrong type (named).
             NotFoundError: The deployment has logged no predictions at all.
         """
+        if self.remote_traffic is not None:
+            return self.remote_traffic.log_labels(deployment, data)
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -317,6 +322,21 @@ class MonitoringService:
         """Realized and estimated performance per window (see
         :func:`driftline.monitoring.performance`)."""
         from driftline.monitoring.windows import parse_since, window_bounds
+
+        if self.remote_traffic is not None:
+            return self.remote_traffic.performance(
+                deployment,
+                window=window,
+                since=since,
+                until=until,
+                segment=segment,
+                task=task,
+                threshold=threshold,
+                label_delay=label_delay,
+                join_window=join_window,
+                min_rows=min_rows,
+                estimate=estimate,
+            )
 
         now = datetime.now(UTC)
         end = now if until is None else parse_since(until, now)
@@ -497,6 +517,23 @@ class MonitoringService:
         :func:`driftline.monitoring.check`)."""
 
         from driftline.monitoring.windows import parse_duration, parse_since, window_bounds
+
+        if self.remote_traffic is not None:
+            return self.remote_traffic.check(
+                deployment,
+                window=window,
+                since=since,
+                until=until,
+                reference=reference,
+                checks=checks,
+                thresholds=thresholds,
+                quality=quality,
+                task=task,
+                threshold=threshold,
+                label_delay=label_delay,
+                join_window=join_window,
+                min_labels=min_labels,
+            )
 
         unknown = [c for c in checks if c not in CHECKS]
         if unknown or not checks:
