@@ -115,7 +115,7 @@ class MonitoringService:
         None when they are unknown: no registry, an unregistered version, no signature or
         a tensor signature."""
         from driftline.errors import DriftlineError
-        from driftline.models.signature import Signature
+        from driftline.models import Signature
 
         if self.registry is None:
             return None
