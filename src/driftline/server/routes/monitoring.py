@@ -76,7 +76,41 @@ def _since(value: str | int) -> Any:
     return from_ms(value) if isinstance(value, int) else value
 
 
-@router.post("/labels/{deployment}", summary="Ingest labels of a deployment's requests")
+_LABEL_RECORD = {
+    "type": "object",
+    "required": ["request_id", "label"],
+    "properties": {
+        "request_id": {"type": "string", "maxLength": 128},
+        "label": {"type": ["number", "boolean", "string"]},
+        "row": {"type": "integer", "minimum": 0},
+        "time": {"type": "string", "format": "date-time"},
+    },
+}
+_LABEL_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["labels"],
+                    "properties": {"labels": {"type": "array", "items": _LABEL_RECORD}},
+                }
+            },
+            "application/vnd.apache.arrow.stream": {
+                "schema": {"type": "string", "format": "binary"}
+            },
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/labels/{deployment}",
+    summary="Ingest labels of a deployment's requests",
+    openapi_extra=_LABEL_BODY,
+)
 async def ingest_labels(request: Request, deployment: str) -> dict[str, Any]:
     from starlette.concurrency import run_in_threadpool
 
