@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -58,6 +58,56 @@ def _since(text: str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+def _thresholds(pairs: list[str], path: Path | None) -> dict[str, Any] | None:
+    """A monitor's thresholds from ``--thresholds file.yaml`` and ``--threshold key=value``
+    options (dotted keys: ``performance.metric=roc_auc``, ``columns.age.psi=0.1``; values
+    read as YAML scalars), the options overriding the file, checked as the monitor will
+    read them (:func:`driftline.monitoring.checks.monitor_thresholds`)."""
+    import yaml
+
+    from driftline.errors import InvalidArgumentError
+    from driftline.monitoring.checks import monitor_thresholds
+
+    merged: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise InvalidArgumentError(f"Cannot read --thresholds {str(path)!r}: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise InvalidArgumentError(
+                f"--thresholds {str(path)!r} must hold a mapping, e.g. psi: 0.25 and "
+                "performance: {metric: roc_auc, below: 0.8}"
+            )
+        merged = loaded or {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts) or not text.strip():
+            raise InvalidArgumentError(
+                f"Invalid --threshold {pair!r}: use key=value, e.g. psi=0.25 or "
+                "performance.metric=roc_auc"
+            )
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        section = merged
+        for i, part in enumerate(parts[:-1]):
+            inner = section.setdefault(part, {})
+            if not isinstance(inner, dict):
+                raise InvalidArgumentError(
+                    f"Invalid --threshold {pair!r}: {'.'.join(parts[: i + 1])} is a value, "
+                    "not a section"
+                )
+            section = inner
+        section[parts[-1]] = value
+    if not merged:
+        return None
+    monitor_thresholds(merged)  # errors name the field, before anything is sent
+    return merged
+
+
 @app.command("create")
 def create(
     ctx: typer.Context,
@@ -72,10 +122,26 @@ def create(
     reference: str | None = typer.Option(
         None, "--reference", help="Dataset version to compare with (default: training data)."
     ),
+    threshold: list[str] = typer.Option(
+        [],
+        "--threshold",
+        "-t",
+        help="A threshold as key=value, dotted for sections: psi=0.25, "
+        "performance.metric=roc_auc, performance.below=0.8, quality.missing_jump=0.2, "
+        "columns.age.psi=0.1; repeatable.",
+    ),
+    thresholds_file: Path | None = typer.Option(
+        None,
+        "--thresholds",
+        exists=True,
+        dir_okay=False,
+        help="A YAML file of thresholds (the same keys, as nested mappings).",
+    ),
     replace: bool = typer.Option(False, "--replace", help="Redefine an existing monitor."),
     json: bool = JsonOption,
 ) -> None:
     """Create a monitor of a deployment's traffic."""
+    limits = _thresholds(threshold, thresholds_file)
     monitor = _monitors(ctx).create(
         name,
         deployment=deployment,
@@ -84,6 +150,7 @@ def create(
         alerts=alert,
         cooldown=cooldown,
         reference=reference,
+        thresholds=limits,
         replace=replace,
     )
     if json:

@@ -1,8 +1,12 @@
-"""Monitors of a remote workspace: the team server's ``/api/v1/monitoring`` routes.
+"""Monitors and labels of a remote workspace: the team server's ``/api/v1/monitoring``
+routes.
 
-The same methods as :class:`~driftline.monitoring.monitors.MonitorService` (what the
-module-level API and ``driftline monitor`` call); runs happen on the server, next to
-the prediction log, with the caller's grants.
+:class:`HttpMonitorService` has the same methods as
+:class:`~driftline.monitoring.monitors.MonitorService` (what the module-level API and
+``driftline monitor`` call); :class:`HttpTrafficService` ingests labels and computes
+performance and checks (what :class:`~driftline.monitoring.service.MonitoringService`
+forwards for a remote workspace). Runs happen on the server, next to the prediction log,
+with the caller's grants.
 """
 
 from __future__ import annotations
@@ -17,8 +21,14 @@ from driftline.monitoring.monitor_models import Alert, Evaluation, Figure, Monit
 
 if TYPE_CHECKING:
     from driftline.api.client import ApiClient
+    from driftline.monitoring.labels import LabelIngest
+    from driftline.monitoring.models import CheckResult, PerformanceReport
 
-__all__ = ["HttpMonitorService"]
+__all__ = ["HttpMonitorService", "HttpTrafficService"]
+
+#: Label rows per request body: a large table goes in several bodies, each well within
+#: the server's body limit.
+LABEL_BATCH_ROWS = 200_000
 
 _API = "monitoring"
 
@@ -145,3 +155,104 @@ class HttpMonitorService:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(html)
         return html
+
+
+def _since(value: Any) -> Any:
+    return _ms(value) if isinstance(value, datetime) else _duration(value)
+
+
+def _duration(value: Any) -> Any:
+    from datetime import timedelta
+
+    from driftline.monitoring.windows import format_duration
+
+    if isinstance(value, timedelta):
+        return format_duration(int(value.total_seconds()))
+    return value
+
+
+class HttpTrafficService:
+    """Labels, performance and checks of a deployment over HTTP."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+
+    def log_labels(self, deployment: str, data: Any) -> LabelIngest:
+        """Send labels (a DataFrame, Arrow table or Parquet/CSV path) as Arrow IPC
+        bodies of at most :data:`LABEL_BATCH_ROWS` rows; the server checks them."""
+        import pyarrow as pa
+
+        from driftline.monitoring.labels import _arrow
+
+        table = _arrow(data)
+        total: LabelIngest | None = None
+        for start in range(0, max(table.num_rows, 1), LABEL_BATCH_ROWS):
+            part = table.slice(start, LABEL_BATCH_ROWS)
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, part.schema) as writer:
+                writer.write_table(part)
+            done = self._send(deployment, sink.getvalue().to_pybytes())
+            total = done if total is None else total + done
+        assert total is not None  # at least one body is sent
+        return total
+
+    def _send(self, deployment: str, body: bytes) -> LabelIngest:
+        from driftline.monitoring.labels import LabelIngest
+
+        response = self.client.request(
+            "POST",
+            f"{_API}/labels/{_name(deployment)}",
+            content=body,
+            headers={"Content-Type": "application/vnd.apache.arrow.stream"},
+            idempotent=True,  # a label replaces an earlier one of the same request
+        )
+        return LabelIngest.from_dict(response.json())
+
+    def performance(self, deployment: str, **options: Any) -> PerformanceReport:
+        """See :meth:`MonitoringService.performance`."""
+        from driftline.monitoring.models import PerformanceReport
+
+        body = self._body(options)
+        answer = self.client.post_json(f"{_API}/performance/{_name(deployment)}", body)
+        return PerformanceReport.from_dict(answer)
+
+    def check(self, deployment: str, **options: Any) -> CheckResult:
+        """See :meth:`MonitoringService.check`."""
+        import dataclasses
+
+        from driftline.errors import InvalidArgumentError
+        from driftline.monitoring.models import CheckResult, Reference
+
+        if isinstance(options.get("reference"), Reference):
+            raise InvalidArgumentError(
+                "A remote workspace checks against a reference stored on the server: "
+                "name it (reference='churn')"
+            )
+        for key in ("thresholds", "quality"):
+            value = options.get(key)
+            if value is not None and dataclasses.is_dataclass(value):
+                options[key] = _threshold_dict(value)
+        options["checks"] = list(options.get("checks", ()))
+        answer = self.client.post_json(f"{_API}/check/{_name(deployment)}", self._body(options))
+        return CheckResult.from_dict(answer)
+
+    @staticmethod
+    def _body(options: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in options.items():
+            if value is None:
+                continue
+            if key == "since":
+                out[key] = _since(value)
+            elif key == "until":
+                out[key] = _ms(value)
+            else:
+                out[key] = _duration(value)
+        return out
+
+
+def _threshold_dict(value: Any) -> dict[str, Any]:
+    """A thresholds dataclass as the dict of its fields (nested ones too)."""
+    import dataclasses
+
+    return dataclasses.asdict(value)

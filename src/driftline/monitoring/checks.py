@@ -88,6 +88,7 @@ class CheckContext:
         self.service = service
         self._resolve_reference = resolve_reference
         self._reference: Reference | None = None
+        self._model_inputs: list[str] | None = None
 
     @property
     def requests(self) -> int:
@@ -105,6 +106,21 @@ class CheckContext:
 
         keep = [c for c in self.rows.column_names if c not in META and not is_prediction(c)]
         return self.rows.select(keep)
+
+    @property
+    def model_inputs(self) -> list[str]:
+        """The model's input columns: the signature inputs of the model version that
+        served the window's newest request when the registry knows them, else the input
+        columns the window's traffic has. A reference fitted on training data also holds
+        the target column, which no request carries: checks leave it out."""
+        if self._model_inputs is None:
+            self._model_inputs = self.service.model_inputs(
+                self.monitor.deployment,
+                self.window_start,
+                self.window_end,
+                self.inputs.column_names,
+            )
+        return self._model_inputs
 
     @property
     def predictions(self) -> pa.Table:
@@ -244,6 +260,9 @@ def _drift(ctx: CheckContext, frame: pa.Table, what: str) -> CheckVerdict:
         )
     reference = ctx.reference
     shared = [c for c in reference.columns if c in frame.column_names]
+    if what == "input":
+        model = set(ctx.model_inputs)
+        shared = [c for c in reference.columns if c in model]
     if not shared and what == "prediction":
         raise InvalidArgumentError(
             f"The reference {reference.source!r} has no prediction column "
@@ -319,15 +338,16 @@ _CRITICAL_QUALITY = ("missing_column", "type_mismatch", "all_null")
 def quality_check(ctx: CheckContext) -> CheckVerdict:
     """Data quality of the window against the reference (see :mod:`.quality`).
 
-    Every reference column is assessed (a column the window lacks is a
-    ``missing_column`` finding), so the reference should hold the model's inputs (and,
-    fitted on traffic, its predictions) only. Alerts ``critical`` on a missing column,
+    The model's input columns (:attr:`CheckContext.model_inputs`) and the reference's
+    prediction columns are assessed (an input the window lacks is a ``missing_column``
+    finding); other reference columns, such as the target of a reference fitted on the
+    training data, are left out. Alerts ``critical`` on a missing column,
     a type mismatch or an all-null column, ``warning`` on the other findings. Figures:
     ``rows`` and ``issues``; per column, one figure per finding kind (its measured share).
     """
     import dataclasses
 
-    from driftline.monitoring._traffic import META
+    from driftline.monitoring._traffic import META, is_prediction
     from driftline.monitoring.quality import QualityThresholds, assess
 
     drift = ctx.thresholds
@@ -343,7 +363,11 @@ def quality_check(ctx: CheckContext) -> CheckVerdict:
             summary={"rows": frame.num_rows},
         )
     reference = ctx.reference
-    report = assess(reference, frame, thresholds=dataclasses.replace(limits, min_rows=1))
+    model = set(ctx.model_inputs)
+    columns = [c for c in reference.columns if c in model or is_prediction(c)]
+    report = assess(
+        reference, frame, columns=columns, thresholds=dataclasses.replace(limits, min_rows=1)
+    )
     figures: list[tuple[str | None, str, float | None]] = [
         (None, "rows", float(report.rows)),
         (None, "issues", float(len(report.issues))),
@@ -354,7 +378,7 @@ def quality_check(ctx: CheckContext) -> CheckVerdict:
     if not report.issues:
         return CheckVerdict(
             status="ok",
-            message=f"no quality issue in {len(reference.columns)} columns",
+            message=f"no quality issue in {len(columns)} columns",
             figures=figures,
             summary=summary,
             details=report.to_dict(),

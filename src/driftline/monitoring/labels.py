@@ -21,11 +21,20 @@ from driftline.errors import InvalidArgumentError
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["LABEL_COLUMNS", "LabelBatch", "LabelIngest", "read_label_table"]
+__all__ = [
+    "LABEL_COLUMNS",
+    "MAX_BODY_ROWS",
+    "LabelBatch",
+    "LabelIngest",
+    "read_label_body",
+    "read_label_table",
+]
 
 #: The columns a label table may have (``request_id`` and ``label`` are required).
 LABEL_COLUMNS = ("request_id", "label", "row", "time")
 _MAX_ID = 128  # serving's request ids are at most 128 characters
+#: The most label rows one REST body may hold (a compressed Parquet body can be small).
+MAX_BODY_ROWS = 5_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +85,103 @@ class LabelIngest:
             "unknown": self.unknown,
             "unknown_examples": list(self.unknown_examples),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LabelIngest:
+        """Rebuild an ingestion from :meth:`to_dict` output."""
+        return cls(
+            deployment=d["deployment"],
+            received=d["received"],
+            inserted=d["inserted"],
+            replaced=d["replaced"],
+            unknown=d["unknown"],
+            unknown_examples=tuple(d.get("unknown_examples", ())),
+        )
+
+    def __add__(self, other: LabelIngest) -> LabelIngest:
+        """Two ingestions of one deployment as one (a table sent in several bodies)."""
+        return LabelIngest(
+            deployment=self.deployment,
+            received=self.received + other.received,
+            inserted=self.inserted + other.inserted,
+            replaced=self.replaced + other.replaced,
+            unknown=self.unknown + other.unknown,
+            unknown_examples=(self.unknown_examples + other.unknown_examples)[:10],
+        )
+
+
+def read_label_body(body: bytes, kind: str) -> Any:
+    """The Arrow table of a REST labels body: ``json`` (``{"labels": [{"request_id":
+    ..., "label": ...}, ...]}``), ``arrow`` (an IPC stream or file) or ``parquet``.
+
+    Raises:
+        InvalidArgumentError: The body cannot be read as that kind (the columns are
+            checked by :func:`read_label_table`).
+        PayloadTooLargeError: More than :data:`MAX_BODY_ROWS` rows.
+    """
+    import io
+
+    import pyarrow as pa
+
+    from driftline.errors import PayloadTooLargeError
+
+    try:
+        if kind == "json":
+            table = _json_labels(body)
+        elif kind == "parquet":
+            import pyarrow.parquet as pq
+
+            found = pq.ParquetFile(io.BytesIO(body))
+            if found.metadata.num_rows > MAX_BODY_ROWS:
+                raise PayloadTooLargeError(_too_many(found.metadata.num_rows))
+            table = found.read()
+        else:
+            import pyarrow.ipc as ipc
+
+            source = io.BytesIO(body)
+            reader = ipc.open_file(source) if body[:6] == b"ARROW1" else ipc.open_stream(source)
+            table = reader.read_all()
+    except (pa.ArrowException, OSError, ValueError, TypeError, UnicodeError) as exc:
+        raise InvalidArgumentError(f"Cannot read the labels body as {kind}: {exc}") from None
+    if table.num_rows > MAX_BODY_ROWS:
+        raise PayloadTooLargeError(_too_many(table.num_rows))
+    return table
+
+
+def _too_many(rows: int) -> str:
+    return f"{rows:,} labels in one body; send at most {MAX_BODY_ROWS:,} per request"
+
+
+def _json_labels(body: bytes) -> Any:
+    import orjson
+    import pyarrow as pa
+
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"The labels body is not JSON: {exc}") from None
+    records = data.get("labels") if isinstance(data, dict) else None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise InvalidArgumentError(
+            'A JSON labels body is {"labels": [{"request_id": "...", "label": 1}, ...]}'
+        )
+    if len(records) > MAX_BODY_ROWS:
+        from driftline.errors import PayloadTooLargeError
+
+        raise PayloadTooLargeError(_too_many(len(records)))
+    if not records:
+        return pa.table({"request_id": pa.array([], pa.string()), "label": pa.array([], pa.int8())})
+    names = list(dict.fromkeys(k for r in records for k in r))
+    columns = {}
+    for name in names:
+        values = [r.get(name) for r in records]
+        try:
+            columns[name] = pa.array(values)
+        except (pa.ArrowException, OverflowError) as exc:
+            raise InvalidArgumentError(
+                f"Column {name!r} of the labels body holds mixed or invalid values: {exc}"
+            ) from None
+    return pa.table(columns)
 
 
 def read_label_table(data: Any, *, now_ms: int) -> LabelBatch:
@@ -149,6 +255,7 @@ def _request_ids(col: Any) -> Any:
         raise InvalidArgumentError(f"Column 'request_id' must hold text request ids, not {t}")
     if col.null_count:
         raise InvalidArgumentError(f"Column 'request_id' has {col.null_count} missing ids")
+    _no_nul(col, "request_id")
     lengths = pc.utf8_length(col)
     if len(col) and (pc.max(lengths).as_py() > _MAX_ID or pc.min(lengths).as_py() == 0):
         raise InvalidArgumentError(f"Column 'request_id' holds ids of 1-{_MAX_ID} characters")
@@ -171,6 +278,7 @@ def _labels(col: Any) -> tuple[np.ndarray | None, list[str] | None]:
             raise InvalidArgumentError("Column 'label' holds NaN or infinite values")
         return values, None
     if _is_text(t):
+        _no_nul(col, "label")
         return None, col.to_pylist()
     raise InvalidArgumentError(f"Column 'label' must hold numbers, booleans or text, not {t}")
 
@@ -208,6 +316,14 @@ def _times(col: Any, now_ms: int) -> np.ndarray:
     # Naive timestamps are UTC, as everywhere in driftline.
     ms = pc.cast(pc.cast(col, pa.timestamp("ms", tz=t.tz), safe=False), pa.int64())
     return np.asarray(pc.fill_null(ms, now_ms).to_numpy(), dtype=np.int64)
+
+
+def _no_nul(col: Any, name: str) -> None:
+    """Refuse NUL characters (PostgreSQL cannot store them in text)."""
+    import pyarrow.compute as pc
+
+    if len(col) and pc.any(pc.match_substring(col, "\x00")).as_py():
+        raise InvalidArgumentError(f"Column {name!r} holds a NUL character (\\u0000)")
 
 
 def _is_text(t: Any) -> bool:

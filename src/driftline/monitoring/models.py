@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from driftline.errors import InvalidArgumentError
@@ -394,6 +394,9 @@ def _column_from_dict(d: Mapping[str, Any]) -> ColumnReference:
     return column
 
 
+#: The figure dicts of a :class:`PerformanceWindow`.
+_FIGURES = ("metrics", "lower", "upper")
+
 #: Why a window has no figures of a kind: ``label_delay`` (younger than the label delay,
 #: realized only), ``insufficient_data`` (too few rows or labelled rows), ``no_calibration``
 #: (estimated only: too few labelled reference rows, or one class).
@@ -441,8 +444,21 @@ class PerformanceWindow:
         return self.kind == "estimated"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready plain data."""
+        """JSON-ready plain data, read by :meth:`from_dict`."""
         return _plain(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PerformanceWindow:
+        """Rebuild a window from :meth:`to_dict` output."""
+
+        def figures(key: str) -> dict[str, float]:
+            return {m: float(_dec(v)) for m, v in d.get(key, {}).items()}
+
+        rest = {k: v for k, v in d.items() if k not in _FIGURES}
+        window: PerformanceWindow = _record(cls, rest)
+        return replace(
+            window, metrics=figures("metrics"), lower=figures("lower"), upper=figures("upper")
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -464,10 +480,18 @@ class PerformanceReport:
     calibration_rows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready plain data."""
+        """JSON-ready plain data, read by :meth:`from_dict`."""
         out = _plain(self)
         out["windows"] = [w.to_dict() for w in self.windows]
         return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PerformanceReport:
+        """Rebuild a report from :meth:`to_dict` output."""
+        rest = {k: v for k, v in d.items() if k != "windows"}
+        windows = tuple(PerformanceWindow.from_dict(w) for w in d["windows"])
+        report: PerformanceReport = _record(cls, {**rest, "windows": []})
+        return replace(report, windows=windows)
 
     def to_frame(self) -> Any:
         """A long pandas DataFrame: one row per window, segment, kind and metric.
@@ -552,6 +576,12 @@ class QualityIssue:
         """JSON-ready plain data."""
         return _plain(self)
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> QualityIssue:
+        """Rebuild a finding from :meth:`to_dict` output."""
+        issue: QualityIssue = _record(cls, d)
+        return issue
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QualityReport:
@@ -573,6 +603,12 @@ class QualityReport:
             "status": self.status,
             "issues": [i.to_dict() for i in self.issues],
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> QualityReport:
+        """Rebuild a report from :meth:`to_dict` output."""
+        issues = tuple(QualityIssue.from_dict(i) for i in d["issues"])
+        return cls(rows=d["rows"], status=d["status"], issues=issues)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -618,6 +654,24 @@ class WindowCheck:
             "performance": [p.to_dict() for p in self.performance],
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> WindowCheck:
+        """Rebuild a window from :meth:`to_dict` output."""
+
+        def drift(key: str) -> DriftReport | None:
+            return None if d.get(key) is None else DriftReport.from_dict(d[key])
+
+        return cls(
+            start=d["start"],
+            end=d["end"],
+            rows=d["rows"],
+            status=d["status"],
+            drift=drift("drift"),
+            prediction_drift=drift("prediction_drift"),
+            quality=None if d.get("quality") is None else QualityReport.from_dict(d["quality"]),
+            performance=tuple(PerformanceWindow.from_dict(p) for p in d.get("performance", ())),
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckResult:
@@ -645,6 +699,17 @@ class CheckResult:
             "task": self.task,
             "windows": [w.to_dict() for w in self.windows],
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CheckResult:
+        """Rebuild a result from :meth:`to_dict` output."""
+        return cls(
+            deployment=d["deployment"],
+            reference=d["reference"],
+            window_ms=d["window_ms"],
+            task=d.get("task"),
+            windows=tuple(WindowCheck.from_dict(w) for w in d["windows"]),
+        )
 
     def to_frame(self) -> Any:
         """A long pandas DataFrame, one row per window, check and figure.

@@ -56,7 +56,7 @@ def assess(
         return QualityReport(rows=rows, status="insufficient_data", issues=())
     present = set(column_names(table))
     issues: list[QualityIssue] = []
-    for name in columns or list(reference.columns):
+    for name in list(reference.columns) if columns is None else columns:
         ref = reference.columns[name]
         if ref.kind == "unsupported":
             continue

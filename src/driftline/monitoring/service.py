@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from driftline.core.artifacts import ContentStore
-    from driftline.monitoring._http import HttpMonitorService
+    from driftline.monitoring._http import HttpMonitorService, HttpTrafficService
     from driftline.monitoring.labels import LabelIngest
     from driftline.monitoring.monitor_store import MonitorStore
     from driftline.monitoring.monitors import MonitorService
@@ -73,6 +73,7 @@ class MonitoringService:
         monitor_store: MonitorStore | None = None,
         registry: Any = None,
         remote_monitors: HttpMonitorService | None = None,
+        remote_traffic: HttpTrafficService | None = None,
     ) -> None:
         self.store = store
         self.content = content
@@ -80,6 +81,8 @@ class MonitoringService:
         self.log_root = log_root  # the prediction log serving writes
         self.cache = cache  # flattened prediction-log files (see ._traffic)
         self.registry = registry  # the registry stage's service: model lineage
+        # A remote workspace: labels, performance and checks are the server's.
+        self.remote_traffic = remote_traffic
         self._monitors: MonitorService | HttpMonitorService | None = remote_monitors
         if monitor_store is not None and log_root is not None:
             from driftline.monitoring.monitors import MonitorService
@@ -106,6 +109,45 @@ class MonitoringService:
             return None
         inputs = self.registry.data.store.run_inputs(found.run_id)
         return str(inputs[0].ref) if inputs else None
+
+    def signature_inputs(self, model: str, version: int) -> list[str] | None:
+        """The input columns of a registered model version's signature (its package's), or
+        None when they are unknown: no registry, an unregistered version, no signature or
+        a tensor signature."""
+        from driftline.errors import DriftlineError
+        from driftline.models import Signature
+
+        if self.registry is None:
+            return None
+        try:
+            found = self.registry.get_version(f"{model}/{version}")
+        except DriftlineError:
+            return None
+        if not found.signature:
+            return None
+        try:
+            signature = Signature.from_dict(found.signature)
+        except (DriftlineError, KeyError, TypeError, ValueError):
+            return None
+        return None if signature.is_tensor else signature.input_names
+
+    def model_inputs(
+        self, deployment: str, since: datetime, until: datetime, traffic: list[str]
+    ) -> list[str]:
+        """The model's input columns for ``deployment``'s traffic in ``[since, until)``: the
+        signature inputs of the version that served its newest request when known, else
+        ``traffic`` (the input columns the traffic has). Checks compare only these: a
+        reference fitted on training data also holds the target, which serving never sees.
+        """
+        from driftline.monitoring._traffic import newest_model
+
+        if self.log_root is not None and self.registry is not None:
+            found = newest_model(self.log_root, deployment, since, until)
+            if found is not None:
+                names = self.signature_inputs(*found)
+                if names:
+                    return names
+        return list(traffic)
 
     # -- references -------------------------------------------------------------------
 
@@ -205,6 +247,8 @@ class MonitoringService:
             InvalidArgumentError: A column is missing or of the wrong type (named).
             NotFoundError: The deployment has logged no predictions at all.
         """
+        if self.remote_traffic is not None:
+            return self.remote_traffic.log_labels(deployment, data)
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -278,6 +322,21 @@ class MonitoringService:
         """Realized and estimated performance per window (see
         :func:`driftline.monitoring.performance`)."""
         from driftline.monitoring.windows import parse_since, window_bounds
+
+        if self.remote_traffic is not None:
+            return self.remote_traffic.performance(
+                deployment,
+                window=window,
+                since=since,
+                until=until,
+                segment=segment,
+                task=task,
+                threshold=threshold,
+                label_delay=label_delay,
+                join_window=join_window,
+                min_rows=min_rows,
+                estimate=estimate,
+            )
 
         now = datetime.now(UTC)
         end = now if until is None else parse_since(until, now)
@@ -459,6 +518,23 @@ class MonitoringService:
 
         from driftline.monitoring.windows import parse_duration, parse_since, window_bounds
 
+        if self.remote_traffic is not None:
+            return self.remote_traffic.check(
+                deployment,
+                window=window,
+                since=since,
+                until=until,
+                reference=reference,
+                checks=checks,
+                thresholds=thresholds,
+                quality=quality,
+                task=task,
+                threshold=threshold,
+                label_delay=label_delay,
+                join_window=join_window,
+                min_labels=min_labels,
+            )
+
         unknown = [c for c in checks if c not in CHECKS]
         if unknown or not checks:
             raise InvalidArgumentError(f"Unknown checks {unknown}; choose from {', '.join(CHECKS)}")
@@ -531,7 +607,9 @@ class MonitoringService:
         from driftline.monitoring._traffic import META, is_prediction
         from driftline.monitoring.quality import assess
 
-        inputs = [c for c in ref.columns if not is_prediction(c) and c not in META]
+        traffic = [c for c in rows.column_names if not is_prediction(c) and c not in META]
+        model = set(self.model_inputs(deployment, bounds[0][0], bounds[-1][1], traffic))
+        inputs = [c for c in ref.columns if c in model and not is_prediction(c)]
         outputs = [c for c in ref.columns if is_prediction(c)]
         starts = np.array([_ms(s) for s, _ in bounds], dtype=np.int64)
         which = _window_index(rows, starts)

@@ -6,8 +6,8 @@ roots. Labels of served requests are rows of ``monitoring_labels``; the predicti
 they join is serving's, read from where serving writes it. Monitors, their evaluations
 and figures, alerts and deliveries are rows of the ``monitoring_*`` tables of the same
 branch (no stored objects); the team server serves them under ``/api/v1/monitoring``. A
-remote workspace has no reference or label store yet (references live in memory there);
-its monitors are the server's, over HTTP.
+remote workspace has no reference store yet (references live in memory there); its
+monitors, labels, performance and checks are the server's, over HTTP.
 """
 
 from __future__ import annotations
@@ -28,11 +28,14 @@ def _build(kernel: Kernel, uses: Services) -> MonitoringService:
     from driftline.monitoring.service import MonitoringService
 
     if kernel.database is None:
-        from driftline.monitoring._http import HttpMonitorService
+        from driftline.monitoring._http import HttpMonitorService, HttpTrafficService
 
         client = kernel.client
         return MonitoringService(
-            None, None, remote_monitors=HttpMonitorService(client) if client else None
+            None,
+            None,
+            remote_monitors=HttpMonitorService(client) if client else None,
+            remote_traffic=HttpTrafficService(client) if client else None,
         )
     from driftline.monitoring._monitor_sql import SqlMonitorStore
     from driftline.monitoring._sql import SqlLabelStore, SqlReferenceStore

@@ -163,6 +163,9 @@ def create_app(
     upload_prefixes: Sequence[tuple[str, int]] = (
         ("/api/v1/artifacts/", options.max_upload),
         ("/api/2.0/mlflow-artifacts/", options.max_upload),
+        # Labels come as Arrow or Parquet bytes too (the route reads and checks them),
+        # within the JSON limit.
+        ("/api/v1/monitoring/labels/", options.max_body),
     )
     app.add_middleware(BodyLimit, default=options.max_body, limits=upload_prefixes)
     app.add_middleware(ServerErrors)  # last, so outermost: it answers what all others raise

@@ -4,6 +4,11 @@ A monitor is authorized as its deployment's model (a deployment is named after t
 it serves unless told otherwise): reading monitors, their history and alerts needs
 ``read`` on that model, creating, running and deleting them ``edit``. Lists show only
 what the caller may read. Runs happen on the server, next to the prediction log.
+
+A deployment's labels are ingested with ``edit`` on its model, in bulk: a JSON body
+(``{"labels": [{"request_id": ..., "label": ...}, ...]}``), an Arrow IPC stream or a
+Parquet file, at most the server's body limit (413 beyond). Its performance and checks
+are computed on the server with ``read``.
 """
 
 from __future__ import annotations
@@ -14,10 +19,16 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from driftline.api.monitoring import MonitorBody, RunBody
+from driftline.api.monitoring import (
+    LABEL_TYPES,
+    CheckBody,
+    MonitorBody,
+    PerformanceBody,
+    RunBody,
+)
 from driftline.core.clock import from_ms
 from driftline.core.values import MAX_MS, MIN_MS
-from driftline.errors import PermissionDeniedError
+from driftline.errors import InvalidArgumentError, PermissionDeniedError
 from driftline.monitoring.monitor_models import Monitor, check_name
 from driftline.server.deps import Action, authorize, workspace
 
@@ -53,6 +64,123 @@ def _may_read(request: Request, deployment: str) -> bool:
 
 def _time(ms: int | None) -> Any:
     return None if ms is None else from_ms(ms)
+
+
+def _service(request: Request) -> Any:
+    from driftline.monitoring import service_for
+
+    return service_for(workspace(request))
+
+
+def _since(value: str | int) -> Any:
+    return from_ms(value) if isinstance(value, int) else value
+
+
+_LABEL_RECORD = {
+    "type": "object",
+    "required": ["request_id", "label"],
+    "properties": {
+        "request_id": {"type": "string", "maxLength": 128},
+        "label": {"type": ["number", "boolean", "string"]},
+        "row": {"type": "integer", "minimum": 0},
+        "time": {"type": "string", "format": "date-time"},
+    },
+}
+_LABEL_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["labels"],
+                    "properties": {"labels": {"type": "array", "items": _LABEL_RECORD}},
+                }
+            },
+            "application/vnd.apache.arrow.stream": {
+                "schema": {"type": "string", "format": "binary"}
+            },
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/labels/{deployment}",
+    summary="Ingest labels of a deployment's requests",
+    openapi_extra=_LABEL_BODY,
+)
+async def ingest_labels(request: Request, deployment: str) -> dict[str, Any]:
+    from starlette.concurrency import run_in_threadpool
+
+    from driftline.monitoring.labels import read_label_body
+
+    check_name(deployment, "deployment")
+    authorize(request, "edit", model=deployment)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in LABEL_TYPES:
+        raise InvalidArgumentError(
+            f"Send labels as {', '.join(LABEL_TYPES)}, not {kind or 'no content type'!r}"
+        )
+    body = await request.body()
+    table = await run_in_threadpool(read_label_body, body, LABEL_TYPES[kind])
+    result = await run_in_threadpool(_service(request).log_labels, deployment, table)
+    out: dict[str, Any] = result.to_dict()
+    return out
+
+
+@router.post("/performance/{deployment}", summary="Realized and estimated performance")
+def performance(request: Request, deployment: str, body: PerformanceBody) -> dict[str, Any]:
+    check_name(deployment, "deployment")
+    authorize(request, "read", model=deployment)
+    report = _service(request).performance(
+        deployment,
+        window=body.window,
+        since=_since(body.since),
+        until=_time(body.until),
+        segment=body.segment,
+        task=body.task,
+        threshold=body.threshold,
+        label_delay=body.label_delay,
+        join_window=body.join_window,
+        min_rows=body.min_rows,
+        estimate=body.estimate,
+    )
+    out: dict[str, Any] = report.to_dict()
+    return out
+
+
+@router.post("/check/{deployment}", summary="Drift, quality and performance per window")
+def check(request: Request, deployment: str, body: CheckBody) -> dict[str, Any]:
+    from driftline.monitoring import _thresholds
+    from driftline.monitoring.quality import QualityThresholds
+
+    check_name(deployment, "deployment")
+    authorize(request, "read", model=deployment)
+    quality = None
+    if body.quality is not None:
+        try:
+            quality = QualityThresholds(**body.quality)
+        except TypeError as exc:
+            raise InvalidArgumentError(f"Unknown threshold in quality: {exc}") from None
+    result = _service(request).check(
+        deployment,
+        window=body.window,
+        since=_since(body.since),
+        until=_time(body.until),
+        reference=body.reference,
+        checks=tuple(body.checks),
+        thresholds=_thresholds(body.thresholds),
+        quality=quality,
+        task=body.task,
+        threshold=body.threshold,
+        label_delay=body.label_delay,
+        join_window=body.join_window,
+        min_labels=body.min_labels,
+    )
+    out: dict[str, Any] = result.to_dict()
+    return out
 
 
 @router.get("/monitors", summary="Every monitor the caller may read")
