@@ -557,11 +557,13 @@ def test_order_text_parses_back_to_the_same_terms() -> None:
 def test_capabilities_match_the_servers_store() -> None:
     from driftline.tracking._sql import SqlTrackingStore
 
-    # What the services rely on matches; latest_points is a one-query shortcut of SQL
-    # stores (the service falls back to histories), which only the server itself uses.
+    # What the services rely on matches; latest_points and child_runs are one-transaction
+    # shortcuts of SQL stores (the service falls back to the general calls), which only
+    # code next to the database uses.
     sql = SqlTrackingStore.capabilities
-    assert HttpTrackingStore.capabilities == dataclasses.replace(sql, latest_points=False)
-    assert sql.latest_points
+    shortcuts = {"latest_points": False, "child_runs": False}
+    assert HttpTrackingStore.capabilities == dataclasses.replace(sql, **shortcuts)
+    assert sql.latest_points and sql.child_runs
 
 
 def test_a_remote_service_searches_with_every_operator(remote: Workspace) -> None:

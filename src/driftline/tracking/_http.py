@@ -64,7 +64,8 @@ class HttpTrackingStore:
 
     # What the server's SQL store supports: search, batched writes, one transaction
     # per batch (a test pins that this matches SqlTrackingStore).
-    # latest_points is a one-query shortcut of SQL stores, which only a server uses.
+    # latest_points and child_runs are one-transaction shortcuts of SQL stores, which
+    # only code next to the database uses (the service falls back to the general calls).
     capabilities = TrackingCapabilities()
 
     def __init__(self, client: ApiClient) -> None:
