@@ -276,10 +276,15 @@ class _Clock:
             stage = "training" if what.startswith("Training ") else _STAGES.get(what, what)
             before = stages.get(stage, (0.0, 0.0))
             stages[stage] = (before[0] + wall, before[1] + cpu)
-        parts = ", ".join(f"{name} {wall:.1f} ({cpu:.1f})" for name, (wall, cpu) in stages.items())
+        parts = ", ".join(
+            f"{name} {wall:.1f} ({cpu:.1f})"
+            for name, (wall, cpu) in stages.items()
+            if wall >= 0.05  # the deploy step without --serve, say
+        )
         return (
             f"{self.total:.1f} s wall ({self.cpu:.1f} s CPU here, "
-            f"{self.children:.1f} s in the servers); seconds wall (CPU) per stage: {parts}"
+            f"{self.children:.1f} s in child processes: the servers); "
+            f"seconds wall (CPU) per stage: {parts}"
         )
 
 
