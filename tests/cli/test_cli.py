@@ -236,6 +236,12 @@ def test_quickstart_in_a_fresh_folder(workdir: Path) -> None:
     assert done.stdout.startswith("[0/8] Versioning the data\n")
     assert "[1/8] Training logreg-C0.01" in done.stdout
     assert "columns shifted less than sampling noise allows" in served
+    # Where the time went: wall and CPU time per stage.
+    timed = re.search(
+        r"Time ([\d.]+) s wall .* per stage: start-up [\d.]+ \([\d.]+\), data ", served
+    )
+    assert timed is not None, served
+    assert "monitoring" in served[timed.end() :]
     listing = subprocess.run(
         [
             sys.executable,

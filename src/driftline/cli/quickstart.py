@@ -32,10 +32,14 @@ def register(app: typer.Typer) -> None:
         json: bool = JsonOption,
     ) -> None:
         """Train a few scikit-learn models on bundled data, track each run, compare them."""
+        clock = _Clock()
+        import importlib.util
+
         import driftline as dl
         from driftline.quickstart import (
             METRICS,
             MODEL_NAME,
+            ServingProcess,
             WorkspaceServer,
             check_monitoring,
             check_serving,
@@ -43,36 +47,41 @@ def register(app: typer.Typer) -> None:
             run_quickstart,
         )
 
-        try:
-            import matplotlib  # noqa: F401
-            import sklearn  # noqa: F401
-        except ImportError as exc:
-            from driftline.errors import BackendError
+        for needed in ("sklearn", "matplotlib"):
+            # Found, not imported: the training imports them while the server boots.
+            if importlib.util.find_spec(needed) is None:
+                from driftline.errors import BackendError
 
-            raise BackendError(
-                f"The quickstart needs {exc.name}: pip install 'driftline[quickstart]'"
-            ) from None
+                raise BackendError(
+                    f"The quickstart needs {needed}: pip install 'driftline[quickstart]'"
+                )
         state: CliState = ctx.find_root().obj
         ws = dl.configure(**state.overrides)
         # Already a remote client (DRIFTLINE_URI=http://...): stages 1-3 go through that
         # server, and a server cannot serve another server's workspace.
         serve = serve and not ws.is_remote
-        # The workspace's server boots while the models train (it needs only the
-        # workspace), on the core training leaves free.
+        # The workspace's server boots while scikit-learn is imported and the models
+        # train (it needs only the workspace), on the core they leave free.
         server = WorkspaceServer() if serve else None
+        serving: ServingProcess | None = None
         try:
-            with _progress(quiet=json) as advance:
+            with _progress(quiet=json, clock=clock) as advance:
                 result = run_quickstart(metric=metric, experiment=experiment, progress=advance)
                 if server is not None:
+                    # `driftline serve` boots while the workspace server is checked.
+                    serving = ServingProcess()
                     advance("Serving the workspace over HTTP", 1, 0)
                     served = check_through_server(result, server=server)
                     advance("Deploying the champion, rolling out canaries", 1, 0)
-                    scored = check_serving(result)
+                    scored = check_serving(result, server=serving)
                     advance("Monitoring the deployment for drift", 1, 0)
                     monitored = check_monitoring(Path("monitoring-report.html").resolve())
         finally:
+            if serving is not None:
+                serving.stop()
             if server is not None:
                 server.stop()
+        clock.stop()
         if json:
             print_json(
                 {
@@ -88,6 +97,7 @@ def register(app: typer.Typer) -> None:
                     "server": served if serve else None,
                     "serving": scored if serve else None,
                     "monitoring": monitored if serve else None,
+                    "timings": clock.to_dict(),
                 }
             )
             return
@@ -191,6 +201,7 @@ def register(app: typer.Typer) -> None:
                 + f"; report: {monitored.report}",
                 highlight=False,
             )
+        console.print(f"[bold]Time[/]  {clock.summary()}", highlight=False)
         console.print("Explore:")
         for command in (
             f"driftline runs show {best.id}",
@@ -209,16 +220,100 @@ def register(app: typer.Typer) -> None:
             console.print(f"  {command}", soft_wrap=True, highlight=False)
 
 
+class _Clock:
+    """Wall and CPU time per quickstart step, to show where the time goes (on a busy
+    machine the CPU time says what the work costs, the wall time what it waited)."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float, float]] = []  # (step, wall and CPU at its start)
+        self.mark("Starting")
+        self.total = self.cpu = self.children = 0.0
+
+    def mark(self, what: str) -> None:
+        """A step starts now (the one before it ends)."""
+        import time
+
+        self.steps.append((what, time.perf_counter(), time.process_time()))
+
+    def stop(self) -> None:
+        """The last step ends now."""
+        import resource
+
+        self.mark("End")
+        self.total = self.steps[-1][1] - self.steps[0][1]
+        # This process since it started (imports included); the servers are child
+        # processes, counted once they have exited.
+        self.cpu = self.steps[-1][2]
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.children = used.ru_utime + used.ru_stime
+
+    def durations(self) -> list[tuple[str, float, float]]:
+        """Each step with its wall and CPU time, the start-up (imports, the workspace)
+        first."""
+        return [
+            (what, end - at, end_cpu - cpu)
+            for (what, at, cpu), (_, end, end_cpu) in zip(
+                self.steps[:-1], self.steps[1:], strict=True
+            )
+        ]
+
+    def to_dict(self) -> dict[str, object]:
+        """The figures for ``--json``."""
+        return {
+            "wall_s": round(self.total, 3),
+            "cpu_s": round(self.cpu, 3),
+            "children_cpu_s": round(self.children, 3),
+            "steps": [
+                {"step": what, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3)}
+                for what, wall, cpu in self.durations()
+            ],
+        }
+
+    def summary(self) -> str:
+        """One line: each stage's wall (CPU) time, the total, the servers' CPU time."""
+        stages: dict[str, tuple[float, float]] = {}
+        for what, wall, cpu in self.durations():
+            stage = "training" if what.startswith("Training ") else _STAGES.get(what, what)
+            before = stages.get(stage, (0.0, 0.0))
+            stages[stage] = (before[0] + wall, before[1] + cpu)
+        parts = ", ".join(
+            f"{name} {wall:.1f} ({cpu:.1f})"
+            for name, (wall, cpu) in stages.items()
+            if wall >= 0.05  # the deploy step without --serve, say
+        )
+        return (
+            f"{self.total:.1f} s wall ({self.cpu:.1f} s CPU here, "
+            f"{self.children:.1f} s in child processes: the servers); "
+            f"seconds wall (CPU) per stage: {parts}"
+        )
+
+
+_STAGES = {
+    "Starting": "start-up",
+    "Versioning the data": "data",
+    "Registering and promoting the best model": "registry",
+    "Done": "deploy",  # the champion deployed, `driftline serve` started
+    "Serving the workspace over HTTP": "server",
+    "Deploying the champion, rolling out canaries": "serving",
+    "Monitoring the deployment for drift": "monitoring",
+}
+
+
 @contextlib.contextmanager
-def _progress(*, quiet: bool) -> Iterator[Progress]:
+def _progress(*, quiet: bool, clock: _Clock) -> Iterator[Progress]:
     """A progress bar on a terminal; one line per step when the output is piped (a CI
-    log shows where a slow run is), nothing with ``--json``."""
+    log shows where a slow run is), nothing with ``--json``. Each step is timed."""
     if quiet:
-        yield lambda _what, _done, _total: None
+
+        def mark(what: str, _done: int, _total: int) -> None:
+            clock.mark(what)
+
+        yield mark
         return
     if not console.is_terminal:
 
         def line(what: str, done: int, total: int) -> None:
+            clock.mark(what)
             step = f"[{done}/{total}] " if total else ""
             console.print(f"{step}{what}", highlight=False)
 
@@ -234,6 +329,7 @@ def _progress(*, quiet: bool) -> Iterator[Progress]:
         task = bar.add_task("Starting")
 
         def update(what: str, done: int, total: int) -> None:
+            clock.mark(what)
             bar.update(task, description=what, completed=done, total=total or None)
 
         yield update
