@@ -563,7 +563,8 @@ def test_capabilities_match_the_servers_store() -> None:
     sql = SqlTrackingStore.capabilities
     shortcuts = {"latest_points": False, "child_runs": False}
     assert HttpTrackingStore.capabilities == dataclasses.replace(sql, **shortcuts)
-    assert sql.latest_points and sql.child_runs
+    assert sql.latest_points
+    assert sql.child_runs
 
 
 def test_a_remote_service_searches_with_every_operator(remote: Workspace) -> None:
