@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 from driftline.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from driftline.pipelines.cron import parse_cron
+    from driftline.pipelines.discovery import discover
     from driftline.pipelines.models import (
         CacheDecision,
         OutputRef,
@@ -63,6 +65,7 @@ __all__ = [
     "Trial",
     "TuneResult",
     "choice",
+    "discover",
     "fire",
     "fire_trigger",
     "get_pipeline",
@@ -73,6 +76,7 @@ __all__ = [
     "list_schedules",
     "list_triggers",
     "loguniform",
+    "parse_cron",
     "pipeline",
     "resume",
     "schedule",
@@ -105,6 +109,8 @@ __getattr__ = lazy_exports(
         "Step": _STEP,
         "StepOptions": _STEP,
         "step": _STEP,
+        "discover": "driftline.pipelines.discovery",
+        "parse_cron": "driftline.pipelines.cron",
         **dict.fromkeys(("choice", "intrange", "loguniform", "uniform"), _SPACE),
         **dict.fromkeys(("Trial", "TuneResult", "tune"), _TUNING),
     },

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from driftline.data import DataService
     from driftline.monitoring import MonitoringService
     from driftline.registry import ModelVersion, RegistryService
+    from driftline.retraining.loop import Retrainer
     from driftline.settings import Settings
     from driftline.tracking import TrackingService
 
@@ -54,6 +55,7 @@ class RetrainingService:
         monitoring: MonitoringService,
         prediction_log: str,
         remote: bool = False,
+        retrainer: Retrainer | None = None,
     ) -> None:
         self.settings = settings
         self.content = content
@@ -63,6 +65,17 @@ class RetrainingService:
         self.monitoring = monitoring
         self.prediction_log = prediction_log
         self.remote = remote
+        self._retrainer = retrainer
+
+    @property
+    def cycles(self) -> Retrainer:
+        """Retraining policies and cycles (see :mod:`driftline.retraining.loop`)."""
+        if self._retrainer is None:
+            raise InvalidArgumentError(
+                "Retraining policies need a workspace with a metadata database; a remote "
+                "workspace's policies are not served over HTTP yet"
+            )
+        return self._retrainer
 
     # -- trace ------------------------------------------------------------------------
 
