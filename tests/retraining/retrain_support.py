@@ -18,10 +18,9 @@ def train(dataset: str, C: float, flip: bool) -> int:
     frame = dl.data.get(dataset).to_pandas()
     x, y = frame[["f0", "f1", "f2"]], frame["label"]
     model = LogisticRegression(C=C).fit(x, (1 - y) if flip else y)
-    with dl.start_run(experiment="retrain-tests", nested=True) as run:
-        dl.log_input(dl.data.get(dataset))
-        dl.models.log_model(model, "model", input_example=x.head(3))
-    return dl.register_model(f"runs:/{run.id}/model", "churn").version
+    dl.log_input(dl.data.get(dataset))
+    dl.models.log_model(model, "model", input_example=x.head(3))
+    return dl.register_model(f"runs:/{dl.active_run().id}/model", "churn").version
 
 
 @dl.pipeline

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from driftline.pipelines.automation import Automation
     from driftline.pipelines.cron import parse_cron
     from driftline.pipelines.discovery import discover
     from driftline.pipelines.models import (
@@ -47,16 +48,18 @@ if TYPE_CHECKING:
     )
     from driftline.pipelines.pipeline import Pipeline, get_pipeline, list_pipelines, pipeline
     from driftline.pipelines.records import Firing, Schedule, Trigger
-    from driftline.pipelines.service import RunResult
+    from driftline.pipelines.service import PipelineService, RunResult
     from driftline.pipelines.space import choice, intrange, loguniform, uniform
     from driftline.pipelines.step import Step, StepOptions, step
     from driftline.pipelines.tuning import Trial, TuneResult, tune
 
 __all__ = [
+    "Automation",
     "CacheDecision",
     "OutputRef",
     "Pipeline",
     "PipelineRun",
+    "PipelineService",
     "PipelineStatus",
     "Step",
     "StepOptions",
@@ -111,6 +114,8 @@ __getattr__ = lazy_exports(
         "step": _STEP,
         "discover": "driftline.pipelines.discovery",
         "parse_cron": "driftline.pipelines.cron",
+        "Automation": "driftline.pipelines.automation",
+        "PipelineService": "driftline.pipelines.service",
         **dict.fromkeys(("choice", "intrange", "loguniform", "uniform"), _SPACE),
         **dict.fromkeys(("Trial", "TuneResult", "tune"), _TUNING),
     },

@@ -12,6 +12,7 @@ them. :meth:`Retrainer.advance` moves a cycle one step (see :mod:`.cycles`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,7 +133,7 @@ class Retrainer:
             except NotFoundError as exc:
                 raise missing(field, exc) from None
         try:
-            _find_pipeline(policy.pipeline.name, policy.pipeline.module)
+            find_pipeline(policy.pipeline.name, policy.pipeline.module)
         except NotFoundError as exc:
             raise missing("pipeline.name", exc) from None
         if self.approvers is not None and policy.approvals > self.approvers:
@@ -157,6 +158,25 @@ class Retrainer:
             now=now_ms() if now is None else now,
         )
 
+    def advance(self, model: str, workspace: Any) -> Cycle | None:
+        """Move ``model``'s open cycle as far as it can go now (see
+        :mod:`driftline.retraining.driver`); None when no cycle is open."""
+        from driftline.retraining.driver import advance_cycle
+
+        self.policy(model)
+        found = self.store.cycles(model, open_only=True, limit=1)
+        return advance_cycle(self, found[0], workspace) if found else None
+
+    def run(
+        self, model: str, workspace: Any, *, payload: Mapping[str, Any] | None = None
+    ) -> TriggerOutcome:
+        """A manual trigger (``driftline retrain run``): ask for a cycle and drive it."""
+        outcome = self.trigger(model, Trigger("manual", self.user, dict(payload or {})))
+        if outcome.cycle is None:
+            return outcome
+        cycle = self.advance(model, workspace)
+        return dataclasses.replace(outcome, cycle=cycle)
+
     def status(self, model: str) -> Cycle | None:
         """``model``'s newest cycle (running or not), None before the first."""
         self.policy(model)
@@ -169,7 +189,7 @@ class Retrainer:
         return self.store.cycles(model, limit=limit)
 
 
-def _find_pipeline(name: str, module: str | None) -> Any:
+def find_pipeline(name: str, module: str | None) -> Any:
     """The registered pipeline ``name`` (importing ``module``, or the default file)."""
     from driftline.pipelines import discover, get_pipeline, list_pipelines
 

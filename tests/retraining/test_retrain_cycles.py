@@ -1,0 +1,90 @@
+"""Retraining cycles driven end to end: a pipeline trains a challenger, the registry
+compares it with the champion, and it is rejected, or promoted (directly, or through
+the deployment's canary driven by serving's controller on deterministic traffic)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from tests.conftest import reset_default_workspace
+from tests.retraining.retrain_support import PIPELINES, build
+
+from driftline.retraining import RetrainingService
+from driftline.retraining.cycles import CycleState
+from driftline.workspace import Workspace
+
+POLICY = """\
+model: churn
+deployment: churn
+pipeline:
+  name: retrain_churn
+  module: retrain_pipes
+  params: {dataset: "{trigger.dataset}", flip: "{trigger.flip}"}
+evaluate: {data: customers@latest, metric: roc_auc}
+challenger_must_beat: {metric: roc_auc, by: 0.0, confidence: 0.9}
+rollout: direct
+cooldown: 0
+max_cycles_per_day: 50
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("retrain-cycles")
+    (root / "retrain_pipes.py").write_text(PIPELINES)
+    found = build(root / ".driftline")
+    reset_default_workspace()
+    return {**found, "root": root}
+
+
+@pytest.fixture
+def ws(built: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    monkeypatch.chdir(built["root"])
+    monkeypatch.syspath_prepend(str(built["root"]))
+    with Workspace.from_settings(built["settings"]) as workspace:
+        yield workspace
+    reset_default_workspace()
+
+
+def champion(ws: Workspace) -> int:
+    return (
+        ws.service("retraining", RetrainingService).registry.get_version("churn@champion").version
+    )
+
+
+def test_a_worse_challenger_is_rejected_and_the_champion_stays(ws: Workspace) -> None:
+    loop = ws.service("retraining", RetrainingService).cycles
+    loop.apply(POLICY)
+    before = champion(ws)
+    outcome = loop.run("churn", ws, payload={"dataset": "customers@latest", "flip": True})
+    cycle = outcome.cycle
+    assert outcome.outcome == "started"
+    assert cycle is not None
+    assert cycle.state is CycleState.REJECTED, cycle.reason
+    assert cycle.run_id is not None
+    assert cycle.version is not None
+    assert cycle.version > before
+    assert cycle.report is not None
+    assert cycle.report["verdict"] == "rejected"
+    assert cycle.report["gain"] < 0
+    assert "the champion stays" in (cycle.reason or "")
+    assert champion(ws) == before
+
+
+def test_a_better_challenger_is_promoted_directly(ws: Workspace) -> None:
+    loop = ws.service("retraining", RetrainingService).cycles
+    loop.apply(POLICY)
+    outcome = loop.run("churn", ws, payload={"dataset": "customers@latest", "flip": False})
+    cycle = outcome.cycle
+    assert cycle is not None
+    assert cycle.state is CycleState.PROMOTED, cycle.reason
+    assert cycle.report is not None
+    assert cycle.report["verdict"] == "accepted"
+    assert champion(ws) == cycle.version
+    states = [e.action for e in ws.audit.entries(entity=cycle.id, limit=20)]
+    for state in ("triggered", "training", "evaluating", "rolling_out", "promoted"):
+        assert f"retraining.cycle.{state}" in states
+    history = loop.history("churn")
+    assert [c.id for c in history][:1] == [cycle.id]
