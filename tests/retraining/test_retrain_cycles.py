@@ -4,6 +4,10 @@ the deployment's canary driven by serving's controller on deterministic traffic)
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -88,3 +92,36 @@ def test_a_better_challenger_is_promoted_directly(ws: Workspace) -> None:
         assert f"retraining.cycle.{state}" in states
     history = loop.history("churn")
     assert [c.id for c in history][:1] == [cycle.id]
+
+
+def cli(built: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    home = str(built["root"] / ".driftline")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "--home", home, *args],
+        cwd=built["root"], env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+
+
+def test_the_cli_shows_status_and_history_and_refuses_bad_files(
+    ws: Workspace, built: dict[str, Any]
+) -> None:
+    loop = ws.service("retraining", RetrainingService).cycles
+    newest = loop.history("churn")
+    assert newest, "the tests above ran cycles"
+    status = cli(built, "retrain", "status", "churn", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["id"] == newest[0].id
+    history = cli(built, "retrain", "history", "churn", "--json")
+    assert history.returncode == 0, history.stderr
+    assert [c["id"] for c in json.loads(history.stdout)] == [c.id for c in newest]
+    shown = cli(built, "retrain", "history", "churn")
+    assert shown.returncode == 0, shown.stderr
+    assert "promoted" in shown.stdout
+    assert "rejected" in shown.stdout
+    bad = built["root"] / "bad.yaml"
+    bad.write_text(POLICY.replace("cooldown: 0", "cooldown: 0\ncooldwn: 5m"))
+    refused = cli(built, "retrain", "apply", str(bad))
+    assert refused.returncode != 0
+    assert "bad.yaml line 11: unknown key 'cooldwn'" in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr
