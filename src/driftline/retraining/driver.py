@@ -76,7 +76,11 @@ def _train(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, ws: Any) -> Cyc
             pipeline, call.params, cycle.cause.payload
         )
         result = PipelineService.for_workspace(ws).run(
-            get_pipeline(call.name), params, tags={TAG_CYCLE: cycle.id}
+            # force: a cached step would register nothing new for this cycle to judge.
+            get_pipeline(call.name),
+            params,
+            tags={TAG_CYCLE: cycle.id},
+            force=True,
         )
     except DriftlineError as exc:
         return _fail(loop, cycle, f"the pipeline {call.name} could not run: {exc}")
