@@ -190,3 +190,47 @@ def test_a_challenger_goes_through_the_deployments_canary(ws: Workspace) -> None
     assert ended is not None
     assert ended.state is CycleState.PROMOTED
     assert ws.registry.get_model("churn").aliases["live"] == cycle.version
+
+
+def test_the_agent_turns_new_alerts_into_one_cycle_and_drives_it(ws: Workspace) -> None:
+    from driftline.core.ids import new_id
+    from driftline.monitoring import MonitoringService
+    from driftline.monitoring.monitor_models import Alert
+    from driftline.pipelines.agent import PERIODIC, Agent
+    from driftline.retraining import autopilot
+
+    assert PERIODIC["retraining"] is autopilot.drive
+    loop = ws.service("retraining", RetrainingService).cycles
+    policy = (
+        POLICY.replace(
+            "rollout: direct",
+            "rollout: direct\ntriggers:\n  - drift: {monitor: churn-prod}",
+        )
+        .replace('"{trigger.dataset}"', "customers@latest")
+        .replace('"{trigger.flip}"', "false")
+    )
+    loop.apply(policy)
+    monitors = ws.service("monitoring", MonitoringService).monitors
+    before = len(loop.history("churn"))
+    now = datetime.now(UTC)
+    for i in range(5):  # a storm: one cycle
+        at = now + timedelta(milliseconds=i)
+        monitors.store.add_alert(
+            Alert(id=new_id(), monitor="churn-prod", deployment="churn", check="drift",
+                  severity="warning", message="drift", figures={}, evaluation_id=new_id(),
+                  created_at=at, last_seen_at=at)
+        )  # fmt: skip
+    said: list[str] = []
+    agent = Agent(ws, interval=0.1, say=said.append)
+    agent.tick()
+    history = loop.history("churn")
+    assert len(history) == before + 1, said
+    cycle = history[0]
+    assert cycle.cause.kind == "alert"
+    assert cycle.cause.payload["monitor"] == "churn-prod"
+    # Judged (the champion may already be as good, after the tests above): not stuck.
+    assert cycle.state in (CycleState.PROMOTED, CycleState.REJECTED), cycle.reason
+    assert cycle.report is not None
+    assert any("started cycle" in line for line in said), said
+    agent.tick()  # the same alerts are not seen twice
+    assert len(loop.history("churn")) == before + 1

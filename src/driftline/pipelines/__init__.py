@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from driftline.pipelines.agent import add_periodic
     from driftline.pipelines.automation import Automation
     from driftline.pipelines.cron import parse_cron
     from driftline.pipelines.discovery import discover
@@ -67,6 +68,7 @@ __all__ = [
     "StepStatus",
     "Trial",
     "TuneResult",
+    "add_periodic",
     "choice",
     "discover",
     "fire",
@@ -115,6 +117,7 @@ __getattr__ = lazy_exports(
         "discover": "driftline.pipelines.discovery",
         "parse_cron": "driftline.pipelines.cron",
         "Automation": "driftline.pipelines.automation",
+        "add_periodic": "driftline.pipelines.agent",
         "PipelineService": "driftline.pipelines.service",
         **dict.fromkeys(("choice", "intrange", "loguniform", "uniform"), _SPACE),
         **dict.fromkeys(("Trial", "TuneResult", "tune"), _TUNING),

@@ -52,6 +52,7 @@ class SqlRetrainingStore:
                 conn.execute(
                     t.retraining_policies.insert().values(
                         model=model, policy=text, source=source, triggers_seen=0,
+                        alerts_seen_at=now,
                         created_at=now, updated_at=now, updated_by=actor,
                     )
                 )  # fmt: skip
@@ -81,6 +82,24 @@ class SqlRetrainingStore:
         c = t.retraining_policies.c
         q = sa.select(c.model).order_by(c.model)
         return [str(m) for m in self.db.read(lambda conn: conn.execute(q).scalars().all())]
+
+    def alerts_seen_at(self, model: str) -> int | None:
+        """The time of the newest alert already turned into a trigger for ``model``."""
+        c = t.retraining_policies.c
+        q = sa.select(c.alerts_seen_at).where(c.model == model)
+        value = self.db.read(lambda conn: conn.execute(q).scalar())
+        return None if value is None else int(value)
+
+    def see_alerts(self, model: str, until: int) -> None:
+        """Move ``model``'s alert cursor forward to ``until`` (never back)."""
+        c = t.retraining_policies.c
+        q = (
+            t.retraining_policies.update()
+            .where(c.model == model)
+            .where(sa.or_(c.alerts_seen_at.is_(None), c.alerts_seen_at < until))
+            .values(alerts_seen_at=until)
+        )
+        self.db.write(lambda conn: conn.execute(q))
 
     # -- cycles -----------------------------------------------------------------------
 

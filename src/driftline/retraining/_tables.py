@@ -15,6 +15,8 @@ retraining_policies = Table(
     Column("policy", Text, nullable=False),
     Column("source", Text, nullable=False),
     Column("triggers_seen", BigInteger, nullable=False),
+    # The newest monitoring alert the agent has turned into a trigger (ms).
+    Column("alerts_seen_at", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("updated_by", String(256), nullable=False),

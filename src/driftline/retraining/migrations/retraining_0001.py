@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("policy", sa.Text, nullable=False),
         sa.Column("source", sa.Text, nullable=False),
         sa.Column("triggers_seen", sa.BigInteger, nullable=False),
+        sa.Column("alerts_seen_at", sa.BigInteger, nullable=True),
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
         sa.Column("updated_by", sa.String(256), nullable=False),
