@@ -234,3 +234,11 @@ def test_the_agent_turns_new_alerts_into_one_cycle_and_drives_it(ws: Workspace) 
     assert any("started cycle" in line for line in said), said
     agent.tick()  # the same alerts are not seen twice
     assert len(loop.history("churn")) == before + 1
+
+
+def test_maturity_sees_the_applied_policy(ws: Workspace) -> None:
+    service = ws.service("retraining", RetrainingService)
+    service.cycles.apply(POLICY)
+    (churn,) = service.maturity("churn")
+    found = {c.name: c for c in churn.checks}
+    assert found["retraining_policy"].present, found["retraining_policy"]

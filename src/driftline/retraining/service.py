@@ -309,10 +309,17 @@ class RetrainingService:
                 else "not served, so not monitored"
             ),
         )
+        has_policy = (
+            self._retrainer is not None and self._retrainer.store.get_policy(name) is not None
+        )
         check(
             "retraining_policy",
-            False,
-            "no retraining policy (not recorded by this release)",
+            has_policy,
+            "a retraining policy is applied"
+            if has_policy
+            else "no retraining policy"
+            if self._retrainer is not None
+            else "retraining policies are not visible from a remote workspace",
         )
         return checks
 
