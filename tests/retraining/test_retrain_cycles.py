@@ -261,3 +261,16 @@ def test_retrain_run_from_the_cli(ws: Workspace, built: dict[str, Any]) -> None:
     bad = cli(built, "retrain", "run", "churn", "-p", "no-equals-sign")
     assert bad.returncode != 0
     assert "--param takes KEY=VALUE" in bad.stdout + bad.stderr
+
+
+def test_a_pipeline_that_cannot_run_fails_the_cycle_and_production_stays(ws: Workspace) -> None:
+    loop = ws.service("retraining", RetrainingService).cycles
+    loop.apply(POLICY)
+    before = champion(ws)
+    cycle = loop.run("churn", ws, payload={"dataset": "nobody@latest", "flip": False}).cycle
+    assert cycle is not None
+    assert cycle.state is CycleState.FAILED
+    assert "the pipeline retrain_churn could not run" in (cycle.reason or "")
+    assert "nobody" in (cycle.reason or "")
+    assert champion(ws) == before
+    assert loop.advance("churn", ws) is None  # nothing left open
