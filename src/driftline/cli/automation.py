@@ -398,6 +398,9 @@ def agent(
         # Progress goes to stderr with --json, so stdout stays one JSON document.
         print(message, file=sys.stderr if json else sys.stdout, flush=True)
 
+    # Stages above pipelines add what the agent does for them on each look.
+    import driftline.retraining.autopilot  # noqa: F401
+
     runner = Agent(
         open_workspace(ctx),
         interval=interval,

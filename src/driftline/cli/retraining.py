@@ -1,4 +1,4 @@
-"""``driftline trace``, ``driftline reproduce`` and ``driftline maturity``."""
+"""``driftline trace``, ``reproduce``, ``maturity`` and ``driftline retrain ...``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,15 @@ def install_commands(root_app: typer.Typer) -> None:
     root_app.command(name="trace")(trace)
     root_app.command(name="reproduce")(reproduce)
     root_app.command(name="maturity")(maturity)
+    retrain_app = typer.Typer(
+        help="Retraining policies and cycles: drift or decay in, a promoted model out.",
+        no_args_is_help=True,
+    )
+    retrain_app.command(name="apply")(retrain_apply)
+    retrain_app.command(name="run")(retrain_run)
+    retrain_app.command(name="status")(retrain_status)
+    retrain_app.command(name="history")(retrain_history)
+    root_app.add_typer(retrain_app, name="retrain")
 
 
 def _service(ctx: typer.Context) -> RetrainingService:
@@ -278,3 +287,121 @@ def maturity(
             console.print(f"To reach level {item.next_level} ({LEVELS[item.next_level].name}):")
             for step in item.next_steps:
                 console.print(f"  - {step}")
+
+
+# -- retrain --------------------------------------------------------------------------
+
+
+def retrain_apply(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="The policy file (retrain.yaml)."),
+    json: bool = JsonOption,
+) -> None:
+    """Check a retraining policy against the workspace and store it."""
+    policy = _service(ctx).cycles.apply(file)
+    if json:
+        print_json(policy.to_dict())
+        return
+    kinds = ", ".join(t.kind for t in policy.triggers) or "manual only"
+    console.print(
+        f"Applied the retraining policy of [bold]{policy.model}[/] (triggers: {kinds}; "
+        f"pipeline {policy.pipeline.name}; rollout {policy.rollout} via {policy.deployment})."
+        f"\nStart a cycle by hand with: driftline retrain run {policy.model}"
+    )
+
+
+def retrain_run(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="The model whose policy to run."),
+    param: list[str] | None = typer.Option(
+        None, "--param", "-p", help="KEY=VALUE for the pipeline's {trigger.KEY} placeholders."
+    ),
+    json: bool = JsonOption,
+) -> None:
+    """Start a retraining cycle by hand and drive it as far as it can go now."""
+    payload: dict[str, Any] = {}
+    for pair in param or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            from driftline.errors import InvalidArgumentError
+
+            raise InvalidArgumentError(f"--param takes KEY=VALUE, got {pair!r}")
+        payload[key] = value
+    workspace = open_workspace(ctx)
+    outcome = _service(ctx).cycles.run(model, workspace, payload=payload)
+    if json:
+        print_json(outcome.to_dict())
+        return
+    if outcome.cycle is None or outcome.outcome != "started":
+        console.print(f"No new cycle: {outcome.reason}")
+        if outcome.cycle is not None:
+            _print_cycle(outcome.cycle)
+        return
+    _print_cycle(outcome.cycle)
+
+
+def retrain_status(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="The model."),
+    json: bool = JsonOption,
+) -> None:
+    """The newest retraining cycle of a model: its state and what it waits for."""
+    cycle = _service(ctx).cycles.status(model)
+    if json:
+        print_json(cycle.to_dict() if cycle else None)
+        return
+    if cycle is None:
+        console.print(f"No retraining cycle of {model} yet: driftline retrain run {model}")
+        return
+    _print_cycle(cycle)
+
+
+def retrain_history(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="The model."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, help="How many cycles."),
+    json: bool = JsonOption,
+) -> None:
+    """Every retraining cycle of a model: trigger -> run -> version -> verdict -> rollout."""
+    cycles = _service(ctx).cycles.history(model, limit=limit)
+    if json:
+        print_json([c.to_dict() for c in cycles])
+        return
+    rows = [
+        (
+            fmt_time(c.created_at), c.state.value, f"{c.cause.kind} {c.cause.ref}",
+            c.run_id or "-", f"v{c.version}" if c.version else "-",
+            (c.report or {}).get("verdict", "-"), (c.rollout or {}).get("kind", "-"),
+        )
+        for c in cycles
+    ]  # fmt: skip
+    table(
+        f"Retraining cycles of {model}",
+        ("started", "state", "trigger", "run", "version", "verdict", "rollout"),
+        rows,
+    )
+
+
+def _print_cycle(cycle: Any) -> None:
+    from rich.markup import escape
+
+    console.print(f"Cycle [bold]{cycle.id}[/] of {cycle.model}: [bold]{cycle.state.value}[/]")
+    console.print(f"  trigger: {cycle.cause.kind} {escape(cycle.cause.ref)}"
+                  + (f" (+{cycle.absorbed} absorbed)" if cycle.absorbed else ""))  # fmt: skip
+    if cycle.run_id:
+        console.print(f"  pipeline run: {cycle.run_id}")
+    if cycle.version:
+        console.print(f"  challenger: {cycle.model}/{cycle.version}")
+    report = cycle.report or {}
+    if report:
+        console.print(
+            f"  {report.get('metric')}: champion {fmt_number(report.get('champion_value'))}, "
+            f"challenger {fmt_number(report.get('challenger_value'))} on {report.get('data')} "
+            f"-> {report.get('verdict')}"
+        )
+    if cycle.rollout:
+        console.print(
+            f"  rollout: {cycle.rollout.get('kind')} via {cycle.rollout.get('deployment')}"
+        )
+    if cycle.reason:
+        console.print(f"  {escape(cycle.reason)}")

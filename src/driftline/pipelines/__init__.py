@@ -35,6 +35,10 @@ from typing import TYPE_CHECKING, Any
 from driftline.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from driftline.pipelines.agent import add_periodic
+    from driftline.pipelines.automation import Automation
+    from driftline.pipelines.cron import parse_cron
+    from driftline.pipelines.discovery import discover
     from driftline.pipelines.models import (
         CacheDecision,
         OutputRef,
@@ -45,16 +49,18 @@ if TYPE_CHECKING:
     )
     from driftline.pipelines.pipeline import Pipeline, get_pipeline, list_pipelines, pipeline
     from driftline.pipelines.records import Firing, Schedule, Trigger
-    from driftline.pipelines.service import RunResult
+    from driftline.pipelines.service import PipelineService, RunResult
     from driftline.pipelines.space import choice, intrange, loguniform, uniform
     from driftline.pipelines.step import Step, StepOptions, step
     from driftline.pipelines.tuning import Trial, TuneResult, tune
 
 __all__ = [
+    "Automation",
     "CacheDecision",
     "OutputRef",
     "Pipeline",
     "PipelineRun",
+    "PipelineService",
     "PipelineStatus",
     "Step",
     "StepOptions",
@@ -62,7 +68,9 @@ __all__ = [
     "StepStatus",
     "Trial",
     "TuneResult",
+    "add_periodic",
     "choice",
+    "discover",
     "fire",
     "fire_trigger",
     "get_pipeline",
@@ -73,6 +81,7 @@ __all__ = [
     "list_schedules",
     "list_triggers",
     "loguniform",
+    "parse_cron",
     "pipeline",
     "resume",
     "schedule",
@@ -105,6 +114,11 @@ __getattr__ = lazy_exports(
         "Step": _STEP,
         "StepOptions": _STEP,
         "step": _STEP,
+        "discover": "driftline.pipelines.discovery",
+        "parse_cron": "driftline.pipelines.cron",
+        "Automation": "driftline.pipelines.automation",
+        "add_periodic": "driftline.pipelines.agent",
+        "PipelineService": "driftline.pipelines.service",
         **dict.fromkeys(("choice", "intrange", "loguniform", "uniform"), _SPACE),
         **dict.fromkeys(("Trial", "TuneResult", "tune"), _TUNING),
     },

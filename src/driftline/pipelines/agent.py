@@ -38,9 +38,19 @@ from driftline.pipelines.records import Firing, FiringStatus, Lease
 if TYPE_CHECKING:
     from driftline.workspace import Workspace
 
-__all__ = ["LEASE", "Agent", "AgentStopped"]
+__all__ = ["LEASE", "PERIODIC", "Agent", "AgentStopped", "add_periodic"]
 
 LEASE = "agent"
+
+#: What the leader does on every look besides schedules and triggers, by name: stages
+#: above pipelines contribute tasks here (pipelines cannot import them). A task gets the
+#: workspace and the agent's ``say``; a DriftlineError it raises is reported, not fatal.
+PERIODIC: dict[str, Callable[[Workspace, Callable[[str], None]], None]] = {}
+
+
+def add_periodic(name: str, task: Callable[[Workspace, Callable[[str], None]], None]) -> None:
+    """Have every agent's leader run ``task(workspace, say)`` on each look."""
+    PERIODIC[name] = task
 
 
 def _project_files() -> dict[str, int]:
@@ -227,6 +237,13 @@ class Agent:
             done = self._run(firing)
             if done is not None:
                 ran.append(done)
+        for name, task in list(PERIODIC.items()):
+            if self._stop.is_set():
+                break
+            try:
+                task(self.workspace, self.say)
+            except DriftlineError as exc:  # one stage's trouble must not stop the others
+                self.say(f"{name}: {exc}")
         return ran
 
     def _run(self, firing: Firing) -> Firing | None:

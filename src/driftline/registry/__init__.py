@@ -177,12 +177,30 @@ def evaluate(model: str, *, data: Any, target: str, slices: Any = ()) -> Evaluat
     return run(_service(), model, data=data, target=target, slices=tuple(slices), cache=_cache())
 
 
-def compare_models(models: Any, *, data: Any, target: str, rounds: int = 500) -> Any:
+def compare_models(
+    models: Any,
+    *,
+    data: Any,
+    target: str,
+    rounds: int = 500,
+    confidence: float = 0.95,
+    workspace: Any = None,
+) -> Any:
     """Evaluate models on identical rows; each metric's difference to the first with a
-    bootstrap confidence interval."""
+    bootstrap confidence interval (in ``workspace``, default: the default workspace)."""
+    from driftline.models import ModelCache
     from driftline.registry.promotion import compare_models as run
+    from driftline.registry.service import RegistryService
 
-    return run(_service(), list(models), data=data, target=target, cache=_cache(), rounds=rounds)
+    if workspace is None:
+        service, cache = _service(), _cache()
+    else:
+        service = workspace.service("registry", RegistryService)
+        cache = ModelCache.of(workspace.settings)
+    return run(
+        service, list(models), data=data, target=target, cache=cache, rounds=rounds,
+        confidence=confidence,
+    )  # fmt: skip
 
 
 def resolve_models_uri(uri: str, scratch: Path) -> Path:

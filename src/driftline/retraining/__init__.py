@@ -1,6 +1,11 @@
-"""Retraining: the loop from production back to training. This release: lineage.
+"""Retraining: the loop from production back to training: policies, cycles, lineage.
 
 Example:
+    >>> import driftline as dl
+    >>> dl.retraining.apply("retrain.yaml")                                 # doctest: +SKIP
+    >>> dl.retraining.run("churn").cycle.state                              # doctest: +SKIP
+    >>> [(c.state, c.version, c.reason) for c in dl.retraining.history("churn")]  # doctest: +SKIP
+
     >>> import driftline as dl
     >>> t = dl.trace("0190f2a4c3e27b1d8f0e4a5b6c7d8e9f")   # a request id   # doctest: +SKIP
     >>> t.versions[0].run.code.commit, t.versions[0].run.inputs             # doctest: +SKIP
@@ -13,19 +18,22 @@ Example:
   recorded commit, and compare metrics and model bytes.
 - :func:`maturity`: each model's MLOps maturity level (0-4) and the steps to the next.
 
-Retraining policies and cycles come next; a version's lineage has a
-``retraining_cycle`` field waiting for them.
+- :func:`apply`, :func:`run`, :func:`status`, :func:`history`: a model's retraining
+  policy (``retrain.yaml``, see :mod:`driftline.retraining.policy`) and its cycles
+  (see :mod:`driftline.retraining.cycles` and :mod:`driftline.retraining.driver`);
+  ``driftline agent`` drives them (see :mod:`driftline.retraining.autopilot`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from driftline.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from driftline.retraining.cycles import Cycle, CycleState, TriggerOutcome
     from driftline.retraining.maturity import (
         CAPABILITIES,
         LEVELS,
@@ -44,6 +52,7 @@ if TYPE_CHECKING:
         Trace,
         VersionLineage,
     )
+    from driftline.retraining.policy import RetrainPolicy
     from driftline.retraining.service import RetrainingService
 
 __all__ = [
@@ -51,21 +60,29 @@ __all__ = [
     "LEVELS",
     "CapabilityCheck",
     "CodeState",
+    "Cycle",
+    "CycleState",
     "DataInput",
     "MetricComparison",
     "MissingLineageError",
     "ModelMaturity",
     "PipelineLink",
     "ReproduceReport",
+    "RetrainPolicy",
     "RetrainingService",
     "RunLineage",
     "ServedPrediction",
     "Trace",
+    "TriggerOutcome",
     "VersionLineage",
+    "apply",
+    "history",
     "lineage",
     "maturity",
     "reproduce",
+    "run",
     "service_for",
+    "status",
     "trace",
 ]
 
@@ -81,6 +98,8 @@ __getattr__ = lazy_exports(
         **dict.fromkeys(("CAPABILITIES", "LEVELS", "CapabilityCheck", "ModelMaturity"), _MATURITY),
         **dict.fromkeys(_RECORDS, _MODELS),
         "RetrainingService": "driftline.retraining.service",
+        **dict.fromkeys(("Cycle", "CycleState", "TriggerOutcome"), "driftline.retraining.cycles"),
+        "RetrainPolicy": "driftline.retraining.policy",
     },
 )
 
@@ -129,3 +148,25 @@ def reproduce(
 def maturity(model: str | None = None, *, log_root: str | None = None) -> list[ModelMaturity]:
     """Each registered model's MLOps maturity level 0-4 and the steps to the next one."""
     return service_for().maturity(model, log_root=log_root)
+
+
+def apply(source: str | Path | Mapping[str, Any]) -> RetrainPolicy:
+    """Check a retraining policy (file, YAML text or mapping) and store it."""
+    return service_for().cycles.apply(source)
+
+
+def run(model: str, *, payload: Mapping[str, Any] | None = None) -> TriggerOutcome:
+    """A manual trigger: start ``model``'s cycle and drive it as far as it goes now."""
+    from driftline.core.session import default_workspace
+
+    return service_for().cycles.run(model, default_workspace(), payload=payload)
+
+
+def status(model: str) -> Cycle | None:
+    """``model``'s newest retraining cycle."""
+    return service_for().cycles.status(model)
+
+
+def history(model: str, *, limit: int | None = 100) -> list[Cycle]:
+    """``model``'s retraining cycles, newest first."""
+    return service_for().cycles.history(model, limit=limit)

@@ -13,9 +13,9 @@ at the highest level whose capabilities, and those of every level below it, are 
 present. Capabilities are detected from the records the workspace holds (never from
 configuration that might not be used): see :func:`detect` for each one's evidence.
 
-Some records do not exist yet in this release: retraining policies, and deployments'
-canary records (the prediction log's ``variant`` column stands in for rollouts). A
-capability without records is absent, and its step says what will enable it.
+Some records do not exist yet in this release: deployments' canary records (the
+prediction log's ``variant`` column stands in for rollouts). A capability without
+records is absent, and its step says what will enable it.
 """
 
 from __future__ import annotations
@@ -117,8 +117,8 @@ CAPABILITIES: Mapping[str, Capability] = {
         Capability(
             name="retraining_policy",
             meaning="a retraining policy turns drift, decay or new data into a new version",
-            how="retraining policies (driftline retrain apply retrain.yaml) are not recorded "
-            "by this release yet; they are what closes the loop",
+            how="write a retrain.yaml (triggers, pipeline, evaluation, rollout) and apply it: "
+            "driftline retrain apply retrain.yaml",
         ),
     )
 }

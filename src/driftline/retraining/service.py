@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from driftline.data import DataService
     from driftline.monitoring import MonitoringService
     from driftline.registry import ModelVersion, RegistryService
+    from driftline.retraining.loop import Retrainer
     from driftline.settings import Settings
     from driftline.tracking import TrackingService
 
@@ -54,6 +55,7 @@ class RetrainingService:
         monitoring: MonitoringService,
         prediction_log: str,
         remote: bool = False,
+        retrainer: Retrainer | None = None,
     ) -> None:
         self.settings = settings
         self.content = content
@@ -63,6 +65,17 @@ class RetrainingService:
         self.monitoring = monitoring
         self.prediction_log = prediction_log
         self.remote = remote
+        self._retrainer = retrainer
+
+    @property
+    def cycles(self) -> Retrainer:
+        """Retraining policies and cycles (see :mod:`driftline.retraining.loop`)."""
+        if self._retrainer is None:
+            raise InvalidArgumentError(
+                "Retraining policies need a workspace with a metadata database; a remote "
+                "workspace's policies are not served over HTTP yet"
+            )
+        return self._retrainer
 
     # -- trace ------------------------------------------------------------------------
 
@@ -296,10 +309,17 @@ class RetrainingService:
                 else "not served, so not monitored"
             ),
         )
+        has_policy = (
+            self._retrainer is not None and self._retrainer.store.get_policy(name) is not None
+        )
         check(
             "retraining_policy",
-            False,
-            "no retraining policy (not recorded by this release)",
+            has_policy,
+            "a retraining policy is applied"
+            if has_policy
+            else "no retraining policy"
+            if self._retrainer is not None
+            else "retraining policies are not visible from a remote workspace",
         )
         return checks
 

@@ -1,9 +1,9 @@
 """The retraining stage's declaration (see :mod:`driftline.core.stage`).
 
 Retraining is the top layer: it reads every other stage's records (lineage from a
-prediction to its data, maturity) and re-runs pipelines and scripts (reproduce). This
-increment has no tables and stores no objects, so it has no roots; retraining cycles
-bring its first table on a migration branch of its own.
+prediction to its data, maturity), re-runs pipelines and scripts (reproduce), and keeps
+retraining policies and cycles in the ``retraining_*`` tables (its own migration
+branch). It stores no objects, so it has no gc roots.
 """
 
 from __future__ import annotations
@@ -26,6 +26,20 @@ def _build(kernel: Kernel, uses: Services) -> RetrainingService:
     from driftline.serving import DeploymentService
     from driftline.tracking import TrackingService
 
+    deployments = uses.get("serving", DeploymentService)
+    retrainer = None
+    if kernel.database is not None:
+        from driftline.retraining._sql import SqlRetrainingStore
+        from driftline.retraining.loop import Retrainer
+
+        retrainer = Retrainer(
+            SqlRetrainingStore(kernel.database),
+            registry=uses.get("registry", RegistryService),
+            data=uses.get("data", DataService),
+            monitoring=uses.get("monitoring", MonitoringService),
+            deployments=deployments,
+            user=kernel.settings.user,
+        )
     return RetrainingService(
         settings=kernel.settings,
         content=kernel.content,
@@ -34,8 +48,9 @@ def _build(kernel: Kernel, uses: Services) -> RetrainingService:
         registry=uses.get("registry", RegistryService),
         monitoring=uses.get("monitoring", MonitoringService),
         # Serving's deployments know where its prediction log lives.
-        prediction_log=uses.get("serving", DeploymentService).prediction_root,
+        prediction_log=deployments.prediction_root,
         remote=kernel.is_remote,
+        retrainer=retrainer,
     )
 
 
@@ -44,6 +59,8 @@ STAGE: Stage[RetrainingService] = Stage(
     uses=("tracking", "data", "models", "registry", "serving", "monitoring", "pipelines"),
     build=_build,
     gc_roots=no_roots,
+    tables=("driftline.retraining._tables",),
+    migrations="driftline.retraining.migrations",
     cli="driftline.cli.retraining:install_commands",
     api="driftline.retraining",
 )

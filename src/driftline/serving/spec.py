@@ -29,6 +29,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from driftline.core.yamlfile import Located as _Located
+from driftline.core.yamlfile import check_keys as _check_keys
+from driftline.core.yamlfile import compose
+from driftline.core.yamlfile import mapping as _mapping
 from driftline.errors import InvalidArgumentError
 from driftline.serving.models import (
     BatchingPolicy,
@@ -51,22 +55,6 @@ TOP = (
 )  # fmt: skip
 
 
-class _Located:
-    """Values with the line each came from (``where("canary.steps")``)."""
-
-    def __init__(self, source: str, lines: Mapping[str, int]) -> None:
-        self.source = source
-        self.lines = lines
-
-    def error(self, field: str, message: str) -> InvalidArgumentError:
-        line = self.lines.get(field)
-        while line is None and "." in field:
-            field = field.rsplit(".", 1)[0]
-            line = self.lines.get(field)
-        where = f"{self.source} line {line}" if line else self.source
-        return InvalidArgumentError(f"{where}: {message}")
-
-
 def load_spec(path: str | Path) -> DeploymentSpec:
     """Read a ``deploy.yaml`` file (see the module docstring)."""
     file = Path(path)
@@ -77,17 +65,7 @@ def load_spec(path: str | Path) -> DeploymentSpec:
 
 def parse_spec(text: str, *, source: str = "deploy.yaml") -> DeploymentSpec:
     """Parse YAML text into a :class:`DeploymentSpec`; errors name the field and line."""
-    import yaml
-
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source} line {mark.line + 1}" if mark is not None else source
-        raise InvalidArgumentError(f"{where}: not valid YAML: {exc}") from None
-    lines: dict[str, int] = {}
-    data = _value(node, "", lines) if node is not None else None
-    located = _Located(source, lines)
+    data, located = compose(text, source)
     if not isinstance(data, dict):
         raise located.error("", "a deployment file is a mapping (name: ..., model: ...)")
     return _spec(data, located)
@@ -96,40 +74,6 @@ def parse_spec(text: str, *, source: str = "deploy.yaml") -> DeploymentSpec:
 def spec_from_dict(data: Mapping[str, Any], *, source: str = "deployment") -> DeploymentSpec:
     """The same rules for a dict (``dl.serving.deploy(...)``, the REST API)."""
     return _spec(dict(data), _Located(source, {}))
-
-
-def _value(node: Any, path: str, lines: dict[str, int]) -> Any:
-    import yaml
-
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = f"{path}.{key}" if path else key
-            lines[child] = key_node.start_mark.line + 1
-            out[key] = _value(value_node, child, lines)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_value(item, f"{path}[{i}]", lines) for i, item in enumerate(node.value)]
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
-
-
-def _check_keys(data: Mapping[str, Any], known: tuple[str, ...], where: str, at: _Located) -> None:
-    for key in data:
-        if key not in known:
-            field = f"{where}.{key}" if where else key
-            raise at.error(field, f"unknown key {field!r}; known: {', '.join(known)}")
-
-
-def _mapping(value: Any, field: str, at: _Located) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise at.error(field, f"{field} must be a mapping, got {value!r}")
-    return value
 
 
 def _number(

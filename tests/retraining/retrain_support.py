@@ -1,0 +1,84 @@
+"""A small workspace for retraining-policy tests: data, a model, a deployment, a monitor,
+and a pipeline module in the test's folder that trains and registers a challenger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+FEATURES = ["f0", "f1", "f2"]
+
+PIPELINES = """\
+import driftline as dl
+from sklearn.linear_model import LogisticRegression
+
+
+@dl.step
+def train(dataset: str, C: float, flip: bool) -> int:
+    frame = dl.data.get(dataset).to_pandas()
+    x, y = frame[["f0", "f1", "f2"]], frame["label"]
+    model = LogisticRegression(C=C).fit(x, (1 - y) if flip else y)
+    dl.log_input(dl.data.get(dataset))
+    dl.models.log_model(model, "model", input_example=x.head(3))
+    return dl.register_model(f"runs:/{dl.active_run().id}/model", "churn").version
+
+
+@dl.pipeline
+def retrain_churn(dataset: str = "customers@latest", C: float = 1.0, flip: bool = False):
+    return train(dataset, C, flip)
+"""
+
+
+def customers(seed: int, rows: int = 300) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(rows, 3)), columns=FEATURES)
+    frame["label"] = (frame["f0"] + 0.5 * frame["f1"] > 0).astype(int)
+    return frame
+
+
+def build(home: Path) -> dict[str, Any]:
+    """churn/1 (a weak model, @champion) behind deployment ``churn``; monitor ``churn-prod``."""
+    from sklearn.linear_model import LogisticRegression
+
+    import driftline as dl
+    from driftline.serving import DeploymentService
+
+    dl.configure(home=home, capture_environment=False, async_logging=False)
+    dl.data.commit("customers", customers(0))
+    frame = customers(1)
+    x, y = frame[FEATURES], frame["label"]
+    # A weak champion: fitted on shuffled labels, so a trained challenger beats it.
+    weak = LogisticRegression().fit(x, y.sample(frac=1.0, random_state=3).to_numpy())
+    with dl.start_run(experiment="retrain-tests") as run:
+        dl.models.log_model(weak, "model", input_example=x.head(3))
+    dl.register_model(f"runs:/{run.id}/model", "churn")
+    dl.registry.set_alias("churn", "champion", 1)
+    ws = dl.get_workspace()
+    ws.service("serving", DeploymentService).apply(
+        {"name": "churn", "model": "churn", "stable": "champion"}
+    )
+    _traffic(ws.service("serving", DeploymentService).prediction_root)
+    dl.monitoring.create_monitor("churn-prod", deployment="churn", checks=["drift"])
+    settings = ws.settings
+    ws.close()
+    return {"settings": settings}
+
+
+def _traffic(root: str, rows: int = 5) -> None:
+    """A few logged predictions (a monitor needs a deployment with traffic)."""
+    from datetime import UTC, datetime, timedelta
+
+    from driftline.serving.predlog import PredictionLog
+
+    log = PredictionLog(root, "churn", flush_rows=10**6, flush_seconds=3600)
+    at = datetime.now(UTC) - timedelta(hours=1)
+    for i in range(rows):
+        at += timedelta(milliseconds=1)
+        log.append(
+            (f"req-{i}", "churn", 1, "stable", at, "predict", {"f0": [1.0], "f1": [0.0],
+             "f2": [0.0]}, [i % 2], 1, 2.0, 200, None)
+        )  # fmt: skip
+    log.close()
