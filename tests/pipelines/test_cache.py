@@ -187,3 +187,56 @@ def test_a_failed_run_resumes_with_finished_steps_as_hits(
     assert reasons(resumed)["first"] == "hit"
     assert resumed.record.resumed_from == failed.id
     assert calls.read_text() == "first\n"  # the finished step did not run again
+
+
+NAMED = """
+import driftline as dl
+
+@dl.step(run_name="fit-{name}")
+def fit(name: str, scale: float) -> float:
+    dl.log_metric("score", scale * 2)
+    return scale * 2
+
+@dl.pipeline
+def compare():
+    return [fit(name="small", scale=1.0), fit(name="large", scale=10.0)]
+"""
+
+
+def test_step_runs_are_named_per_call_and_a_rerun_is_cached(
+    ws: Any, write_module: Callable[..., ModuleType]
+) -> None:
+    module = write_module("steps_named", NAMED)
+    first = module.compare.run()
+    # Nodes keep the step's name; each call's run is named from its parameters.
+    assert list(first.steps) == ["fit", "fit_2"]
+    tracking = dl.get_workspace().tracking
+    runs = {n: tracking.get_run(s.run_id) for n, s in first.steps.items()}
+    assert {n: r.name for n, r in runs.items()} == {"fit": "fit-small", "fit_2": "fit-large"}
+    assert runs["fit_2"].metrics == {"score": 20.0}
+    assert runs["fit"].tags["driftline.pipeline.step"] == "fit"
+    again = module.compare.run()
+    assert reasons(again) == {"fit": "hit", "fit_2": "hit"}
+    # A cached step points at the run that produced its output.
+    assert {n: s.run_id for n, s in again.steps.items()} == {
+        n: s.run_id for n, s in first.steps.items()
+    }
+
+
+def test_a_run_name_must_name_the_steps_parameters() -> None:
+    from driftline.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="'model', which is not one of its"):
+
+        @dl.step(run_name="{model}")
+        def fit(name: str) -> None: ...
+
+    with pytest.raises(InvalidArgumentError, match="not a valid format string"):
+
+        @dl.step(run_name="{name")
+        def fit2(name: str) -> None: ...
+
+    with pytest.raises(InvalidArgumentError, match="non-empty"):
+
+        @dl.step(run_name=" ")
+        def fit3(name: str) -> None: ...

@@ -55,7 +55,14 @@ class TrackingPipelineStore:
         return run.id
 
     def start_step(
-        self, run_id: str, *, experiment: str, step: str, params: Mapping[str, str], key: str
+        self,
+        run_id: str,
+        *,
+        experiment: str,
+        step: str,
+        params: Mapping[str, str],
+        key: str,
+        run_name: str | None = None,
     ) -> Run:
         # One transaction per step start and one per end (see ``ChildRuns``): the
         # experiment and the parent were resolved when the pipeline run started.
@@ -66,7 +73,7 @@ class TrackingPipelineStore:
         return self.tracking.start_child_run(
             experiment_id,
             parent_id=run_id,
-            name=step,
+            name=run_name or step,
             tags={TAG_STEP: step, TAG_PARENT: run_id, TAG_KEY: key},
             params=params,
         )

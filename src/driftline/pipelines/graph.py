@@ -48,6 +48,7 @@ class Node:
     step: Step[..., Any]
     params: Mapping[str, Any] = field(default_factory=dict)
     inputs: Mapping[str, str] = field(default_factory=dict)  # argument -> upstream node
+    run_name: str | None = None  # the step run's name when not the node's
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -119,7 +120,9 @@ class GraphBuilder:
                     )
                 else:
                     params[key] = item
-        self.nodes[name] = Node(name=name, step=step, params=params, inputs=inputs)
+        self.nodes[name] = Node(
+            name=name, step=step, params=params, inputs=inputs, run_name=step.run_name(params)
+        )
         return StepOutput(name)
 
     def build(self, result: Any) -> Graph:

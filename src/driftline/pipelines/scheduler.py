@@ -187,7 +187,12 @@ class Scheduler:
         decision = CacheDecision(key=key, hit=False, reason=reason, components=parts)
         params = {k: canonical(v)[:8000] for k, v in node.params.items()}
         step_run = self.service.store.start_step(
-            self.run_id, experiment=self.experiment, step=name, params=params, key=key
+            self.run_id,
+            experiment=self.experiment,
+            step=name,
+            params=params,
+            key=key,
+            run_name=node.run_name,
         )
         step_run_id = step_run.id
         inputs = {

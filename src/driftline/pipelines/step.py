@@ -53,6 +53,7 @@ class StepOptions:
     cache: bool = True
     pickle: bool = False
     resources: Mapping[str, float] = field(default_factory=dict)
+    run_name: str | None = None  # a format string over the step's parameters
 
 
 class Step(Generic[P, R]):
@@ -71,7 +72,23 @@ class Step(Generic[P, R]):
         self.fn = fn
         self.options = options
         self.name = name or fn.__name__
+        if options.run_name is not None:
+            _check_run_name(options.run_name, fn, self.name)
         functools.update_wrapper(self, fn)
+
+    def run_name(self, params: Mapping[str, object]) -> str | None:
+        """The name of this call's run: ``run_name`` filled in with the call's parameters
+        (``None`` without one: the run is named after the node)."""
+        template = self.options.run_name
+        if template is None:
+            return None
+        try:
+            return template.format_map(params)
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            raise InvalidArgumentError(
+                f"Step {self.name!r} cannot name its run with run_name={template!r}: {exc!r}. "
+                "Name only parameters the call passes as values, not step outputs"
+            ) from None
 
     @property
     def ref(self) -> str:
@@ -108,6 +125,34 @@ def _check_resources(resources: Mapping[str, float] | None) -> dict[str, float]:
     return checked
 
 
+def _check_run_name(template: str, fn: Callable[..., object], step: str) -> None:
+    """A run name must be a non-empty format string naming only the step's parameters."""
+    import inspect
+    import string
+
+    if not isinstance(template, str) or not template.strip():
+        raise InvalidArgumentError(
+            f"run_name of step {step!r} must be a non-empty text such as '{{name}}', "
+            f"not {template!r}"
+        )
+    try:
+        fields = [
+            f for _text, f, _spec, _conv in string.Formatter().parse(template) if f is not None
+        ]
+    except ValueError as exc:
+        raise InvalidArgumentError(
+            f"run_name {template!r} of step {step!r} is not a valid format string: {exc}"
+        ) from None
+    known = inspect.signature(fn).parameters
+    for name in fields:
+        root = re.split(r"[.\[]", name, maxsplit=1)[0]
+        if root not in known:
+            raise InvalidArgumentError(
+                f"run_name {template!r} of step {step!r} names {root or '{}'!r}, which is not "
+                f"one of its parameters: {', '.join(known) or 'none'}"
+            )
+
+
 @overload
 def step(fn: Callable[P, R], /) -> Step[P, R]: ...
 
@@ -122,6 +167,7 @@ def step(
     pickle: bool = False,
     resources: Mapping[str, float] | None = None,
     name: str | None = None,
+    run_name: str | None = None,
 ) -> Callable[[Callable[P, R]], Step[P, R]]: ...
 
 
@@ -136,6 +182,7 @@ def step(
     pickle: bool = False,
     resources: Mapping[str, float] | None = None,
     name: str | None = None,
+    run_name: str | None = None,
 ) -> Step[P, R] | Callable[[Callable[P, R]], Step[P, R]]:
     """Make a function a pipeline step.
 
@@ -148,6 +195,9 @@ def step(
         pickle: Allow outputs no safe serializer takes to be pickled.
         resources: What the step needs (``{"num_cpus": 1}``), for the Ray executor.
         name: The step's name in DAGs and records (default: the function's name).
+        run_name: The name of each call's run, a format string over the step's
+            parameters (``"{name}"``, ``"C={C}"``); default: the step's name in the DAG.
+            The step is still recorded under its name in the DAG.
 
     Example:
         >>> @dl.step
@@ -168,6 +218,7 @@ def step(
         cache=bool(cache),
         pickle=bool(pickle),
         resources=_check_resources(resources),
+        run_name=run_name,
     )
 
     def wrap(function: Callable[P, R]) -> Step[P, R]:

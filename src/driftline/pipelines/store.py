@@ -39,9 +39,17 @@ class PipelineRunStore(Protocol):
         ...
 
     def start_step(
-        self, run_id: str, *, experiment: str, step: str, params: Mapping[str, str], key: str
+        self,
+        run_id: str,
+        *,
+        experiment: str,
+        step: str,
+        params: Mapping[str, str],
+        key: str,
+        run_name: str | None = None,
     ) -> Run:
-        """Start a step's nested run; return it (executors activate it for the step)."""
+        """Start a step's nested run, named ``run_name`` (default: ``step``); return it
+        (executors activate it for the step)."""
         ...
 
     def end_step(
