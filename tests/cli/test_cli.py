@@ -233,8 +233,14 @@ def test_quickstart_in_a_fresh_folder(workdir: Path) -> None:
     assert (workdir / "monitoring-report.html").read_text().startswith("<!DOCTYPE html>")
     # Piped output: a line per step (a CI log shows where a slow run is), no blank start,
     # and the warnings of the small split are explained.
-    assert done.stdout.startswith("[0/8] Versioning the data\n")
-    assert "[1/8] Training logreg-C0.01" in done.stdout
+    assert done.stdout.startswith("[0/9] Versioning the data\n")
+    assert "[1/9] Training logreg-C0.01" in done.stdout
+    assert "[7/9] Re-running the training pipeline" in done.stdout
+    # The candidates are trained by a pipeline; running it again is all cache hits.
+    rerun = re.search(r"re-run: (\d+) of (\d+) steps cached in ([\d.]+) s", served)
+    assert rerun is not None, served
+    assert rerun.group(1) == rerun.group(2) == "6"
+    assert float(rerun.group(3)) < 2.0
     assert "columns shifted less than sampling noise allows" in served
     # Where the time went: wall and CPU time per stage.
     timed = re.search(
@@ -268,6 +274,9 @@ def test_quickstart_in_a_fresh_folder(workdir: Path) -> None:
     assert aucs == sorted(aucs, reverse=True)
     assert min(aucs) > 0.9
     assert all(r["status"] == "FINISHED" for r in runs)
+    # Each candidate is a step run named after it, a child of the pipeline's run.
+    assert {r["tags"]["driftline.pipeline.step"].partition("_")[0] for r in runs} == {"train"}
+    assert len({r["parent_id"] for r in runs}) == 1
     mlp = next(r for r in runs if r["name"] == "mlp")
     epochs = subprocess.run(
         [sys.executable, "-m", "driftline.cli", "runs", "show", mlp["id"], "--json"],

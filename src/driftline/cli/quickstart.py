@@ -89,6 +89,7 @@ def register(app: typer.Typer) -> None:
                     "parent_run_id": result.parent_run_id,
                     "metric": metric,
                     "runs": result.runs,
+                    "rerun": result.rerun,
                     "data": result.data,
                     "validation": result.validation.to_dict(),
                     "model_version": result.model_version,
@@ -131,6 +132,13 @@ def register(app: typer.Typer) -> None:
                 (i + 1, r.name, *(fmt_number(r.metrics[k]) for k in keys))
                 for i, r in enumerate(result.runs)
             ],
+        )
+        rerun = result.rerun
+        console.print(
+            f"Trained by the pipeline quickstart_training (run {result.parent_run_id}); "
+            f"re-run: {rerun.cached} of {rerun.steps} steps cached in {rerun.seconds:.2f} s "
+            f"(see `driftline pipelines show quickstart_training -m driftline.quickstart`)",
+            highlight=False,
         )
         best = result.runs[0]
         version = result.model_version
@@ -291,6 +299,7 @@ class _Clock:
 _STAGES = {
     "Starting": "start-up",
     "Versioning the data": "data",
+    "Re-running the training pipeline": "cached re-run",
     "Registering and promoting the best model": "registry",
     "Done": "deploy",  # the champion deployed, `driftline serve` started
     "Serving the workspace over HTTP": "server",
