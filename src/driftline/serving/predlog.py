@@ -104,17 +104,25 @@ def _inputs_json(data: Any) -> str:
     import pandas as pd
 
     if isinstance(data, pd.DataFrame):
-        dtypes = set(data.dtypes)
-        if len(dtypes) == 1 and next(iter(dtypes)).kind in "fiub":
-            # One numeric dtype: one array for the frame, one row per column (~10x cheaper
+        if len(data.columns) and _one_numeric_dtype(data):
+            # One numeric dtype: one array for the frame, one list per column (~10x cheaper
             # than a Series per column).
-            values = np.ascontiguousarray(data.to_numpy().T)
-            data = {str(c): values[i] for i, c in enumerate(data.columns)}
+            data = dict(zip(map(str, data.columns), data.to_numpy().T.tolist(), strict=True))
         else:
             data = {str(c): data[c].to_numpy() for c in data.columns}
     elif isinstance(data, dict):
         data = {str(k): np.asarray(v) for k, v in data.items()}
     return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY, default=_default).decode()
+
+
+def _one_numeric_dtype(frame: Any) -> bool:
+    """Whether every column of ``frame`` has one numeric dtype. The frame's block manager
+    answers in ~1 us; ``frame.dtypes`` builds a Series (~80 us, per logged row)."""
+    blocks = getattr(getattr(frame, "_mgr", None), "blocks", None)
+    if blocks is not None:
+        return len(blocks) == 1 and blocks[0].dtype.kind in "fiub"
+    dtypes = set(frame.dtypes)
+    return len(dtypes) == 1 and next(iter(dtypes)).kind in "fiub"
 
 
 def _outputs_json(value: Any) -> str | None:
