@@ -250,3 +250,57 @@ def test_python_model_errors_are_user_code_errors(model_workspace: Any) -> None:
     with pytest.raises(UserCodeError, match="boom") as caught:
         m.predict({"x": [1.0]})
     assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+def test_sklearn_loads_without_listing_every_estimator(
+    tmp_path: Path, iris: tuple[Any, Any]
+) -> None:
+    """A fresh process loading a scikit-learn model imports skops without its walk over
+    all of scikit-learn, and trusts exactly the types it trusted before."""
+    import subprocess
+    import sys
+
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from driftline.models.flavors.sklearn import SklearnFlavor
+
+    x, y = iris
+    model = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=3)).fit(x, y)
+    saved = SklearnFlavor().save(model, tmp_path, example=None)
+    assert saved.options["trusted_types"] == ["sklearn.tree._tree.Tree"]
+    (tmp_path / "options.json").write_text(json.dumps(saved.options))
+    np.save(tmp_path / "x.npy", np.asarray(x))
+    np.save(tmp_path / "expected.npy", model.predict(x))
+    script = f"""
+import json, sys, types
+from pathlib import Path
+import numpy as np
+from driftline.models.flavors.sklearn import SklearnFlavor
+folder = Path({str(tmp_path)!r})
+info = types.SimpleNamespace(flavor_options=json.loads((folder / "options.json").read_text()))
+model = SklearnFlavor().load(folder, info)
+assert (model.predict(np.load(folder / "x.npy")) == np.load(folder / "expected.npy")).all()
+assert "sklearn.utils._testing" not in sys.modules, "skops listed every estimator"
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_sklearn_trusts_by_default_only_what_skops_trusts() -> None:
+    from sklearn.utils import all_estimators
+    from skops.io._utils import get_type_name
+
+    from driftline.models.flavors.sklearn import _estimator_types
+
+    names = {get_type_name(c) for _, c in all_estimators()} - {""}
+    names = {n for n in names if n.startswith("sklearn.")}
+    others = {
+        "sklearn.tree._tree.Tree", "sklearn.base.BaseEstimator", "os.system",
+        "sklearn.utils._testing.MinimalClassifier", "sklearn.linear_model._base.LinearModel",
+        "sklearn.linear_model.Nope",
+    }  # fmt: skip
+    assert _estimator_types(names | others) == names

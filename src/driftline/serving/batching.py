@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import DriftlineError, OverloadedError, UserCodeError
+from driftline.serving.fastpath import predictor
 
 if TYPE_CHECKING:
     from driftline.serving.metrics import ServingMetrics
@@ -49,7 +50,7 @@ def predict_one(model: Any, data: Any) -> Any:
     """Check ``data`` (``InvalidArgumentError`` on a mismatch), then predict it."""
     checked = model.check_input(data)
     try:
-        return model.predict_checked(checked)
+        return predictor(model)(checked)
     except DriftlineError as exc:
         if exc.http_status < 500:
             raise
@@ -205,9 +206,9 @@ def _run_batch(
     total = sum(item.rows for item, _ in good)
     try:
         if len(good) == 1:
-            outputs = [model.predict_checked(good[0][1])]
+            outputs = [predictor(model)(good[0][1])]
         else:
-            output = model.predict_checked(_concat([checked for _, checked in good]))
+            output = predictor(model)(_concat([checked for _, checked in good]))
             outputs = _split(output, [item.rows for item, _ in good])
         metrics.batch_rows(served.version, total, variant)
     except Exception:

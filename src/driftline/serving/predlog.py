@@ -98,23 +98,49 @@ def _fs(root: str) -> tuple[Any, str]:
     return fs, str(path)
 
 
+class _Numeric:
+    """A frame of one numeric dtype as the buffer keeps it: its columns and one array
+    (a few hundred bytes for a row, where the DataFrame holds a few kilobytes)."""
+
+    __slots__ = ("columns", "values")
+
+    def __init__(self, columns: Any, values: Any) -> None:
+        self.columns = columns
+        self.values = values
+
+
+def _compact(data: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame) and len(data.columns) and _one_numeric_dtype(data):
+        return _Numeric(data.columns, data.to_numpy())
+    return data
+
+
 def _inputs_json(data: Any) -> str:
     import numpy as np
     import orjson
     import pandas as pd
 
-    if isinstance(data, pd.DataFrame):
-        dtypes = set(data.dtypes)
-        if len(dtypes) == 1 and next(iter(dtypes)).kind in "fiub":
-            # One numeric dtype: one array for the frame, one row per column (~10x cheaper
-            # than a Series per column).
-            values = np.ascontiguousarray(data.to_numpy().T)
-            data = {str(c): values[i] for i, c in enumerate(data.columns)}
-        else:
-            data = {str(c): data[c].to_numpy() for c in data.columns}
+    data = _compact(data)
+    if isinstance(data, _Numeric):
+        # One array for the frame, one list per column (~10x cheaper than a Series each).
+        data = dict(zip(map(str, data.columns), data.values.T.tolist(), strict=True))
+    elif isinstance(data, pd.DataFrame):
+        data = {str(c): data[c].to_numpy() for c in data.columns}
     elif isinstance(data, dict):
         data = {str(k): np.asarray(v) for k, v in data.items()}
     return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY, default=_default).decode()
+
+
+def _one_numeric_dtype(frame: Any) -> bool:
+    """Whether every column of ``frame`` has one numeric dtype. The frame's block manager
+    answers in ~1 us; ``frame.dtypes`` builds a Series (~80 us, per logged row)."""
+    blocks = getattr(getattr(frame, "_mgr", None), "blocks", None)
+    if blocks is not None:
+        return len(blocks) == 1 and blocks[0].dtype.kind in "fiub"
+    dtypes = set(frame.dtypes)
+    return len(dtypes) == 1 and next(iter(dtypes)).kind in "fiub"
 
 
 def _outputs_json(value: Any) -> str | None:
@@ -176,6 +202,8 @@ class PredictionLog:
     def append(self, row: tuple[Any, ...]) -> bool:
         """Queue one row (the fields of :data:`COLUMNS` but ``deployment``, inputs and
         outputs as Python values); ``False`` when it was dropped (buffer full or closed)."""
+        if row[6] is not None:
+            row = (*row[:6], _compact(row[6]), *row[7:])
         with self._lock:
             if self._closing or len(self._pending) >= self.capacity:
                 self.dropped += 1
