@@ -185,6 +185,9 @@ def main() -> int:
     parser.add_argument("--prefect-python", default=".venvs/prefect/bin/python")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray figures")
     args = parser.parse_args()
+    # The run moves into a temporary workspace: peer interpreters are found from here.
+    args.kedro_python = str(Path(args.kedro_python).absolute())
+    args.prefect_python = str(Path(args.prefect_python).absolute())
     n = 20 if args.quick else args.steps
     big = 16 if args.quick else args.big_mib
 
