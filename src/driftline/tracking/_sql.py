@@ -136,6 +136,25 @@ def _insert_run(
         )
 
 
+def _move_status(
+    conn: Connection, run_id: str, expected: RunStatus, status: RunStatus, end_time: int | None
+) -> None:
+    """Move a run from ``expected`` to ``status`` (a compare-and-set): ``NotFoundError``
+    for an unknown run, ``ConflictError`` naming its status when it is not ``expected``."""
+    result = conn.execute(
+        t.runs.update()
+        .where(t.runs.c.run_id == run_id, t.runs.c.status == expected.value)
+        .values(status=status.value, end_time=end_time)
+    )
+    if result.rowcount == 0:
+        current = conn.execute(sa.select(t.runs.c.status).where(t.runs.c.run_id == run_id)).scalar()
+        if current is None:
+            raise NotFoundError(f"No run with id {run_id!r}")
+        raise ConflictError(
+            f"Run {run_id} is {current}, not {expected.value}; it cannot become {status.value}"
+        )
+
+
 class SqlTrackingStore:
     """:class:`~driftline.tracking.store.TrackingStore` and run-artifact index on SQL."""
 
@@ -306,21 +325,7 @@ class SqlTrackingStore:
             end_time = check_ms(end_time, "end_time")
 
         def update(conn: Connection) -> Run:
-            result = conn.execute(
-                t.runs.update()
-                .where(t.runs.c.run_id == run_id, t.runs.c.status == expected.value)
-                .values(status=status.value, end_time=end_time)
-            )
-            if result.rowcount == 0:
-                current = conn.execute(
-                    sa.select(t.runs.c.status).where(t.runs.c.run_id == run_id)
-                ).scalar()
-                if current is None:
-                    raise NotFoundError(f"No run with id {run_id!r}")
-                raise ConflictError(
-                    f"Run {run_id} is {current}, not {expected.value}; "
-                    f"it cannot become {status.value}"
-                )
+            _move_status(conn, run_id, expected, status, end_time)
             return self._run(conn, run_id)
 
         return self.db.write(update)
@@ -377,20 +382,7 @@ class SqlTrackingStore:
         def update(conn: Connection) -> None:
             if artifacts:
                 self._upsert_artifacts(conn, run_id, artifacts)
-            result = conn.execute(
-                t.runs.update()
-                .where(t.runs.c.run_id == run_id, t.runs.c.status == RunStatus.RUNNING.value)
-                .values(status=status.value, end_time=end_time)
-            )
-            if result.rowcount == 0:
-                current = conn.execute(
-                    sa.select(t.runs.c.status).where(t.runs.c.run_id == run_id)
-                ).scalar()
-                if current is None:
-                    raise NotFoundError(f"No run with id {run_id!r}")
-                raise ConflictError(
-                    f"Run {run_id} is {current}, not RUNNING; it cannot become {status.value}"
-                )
+            _move_status(conn, run_id, RunStatus.RUNNING, status, end_time)
 
         self.db.write(update)
 
