@@ -119,15 +119,8 @@ def status(
     table(
         f"Live figures (last {found['window_seconds']:g} s of the prediction log)",
         ["variant", "requests", "errors", "error rate", "p50 ms", "p99 ms", "versions"],
-        [
-            (
-                v, f["requests"], f["server_errors"], fmt_number(f["error_rate"]),
-                fmt_number(f["p50_ms"]), fmt_number(f["p99_ms"]),
-                ",".join(map(str, f["versions"])),
-            )
-            for v, f in found["figures"].items()
-        ],
-    )  # fmt: skip
+        _figure_rows(found["figures"]),
+    )
     check = found["last_check"]
     if check and check.get("checks"):
         table(
@@ -242,15 +235,8 @@ def compare(
     table(
         f"Variants of {name}",
         ["variant", "requests", "errors", "error rate", "p50 ms", "p99 ms", "versions"],
-        [
-            (
-                v, f["requests"], f["server_errors"], fmt_number(f["error_rate"]),
-                fmt_number(f["p50_ms"]), fmt_number(f["p99_ms"]),
-                ",".join(map(str, f["versions"])),
-            )
-            for v, f in found["figures"].items()
-        ],
-    )  # fmt: skip
+        _figure_rows(found["figures"]),
+    )
     if not found["pairs"]:
         console.print("No request was answered by two variants (a shadow mirrors them).")
         return
@@ -263,3 +249,14 @@ def compare(
             for p in found["pairs"]
         ],
     )  # fmt: skip
+
+
+def _figure_rows(figures: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """One table row per variant of a deployment's live figures."""
+    return [
+        (
+            v, f["requests"], f["server_errors"], fmt_number(f["error_rate"]),
+            fmt_number(f["p50_ms"]), fmt_number(f["p99_ms"]), ",".join(map(str, f["versions"])),
+        )
+        for v, f in figures.items()
+    ]  # fmt: skip
