@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["END_STATES", "Cycle", "CycleState", "Trigger", "TriggerOutcome"]
+__all__ = ["END_STATES", "CursorMove", "Cycle", "CycleState", "Trigger", "TriggerOutcome"]
 
 
 class CycleState(StrEnum):
@@ -60,6 +60,17 @@ class Trigger:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
         return {"kind": self.kind, "ref": self.ref, "payload": dict(self.payload)}
+
+
+@dataclass(frozen=True, slots=True)
+class CursorMove:
+    """What a trigger consumed: move the policy's cursor ``key`` (``new_data:customers``,
+    ``schedule:UTC:0 3 * * 0``) from ``expected`` to ``to`` in the trigger's own
+    transaction, so a dataset version or a due time is seen exactly once."""
+
+    key: str
+    expected: int
+    to: int
 
 
 @dataclass(frozen=True, slots=True)
