@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.core.clock import now_ms
 from driftline.core.yamlfile import Located
 from driftline.errors import DriftlineError, NotFoundError
-from driftline.retraining.cycles import Cycle, Trigger, TriggerOutcome
+from driftline.retraining.cycles import CursorMove, Cycle, Trigger, TriggerOutcome
 from driftline.retraining.policy import RECENT, RetrainPolicy, policy_from_dict
 
 if TYPE_CHECKING:
@@ -76,7 +76,13 @@ class Retrainer:
             policy = parse_policy(text, source=name)
             _, at = compose(text, name)
         self.check_references(policy, at)
-        self.store.put_policy(policy.model, policy.to_dict(), text, actor=self.user, now=now_ms())
+        from driftline.retraining.watch import first_cursors
+
+        now = now_ms()
+        self.store.put_policy(
+            policy.model, policy.to_dict(), text, actor=self.user, now=now,
+            cursors=first_cursors(policy, self.data, now),
+        )  # fmt: skip
         return policy
 
     def policy(self, model: str) -> RetrainPolicy:
@@ -146,8 +152,16 @@ class Retrainer:
 
     # -- triggers and cycles ----------------------------------------------------------
 
-    def trigger(self, model: str, cause: Trigger, *, now: int | None = None) -> TriggerOutcome:
-        """Ask for a cycle of ``model`` (deduplicated, see the module docstring)."""
+    def trigger(
+        self,
+        model: str,
+        cause: Trigger,
+        *,
+        now: int | None = None,
+        cursor: CursorMove | None = None,
+    ) -> TriggerOutcome:
+        """Ask for a cycle of ``model`` (deduplicated, see the module docstring);
+        ``cursor``: what the trigger consumes, moved in the same transaction."""
         policy = self.policy(model)
         return self.store.trigger(
             model,
@@ -156,6 +170,7 @@ class Retrainer:
             max_per_day=policy.max_cycles_per_day,
             actor=self.user,
             now=now_ms() if now is None else now,
+            cursor=cursor,
         )
 
     def advance(self, model: str, workspace: Any) -> Cycle | None:
