@@ -50,8 +50,9 @@ NEXT: dict[CycleState, frozenset[CycleState]] = {
 @dataclass(frozen=True, slots=True)
 class Trigger:
     """What asks for a cycle: ``kind`` (alert, new_data, schedule, manual), a reference
-    (alert id, dataset version, schedule name, user) and a payload for the pipeline's
-    ``{trigger.KEY}`` placeholders."""
+    (alert id, dataset version ``customers@8``, the due time, user) and a payload for the
+    pipeline's ``{trigger.KEY}`` placeholders, with ``why`` it fired (and, for an alert,
+    the figures that ``matched`` the trigger's thresholds)."""
 
     kind: str
     ref: str

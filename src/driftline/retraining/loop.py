@@ -7,7 +7,9 @@ given. Errors name the field and its line.
 
 Triggers go through :meth:`SqlRetrainingStore.trigger`, which deduplicates in one
 transaction: a running cycle absorbs new triggers, the cooldown and the daily cap skip
-them. :meth:`Retrainer.advance` moves a cycle one step (see :mod:`.cycles`).
+them. What makes a policy's triggers fire is :mod:`.triggers` (alert thresholds) and
+:mod:`.watch` (alerts, new dataset versions, cron due times, looked at by the agent).
+:meth:`Retrainer.advance` moves a cycle one step (see :mod:`.cycles`).
 """
 
 from __future__ import annotations

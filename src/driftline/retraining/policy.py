@@ -18,6 +18,10 @@ Example (``model`` and ``pipeline`` are required; the rest has defaults)::
     cooldown: 6h
     max_cycles_per_day: 4
 
+What makes each trigger fire (the thresholds of ``drift`` and ``performance``, a new
+version for ``new_data``, a due time for ``schedule``) is :mod:`driftline.retraining.triggers`
+and :mod:`driftline.retraining.watch`.
+
 :func:`parse_policy` checks the file's shape (unknown keys, types, ranges,
 contradictions) with errors naming the field and its line; the names it refers to
 (monitors, pipeline, deployment, datasets) are checked against the workspace by the
