@@ -383,11 +383,19 @@ def retrain_history(
 
 
 def _print_cycle(cycle: Any) -> None:
+    from json import dumps
+
     from rich.markup import escape
 
     console.print(f"Cycle [bold]{cycle.id}[/] of {cycle.model}: [bold]{cycle.state.value}[/]")
     console.print(f"  trigger: {cycle.cause.kind} {escape(cycle.cause.ref)}"
                   + (f" (+{cycle.absorbed} absorbed)" if cycle.absorbed else ""))  # fmt: skip
+    payload = dict(cycle.cause.payload)
+    if "why" in payload:  # the figures or version that made the trigger fire
+        console.print(f"    why: {escape(str(payload.pop('why')))}")
+    if payload:
+        text = dumps(payload, sort_keys=True, default=str)
+        console.print(f"    payload: {escape(text)}")
     if cycle.run_id:
         console.print(f"  pipeline run: {cycle.run_id}")
     if cycle.version:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 from driftline.core.clock import from_ms, now_ms, to_ms
 from driftline.core.ids import new_id
 from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError
-from driftline.pipelines.cron import parse_cron
+from driftline.pipelines.cron import Cron, parse_cron
 from driftline.pipelines.records import (
     CATCHUP,
     Firing,
@@ -41,11 +41,19 @@ from driftline.pipelines.records import (
 )
 
 if TYPE_CHECKING:
+    from driftline.data import DatasetVersion
     from driftline.pipelines.automation_store import AutomationStore
     from driftline.pipelines.pipeline import Pipeline
     from driftline.workspace import Workspace
 
-__all__ = ["TAG_FIRING", "TAG_ORIGIN", "Automation"]
+__all__ = [
+    "TAG_FIRING",
+    "TAG_ORIGIN",
+    "Automation",
+    "dataset_payload",
+    "due_to_fire",
+    "schedule_payload",
+]
 
 TAG_FIRING = "driftline.pipeline.firing"
 TAG_ORIGIN = "driftline.pipeline.origin"
@@ -331,23 +339,10 @@ class Automation:
     def _collect_schedule(self, schedule: Schedule, now: int, late_ms: int) -> list[Firing]:
         cron = parse_cron(schedule.cron, schedule.timezone)
         first = to_ms(schedule.next_due_at)
-        due = [first, *cron.due_between(first, now, MAX_CATCHUP)]
-        if schedule.catchup == "once":
-            chosen = due[-1:]
-        elif schedule.catchup == "all":
-            chosen = due[-MAX_CATCHUP:]
-        else:  # skip: only a due time seen (nearly) on time runs
-            chosen = [at for at in due[-1:] if now - at <= late_ms]
+        chosen, missed = due_to_fire(cron, first, now, schedule.catchup, late_ms)
         firings = [
             self._firing(
-                schedule,
-                {
-                    "schedule": schedule.name,
-                    "scheduled_for": from_ms(at).isoformat(),
-                    "missed": len(due) - 1 if schedule.catchup == "once" else 0,
-                },
-                f"due:{at}",
-                created=now,
+                schedule, schedule_payload(schedule.name, at, missed), f"due:{at}", created=now
             )
             for at in chosen
         ]
@@ -362,13 +357,7 @@ class Automation:
         if latest is None or (trigger.cursor is not None and latest.number <= trigger.cursor):
             return []
         # Versions committed between two looks start one run, on the newest.
-        payload = {
-            "dataset": latest.dataset,
-            "dataset_version": latest.number,
-            "ref": latest.ref,
-            "version_id": latest.id,
-        }
-        firing = self._firing(trigger, payload, latest.ref)
+        firing = self._firing(trigger, dataset_payload(latest), latest.ref)
         ok = self.store.advance_trigger(
             trigger.id, expected=trigger.cursor, cursor=latest.number, firing=firing
         )
@@ -532,6 +521,37 @@ class Automation:
         latest = self.workspace.data.find_latest(dataset)
         assert latest is not None
         return latest.number
+
+
+def due_to_fire(
+    cron: Cron, first: int, now: int, catchup: str, late_ms: int = SKIP_LATE_MS
+) -> tuple[list[int], int]:
+    """The due times to fire at ``now`` for a schedule next due at ``first`` (epoch ms,
+    ``first <= now``), as its ``catchup`` policy says, and how many due times the
+    ``once`` policy folded into its one firing (0 otherwise)."""
+    due = [first, *cron.due_between(first, now, MAX_CATCHUP)]
+    if catchup == "once":
+        return due[-1:], len(due) - 1
+    if catchup == "all":
+        return due[-MAX_CATCHUP:], 0
+    # skip: only a due time seen (nearly) on time runs
+    return [at for at in due[-1:] if now - at <= late_ms], 0
+
+
+def schedule_payload(name: str, at: int, missed: int) -> dict[str, Any]:
+    """A schedule firing's payload: ``{trigger.scheduled_for}`` and the rest."""
+    return {"schedule": name, "scheduled_for": from_ms(at).isoformat(), "missed": missed}
+
+
+def dataset_payload(version: DatasetVersion) -> dict[str, Any]:
+    """A new dataset version's firing payload: ``{trigger.dataset_version}``,
+    ``{trigger.dataset}``, ``{trigger.ref}`` (``customers@8``) and ``version_id``."""
+    return {
+        "dataset": version.dataset,
+        "dataset_version": version.number,
+        "ref": version.ref,
+        "version_id": version.id,
+    }
 
 
 def check_name(name: str, what: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from driftline.retraining import _tables as t
 from driftline.retraining.cycles import (
     END_STATES,
     NEXT,
+    CursorMove,
     Cycle,
     CycleState,
     Trigger,
@@ -40,9 +41,22 @@ class SqlRetrainingStore:
     # -- policies ---------------------------------------------------------------------
 
     def put_policy(
-        self, model: str, policy: dict[str, Any], source: str, *, actor: str, now: int
+        self,
+        model: str,
+        policy: dict[str, Any],
+        source: str,
+        *,
+        actor: str,
+        now: int,
+        cursors: Mapping[str, int] | None = None,
     ) -> None:
-        """Create or replace ``model``'s policy."""
+        """Create or replace ``model``'s policy.
+
+        ``cursors``: the starting point of each new_data and schedule trigger of the
+        policy (key -> value). Cursors the policy had already keep what they have seen;
+        those of triggers the policy no longer has are dropped. None leaves them as
+        they are.
+        """
         c = t.retraining_policies.c
         text = json.dumps(policy, sort_keys=True, allow_nan=False)
 
@@ -62,6 +76,8 @@ class SqlRetrainingStore:
                     .where(c.model == model)
                     .values(policy=text, source=source, updated_at=now, updated_by=actor)
                 )
+            if cursors is not None:
+                _keep_cursors(conn, model, cursors, now)
             append_audit(
                 conn, actor=actor, action="retraining.policy.apply",
                 entity_type="retraining_policy", entity=model,
@@ -101,6 +117,29 @@ class SqlRetrainingStore:
         )
         self.db.write(lambda conn: conn.execute(q))
 
+    # -- cursors of new_data and schedule triggers ------------------------------------
+
+    def cursors(self, model: str) -> dict[str, int]:
+        """``model``'s trigger cursors: key -> the value seen (see :class:`CursorMove`)."""
+        c = t.retraining_cursors.c
+        q = sa.select(c.key, c.value).where(c.model == model)
+        return {str(k): int(v) for k, v in self.db.read(lambda conn: conn.execute(q).all())}
+
+    def start_cursor(self, model: str, key: str, value: int, *, now: int) -> int:
+        """Give ``model`` the cursor ``key`` at ``value`` unless it has one; the value
+        it has afterwards."""
+
+        def write(conn: Connection) -> int:
+            _lock_policy(conn, model)
+            _keep_cursors(conn, model, {key: value}, now, drop_others=False)
+            c = t.retraining_cursors.c
+            found = conn.execute(
+                sa.select(c.value).where(c.model == model, c.key == key)
+            ).scalar_one()
+            return int(found)
+
+        return self.db.write(write)
+
     # -- cycles -----------------------------------------------------------------------
 
     def trigger(
@@ -112,10 +151,16 @@ class SqlRetrainingStore:
         max_per_day: int,
         actor: str,
         now: int,
+        cursor: CursorMove | None = None,
     ) -> TriggerOutcome:
         """Start a cycle for ``cause`` unless one is running (it absorbs the trigger), the
         last one started inside the cooldown, or the day's cap is reached; one
-        transaction, serialized per model by the policy row's lock."""
+        transaction, serialized per model by the policy row's lock.
+
+        With ``cursor``, the trigger also moves that cursor (compare-and-set): when it
+        moved on already (another agent saw the same version or due time), nothing
+        else happens and the outcome is ``skipped``.
+        """
         p = t.retraining_policies.c
         c = t.retraining_cycles.c
 
@@ -129,6 +174,10 @@ class SqlRetrainingStore:
                 raise NotFoundError(
                     f"Model {model!r} has no retraining policy: apply one with "
                     "driftline retrain apply retrain.yaml"
+                )
+            if cursor is not None and not _move_cursor(conn, model, cursor, now):
+                return TriggerOutcome(
+                    "skipped", None, f"{cursor.key} was seen already ({cause.kind} {cause.ref})"
                 )
             running = conn.execute(
                 sa.select(t.retraining_cycles)
@@ -267,6 +316,45 @@ class SqlRetrainingStore:
 
     def _read(self, fn: Callable[[Connection], Any]) -> Any:
         return self.db.read(fn)
+
+
+def _lock_policy(conn: Connection, model: str) -> None:
+    """Hold ``model``'s policy row for the transaction (its writers serialize on it)."""
+    p = t.retraining_policies.c
+    found = conn.execute(sa.select(p.model).where(p.model == model).with_for_update()).scalar()
+    if found is None:
+        raise NotFoundError(f"Model {model!r} has no retraining policy")
+
+
+def _keep_cursors(
+    conn: Connection, model: str, wanted: Mapping[str, int], now: int, *, drop_others: bool = True
+) -> None:
+    """Add the cursors of ``wanted`` that ``model`` lacks (the policy row is held)."""
+    c = t.retraining_cursors.c
+    have = set(conn.execute(sa.select(c.key).where(c.model == model)).scalars().all())
+    if drop_others and have - set(wanted):
+        conn.execute(
+            t.retraining_cursors.delete().where(
+                c.model == model, c.key.in_(sorted(have - set(wanted)))
+            )
+        )
+    rows = [
+        {"model": model, "key": key, "value": int(value), "updated_at": now}
+        for key, value in wanted.items()
+        if key not in have
+    ]
+    if rows:
+        conn.execute(t.retraining_cursors.insert(), rows)
+
+
+def _move_cursor(conn: Connection, model: str, move: CursorMove, now: int) -> bool:
+    c = t.retraining_cursors.c
+    moved = conn.execute(
+        t.retraining_cursors.update()
+        .where(c.model == model, c.key == move.key, c.value == move.expected)
+        .values(value=move.to, updated_at=now)
+    )
+    return bool(moved.rowcount == 1)
 
 
 def _cycle(row: Any) -> Cycle:

@@ -44,3 +44,16 @@ retraining_cycles = Table(
     Index("ix_retraining_cycles_model_created_at", "model", "created_at"),
     Index("ix_retraining_cycles_model_state", "model", "state"),
 )
+
+# What each policy's new_data and schedule triggers have seen: ``key`` names the trigger
+# (``new_data:customers``, ``schedule:UTC:0 3 * * 0``), ``value`` is the newest dataset
+# version number seen, or the next due time (ms). A trigger moves it by compare-and-set
+# in the transaction that asks for the cycle, so each version or due time fires once.
+retraining_cursors = Table(
+    "retraining_cursors",
+    metadata,
+    Column("model", String(256), primary_key=True),
+    Column("key", String(512), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

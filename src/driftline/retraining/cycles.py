@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["END_STATES", "Cycle", "CycleState", "Trigger", "TriggerOutcome"]
+__all__ = ["END_STATES", "CursorMove", "Cycle", "CycleState", "Trigger", "TriggerOutcome"]
 
 
 class CycleState(StrEnum):
@@ -50,8 +50,9 @@ NEXT: dict[CycleState, frozenset[CycleState]] = {
 @dataclass(frozen=True, slots=True)
 class Trigger:
     """What asks for a cycle: ``kind`` (alert, new_data, schedule, manual), a reference
-    (alert id, dataset version, schedule name, user) and a payload for the pipeline's
-    ``{trigger.KEY}`` placeholders."""
+    (alert id, dataset version ``customers@8``, the due time, user) and a payload for the
+    pipeline's ``{trigger.KEY}`` placeholders, with ``why`` it fired (and, for an alert,
+    the figures that ``matched`` the trigger's thresholds)."""
 
     kind: str
     ref: str
@@ -60,6 +61,17 @@ class Trigger:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
         return {"kind": self.kind, "ref": self.ref, "payload": dict(self.payload)}
+
+
+@dataclass(frozen=True, slots=True)
+class CursorMove:
+    """What a trigger consumed: move the policy's cursor ``key`` (``new_data:customers``,
+    ``schedule:UTC:0 3 * * 0``) from ``expected`` to ``to`` in the trigger's own
+    transaction, so a dataset version or a due time is seen exactly once."""
+
+    key: str
+    expected: int
+    to: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,9 @@ given. Errors name the field and its line.
 
 Triggers go through :meth:`SqlRetrainingStore.trigger`, which deduplicates in one
 transaction: a running cycle absorbs new triggers, the cooldown and the daily cap skip
-them. :meth:`Retrainer.advance` moves a cycle one step (see :mod:`.cycles`).
+them. What makes a policy's triggers fire is :mod:`.triggers` (alert thresholds) and
+:mod:`.watch` (alerts, new dataset versions, cron due times, looked at by the agent).
+:meth:`Retrainer.advance` moves a cycle one step (see :mod:`.cycles`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.core.clock import now_ms
 from driftline.core.yamlfile import Located
 from driftline.errors import DriftlineError, NotFoundError
-from driftline.retraining.cycles import Cycle, Trigger, TriggerOutcome
+from driftline.retraining.cycles import CursorMove, Cycle, Trigger, TriggerOutcome
 from driftline.retraining.policy import RECENT, RetrainPolicy, policy_from_dict
 
 if TYPE_CHECKING:
@@ -76,7 +78,13 @@ class Retrainer:
             policy = parse_policy(text, source=name)
             _, at = compose(text, name)
         self.check_references(policy, at)
-        self.store.put_policy(policy.model, policy.to_dict(), text, actor=self.user, now=now_ms())
+        from driftline.retraining.watch import first_cursors
+
+        now = now_ms()
+        self.store.put_policy(
+            policy.model, policy.to_dict(), text, actor=self.user, now=now,
+            cursors=first_cursors(policy, self.data, now),
+        )  # fmt: skip
         return policy
 
     def policy(self, model: str) -> RetrainPolicy:
@@ -146,8 +154,16 @@ class Retrainer:
 
     # -- triggers and cycles ----------------------------------------------------------
 
-    def trigger(self, model: str, cause: Trigger, *, now: int | None = None) -> TriggerOutcome:
-        """Ask for a cycle of ``model`` (deduplicated, see the module docstring)."""
+    def trigger(
+        self,
+        model: str,
+        cause: Trigger,
+        *,
+        now: int | None = None,
+        cursor: CursorMove | None = None,
+    ) -> TriggerOutcome:
+        """Ask for a cycle of ``model`` (deduplicated, see the module docstring);
+        ``cursor``: what the trigger consumes, moved in the same transaction."""
         policy = self.policy(model)
         return self.store.trigger(
             model,
@@ -156,6 +172,7 @@ class Retrainer:
             max_per_day=policy.max_cycles_per_day,
             actor=self.user,
             now=now_ms() if now is None else now,
+            cursor=cursor,
         )
 
     def advance(self, model: str, workspace: Any) -> Cycle | None:

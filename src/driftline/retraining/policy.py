@@ -8,7 +8,7 @@ Example (``model`` and ``pipeline`` are required; the rest has defaults)::
       - drift: {monitor: churn-prod, columns: any, min_share: 0.3}
       - performance: {monitor: churn-prod, metric: roc_auc, below: 0.80, min_label_coverage: 0.5}
       - new_data: {dataset: customers}
-      - schedule: {cron: "0 3 * * 0"}
+      - schedule: {cron: "0 3 * * 0", timezone: Europe/Berlin}
     pipeline: {name: churn_training, params: {dataset: "{trigger.dataset_version}"}}
     evaluate: {data: recent_labelled, window: 14d, fallback: customers@latest, metric: roc_auc}
     gates: gates.yaml
@@ -17,6 +17,10 @@ Example (``model`` and ``pipeline`` are required; the rest has defaults)::
     rollout: canary
     cooldown: 6h
     max_cycles_per_day: 4
+
+What makes each trigger fire (the thresholds of ``drift`` and ``performance``, a new
+version for ``new_data``, a due time for ``schedule``) is :mod:`driftline.retraining.triggers`
+and :mod:`driftline.retraining.watch`.
 
 :func:`parse_policy` checks the file's shape (unknown keys, types, ranges,
 contradictions) with errors naming the field and its line; the names it refers to
@@ -57,7 +61,7 @@ TRIGGER_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "drift": (("monitor",), ("columns", "min_share")),
     "performance": (("monitor", "metric", "below"), ("min_label_coverage",)),
     "new_data": (("dataset",), ()),
-    "schedule": (("cron",), ()),
+    "schedule": (("cron",), ("timezone",)),
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
@@ -254,10 +258,17 @@ def _trigger(raw: Any, i: int, at: Located) -> TriggerRule:
     if "cron" in out:
         from driftline.pipelines import parse_cron
 
+        timezone = out.get("timezone", "UTC")
+        if not isinstance(timezone, str):
+            raise at.error(f"{where}.timezone", f"{where}.timezone must be an IANA name like UTC")
         try:
-            parse_cron(str(out["cron"]))
+            parse_cron(str(out["cron"]), "UTC")
         except InvalidArgumentError as exc:
             raise at.error(f"{where}.cron", f"{where}.cron: {exc}") from None
+        try:
+            parse_cron(str(out["cron"]), timezone)
+        except InvalidArgumentError as exc:
+            raise at.error(f"{where}.timezone", f"{where}.timezone: {exc}") from None
     return TriggerRule(kind, out)
 
 

@@ -1,0 +1,163 @@
+"""One look at what a policy's triggers watch: alerts, new dataset versions, due times.
+
+Each look turns what is new into triggers through :meth:`Retrainer.trigger`, so the
+cooldown, the daily cap and a running cycle's absorbing apply to every kind alike:
+
+- alerts (``drift``, ``performance``): monitoring alerts of the named monitors raised
+  since the policy's alert cursor, fired when :func:`~.triggers.judge_alert` says so;
+  an alert that fires nothing is reported with the reason.
+- ``new_data``: the dataset's newest version, when it is newer than the version the
+  policy's cursor has seen (versions committed between two looks start one cycle, on
+  the newest; the pipelines stage's dataset triggers do the same).
+- ``schedule``: the cron's due time, when it has passed (the pipelines stage's cron and
+  its ``once`` catch-up: due times missed while no agent ran fire once, counted in
+  ``missed``).
+
+A ``new_data`` or ``schedule`` trigger moves its cursor in the trigger's own transaction
+(:class:`~.cycles.CursorMove`), so a version or a due time fires exactly once. The
+cursors start when the policy is applied (:func:`first_cursors`): what exists then is
+not new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from driftline.core.clock import from_ms, to_ms
+from driftline.retraining.cycles import CursorMove, Trigger, TriggerOutcome
+from driftline.retraining.triggers import ALERT_CHECKS, cursor_key, judge_alert
+
+if TYPE_CHECKING:
+    from driftline.data import DataService
+    from driftline.pipelines.cron import Cron
+    from driftline.retraining.loop import Retrainer
+    from driftline.retraining.policy import RetrainPolicy, TriggerRule
+
+__all__ = ["first_cursors", "look_alerts", "look_new_data", "look_schedules"]
+
+Say = Callable[[str], None]
+
+
+def first_cursors(policy: RetrainPolicy, data: DataService, now: int) -> dict[str, int]:
+    """Where each ``new_data`` and ``schedule`` trigger of ``policy`` starts at ``now``."""
+    return {
+        cursor_key(rule): _first(rule, data, now)
+        for rule in policy.triggers
+        if rule.kind in ("new_data", "schedule")
+    }
+
+
+def _first(rule: TriggerRule, data: DataService, now: int) -> int:
+    if rule.kind == "new_data":
+        latest = data.find_latest(str(rule.settings["dataset"]))
+        return 0 if latest is None else latest.number  # 0: the first version is new
+    return _cron(rule).next_after(now)
+
+
+def _cron(rule: TriggerRule) -> Cron:
+    from driftline.pipelines import parse_cron
+
+    return parse_cron(str(rule.settings["cron"]), str(rule.settings.get("timezone", "UTC")))
+
+
+def _cursor(loop: Retrainer, policy: RetrainPolicy, rule: TriggerRule, now: int) -> int:
+    """The rule's cursor; one the policy lacks (applied before cursors were kept) starts
+    now, and what exists now is not new."""
+    key = cursor_key(rule)
+    found = loop.store.cursors(policy.model).get(key)
+    if found is not None:
+        return found
+    return loop.store.start_cursor(policy.model, key, _first(rule, loop.data, now), now=now)
+
+
+def _said(model: str, what: str, outcome: TriggerOutcome, say: Say) -> None:
+    if outcome.outcome == "started" and outcome.cycle is not None:
+        say(f"Retraining {model}: {what} started cycle {outcome.cycle.id}")
+    elif outcome.outcome == "skipped":
+        say(f"Retraining {model}: {what} started no cycle: {outcome.reason}")
+
+
+def look_alerts(loop: Retrainer, policy: RetrainPolicy, say: Say, now: int) -> None:
+    """Alerts raised since the last look -> triggers (see the module docstring)."""
+    rules = [r for r in policy.triggers if r.kind in ALERT_CHECKS]
+    if not rules:
+        return
+    model = policy.model
+    seen = loop.store.alerts_seen_at(model)
+    since = from_ms(seen) + timedelta(milliseconds=1) if seen is not None else None
+    found = {}
+    for monitor in sorted({r.monitor for r in rules if r.monitor is not None}):
+        for alert in loop.monitoring.monitors.alerts(since=since, monitor=monitor):
+            found[alert.id] = alert
+    newest = seen
+    for alert in sorted(found.values(), key=lambda a: (a.created_at, a.id)):
+        newest = max(newest or 0, to_ms(alert.created_at))
+        mine = [
+            r for r in rules if r.monitor == alert.monitor and ALERT_CHECKS[r.kind] == alert.check
+        ]
+        if not mine:  # an alert of another check of the monitor
+            continue
+        decisions = [(r, judge_alert(r, alert.check, alert.figures)) for r in mine]
+        fired = next(((r, d) for r, d in decisions if d.fires), None)
+        what = f"alert {alert.id} ({alert.monitor}, {alert.check})"
+        if fired is None:
+            why = "; ".join(d.why for _, d in decisions)
+            say(f"Retraining {model}: {what} fires no trigger: {why}")
+            continue
+        rule, decision = fired
+        payload = {
+            "alert_id": alert.id, "monitor": alert.monitor, "check": alert.check,
+            "severity": alert.severity, "trigger": rule.kind, "why": decision.why,
+            "matched": decision.matched,
+        }  # fmt: skip
+        outcome = loop.trigger(model, Trigger("alert", alert.id, payload), now=now)
+        _said(model, what, outcome, say)
+    if newest is not None and newest != seen:
+        loop.store.see_alerts(model, newest)
+
+
+def look_new_data(loop: Retrainer, policy: RetrainPolicy, say: Say, now: int) -> None:
+    """A newer version of each ``new_data`` trigger's dataset -> one trigger."""
+    from driftline.pipelines.automation import dataset_payload
+
+    for rule in policy.triggers:
+        if rule.kind != "new_data":
+            continue
+        seen = _cursor(loop, policy, rule, now)
+        latest = loop.data.find_latest(str(rule.settings["dataset"]))
+        if latest is None or latest.number <= seen:
+            continue
+        before = f"{latest.dataset}@{seen}" if seen else "no version"
+        payload = {**dataset_payload(latest), "why": f"{latest.ref} is new (seen: {before})"}
+        cause = Trigger("new_data", latest.ref, payload)
+        move = CursorMove(cursor_key(rule), seen, latest.number)
+        outcome = loop.trigger(policy.model, cause, now=now, cursor=move)
+        _said(policy.model, f"new data {latest.ref}", outcome, say)
+
+
+def look_schedules(loop: Retrainer, policy: RetrainPolicy, say: Say, now: int) -> None:
+    """A passed due time of each ``schedule`` trigger -> one trigger (catch-up once)."""
+    from driftline.pipelines.automation import due_to_fire, schedule_payload
+
+    for rule in policy.triggers:
+        if rule.kind != "schedule":
+            continue
+        due = _cursor(loop, policy, rule, now)
+        if due > now:
+            continue
+        cron = _cron(rule)
+        (at,), missed = due_to_fire(cron, due, now, "once")
+        payload = schedule_payload(cron.expression, at, missed)
+        payload.update(
+            timezone=cron.timezone,
+            why=f"{cron.expression} ({cron.timezone}) came due at {payload['scheduled_for']}"
+            + (f", {missed} earlier due time(s) missed" if missed else ""),
+        )
+        cause = Trigger("schedule", str(payload["scheduled_for"]), payload)
+        move = CursorMove(cursor_key(rule), due, cron.next_after(now))
+        outcome = loop.trigger(policy.model, cause, now=now, cursor=move)
+        _said(
+            policy.model, f"schedule {cron.expression} due {payload['scheduled_for']}", outcome, say
+        )
