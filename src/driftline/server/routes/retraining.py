@@ -110,7 +110,7 @@ def maturity(request: Request, model: Annotated[Name | None, Query()] = None) ->
 
 @router.get("/trace/{request_id:path}", summary="Everything behind one served prediction")
 def trace(
-    request: Request, request_id: str, deployment: Annotated[Name | None, Query()] = None
+    request: Request, request_id: Name, deployment: Annotated[Name | None, Query()] = None
 ) -> Any:
     authorize(request, "read")
     found = _service(request).trace(request_id, deployment=deployment)
