@@ -138,7 +138,8 @@ class RetrainingService:
             request_id: The ``X-Request-ID`` a prediction was answered with.
             deployment: Look only in this deployment's log (faster on a large log).
             log_root: The prediction log's folder or URL, when it is not this
-                workspace's (a remote client reading the server's shared log).
+                workspace's (a remote client reading a shared log itself; without it a
+                remote workspace asks the server, which reads its own log).
 
         Raises:
             NotFoundError: No prediction with this request id is in the log.
@@ -167,16 +168,10 @@ class RetrainingService:
         rows = find_predictions(root, request_id, deployment=deployment)
         if not rows:
             where = f"deployment {deployment!r} of " if deployment else ""
-            hint = (
-                " This is a remote workspace: the log is read from the server's artifact "
-                "store only when it is shared; pass log_root (--log-root) to name it."
-                if self.remote and log_root is None
-                else ""
-            )
             raise NotFoundError(
                 f"No prediction with request id {request_id!r} in {where}the prediction log "
                 f"at {root}. Request ids are in the X-Request-ID header of each answer; "
-                f"a sampled-out request (--log-sample) is not logged.{hint}"
+                "a sampled-out request (--log-sample) is not logged."
             )
         seen: dict[tuple[str, int], VersionLineage] = {}
         for row in rows:
