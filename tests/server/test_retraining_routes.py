@@ -266,6 +266,12 @@ def test_a_remote_workspace_and_the_cli(
         (churn,) = service.maturity("churn")
         checks = {c.name: c for c in churn.checks}
         assert checks["retraining_policy"].present  # the server sees its policies
+        # Computed here from a log the client reads itself: the policy is still the server's.
+        shared = str(team.root / ".driftline" / "predictions")
+        (churn,) = service.maturity("churn", log_root=shared)
+        checks = {c.name: c for c in churn.checks}
+        assert checks["retraining_policy"].evidence == "a retraining policy is applied"
+        assert checks["served"].evidence == "answered as stable"
     with (
         remote("vic") as ws,
         pytest.raises(PermissionDeniedError, match="may not manage model 'churn'"),

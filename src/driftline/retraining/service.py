@@ -365,19 +365,20 @@ class RetrainingService:
                 else "not served, so not monitored"
             ),
         )
-        has_policy = (
-            self._retrainer is not None and self._retrainer.store.get_policy(name) is not None
-        )
+        has_policy = self._has_policy(name)
         check(
             "retraining_policy",
             has_policy,
-            "a retraining policy is applied"
-            if has_policy
-            else "no retraining policy"
-            if self._retrainer is not None
-            else "retraining policies are not visible from a remote workspace",
+            "a retraining policy is applied" if has_policy else "no retraining policy",
         )
         return checks
+
+    def _has_policy(self, name: str) -> bool:
+        try:
+            self.policies.policy(name)
+        except NotFoundError:
+            return False
+        return True
 
     def _audit(self, name: str) -> list[Any]:
         return self.registry.audit_log(model=name, limit=None)
