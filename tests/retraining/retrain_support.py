@@ -39,14 +39,17 @@ def customers(seed: int, rows: int = 300) -> Any:
     return frame
 
 
-def build(home: Path) -> dict[str, Any]:
-    """churn/1 (a weak model, @champion) behind deployment ``churn``; monitor ``churn-prod``."""
+def build(home: Path, **settings: Any) -> dict[str, Any]:
+    """churn/1 (a weak model, @champion) behind deployment ``churn``; monitor ``churn-prod``.
+
+    ``settings``: more of the workspace's settings (a server's ``uri``, ``artifact_root``).
+    """
     from sklearn.linear_model import LogisticRegression
 
     import driftline as dl
     from driftline.serving import DeploymentService
 
-    dl.configure(home=home, capture_environment=False, async_logging=False)
+    dl.configure(home=home, capture_environment=False, async_logging=False, **settings)
     dl.data.commit("customers", customers(0))
     frame = customers(1)
     x, y = frame[FEATURES], frame["label"]

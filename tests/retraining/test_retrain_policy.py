@@ -118,12 +118,13 @@ def test_apply_refuses_unknown_names(ws: Workspace, change: tuple[str, str], mes
 
 def test_approvals_nobody_can_give_are_refused(ws: Workspace) -> None:
     service = retraining(ws).cycles
-    service.approvers = 1
+    before = service.approvers
+    service.approvers = lambda model: ["ada"]
     try:
         with pytest.raises(InvalidArgumentError, match="line 10: approvals: 2 distinct people"):
             service.apply(GOOD.replace("approvals: 0", "approvals: 2"))
     finally:
-        service.approvers = None
+        service.approvers = before
 
 
 def test_apply_stores_the_policy_and_audits_it(ws: Workspace, tmp_path: Path) -> None:

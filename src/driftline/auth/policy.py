@@ -34,10 +34,12 @@ the routes check that, not this module.
 
 from __future__ import annotations
 
-from driftline.auth.models import Permission, Principal, ResourceKind, Role
+from collections.abc import Iterable
+
+from driftline.auth.models import Grant, Permission, Principal, ResourceKind, Role, User
 from driftline.errors import InvalidArgumentError, PermissionDeniedError
 
-__all__ = ["ACTIONS", "allowed", "may_store_content", "require"]
+__all__ = ["ACTIONS", "allowed", "allowed_users", "may_store_content", "require"]
 
 ACTIONS = ("read", "edit", "manage")
 
@@ -78,6 +80,37 @@ def _allowed_on(principal: Principal, needed: Permission, kind: ResourceKind, na
         return True
     granted = principal.permission_on(kind, name)
     return granted is not None and granted.level >= needed.level
+
+
+def allowed_users(
+    users: Iterable[User],
+    grants: Iterable[Grant],
+    action: str,
+    *,
+    experiment: str | None = None,
+    model: str | None = None,
+) -> list[str]:
+    """The names of the enabled ``users`` that may do ``action`` (as :func:`allowed` decides
+    with their role and ``grants``), sorted: who could approve a model's versions, say."""
+    held: dict[str, list[Grant]] = {}
+    for grant in grants:
+        held.setdefault(grant.user, []).append(grant)
+    return sorted(
+        user.name
+        for user in users
+        if not user.disabled
+        and allowed(
+            Principal(
+                user_id=user.user_id,
+                name=user.name,
+                role=user.role,
+                grants=tuple(held.get(user.name, ())),
+            ),
+            action,
+            experiment=experiment,
+            model=model,
+        )
+    )
 
 
 def may_store_content(principal: Principal) -> bool:

@@ -298,7 +298,7 @@ def retrain_apply(
     json: bool = JsonOption,
 ) -> None:
     """Check a retraining policy against the workspace and store it."""
-    policy = _service(ctx).cycles.apply(file)
+    policy = _service(ctx).policies.apply(file)
     if json:
         print_json(policy.to_dict())
         return
@@ -318,7 +318,10 @@ def retrain_run(
     ),
     json: bool = JsonOption,
 ) -> None:
-    """Start a retraining cycle by hand and drive it as far as it can go now."""
+    """Start a retraining cycle by hand and drive it as far as it can go now.
+
+    Against a team server this asks for the cycle; the agent beside the server drives it.
+    """
     payload: dict[str, Any] = {}
     for pair in param or []:
         key, sep, value = pair.partition("=")
@@ -328,7 +331,7 @@ def retrain_run(
             raise InvalidArgumentError(f"--param takes KEY=VALUE, got {pair!r}")
         payload[key] = value
     workspace = open_workspace(ctx)
-    outcome = _service(ctx).cycles.run(model, workspace, payload=payload)
+    outcome = _service(ctx).policies.run(model, workspace, payload=payload)
     if json:
         print_json(outcome.to_dict())
         return
@@ -346,7 +349,7 @@ def retrain_status(
     json: bool = JsonOption,
 ) -> None:
     """The newest retraining cycle of a model: its state and what it waits for."""
-    cycle = _service(ctx).cycles.status(model)
+    cycle = _service(ctx).policies.status(model)
     if json:
         print_json(cycle.to_dict() if cycle else None)
         return
@@ -363,7 +366,7 @@ def retrain_history(
     json: bool = JsonOption,
 ) -> None:
     """Every retraining cycle of a model: trigger -> run -> version -> verdict -> rollout."""
-    cycles = _service(ctx).cycles.history(model, limit=limit)
+    cycles = _service(ctx).policies.history(model, limit=limit)
     if json:
         print_json([c.to_dict() for c in cycles])
         return

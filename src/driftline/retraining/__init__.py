@@ -152,21 +152,22 @@ def maturity(model: str | None = None, *, log_root: str | None = None) -> list[M
 
 def apply(source: str | Path | Mapping[str, Any]) -> RetrainPolicy:
     """Check a retraining policy (file, YAML text or mapping) and store it."""
-    return service_for().cycles.apply(source)
+    return service_for().policies.apply(source)
 
 
 def run(model: str, *, payload: Mapping[str, Any] | None = None) -> TriggerOutcome:
-    """A manual trigger: start ``model``'s cycle and drive it as far as it goes now."""
+    """A manual trigger: start ``model``'s cycle and drive it as far as it goes now (on a
+    team server: ask for it; the agent beside the server drives it)."""
     from driftline.core.session import default_workspace
 
-    return service_for().cycles.run(model, default_workspace(), payload=payload)
+    return service_for().policies.run(model, default_workspace(), payload=payload)
 
 
 def status(model: str) -> Cycle | None:
     """``model``'s newest retraining cycle."""
-    return service_for().cycles.status(model)
+    return service_for().policies.status(model)
 
 
 def history(model: str, *, limit: int | None = 100) -> list[Cycle]:
     """``model``'s retraining cycles, newest first."""
-    return service_for().cycles.history(model, limit=limit)
+    return service_for().policies.history(model, limit=limit)

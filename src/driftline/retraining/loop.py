@@ -14,15 +14,17 @@ them. What makes a policy's triggers fire is :mod:`.triggers` (alert thresholds)
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from driftline.core.clock import now_ms
 from driftline.core.yamlfile import Located
 from driftline.errors import DriftlineError, NotFoundError
-from driftline.retraining.cycles import CursorMove, Cycle, Trigger, TriggerOutcome
+from driftline.retraining.approvers import how_to_allow, waiting_note
+from driftline.retraining.cycles import CursorMove, Cycle, CycleState, Trigger, TriggerOutcome
 from driftline.retraining.policy import RECENT, RetrainPolicy, policy_from_dict
 
 if TYPE_CHECKING:
@@ -47,7 +49,7 @@ class Retrainer:
         monitoring: MonitoringService,
         deployments: DeploymentService,
         user: str,
-        approvers: int | None = None,
+        approvers: Callable[[str], list[str] | None] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -55,31 +57,57 @@ class Retrainer:
         self.monitoring = monitoring
         self.deployments = deployments
         self.user = user
-        #: How many distinct people can approve (None: not known, not checked).
+        #: Who may approve a model's versions, by name (see :mod:`.approvers`); the
+        #: callable answers None, or is None, when that is not restricted.
         self.approvers = approvers
+
+    def acting_as(self, user: str) -> Retrainer:
+        """The same policies and cycles, recorded as done by ``user`` (a server's caller)."""
+        other = copy.copy(self)
+        other.user = user
+        return other
 
     # -- policies ---------------------------------------------------------------------
 
-    def apply(self, source: str | Path | Mapping[str, Any]) -> RetrainPolicy:
-        """Check a policy (file, YAML text or mapping) against the workspace and store it."""
+    def apply(
+        self, source: str | Path | Mapping[str, Any], *, check_pipeline: bool = True
+    ) -> RetrainPolicy:
+        """Check a policy (file, YAML text or mapping) against the workspace and store it.
+
+        ``check_pipeline=False`` leaves the pipeline unchecked: a team server does not
+        import pipeline code, its clients check it next to the code (see
+        :mod:`driftline.retraining._http`).
+        """
+        found = policy_source(source)
+        if isinstance(found, dict):
+            return self.apply_mapping(found, check_pipeline=check_pipeline)
+        text, name = found
+        return self.apply_text(text, name, check_pipeline=check_pipeline)
+
+    def apply_text(
+        self, text: str, name: str = "retrain.yaml", *, check_pipeline: bool = True
+    ) -> RetrainPolicy:
+        """Apply a policy given as YAML text (``name`` is what errors call it)."""
         from driftline.core.yamlfile import compose
         from driftline.retraining.policy import parse_policy
 
-        if isinstance(source, Mapping):
-            policy, at, text = policy_from_dict(dict(source)), Located("policy", {}), ""
-        else:
-            file = Path(source) if isinstance(source, Path) or "\n" not in source else None
-            if file is not None:
-                if not file.is_file():
-                    raise NotFoundError(f"Policy file {file} does not exist")
-                text, name = file.read_text(encoding="utf-8"), file.name
-            else:
-                text, name = str(source), "retrain.yaml"
-            policy = parse_policy(text, source=name)
-            _, at = compose(text, name)
-        self.check_references(policy, at)
+        policy = parse_policy(text, source=name)
+        _, at = compose(text, name)
+        return self._store(policy, at, text, check_pipeline)
+
+    def apply_mapping(
+        self, source: Mapping[str, Any], *, check_pipeline: bool = True
+    ) -> RetrainPolicy:
+        """Apply a policy given as a mapping (the YAML structure as JSON)."""
+        policy = policy_from_dict(dict(source))
+        return self._store(policy, Located("policy", {}), "", check_pipeline)
+
+    def _store(
+        self, policy: RetrainPolicy, at: Located, text: str, check_pipeline: bool
+    ) -> RetrainPolicy:
         from driftline.retraining.watch import first_cursors
 
+        self.check_references(policy, at, check_pipeline=check_pipeline)
         now = now_ms()
         self.store.put_policy(
             policy.model, policy.to_dict(), text, actor=self.user, now=now,
@@ -97,7 +125,9 @@ class Retrainer:
             )
         return policy_from_dict(stored, source=f"{model}'s policy")
 
-    def check_references(self, policy: RetrainPolicy, at: Located) -> None:
+    def check_references(
+        self, policy: RetrainPolicy, at: Located, *, check_pipeline: bool = True
+    ) -> None:
         """Every name the policy uses exists, and its approvals can be given."""
 
         def missing(field: str, exc: DriftlineError) -> NotFoundError:
@@ -140,17 +170,23 @@ class Retrainer:
                 self.data.dataset(ref.partition("@")[0])
             except NotFoundError as exc:
                 raise missing(field, exc) from None
-        try:
-            find_pipeline(policy.pipeline.name, policy.pipeline.module)
-        except NotFoundError as exc:
-            raise missing("pipeline.name", exc) from None
-        if self.approvers is not None and policy.approvals > self.approvers:
-            raise at.error(
-                "approvals",
-                f"approvals: {policy.approvals} distinct people must approve, but only "
-                f"{self.approvers} can (users with the editor or admin role); lower it or "
-                "add users",
-            )
+        if check_pipeline:
+            check_pipeline_exists(policy, at)
+        self._check_approvers(policy, at)
+
+    def _check_approvers(self, policy: RetrainPolicy, at: Located) -> None:
+        """``approvals: N`` needs N people who may approve (see :mod:`.approvers`)."""
+        if not policy.approvals or self.approvers is None:
+            return
+        names = self.approvers(policy.model)
+        if names is None or len(names) >= policy.approvals:
+            return
+        can = f"only {len(names)} can ({', '.join(names)})" if names else "no one can"
+        raise at.error(
+            "approvals",
+            f"approvals: {policy.approvals} distinct people must approve, but {can}; "
+            f"{how_to_allow(policy.model)}. Lower approvals or grant it",
+        )
 
     # -- triggers and cycles ----------------------------------------------------------
 
@@ -188,22 +224,79 @@ class Retrainer:
         self, model: str, workspace: Any, *, payload: Mapping[str, Any] | None = None
     ) -> TriggerOutcome:
         """A manual trigger (``driftline retrain run``): ask for a cycle and drive it."""
-        outcome = self.trigger(model, Trigger("manual", self.user, dict(payload or {})))
+        outcome = self.request(model, payload=payload)
         if outcome.cycle is None:
             return outcome
         cycle = self.advance(model, workspace)
-        return dataclasses.replace(outcome, cycle=cycle)
+        return dataclasses.replace(outcome, cycle=self.explained(cycle))
+
+    def request(self, model: str, *, payload: Mapping[str, Any] | None = None) -> TriggerOutcome:
+        """A manual trigger that only asks for the cycle: whatever drives cycles (the
+        agent beside a team server) runs it."""
+        outcome = self.trigger(model, Trigger("manual", self.user, dict(payload or {})))
+        return dataclasses.replace(outcome, cycle=self.explained(outcome.cycle))
 
     def status(self, model: str) -> Cycle | None:
         """``model``'s newest cycle (running or not), None before the first."""
         self.policy(model)
         found = self.store.cycles(model, limit=1)
-        return found[0] if found else None
+        return self.explained(found[0]) if found else None
 
     def history(self, model: str, *, limit: int | None = 100) -> list[Cycle]:
         """``model``'s cycles, newest first."""
         self.policy(model)
-        return self.store.cycles(model, limit=limit)
+        return [self.explained(c) for c in self.store.cycles(model, limit=limit)]
+
+    def cycle(self, cycle_id: str) -> Cycle:
+        """One cycle by id."""
+        return self.explained(self.store.get_cycle(cycle_id))
+
+    @overload
+    def explained(self, cycle: Cycle) -> Cycle: ...
+    @overload
+    def explained(self, cycle: None) -> None: ...
+
+    def explained(self, cycle: Cycle | None) -> Cycle | None:
+        """``cycle`` as read; one awaiting approval also says, in its reason, who approved
+        and who else may (as of now: users and grants change while it waits)."""
+        if cycle is None or cycle.state is not CycleState.AWAITING_APPROVAL:
+            return cycle
+        if cycle.version is None:
+            return cycle
+        try:
+            policy = self.policy(cycle.model)
+            assert policy.deployment is not None
+            stable = self.deployments.get_deployment(policy.deployment).spec.stable
+            alias = None if stable.isdigit() else stable
+            approved = {a.actor for a in self.registry.approvals(cycle.model, cycle.version, alias)}
+            names = self.approvers(cycle.model) if self.approvers is not None else None
+        except DriftlineError:
+            return cycle  # the stored reason stands; reading must not fail on a note
+        note = waiting_note(policy.approvals, approved, names, self.user)
+        reason = f"{cycle.reason}; {note}" if cycle.reason else note
+        return dataclasses.replace(cycle, reason=reason)
+
+
+def policy_source(source: str | Path | Mapping[str, Any]) -> tuple[str, str] | dict[str, Any]:
+    """What ``apply`` was given: (YAML text, the name errors use) of a file or of text,
+    or a mapping as a dict. A string without a newline is a file name."""
+    if isinstance(source, Mapping):
+        return dict(source)
+    file = Path(source) if isinstance(source, Path) or "\n" not in source else None
+    if file is None:
+        return str(source), "retrain.yaml"
+    if not file.is_file():
+        raise NotFoundError(f"Policy file {file} does not exist")
+    return file.read_text(encoding="utf-8"), file.name
+
+
+def check_pipeline_exists(policy: RetrainPolicy, at: Located) -> None:
+    """The policy's pipeline is registered (importing its module): ``NotFoundError``
+    naming ``pipeline.name`` and its line otherwise."""
+    try:
+        find_pipeline(policy.pipeline.name, policy.pipeline.module)
+    except NotFoundError as exc:
+        raise NotFoundError(f"{at.where('pipeline.name')}: pipeline.name: {exc}") from None
 
 
 def find_pipeline(name: str, module: str | None) -> Any:

@@ -5,13 +5,14 @@ data, registry, monitoring) and the prediction log's files (serving's layout); i
 stores nothing of its own yet. Retraining cycles, when they come, add their records
 and the link from a version to the cycle (and alert) that made it.
 
-Remote workspaces: the registry, tracking and data links are read over the server's
-API like any other call. The prediction log is files the serving process writes where
-*its* workspace keeps them, so a remote client finds a request only when it can read
-that folder (a shared artifact store such as ``s3://``, or ``log_root=`` naming it).
-Monitoring's stored references are local-only so far, so maturity does not see them
-from a remote workspace. ``reproduce`` runs the re-run locally, recording into the
-same server.
+Remote workspaces: ``trace`` and ``maturity`` are answered by the team server, which
+reads its own prediction log and sees every stage's records. Given ``log_root=`` (a
+prediction log the client can read itself, such as a shared ``s3://`` store), they are
+computed here instead, with the registry, tracking and data links read over the
+server's API; monitoring's stored references are then not visible. Policies and cycles
+(:attr:`RetrainingService.policies`) are the server's, over HTTP (see
+:mod:`driftline.retraining._http`); the agent beside the server drives the cycles.
+``reproduce`` runs the re-run locally, recording into the same server.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError
 from driftline.retraining.lineage import find_predictions, version_lineage
@@ -31,14 +32,51 @@ if TYPE_CHECKING:
     from driftline.data import DataService
     from driftline.monitoring import MonitoringService
     from driftline.registry import ModelVersion, RegistryService
+    from driftline.retraining._http import HttpRetrainer
+    from driftline.retraining.cycles import Cycle, TriggerOutcome
     from driftline.retraining.loop import Retrainer
+    from driftline.retraining.policy import RetrainPolicy
     from driftline.settings import Settings
     from driftline.tracking import TrackingService
 
-__all__ = ["RetrainingService"]
+__all__ = ["RetrainingCycles", "RetrainingService"]
 
 # A deployment's name, as serving accepts it (it names a folder of the log).
 _DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}$")
+
+
+class RetrainingCycles(Protocol):
+    """Policies and cycles as users reach them: on the workspace's database
+    (:class:`~driftline.retraining.loop.Retrainer`) or on a team server
+    (:class:`~driftline.retraining._http.HttpRetrainer`)."""
+
+    def apply(
+        self, source: str | Path | Mapping[str, Any], *, check_pipeline: bool = True
+    ) -> RetrainPolicy:
+        """Check a policy (file, YAML text or mapping) and store it."""
+        ...
+
+    def policy(self, model: str) -> RetrainPolicy:
+        """``model``'s applied policy."""
+        ...
+
+    def run(
+        self, model: str, workspace: Any, *, payload: Mapping[str, Any] | None = None
+    ) -> TriggerOutcome:
+        """A manual trigger (driven here when the workspace has the database)."""
+        ...
+
+    def status(self, model: str) -> Cycle | None:
+        """``model``'s newest cycle."""
+        ...
+
+    def history(self, model: str, *, limit: int | None = 100) -> list[Cycle]:
+        """``model``'s cycles, newest first."""
+        ...
+
+    def cycle(self, cycle_id: str) -> Cycle:
+        """One cycle by id."""
+        ...
 
 
 class RetrainingService:
@@ -56,6 +94,7 @@ class RetrainingService:
         prediction_log: str,
         remote: bool = False,
         retrainer: Retrainer | None = None,
+        server: HttpRetrainer | None = None,
     ) -> None:
         self.settings = settings
         self.content = content
@@ -66,16 +105,27 @@ class RetrainingService:
         self.prediction_log = prediction_log
         self.remote = remote
         self._retrainer = retrainer
+        self._server = server
 
     @property
     def cycles(self) -> Retrainer:
-        """Retraining policies and cycles (see :mod:`driftline.retraining.loop`)."""
+        """The engine of retraining cycles on the workspace's database (what drives them,
+        see :mod:`driftline.retraining.loop`); users reach policies through
+        :attr:`policies`, which works on a remote workspace too."""
         if self._retrainer is None:
             raise InvalidArgumentError(
-                "Retraining policies need a workspace with a metadata database; a remote "
-                "workspace's policies are not served over HTTP yet"
+                "Driving retraining cycles needs the metadata database: against a team "
+                "server, run `driftline agent` beside the server (on its database)"
             )
         return self._retrainer
+
+    @property
+    def policies(self) -> RetrainingCycles:
+        """Retraining policies and cycles: apply, run, status, history (on a team
+        server's over HTTP for a remote workspace)."""
+        if self._server is not None:
+            return self._server
+        return self.cycles
 
     # -- trace ------------------------------------------------------------------------
 
@@ -88,7 +138,8 @@ class RetrainingService:
             request_id: The ``X-Request-ID`` a prediction was answered with.
             deployment: Look only in this deployment's log (faster on a large log).
             log_root: The prediction log's folder or URL, when it is not this
-                workspace's (a remote client reading the server's shared log).
+                workspace's (a remote client reading a shared log itself; without it a
+                remote workspace asks the server, which reads its own log).
 
         Raises:
             NotFoundError: No prediction with this request id is in the log.
@@ -104,20 +155,23 @@ class RetrainingService:
             raise InvalidArgumentError(
                 f"Invalid deployment name {deployment!r}: use letters, digits, '_', '.', '-'"
             )
+        if self._server is not None and log_root is None:
+            try:
+                return self._server.trace(request_id, deployment=deployment)
+            except NotFoundError as exc:
+                raise NotFoundError(
+                    f"{exc} This is a remote workspace: the server looked in its own "
+                    "prediction log; to read one a serving process wrote elsewhere, pass "
+                    "log_root (--log-root)."
+                ) from None
         root = log_root or self.prediction_log
         rows = find_predictions(root, request_id, deployment=deployment)
         if not rows:
             where = f"deployment {deployment!r} of " if deployment else ""
-            hint = (
-                " This is a remote workspace: the log is read from the server's artifact "
-                "store only when it is shared; pass log_root (--log-root) to name it."
-                if self.remote and log_root is None
-                else ""
-            )
             raise NotFoundError(
                 f"No prediction with request id {request_id!r} in {where}the prediction log "
                 f"at {root}. Request ids are in the X-Request-ID header of each answer; "
-                f"a sampled-out request (--log-sample) is not logged.{hint}"
+                "a sampled-out request (--log-sample) is not logged."
             )
         seen: dict[tuple[str, int], VersionLineage] = {}
         for row in rows:
@@ -210,6 +264,8 @@ class RetrainingService:
         Example:
             >>> [(m.model, m.level) for m in dl.maturity()]               # doctest: +SKIP
         """
+        if self._server is not None and log_root is None:
+            return self._server.maturity(model)
         names = [model] if model is not None else [m.name for m in self.registry.list_models()]
         if model is not None:
             self.registry.get_model(model)
@@ -309,19 +365,20 @@ class RetrainingService:
                 else "not served, so not monitored"
             ),
         )
-        has_policy = (
-            self._retrainer is not None and self._retrainer.store.get_policy(name) is not None
-        )
+        has_policy = self._has_policy(name)
         check(
             "retraining_policy",
             has_policy,
-            "a retraining policy is applied"
-            if has_policy
-            else "no retraining policy"
-            if self._retrainer is not None
-            else "retraining policies are not visible from a remote workspace",
+            "a retraining policy is applied" if has_policy else "no retraining policy",
         )
         return checks
+
+    def _has_policy(self, name: str) -> bool:
+        try:
+            self.policies.policy(name)
+        except NotFoundError:
+            return False
+        return True
 
     def _audit(self, name: str) -> list[Any]:
         return self.registry.audit_log(model=name, limit=None)

@@ -3,7 +3,10 @@
 Retraining is the top layer: it reads every other stage's records (lineage from a
 prediction to its data, maturity), re-runs pipelines and scripts (reproduce), and keeps
 retraining policies and cycles in the ``retraining_*`` tables (its own migration
-branch). It stores no objects, so it has no gc roots.
+branch). It stores no objects, so it has no gc roots. Who may approve a cycle's
+challenger comes from the auth stage's users and grants. The team server serves
+policies, cycles, trace and maturity under ``/api/v1/retraining``; a remote workspace
+reaches them there.
 """
 
 from __future__ import annotations
@@ -28,10 +31,14 @@ def _build(kernel: Kernel, uses: Services) -> RetrainingService:
 
     deployments = uses.get("serving", DeploymentService)
     retrainer = None
+    server = None
     if kernel.database is not None:
+        from driftline.auth import AuthService
         from driftline.retraining._sql import SqlRetrainingStore
+        from driftline.retraining.approvers import approvers
         from driftline.retraining.loop import Retrainer
 
+        auth = uses.get("auth", AuthService)
         retrainer = Retrainer(
             SqlRetrainingStore(kernel.database),
             registry=uses.get("registry", RegistryService),
@@ -39,7 +46,12 @@ def _build(kernel: Kernel, uses: Services) -> RetrainingService:
             monitoring=uses.get("monitoring", MonitoringService),
             deployments=deployments,
             user=kernel.settings.user,
+            approvers=lambda model: approvers(auth, model),
         )
+    elif kernel.client is not None:
+        from driftline.retraining._http import HttpRetrainer
+
+        server = HttpRetrainer(kernel.client)
     return RetrainingService(
         settings=kernel.settings,
         content=kernel.content,
@@ -51,16 +63,27 @@ def _build(kernel: Kernel, uses: Services) -> RetrainingService:
         prediction_log=deployments.prediction_root,
         remote=kernel.is_remote,
         retrainer=retrainer,
+        server=server,
     )
 
 
 STAGE: Stage[RetrainingService] = Stage(
     name="retraining",
-    uses=("tracking", "data", "models", "registry", "serving", "monitoring", "pipelines"),
+    uses=(
+        "tracking",
+        "data",
+        "models",
+        "registry",
+        "auth",
+        "serving",
+        "monitoring",
+        "pipelines",
+    ),
     build=_build,
     gc_roots=no_roots,
     tables=("driftline.retraining._tables",),
     migrations="driftline.retraining.migrations",
+    routes=("driftline.server.routes.retraining:router",),
     cli="driftline.cli.retraining:install_commands",
     api="driftline.retraining",
 )
