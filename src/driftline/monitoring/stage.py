@@ -10,7 +10,9 @@ remote workspace has no reference store yet (references live in memory there); i
 monitors, labels, performance and checks are the server's, over HTTP.
 
 It extends serving (which cannot import it) through serving's extension points: the
-live metric from labels in every canary check (:mod:`driftline.monitoring.canary`).
+live metric from labels in every canary check (:mod:`driftline.monitoring.canary`), and
+the monitors' alert gauges on a serving process's ``/metrics``
+(:func:`driftline.monitoring.prometheus.serving_metrics`).
 """
 
 from __future__ import annotations
@@ -85,5 +87,6 @@ STAGE: Stage[MonitoringService] = Stage(
     # Serving's extension points (named in driftline.serving.analysis and .metrics).
     extends={
         "serving.canary_checks": "driftline.monitoring.canary:live_metric_check",
+        "serving.metrics": "driftline.monitoring.prometheus:serving_metrics",
     },
 )
