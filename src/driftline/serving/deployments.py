@@ -30,6 +30,9 @@ Stages after serving add checks to every canary check through the extension poin
 :data:`~driftline.serving.analysis.CANARY_CHECKS` (the monitoring stage's live metric
 from labels): the service asks for them (``canary_checks``) when a check is due.
 
+``status`` and ``compare`` read the prediction log; a remote workspace asks its server
+for them (``figures``), whose artifact store holds the log the serving processes write.
+
 Every step, promotion, rollback, pause and resume is an audit entry (entity type
 ``deployment``); claims and ``wait`` outcomes are bookkeeping, not audited.
 """
@@ -63,7 +66,7 @@ if TYPE_CHECKING:
     from driftline.models import ModelCache
     from driftline.registry import RegistryService
     from driftline.serving.analysis import CanaryCheck
-    from driftline.serving.store import DeploymentStore
+    from driftline.serving.store import DeploymentFigures, DeploymentStore
 
 __all__ = ["DeploymentService"]
 
@@ -88,6 +91,7 @@ class DeploymentService:
         prediction_root: str,
         user: str,
         canary_checks: Callable[[], Sequence[CanaryCheck]] | None = None,
+        figures: DeploymentFigures | None = None,
     ) -> None:
         self._store = store
         self.registry = registry
@@ -95,13 +99,14 @@ class DeploymentService:
         self.prediction_root = prediction_root
         self.user = user
         self.canary_checks = canary_checks or (lambda: ())
+        self.figures = figures
 
     def acting_as(self, user: str) -> DeploymentService:
         """The same service, recording ``user`` as who acts (a server's caller)."""
         return DeploymentService(
             self._store, registry=self.registry, cache=self.cache,
             prediction_root=self.prediction_root, user=user,
-            canary_checks=self.canary_checks,
+            canary_checks=self.canary_checks, figures=self.figures,
         )  # fmt: skip
 
     @property
@@ -151,6 +156,8 @@ class DeploymentService:
         from driftline.api.codec import encode
         from driftline.serving.analysis import variant_figures
 
+        if self.figures is not None:
+            return self.figures.status(name, window)
         deployment = self.get_deployment(name)
         now = utcnow()
         figures = variant_figures(
@@ -181,6 +188,8 @@ class DeploymentService:
         """Figures per variant and agreement between variants on shared requests."""
         from driftline.serving.analysis import compare_variants
 
+        if self.figures is not None:
+            return self.figures.compare(name, since, until)
         self.get_deployment(name)
         return compare_variants(self.predictions(name, since=since, until=until))
 

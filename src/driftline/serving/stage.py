@@ -30,13 +30,15 @@ def _build(kernel: Kernel, uses: Services) -> DeploymentService:
     from driftline.serving.analysis import CANARY_CHECKS
     from driftline.serving.deployments import DeploymentService
     from driftline.serving.predlog import prediction_root
-    from driftline.serving.store import DeploymentStore
+    from driftline.serving.store import DeploymentFigures, DeploymentStore
 
     store: DeploymentStore
+    figures: DeploymentFigures | None = None
     if kernel.is_remote:
-        from driftline.serving._http import HttpDeploymentStore
+        from driftline.serving._http import HttpDeploymentFigures, HttpDeploymentStore
 
         store = HttpDeploymentStore(kernel.require_client("serving"))
+        figures = HttpDeploymentFigures(kernel.require_client("serving"))
     else:
         from driftline.serving._sql import SqlDeploymentStore
 
@@ -50,6 +52,7 @@ def _build(kernel: Kernel, uses: Services) -> DeploymentService:
         # Asked when a canary check is due: a process that never drives a rollout never
         # builds the stages contributing checks.
         canary_checks=lambda: kernel.contributions(CANARY_CHECKS),
+        figures=figures,
     )
 
 
