@@ -194,3 +194,19 @@ def test_a_stage_failing_to_contribute_leaves_the_serving_metrics_alone() -> Non
         raise RuntimeError("cannot open the monitors")
 
     assert ContributedMetrics(failing, "churn").collectors() == []
+
+
+def test_every_declared_contribution_resolves_to_a_factory_of_a_known_point() -> None:
+    from driftline.core.stage import load_object
+    from driftline.stages import load_stages
+
+    points = {CANARY_CHECKS, METRICS}  # serving's extension points
+    declared = {
+        (stage.name, point): path
+        for stage in load_stages()
+        for point, path in stage.extends.items()
+    }
+    assert set(declared) == {("monitoring", CANARY_CHECKS), ("monitoring", METRICS)}
+    for (_stage, point), path in declared.items():
+        assert point in points
+        assert callable(load_object(path))
