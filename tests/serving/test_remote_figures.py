@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,8 @@ def test_a_remote_client_gets_status_and_compare_figures_from_the_server(
         service = ws.service("serving", DeploymentService)
         status = service.status("remote", window=3600)
         compared = service.compare("remote")
+        later = service.compare("remote", since=datetime.now(UTC) + timedelta(hours=1))
+        earlier = service.compare("remote", until=datetime.now(UTC) - timedelta(hours=1))
         # Nothing of the log is on this side: the figures can only be the server's.
         assert service.predictions("remote").num_rows == 0
 
@@ -83,6 +86,7 @@ def test_a_remote_client_gets_status_and_compare_figures_from_the_server(
         "stable": REQUESTS, "shadow": REQUESTS,
     }  # fmt: skip
     assert compared == local
+    assert later == earlier == {"figures": {}, "pairs": []}  # the bounds reach the server
     (pair,) = compared["pairs"]
     assert pair["variants"] == ["shadow", "stable"]
     assert pair["requests"] == REQUESTS

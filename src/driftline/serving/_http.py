@@ -86,5 +86,6 @@ class HttpDeploymentFigures:
         return dict(self.client.get_json(f"{_path(name)}/status", params={"window": window}))
 
     def compare(self, name: str, since: datetime | None, until: datetime | None) -> dict[str, Any]:
-        params = {k: v.isoformat() for k, v in (("since", since), ("until", until)) if v}
+        bounds = (("since", since), ("until", until))
+        params = {k: v.isoformat() for k, v in bounds if v is not None}
         return dict(self.client.get_json(f"{_path(name)}/compare", params=params))
