@@ -210,3 +210,25 @@ def test_every_declared_contribution_resolves_to_a_factory_of_a_known_point() ->
     for (_stage, point), path in declared.items():
         assert point in points
         assert callable(load_object(path))
+
+
+def test_a_live_metric_nobody_judges_waits_rather_than_promote() -> None:
+    import dataclasses
+
+    from driftline.monitoring.canary import LiveMetricCheck as MonitoringLiveMetric
+    from driftline.serving.analysis import LIVE_METRIC
+
+    assert MonitoringLiveMetric.name == LIVE_METRIC  # the name the two stages agree on
+    window = _window()
+    spec = parse_spec(BASE + "    metric: {name: accuracy}\n")
+    asking = dataclasses.replace(
+        window, deployment=dataclasses.replace(window.deployment, spec=spec)
+    )
+    unjudged = with_contributed(_verdict(), asking, [])
+    assert unjudged["verdict"] == "wait"
+    assert "canary.checks.metric is set, but nothing judges it here" in unjudged["reason"]
+    judged = with_contributed(
+        _verdict(), asking, [_answering({"check": LIVE_METRIC, "verdict": "pass"})]
+    )
+    assert judged["verdict"] == "pass"
+    assert with_contributed(_verdict(), window, [])["verdict"] == "pass"  # not asked for

@@ -113,7 +113,8 @@ def _figures(window: PerformanceWindow, metric: str) -> dict[str, Any]:
 
 def live_metric_check(host: Host) -> LiveMetricCheck | None:
     """The contribution to serving's canary checks (``None`` where labels are not local:
-    a remote workspace's labels are its server's)."""
+    a remote workspace's labels are its server's; serving then waits on a spec asking
+    for the live metric, never promoting unjudged)."""
     from driftline.monitoring.service import MonitoringService
 
     service = host.service("monitoring", MonitoringService)

@@ -25,6 +25,10 @@ import). A contributed check is a callable taking a :class:`CanaryWindow` and re
     {"check": "live_metric", "verdict": "pass" | "fail" | "wait", "reason": "...",
      "measured": 0.031, "threshold": 0.02, "figures": {...}}   # the last three optional
 
+The check judging the spec's ``canary.checks.metric`` answers as :data:`LIVE_METRIC`;
+when the spec asks for it and no check answers so (no monitoring stage, or a workspace
+without the labels), the check waits rather than promote unjudged.
+
 It runs only when the built-in checks have enough traffic (a ``wait`` stays a ``wait``).
 Any ``fail`` fails the check; otherwise any ``wait`` makes it a ``wait`` (so thin data of
 a contributed check never promotes, and never rolls back). A check that raises, or
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CANARY_CHECKS",
+    "LIVE_METRIC",
     "CanaryCheck",
     "CanaryWindow",
     "VariantFigures",
@@ -61,6 +66,8 @@ log = logging.getLogger("driftline.serving")
 
 #: The extension point of contributed canary checks (see the module docstring).
 CANARY_CHECKS = "serving.canary_checks"
+#: The check that judges the spec's ``canary.checks.metric`` answers under this name.
+LIVE_METRIC = "live_metric"
 _VERDICTS = ("pass", "fail", "wait")
 
 #: Latencies under this count as this much in the p99 ratio (a ratio of two
@@ -273,9 +280,16 @@ def with_contributed(
     verdict: dict[str, Any], window: CanaryWindow, checks: Sequence[CanaryCheck]
 ) -> dict[str, Any]:
     """``verdict`` (of :func:`judge`) with the contributed ``checks`` run and counted."""
-    if verdict["verdict"] == "wait" or not checks:
+    if verdict["verdict"] == "wait":
         return verdict
     results = [r for r in (_run(check, window) for check in checks) if r is not None]
+    canary = window.deployment.spec.canary
+    wanted = canary is not None and canary.checks.metric is not None
+    if wanted and not any(r["check"] == LIVE_METRIC for r in results):
+        # Asked for and judged by no one: never promote without it.
+        unjudged = "canary.checks.metric is set, but nothing judges it here (the monitoring "
+        unjudged += "stage does, in a workspace holding the labels)"
+        results.append(_waiting(LIVE_METRIC, unjudged))
     if not results:
         return verdict
     merged = [*verdict["checks"], *results]
