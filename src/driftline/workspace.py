@@ -100,6 +100,8 @@ class Workspace:
         self._declared = {stage.name: stage for stage in stages}
         # Built services by stage name, in build order (a stage may build to ``None``).
         self._services: dict[str, object] = {}
+        # What the stages contribute to each extension point, built on the first ask.
+        self._contributions: dict[str, list[Any]] = {}
         self._kernel = Kernel(
             settings=settings,
             content=content,
@@ -108,6 +110,7 @@ class Workspace:
             anchors=anchors,
             audit=self.audit,
             live_runs=self.live_runs,
+            contributions=self.contributions,
         )
 
     @classmethod
@@ -217,6 +220,26 @@ class Workspace:
             # Used after close: it gets the state every service got from close (its
             # queues flushed and stopped), rather than a writer thread nothing stops.
             stage.close(service, 10.0)
+
+    def contributions(self, point: str) -> list[Any]:
+        """What the declared stages contribute to the extension point ``point`` (their
+        ``Stage.extends`` factories, called once with this workspace, in stage order;
+        factories returning ``None`` contribute nothing)."""
+        from driftline.core.stage import load_object
+
+        found = self._contributions.get(point)
+        if found is not None:
+            return found
+        with self._build_lock:
+            found = self._contributions.get(point)
+            if found is None:
+                made = (
+                    load_object(stage.extends[point])(self)
+                    for stage in self.stages
+                    if point in stage.extends
+                )
+                found = self._contributions[point] = [c for c in made if c is not None]
+        return found
 
     # The services of the built-in stages, typed (``service(name, kind)`` is the general way).
 

@@ -131,7 +131,8 @@ def status(
                     c["check"],
                     fmt_number(c["measured"]),
                     c["threshold"],
-                    "yes" if c["passed"] else "NO",
+                    # None: a contributed check waiting for data (labels, say).
+                    {True: "yes", False: "NO"}.get(c["passed"], "waiting"),
                 )
                 for c in check["checks"]
             ],

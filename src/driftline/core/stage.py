@@ -20,6 +20,13 @@ iterate over the declared stages instead of naming them:
   composition root rather than as an import side effect;
 - ``api``: the module holding its module-level API (``dl.data.commit``);
 - ``close``: releases what its service holds (``close(service, timeout)``);
+- ``extends``: what it contributes to another stage's extension points, by point name:
+  the import path of a factory ``factory(host) -> contribution | None``. A stage owning
+  an extension point names it (a constant in its own package) and asks
+  :attr:`Kernel.contributions` for what the stages contribute there, when it needs
+  them; so an earlier stage (serving) uses what a later one (monitoring) adds without
+  importing it. A factory returning ``None`` contributes nothing (say, a remote
+  workspace where the contribution cannot work);
 - ``example``: a test hook that stores something through the public API and returns
   the digests it stored; the contract test checks they survive ``gc``.
 
@@ -91,6 +98,9 @@ class Kernel:
         audit: The audit log, read and verified through this one service (see
             :mod:`driftline.core.auditlog`); stores append in their own transactions.
         live_runs: Ids of the runs this process keeps alive (they get heartbeats).
+        contributions: ``contributions(point)``: what the declared stages contribute to
+            the extension point ``point`` (see :attr:`Stage.extends`), built on the first
+            ask; a kernel without stages (tests) has none.
     """
 
     settings: Settings
@@ -100,6 +110,7 @@ class Kernel:
     anchors: AuditAnchors | None
     audit: AuditLog
     live_runs: Callable[[], list[str]]
+    contributions: Callable[[str], list[Any]] = field(default=lambda _point: [])
 
     @property
     def is_remote(self) -> bool:
@@ -180,6 +191,7 @@ class Stage(Generic[S]):
     api: str | None = None
     close: Callable[[S, float | None], None] | None = None
     example: Callable[[Host, Path], Iterable[str]] | None = None
+    extends: Mapping[str, str] = field(default_factory=dict)
 
     def roots(self, service: object) -> set[str]:
         """The digests this stage's records refer to (``service`` is what it built)."""

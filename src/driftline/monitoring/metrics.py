@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLASSIFICATION_METRICS",
+    "LOWER_IS_BETTER",
     "REGRESSION_METRICS",
     "Calibration",
     "binary",
@@ -54,6 +55,8 @@ CLASSIFICATION_METRICS = (
     "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "calibration_error",
 )  # fmt: skip
 REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
+#: The metrics that get better as they fall (the others get better as they rise).
+LOWER_IS_BETTER = frozenset({"log_loss", "calibration_error", "mae", "rmse", "mape"})
 _EPS = 1e-15
 _Z = 1.959963984540054  # two-sided 95 %
 

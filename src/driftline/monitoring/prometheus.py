@@ -13,6 +13,10 @@ metrics, register the collector on its registry::
 
     from driftline.monitoring.prometheus import register_monitor_metrics
     register_monitor_metrics(registry, monitoring_service.monitors, deployment="churn")
+
+A serving process exposes them on its ``/metrics`` through serving's extension point
+``serving.metrics`` (the stage's ``extends`` names :func:`serving_metrics`): the gauges
+of the monitors of the deployment it serves, read at most every few seconds.
 """
 
 from __future__ import annotations
@@ -20,10 +24,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from driftline.errors import InvalidArgumentError
+
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from driftline.core.stage import Host
     from driftline.monitoring.monitors import MonitorService
 
-__all__ = ["MonitorCollector", "register_monitor_metrics", "render_monitor_metrics"]
+__all__ = [
+    "MonitorCollector",
+    "register_monitor_metrics",
+    "render_monitor_metrics",
+    "serving_metrics",
+]
 
 _SEVERITY = {"warning": 1.0, "critical": 2.0}
 
@@ -91,3 +105,20 @@ def render_monitor_metrics(monitors: MonitorService, deployment: str | None = No
     registry = CollectorRegistry(auto_describe=False)
     register_monitor_metrics(registry, monitors, deployment)
     return bytes(generate_latest(registry))
+
+
+def serving_metrics(host: Host) -> Callable[[str], MonitorCollector] | None:
+    """The contribution to a serving process's ``/metrics``: ``deployment -> collector``
+    of that deployment's monitors (``None`` without local monitors: a remote
+    workspace's are its server's)."""
+    from driftline.monitoring.monitors import MonitorService
+    from driftline.monitoring.service import MonitoringService
+
+    service = host.service("monitoring", MonitoringService)
+    try:
+        monitors = service.monitors
+    except InvalidArgumentError:
+        return None
+    if not isinstance(monitors, MonitorService):
+        return None
+    return lambda deployment: MonitorCollector(monitors, deployment)

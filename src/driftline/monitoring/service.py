@@ -462,6 +462,27 @@ class MonitoringService:
         )
         return realized, estimated
 
+    def realized_performance(
+        self,
+        deployment: str,
+        rows: Any,
+        start: datetime,
+        end: datetime,
+        *,
+        min_labels: int = 100,
+        join_window: str | timedelta = "14d",
+    ) -> PerformanceWindow:
+        """Performance of one window's already-read traffic ``rows`` measured on their
+        labels only (no estimate): status ``insufficient_data`` below ``min_labels``
+        labelled rows."""
+        now = max(datetime.now(UTC), end)
+        report = self._performance(
+            deployment, rows, [(start, end)], now, window=end - start, segment=None,
+            task="auto", threshold=0.5, label_delay="0s", join_window=join_window,
+            min_rows=min_labels, estimate=False,
+        )  # fmt: skip
+        return next(w for w in report.windows if w.kind == "realized")
+
     def fit_traffic_reference(
         self,
         deployment: str,

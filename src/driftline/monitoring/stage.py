@@ -8,6 +8,11 @@ and figures, alerts and deliveries are rows of the ``monitoring_*`` tables of th
 branch (no stored objects); the team server serves them under ``/api/v1/monitoring``. A
 remote workspace has no reference store yet (references live in memory there); its
 monitors, labels, performance and checks are the server's, over HTTP.
+
+It extends serving (which cannot import it) through serving's extension points: the
+live metric from labels in every canary check (:mod:`driftline.monitoring.canary`), and
+the monitors' alert gauges on a serving process's ``/metrics``
+(:func:`driftline.monitoring.prometheus.serving_metrics`).
 """
 
 from __future__ import annotations
@@ -79,4 +84,9 @@ STAGE: Stage[MonitoringService] = Stage(
     cli="driftline.cli.monitoring:register",
     api="driftline.monitoring",
     example=_example,
+    # Serving's extension points (named in driftline.serving.analysis and .metrics).
+    extends={
+        "serving.canary_checks": "driftline.monitoring.canary:live_metric_check",
+        "serving.metrics": "driftline.monitoring.prometheus:serving_metrics",
+    },
 )

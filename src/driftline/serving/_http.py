@@ -1,5 +1,7 @@
-"""The remote backend of deployment records: :class:`~driftline.serving.store.DeploymentStore`
-over a driftline server's REST API (``/api/v1/deployments``).
+"""The remote backends of deployments over a driftline server's REST API
+(``/api/v1/deployments``): the records (:class:`~driftline.serving.store.DeploymentStore`)
+and the figures the server computes from its prediction log
+(:class:`~driftline.serving.store.DeploymentFigures`).
 
 Who acts is the server's to say: the ``actor`` argument is not sent; the server records
 the authenticated caller. A save is a compare-and-set on the record's generation on the
@@ -9,6 +11,7 @@ on its own: a retry after a lost answer could apply a change twice.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -20,7 +23,7 @@ from driftline.serving.models import Deployment
 if TYPE_CHECKING:
     from driftline.api.client import ApiClient
 
-__all__ = ["HttpDeploymentStore"]
+__all__ = ["HttpDeploymentFigures", "HttpDeploymentStore"]
 
 
 def _path(name: str) -> str:
@@ -71,3 +74,18 @@ class HttpDeploymentStore:
         except NotFoundError:
             return []
         return [decode(AuditEntry, item) for item in answer["entries"]]
+
+
+class HttpDeploymentFigures:
+    """:class:`~driftline.serving.store.DeploymentFigures` of a driftline server."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+
+    def status(self, name: str, window: float) -> dict[str, Any]:
+        return dict(self.client.get_json(f"{_path(name)}/status", params={"window": window}))
+
+    def compare(self, name: str, since: datetime | None, until: datetime | None) -> dict[str, Any]:
+        bounds = (("since", since), ("until", until))
+        params = {k: v.isoformat() for k, v in bounds if v is not None}
+        return dict(self.client.get_json(f"{_path(name)}/compare", params=params))

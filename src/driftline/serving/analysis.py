@@ -10,23 +10,65 @@ so one process can judge the traffic all of them served.
   latency ratio, and the population stability index (PSI) of the canary's predictions
   against stable's. Fewer than ``min_requests`` answers of either variant is a
   ``wait``: thin data never promotes and never rolls back.
+- :func:`with_contributed`: the checks later stages contribute (below) added to a
+  verdict.
 - :func:`compare_variants`: ``driftline deploy compare``: per variant figures, and for
   each variant answering the same requests as another (the shadow mirrors them) the
   agreement and the mean score delta over the shared request ids.
+
+**Contributed checks.** Stages after serving add checks of their own to every canary
+check through the extension point :data:`CANARY_CHECKS` (their ``Stage.extends``; the
+monitoring stage judges the live metric from labels this way, which serving cannot
+import). A contributed check is a callable taking a :class:`CanaryWindow` and returning
+``None`` (it does not apply to this deployment) or a mapping::
+
+    {"check": "live_metric", "verdict": "pass" | "fail" | "wait", "reason": "...",
+     "measured": 0.031, "threshold": 0.02, "figures": {...}}   # the last three optional
+
+The check judging the spec's ``canary.checks.metric`` answers as :data:`LIVE_METRIC`;
+when the spec asks for it and no check answers so (no monitoring stage, or a workspace
+without the labels), the check waits rather than promote unjudged.
+
+It runs only when the built-in checks have enough traffic (a ``wait`` stays a ``wait``).
+Any ``fail`` fails the check; otherwise any ``wait`` makes it a ``wait`` (so thin data of
+a contributed check never promotes, and never rolls back). A check that raises, or
+answers something else, counts as ``wait`` with the reason: a broken check must not roll
+a good canary back, nor promote an unchecked one.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from driftline.serving.models import CanaryChecks
+    from driftline.serving.models import CanaryChecks, Deployment
 
-__all__ = ["VariantFigures", "compare_variants", "judge", "psi", "variant_figures"]
+__all__ = [
+    "CANARY_CHECKS",
+    "LIVE_METRIC",
+    "CanaryCheck",
+    "CanaryWindow",
+    "VariantFigures",
+    "compare_variants",
+    "judge",
+    "psi",
+    "variant_figures",
+    "with_contributed",
+]
+
+log = logging.getLogger("driftline.serving")
+
+#: The extension point of contributed canary checks (see the module docstring).
+CANARY_CHECKS = "serving.canary_checks"
+#: The check that judges the spec's ``canary.checks.metric`` answers under this name.
+LIVE_METRIC = "live_metric"
+_VERDICTS = ("pass", "fail", "wait")
 
 #: Latencies under this count as this much in the p99 ratio (a ratio of two
 #: sub-millisecond figures is scheduling noise, not a slower model).
@@ -207,6 +249,89 @@ def judge(table: Any, checks: CanaryChecks, min_requests: int) -> dict[str, Any]
         "checks": results,
         "figures": figures,
     }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CanaryWindow:
+    """What a contributed check judges: one canary check's window of a deployment.
+
+    Attributes:
+        deployment: The deployment record (its spec holds the checks' settings).
+        start: The window's start (inclusive).
+        end: The window's end (exclusive).
+        canary_version: The canary's version number.
+        stable_versions: The versions that answered as stable in the window.
+        table: The window's prediction-log rows (every variant, Arrow).
+    """
+
+    deployment: Deployment
+    start: datetime
+    end: datetime
+    canary_version: int
+    stable_versions: tuple[int, ...]
+    table: Any
+
+
+#: A contributed check: the window in, ``None`` or a result mapping out (module docstring).
+CanaryCheck = Callable[[CanaryWindow], Mapping[str, Any] | None]
+
+
+def with_contributed(
+    verdict: dict[str, Any], window: CanaryWindow, checks: Sequence[CanaryCheck]
+) -> dict[str, Any]:
+    """``verdict`` (of :func:`judge`) with the contributed ``checks`` run and counted."""
+    if verdict["verdict"] == "wait":
+        return verdict
+    results = [r for r in (_run(check, window) for check in checks) if r is not None]
+    canary = window.deployment.spec.canary
+    wanted = canary is not None and canary.checks.metric is not None
+    if wanted and not any(r["check"] == LIVE_METRIC for r in results):
+        # Asked for and judged by no one: never promote without it.
+        unjudged = "canary.checks.metric is set, but nothing judges it here (the monitoring "
+        unjudged += "stage does, in a workspace holding the labels)"
+        results.append(_waiting(LIVE_METRIC, unjudged))
+    if not results:
+        return verdict
+    merged = [*verdict["checks"], *results]
+    failed = [c["check"] for c in merged if c["passed"] is False]
+    waiting = [c for c in results if c["passed"] is None]
+    if failed:
+        outcome, reason = "fail", f"failed: {', '.join(failed)}"
+    elif waiting:
+        outcome = "wait"
+        reason = "; ".join(f"{c['check']} waits: {c['reason']}" for c in waiting)
+    else:
+        outcome, reason = "pass", "every check passed"
+    return {**verdict, "verdict": outcome, "reason": reason, "checks": merged}
+
+
+def _run(check: CanaryCheck, window: CanaryWindow) -> dict[str, Any] | None:
+    name = getattr(check, "name", None) or getattr(check, "__name__", type(check).__name__)
+    try:
+        found = check(window)
+    except Exception as exc:  # a contributed check's bug must not decide the rollout
+        log.warning("canary check %s of %s failed", name, window.deployment.name, exc_info=True)
+        return _waiting(str(name), f"the check could not run ({type(exc).__name__}: {exc})")
+    if found is None:
+        return None
+    verdict = found.get("verdict") if isinstance(found, Mapping) else None
+    if verdict not in _VERDICTS:
+        return _waiting(str(name), f"the check answered {found!r}, not a verdict")
+    assert isinstance(found, Mapping)
+    result = {
+        "check": str(found.get("check") or name),
+        "measured": found.get("measured"),
+        "threshold": found.get("threshold"),
+        "passed": {"pass": True, "fail": False, "wait": None}[verdict],
+        "reason": str(found.get("reason") or verdict),
+    }
+    if found.get("figures") is not None:
+        result["figures"] = found["figures"]
+    return result
+
+
+def _waiting(name: str, reason: str) -> dict[str, Any]:
+    return {"check": name, "measured": None, "threshold": None, "passed": None, "reason": reason}
 
 
 def _check(name: str, measured: float | None, threshold: float, passed: bool) -> dict[str, Any]:

@@ -9,7 +9,8 @@ Routes::
     GET  /v2/models/{name}[/versions/{v}][/ready]
     POST /v2/models/{name}[/versions/{v}]/infer
     GET  /status                          the served version, its swaps, queue, prediction log
-    GET  /metrics                         Prometheus text format
+    GET  /metrics                         Prometheus text format (with what later stages
+                                          contribute, see :mod:`driftline.serving.metrics`)
 
 Every predict answer carries the request id in its body and in ``X-Request-ID``. Errors
 follow each protocol: ``/predict`` answers driftline's envelope
@@ -38,7 +39,7 @@ from starlette.routing import Route
 from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError, OverloadedError
 from driftline.serving import oip
 from driftline.serving.batching import ModelFailure
-from driftline.serving.metrics import render_metrics
+from driftline.serving.metrics import ContributedMetrics, render_metrics
 from driftline.serving.models import ServingOptions
 from driftline.serving.payloads import decode_csv, decode_invocations, decode_predict, jsonable
 from driftline.serving.runtime import Outcome, ServingRuntime, invalid_json
@@ -94,6 +95,10 @@ class _Routes:
 
     def __init__(self, runtime: ServingRuntime) -> None:
         self.rt = runtime
+        # What later stages add to /metrics (the monitors' alert gauges), read cached.
+        self.contributed = ContributedMetrics(
+            runtime.workspace.contributions, runtime.options.deployment
+        )
 
     # -- /predict -------------------------------------------------------------------
 
@@ -241,7 +246,14 @@ class _Routes:
         return _json(self.rt.status())
 
     async def metrics(self, _request: Request) -> Response:
-        body, content_type = render_metrics(self.rt.metrics)
+        from starlette.concurrency import run_in_threadpool
+
+        def render() -> tuple[bytes, str]:
+            return render_metrics(self.rt.metrics, self.contributed.collectors())
+
+        # In a thread: a contributed collector may read a database now and then, and the
+        # event loop keeps answering predictions meanwhile.
+        body, content_type = await run_in_threadpool(render)
         return Response(body, 200, media_type=content_type)
 
 

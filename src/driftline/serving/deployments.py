@@ -26,6 +26,13 @@ writes), and records the outcome:
 - ``fail``: one more failed check (a new window); ``max_failed_checks`` consecutive
   failures roll back at once (canary weight 0, state ``rolled_back``).
 
+Stages after serving add checks to every canary check through the extension point
+:data:`~driftline.serving.analysis.CANARY_CHECKS` (the monitoring stage's live metric
+from labels): the service asks for them (``canary_checks``) when a check is due.
+
+``status`` and ``compare`` read the prediction log; a remote workspace asks its server
+for them (``figures``), whose artifact store holds the log the serving processes write.
+
 Every step, promotion, rollback, pause and resume is an audit entry (entity type
 ``deployment``); claims and ``wait`` outcomes are bookkeeping, not audited.
 """
@@ -34,7 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,7 +65,8 @@ if TYPE_CHECKING:
     from driftline.core.audit import AuditEntry
     from driftline.models import ModelCache
     from driftline.registry import RegistryService
-    from driftline.serving.store import DeploymentStore
+    from driftline.serving.analysis import CanaryCheck
+    from driftline.serving.store import DeploymentFigures, DeploymentStore
 
 __all__ = ["DeploymentService"]
 
@@ -82,18 +90,23 @@ class DeploymentService:
         cache: ModelCache,
         prediction_root: str,
         user: str,
+        canary_checks: Callable[[], Sequence[CanaryCheck]] | None = None,
+        figures: DeploymentFigures | None = None,
     ) -> None:
         self._store = store
         self.registry = registry
         self.cache = cache
         self.prediction_root = prediction_root
         self.user = user
+        self.canary_checks = canary_checks or (lambda: ())
+        self.figures = figures
 
     def acting_as(self, user: str) -> DeploymentService:
         """The same service, recording ``user`` as who acts (a server's caller)."""
         return DeploymentService(
             self._store, registry=self.registry, cache=self.cache,
             prediction_root=self.prediction_root, user=user,
+            canary_checks=self.canary_checks, figures=self.figures,
         )  # fmt: skip
 
     @property
@@ -143,6 +156,8 @@ class DeploymentService:
         from driftline.api.codec import encode
         from driftline.serving.analysis import variant_figures
 
+        if self.figures is not None:
+            return self.figures.status(name, window)
         deployment = self.get_deployment(name)
         now = utcnow()
         figures = variant_figures(
@@ -173,6 +188,8 @@ class DeploymentService:
         """Figures per variant and agreement between variants on shared requests."""
         from driftline.serving.analysis import compare_variants
 
+        if self.figures is not None:
+            return self.figures.compare(name, since, until)
         self.get_deployment(name)
         return compare_variants(self.predictions(name, since=since, until=until))
 
@@ -396,7 +413,7 @@ class DeploymentService:
         Returns the record this call wrote its outcome to, or ``None`` when there was
         nothing to do (see the module docstring).
         """
-        from driftline.serving.analysis import judge
+        from driftline.serving.analysis import CanaryWindow, judge, with_contributed
 
         now = now or utcnow()
         deployment = self.store.find_deployment(name)
@@ -419,6 +436,13 @@ class DeploymentService:
             return None  # another process claimed this check
         table = self.predictions(name, since=rollout.window_start, until=now)
         verdict = judge(table, canary.checks, canary.min_requests)
+        if rollout.canary_version is not None and rollout.window_start is not None:
+            window = CanaryWindow(
+                deployment=claimed, start=rollout.window_start, end=now,
+                canary_version=rollout.canary_version,
+                stable_versions=tuple(verdict["figures"]["stable"]["versions"]), table=table,
+            )  # fmt: skip
+            verdict = with_contributed(verdict, window, self.canary_checks())
         verdict.update(
             at=now.isoformat(),
             step=rollout.step,

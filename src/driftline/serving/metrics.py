@@ -17,14 +17,32 @@ With several workers (``--workers N``) the parent process points
 merges every worker's figures (prometheus-client's multiprocess mode: counters and
 histograms summed, the queue gauge summed over live workers). With one worker the
 figures live in the process.
+
+**Contributed metrics.** Stages after serving add collectors to ``/metrics`` through the
+extension point :data:`METRICS` (their ``Stage.extends``; the monitoring stage adds its
+monitors' alert gauges this way, which serving cannot import). A contribution is a
+callable ``collector_for(deployment) -> collector | None``; a collector is what
+prometheus-client registers (``collect()`` yields metric families). Such a collector
+may read a database, so :class:`ContributedMetrics` asks it at most once every
+``max_age`` seconds (default 5) and answers scrapes in between from what it collected:
+a burst of scrapes, or several Prometheus servers, cost one read.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["ServingMetrics", "render_metrics"]
+__all__ = ["METRICS", "CachedCollector", "ContributedMetrics", "ServingMetrics", "render_metrics"]
+
+#: The extension point of contributed ``/metrics`` collectors (see the module docstring).
+METRICS = "serving.metrics"
+
+log = logging.getLogger("driftline.serving")
 
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
@@ -111,8 +129,78 @@ class ServingMetrics:
         child.observe(rows)
 
 
-def render_metrics(metrics: ServingMetrics) -> tuple[bytes, str]:
-    """The exposition text and its content type (merged over workers in multiprocess mode)."""
+class CachedCollector:
+    """A collector answering from what ``inner`` collected at most ``max_age`` seconds ago.
+
+    A failing collect is logged and answers what was collected last (nothing at first):
+    a contributed collector never breaks the serving process's own metrics.
+    """
+
+    def __init__(
+        self, inner: Any, max_age: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.inner = inner
+        self.max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._families: list[Any] = []
+        self._at: float | None = None
+
+    def describe(self) -> list[Any]:
+        """Nothing up front (the families are known at collect time)."""
+        return []
+
+    def collect(self) -> list[Any]:
+        """The families, collected again only when the last collect is ``max_age`` old."""
+        with self._lock:
+            now = self._clock()
+            if self._at is None or now - self._at >= self.max_age:
+                self._at = now
+                try:
+                    self._families = list(self.inner.collect())
+                except Exception:  # a contributed collector must not break /metrics
+                    log.warning("a contributed metrics collector failed", exc_info=True)
+            return self._families
+
+
+class ContributedMetrics:
+    """The collectors later stages contribute to one deployment's ``/metrics``, each
+    cached (:class:`CachedCollector`). ``contributions`` is the workspace's
+    ``contributions(point)``, asked at the first scrape (not at start-up: a serving
+    process nobody scrapes never builds the contributing stages)."""
+
+    def __init__(
+        self,
+        contributions: Callable[[str], Sequence[Any]],
+        deployment: str,
+        *,
+        max_age: float = 5.0,
+    ) -> None:
+        self._contributions = contributions
+        self.deployment = deployment
+        self.max_age = max_age
+        self._lock = threading.Lock()
+        self._collectors: list[CachedCollector] | None = None
+
+    def collectors(self) -> list[CachedCollector]:
+        """The cached collectors (built on the first call)."""
+        with self._lock:
+            if self._collectors is None:
+                made = []
+                try:
+                    for collector_for in self._contributions(METRICS):
+                        collector = collector_for(self.deployment)
+                        if collector is not None:
+                            made.append(CachedCollector(collector, self.max_age))
+                except Exception:  # e.g. the contributing stage cannot open its stores
+                    log.warning("contributed metrics are unavailable", exc_info=True)
+                self._collectors = made
+            return self._collectors
+
+
+def render_metrics(metrics: ServingMetrics, contributed: Sequence[Any] = ()) -> tuple[bytes, str]:
+    """The exposition text and its content type (merged over workers in multiprocess
+    mode), followed by the ``contributed`` collectors' families."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -120,5 +208,12 @@ def render_metrics(metrics: ServingMetrics) -> tuple[bytes, str]:
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(metrics.registry), CONTENT_TYPE_LATEST
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(metrics.registry)
+    if contributed:
+        extra = CollectorRegistry(auto_describe=False)
+        for collector in contributed:
+            extra.register(collector)
+        body += generate_latest(extra)
+    return body, CONTENT_TYPE_LATEST

@@ -21,11 +21,13 @@ from typing import Any
 from driftline.errors import InvalidArgumentError
 
 __all__ = [
+    "LIVE_METRICS",
     "BatchingPolicy",
     "CanaryChecks",
     "CanaryPolicy",
     "Deployment",
     "DeploymentSpec",
+    "LiveMetricCheck",
     "ModelTarget",
     "Rollout",
     "RolloutState",
@@ -267,6 +269,38 @@ class RolloutState(StrEnum):
     ROLLED_BACK = "rolled_back"
 
 
+#: The metrics a live-metric check may name: monitoring computes them from the labels of
+#: the canary's and stable's requests (serving cannot import monitoring, so the names are
+#: listed here too, and a test pins them to monitoring's).
+LIVE_METRICS = (
+    "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "calibration_error",
+    "mae", "rmse", "mape", "r2",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveMetricCheck:
+    """The canary's live metric against stable's, from the labels of their requests.
+
+    Attributes:
+        name: The metric (:data:`LIVE_METRICS`), computed by the monitoring stage.
+        max_drop: The most the canary's metric may be worse than stable's (lower for
+            accuracy or ROC AUC, higher for log loss or RMSE), in the metric's units.
+        min_labels: Labelled requests each variant needs in the window; with fewer the
+            check waits (thin labels never promote and never roll back).
+    """
+
+    name: str
+    max_drop: float = 0.02
+    min_labels: int = 50
+
+    def __post_init__(self) -> None:
+        if self.name not in LIVE_METRICS:
+            raise InvalidArgumentError(
+                f"Unknown live metric {self.name!r}; known: {', '.join(LIVE_METRICS)}"
+            )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CanaryChecks:
     """What a canary must keep to pass a check, compared with stable over the same window.
@@ -279,11 +313,14 @@ class CanaryChecks:
             sub-millisecond figures is noise).
         score_psi: The most the population stability index of the canary's predictions
             may be against stable's.
+        metric: The live metric, once labels exist (``None``: not checked). Judged by
+            a check the monitoring stage contributes (see :mod:`driftline.serving.analysis`).
     """
 
     error_rate: float = 0.01
     p99_ms_ratio: float = 1.5
     score_psi: float = 0.2
+    metric: LiveMetricCheck | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,8 @@ Example (every key but ``name``, ``model`` and ``stable`` is optional)::
     model: churn                 # registered model
     stable: champion             # alias (or a version number)
     canary: {version: challenger, steps: [5, 25, 50, 100], interval: 60s, min_requests: 200,
-             max_failed_checks: 3, checks: {error_rate: 0.01, p99_ms_ratio: 1.5, score_psi: 0.2}}
+             max_failed_checks: 3, checks: {error_rate: 0.01, p99_ms_ratio: 1.5, score_psi: 0.2,
+             metric: {name: roc_auc, max_drop: 0.02, min_labels: 50}}}   # live metric: labels
     shadow: {version: 7, sample: 1.0}
     batching: {max_batch_size: 64, max_latency_ms: 5}
     prediction_log: {sample: 1.0}
@@ -35,10 +36,12 @@ from driftline.core.yamlfile import compose
 from driftline.core.yamlfile import mapping as _mapping
 from driftline.errors import InvalidArgumentError
 from driftline.serving.models import (
+    LIVE_METRICS,
     BatchingPolicy,
     CanaryChecks,
     CanaryPolicy,
     DeploymentSpec,
+    LiveMetricCheck,
     ModelTarget,
     ShadowPolicy,
 )
@@ -133,7 +136,8 @@ def _canary(raw: Any, at: _Located) -> CanaryPolicy:
     if any(b <= a for a, b in itertools.pairwise(steps)):
         raise at.error("canary.steps", f"canary.steps must rise, got {steps}")
     checks_raw = _mapping(data.get("checks", {}), "canary.checks", at)
-    _check_keys(checks_raw, ("error_rate", "p99_ms_ratio", "score_psi"), "canary.checks", at)
+    known_checks = ("error_rate", "p99_ms_ratio", "score_psi", "metric")
+    _check_keys(checks_raw, known_checks, "canary.checks", at)
     defaults = CanaryChecks()
     checks = CanaryChecks(
         error_rate=float(
@@ -147,6 +151,9 @@ def _canary(raw: Any, at: _Located) -> CanaryPolicy:
         score_psi=float(
             _number(checks_raw.get("score_psi", defaults.score_psi), "canary.checks.score_psi",
                     at, low=0, high=100)
+        ),
+        metric=(
+            _live_metric(checks_raw["metric"], at) if checks_raw.get("metric") is not None else None
         ),
     )  # fmt: skip
     return CanaryPolicy(
@@ -163,6 +170,24 @@ def _canary(raw: Any, at: _Located) -> CanaryPolicy:
         ),
         checks=checks,
     )  # fmt: skip
+
+
+def _live_metric(raw: Any, at: _Located) -> LiveMetricCheck:
+    where = "canary.checks.metric"
+    data = _mapping(raw, where, at)
+    _check_keys(data, ("name", "max_drop", "min_labels"), where, at)
+    name = data.get("name")
+    if name not in LIVE_METRICS:
+        raise at.error(
+            f"{where}.name",
+            f"{where}.name must be one of {', '.join(LIVE_METRICS)}, got {name!r}",
+        )
+    defaults = LiveMetricCheck(name=name)
+    max_drop = _number(data.get("max_drop", defaults.max_drop), f"{where}.max_drop", at,
+                       low=0, high=1e9)  # fmt: skip
+    min_labels = _number(data.get("min_labels", defaults.min_labels), f"{where}.min_labels",
+                         at, low=1, high=10**9, integer=True)  # fmt: skip
+    return LiveMetricCheck(name=name, max_drop=float(max_drop), min_labels=int(min_labels))
 
 
 def _shadow(raw: Any, at: _Located) -> ShadowPolicy:
@@ -254,6 +279,11 @@ def spec_to_dict(spec: DeploymentSpec) -> dict[str, Any]:
             "checks": {"error_rate": c.checks.error_rate, "p99_ms_ratio": c.checks.p99_ms_ratio,
                        "score_psi": c.checks.score_psi},
         }  # fmt: skip
+        if c.checks.metric is not None:
+            m = c.checks.metric
+            data["canary"]["checks"]["metric"] = {
+                "name": m.name, "max_drop": m.max_drop, "min_labels": m.min_labels,
+            }  # fmt: skip
     if spec.shadow is not None:
         data["shadow"] = {"version": spec.shadow.version, "sample": spec.shadow.sample}
     if spec.batching is not None:

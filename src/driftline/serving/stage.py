@@ -6,6 +6,10 @@ prediction log, is Parquet under ``predictions/`` (see :mod:`driftline.serving.p
 outside the ``<algorithm>/`` keys that ``gc`` lists and sweeps, so it has no roots. Its
 service is :class:`~driftline.serving.deployments.DeploymentService`; the server it runs
 is built by ``driftline serve``.
+
+Its extension points (what later stages contribute through ``Stage.extends``):
+:data:`~driftline.serving.analysis.CANARY_CHECKS` (checks run at every canary check) and
+:data:`~driftline.serving.metrics.METRICS` (Prometheus collectors on ``/metrics``).
 """
 
 from __future__ import annotations
@@ -23,15 +27,18 @@ __all__ = ["STAGE"]
 def _build(kernel: Kernel, uses: Services) -> DeploymentService:
     from driftline.models import ModelCache
     from driftline.registry import RegistryService
+    from driftline.serving.analysis import CANARY_CHECKS
     from driftline.serving.deployments import DeploymentService
     from driftline.serving.predlog import prediction_root
-    from driftline.serving.store import DeploymentStore
+    from driftline.serving.store import DeploymentFigures, DeploymentStore
 
     store: DeploymentStore
+    figures: DeploymentFigures | None = None
     if kernel.is_remote:
-        from driftline.serving._http import HttpDeploymentStore
+        from driftline.serving._http import HttpDeploymentFigures, HttpDeploymentStore
 
         store = HttpDeploymentStore(kernel.require_client("serving"))
+        figures = HttpDeploymentFigures(kernel.require_client("serving"))
     else:
         from driftline.serving._sql import SqlDeploymentStore
 
@@ -42,6 +49,10 @@ def _build(kernel: Kernel, uses: Services) -> DeploymentService:
         cache=uses.get("models", ModelCache),
         prediction_root=prediction_root(kernel.settings.home, kernel.settings.artifact_root),
         user=kernel.settings.user,
+        # Asked when a canary check is due: a process that never drives a rollout never
+        # builds the stages contributing checks.
+        canary_checks=lambda: kernel.contributions(CANARY_CHECKS),
+        figures=figures,
     )
 
 

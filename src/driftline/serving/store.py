@@ -1,14 +1,17 @@
-"""The narrow store protocol deployment records' backends implement (SQL, HTTP)."""
+"""The narrow protocols of deployments' backends: the records (SQL, HTTP), and figures
+computed where the prediction log is (a team server's, over HTTP)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from driftline.core.audit import AuditEntry
     from driftline.serving.models import Deployment
 
-__all__ = ["DeploymentStore"]
+__all__ = ["DeploymentFigures", "DeploymentStore"]
 
 
 class DeploymentStore(Protocol):
@@ -40,4 +43,18 @@ class DeploymentStore(Protocol):
 
     def history(self, name: str, limit: int | None = 100) -> list[AuditEntry]:
         """The audit entries of one deployment, newest first."""
+        ...
+
+
+class DeploymentFigures(Protocol):
+    """``deploy status`` and ``deploy compare`` figures computed by whoever holds the
+    prediction log: a remote workspace asks its server, whose artifact store has the log
+    every serving process writes (a client need not reach that store itself)."""
+
+    def status(self, name: str, window: float) -> dict[str, Any]:
+        """What :meth:`DeploymentService.status` answers, computed there."""
+        ...
+
+    def compare(self, name: str, since: datetime | None, until: datetime | None) -> dict[str, Any]:
+        """What :meth:`DeploymentService.compare` answers, computed there."""
         ...
