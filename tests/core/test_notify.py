@@ -32,7 +32,13 @@ def test_channels_are_log_or_an_http_webhook() -> None:
         parse_channel("webhook:https://hooks.example.com/x")
         == "webhook:https://hooks.example.com/x"
     )
-    for bad in ("email:ops@example.com", "webhook:ftp://host/x", "webhook:http://", "", None):
+    bad_ones = (
+        "email:x@example.com",
+        "webhook:ftp://h/x",
+        "webhook:http://",
+        "webhook:http://h:99999/",
+    )
+    for bad in (*bad_ones, "", None):
         with pytest.raises(InvalidArgumentError, match="alert channel"):
             parse_channel(bad)  # type: ignore[arg-type]
 

@@ -45,6 +45,10 @@ def parse_channel(text: str) -> str:
     kind, _, url = value.partition(":")
     if kind == "webhook":
         parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - a port out of range raises here, not at delivery
+        except ValueError:
+            parts = parts._replace(netloc="")
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidArgumentError(
                 f"Invalid alert channel {text!r}: a webhook URL must be http:// or https:// "
@@ -158,7 +162,7 @@ def _post(url: str, event: Event, policy: DeliveryPolicy) -> tuple[int, str | No
                 error = f"HTTP {response.status_code} from {url}"
                 if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
                     return attempt + 1, error  # the receiver refuses it: retrying won't help
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 error = f"{type(exc).__name__}: {exc} ({url})"
             if attempt + 1 < policy.attempts:
                 time.sleep(policy.backoff * 2**attempt)
