@@ -22,12 +22,23 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from driftline.errors import InvalidArgumentError
 
-__all__ = ["DeliveryPolicy", "Event", "Sent", "deliver", "notify", "parse_channel"]
+if TYPE_CHECKING:
+    from driftline.core.yamlfile import Located
+
+__all__ = [
+    "DeliveryPolicy",
+    "Event",
+    "Sent",
+    "deliver",
+    "notify",
+    "parse_channel",
+    "parse_channels",
+]
 
 #: The channel forms, as error messages name them.
 CHANNEL_FORMS = "'log' or 'webhook:<http(s) URL>'"
@@ -56,6 +67,20 @@ def parse_channel(text: str) -> str:
             )
         return f"webhook:{url}"
     raise InvalidArgumentError(f"Invalid alert channel {text!r}: use {CHANNEL_FORMS}")
+
+
+def parse_channels(raw: Any, field: str, at: Located) -> tuple[str, ...]:
+    """A list of channels in a spec file (``alerts:``, ``notify:``), each checked by
+    :func:`parse_channel`, duplicates dropped; an error names the item and its line."""
+    if not isinstance(raw, list):
+        raise at.error(field, f"{field} must be a list (log, webhook:URL), got {raw!r}")
+    channels = []
+    for i, item in enumerate(raw):
+        try:
+            channels.append(parse_channel(item))
+        except InvalidArgumentError as exc:
+            raise at.error(f"{field}[{i}]", f"{field}[{i}]: {exc}") from None
+    return tuple(dict.fromkeys(channels))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

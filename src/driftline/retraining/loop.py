@@ -8,19 +8,26 @@ given. Errors name the field and its line.
 Triggers go through :meth:`SqlRetrainingStore.trigger`, which deduplicates in one
 transaction: a running cycle absorbs new triggers, the cooldown and the daily cap skip
 them. :meth:`Retrainer.advance` moves a cycle one step (see :mod:`.cycles`).
+
+Every transition goes through :meth:`Retrainer.transition`, the one place that tells
+people of an outcome (see :mod:`.policy` for the channels): after the transition's
+transaction, by the driver that won it. A channel that misses it never changes the
+outcome: it is recorded as a ``retraining.cycle.notify_failed`` audit entry of the cycle.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.core.clock import now_ms
+from driftline.core.notify import DeliveryPolicy, Event, notify
 from driftline.core.yamlfile import Located
 from driftline.errors import DriftlineError, NotFoundError
-from driftline.retraining.cycles import Cycle, Trigger, TriggerOutcome
+from driftline.retraining.cycles import Cycle, CycleState, Trigger, TriggerOutcome
 from driftline.retraining.policy import RECENT, RetrainPolicy, policy_from_dict
 
 if TYPE_CHECKING:
@@ -30,7 +37,20 @@ if TYPE_CHECKING:
     from driftline.retraining._sql import SqlRetrainingStore
     from driftline.serving import DeploymentService
 
-__all__ = ["Retrainer"]
+__all__ = ["NOTIFIED", "Retrainer", "cycle_event"]
+
+log = logging.getLogger("driftline.retraining")
+
+#: The states people are told of: the outcomes, and a cycle waiting for approvals.
+NOTIFIED = frozenset(
+    {
+        CycleState.PROMOTED,
+        CycleState.REJECTED,
+        CycleState.ROLLED_BACK,
+        CycleState.FAILED,
+        CycleState.AWAITING_APPROVAL,
+    }
+)
 
 
 class Retrainer:
@@ -55,6 +75,8 @@ class Retrainer:
         self.user = user
         #: How many distinct people can approve (None: not known, not checked).
         self.approvers = approvers
+        #: How hard an outcome's webhooks are tried.
+        self.delivery = DeliveryPolicy()
 
     # -- policies ---------------------------------------------------------------------
 
@@ -158,6 +180,53 @@ class Retrainer:
             now=now_ms() if now is None else now,
         )
 
+    def transition(
+        self, cycle: Cycle, to: CycleState, *, now: int | None = None, **products: Any
+    ) -> Cycle:
+        """Move ``cycle`` to ``to`` (the store's compare-and-set, audited), then tell the
+        policy's channels when it reached one of :data:`NOTIFIED`."""
+        moved = self.store.transition(
+            cycle, to, actor=self.user, now=now_ms() if now is None else now, **products
+        )
+        if moved.state in NOTIFIED:
+            self.announce(moved)
+        return moved
+
+    def channels(self, policy: RetrainPolicy) -> tuple[str, ...]:
+        """Where ``policy``'s outcomes go: its ``notify`` list, else the channels of the
+        monitors its triggers name (a monitor deleted since is skipped)."""
+        if policy.notify is not None:
+            return policy.notify
+        found: list[str] = []
+        for name in dict.fromkeys(r.monitor for r in policy.triggers if r.monitor):
+            try:
+                found += self.monitoring.monitors.get(name).channels
+            except NotFoundError:
+                log.warning("policy of %s: monitor %s is gone; not notified", policy.model, name)
+        return tuple(dict.fromkeys(found))
+
+    def announce(self, cycle: Cycle) -> None:
+        """Send ``cycle``'s state to its policy's channels; record the ones that missed it.
+
+        Never raises: the transition is stored, and telling people must not undo it."""
+        try:
+            channels = self.channels(self.policy(cycle.model))
+        except DriftlineError as exc:
+            log.warning("cycle %s (%s): no channels to notify: %s", cycle.id, cycle.model, exc)
+            return
+        event = cycle_event(cycle)
+        failed = [s for s in notify(channels, event, self.delivery) if not s.delivered]
+        if not failed:
+            return
+        try:
+            self.store.note(
+                cycle.id, action="retraining.cycle.notify_failed", actor=self.user,
+                details={"event": event.kind, "id": event.key,
+                         "failed": [s.to_dict() for s in failed]},
+            )  # fmt: skip
+        except DriftlineError as exc:
+            log.warning("could not record the undelivered %s: %s", event.key, exc)
+
     def advance(self, model: str, workspace: Any) -> Cycle | None:
         """Move ``model``'s open cycle as far as it can go now (see
         :mod:`driftline.retraining.driver`); None when no cycle is open."""
@@ -187,6 +256,24 @@ class Retrainer:
         """``model``'s cycles, newest first."""
         self.policy(model)
         return self.store.cycles(model, limit=limit)
+
+
+def cycle_event(cycle: Cycle) -> Event:
+    """The notification of the state ``cycle`` reached (its key: ``<cycle id>:<state>``).
+
+    The body is the cycle (``Cycle.to_dict``: model, state, cause, run, version,
+    rollout, report, reason) under ``cycle``, with the model and state next to it.
+    """
+    state = cycle.state.value
+    version = f" v{cycle.version}" if cycle.version is not None else ""
+    return Event(
+        kind=f"retraining.cycle.{state}",
+        key=f"{cycle.id}:{state}",
+        summary=f"driftline retraining {cycle.model}{version}: cycle {cycle.id} "
+        f"{state.replace('_', ' ')}" + (f": {cycle.reason}" if cycle.reason else ""),
+        body={"model": cycle.model, "state": state, "cycle": cycle.to_dict()},
+        source="retraining",
+    )
 
 
 def find_pipeline(name: str, module: str | None) -> Any:

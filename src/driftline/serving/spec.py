@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from driftline.core.notify import parse_channel
+from driftline.core.notify import parse_channels
 from driftline.core.yamlfile import Located as _Located
 from driftline.core.yamlfile import check_keys as _check_keys
 from driftline.core.yamlfile import compose
@@ -187,20 +187,6 @@ def _batching(raw: Any, at: _Located) -> BatchingPolicy:
     return BatchingPolicy(max_batch_size=int(size), max_latency_ms=float(wait))
 
 
-def _alerts(raw: Any, at: _Located) -> tuple[str, ...]:
-    if not isinstance(raw, list):
-        raise at.error(
-            "alerts", f"alerts must be a list of channels (log, webhook:URL), got {raw!r}"
-        )
-    channels = []
-    for i, item in enumerate(raw):
-        try:
-            channels.append(parse_channel(item))
-        except InvalidArgumentError as exc:
-            raise at.error(f"alerts[{i}]", f"alerts[{i}]: {exc}") from None
-    return tuple(dict.fromkeys(channels))
-
-
 def _spec(data: dict[str, Any], at: _Located) -> DeploymentSpec:
     _check_keys(data, TOP, "", at)
     for required in ("name", "model", "stable"):
@@ -244,7 +230,9 @@ def _spec(data: dict[str, Any], at: _Located) -> DeploymentSpec:
         routing_key=None if routing_key is None else _text(routing_key, "routing_key", at),
         variant_override=override,
         gates=gates,
-        alerts=_alerts(data["alerts"], at) if data.get("alerts") is not None else (),
+        alerts=parse_channels(data["alerts"], "alerts", at)
+        if data.get("alerts") is not None
+        else (),
         **parts,
     )
 
