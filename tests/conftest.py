@@ -218,6 +218,13 @@ def webhook_receiver(fail: int = 0) -> Iterator[WebhookReceiver]:
         thread.join(10)
 
 
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    """A running :class:`WebhookReceiver` that answers every POST."""
+    with webhook_receiver() as receiver:
+        yield receiver
+
+
 class LiveServer:
     """A `driftline server` process on loopback, serving a workspace in ``root``.
 

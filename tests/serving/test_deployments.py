@@ -426,5 +426,10 @@ def test_a_webhook_that_is_down_is_recorded_in_the_history(ws: Workspace) -> Non
     assert (missed["delivered"], missed["attempts"]) == (False, 2)
     assert "503" in missed["error"]
     assert history[0].after["id"] == f"unloadable:{rolled.generation}"
+    assert (
+        history[0]
+        .after["message"]
+        .startswith(f"deployment.rolled_back not delivered to webhook:{down.url}: HTTP 503")
+    )
     assert service.get_deployment("unloadable").generation == rolled.generation
     assert ws.registry.verify_audit().ok

@@ -340,8 +340,13 @@ class DeploymentService:
                 deployment.name,
                 actor=self.user,
                 action="deploy_notify_failed",
-                details={"event": event.kind, "id": event.key,
-                         "failed": [s.to_dict() for s in failed]},
+                details={
+                    "event": event.kind, "id": event.key,
+                    "failed": [s.to_dict() for s in failed],
+                    "message": "; ".join(
+                        f"{event.kind} not delivered to {s.channel}: {s.error}" for s in failed
+                    ),
+                },
             )  # fmt: skip
         except DriftlineError as exc:
             log.warning("could not record the undelivered %s of %s: %s",
