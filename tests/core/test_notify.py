@@ -115,3 +115,17 @@ def test_the_log_channel_writes_one_line_to_stderr_and_the_stages_logger(
     assert capsys.readouterr().err == "driftline deployment churn rolled back\n"
     (record,) = [r for r in caplog.records if r.name == "driftline.serving"]
     assert "deployment.rolled_back churn:7" in record.getMessage()
+
+
+def test_undelivered_describes_the_channels_that_missed_an_event() -> None:
+    from driftline.core.notify import Sent, undelivered
+
+    ok = Sent(channel="log", delivered=True, attempts=1)
+    down = Sent(channel="webhook:http://127.0.0.1:9/x", delivered=False, attempts=4, error="boom")
+    assert undelivered(EVENT, [ok]) is None
+    assert undelivered(EVENT, [ok, down]) == {
+        "event": "deployment.rolled_back",
+        "id": "churn:7",
+        "failed": [down.to_dict()],
+        "message": "deployment.rolled_back not delivered to webhook:http://127.0.0.1:9/x: boom",
+    }

@@ -38,6 +38,7 @@ __all__ = [
     "notify",
     "parse_channel",
     "parse_channels",
+    "undelivered",
 ]
 
 #: The channel forms, as error messages name them.
@@ -159,6 +160,23 @@ def deliver(channel: str, event: Event, policy: DeliveryPolicy) -> Sent:
 def notify(channels: Iterable[str], event: Event, policy: DeliveryPolicy) -> tuple[Sent, ...]:
     """Deliver ``event`` to each channel (each once, in order); what each delivery did."""
     return tuple(deliver(channel, event, policy) for channel in dict.fromkeys(channels))
+
+
+def undelivered(event: Event, sent: Iterable[Sent]) -> dict[str, Any] | None:
+    """What to record when some channels missed ``event`` (the details of an audit
+    entry: the event, its key, each failed delivery and one line for people), or None
+    when every channel got it."""
+    failed = [s for s in sent if not s.delivered]
+    if not failed:
+        return None
+    return {
+        "event": event.kind,
+        "id": event.key,
+        "failed": [s.to_dict() for s in failed],
+        "message": "; ".join(
+            f"{event.kind} not delivered to {s.channel}: {s.error}" for s in failed
+        ),
+    }
 
 
 def _to_log(event: Event) -> None:

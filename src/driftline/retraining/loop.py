@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.core.clock import now_ms
-from driftline.core.notify import DeliveryPolicy, Event, notify
+from driftline.core.notify import DeliveryPolicy, Event, notify, undelivered
 from driftline.core.yamlfile import Located
 from driftline.errors import DriftlineError, NotFoundError
 from driftline.retraining.cycles import Cycle, CycleState, Trigger, TriggerOutcome
@@ -215,17 +215,15 @@ class Retrainer:
             log.warning("cycle %s (%s): no channels to notify: %s", cycle.id, cycle.model, exc)
             return
         event = cycle_event(cycle)
-        failed = [s for s in notify(channels, event, self.delivery) if not s.delivered]
-        if not failed:
+        missed = undelivered(event, notify(channels, event, self.delivery))
+        if missed is None:
             return
         try:
             self.store.note(
-                cycle.id, action="retraining.cycle.notify_failed", actor=self.user,
-                details={"event": event.kind, "id": event.key,
-                         "failed": [s.to_dict() for s in failed]},
-            )  # fmt: skip
+                cycle.id, action="retraining.cycle.notify_failed", actor=self.user, details=missed
+            )
         except DriftlineError as exc:
-            log.warning("could not record the undelivered %s: %s", event.key, exc)
+            log.warning("could not record that %s: %s", missed["message"], exc)
 
     def advance(self, model: str, workspace: Any) -> Cycle | None:
         """Move ``model``'s open cycle as far as it can go now (see

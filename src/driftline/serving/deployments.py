@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.core.clock import utcnow
-from driftline.core.notify import DeliveryPolicy, Event, notify
+from driftline.core.notify import DeliveryPolicy, Event, notify, undelivered
 from driftline.errors import (
     ConflictError,
     DriftlineError,
@@ -330,27 +330,15 @@ class DeploymentService:
         undo or hide it (a history that cannot be written either is logged)."""
         stable = self._stable_version(deployment) if outcome == "rolled_back" else None
         event = rollout_event(deployment, outcome, details, stable=stable)
-        failed = [
-            s for s in notify(deployment.spec.alerts, event, self.delivery) if not s.delivered
-        ]
-        if not failed:
+        missed = undelivered(event, notify(deployment.spec.alerts, event, self.delivery))
+        if missed is None:
             return
         try:
             self.store.note(
-                deployment.name,
-                actor=self.user,
-                action="deploy_notify_failed",
-                details={
-                    "event": event.kind, "id": event.key,
-                    "failed": [s.to_dict() for s in failed],
-                    "message": "; ".join(
-                        f"{event.kind} not delivered to {s.channel}: {s.error}" for s in failed
-                    ),
-                },
-            )  # fmt: skip
+                deployment.name, actor=self.user, action="deploy_notify_failed", details=missed
+            )
         except DriftlineError as exc:
-            log.warning("could not record the undelivered %s of %s: %s",
-                        event.kind, deployment.name, exc)  # fmt: skip
+            log.warning("could not record that %s: %s", missed["message"], exc)
 
     def _stable_version(self, deployment: Deployment) -> int | None:
         """The version stable serves now (None when the registry cannot say)."""
