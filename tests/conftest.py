@@ -168,6 +168,63 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class WebhookReceiver:
+    """An HTTP server on 127.0.0.1 that answers 503 to the first ``fail`` POSTs and
+    keeps the JSON bodies and ``Idempotency-Key`` headers of the others."""
+
+    def __init__(self, fail: int = 0) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.fail = fail
+        self.attempts = 0
+        self.bodies: list[dict[str, Any]] = []
+        self.keys: list[str] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.attempts += 1
+                if receiver.attempts <= receiver.fail:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                receiver.bodies.append(json.loads(body))
+                receiver.keys.append(self.headers.get("Idempotency-Key", ""))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+@contextlib.contextmanager
+def webhook_receiver(fail: int = 0) -> Iterator[WebhookReceiver]:
+    """A running :class:`WebhookReceiver`, shut down afterwards."""
+    import threading
+
+    r = WebhookReceiver(fail)
+    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield r
+    finally:
+        r.server.shutdown()
+        r.server.server_close()
+        thread.join(10)
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    """A running :class:`WebhookReceiver` that answers every POST."""
+    with webhook_receiver() as receiver:
+        yield receiver
+
+
 class LiveServer:
     """A `driftline server` process on loopback, serving a workspace in ``root``.
 

@@ -1,20 +1,21 @@
-"""Prediction-log traffic and a webhook receiver on loopback, for the monitor tests."""
+"""Prediction-log traffic for the monitor tests (and the shared webhook receiver)."""
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from driftline.serving.predlog import PredictionLog, prediction_root
 from driftline.workspace import Workspace
+
+try:  # `python -m pytest` from the repository root, as CI runs it
+    from tests.conftest import webhook_receiver as receiver
+except ImportError:  # pragma: no cover - only tests/ on sys.path
+    from conftest import webhook_receiver as receiver  # type: ignore[no-redef]
+
+__all__ = ["frame", "receiver", "write_traffic"]
 
 
 def frame(n: int, seed: int, *, shift: float = 0.0) -> pd.DataFrame:
@@ -54,47 +55,3 @@ def write_traffic(
     plog.close()
     assert plog.stats()["written"] == len(chunks)
     return len(chunks)
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 that answers 503 to the first ``fail`` POSTs."""
-
-    def __init__(self, fail: int = 0) -> None:
-        self.fail = fail
-        self.attempts = 0
-        self.bodies: list[dict[str, Any]] = []
-        self.keys: list[str] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.attempts += 1
-                if receiver.attempts <= receiver.fail:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                receiver.bodies.append(json.loads(body))
-                receiver.keys.append(self.headers.get("Idempotency-Key", ""))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-
-@contextmanager
-def receiver(fail: int = 0) -> Iterator[Receiver]:
-    """A running :class:`Receiver`, shut down afterwards."""
-    r = Receiver(fail)
-    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield r
-    finally:
-        r.server.shutdown()
-        r.server.server_close()
-        thread.join(10)

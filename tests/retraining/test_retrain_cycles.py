@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.conftest import reset_default_workspace
+from tests.conftest import reset_default_workspace, webhook_receiver
 from tests.retraining.retrain_support import PIPELINES, build
 
 from driftline.retraining import RetrainingService
@@ -274,3 +274,85 @@ def test_a_pipeline_that_cannot_run_fails_the_cycle_and_production_stays(ws: Wor
     assert "nobody" in (cycle.reason or "")
     assert champion(ws) == before
     assert loop.advance("churn", ws) is None  # nothing left open
+
+
+# -- notifications -----------------------------------------------------------------------
+
+
+def test_every_outcome_is_sent_to_the_policys_channels(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loop = ws.service("retraining", RetrainingService).cycles
+    with webhook_receiver() as hook:
+        loop.apply(POLICY + f"notify: ['webhook:{hook.url}', log]\n")
+        failed = loop.run("churn", ws, payload={"dataset": "nobody@latest", "flip": False}).cycle
+        rejected = loop.run("churn", ws, payload={"dataset": "customers@latest", "flip": True})
+    assert failed is not None
+    assert failed.state is CycleState.FAILED
+    assert rejected.cycle is not None
+    assert rejected.cycle.state is CycleState.REJECTED, rejected.cycle.reason
+    # Only the outcomes: training and evaluating are steps on the way, not news.
+    assert [b["event"] for b in hook.bodies] == [
+        "retraining.cycle.failed", "retraining.cycle.rejected",
+    ]  # fmt: skip
+    assert hook.keys == [f"{failed.id}:failed", f"{rejected.cycle.id}:rejected"]
+    first, second = hook.bodies
+    assert (first["model"], first["state"]) == ("churn", "failed")
+    assert first["cycle"]["id"] == failed.id
+    assert "could not run" in first["cycle"]["reason"]
+    assert second["cycle"]["version"] == rejected.cycle.version
+    assert second["cycle"]["report"]["verdict"] == "rejected"
+    err = capsys.readouterr().err
+    assert f"driftline retraining churn: cycle {failed.id} failed: " in err
+    assert f"cycle {rejected.cycle.id} rejected: " in err
+
+
+def test_by_default_the_triggers_monitors_are_told_and_a_down_webhook_is_recorded(
+    ws: Workspace,
+) -> None:
+    from driftline.core.notify import DeliveryPolicy
+    from driftline.monitoring import MonitoringService
+
+    loop = ws.service("retraining", RetrainingService).cycles
+    loop.delivery = DeliveryPolicy(attempts=2, backoff=0.01, timeout=5.0)
+    monitors = ws.service("monitoring", MonitoringService).monitors
+    with webhook_receiver(fail=10_000) as down:
+        monitors.create(
+            "churn-hooked", deployment="churn", checks=["drift"], alerts=[f"webhook:{down.url}"]
+        )
+        try:
+            loop.apply(POLICY + "triggers:\n  - drift: {monitor: churn-hooked}\n")
+            assert loop.channels(loop.policy("churn")) == (f"webhook:{down.url}",)
+            run = loop.run("churn", ws, payload={"dataset": "nobody@latest", "flip": False})
+        finally:
+            monitors.delete("churn-hooked")
+        assert down.attempts == 2
+    cycle = run.cycle
+    assert cycle is not None
+    assert cycle.state is CycleState.FAILED  # the outcome stays
+    assert loop.advance("churn", ws) is None
+    entries = ws.audit.entries(entity=cycle.id, limit=20)
+    (noted,) = [e for e in entries if e.action == "retraining.cycle.notify_failed"]
+    assert noted.after["event"] == "retraining.cycle.failed"
+    assert noted.after["id"] == f"{cycle.id}:failed"
+    (missed,) = noted.after["failed"]
+    assert missed["channel"] == f"webhook:{down.url}"
+    assert (missed["delivered"], missed["attempts"]) == (False, 2)
+    assert "503" in missed["error"]
+    assert ws.registry.verify_audit().ok
+
+
+def test_a_cycle_waiting_for_approvals_says_so_to_the_channels(ws: Workspace) -> None:
+    loop = ws.service("retraining", RetrainingService).cycles
+    with webhook_receiver() as hook:
+        lenient = POLICY.replace("by: 0.0", "by: -1.0")  # whoever is champion by now
+        loop.apply(lenient + f"approvals: 1\nnotify: ['webhook:{hook.url}']\n")
+        cycle = loop.run("churn", ws, payload={"dataset": "customers@latest", "flip": False}).cycle
+        assert cycle is not None
+        assert cycle.state is CycleState.AWAITING_APPROVAL, cycle.reason
+        ended = loop.transition(cycle, CycleState.FAILED, reason="given up by the test")
+    assert ended.state is CycleState.FAILED
+    waiting, gave_up = hook.bodies
+    assert waiting["event"] == "retraining.cycle.awaiting_approval"
+    assert "waiting for 1 approval(s)" in waiting["cycle"]["reason"]
+    assert gave_up["event"] == "retraining.cycle.failed"

@@ -86,6 +86,11 @@ def test_a_good_policy_parses_into_a_frozen_record() -> None:
             "line 9: challenger_must_beat.metric is 'f1' but evaluate.metric is 'roc_auc'",
         ),
         (("deployment: churn\n", ""), "needs a deployment"),
+        (("approvals: 0", "notify: log\napprovals: 0"), "line 10: notify must be a list"),
+        (
+            ("approvals: 0", "notify: [log, 'webhook:ftp://h/x']\napprovals: 0"),
+            "line 10: notify[1]: Invalid alert channel 'webhook:ftp://h/x'",
+        ),
     ],
 )
 def test_a_bad_policy_names_the_field_and_line(change: tuple[str, str], message: str) -> None:
@@ -94,6 +99,19 @@ def test_a_bad_policy_names_the_field_and_line(change: tuple[str, str], message:
     with pytest.raises(InvalidArgumentError) as caught:
         parse_policy(text)
     assert message in str(caught.value)
+
+
+def test_notify_replaces_the_monitors_channels_and_reads_back() -> None:
+    from driftline.retraining.policy import policy_from_dict
+
+    assert parse_policy(GOOD).notify is None  # the triggers' monitors' channels
+    told = parse_policy(GOOD + "notify: [log, 'webhook:http://127.0.0.1:9/x', log]\n")
+    assert told.notify == ("log", "webhook:http://127.0.0.1:9/x")
+    assert policy_from_dict(told.to_dict()) == told
+    silent = parse_policy(GOOD + "notify: []\n")
+    assert silent.notify == ()
+    assert policy_from_dict(silent.to_dict()) == silent
+    assert "notify" not in parse_policy(GOOD).to_dict()
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import webhook_receiver
 from tests.serving.conftest import build_workspace, reset_default_workspace
 
 from driftline.errors import ConflictError, InvalidArgumentError, NotFoundError
@@ -338,3 +339,97 @@ def test_reading_a_window_opens_only_files_written_after_it(tmp_path: Path) -> N
     written.rename(written.with_name(old))
     assert len(read_predictions(root, "d", since=now - timedelta(minutes=10))) == 0
     assert len(read_predictions(root, "d")) == 1
+
+
+# -- notifications -----------------------------------------------------------------------
+
+
+def test_alert_channels_are_parsed_strictly_and_stored_with_the_deployment(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    from driftline.serving.spec import spec_from_dict, spec_to_dict
+
+    file = tmp_path / "deploy.yaml"
+    file.write_text("name: loud\nmodel: churn\nstable: champion\nalerts:\n  - log\n"
+                    "  - email:ops@example.com\n")  # fmt: skip
+    with pytest.raises(InvalidArgumentError, match=r"deploy.yaml line 6: alerts\[1\]: .*'log'"):
+        service_of(ws).apply(file)
+    with pytest.raises(InvalidArgumentError, match="alerts must be a list"):
+        service_of(ws).apply(spec("loud", alerts="log"))
+    hook = "webhook:http://127.0.0.1:9/hook"
+    made = service_of(ws).apply(spec("loud", alerts=["log", hook, "log"]))
+    assert made.spec.alerts == ("log", hook)
+    assert service_of(ws).get_deployment("loud").spec.alerts == ("log", hook)
+    assert spec_from_dict(spec_to_dict(made.spec)) == made.spec
+
+
+def test_a_rollback_and_a_promotion_are_sent_to_the_alert_channels(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = service_of(ws)
+    with webhook_receiver() as hook:
+        alerts = [f"webhook:{hook.url}", "log"]
+        _progressing(service, "told", canary=canary(), alerts=alerts)
+        write_rows(ws, "told", T0, stable=30, canary=30, canary_status=500)
+        service.tick("told", now=T0 + timedelta(seconds=1))
+        assert hook.bodies == []  # one failed check is not news yet
+        write_rows(ws, "told", T0 + timedelta(seconds=1), stable=30, canary=30, canary_status=500)
+        rolled = service.tick("told", now=T0 + timedelta(seconds=2))
+        assert rolled is not None
+        assert rolled.rollout.state == RolloutState.ROLLED_BACK
+        (body,) = hook.bodies
+        assert hook.keys == [f"told:{rolled.generation}"]
+        assert body["event"] == "deployment.rolled_back"
+        assert (body["deployment"], body["model"]) == ("told", "churn")
+        assert (body["from_version"], body["to_version"]) == (2, 1)  # churn@champion is v1
+        assert body["failed_checks"] == ["error_rate", "p99_ms_ratio"]  # no canary answered
+        assert body["reason"] == rolled.rollout.message
+        assert body["check"]["verdict"] == "fail"
+        assert "driftline deployment told (churn) rolled back from v2 to v1" in (
+            capsys.readouterr().err
+        )
+
+        _progressing(service, "cheered", stable="1", canary=canary(steps=[50]), alerts=alerts)
+        write_rows(ws, "cheered", T0, stable=30, canary=30)
+        promoted = service.tick("cheered", now=T0 + timedelta(seconds=1))
+        assert promoted is not None
+        assert promoted.rollout.state == RolloutState.PROMOTED
+        cheer = hook.bodies[-1]
+        assert cheer["event"] == "deployment.promoted"
+        assert (cheer["from_version"], cheer["to_version"], cheer["failed_checks"]) == (1, 2, [])
+    assert "deploy_notify_failed" not in [e.action for e in service.history("told")]
+
+
+def test_a_webhook_that_is_down_is_recorded_in_the_history(ws: Workspace) -> None:
+    from driftline.core.notify import DeliveryPolicy
+
+    service = service_of(ws)
+    service.delivery = DeliveryPolicy(attempts=2, backoff=0.01, timeout=5.0)
+    with webhook_receiver(fail=10_000) as down, webhook_receiver() as up:
+        alerts = [f"webhook:{down.url}", f"webhook:{up.url}"]
+        service.apply(spec("unloadable", canary=canary(3), alerts=alerts))
+        rolled = service.report_failure("unloadable", "canary", "churn/3", "RuntimeError: no")
+        assert down.attempts == 2
+    assert rolled is not None
+    assert rolled.rollout.state == RolloutState.ROLLED_BACK  # the outcome stays
+    (body,) = up.bodies
+    assert (body["event"], body["failed_checks"]) == ("deployment.rolled_back", ["load"])
+    assert (body["from_version"], body["to_version"]) == (3, 1)
+    history = service.history("unloadable")
+    assert [e.action for e in history] == [
+        "deploy_notify_failed",
+        "deploy_rollback",
+        "deploy_apply",
+    ]
+    (missed,) = history[0].after["failed"]
+    assert missed["channel"] == f"webhook:{down.url}"
+    assert (missed["delivered"], missed["attempts"]) == (False, 2)
+    assert "503" in missed["error"]
+    assert history[0].after["id"] == f"unloadable:{rolled.generation}"
+    assert (
+        history[0]
+        .after["message"]
+        .startswith(f"deployment.rolled_back not delivered to webhook:{down.url}: HTTP 503")
+    )
+    assert service.get_deployment("unloadable").generation == rolled.generation
+    assert ws.registry.verify_audit().ok

@@ -126,6 +126,38 @@ def test_a_remote_workspace_uses_the_http_store(team: Team, tmp_path: Path) -> N
     assert forged.status_code == 400
 
 
+def test_a_missed_notification_of_a_remote_process_is_noted_on_the_server(
+    team: Team, tmp_path: Path
+) -> None:
+    from tests.conftest import free_port
+
+    from driftline.core.notify import DeliveryPolicy
+    from driftline.serving.deployments import DeploymentService
+    from driftline.workspace import Workspace
+
+    dead = f"webhook:http://127.0.0.1:{free_port()}/hook"
+    spec = {**SPEC, "name": "remote-told", "alerts": [dead]}
+    with Workspace.from_settings(
+        home=tmp_path / "ada", uri=team.url, token=team.tokens["ada"], capture_environment=False
+    ) as ws:
+        service = ws.service("serving", DeploymentService)
+        service.delivery = DeliveryPolicy(attempts=1, backoff=0.0, timeout=5.0)
+        assert service.apply(spec).spec.alerts == (dead,)
+        rolled = service.rollback("remote-told", reason="bad canary")
+        assert rolled.rollout.state == "rolled_back"
+        (noted, *_) = service.history("remote-told")
+    assert (noted.actor, noted.action) == ("ada", "deploy_notify_failed")
+    assert noted.after["event"] == "deployment.rolled_back"
+    assert noted.after["failed"][0]["channel"] == dead
+    note = {"action": "deploy_notify_failed", "details": {"event": "x"}}
+    refused = team.call("POST", "/deployments/remote-told/notes", "vic", json=note)
+    assert refused.status_code == 403
+    forged = team.call("POST", "/deployments/remote-told/notes", "ada",
+                       json={**note, "action": "deploy_promote"})  # fmt: skip
+    assert forged.status_code == 400
+    assert "Unknown action" in forged.json()["error"]["message"]
+
+
 def test_specs_round_trip_through_the_yaml_structure() -> None:
     from driftline.serving.spec import parse_spec, spec_from_dict, spec_to_dict
 

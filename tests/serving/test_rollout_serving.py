@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import WebhookReceiver
 from tests.serving.conftest import ServeProcess, build_workspace, reset_default_workspace
 
 from driftline.serving.deployments import DeploymentService
@@ -155,14 +156,15 @@ class Traffic:
 
 
 def test_two_workers_roll_a_canary_out_then_roll_a_bad_one_back(
-    built: dict[str, Any], tmp_path: Path
+    built: dict[str, Any], tmp_path: Path, webhook: WebhookReceiver
 ) -> None:
     with Workspace.from_settings(built["settings"]) as ws:
         ws.registry.set_alias("churn", "prod", 1)
     checks = {"error_rate": 0.05, "p99_ms_ratio": 20, "score_psi": 10}
     canary = {"steps": [20, 50, 100], "interval": "0.3s", "min_requests": 10,
               "max_failed_checks": 2, "checks": checks}  # fmt: skip
-    apply(built, {"name": "roll", "model": "churn", "stable": "prod",
+    alerts = [f"webhook:{webhook.url}"]  # told by whichever worker decides
+    apply(built, {"name": "roll", "model": "churn", "stable": "prod", "alerts": alerts,
                   "canary": {"version": 2, **canary}})  # fmt: skip
     proc = ServeProcess(built["home"], "--deployment=roll", "--workers", "2")
     try:
@@ -186,7 +188,7 @@ def test_two_workers_roll_a_canary_out_then_roll_a_bad_one_back(
             == "churn/2", 30, "the stable variant to follow the alias",
         )  # fmt: skip
         # A bad canary: v1 raises on f0 == 13, which this traffic sends.
-        apply(built, {"name": "roll", "model": "churn", "stable": "prod",
+        apply(built, {"name": "roll", "model": "churn", "stable": "prod", "alerts": alerts,
                       "canary": {"version": 1, **canary}})  # fmt: skip
         with Traffic(proc.url, {**ROW, "f0": 13.0}) as traffic:
             rolled = wait_for(
@@ -216,7 +218,7 @@ def test_two_workers_roll_a_canary_out_then_roll_a_bad_one_back(
         wait_for(all_stable, 30, "every worker to stop routing to the canary")
         # A canary that cannot even warm up (v3 raises on everything) is rolled back by
         # the first serving process that fails to load it; the old versions keep serving.
-        apply(built, {"name": "roll", "model": "churn", "stable": "prod",
+        apply(built, {"name": "roll", "model": "churn", "stable": "prod", "alerts": alerts,
                       "canary": {"version": 3, **canary}})  # fmt: skip
         broken = wait_for(
             lambda: (d := service_call(built, lambda s: s.get_deployment("roll")))
@@ -230,5 +232,16 @@ def test_two_workers_roll_a_canary_out_then_roll_a_bad_one_back(
         assert httpx.post(f"{proc.url}/predict", json={"inputs": [ROW]}).status_code == 200
         with Workspace.from_settings(built["settings"]) as ws:
             assert ws.registry.verify_audit().ok
+        # Each transition was sent once, by the process that won it, after its write.
+        wait_for(lambda: len(webhook.bodies) >= 3, 30, "the three rollout notifications")
+        events = [(b["event"], b["from_version"], b["to_version"]) for b in webhook.bodies]
+        assert events == [
+            ("deployment.promoted", 1, 2),
+            ("deployment.rolled_back", 1, 2),
+            ("deployment.rolled_back", 3, 2),
+        ]
+        assert "error_rate" in webhook.bodies[1]["failed_checks"]
+        assert webhook.bodies[2]["failed_checks"] == ["load"]
+        assert len(set(webhook.keys)) == 3
     finally:
         assert proc.stop() == 0

@@ -15,7 +15,6 @@ import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from driftline.errors import InvalidArgumentError
 from driftline.monitoring.windows import format_duration
@@ -32,7 +31,6 @@ __all__ = [
     "Figure",
     "Monitor",
     "MonitorRun",
-    "parse_channel",
 ]
 
 #: A check's state on one window: ``alert`` raises an alert, the others do not.
@@ -48,29 +46,6 @@ DELIVERY_STATES = ("pending", "failed", "delivered")
 R = TypeVar("R")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-def parse_channel(text: str) -> str:
-    """Check an alert channel: ``log`` or ``webhook:<http(s) URL>``; returns it normalized.
-
-    Raises:
-        InvalidArgumentError: Naming the ``alert`` field and the accepted forms.
-    """
-    value = text.strip() if isinstance(text, str) else ""
-    if value == "log":
-        return value
-    kind, _, url = value.partition(":")
-    if kind == "webhook":
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise InvalidArgumentError(
-                f"Invalid alert channel {text!r}: a webhook URL must be http:// or https:// "
-                "with a host, e.g. webhook:https://hooks.example.com/driftline"
-            )
-        return f"webhook:{url}"
-    raise InvalidArgumentError(
-        f"Invalid alert channel {text!r}: use 'log' or 'webhook:<http(s) URL>'"
-    )
 
 
 def check_name(name: str, what: str = "monitor name") -> str:

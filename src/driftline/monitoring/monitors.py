@@ -22,8 +22,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from driftline.core.clock import from_ms, now_ms, to_ms
+from driftline.core.notify import DeliveryPolicy, parse_channel
 from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError
-from driftline.monitoring.channels import DeliveryPolicy, deliver
+from driftline.monitoring.channels import deliver
 from driftline.monitoring.checks import (
     CheckContext,
     CheckVerdict,
@@ -40,7 +41,6 @@ from driftline.monitoring.monitor_models import (
     Monitor,
     MonitorRun,
     check_name,
-    parse_channel,
 )
 from driftline.monitoring.windows import parse_duration
 

@@ -291,6 +291,18 @@ class SqlRetrainingStore:
 
         return self.db.write(write)
 
+    def note(self, cycle_id: str, *, action: str, details: dict[str, Any], actor: str) -> None:
+        """Append an audit entry about a cycle without moving it (a notification that
+        could not be delivered)."""
+
+        def write(conn: Connection) -> None:
+            append_audit(
+                conn, actor=actor, action=action, entity_type="retraining_cycle",
+                entity=cycle_id, after=details,
+            )  # fmt: skip
+
+        self.db.write(write)
+
     def get_cycle(self, cycle_id: str) -> Cycle:
         """One cycle by id."""
         c = t.retraining_cycles.c

@@ -57,7 +57,7 @@ def advance_cycle(loop: Retrainer, cycle: Cycle, workspace: Any) -> Cycle:
 
 
 def _move(loop: Retrainer, cycle: Cycle, to: CycleState, **products: Any) -> Cycle:
-    return loop.store.transition(cycle, to, actor=loop.user, now=now_ms(), **products)
+    return loop.transition(cycle, to, now=now_ms(), **products)
 
 
 def _fail(loop: Retrainer, cycle: Cycle, reason: str, **products: Any) -> Cycle:

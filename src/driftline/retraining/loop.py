@@ -10,17 +10,24 @@ transaction: a running cycle absorbs new triggers, the cooldown and the daily ca
 them. What makes a policy's triggers fire is :mod:`.triggers` (alert thresholds) and
 :mod:`.watch` (alerts, new dataset versions, cron due times, looked at by the agent).
 :meth:`Retrainer.advance` moves a cycle one step (see :mod:`.cycles`).
+
+Every transition goes through :meth:`Retrainer.transition`, the one place that tells
+people of an outcome (see :mod:`.policy` for the channels): after the transition's
+transaction, by the driver that won it. A channel that misses it never changes the
+outcome: it is recorded as a ``retraining.cycle.notify_failed`` audit entry of the cycle.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from driftline.core.clock import now_ms
+from driftline.core.notify import DeliveryPolicy, Event, notify, undelivered
 from driftline.core.yamlfile import Located
 from driftline.errors import DriftlineError, NotFoundError
 from driftline.retraining.approvers import how_to_allow, waiting_note
@@ -34,7 +41,20 @@ if TYPE_CHECKING:
     from driftline.retraining._sql import SqlRetrainingStore
     from driftline.serving import DeploymentService
 
-__all__ = ["Retrainer"]
+__all__ = ["NOTIFIED", "Retrainer", "cycle_event"]
+
+log = logging.getLogger("driftline.retraining")
+
+#: The states people are told of: the outcomes, and a cycle waiting for approvals.
+NOTIFIED = frozenset(
+    {
+        CycleState.PROMOTED,
+        CycleState.REJECTED,
+        CycleState.ROLLED_BACK,
+        CycleState.FAILED,
+        CycleState.AWAITING_APPROVAL,
+    }
+)
 
 
 class Retrainer:
@@ -60,6 +80,8 @@ class Retrainer:
         #: Who may approve a model's versions, by name (see :mod:`.approvers`); the
         #: callable answers None, or is None, when that is not restricted.
         self.approvers = approvers
+        #: How hard an outcome's webhooks are tried.
+        self.delivery = DeliveryPolicy()
 
     def acting_as(self, user: str) -> Retrainer:
         """The same policies and cycles, recorded as done by ``user`` (a server's caller)."""
@@ -211,6 +233,51 @@ class Retrainer:
             cursor=cursor,
         )
 
+    def transition(
+        self, cycle: Cycle, to: CycleState, *, now: int | None = None, **products: Any
+    ) -> Cycle:
+        """Move ``cycle`` to ``to`` (the store's compare-and-set, audited), then tell the
+        policy's channels when it reached one of :data:`NOTIFIED`."""
+        moved = self.store.transition(
+            cycle, to, actor=self.user, now=now_ms() if now is None else now, **products
+        )
+        if moved.state in NOTIFIED:
+            self.announce(moved)
+        return moved
+
+    def channels(self, policy: RetrainPolicy) -> tuple[str, ...]:
+        """Where ``policy``'s outcomes go: its ``notify`` list, else the channels of the
+        monitors its triggers name (a monitor deleted since is skipped)."""
+        if policy.notify is not None:
+            return policy.notify
+        found: list[str] = []
+        for name in dict.fromkeys(r.monitor for r in policy.triggers if r.monitor):
+            try:
+                found += self.monitoring.monitors.get(name).channels
+            except NotFoundError:
+                log.warning("policy of %s: monitor %s is gone; not notified", policy.model, name)
+        return tuple(dict.fromkeys(found))
+
+    def announce(self, cycle: Cycle) -> None:
+        """Send ``cycle``'s state to its policy's channels; record the ones that missed it.
+
+        Never raises: the transition is stored, and telling people must not undo it."""
+        try:
+            channels = self.channels(self.policy(cycle.model))
+        except DriftlineError as exc:
+            log.warning("cycle %s (%s): no channels to notify: %s", cycle.id, cycle.model, exc)
+            return
+        event = cycle_event(cycle)
+        missed = undelivered(event, notify(channels, event, self.delivery))
+        if missed is None:
+            return
+        try:
+            self.store.note(
+                cycle.id, action="retraining.cycle.notify_failed", actor=self.user, details=missed
+            )
+        except DriftlineError as exc:
+            log.warning("could not record that %s: %s", missed["message"], exc)
+
     def advance(self, model: str, workspace: Any) -> Cycle | None:
         """Move ``model``'s open cycle as far as it can go now (see
         :mod:`driftline.retraining.driver`); None when no cycle is open."""
@@ -297,6 +364,24 @@ def check_pipeline_exists(policy: RetrainPolicy, at: Located) -> None:
         find_pipeline(policy.pipeline.name, policy.pipeline.module)
     except NotFoundError as exc:
         raise NotFoundError(f"{at.where('pipeline.name')}: pipeline.name: {exc}") from None
+
+
+def cycle_event(cycle: Cycle) -> Event:
+    """The notification of the state ``cycle`` reached (its key: ``<cycle id>:<state>``).
+
+    The body is the cycle (``Cycle.to_dict``: model, state, cause, run, version,
+    rollout, report, reason) under ``cycle``, with the model and state next to it.
+    """
+    state = cycle.state.value
+    version = f" v{cycle.version}" if cycle.version is not None else ""
+    return Event(
+        kind=f"retraining.cycle.{state}",
+        key=f"{cycle.id}:{state}",
+        summary=f"driftline retraining {cycle.model}{version}: cycle {cycle.id} "
+        f"{state.replace('_', ' ')}" + (f": {cycle.reason}" if cycle.reason else ""),
+        body={"model": cycle.model, "state": state, "cycle": cycle.to_dict()},
+        source="retraining",
+    )
 
 
 def find_pipeline(name: str, module: str | None) -> Any:

@@ -17,6 +17,14 @@ Example (``model`` and ``pipeline`` are required; the rest has defaults)::
     rollout: canary
     cooldown: 6h
     max_cycles_per_day: 4
+    notify: [log, "webhook:https://hooks.example.com/driftline"]
+
+Notifications: every outcome of a cycle (``promoted``, ``rejected``, ``rolled_back``,
+``failed``, and ``awaiting_approval``: someone has to act) is sent to alert channels
+(``log``, ``webhook:<url>``, read by :func:`driftline.core.notify.parse_channel`). By
+default these are the channels of the monitors the triggers name, so the people told of
+a drift alert hear what came of it; ``notify:`` replaces them (``notify: []`` tells no
+one).
 
 What makes each trigger fire (the thresholds of ``drift`` and ``performance``, a new
 version for ``new_data``, a due time for ``schedule``) is :mod:`driftline.retraining.triggers`
@@ -35,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from driftline.core.notify import parse_channels
 from driftline.core.yamlfile import Located, check_keys, compose, mapping
 from driftline.errors import InvalidArgumentError
 
@@ -52,7 +61,7 @@ __all__ = [
 
 TOP = (
     "model", "deployment", "triggers", "pipeline", "evaluate", "gates",
-    "challenger_must_beat", "approvals", "rollout", "cooldown", "max_cycles_per_day",
+    "challenger_must_beat", "approvals", "rollout", "cooldown", "max_cycles_per_day", "notify",
 )  # fmt: skip
 #: How an accepted challenger reaches production.
 ROLLOUTS = ("canary", "shadow-then-canary", "direct")
@@ -129,6 +138,8 @@ class RetrainPolicy:
     rollout: str = "canary"
     cooldown_seconds: float = 6 * 3600.0
     max_cycles_per_day: int = 4
+    #: Alert channels told of each outcome; None: those of the triggers' monitors.
+    notify: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form that :func:`policy_from_dict` reads back."""
@@ -140,7 +151,9 @@ class RetrainPolicy:
         out["cooldown"] = out.pop("cooldown_seconds")
         if out["challenger_must_beat"] is None:
             del out["challenger_must_beat"]
-        for key in ("deployment", "gates"):
+        if out["notify"] is not None:
+            out["notify"] = list(out["notify"])
+        for key in ("deployment", "gates", "notify"):
             if out[key] is None:
                 del out[key]
         if out["pipeline"]["module"] is None:
@@ -354,6 +367,9 @@ def _policy(data: dict[str, Any], at: Located) -> RetrainPolicy:
         max_cycles_per_day=_whole(
             data.get("max_cycles_per_day", 4), "max_cycles_per_day", at, 1, 1440
         ),
+        notify=parse_channels(data["notify"], "notify", at)
+        if data.get("notify") is not None
+        else None,
     )
     _contradictions(policy, at)
     return policy

@@ -67,6 +67,13 @@ class HttpDeploymentStore:
         )
         return decode(Deployment, answer.json())
 
+    def note(self, name: str, *, actor: str, action: str, details: dict[str, Any]) -> None:
+        del actor  # the server records its authenticated caller
+        self.client.request(
+            "POST", f"{_path(name)}/notes", json={"action": action, "details": details},
+            idempotent=False,
+        )  # fmt: skip
+
     def history(self, name: str, limit: int | None = 100) -> list[AuditEntry]:
         params = {} if limit is None else {"limit": limit}
         try:

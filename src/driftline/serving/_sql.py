@@ -159,6 +159,20 @@ class SqlDeploymentStore:
             updated_by=actor,
         )
 
+    def note(self, name: str, *, actor: str, action: str, details: dict[str, Any]) -> None:
+        def write(conn: Connection) -> None:
+            append_audit(
+                conn, actor=actor, action=action, entity_type=ENTITY, entity=name, after=details
+            )
+
+        for _ in range(_RETRIES):
+            try:
+                self.db.write(write)
+                return
+            except SqlIntegrityError:
+                continue  # a race for the audit sequence: append again
+        raise BackendError("The audit log is under too much contention; try again")
+
     def history(self, name: str, limit: int | None = 100) -> list[AuditEntry]:
         found = self.db.read(lambda conn: iter_audit(conn, entity_type=ENTITY, entity_prefix=name))
         exact = [e for e in found if e.entity == name]

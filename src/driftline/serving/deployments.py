@@ -35,18 +35,27 @@ for them (``figures``), whose artifact store holds the log the serving processes
 
 Every step, promotion, rollback, pause and resume is an audit entry (entity type
 ``deployment``); claims and ``wait`` outcomes are bookkeeping, not audited.
+
+Notifications: a promotion and a rollback (by the checks, by hand, or of a canary that
+cannot load) are sent as an event (:func:`rollout_event`) to the spec's ``alerts``
+channels through :mod:`driftline.core.notify`. Only the process whose compare-and-set
+won the transition sends it, after the transaction, so a slow or dead webhook never
+holds a write nor races another process; a channel that did not get it is recorded as a
+``deploy_notify_failed`` entry of the deployment's history.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.core.clock import utcnow
+from driftline.core.notify import DeliveryPolicy, Event, notify, undelivered
 from driftline.errors import (
     ConflictError,
     DriftlineError,
@@ -68,9 +77,13 @@ if TYPE_CHECKING:
     from driftline.serving.analysis import CanaryCheck
     from driftline.serving.store import DeploymentFigures, DeploymentStore
 
-__all__ = ["DeploymentService"]
+__all__ = ["DeploymentService", "rollout_event"]
+
+log = logging.getLogger("driftline.serving")
 
 _ACTIVE = (RolloutState.PROGRESSING, RolloutState.PAUSED)
+#: Audit actions whose transition is announced to the spec's alert channels.
+ANNOUNCED = {"deploy_promote": "promoted", "deploy_rollback": "rolled_back"}
 
 
 class DeploymentService:
@@ -92,6 +105,7 @@ class DeploymentService:
         user: str,
         canary_checks: Callable[[], Sequence[CanaryCheck]] | None = None,
         figures: DeploymentFigures | None = None,
+        delivery: DeliveryPolicy | None = None,
     ) -> None:
         self._store = store
         self.registry = registry
@@ -100,13 +114,15 @@ class DeploymentService:
         self.user = user
         self.canary_checks = canary_checks or (lambda: ())
         self.figures = figures
+        #: How hard a rollout notification's webhooks are tried.
+        self.delivery = delivery or DeliveryPolicy()
 
     def acting_as(self, user: str) -> DeploymentService:
         """The same service, recording ``user`` as who acts (a server's caller)."""
         return DeploymentService(
             self._store, registry=self.registry, cache=self.cache,
             prediction_root=self.prediction_root, user=user,
-            canary_checks=self.canary_checks, figures=self.figures,
+            canary_checks=self.canary_checks, figures=self.figures, delivery=self.delivery,
         )  # fmt: skip
 
     @property
@@ -270,10 +286,9 @@ class DeploymentService:
             updated_at=now,
             updated_by=self.user,
         )
-        return self.store.save_deployment(
+        return self._save(
             record,
             expected=None if existing is None else existing.generation,
-            actor=self.user,
             action="deploy_apply",
             details={"spec": encode(spec), "stable_version": stable},
         )
@@ -305,9 +320,49 @@ class DeploymentService:
         if deployment.rollout.state not in allowed:
             raise ConflictError(f"Deployment {name!r} is {deployment.rollout.state}: {refusal}")
         updated = dataclasses.replace(deployment, rollout=change(deployment.rollout, deployment))
-        return self.store.save_deployment(
-            updated, expected=deployment.generation, actor=self.user, action=action
+        return self._save(updated, expected=deployment.generation, action=action)
+
+    def _save(
+        self,
+        record: Deployment,
+        *,
+        expected: int | None,
+        action: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> Deployment:
+        """Every write of the service: the store's compare-and-set, then (only for the
+        writer that won it, after its transaction) the notification of a promotion or a
+        rollback."""
+        saved = self.store.save_deployment(
+            record, expected=expected, actor=self.user, action=action, details=details
         )
+        if action in ANNOUNCED and saved.spec.alerts:
+            self._announce(saved, ANNOUNCED[action], details or {})
+        return saved
+
+    def _announce(self, deployment: Deployment, outcome: str, details: dict[str, Any]) -> None:
+        """Send the rollout event to the spec's channels; record the ones that missed it.
+
+        Never raises: the transition is stored already, and a notification must not
+        undo or hide it (a history that cannot be written either is logged)."""
+        stable = self._stable_version(deployment) if outcome == "rolled_back" else None
+        event = rollout_event(deployment, outcome, details, stable=stable)
+        missed = undelivered(event, notify(deployment.spec.alerts, event, self.delivery))
+        if missed is None:
+            return
+        try:
+            self.store.note(
+                deployment.name, actor=self.user, action="deploy_notify_failed", details=missed
+            )
+        except DriftlineError as exc:
+            log.warning("could not record that %s: %s", missed["message"], exc)
+
+    def _stable_version(self, deployment: Deployment) -> int | None:
+        """The version stable serves now (None when the registry cannot say)."""
+        try:
+            return self.registry.get_version(deployment.spec.stable_target.ref).version
+        except DriftlineError:
+            return None
 
     def pause(self, name: str) -> Deployment:
         """Freeze a progressing rollout at its current split (no checks, no steps)."""
@@ -368,10 +423,9 @@ class DeploymentService:
         rollout = dataclasses.replace(
             deployment.rollout, state=RolloutState.ROLLED_BACK, message=message
         )
-        return self.store.save_deployment(
+        return self._save(
             dataclasses.replace(deployment, rollout=rollout),
             expected=deployment.generation,
-            actor=self.user,
             action="deploy_rollback",
         )
 
@@ -395,10 +449,9 @@ class DeploymentService:
             rollout = dataclasses.replace(rollout, state=RolloutState.ROLLED_BACK)
             action = "deploy_rollback"
         try:
-            return self.store.save_deployment(
+            return self._save(
                 dataclasses.replace(deployment, rollout=rollout),
                 expected=deployment.generation,
-                actor=self.user,
                 action=action,
                 details={"variant": variant, "version": ref, "error": error},
             )
@@ -429,9 +482,7 @@ class DeploymentService:
             ),
         )
         try:
-            claimed = self.store.save_deployment(
-                claim, expected=deployment.generation, actor=self.user, action=None
-            )
+            claimed = self._save(claim, expected=deployment.generation, action=None)
         except ConflictError:
             return None  # another process claimed this check
         table = self.predictions(name, since=rollout.window_start, until=now)
@@ -451,10 +502,9 @@ class DeploymentService:
         )
         outcome, action = self._outcome(claimed, verdict, now)
         try:
-            return self.store.save_deployment(
+            return self._save(
                 outcome,
                 expected=claimed.generation,
-                actor=self.user,
                 action=action,
                 details=None if action is None else {"check": _brief(verdict)},
             )
@@ -531,3 +581,47 @@ def _brief(verdict: dict[str, Any]) -> dict[str, Any]:
         "checks": verdict["checks"],
         "requests": {v: f["requests"] for v, f in verdict["figures"].items()},
     }
+
+
+def rollout_event(
+    deployment: Deployment, outcome: str, details: dict[str, Any], *, stable: int | None
+) -> Event:
+    """The notification of a rollout's ``outcome`` (``promoted`` or ``rolled_back``).
+
+    Its body names the deployment, the model, the versions traffic moved ``from`` and
+    ``to`` (``None`` where unknown), the reason (the rollout's message), the checks that
+    failed (``load`` for a canary that could not load) and the check that decided it.
+    ``stable`` is the version stable serves after a rollback. The key
+    (``<deployment>:<generation>``) is unique per transition.
+    """
+    r = deployment.rollout
+    check = details.get("check")  # present when the canary's checks decided it
+    failed = [c["check"] for c in (check or {}).get("checks", []) if not c["passed"]]
+    if "error" in details:
+        failed = ["load"]
+    if outcome == "promoted":
+        figures = (r.last_check or {}).get("figures", {})
+        served = figures.get("stable", {}).get("versions") or [None]
+        moved_from, moved_to = served[-1], r.canary_version
+    else:
+        moved_from, moved_to = r.canary_version, stable
+    model = deployment.spec.model
+    return Event(
+        kind=f"deployment.{outcome}",
+        key=f"{deployment.name}:{deployment.generation}",
+        summary=f"driftline deployment {deployment.name} ({model}) {outcome.replace('_', ' ')}"
+        f" from v{moved_from} to v{moved_to}: {r.message}",
+        body={
+            "deployment": deployment.name,
+            "model": model,
+            "outcome": outcome,
+            "from_version": moved_from,
+            "to_version": moved_to,
+            "reason": r.message,
+            "failed_checks": failed,
+            "check": check,
+            "generation": deployment.generation,
+            "at": deployment.updated_at.isoformat(),
+        },
+        source="serving",
+    )

@@ -371,6 +371,8 @@ class DeploymentSpec:
         variant_override: Whether an ``X-Variant`` header may pick the variant.
         gates: Registry quality gates (the structure of a gates file) the canary must
             pass to be deployed, and again to be promoted.
+        alerts: Alert channels (``log``, ``webhook:<url>``) told when a canary is
+            promoted or rolled back (see :func:`driftline.core.notify.parse_channel`).
     """
 
     name: str
@@ -383,6 +385,7 @@ class DeploymentSpec:
     routing_key: str | None = None
     variant_override: bool = False
     gates: dict[str, Any] | None = None
+    alerts: tuple[str, ...] = ()
 
     @property
     def stable_target(self) -> ModelTarget:

@@ -15,6 +15,8 @@ Example (every key but ``name``, ``model`` and ``stable`` is optional)::
     variant_override: false      # whether an X-Variant header may pick the variant
     gates:                       # registry quality gates the canary must pass
       gates: [{metric: auc, min: 0.85}]
+    alerts: [log, "webhook:https://hooks.example.com/driftline"]   # told of promotions
+                                 # and rollbacks (the monitors' alert channels)
 
 The file is composed into YAML nodes first, so every error says where: ``deploy.yaml
 line 4: canary.steps must rise (5, 25, 50, 100), got [25, 5]``. Unknown keys are
@@ -30,6 +32,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from driftline.core.notify import parse_channels
 from driftline.core.yamlfile import Located as _Located
 from driftline.core.yamlfile import check_keys as _check_keys
 from driftline.core.yamlfile import compose
@@ -54,7 +57,7 @@ _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,127}$")
 _FIELD = re.compile(r"^[A-Za-z0-9_.\-]{1,256}$")
 TOP = (
     "name", "model", "stable", "canary", "shadow", "batching", "prediction_log",
-    "routing_key", "variant_override", "gates",
+    "routing_key", "variant_override", "gates", "alerts",
 )  # fmt: skip
 
 
@@ -252,6 +255,9 @@ def _spec(data: dict[str, Any], at: _Located) -> DeploymentSpec:
         routing_key=None if routing_key is None else _text(routing_key, "routing_key", at),
         variant_override=override,
         gates=gates,
+        alerts=parse_channels(data["alerts"], "alerts", at)
+        if data.get("alerts") is not None
+        else (),
         **parts,
     )
 
@@ -297,4 +303,6 @@ def spec_to_dict(spec: DeploymentSpec) -> dict[str, Any]:
     data["variant_override"] = spec.variant_override
     if spec.gates is not None:
         data["gates"] = spec.gates
+    if spec.alerts:
+        data["alerts"] = list(spec.alerts)
     return data

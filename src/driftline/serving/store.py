@@ -41,6 +41,11 @@ class DeploymentStore(Protocol):
         (``None`` for bookkeeping no one needs to audit, such as claiming a check)."""
         ...
 
+    def note(self, name: str, *, actor: str, action: str, details: dict[str, Any]) -> None:
+        """Append an audit entry about deployment ``name`` without changing its record
+        (what happened around it, such as a notification that could not be delivered)."""
+        ...
+
     def history(self, name: str, limit: int | None = 100) -> list[AuditEntry]:
         """The audit entries of one deployment, newest first."""
         ...

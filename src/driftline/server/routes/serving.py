@@ -13,6 +13,8 @@ rolling back need ``manage`` on it (the role that may move its aliases).
 the rules; serving processes drive rollouts through it): a compare-and-set on the
 record's generation. The server re-checks the spec with the same parser, the step
 against the canary's steps and the audit action against the known ones.
+``POST /deployments/{name}/notes`` appends an audit entry about a deployment without
+changing it (a rollout notification its alert channels did not get).
 """
 
 from __future__ import annotations
@@ -102,6 +104,26 @@ def save_record(request: Request, name: str, body: dict[str, Any] = Body(...)) -
         record, expected=expected, actor=actor(request), action=action, details=details
     )
     return encode(saved)
+
+
+#: What a note may record (see ``DeploymentService``'s notifications).
+NOTE_ACTIONS = frozenset({"deploy_notify_failed"})
+
+
+@router.post("/{name}/notes", summary="Append an audit entry about a deployment", status_code=204)
+def add_note(request: Request, name: str, body: dict[str, Any] = Body(...)) -> None:  # noqa: B008
+    unknown = set(body) - {"action", "details"}
+    if unknown:
+        raise InvalidArgumentError(f"Unknown field(s): {', '.join(sorted(unknown))}")
+    action, details = body.get("action"), body.get("details")
+    if action not in NOTE_ACTIONS:
+        raise InvalidArgumentError(
+            f"Unknown action {action!r}; known: {', '.join(sorted(NOTE_ACTIONS))}"
+        )
+    if not isinstance(details, dict):
+        raise InvalidArgumentError("'details' is an object")
+    service = _manageable(request, name)
+    service.store.note(name, actor=actor(request), action=action, details=details)
 
 
 @router.get("/{name}", summary="One deployment record")

@@ -1,0 +1,215 @@
+"""Notifications: one way for every stage to tell people that something happened.
+
+A *channel* is text: ``log`` (a line on stderr and on the stage's logger) or
+``webhook:<http(s) URL>`` (a JSON POST retried with exponential backoff);
+:func:`parse_channel` checks one. An :class:`Event` is what is sent: its kind
+(``monitoring.alert``, ``deployment.rolled_back``, ``retraining.cycle.promoted``...),
+an idempotency key, a one-line summary for people and a JSON body.
+
+The webhook body is ``{"event": kind, "id": key, **body}``, with the key also as the
+``Idempotency-Key`` header, so a receiver can drop a retried duplicate.
+
+:func:`deliver` never raises for a channel that is down: it returns a :class:`Sent`
+saying what happened, and the caller records a failure where its users look (monitoring
+on the alert's delivery, retried on the next run; serving in the deployment's history;
+retraining in the cycle's audit trail). Nothing here knows any stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from driftline.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from driftline.core.yamlfile import Located
+
+__all__ = [
+    "DeliveryPolicy",
+    "Event",
+    "Sent",
+    "deliver",
+    "notify",
+    "parse_channel",
+    "parse_channels",
+    "undelivered",
+]
+
+#: The channel forms, as error messages name them.
+CHANNEL_FORMS = "'log' or 'webhook:<http(s) URL>'"
+
+
+def parse_channel(text: str) -> str:
+    """Check an alert channel: ``log`` or ``webhook:<http(s) URL>``; returns it normalized.
+
+    Raises:
+        InvalidArgumentError: Naming the channel and the accepted forms.
+    """
+    value = text.strip() if isinstance(text, str) else ""
+    if value == "log":
+        return value
+    kind, _, url = value.partition(":")
+    if kind == "webhook":
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - a port out of range raises here, not at delivery
+        except ValueError:
+            parts = parts._replace(netloc="")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InvalidArgumentError(
+                f"Invalid alert channel {text!r}: a webhook URL must be http:// or https:// "
+                "with a host, e.g. webhook:https://hooks.example.com/driftline"
+            )
+        return f"webhook:{url}"
+    raise InvalidArgumentError(f"Invalid alert channel {text!r}: use {CHANNEL_FORMS}")
+
+
+def parse_channels(raw: Any, field: str, at: Located) -> tuple[str, ...]:
+    """A list of channels in a spec file (``alerts:``, ``notify:``), each checked by
+    :func:`parse_channel`, duplicates dropped; an error names the item and its line."""
+    if not isinstance(raw, list):
+        raise at.error(field, f"{field} must be a list (log, webhook:URL), got {raw!r}")
+    channels = []
+    for i, item in enumerate(raw):
+        try:
+            channels.append(parse_channel(item))
+        except InvalidArgumentError as exc:
+            raise at.error(f"{field}[{i}]", f"{field}[{i}]: {exc}") from None
+    return tuple(dict.fromkeys(channels))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryPolicy:
+    """How hard a webhook is tried in one delivery: ``attempts`` POSTs, waiting
+    ``backoff * 2**i`` seconds after the i-th failure, each with ``timeout`` seconds."""
+
+    attempts: int = 4
+    backoff: float = 0.5
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
+            raise InvalidArgumentError(f"attempts must be a whole number, got {self.attempts!r}")
+        if self.attempts < 1 or self.backoff < 0 or self.timeout <= 0:
+            raise InvalidArgumentError(
+                "A delivery policy needs attempts >= 1, backoff >= 0 and timeout > 0, got "
+                f"attempts={self.attempts}, backoff={self.backoff}, timeout={self.timeout}"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Something to tell people about.
+
+    Attributes:
+        kind: Dotted name of what happened, e.g. ``deployment.rolled_back``.
+        key: Unique per event and stable across retries (the ``Idempotency-Key``).
+        summary: One line for people (the ``log`` channel).
+        body: JSON-ready details (the webhook's body, next to ``event`` and ``id``).
+        source: The stage sending it: names the logger (``driftline.<source>``) and the
+            webhook's ``User-Agent`` (``driftline-<source>``).
+    """
+
+    kind: str
+    key: str
+    summary: str
+    body: dict[str, Any] = field(default_factory=dict)
+    source: str = "notify"
+
+    def document(self) -> dict[str, Any]:
+        """The JSON a webhook receives."""
+        return {"event": self.kind, "id": self.key, **self.body}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sent:
+    """What one delivery of an event to one channel did (``error`` is the last one)."""
+
+    channel: str
+    delivered: bool
+    attempts: int
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "channel": self.channel,
+            "delivered": self.delivered,
+            "attempts": self.attempts,
+            "error": self.error,
+        }
+
+
+def deliver(channel: str, event: Event, policy: DeliveryPolicy) -> Sent:
+    """Deliver ``event`` to one (parsed) channel, with the webhook's retries; never raises
+    for a channel that is down or refuses it."""
+    if channel == "log":
+        _to_log(event)
+        return Sent(channel=channel, delivered=True, attempts=1)
+    url = channel.removeprefix("webhook:")
+    attempts, error = _post(url, event, policy)
+    return Sent(channel=channel, delivered=error is None, attempts=attempts, error=error)
+
+
+def notify(channels: Iterable[str], event: Event, policy: DeliveryPolicy) -> tuple[Sent, ...]:
+    """Deliver ``event`` to each channel (each once, in order); what each delivery did."""
+    return tuple(deliver(channel, event, policy) for channel in dict.fromkeys(channels))
+
+
+def undelivered(event: Event, sent: Iterable[Sent]) -> dict[str, Any] | None:
+    """What to record when some channels missed ``event`` (the details of an audit
+    entry: the event, its key, each failed delivery and one line for people), or None
+    when every channel got it."""
+    failed = [s for s in sent if not s.delivered]
+    if not failed:
+        return None
+    return {
+        "event": event.kind,
+        "id": event.key,
+        "failed": [s.to_dict() for s in failed],
+        "message": "; ".join(
+            f"{event.kind} not delivered to {s.channel}: {s.error}" for s in failed
+        ),
+    }
+
+
+def _to_log(event: Event) -> None:
+    log = logging.getLogger(f"driftline.{event.source}")
+    if log.hasHandlers():  # else logging's last resort would print the same line twice
+        log.warning("%s (%s %s)", event.summary, event.kind, event.key)
+    print(event.summary, file=sys.stderr, flush=True)
+
+
+def _post(url: str, event: Event, policy: DeliveryPolicy) -> tuple[int, str | None]:
+    """POST until a 2xx answer or ``policy.attempts`` tries; (tries, last error or None)."""
+    import httpx
+
+    headers = {
+        "Idempotency-Key": event.key,
+        "User-Agent": f"driftline-{event.source}",
+        "X-Driftline-Event": event.kind,
+    }
+    error: str | None = None
+    with httpx.Client(timeout=policy.timeout, follow_redirects=False) as client:
+        for attempt in range(policy.attempts):
+            try:
+                response = client.post(url, json=event.document(), headers=headers)
+                if 200 <= response.status_code < 300:
+                    return attempt + 1, None
+                error = f"HTTP {response.status_code} from {url}"
+                if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+                    return attempt + 1, error  # the receiver refuses it: retrying won't help
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                error = f"{type(exc).__name__}: {exc} ({url})"
+            if attempt + 1 < policy.attempts:
+                time.sleep(policy.backoff * 2**attempt)
+    logging.getLogger(f"driftline.{event.source}").warning(
+        "%s %s not delivered to %s: %s", event.kind, event.key, url, error
+    )
+    return policy.attempts, error

@@ -1,0 +1,131 @@
+"""The kernel's notifications: channels parsed strictly, events delivered to a real
+webhook receiver on loopback (retried, with an idempotency key) and to the log."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from driftline.core.notify import DeliveryPolicy, Event, deliver, notify, parse_channel
+from driftline.errors import InvalidArgumentError
+
+try:  # `python -m pytest` from the repository root, as CI runs it
+    from tests.conftest import free_port, webhook_receiver
+except ImportError:  # pragma: no cover - only tests/ on sys.path
+    from conftest import free_port, webhook_receiver  # type: ignore[no-redef]
+
+FAST = DeliveryPolicy(attempts=3, backoff=0.01, timeout=5.0)
+EVENT = Event(
+    kind="deployment.rolled_back",
+    key="churn:7",
+    summary="driftline deployment churn rolled back",
+    body={"deployment": "churn", "from_version": 4, "to_version": 3},
+    source="serving",
+)
+
+
+def test_channels_are_log_or_an_http_webhook() -> None:
+    assert parse_channel(" log ") == "log"
+    assert (
+        parse_channel("webhook:https://hooks.example.com/x")
+        == "webhook:https://hooks.example.com/x"
+    )
+    bad_ones = (
+        "email:x@example.com",
+        "webhook:ftp://h/x",
+        "webhook:http://",
+        "webhook:http://h:99999/",
+    )
+    for bad in (*bad_ones, "", None):
+        with pytest.raises(InvalidArgumentError, match="alert channel"):
+            parse_channel(bad)  # type: ignore[arg-type]
+
+
+def test_a_bad_delivery_policy_is_refused() -> None:
+    for bad in ({"attempts": 0}, {"attempts": True}, {"backoff": -1.0}, {"timeout": 0.0}):
+        with pytest.raises(InvalidArgumentError, match="attempts"):
+            DeliveryPolicy(**bad)  # type: ignore[arg-type]
+
+
+def test_a_webhook_gets_the_event_with_its_idempotency_key_after_retries() -> None:
+    with webhook_receiver(fail=2) as hook:
+        sent = deliver(f"webhook:{hook.url}", EVENT, FAST)
+    assert sent.to_dict() == {
+        "channel": f"webhook:{hook.url}", "delivered": True, "attempts": 3, "error": None,
+    }  # fmt: skip
+    assert hook.keys == ["churn:7"]
+    assert hook.bodies == [
+        {"event": "deployment.rolled_back", "id": "churn:7", "deployment": "churn",
+         "from_version": 4, "to_version": 3}
+    ]  # fmt: skip
+
+
+def test_a_webhook_that_is_down_is_a_failed_delivery_not_an_exception() -> None:
+    with webhook_receiver(fail=10_000) as down:
+        sent = deliver(f"webhook:{down.url}", EVENT, FAST)
+        assert down.attempts == 3
+    assert (sent.delivered, sent.attempts) == (False, 3)
+    assert sent.error is not None
+    assert "503" in sent.error
+    nobody = f"webhook:http://127.0.0.1:{free_port()}/hook"
+    refused = deliver(nobody, EVENT, FAST)
+    assert not refused.delivered
+    assert refused.error is not None
+    assert "ConnectError" in refused.error
+
+
+def test_a_refusing_receiver_is_not_retried() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    posts: list[int] = []
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            posts.append(1)
+            self.send_response(400)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        sent = deliver(f"webhook:http://127.0.0.1:{server.server_address[1]}/", EVENT, FAST)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    assert (sent.delivered, sent.attempts, len(posts)) == (False, 1, 1)
+    assert sent.error is not None
+    assert "HTTP 400" in sent.error
+
+
+def test_the_log_channel_writes_one_line_to_stderr_and_the_stages_logger(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="driftline.serving"):
+        (sent,) = notify(["log", "log"], EVENT, FAST)  # one delivery per distinct channel
+    assert sent.delivered
+    assert sent.channel == "log"
+    assert capsys.readouterr().err == "driftline deployment churn rolled back\n"
+    (record,) = [r for r in caplog.records if r.name == "driftline.serving"]
+    assert "deployment.rolled_back churn:7" in record.getMessage()
+
+
+def test_undelivered_describes_the_channels_that_missed_an_event() -> None:
+    from driftline.core.notify import Sent, undelivered
+
+    ok = Sent(channel="log", delivered=True, attempts=1)
+    down = Sent(channel="webhook:http://127.0.0.1:9/x", delivered=False, attempts=4, error="boom")
+    assert undelivered(EVENT, [ok]) is None
+    assert undelivered(EVENT, [ok, down]) == {
+        "event": "deployment.rolled_back",
+        "id": "churn:7",
+        "failed": [down.to_dict()],
+        "message": "deployment.rolled_back not delivered to webhook:http://127.0.0.1:9/x: boom",
+    }
