@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         Token,
         User,
     )
-    from driftline.auth.policy import require
+    from driftline.auth.policy import allowed_users, require
     from driftline.auth.service import AuthService, UserAdmin
     from driftline.core.metadata import Database
 
@@ -53,6 +53,7 @@ __all__ = [
     "Token",
     "User",
     "UserAdmin",
+    "allowed_users",
     "auth_service",
     "require",
 ]
@@ -67,7 +68,7 @@ __getattr__ = lazy_exports(
         ),
         **dict.fromkeys(("ResourceKind", "Role", "Token", "User"), "driftline.auth.models"),
         **dict.fromkeys(("AuthService", "UserAdmin"), "driftline.auth.service"),
-        "require": "driftline.auth.policy",
+        **dict.fromkeys(("allowed_users", "require"), "driftline.auth.policy"),
     },
 )
 

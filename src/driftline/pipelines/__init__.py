@@ -36,8 +36,13 @@ from driftline.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from driftline.pipelines.agent import add_periodic
-    from driftline.pipelines.automation import Automation
-    from driftline.pipelines.cron import parse_cron
+    from driftline.pipelines.automation import (
+        Automation,
+        dataset_payload,
+        due_to_fire,
+        schedule_payload,
+    )
+    from driftline.pipelines.cron import Cron, parse_cron
     from driftline.pipelines.discovery import discover
     from driftline.pipelines.models import (
         CacheDecision,
@@ -57,6 +62,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Automation",
     "CacheDecision",
+    "Cron",
     "OutputRef",
     "Pipeline",
     "PipelineRun",
@@ -70,7 +76,9 @@ __all__ = [
     "TuneResult",
     "add_periodic",
     "choice",
+    "dataset_payload",
     "discover",
+    "due_to_fire",
     "fire",
     "fire_trigger",
     "get_pipeline",
@@ -85,6 +93,7 @@ __all__ = [
     "pipeline",
     "resume",
     "schedule",
+    "schedule_payload",
     "step",
     "trigger",
     "tune",
@@ -115,8 +124,11 @@ __getattr__ = lazy_exports(
         "StepOptions": _STEP,
         "step": _STEP,
         "discover": "driftline.pipelines.discovery",
-        "parse_cron": "driftline.pipelines.cron",
-        "Automation": "driftline.pipelines.automation",
+        **dict.fromkeys(("Cron", "parse_cron"), "driftline.pipelines.cron"),
+        **dict.fromkeys(
+            ("Automation", "dataset_payload", "due_to_fire", "schedule_payload"),
+            "driftline.pipelines.automation",
+        ),
         "add_periodic": "driftline.pipelines.agent",
         "PipelineService": "driftline.pipelines.service",
         **dict.fromkeys(("choice", "intrange", "loguniform", "uniform"), _SPACE),

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from driftline.auth.policy import allowed_users
+from driftline.auth import allowed_users
 
 if TYPE_CHECKING:
-    from driftline.auth.service import UserAdmin
+    from driftline.auth import UserAdmin
 
 __all__ = ["approvers", "how_to_allow", "waiting_note"]
 

@@ -31,7 +31,7 @@ from driftline.retraining.triggers import ALERT_CHECKS, cursor_key, judge_alert
 
 if TYPE_CHECKING:
     from driftline.data import DataService
-    from driftline.pipelines.cron import Cron
+    from driftline.pipelines import Cron
     from driftline.retraining.loop import Retrainer
     from driftline.retraining.policy import RetrainPolicy, TriggerRule
 
@@ -120,7 +120,7 @@ def look_alerts(loop: Retrainer, policy: RetrainPolicy, say: Say, now: int) -> N
 
 def look_new_data(loop: Retrainer, policy: RetrainPolicy, say: Say, now: int) -> None:
     """A newer version of each ``new_data`` trigger's dataset -> one trigger."""
-    from driftline.pipelines.automation import dataset_payload
+    from driftline.pipelines import dataset_payload
 
     for rule in policy.triggers:
         if rule.kind != "new_data":
@@ -139,7 +139,7 @@ def look_new_data(loop: Retrainer, policy: RetrainPolicy, say: Say, now: int) ->
 
 def look_schedules(loop: Retrainer, policy: RetrainPolicy, say: Say, now: int) -> None:
     """A passed due time of each ``schedule`` trigger -> one trigger (catch-up once)."""
-    from driftline.pipelines.automation import due_to_fire, schedule_payload
+    from driftline.pipelines import due_to_fire, schedule_payload
 
     for rule in policy.triggers:
         if rule.kind != "schedule":
