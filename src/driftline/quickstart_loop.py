@@ -15,7 +15,8 @@ every look:
    challenger is worse, it is rejected and the champion stays;
 3. the ``worst`` columns shift too, and retrain.yaml now asks for per-batch scaling (each
    request scaled by its own statistics): better offline, but a one-row request cannot
-   be scaled by itself, so the canary fails live traffic and is rolled back.
+   be scaled by itself, so the canary fails live traffic and is rolled back (and
+   retrain.yaml goes back to the scaling that works).
 
 It ends with ``trace`` of a prediction the promoted challenger served.
 """
@@ -64,10 +65,14 @@ class BatchStandardizer:
 
     def transform(self, x: Any) -> Any:
         """``(x - mean) / std`` per column, over the rows of ``x`` (NaN for one row)."""
+        import warnings
+
         import numpy as np
 
         values = np.asarray(x, dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # One row: no spread to divide by; the NaN it gives is the bug this scaler has.
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             return (values - values.mean(axis=0)) / values.std(axis=0, ddof=1)
 
     def fit_transform(self, x: Any, y: Any = None) -> Any:
@@ -250,6 +255,10 @@ def check_retraining(server: ServingProcess, folder: Path, *, timeout: float = 6
                 cycles.append(
                     _cycle(loop, i + 1, story, shifts, labels, train, test, timeout=timeout)
                 )
+            # The folder's retrain.yaml, and the policy applied, end as the good one.
+            policy_file.write_text(retrain_policy(), encoding="utf-8")
+            dl.retraining.apply(policy_file)
+            loop.say("policy", f"{POLICY_FILE} back to scaling: fitted, and applied")
     finally:
         server.stop()
     traced = dl.trace(loop.last_request)
@@ -357,7 +366,7 @@ def _audited(since: Any, cycle: Cycle) -> list[tuple[float, str, str]]:
         for e in audit.entries(entity=cycle.id, limit=None)
     ]
     events += [
-        (e.at, f"rollout {e.action.removeprefix('deploy_')}",
+        (e.at, e.action.removeprefix("deploy_"),
          str((e.after or {}).get("message", "")))
         for e in dl.serving.history(MODEL_NAME, limit=None)
         if e.at >= since
