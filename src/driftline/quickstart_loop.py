@@ -387,6 +387,17 @@ def _transition(after: dict[str, Any], cycle: Cycle) -> str:
             f"{MODEL_NAME}/{after.get('version')}; comparing it with the champion"
         )
     if state == "rolling_out":
-        verdict = (after.get("report") or cycle.report or {}).get("verdict", "")
-        return f"challenger {verdict}; canary of {MODEL_NAME}/{cycle.version} applied"
+        report = after.get("report") or cycle.report or {}
+        low, high = report.get("ci") or (None, None)
+        beaten = (
+            f" ({report.get('metric')} {report.get('challenger_value'):.4f} vs the champion's "
+            f"{report.get('champion_value'):.4f}, paired bootstrap CI of the difference "
+            f"{low:+.4f} to {high:+.4f})"
+            if low is not None and high is not None
+            else ""
+        )
+        return (
+            f"challenger {report.get('verdict', '')}{beaten}; canary of "
+            f"{MODEL_NAME}/{cycle.version} applied"
+        )
     return str(after.get("reason") or state)
