@@ -51,8 +51,34 @@ LOOP_MONITOR = f"{MODEL_NAME}-live"
 POLICY_FILE = "retrain.yaml"
 #: The ``scaling`` values the retraining pipeline takes.
 SCALINGS = ("fitted", "per_batch")
-_SECOND_SHIFT = ("mean fractal dimension", "mean symmetry")
-_WORST = ("worst radius", "worst texture", "worst perimeter", "worst area")
+
+
+@dataclass(frozen=True, slots=True)
+class _Drift:
+    """One round of the loop: what shifts in the traffic and the new data, by how much,
+    and how the new data or the policy went wrong."""
+
+    story: str
+    columns: tuple[str, ...]
+    factor: float
+    shuffled_labels: bool = False  # the new training labels came through a broken join
+    scaling: str = "fitted"  # the policy's pipeline parameter for this round
+
+
+_DRIFTS = (
+    _Drift("a new scanner measures sizes 1.4x larger", DRIFTED, 1.4),
+    _Drift(
+        "mean fractal dimension and mean symmetry shift; the new labels came through a "
+        "broken join (shuffled)",
+        ("mean fractal dimension", "mean symmetry"), 1.6, shuffled_labels=True,
+    ),
+    _Drift(
+        "the worst-case columns shift; retrain.yaml now scales each batch by its own "
+        "statistics",
+        ("worst radius", "worst texture", "worst perimeter", "worst area"), 1.5,
+        scaling="per_batch",
+    ),
+)  # fmt: skip
 
 
 class BatchStandardizer:
@@ -172,10 +198,9 @@ class _Loop:
     def say(self, what: str, detail: str) -> None:
         self.timeline.append((time.monotonic() - self.started, what, detail))
 
-    def send(self, rows: Any, *, per_request: int) -> int:
+    def send(self, rows: Any, *, per_request: int) -> None:
         """Send ``rows`` to ``/predict``, ``per_request`` at a time, each request a routing
-        key of its own (the canary takes its share); returns the requests that failed."""
-        failed = 0
+        key of its own (the canary takes its share), counting the failures."""
         records = rows.to_dict(orient="records")
         for first in range(0, len(records), per_request):
             r = self.client.post(
@@ -189,32 +214,32 @@ class _Loop:
                 if body.get("variant") == "stable":
                     self.last_request = str(body["request_id"])
             else:
-                failed += 1
-        self.failed += failed
-        return failed
+                self.failed += 1
 
 
-def _shift(frame: Any, columns: Sequence[str], factor: float) -> Any:
+def _drifted(frame: Any, drifts: Sequence[_Drift]) -> Any:
+    """``frame`` with every drift so far applied (they add up)."""
     out = frame.copy()
-    out[list(columns)] = out[list(columns)] * factor
+    for drift in drifts:
+        out[list(drift.columns)] = out[list(drift.columns)] * drift.factor
     return out
 
 
-def check_retraining(server: ServingProcess, folder: Path, *, timeout: float = 60.0) -> LoopCheck:
+def check_retraining(
+    server: ServingProcess, folder: Path, data: tuple[str, str], *, timeout: float = 60.0
+) -> LoopCheck:
     """Close the loop three times (see the module docstring) through ``server``, a
     ``driftline serve --deployment`` process started with ``deploy=False`` (the
-    deployment keeps the canary steps stage 5 gave it); stopped before this returns."""
+    deployment keeps the canary steps stage 5 gave it); stopped before this returns.
+
+    ``data`` are the training and test versions the champion came from; each round
+    commits them, drifted, as the datasets' next versions.
+    """
     import httpx
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.model_selection import train_test_split
 
     from driftline.quickstart import _wait_for_serving
 
-    frame = load_breast_cancer(as_frame=True).frame
-    train, test = (
-        part.reset_index(drop=True)
-        for part in train_test_split(frame, test_size=0.25, stratify=frame[TARGET], random_state=0)
-    )
+    train, test = (dl.data.get(ref).to_pandas() for ref in data)
     deployment = dl.serving.get_deployment(MODEL_NAME)
     if deployment.spec.canary is None:
         raise InvalidArgumentError(
@@ -227,7 +252,7 @@ def check_retraining(server: ServingProcess, folder: Path, *, timeout: float = 6
     policy_file = folder / POLICY_FILE
     policy_file.write_text(retrain_policy(), encoding="utf-8")
     dl.retraining.apply(policy_file)
-    features = frame.drop(columns=[TARGET])
+    features = test.drop(columns=[TARGET])
     try:
         _wait_for_serving(server, timeout)
         with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -235,26 +260,13 @@ def check_retraining(server: ServingProcess, folder: Path, *, timeout: float = 6
             champion = dl.registry.get_version(f"{MODEL_NAME}@champion").ref
             loop.send(features.sample(100, random_state=3), per_request=20)
             loop.say("serve", f"{champion} (@champion) answers ordinary traffic")
-            shifts: list[tuple[Sequence[str], float]] = [(DRIFTED, 1.4)]
-            phases = (
-                ("a new scanner measures sizes 1.4x larger", "", "fitted"),
-                (f"{' and '.join(_SECOND_SHIFT)} shift; the new labels came through a "
-                 "broken join (shuffled)", "shuffled", "fitted"),
-                ("the worst-case columns shift; retrain.yaml now scales each batch by "
-                 "its own statistics", "", "per_batch"),
-            )  # fmt: skip
-            extra: list[tuple[Sequence[str], float]] = [(_SECOND_SHIFT, 1.6), (_WORST, 1.5)]
             cycles = []
-            for i, (story, labels, scaling) in enumerate(phases):
-                if i:
-                    shifts.append(extra[i - 1])
-                if scaling != "fitted":
-                    policy_file.write_text(retrain_policy(scaling), encoding="utf-8")
+            for number, drift in enumerate(_DRIFTS, start=1):
+                if drift.scaling != "fitted":
+                    policy_file.write_text(retrain_policy(drift.scaling), encoding="utf-8")
                     dl.retraining.apply(policy_file)
-                    loop.say("policy", f"{POLICY_FILE} applied again with scaling: {scaling}")
-                cycles.append(
-                    _cycle(loop, i + 1, story, shifts, labels, train, test, timeout=timeout)
-                )
+                    loop.say("policy", f"{POLICY_FILE} applied again with scaling: {drift.scaling}")
+                cycles.append(_cycle(loop, _DRIFTS[:number], train, test, timeout=timeout))
             # The folder's retrain.yaml, and the policy applied, end as the good one.
             policy_file.write_text(retrain_policy(), encoding="utf-8")
             dl.retraining.apply(policy_file)
@@ -277,36 +289,24 @@ def check_retraining(server: ServingProcess, folder: Path, *, timeout: float = 6
 
 
 def _cycle(
-    loop: _Loop,
-    number: int,
-    story: str,
-    shifts: Sequence[tuple[Sequence[str], float]],
-    labels: str,
-    train: Any,
-    test: Any,
-    *,
-    timeout: float,
+    loop: _Loop, drifts: Sequence[_Drift], train: Any, test: Any, *, timeout: float
 ) -> Cycle:
-    """Drift in the traffic -> an alert -> a cycle, driven until it ends."""
+    """The last of ``drifts`` in the traffic -> an alert -> a cycle, driven until it ends."""
     from driftline.core.clock import utcnow
     from driftline.retraining.autopilot import drive
 
-    def drifted(part: Any) -> Any:
-        for columns, factor in shifts:
-            part = _shift(part, columns, factor)
-        return part
-
+    number, drift = len(drifts), drifts[-1]
     since = utcnow()
-    features = drifted(loop.rows.sample(400, replace=True, random_state=10 + number))
+    features = _drifted(loop.rows.sample(400, replace=True, random_state=10 + number), drifts)
     sent_before = loop.sent
     loop.send(features, per_request=20)
-    loop.say("drift", f"#{number}: {story}; 400 rows of drifted traffic")
+    loop.say("drift", f"#{number}: {drift.story}; 400 rows of drifted traffic")
     _wait_logged(loop.sent - sent_before, since, timeout)
-    new_train = drifted(train)
-    if labels == "shuffled":
+    new_train = _drifted(train, drifts)
+    if drift.shuffled_labels:
         new_train[TARGET] = new_train[TARGET].sample(frac=1.0, random_state=7).to_numpy()
-    train_v = dl.data.commit(TRAIN_DATA, new_train, message=f"drift #{number}: {story}")
-    test_v = dl.data.commit(TEST_DATA, drifted(test), message=f"drift #{number}, labelled")
+    train_v = dl.data.commit(TRAIN_DATA, new_train, message=f"drift #{number}: {drift.story}")
+    test_v = dl.data.commit(TEST_DATA, _drifted(test, drifts), message=f"drift #{number}, labelled")
     loop.say("data", f"new labelled data committed: {train_v.ref}, {test_v.ref}")
     found = dl.monitoring.run_monitor(LOOP_MONITOR)
     if not found.raised:

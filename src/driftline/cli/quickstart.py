@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
                     advance("Monitoring the deployment for drift", 1, 0)
                     monitored = check_monitoring(Path("monitoring-report.html").resolve())
                     advance("Closing the retraining loop", 1, 0)
-                    looped = check_retraining(looping, Path.cwd())
+                    looped = check_retraining(looping, Path.cwd(), result.data)
         finally:
             for process in (serving, looping):
                 if process is not None:
