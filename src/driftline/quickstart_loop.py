@@ -165,7 +165,7 @@ evaluate: {{data: {TEST_DATA}@latest, target: {TARGET}, metric: log_loss}}
 challenger_must_beat: {{metric: log_loss, by: 0.0, confidence: 0.95}}
 rollout: canary        # the deployment's canary steps, checked by the serving process
 cooldown: 0s           # a demo: each alert may start a cycle
-max_cycles_per_day: 24
+max_cycles_per_day: 100   # a demo run by hand many times a day
 """
 
 
