@@ -176,7 +176,7 @@ def test_the_scanner_sees_the_package() -> None:
 
 
 def test_the_kernel_imports_no_stage_and_no_adapter() -> None:
-    upward = {"workspace", "driftline", "stages", "gc", "_fluent", "quickstart"}
+    upward = {"workspace", "driftline", "stages", "gc", "_fluent", "quickstart", "quickstart_loop"}
     forbidden = set(STAGES) | set(ADAPTERS) | upward
     bad = [
         f"{imp.where} imports {imp.target}"

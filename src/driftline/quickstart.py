@@ -24,8 +24,9 @@ It shows the stages built so far on the Wisconsin breast-cancer data:
 
 6. monitoring: a monitor of the deployment sees an ordinary hour of traffic, then an
    hour with drift injected, raises an alert, and writes an HTML report over time.
-
-Later stages (retraining) extend this same script.
+7. retraining: the loop closed by a policy (``retrain.yaml``): drift alerts start
+   cycles that retrain, compare, canary and promote, reject, or roll back (see
+   :mod:`driftline.quickstart_loop`).
 
 It uses only the public API (``import driftline as dl``), so it doubles as an example.
 """
@@ -490,12 +491,14 @@ class ServingProcess:
     the workspace server is checked; :func:`check_serving` waits for it to answer.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, deploy: bool = True) -> None:
+        """``deploy``: apply the champion's deployment first (else serve it as it is)."""
         import subprocess
         import sys
 
         settings = dl.get_workspace().settings
-        dl.serving.deploy({"name": MODEL_NAME, "model": MODEL_NAME, "stable": "champion"})
+        if deploy:
+            dl.serving.deploy({"name": MODEL_NAME, "model": MODEL_NAME, "stable": "champion"})
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
         command = [
@@ -503,7 +506,15 @@ class ServingProcess:
             settings.uri, "--artifact-root", settings.artifact_root,
             "serve", "--deployment", MODEL_NAME, "--port", str(port), "--poll-interval", "0.1",
         ]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # A file, not a pipe: the server logs a warning per failed request, and a full
+        # pipe nobody reads would block it mid-request (a failing canary fills one).
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def errors(self) -> str:
+        """The end of what the server wrote to stderr."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-2000:]
 
     def stop(self) -> None:
         """Stop with SIGTERM, which writes the prediction log's last rows (a second call
@@ -512,6 +523,7 @@ class ServingProcess:
         import subprocess
 
         if self.process.poll() is not None:
+            self.log.close()
             return
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -519,6 +531,7 @@ class ServingProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+        self.log.close()
 
 
 def check_serving(
@@ -551,7 +564,7 @@ def check_serving(
     outcomes: list[str] = []
     try:
         challenger, buggy = _challengers(result, frame)
-        _wait_for_serving(url, serving.process, timeout)
+        _wait_for_serving(serving, timeout)
         with httpx.Client(base_url=url, timeout=30) as client:
             for i in range(requests):
                 record = records[i % len(records)]
@@ -666,7 +679,7 @@ def _challengers(result: QuickstartResult, frame: Any) -> tuple[int, int]:
     return challenger.version, buggy.version
 
 
-def _wait_for_serving(url: str, server: Any, timeout: float) -> None:
+def _wait_for_serving(server: ServingProcess, timeout: float) -> None:
     import time
 
     import httpx
@@ -676,14 +689,14 @@ def _wait_for_serving(url: str, server: Any, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+            if httpx.get(f"{server.url}/ping", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            detail = server.stderr.read().decode(errors="replace")
-            raise BackendError(f"driftline serve did not start: {detail[-2000:]}")
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            server.process.kill()
+            server.process.wait(10)
+            raise BackendError(f"driftline serve did not start: {server.errors()}")
         time.sleep(0.05)
 
 

@@ -248,6 +248,62 @@ def test_quickstart_in_a_fresh_folder(workdir: Path) -> None:
     )
     assert timed is not None, served
     assert "monitoring" in served[timed.end() :]
+    assert "retraining" in served[timed.end() :]
+    # Stage 7: three drift alerts through the policy in retrain.yaml: promoted, rejected,
+    # rolled back, in this order on the timeline (which the audit log wrote).
+    assert (
+        "turned three drift alerts into three cycles: breast-cancer/4 promoted, "
+        "breast-cancer/5 rejected, breast-cancer/6 rolled back; the champion is "
+        "breast-cancer/4"
+    ) in served
+    loop = served[served.index("7. Retraining") :]
+    timeline = [
+        "breast-cancer/2 (@champion) answers ordinary traffic",
+        "drift #1: a new scanner",
+        "new labelled data committed: breast-cancer-train@2, breast-cancer-test@2",
+        "alert",
+        "triggered cycle",
+        "training the policy's pipeline quickstart_retraining",
+        "evaluating pipeline run",
+        "apply canary breast-cancer/4 takes 25%",
+        "rolling_out challenger accepted",
+        "promote promoted: breast-cancer@champion -> v4",
+        "promoted promoted: breast-cancer@champion -> v4",
+        "drift #2:",
+        "rejected breast-cancer/5 did not beat breast-cancer@champion on log_loss",
+        "the champion stays",
+        "retrain.yaml applied again with scaling: per_batch",
+        "drift #3:",
+        "apply canary breast-cancer/6 takes 25%",
+        "check_failed check failed (1 of 2): failed: error_rate",
+        "rollback rolled back after 2 failed check(s)",
+        "rolled_back rolled back after 2 failed check(s)",
+        "retrain.yaml back to scaling: fitted",
+    ]
+    at = 0
+    for event in timeline:
+        found = loop.find(event, at)
+        assert found >= 0, f"{event!r} not after position {at} of: {loop}"
+        at = found + len(event)
+    verdicts = re.findall(r"challenger - champion \[([-+][\d.]+), ([-+][\d.]+)\]", loop)
+    assert len(verdicts) == 3, loop
+    # Log loss: below zero is better. Beaten, worse, beaten (then rolled back live).
+    assert [float(high) < 0 for _low, high in verdicts] == [True, False, True]
+    assert float(verdicts[1][0]) > 0
+    # The trace of a prediction the promoted challenger served, back to the alert.
+    traced = loop[loop.index("Trace of request") :]
+    assert "variant stable, breast-cancer/4" in traced
+    assert "step of pipeline quickstart_retraining" in traced
+    assert 'scaling="fitted", test="breast-cancer-test@2", train="breast-cancer-train@2"' in traced
+    assert "data: breast-cancer-train@2, breast-cancer-test@2" in traced
+    assert re.search(
+        r"made by retraining cycle \w+ \(promoted\), started by alert \w+ of monitor "
+        r"breast-cancer-live",
+        traced,
+    ), traced
+    policy = (workdir / "retrain.yaml").read_text()
+    assert "drift: {monitor: breast-cancer-live}" in policy
+    assert "scaling: fitted" in policy
     listing = subprocess.run(
         [
             sys.executable,
@@ -319,10 +375,17 @@ def test_quickstart_in_a_fresh_folder(workdir: Path) -> None:
         ).stdout
 
     versions = json.loads(cli("models", "versions", "breast-cancer", "--json"))
-    # v1 the best run; v2 the challenger the canary rollout promoted; v3 the buggy canary.
-    assert [v["aliases"] for v in versions] == [[], ["champion"], []]
+    # v1 the best run; v2 the challenger the canary rollout promoted; v3 the buggy canary;
+    # v4-v6 the retraining cycles' challengers, of which v4 was promoted.
+    assert [v["aliases"] for v in versions] == [[], [], ["champion"], [], [], []]
+    cycles = json.loads(cli("retrain", "history", "breast-cancer", "--json"))
+    assert [(c["state"], c["version"], c["cause"]["kind"]) for c in cycles] == [
+        ("rolled_back", 6, "alert"),
+        ("rejected", 5, "alert"),
+        ("promoted", 4, "alert"),
+    ]
     assert versions[-1]["run_id"] == runs[0]["id"]
-    assert versions[1]["run_id"] in {r["id"] for r in runs[1:]}
+    assert versions[-2]["run_id"] in {r["id"] for r in runs[1:]}
     assert "intact" in cli("audit", "verify")
     lineage = json.loads(cli("data", "lineage", "breast-cancer-train@1", "--json"))
     readers = {e["target"] for e in lineage["downstream"] if e["kind"] == "input"}

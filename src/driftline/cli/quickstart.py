@@ -14,6 +14,7 @@ from driftline.cli._output import JsonOption, console, fmt_number, print_json, t
 
 if TYPE_CHECKING:
     from driftline.quickstart import Progress
+    from driftline.quickstart_loop import LoopCheck
 
 
 def register(app: typer.Typer) -> None:
@@ -46,6 +47,7 @@ def register(app: typer.Typer) -> None:
             check_through_server,
             run_quickstart,
         )
+        from driftline.quickstart_loop import check_retraining
 
         for needed in ("sklearn", "matplotlib"):
             # Found, not imported: the training imports them while the server boots.
@@ -64,6 +66,7 @@ def register(app: typer.Typer) -> None:
         # train (it needs only the workspace), on the core they leave free.
         server = WorkspaceServer() if serve else None
         serving: ServingProcess | None = None
+        looping: ServingProcess | None = None
         try:
             with _progress(quiet=json, clock=clock) as advance:
                 result = run_quickstart(metric=metric, experiment=experiment, progress=advance)
@@ -74,11 +77,16 @@ def register(app: typer.Typer) -> None:
                     served = check_through_server(result, server=server)
                     advance("Deploying the champion, rolling out canaries", 1, 0)
                     scored = check_serving(result, server=serving)
+                    # The loop's `driftline serve` boots while the monitor runs.
+                    looping = ServingProcess(deploy=False)
                     advance("Monitoring the deployment for drift", 1, 0)
                     monitored = check_monitoring(Path("monitoring-report.html").resolve())
+                    advance("Closing the retraining loop", 1, 0)
+                    looped = check_retraining(looping, Path.cwd(), result.data)
         finally:
-            if serving is not None:
-                serving.stop()
+            for process in (serving, looping):
+                if process is not None:
+                    process.stop()
             if server is not None:
                 server.stop()
         clock.stop()
@@ -98,6 +106,7 @@ def register(app: typer.Typer) -> None:
                     "server": served if serve else None,
                     "serving": scored if serve else None,
                     "monitoring": monitored if serve else None,
+                    "retraining": looped if serve else None,
                     "timings": clock.to_dict(),
                 }
             )
@@ -209,6 +218,8 @@ def register(app: typer.Typer) -> None:
                 + f"; report: {monitored.report}",
                 highlight=False,
             )
+        if serve:
+            _print_loop(looped)
         console.print(f"[bold]Time[/]  {clock.summary()}", highlight=False)
         console.print("Explore:")
         for command in (
@@ -224,6 +235,8 @@ def register(app: typer.Typer) -> None:
             f"driftline deploy status {version.name}",
             f"driftline deploy history {version.name}",
             f"driftline monitor history {MODEL_NAME}-prod",
+            f"driftline retrain history {MODEL_NAME}",
+            f"driftline trace {looped.trace.request_id}" if serve else "driftline maturity",
         ):
             console.print(f"  {command}", soft_wrap=True, highlight=False)
 
@@ -305,7 +318,86 @@ _STAGES = {
     "Serving the workspace over HTTP": "server",
     "Deploying the champion, rolling out canaries": "serving",
     "Monitoring the deployment for drift": "monitoring",
+    "Closing the retraining loop": "retraining",
 }
+
+
+def _print_loop(looped: LoopCheck) -> None:
+    """Stage 7: the cycles, the loop's timeline, and the trace of one prediction."""
+    from driftline.quickstart import MODEL_NAME
+
+    ends = ", ".join(
+        f"{MODEL_NAME}/{c.version} {c.state.value.replace('_', ' ')}" for c in looped.cycles
+    )
+    console.print(
+        f"[bold]7. Retraining[/]  the policy {looped.policy_file} turned three drift alerts "
+        f"into three cycles: {ends}; the champion is {looped.champion}",
+        highlight=False,
+    )
+    table(
+        "The retraining loop (drift -> alert -> cycle -> verdict -> rollout)",
+        ["+s", "what", "what happened"],
+        [(f"{at:.2f}", what, detail) for at, what, detail in looped.timeline],
+    )
+    for cycle in looped.cycles:
+        report = cycle.report or {}
+        verdict = (
+            f"{report['challenger']} vs {report['champion']} on {report['data']} "
+            f"({report['rows']} rows): {report['metric']} {report['challenger_value']:.4f} vs "
+            f"{report['champion_value']:.4f}, challenger - champion {_ci(report['ci'])} "
+            f"({report['confidence']:.0%} paired bootstrap CI): {report['verdict']}"
+            if report
+            else "no comparison"
+        )
+        console.print(
+            f"  cycle {cycle.id} ({cycle.cause.kind} {cycle.cause.ref}): {verdict}; "
+            f"ended {cycle.state.value}: {cycle.reason or ''}",
+            highlight=False,
+        )
+    _print_trace(looped)
+
+
+def _ci(bounds: list[float | None]) -> str:
+    low, high = bounds
+    return "n/a" if low is None or high is None else f"[{low:+.4f}, {high:+.4f}]"
+
+
+def _print_trace(looped: LoopCheck) -> None:
+    traced = looped.trace
+    console.print(f"[bold]Trace[/] of request {traced.request_id}:", highlight=False)
+    lines = [
+        f"served by deployment {p.deployment}, variant {p.variant}, {p.model}/{p.model_version}"
+        f" at {p.time:%H:%M:%S} UTC ({p.status}, {p.n_rows} rows)"
+        for p in traced.predictions
+    ]
+    for lineage in traced.versions:
+        run = lineage.run
+        lines.append(f"version {lineage.ref} ({', '.join(lineage.aliases) or 'no alias'})")
+        if run is None:
+            lines.append("  run: not recorded")
+            continue
+        code = run.code
+        lines += [
+            f"  run {run.id} ({run.name})"
+            + (f", step of pipeline {run.pipeline.pipeline} run {run.pipeline.run_id}"
+               if run.pipeline else ""),
+            f"  code: commit {code.commit}" + (" (dirty)" if code.dirty else "")
+            if code.commit else "  code: no git commit recorded (not run from a repository)",
+            "  params: " + ", ".join(f"{k}={v}" for k, v in sorted(run.params.items())),
+            "  data: " + ", ".join(i.ref for i in run.inputs),
+        ]  # fmt: skip
+        if lineage.missing:
+            lines.append(f"  missing links: {', '.join(lineage.missing)}")
+    cycle = looped.trace_cycle
+    if cycle is not None:
+        lines.append(
+            f"made by retraining cycle {cycle.id} ({cycle.state.value}), started by "
+            f"{cycle.cause.kind} {cycle.cause.ref}"
+            + (f" of monitor {cycle.cause.payload['monitor']}" if "monitor" in
+               cycle.cause.payload else "")
+        )  # fmt: skip
+    for line in lines:
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
 
 
 @contextlib.contextmanager
