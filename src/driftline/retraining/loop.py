@@ -13,11 +13,14 @@ them. :meth:`Retrainer.advance` moves a cycle one step (see :mod:`.cycles`).
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.core.clock import now_ms
+from driftline.core.ids import new_id
 from driftline.core.yamlfile import Located
 from driftline.errors import DriftlineError, NotFoundError
 from driftline.retraining.cycles import Cycle, Trigger, TriggerOutcome
@@ -46,6 +49,7 @@ class Retrainer:
         deployments: DeploymentService,
         user: str,
         approvers: int | None = None,
+        lease_ttl: float = 30.0,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -55,6 +59,11 @@ class Retrainer:
         self.user = user
         #: How many distinct people can approve (None: not known, not checked).
         self.approvers = approvers
+        #: Seconds a driver's lease on a training cycle lasts without renewal: how long
+        #: a killed driver's cycle waits before another driver settles it.
+        self.lease_ttl = lease_ttl
+        #: This driver's name in cycle leases (host, pid and a random part).
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
 
     # -- policies ---------------------------------------------------------------------
 
@@ -63,6 +72,7 @@ class Retrainer:
         from driftline.core.yamlfile import compose
         from driftline.retraining.policy import parse_policy
 
+        folder = Path.cwd()
         if isinstance(source, Mapping):
             policy, at, text = policy_from_dict(dict(source)), Located("policy", {}), ""
         else:
@@ -71,10 +81,12 @@ class Retrainer:
                 if not file.is_file():
                     raise NotFoundError(f"Policy file {file} does not exist")
                 text, name = file.read_text(encoding="utf-8"), file.name
+                folder = file.resolve().parent
             else:
                 text, name = str(source), "retrain.yaml"
             policy = parse_policy(text, source=name)
             _, at = compose(text, name)
+        policy = dataclasses.replace(policy, gates=read_gates(policy.gates, folder, at))
         self.check_references(policy, at)
         self.store.put_policy(policy.model, policy.to_dict(), text, actor=self.user, now=now_ms())
         return policy
@@ -187,6 +199,34 @@ class Retrainer:
         """``model``'s cycles, newest first."""
         self.policy(model)
         return self.store.cycles(model, limit=limit)
+
+
+def read_gates(gates: Any, folder: Path, at: Located) -> dict[str, Any] | None:
+    """The policy's ``gates`` as the mapping the registry's gate code reads: a file is
+    read (relative to ``folder``, where the policy file is) and stored with the policy,
+    so a cycle judges by the gates applied, wherever the agent runs."""
+    import yaml
+
+    from driftline.registry import parse_gates
+
+    if gates is None:
+        return None
+    if isinstance(gates, str):
+        path = folder / gates
+        if not path.is_file():
+            raise at.error("gates", f"gates: the gates file {gates} does not exist in {folder}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise at.error("gates", f"gates: {gates} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise at.error("gates", f"gates: {gates} must hold a mapping (gates: [...])")
+        gates = loaded
+    try:
+        parse_gates(gates)
+    except DriftlineError as exc:
+        raise at.error("gates", f"gates: {exc}") from None
+    return dict(gates)
 
 
 def find_pipeline(name: str, module: str | None) -> Any:

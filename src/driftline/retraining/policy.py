@@ -17,6 +17,14 @@ Example (``model`` and ``pipeline`` are required; the rest has defaults)::
     rollout: canary
     cooldown: 6h
     max_cycles_per_day: 4
+    stuck_after: 1d
+
+``evaluate.min_labels`` (default 100) is how many labelled production rows the
+window needs before it is used instead of ``evaluate.fallback``. With ``rollout:
+shadow-then-canary``, ``shadow: {min_requests: 50, max_error_rate: 0.0,
+min_agreement: 0.0}`` says how long the challenger shadows the champion (mirrored
+requests it answered) and what it must show before its canary starts. A cycle that has
+not moved for ``stuck_after`` ends failed.
 
 :func:`parse_policy` checks the file's shape (unknown keys, types, ranges,
 contradictions) with errors naming the field and its line; the names it refers to
@@ -40,6 +48,7 @@ __all__ = [
     "MustBeat",
     "PipelineCall",
     "RetrainPolicy",
+    "ShadowCheck",
     "TriggerRule",
     "load_policy",
     "parse_policy",
@@ -49,6 +58,7 @@ __all__ = [
 TOP = (
     "model", "deployment", "triggers", "pipeline", "evaluate", "gates",
     "challenger_must_beat", "approvals", "rollout", "cooldown", "max_cycles_per_day",
+    "shadow", "stuck_after",
 )  # fmt: skip
 #: How an accepted challenger reaches production.
 ROLLOUTS = ("canary", "shadow-then-canary", "direct")
@@ -111,6 +121,21 @@ class MustBeat:
 
 
 @dataclass(frozen=True, slots=True)
+class ShadowCheck:
+    """What the challenger must show as a shadow (``rollout: shadow-then-canary``).
+
+    It shadows until it has answered ``min_requests`` mirrored requests; then its share
+    of server errors must be at most ``max_error_rate`` and the share of requests where
+    it answered exactly as the champion at least ``min_agreement`` (0: reported only, a
+    retrained model is expected to differ).
+    """
+
+    min_requests: int = 50
+    max_error_rate: float = 0.0
+    min_agreement: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class RetrainPolicy:
     """A model's retraining policy (see the module docstring)."""
 
@@ -125,6 +150,9 @@ class RetrainPolicy:
     rollout: str = "canary"
     cooldown_seconds: float = 6 * 3600.0
     max_cycles_per_day: int = 4
+    shadow: ShadowCheck = field(default_factory=ShadowCheck)
+    #: A cycle whose state has not changed for this long ends failed ("stuck in ...").
+    stuck_after_seconds: float = 86400.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form that :func:`policy_from_dict` reads back."""
@@ -134,6 +162,9 @@ class RetrainPolicy:
         evaluate["window"] = evaluate.pop("window_seconds")
         out["evaluate"] = evaluate
         out["cooldown"] = out.pop("cooldown_seconds")
+        out["stuck_after"] = out.pop("stuck_after_seconds")
+        if self.rollout != "shadow-then-canary":
+            del out["shadow"]
         if out["challenger_must_beat"] is None:
             del out["challenger_must_beat"]
         for key in ("deployment", "gates"):
@@ -307,6 +338,16 @@ def _must_beat(raw: Any, at: Located) -> MustBeat:
     )
 
 
+def _shadow(raw: Any, at: Located) -> ShadowCheck:
+    data = mapping(raw, "shadow", at)
+    check_keys(data, ("min_requests", "max_error_rate", "min_agreement"), "shadow", at)
+    return ShadowCheck(
+        min_requests=_whole(data.get("min_requests", 50), "shadow.min_requests", at, 1, 10**9),
+        max_error_rate=_number(data.get("max_error_rate", 0.0), "shadow.max_error_rate", at, 0, 1),
+        min_agreement=_number(data.get("min_agreement", 0.0), "shadow.min_agreement", at, 0, 1),
+    )
+
+
 def _policy(data: dict[str, Any], at: Located) -> RetrainPolicy:
     check_keys(data, TOP, "", at)
     for key in ("model", "pipeline"):
@@ -326,6 +367,10 @@ def _policy(data: dict[str, Any], at: Located) -> RetrainPolicy:
     deployment = data.get("deployment")
     if deployment is not None:
         deployment = _name(deployment, "deployment", at)
+    if "shadow" in data and rollout != "shadow-then-canary":
+        raise at.error(
+            "shadow", f"shadow applies to rollout: shadow-then-canary, not rollout: {rollout}"
+        )
     gates = data.get("gates")
     if gates is not None and not isinstance(gates, str | dict):
         raise at.error("gates", f"gates must be a gates file or a mapping, got {gates!r}")
@@ -342,6 +387,10 @@ def _policy(data: dict[str, Any], at: Located) -> RetrainPolicy:
         cooldown_seconds=_duration(data.get("cooldown", "6h"), "cooldown", at, 0, 30 * 86400),
         max_cycles_per_day=_whole(
             data.get("max_cycles_per_day", 4), "max_cycles_per_day", at, 1, 1440
+        ),
+        shadow=_shadow(data.get("shadow", {}), at),
+        stuck_after_seconds=_duration(
+            data.get("stuck_after", "1d"), "stuck_after", at, 1, 366 * 86400
         ),
     )
     _contradictions(policy, at)
