@@ -117,33 +117,43 @@ def _lease(loop: Retrainer, cycle: Cycle, ws: Any) -> Any:
 
 
 def _train(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, ws: Any) -> Cycle:
-    from driftline.pipelines import Automation, PipelineService, get_pipeline
-    from driftline.retraining.loop import find_pipeline
-
     lease = _lease(loop, cycle, ws)
     if not lease.acquire():
         return cycle  # another driver is about to train it
     try:
-        cycle = _move(loop, cycle, CycleState.TRAINING)
-        call = policy.pipeline
-        try:
-            pipeline = find_pipeline(call.name, call.module)
-            params = Automation.for_workspace(ws).resolve_params(
-                pipeline, call.params, cycle.cause.payload
-            )
-            with lease.renewed():
-                result = PipelineService.for_workspace(ws).run(
-                    # force: a cached step would register nothing new for this cycle.
-                    get_pipeline(call.name),
-                    params,
-                    tags={TAG_CYCLE: cycle.id},
-                    force=True,
-                )
-        except DriftlineError as exc:
-            return _fail(loop, cycle, f"the pipeline {call.name} could not run: {exc}")
-        return _trained(loop, policy, cycle, result.record, ws)
+        with lease.renewed():  # from the claim on: importing the pipeline may take a while
+            return _run_pipeline(loop, policy, _move(loop, cycle, CycleState.TRAINING), ws)
     finally:
         lease.release()
+
+
+def _run_pipeline(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, ws: Any) -> Cycle:
+    from driftline.pipelines import Automation, PipelineService, get_pipeline
+    from driftline.retraining.loop import find_pipeline
+
+    call = policy.pipeline
+    try:
+        pipeline = find_pipeline(call.name, call.module)
+        params = Automation.for_workspace(ws).resolve_params(
+            pipeline, call.params, cycle.cause.payload
+        )
+        result = PipelineService.for_workspace(ws).run(
+            # force: a cached step would register nothing new for this cycle to judge.
+            get_pipeline(call.name),
+            params,
+            tags={TAG_CYCLE: cycle.id},
+            force=True,
+        )
+    except DriftlineError as exc:
+        # A step that failed: the pipeline run is recorded (and can be resumed).
+        failed = getattr(exc, "pipeline_run", None)
+        if failed is not None:
+            return _fail(
+                loop, cycle, f"pipeline run {failed.id} of {call.name} ended FAILED: {exc}",
+                run_id=failed.id,
+            )  # fmt: skip
+        return _fail(loop, cycle, f"the pipeline {call.name} could not run: {exc}")
+    return _trained(loop, policy, cycle, result.record, ws)
 
 
 def _trained(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, run: Any, ws: Any) -> Cycle:
@@ -277,6 +287,7 @@ def _approved(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
 
 def _roll_out(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
     """Record the rollout (``rolling_out``), then start it."""
+    kept = {"report": cycle.report}  # the judgement, not stored yet when it comes from it
     assert policy.deployment is not None
     assert cycle.version is not None
     spec = loop.deployments.get_deployment(policy.deployment).spec
@@ -285,13 +296,13 @@ def _roll_out(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
             return _fail(
                 loop, cycle,
                 f"deployment {spec.name} serves a fixed version ({spec.stable}); a direct "
-                "rollout moves an alias: deploy the model's alias (stable: champion)",
+                "rollout moves an alias: deploy the model's alias (stable: champion)", **kept,
             )  # fmt: skip
         try:
             held = loop.registry.get_version(f"{spec.model}@{spec.stable}").version
             loop.registry.check_approvals(spec.model, cycle.version, spec.stable)
         except DriftlineError as exc:
-            return _fail(loop, cycle, f"moving {spec.model}@{spec.stable} failed: {exc}")
+            return _fail(loop, cycle, f"moving {spec.model}@{spec.stable} failed: {exc}", **kept)
         cycle = _move(
             loop, cycle, CycleState.ROLLING_OUT, report=cycle.report,
             rollout={"deployment": spec.name, "kind": "direct", "alias": spec.stable,
@@ -302,7 +313,7 @@ def _roll_out(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
         return _fail(
             loop, cycle,
             f"rollout: {policy.rollout} needs canary steps in deployment {spec.name}'s spec "
-            "(canary: {steps: [...], interval: ...}); or use rollout: direct",
+            "(canary: {steps: [...], interval: ...}); or use rollout: direct", **kept,
         )  # fmt: skip
     if policy.rollout == "shadow-then-canary":
         return _start_shadow(loop, cycle, spec)
@@ -340,12 +351,14 @@ def _move_alias(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
 def _start_canary(
     loop: Retrainer, cycle: Cycle, spec: Any, *, report: Any = None, **extra: Any
 ) -> Cycle:
+    products: dict[str, Any] = {} if report is None else {"report": report}
     canary = dataclasses.replace(spec.canary, version=str(cycle.version))
     try:
         applied = loop.deployments.apply(dataclasses.replace(spec, canary=canary))
     except DriftlineError as exc:
-        return _fail(loop, cycle, f"starting the canary of v{cycle.version} failed: {exc}")
-    products: dict[str, Any] = {} if report is None else {"report": report}
+        return _fail(
+            loop, cycle, f"starting the canary of v{cycle.version} failed: {exc}", **products
+        )
     return _move(
         loop, cycle, CycleState.ROLLING_OUT, **products,
         rollout={"deployment": spec.name, "kind": "canary", "generation": applied.generation,
@@ -383,8 +396,9 @@ def _observe(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
         return _move_alias(loop, policy, cycle)
     if kind == "shadow":
         return _observe_shadow(loop, policy, cycle)
-    assert policy.deployment is not None
-    rollout = loop.deployments.get_deployment(policy.deployment).rollout
+    # The deployment the canary was started on (the policy may name another one since).
+    name = str((cycle.rollout or {}).get("deployment") or policy.deployment)
+    rollout = loop.deployments.get_deployment(name).rollout
     if rollout.canary_version != cycle.version:
         return _fail(loop, cycle, "the deployment's canary was replaced by another rollout")
     if rollout.state.value == "promoted":
