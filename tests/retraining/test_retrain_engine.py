@@ -455,3 +455,75 @@ def test_a_driver_killed_while_training_leaves_a_cycle_that_ends_failed(
     assert champion(ws) == before
     assert len(ws.registry.list_versions("churn")) == versions
     assert loop.advance("churn", ws) is None  # nothing left open
+
+
+# -- what a cycle made, and a direct rollout a driver left half-done ----------------------
+
+
+def test_a_versions_lineage_names_the_cycle_and_the_alert_behind_it(ws: Workspace) -> None:
+    loop = cycles(ws)
+    loop.apply(POLICY)
+    cause = Trigger("alert", "alert-7", {"alert_id": "alert-7", "monitor": "churn-prod", **GOOD})
+    started = loop.trigger("churn", cause).cycle
+    assert started is not None
+    ended = loop.advance("churn", ws)
+    assert ended is not None
+    assert ended.version is not None
+    lineage = ws.service("retraining", RetrainingService).lineage(f"churn/{ended.version}")
+    assert lineage.retraining_cycle == {
+        "id": ended.id, "state": ended.state.value, "trigger": "alert",
+        "trigger_ref": "alert-7", "alert": "alert-7", "run_id": ended.run_id,
+    }  # fmt: skip
+    assert ws.service("retraining", RetrainingService).lineage("churn/1").retraining_cycle is None
+
+
+def rolling_out_directly(ws: Workspace, version: int, held: int) -> Cycle:
+    """A cycle recorded as moving @champion from ``held`` to ``version`` (its driver died)."""
+    loop = cycles(ws)
+    loop.apply(POLICY)
+    cycle = loop.trigger("churn", Trigger("manual", "test")).cycle
+    assert cycle is not None
+    for to, products in (
+        (CycleState.TRAINING, {}),
+        (CycleState.EVALUATING, {"version": version}),
+        (CycleState.ROLLING_OUT, {"rollout": {"deployment": "churn", "kind": "direct",
+                                              "alias": "champion", "from": held}}),
+    ):  # fmt: skip
+        cycle = loop.store.transition(cycle, to, actor="test", now=now_ms(), **products)
+    return cycle
+
+
+def alias_moves(ws: Workspace) -> int:
+    """How many times a churn alias was moved (audited)."""
+    return sum(1 for e in ws.registry.audit_log(model="churn", limit=None) if "alias" in e.action)
+
+
+@pytest.mark.parametrize("moved_before_dying", [True, False])
+def test_a_direct_rollout_left_half_done_is_finished_once(
+    ws: Workspace, moved_before_dying: bool
+) -> None:
+    ws.registry.set_alias("churn", "champion", 1)
+    version = max(v.version for v in ws.registry.list_versions("churn"))
+    cycle = rolling_out_directly(ws, version, held=1)
+    if moved_before_dying:
+        ws.registry.set_alias("churn", "champion", version, expected=1)
+    moves = alias_moves(ws)
+    ended = cycles(ws).advance("churn", ws)
+    assert ended is not None
+    assert ended.id == cycle.id
+    assert ended.state is CycleState.PROMOTED, ended.reason
+    assert champion(ws) == version
+    assert alias_moves(ws) == moves + (0 if moved_before_dying else 1)
+
+
+def test_an_alias_moved_by_someone_else_during_a_direct_rollout_stays(ws: Workspace) -> None:
+    ws.registry.set_alias("churn", "champion", 1)
+    versions = sorted(v.version for v in ws.registry.list_versions("churn"))
+    cycle = rolling_out_directly(ws, versions[-1], held=1)
+    ws.registry.set_alias("churn", "champion", versions[-2], expected=1)
+    ended = cycles(ws).advance("churn", ws)
+    assert ended is not None
+    assert ended.id == cycle.id
+    assert ended.state is CycleState.FAILED
+    assert f"was moved to v{versions[-2]} by someone else" in (ended.reason or "")
+    assert champion(ws) == versions[-2]
