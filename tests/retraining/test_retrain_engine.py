@@ -527,3 +527,63 @@ def test_an_alias_moved_by_someone_else_during_a_direct_rollout_stays(ws: Worksp
     assert ended.state is CycleState.FAILED
     assert f"was moved to v{versions[-2]} by someone else" in (ended.reason or "")
     assert champion(ws) == versions[-2]
+
+
+def test_two_drivers_at_once_run_the_pipeline_once(
+    ws: Workspace, built: dict[str, Any], tmp_path: Path
+) -> None:
+    from driftline.retraining.driver import TAG_CYCLE
+
+    loop = cycles(ws)
+    loop.apply(POLICY)
+    cause = Trigger("manual", "test", {"gate": str(tmp_path), "mode": "good"})
+    cycle = loop.trigger("churn", cause).cycle
+    assert cycle is not None
+    first, second = driver(built, 3.0, "advance"), driver(built, 3.0, "advance")
+    try:
+        wait_for("a step to start", lambda: (tmp_path / "started").exists())
+        # One driver trains; the other finds the cycle claimed and leaves it.
+        done = wait_for("one driver to leave", lambda: [p for p in (first, second)
+                                                         if p.poll() is not None])  # fmt: skip
+        out, err = done[0].communicate(timeout=30)
+        assert done[0].returncode == 0, err
+        assert json.loads(out)["state"] in ("triggered", "training")
+        (tmp_path / "go").write_text("")
+        trainer = second if done[0] is first else first
+        out, err = trainer.communicate(timeout=240)
+        assert trainer.returncode == 0, err
+    finally:
+        for process in (first, second):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(30)
+    ended = json.loads(out)
+    assert ended["id"] == cycle.id
+    assert ended["state"] in ("promoted", "rejected"), ended["reason"]
+    runs = ws.tracking.search_runs(filter=f"tags.`{TAG_CYCLE}` = '{cycle.id}'").items
+    pipeline_runs = [r for r in runs if "driftline.pipeline.run" not in r.tags]
+    assert [r.id for r in pipeline_runs] == [ended["run_id"]]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("shadow: {min_requests: 5}\n", "shadow applies to rollout: shadow-then-canary"),
+        ("stuck_after: forever\n", "stuck_after must be a duration"),
+    ],
+)
+def test_contradictory_or_bad_recovery_settings_are_refused(
+    ws: Workspace, extra: str, message: str
+) -> None:
+    with pytest.raises(InvalidArgumentError, match=f"line 12: {message}"):
+        cycles(ws).apply(POLICY + extra)
+
+
+def test_shadow_and_stuck_after_are_kept_with_the_policy(ws: Workspace) -> None:
+    loop = cycles(ws)
+    loop.apply(POLICY.replace("rollout: direct", "rollout: shadow-then-canary")
+               + "shadow: {min_requests: 5, min_agreement: 0.9}\nstuck_after: 2h\n")  # fmt: skip
+    policy = loop.policy("churn")
+    assert policy.shadow.min_requests == 5
+    assert policy.shadow.min_agreement == 0.9
+    assert policy.stuck_after_seconds == 7200
