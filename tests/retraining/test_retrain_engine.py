@@ -250,6 +250,16 @@ def test_apply_reads_the_gates_file_and_refuses_a_bad_one(
 CANARY = {"steps": [50, 100], "interval": "1s", "min_requests": 10, "max_failed_checks": 2}
 
 
+def versions(ws: Workspace, count: int) -> list[int]:
+    """churn's version numbers, at least ``count`` of them (copies of churn/1 are added
+    when a test runs alone)."""
+    found = sorted(v.version for v in ws.registry.list_versions("churn"))
+    source = ws.registry.get_version("churn/1").source
+    while len(found) < count:
+        found.append(ws.registry.register_model(source, "churn").version)
+    return found
+
+
 def shadowing(ws: Workspace, name: str) -> Cycle:
     """A cycle of a better challenger shadowing deployment ``name`` (which has canary steps)."""
     from driftline.serving import DeploymentService
@@ -257,7 +267,7 @@ def shadowing(ws: Workspace, name: str) -> Cycle:
     serving = ws.service("serving", DeploymentService)
     # The champion is weak: move it back so the challenger beats it.
     ws.registry.set_alias("churn", "champion", 1)
-    older = max(v.version for v in ws.registry.list_versions("churn"))
+    older = versions(ws, 2)[-1]
     deployment(ws, name, canary={"version": older, **CANARY})
     serving.rollback(name, reason="test setup: the spec keeps its canary steps")
     policy = POLICY.replace("deployment: churn", f"deployment: {name}").replace(
@@ -273,7 +283,7 @@ def mirrored(ws: Workspace, name: str, cycle: Cycle, count: int, status: int) ->
     assert cycle.rollout is not None
     assert cycle.version is not None
     at = from_ms(int(cycle.rollout["since"]))
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for i in range(count):
         at += timedelta(microseconds=100)
         inputs = {"f0": [0.1 * i], "f1": [0.0], "f2": [0.0]}
@@ -503,7 +513,7 @@ def test_a_direct_rollout_left_half_done_is_finished_once(
     ws: Workspace, moved_before_dying: bool
 ) -> None:
     ws.registry.set_alias("churn", "champion", 1)
-    version = max(v.version for v in ws.registry.list_versions("churn"))
+    version = versions(ws, 2)[-1]
     cycle = rolling_out_directly(ws, version, held=1)
     if moved_before_dying:
         ws.registry.set_alias("churn", "champion", version, expected=1)
@@ -518,15 +528,15 @@ def test_a_direct_rollout_left_half_done_is_finished_once(
 
 def test_an_alias_moved_by_someone_else_during_a_direct_rollout_stays(ws: Workspace) -> None:
     ws.registry.set_alias("churn", "champion", 1)
-    versions = sorted(v.version for v in ws.registry.list_versions("churn"))
-    cycle = rolling_out_directly(ws, versions[-1], held=1)
-    ws.registry.set_alias("churn", "champion", versions[-2], expected=1)
+    found = versions(ws, 3)
+    cycle = rolling_out_directly(ws, found[-1], held=1)
+    ws.registry.set_alias("churn", "champion", found[-2], expected=1)
     ended = cycles(ws).advance("churn", ws)
     assert ended is not None
     assert ended.id == cycle.id
     assert ended.state is CycleState.FAILED
-    assert f"was moved to v{versions[-2]} by someone else" in (ended.reason or "")
-    assert champion(ws) == versions[-2]
+    assert f"was moved to v{found[-2]} by someone else" in (ended.reason or "")
+    assert champion(ws) == found[-2]
 
 
 def test_two_drivers_at_once_run_the_pipeline_once(
