@@ -470,7 +470,9 @@ def test_a_driver_killed_while_training_leaves_a_cycle_that_ends_failed(
 # -- what a cycle made, and a direct rollout a driver left half-done ----------------------
 
 
-def test_a_versions_lineage_names_the_cycle_and_the_alert_behind_it(ws: Workspace) -> None:
+def test_a_versions_lineage_names_the_cycle_and_the_alert_behind_it(
+    ws: Workspace, built: dict[str, Any]
+) -> None:
     loop = cycles(ws)
     loop.apply(POLICY)
     cause = Trigger("alert", "alert-7", {"alert_id": "alert-7", "monitor": "churn-prod", **GOOD})
@@ -485,6 +487,21 @@ def test_a_versions_lineage_names_the_cycle_and_the_alert_behind_it(ws: Workspac
         "trigger_ref": "alert-7", "alert": "alert-7", "run_id": ended.run_id,
     }  # fmt: skip
     assert ws.service("retraining", RetrainingService).lineage("churn/1").retraining_cycle is None
+    # trace: from a prediction the challenger answered to the cycle and the alert.
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    inputs = {"f0": [0.1], "f1": [0.2], "f2": [0.3]}
+    log_rows(ws, "churn", [("req-by-cycle", ended.version, "stable", at, inputs, [1], 200)])
+    traced = ws.service("retraining", RetrainingService).trace("req-by-cycle")
+    assert [v.retraining_cycle for v in traced.versions] == [lineage.retraining_cycle]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    env["COLUMNS"] = "250"  # one tree line per link, not wrapped
+    shown = subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "--home", str(built["home"]), "trace",
+         "req-by-cycle"], env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert f"made by retraining cycle {ended.id}" in shown.stdout
+    assert "triggered by alert alert-7" in shown.stdout
 
 
 def rolling_out_directly(ws: Workspace, version: int, held: int) -> Cycle:
