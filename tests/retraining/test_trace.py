@@ -41,7 +41,7 @@ def test_a_generated_request_id_leads_to_the_run_code_params_and_data(
     assert 0.5 < run.metrics["accuracy"] <= 1.0
     assert run.pipeline is None
     assert lineage.missing == ()
-    assert lineage.retraining_cycle is None  # cycles are not recorded yet
+    assert lineage.retraining_cycle is None  # trained by a script, not by a retraining cycle
 
 
 def test_a_client_request_id_is_found_by_scanning_every_day(

@@ -128,7 +128,17 @@ def _version_branch(parent: Tree, lineage: VersionLineage) -> None:
             data.add(f"{escape(item.ref)} (content {short})")
     else:
         branch.add("[yellow]data: no dataset versions recorded (dl.log_input)[/]")
-    # Retraining cycles are not recorded yet: no cycle or alert to show.
+    cycle = lineage.retraining_cycle
+    if cycle is not None:
+        cause = (
+            f"alert {cycle['alert']}"
+            if "alert" in cycle
+            else (f"{cycle['trigger']} {cycle['trigger_ref']}")
+        )
+        node.add(
+            f"made by retraining cycle {escape(cycle['id'])} ({escape(cycle['state'])}), "
+            f"triggered by {escape(cause)}"
+        )
 
 
 # -- reproduce ------------------------------------------------------------------------

@@ -304,6 +304,61 @@ class MonitoringService:
                 rows = rows.filter(pc.invert(pc.fill_null(mirrored, False)))
         return rows
 
+    def labelled_rows(
+        self,
+        deployment: str,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        join_window: str | timedelta = "14d",
+        target: str = "label",
+    ) -> Any:
+        """``deployment``'s served rows in ``[since, until)`` that have a label, as a
+        pandas DataFrame: the model's input columns plus ``target`` (the label).
+
+        The rows and labels are joined as :meth:`performance` joins them (a label counts
+        when it came within ``join_window`` after its prediction); shadow rows are left
+        out, and so are the predictions, so the frame can be scored again by any model
+        (a challenger and its champion on the same rows).
+
+        Raises:
+            InvalidArgumentError: Not a local workspace, or ``target`` is an input column.
+        """
+        import numpy as np
+        import pyarrow as pa
+
+        from driftline.monitoring._traffic import META, is_prediction
+        from driftline.monitoring.scoring import join_labels
+        from driftline.monitoring.windows import parse_duration
+
+        labels, _ = self._labels()
+        end = datetime.now(UTC) if until is None else until
+        rows = self.traffic(deployment, since, end)
+        inputs = [n for n in rows.column_names if n not in META and not is_prediction(n)]
+        if target in inputs:
+            raise InvalidArgumentError(
+                f"The label column {target!r} is also an input of {deployment!r}; pick "
+                "another target name"
+            )
+        joining = _ms(parse_duration(join_window, "join window"))
+        if rows.num_rows == 0:
+            import pandas as pd
+
+            return pd.DataFrame({**{n: [] for n in inputs}, target: []})
+        stored = labels.read_labels(
+            deployment,
+            since_ms=_ms(since - timedelta(days=1)),  # a day of clock skew, as performance
+            until_ms=_ms(end) + joining + 1,
+        )
+        joined = join_labels(rows, stored, joining)
+        keep = np.flatnonzero(joined.labelled)
+        frame = rows.select(inputs).take(pa.array(keep)).to_pandas()
+        values = joined.label[keep]
+        if values.dtype.kind == "f" and len(values) and np.all(values == np.round(values)):
+            values = values.astype(np.int64)  # classes are stored as numbers: 0/1, not 0.0/1.0
+        frame[target] = values
+        return frame
+
     def performance(
         self,
         deployment: str,

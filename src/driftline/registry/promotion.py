@@ -227,8 +227,14 @@ def check_gates(
     *,
     gates: str | Path | Mapping[str, Any] | None,
     cache: ModelCache,
+    data: Any = None,
+    target: str | None = None,
 ) -> PromotionReport:
     """Run every gate on ``name/version`` against the holder of ``alias``; move nothing.
+
+    ``data`` and ``target`` (a dataset ref, a file or a DataFrame, and its label
+    column) are the rows metric gates measure on when the gates name no ``evaluation``
+    (default: the version's latest evaluation).
 
     Raises:
         GateFailedError: a gate failed (``error.report`` lists every gate).
@@ -237,7 +243,13 @@ def check_gates(
     holder_number = service.get_model(name).aliases.get(alias)
     holder = None if holder_number is None else service.get_version(f"{name}/{holder_number}")
     spec = parse_gates(gates) if gates is not None else GateSpec()
-    results = _run_gates(service, spec, candidate, holder, cache) if spec.gates else []
+    if data is not None and not spec.data:
+        if not target:
+            raise InvalidArgumentError("check_gates: data needs its target column")
+        evaluation: tuple[Any, str] | None = (data, target)
+    else:
+        evaluation = None
+    results = _run_gates(service, spec, candidate, holder, cache, evaluation) if spec.gates else []
     report = PromotionReport(
         name=name,
         version=version,
@@ -266,8 +278,10 @@ class _GateContext:
         candidate: ModelVersion,
         holder: ModelVersion | None,
         cache: ModelCache,
+        evaluation: tuple[Any, str] | None = None,
     ) -> None:
         self.service, self.spec, self.cache = service, spec, cache
+        self.evaluation = evaluation  # rows given by the caller (check_gates' data)
         self.candidate, self.holder = candidate, holder
         self._metrics: dict[int, dict[str, Any]] = {}
         self._models: dict[int, Any] = {}
@@ -288,6 +302,8 @@ class _GateContext:
     def source(self) -> tuple[Any, str]:
         if self.spec.data and self.spec.target:
             return self.spec.data, self.spec.target
+        if self.evaluation is not None:
+            return self.evaluation
         latest = self.service.store.list_evaluations(self.candidate.name, self.candidate.version)
         if latest and latest[0].dataset:
             return latest[0].dataset, latest[0].target
@@ -298,7 +314,7 @@ class _GateContext:
 
     def metrics(self, version: ModelVersion) -> dict[str, Any]:
         if version.version not in self._metrics:
-            if not self.spec.data and version is self.candidate:
+            if not self.spec.data and self.evaluation is None and version is self.candidate:
                 latest = self.service.store.list_evaluations(version.name, version.version)
                 if latest:
                     self._metrics[version.version] = dict(latest[0].metrics)
@@ -320,8 +336,9 @@ def _run_gates(
     candidate: ModelVersion,
     holder: ModelVersion | None,
     cache: ModelCache,
+    evaluation: tuple[Any, str] | None = None,
 ) -> list[GateResult]:
-    context = _GateContext(service, spec, candidate, holder, cache)
+    context = _GateContext(service, spec, candidate, holder, cache, evaluation)
     results = []
     for gate in spec.gates:
         try:

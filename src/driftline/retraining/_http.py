@@ -18,6 +18,7 @@ log and sees every stage's records.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,21 +53,25 @@ class HttpRetrainer:
     ) -> RetrainPolicy:
         """Check a policy here (shape, pipeline) and apply it on the server."""
         from driftline.core.yamlfile import Located, compose
-        from driftline.retraining.loop import check_pipeline_exists, policy_source
+        from driftline.retraining.loop import check_pipeline_exists, policy_source, read_gates
         from driftline.retraining.policy import parse_policy
 
         found = policy_source(source)
         body: dict[str, Any]
         if isinstance(found, dict):
-            policy, at = policy_from_dict(found), Located("policy", {})
+            policy, at, folder = policy_from_dict(found), Located("policy", {}), Path.cwd()
             body = {"policy": found}
         else:
-            text, name = found
+            text, name, folder = found
             policy = parse_policy(text, source=name)
             _, at = compose(text, name)
             body = {"text": text, "source": name}
         if check_pipeline:
             check_pipeline_exists(policy, at)
+        if isinstance(policy.gates, str):
+            # The server reads no file a client names: the gates go inline.
+            inline = dataclasses.replace(policy, gates=read_gates(policy.gates, folder, at))
+            body = {"policy": inline.to_dict()}
         answer = self.client.put_json(f"{_API}/policies", body)
         return policy_from_dict(answer["policy"], source=f"{policy.model}'s policy")
 

@@ -326,6 +326,18 @@ class SqlRetrainingStore:
             q = q.limit(limit)
         return [_cycle(r) for r in self._read(lambda conn: conn.execute(q).all())]
 
+    def cycle_of_version(self, model: str, version: int) -> Cycle | None:
+        """The cycle whose pipeline registered ``model/version``, or None."""
+        c = t.retraining_cycles.c
+        q = (
+            sa.select(t.retraining_cycles)
+            .where(c.model == model, c.version == version)
+            .order_by(c.created_at.desc())
+            .limit(1)
+        )
+        row = self.db.read(lambda conn: conn.execute(q).first())
+        return None if row is None else _cycle(row)
+
     def _read(self, fn: Callable[[Connection], Any]) -> Any:
         return self.db.read(fn)
 

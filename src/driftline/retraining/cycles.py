@@ -43,7 +43,10 @@ NEXT: dict[CycleState, frozenset[CycleState]] = {
         {CycleState.REJECTED, CycleState.AWAITING_APPROVAL, CycleState.ROLLING_OUT}
     ),
     CycleState.AWAITING_APPROVAL: frozenset({CycleState.ROLLING_OUT, CycleState.REJECTED}),
-    CycleState.ROLLING_OUT: frozenset({CycleState.PROMOTED, CycleState.ROLLED_BACK}),
+    # rolling_out -> rolling_out: a shadow hands over to the canary.
+    CycleState.ROLLING_OUT: frozenset(
+        {CycleState.ROLLING_OUT, CycleState.PROMOTED, CycleState.ROLLED_BACK}
+    ),
 }
 
 

@@ -1,37 +1,52 @@
 """Driving a retraining cycle, one step at a time (``Retrainer.advance``).
 
 Each step claims the cycle by a compare-and-set transition before it acts, so two
-drivers never both run its pipeline or start its rollout:
+drivers never both run its pipeline, move its alias or start its rollout; every
+transition goes through :func:`_move`:
 
-- ``triggered``: -> ``training``; run the policy's pipeline (``{trigger.KEY}``
-  placeholders filled from the trigger's payload, dataset refs pinned, as the
-  pipelines stage's triggers do); find the model version its steps registered;
-  -> ``evaluating`` (or ``failed`` with the reason).
-- ``evaluating``: compare the challenger with the champion (the version the
-  deployment's stable alias holds) on the same rows with the registry's paired
-  bootstrap; -> ``rejected`` (report stored) or on to approvals and rollout.
+- ``triggered``: take the cycle's lease (:mod:`.lease`), -> ``training``; run the
+  policy's pipeline (``{trigger.KEY}`` placeholders filled from the trigger's payload,
+  dataset refs pinned, as the pipelines stage's triggers do) while renewing the lease;
+  find the model version its steps registered; -> ``evaluating`` (or ``failed``).
+- ``training`` found with no live lease: its driver died (SIGKILL, a lost machine).
+  If its pipeline run finished and registered a version the cycle resumes at
+  ``evaluating``; otherwise the run is marked FAILED and the cycle ends ``failed``
+  saying so. While the lease is live, the cycle is left to its driver.
+- ``evaluating``: judge the challenger (:mod:`.judge`): the same rows for both, the
+  paired bootstrap, the gates; -> ``rejected`` (report stored) or on to approvals and
+  rollout.
 - ``awaiting_approval``: waits until the registry has ``approvals`` distinct
   approvals of the version for the stable alias.
-- rollout: ``direct`` moves the alias (compare-and-set on the champion it replaces)
-  and ends ``promoted``; ``canary`` applies the deployment with the challenger as its
-  canary; ``rolling_out`` then follows that rollout until serving ends it promoted or
-  rolled back.
+- rollout, recorded (``rolling_out``) before anything in production changes, so a
+  driver that dies half-way leaves a record the next one finishes from:
+  ``direct`` moves the alias (compare-and-set on the champion it replaces) and ends
+  ``promoted``; ``canary`` applies the deployment with the challenger as its canary
+  and follows it until serving ends it promoted or rolled back; ``shadow-then-canary``
+  first mirrors the deployment's requests to the challenger as a shadow until it has
+  answered ``shadow.min_requests`` of them, checks its errors and agreement with the
+  champion (serving's ``deploy compare`` figures), then starts the canary, or ends
+  ``rolled_back`` with the figures.
+
+Any open cycle whose state has not changed for the policy's ``stuck_after`` ends
+``failed`` ("stuck in X since ...").
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from driftline.core.clock import now_ms
-from driftline.errors import DriftlineError
+from driftline.core.clock import from_ms, now_ms, utcnow
+from driftline.errors import ConflictError, DriftlineError
 from driftline.retraining.cycles import Cycle, CycleState
-from driftline.retraining.policy import RECENT, RetrainPolicy
+from driftline.retraining.policy import RetrainPolicy
 
 if TYPE_CHECKING:
     from driftline.retraining.loop import Retrainer
 
-__all__ = ["advance_cycle"]
+__all__ = ["TAG_CYCLE", "advance_cycle"]
 
 #: Tag a cycle's pipeline run carries (trace and history follow it back).
 TAG_CYCLE = "driftline.retraining.cycle"
@@ -43,20 +58,48 @@ def advance_cycle(loop: Retrainer, cycle: Cycle, workspace: Any) -> Cycle:
     policy = loop.policy(cycle.model)
     while not cycle.ended:
         before = cycle
-        if cycle.state is CycleState.TRIGGERED:
-            cycle = _train(loop, policy, cycle, workspace)
-        elif cycle.state is CycleState.EVALUATING:
-            cycle = _evaluate(loop, policy, cycle, workspace)
-        elif cycle.state is CycleState.AWAITING_APPROVAL:
-            cycle = _approved(loop, policy, cycle)
-        elif cycle.state is CycleState.ROLLING_OUT:
-            cycle = _observe(loop, policy, cycle)
-        if cycle is before:  # waiting for something outside (approvals, the canary)
+        try:
+            cycle = _step(loop, policy, cycle, workspace)
+        except ConflictError:
+            # Another driver moved it first: it carries on from there.
+            return loop.store.get_cycle(cycle.id)
+        if cycle is before:  # waiting for something outside (a driver, approvals, traffic)
             break
     return cycle
 
 
+def _step(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, ws: Any) -> Cycle:
+    stuck_for = utcnow() - cycle.updated_at
+    if stuck_for > timedelta(seconds=policy.stuck_after_seconds):
+        return _fail(
+            loop, cycle,
+            f"stuck in {cycle.state.value} since {cycle.updated_at:%Y-%m-%d %H:%M:%S} UTC "
+            f"(longer than stuck_after, {policy.stuck_after_seconds:g} s)"
+            + _left_behind(cycle),
+        )  # fmt: skip
+    if cycle.state is CycleState.TRIGGERED:
+        return _train(loop, policy, cycle, ws)
+    if cycle.state is CycleState.TRAINING:
+        return _orphaned(loop, policy, cycle, ws)
+    if cycle.state is CycleState.EVALUATING:
+        return _evaluate(loop, policy, cycle, ws)
+    if cycle.state is CycleState.AWAITING_APPROVAL:
+        return _approved(loop, policy, cycle)
+    return _observe(loop, policy, cycle)
+
+
+def _left_behind(cycle: Cycle) -> str:
+    rollout = cycle.rollout or {}
+    if cycle.state is CycleState.ROLLING_OUT and rollout.get("kind") in ("canary", "shadow"):
+        return (
+            f"; deployment {rollout.get('deployment')}'s {rollout['kind']} of "
+            f"v{cycle.version} is left as it is (driftline deploy rollback to end it)"
+        )
+    return ""
+
+
 def _move(loop: Retrainer, cycle: Cycle, to: CycleState, **products: Any) -> Cycle:
+    """The one place a cycle changes state (a compare-and-set, audited, and notified)."""
     return loop.transition(cycle, to, now=now_ms(), **products)
 
 
@@ -64,11 +107,30 @@ def _fail(loop: Retrainer, cycle: Cycle, reason: str, **products: Any) -> Cycle:
     return _move(loop, cycle, CycleState.FAILED, reason=reason, **products)
 
 
+# -- training -------------------------------------------------------------------------
+
+
+def _lease(loop: Retrainer, cycle: Cycle, ws: Any) -> Any:
+    from driftline.retraining.lease import CycleLease
+
+    return CycleLease(ws, cycle.id, holder=loop.holder, ttl=loop.lease_ttl)
+
+
 def _train(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, ws: Any) -> Cycle:
+    lease = _lease(loop, cycle, ws)
+    if not lease.acquire():
+        return cycle  # another driver is about to train it
+    try:
+        with lease.renewed():  # from the claim on: importing the pipeline may take a while
+            return _run_pipeline(loop, policy, _move(loop, cycle, CycleState.TRAINING), ws)
+    finally:
+        lease.release()
+
+
+def _run_pipeline(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, ws: Any) -> Cycle:
     from driftline.pipelines import Automation, PipelineService, get_pipeline
     from driftline.retraining.loop import find_pipeline
 
-    cycle = _move(loop, cycle, CycleState.TRAINING)
     call = policy.pipeline
     try:
         pipeline = find_pipeline(call.name, call.module)
@@ -83,22 +145,84 @@ def _train(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, ws: Any) -> Cyc
             force=True,
         )
     except DriftlineError as exc:
+        # A step that failed: the pipeline run is recorded (and can be resumed).
+        failed = getattr(exc, "pipeline_run", None)
+        if failed is not None:
+            return _fail(
+                loop, cycle, f"pipeline run {failed.id} of {call.name} ended FAILED: {exc}",
+                run_id=failed.id,
+            )  # fmt: skip
         return _fail(loop, cycle, f"the pipeline {call.name} could not run: {exc}")
-    run = result.record
+    return _trained(loop, policy, cycle, result.record, ws)
+
+
+def _trained(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, run: Any, ws: Any) -> Cycle:
+    """``training`` -> ``evaluating`` with the version ``run`` registered, or failed."""
+    name = policy.pipeline.name
     if run.status.value != "FINISHED":
         return _fail(
-            loop, cycle, f"pipeline run {run.id} of {call.name} ended {run.status.value}",
+            loop, cycle, f"pipeline run {run.id} of {name} ended {run.status.value}",
             run_id=run.id,
         )  # fmt: skip
     version = _registered(loop, policy.model, run.id, ws)
     if version is None:
         return _fail(
             loop, cycle,
-            f"pipeline run {run.id} of {call.name} registered no version of {policy.model}: "
+            f"pipeline run {run.id} of {name} registered no version of {policy.model}: "
             f"its steps must register the model (dl.register_model(..., {policy.model!r}))",
             run_id=run.id,
         )  # fmt: skip
     return _move(loop, cycle, CycleState.EVALUATING, run_id=run.id, version=version)
+
+
+def _orphaned(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, ws: Any) -> Cycle:
+    """A ``training`` cycle this driver is not training: settle it if its driver died."""
+    from driftline.tracking import RunStatus
+
+    lease = _lease(loop, cycle, ws)
+    held = lease.current()
+    if not lease.acquire():
+        return cycle  # its driver is alive and renewing: leave it be
+    try:
+        runs = ws.tracking.search_runs(
+            filter=f"tags.`{TAG_CYCLE}` = '{cycle.id}'", max_results=10
+        ).items
+        pipeline_runs = [r for r in runs if _STEP_PARENT not in r.tags]
+        run = pipeline_runs[0] if pipeline_runs else None
+        if run is not None and run.status is RunStatus.FINISHED:
+            return _trained(loop, policy, cycle, run, ws)  # resume: it had finished
+        who = (
+            f"{held.holder} (pid {held.pid} on {held.host}), whose lease expired at "
+            f"{held.expires_at:%H:%M:%S} UTC"
+            if held is not None
+            else "unknown (no lease recorded)"
+        )
+        reason = f"the driver training it stopped before the pipeline finished: {who}"
+        if run is None:
+            return _fail(loop, cycle, f"{reason}; no pipeline run was recorded")
+        if run.status is RunStatus.RUNNING:
+            _end_abandoned(ws, run.id)
+        return _fail(
+            loop, cycle,
+            f"{reason}; its pipeline run {run.id} was marked FAILED (driftline pipelines "
+            f"resume {run.id} continues it)",
+            run_id=run.id,
+        )  # fmt: skip
+    finally:
+        lease.release()
+
+
+def _end_abandoned(ws: Any, run_id: str) -> None:
+    """Mark a dead driver's pipeline run and its running steps FAILED."""
+    from driftline.tracking import RunStatus
+
+    steps = ws.tracking.search_runs(
+        filter=f"tags.`{_STEP_PARENT}` = '{run_id}' and attributes.status = 'RUNNING'",
+        max_results=1000,
+    ).items
+    for run in [*steps, ws.tracking.get_run(run_id)]:
+        with contextlib.suppress(ConflictError):  # it ended meanwhile: its status stands
+            ws.tracking.end_run(run.id, RunStatus.FAILED)
 
 
 def _registered(loop: Retrainer, model: str, pipeline_run: str, ws: Any) -> int | None:
@@ -117,6 +241,9 @@ def _registered(loop: Retrainer, model: str, pipeline_run: str, ws: Any) -> int 
     return None
 
 
+# -- judging --------------------------------------------------------------------------
+
+
 def _champion(loop: Retrainer, policy: RetrainPolicy) -> tuple[str, str]:
     """The champion's ref and the stable alias (``""`` when stable is a version number)."""
     assert policy.deployment is not None
@@ -127,83 +254,23 @@ def _champion(loop: Retrainer, policy: RetrainPolicy) -> tuple[str, str]:
 
 
 def _evaluate(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, ws: Any) -> Cycle:
-    from driftline.registry import compare_models
+    from driftline.retraining.judge import JudgingError, judge
 
-    evaluate = policy.evaluate
-    # The labelled production window is not read yet: the fallback dataset is used, and
-    # the report says so.
-    source = evaluate.fallback if evaluate.data == RECENT else evaluate.data
-    if source is None:
-        return _fail(
-            loop, cycle,
-            "evaluate.data is recent_labelled and no fallback dataset is set; add "
-            "evaluate.fallback (e.g. customers@latest)",
-        )  # fmt: skip
-    champion, _ = _champion(loop, policy)
-    challenger = f"{policy.model}/{cycle.version}"
-    beat = policy.challenger_must_beat
+    assert cycle.version is not None
+    champion, alias = _champion(loop, policy)
     try:
-        # The ref pinned now: the report names the exact rows both were scored on.
-        source = ws.data.get(source).ref
-        comparison = compare_models(
-            [champion, challenger], data=source, target=evaluate.target,
-            confidence=beat.confidence if beat else 0.95, workspace=ws,
-        )  # fmt: skip
-    except DriftlineError as exc:
-        return _fail(loop, cycle, f"comparing {challenger} with {champion} failed: {exc}")
-    found = {m.metric: m for m in comparison.metrics}
-    metric = found.get(evaluate.metric)
-    if metric is None or metric.differences[1] is None:
-        return _fail(
-            loop, cycle,
-            f"metric {evaluate.metric!r} could not be computed (have: {', '.join(found)})",
-        )  # fmt: skip
-    sign = 1.0 if metric.higher_is_better else -1.0
-    gain = sign * float(metric.differences[1])
-    low, high = metric.ci_low[1], metric.ci_high[1]
-    bound = (low if metric.higher_is_better else high) if beat else metric.differences[1]
-    margin = beat.by if beat else 0.0
-    passed = bound is not None and sign * float(bound) > margin
-    report = {
-        "data": source,
-        "data_note": "fallback: the labelled production window is not read yet"
-        if evaluate.data == RECENT
-        else "dataset",
-        "rows": comparison.rows,
-        "champion": champion,
-        "challenger": challenger,
-        "metric": evaluate.metric,
-        "champion_value": metric.values[0],
-        "challenger_value": metric.values[1],
-        "gain": gain,
-        "ci": [low, high],
-        "confidence": comparison.confidence,
-        "must_beat_by": margin,
-        "verdict": "accepted" if passed else "rejected",
-    }
-    if not passed:
-        return _move(
-            loop, cycle, CycleState.REJECTED, report=report,
-            reason=f"{challenger} did not beat {champion} on {evaluate.metric} by more than "
-            f"{margin:g} at {comparison.confidence:.0%} confidence (gain {gain:+.4f}, CI "
-            f"{_num(low)} to {_num(high)}); the champion stays",
-        )  # fmt: skip
+        judged = judge(loop, policy, champion, alias, cycle.version, ws)
+    except JudgingError as exc:
+        return _fail(loop, cycle, str(exc))
+    if judged.verdict != "accepted":
+        return _move(loop, cycle, CycleState.REJECTED, report=judged.report, reason=judged.reason)
     if policy.approvals > 0:
-        _, alias = _champion(loop, policy)
         return _move(
-            loop, cycle, CycleState.AWAITING_APPROVAL, report=report,
+            loop, cycle, CycleState.AWAITING_APPROVAL, report=judged.report,
             reason=f"waiting for {policy.approvals} approval(s): driftline models approve "
             f"{policy.model} {cycle.version} --alias {alias or 'champion'}",
         )  # fmt: skip
-    return _roll_out(loop, policy, _with(cycle, report=report), report)
-
-
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.4f}"
-
-
-def _with(cycle: Cycle, **changes: Any) -> Cycle:
-    return dataclasses.replace(cycle, **changes)
+    return _roll_out(loop, policy, dataclasses.replace(cycle, report=judged.report))
 
 
 def _approved(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
@@ -212,63 +279,126 @@ def _approved(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
     people = {a.actor for a in loop.registry.approvals(policy.model, cycle.version, alias or None)}
     if len(people) < policy.approvals:
         return cycle
-    return _roll_out(loop, policy, cycle, cycle.report)
+    return _roll_out(loop, policy, cycle)
 
 
-def _roll_out(
-    loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, report: dict[str, Any] | None
-) -> Cycle:
+# -- rollout --------------------------------------------------------------------------
+
+
+def _roll_out(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
+    """Record the rollout (``rolling_out``), then start it."""
+    kept = {"report": cycle.report}  # the judgement, not stored yet when it comes from it
     assert policy.deployment is not None
     assert cycle.version is not None
-    deployment = loop.deployments.get_deployment(policy.deployment)
-    spec = deployment.spec
+    spec = loop.deployments.get_deployment(policy.deployment).spec
     if policy.rollout == "direct":
         if spec.stable.isdigit():
             return _fail(
                 loop, cycle,
                 f"deployment {spec.name} serves a fixed version ({spec.stable}); a direct "
-                "rollout moves an alias: deploy the model's alias (stable: champion)",
+                "rollout moves an alias: deploy the model's alias (stable: champion)", **kept,
             )  # fmt: skip
         try:
             held = loop.registry.get_version(f"{spec.model}@{spec.stable}").version
             loop.registry.check_approvals(spec.model, cycle.version, spec.stable)
-            loop.registry.set_alias(
-                spec.model, spec.stable, cycle.version, expected=held,
-                reason=f"retraining cycle {cycle.id}",
-            )  # fmt: skip
         except DriftlineError as exc:
-            return _fail(loop, cycle, f"moving {spec.model}@{spec.stable} failed: {exc}")
+            return _fail(loop, cycle, f"moving {spec.model}@{spec.stable} failed: {exc}", **kept)
         cycle = _move(
-            loop, cycle, CycleState.ROLLING_OUT, report=report,
-            rollout={"deployment": spec.name, "kind": "direct", "from": held},
+            loop, cycle, CycleState.ROLLING_OUT, report=cycle.report,
+            rollout={"deployment": spec.name, "kind": "direct", "alias": spec.stable,
+                     "from": held},
         )  # fmt: skip
-        return _move(
-            loop, cycle, CycleState.PROMOTED,
-            reason=f"{spec.model}@{spec.stable} moved from v{held} to v{cycle.version}",
-        )  # fmt: skip
+        return _move_alias(loop, policy, cycle)
     if spec.canary is None:
         return _fail(
             loop, cycle,
             f"rollout: {policy.rollout} needs canary steps in deployment {spec.name}'s spec "
-            "(canary: {steps: [...], interval: ...}); or use rollout: direct",
+            "(canary: {steps: [...], interval: ...}); or use rollout: direct", **kept,
         )  # fmt: skip
+    if policy.rollout == "shadow-then-canary":
+        return _start_shadow(loop, cycle, spec)
+    return _start_canary(loop, cycle, spec, report=cycle.report)
+
+
+def _move_alias(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
+    """A direct rollout's alias move, compare-and-set on the champion it replaces; a
+    driver that died before or after it finds the alias where it left it."""
+    rollout = cycle.rollout or {}
+    alias, held = str(rollout["alias"]), int(rollout["from"])
+    assert cycle.version is not None
+    now_held = loop.registry.get_model(policy.model).aliases.get(alias)
+    moved = f"{policy.model}@{alias} moved from v{held} to v{cycle.version}"
+    if now_held == cycle.version:
+        return _move(loop, cycle, CycleState.PROMOTED, reason=moved)
+    if now_held != held:
+        return _fail(
+            loop, cycle,
+            f"{policy.model}@{alias} was moved to v{now_held} by someone else during the "
+            "rollout; it is left there",
+        )  # fmt: skip
+    try:
+        loop.registry.set_alias(
+            policy.model, alias, cycle.version, expected=held,
+            reason=f"retraining cycle {cycle.id}",
+        )  # fmt: skip
+    except ConflictError:
+        return cycle  # moved meanwhile: the next step sees by whom
+    except DriftlineError as exc:
+        return _fail(loop, cycle, f"moving {policy.model}@{alias} failed: {exc}")
+    return _move(loop, cycle, CycleState.PROMOTED, reason=moved)
+
+
+def _start_canary(
+    loop: Retrainer, cycle: Cycle, spec: Any, *, report: Any = None, **extra: Any
+) -> Cycle:
+    products: dict[str, Any] = {} if report is None else {"report": report}
     canary = dataclasses.replace(spec.canary, version=str(cycle.version))
     try:
         applied = loop.deployments.apply(dataclasses.replace(spec, canary=canary))
     except DriftlineError as exc:
-        return _fail(loop, cycle, f"starting the canary of v{cycle.version} failed: {exc}")
+        return _fail(
+            loop, cycle, f"starting the canary of v{cycle.version} failed: {exc}", **products
+        )
     return _move(
-        loop, cycle, CycleState.ROLLING_OUT, report=report,
+        loop, cycle, CycleState.ROLLING_OUT, **products,
         rollout={"deployment": spec.name, "kind": "canary", "generation": applied.generation,
-                 "canary_version": applied.rollout.canary_version},
+                 "canary_version": applied.rollout.canary_version, **extra},
     )  # fmt: skip
 
 
+def _start_shadow(loop: Retrainer, cycle: Cycle, spec: Any) -> Cycle:
+    previous = None if spec.shadow is None else dataclasses.asdict(spec.shadow)
+    cycle = _move(
+        loop, cycle, CycleState.ROLLING_OUT, report=cycle.report,
+        rollout={"deployment": spec.name, "kind": "shadow", "since": now_ms(),
+                 "shadow_version": cycle.version, "previous_shadow": previous},
+    )  # fmt: skip
+    return _ensure_shadow(loop, cycle, spec)
+
+
+def _ensure_shadow(loop: Retrainer, cycle: Cycle, spec: Any) -> Cycle:
+    """Apply the deployment with the challenger as its shadow (unless it is already)."""
+    from driftline.serving.models import ShadowPolicy
+
+    shadow = ShadowPolicy(version=str(cycle.version), sample=1.0)
+    if spec.shadow == shadow:
+        return cycle
+    try:
+        loop.deployments.apply(dataclasses.replace(spec, shadow=shadow))
+    except DriftlineError as exc:
+        return _fail(loop, cycle, f"starting the shadow of v{cycle.version} failed: {exc}")
+    return cycle
+
+
 def _observe(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
-    if (cycle.rollout or {}).get("kind") == "direct":
-        return cycle  # a direct rollout moved on in one go; nothing to observe
-    assert policy.deployment is not None
-    rollout = loop.deployments.get_deployment(policy.deployment).rollout
+    kind = (cycle.rollout or {}).get("kind")
+    if kind == "direct":
+        return _move_alias(loop, policy, cycle)
+    if kind == "shadow":
+        return _observe_shadow(loop, policy, cycle)
+    # The deployment the canary was started on (the policy may name another one since).
+    name = str((cycle.rollout or {}).get("deployment") or policy.deployment)
+    rollout = loop.deployments.get_deployment(name).rollout
     if rollout.canary_version != cycle.version:
         return _fail(loop, cycle, "the deployment's canary was replaced by another rollout")
     if rollout.state.value == "promoted":
@@ -276,3 +406,52 @@ def _observe(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
     if rollout.state.value == "rolled_back":
         return _move(loop, cycle, CycleState.ROLLED_BACK, reason=rollout.message)
     return cycle
+
+
+def _observe_shadow(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
+    """Wait for the shadow's requests, judge them, then the canary or a rollback."""
+    from driftline.serving.models import ShadowPolicy
+
+    rollout = dict(cycle.rollout or {})
+    name = str(rollout["deployment"])
+    spec = loop.deployments.get_deployment(name).spec
+    ensured = _ensure_shadow(loop, cycle, spec)  # (a driver may have died before applying)
+    if ensured is not cycle:
+        return ensured
+    compared = loop.deployments.compare(name, since=from_ms(int(rollout["since"])))
+    figures = compared["figures"].get("shadow") or {"requests": 0, "error_rate": 0.0}
+    check = policy.shadow
+    if figures["requests"] < check.min_requests:
+        return cycle
+    pair = next(
+        (p for p in compared["pairs"] if sorted(p["variants"]) == ["shadow", "stable"]), None
+    )
+    agreement = None if pair is None else pair["agreement"]
+    found = {
+        "requests": figures["requests"],
+        "error_rate": figures["error_rate"],
+        "agreement": agreement,
+        "mean_abs_delta": None if pair is None else pair["mean_abs_delta"],
+    }
+    problems = []
+    if figures["error_rate"] > check.max_error_rate:
+        problems.append(f"error rate {figures['error_rate']:.2%} above {check.max_error_rate:.2%}")
+    if check.min_agreement > 0 and (agreement is None or agreement < check.min_agreement):
+        problems.append(f"agreement {_share(agreement)} below {check.min_agreement:.2%}")
+    previous = rollout.get("previous_shadow")
+    spec = dataclasses.replace(spec, shadow=None if previous is None else ShadowPolicy(**previous))
+    if problems:
+        try:
+            loop.deployments.apply(spec)
+        except DriftlineError as exc:
+            return _fail(loop, cycle, f"ending the shadow of v{cycle.version} failed: {exc}")
+        return _move(
+            loop, cycle, CycleState.ROLLED_BACK, rollout={**rollout, "shadow_result": found},
+            reason=f"the shadow v{cycle.version} failed on {found['requests']} mirrored "
+            f"requests: {'; '.join(problems)}; the champion stays",
+        )  # fmt: skip
+    return _start_canary(loop, cycle, spec, shadow_result=found)
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2%}"

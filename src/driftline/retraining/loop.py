@@ -22,11 +22,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import os
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from driftline.core.clock import now_ms
+from driftline.core.ids import new_id
 from driftline.core.notify import DeliveryPolicy, Event, notify, undelivered
 from driftline.core.yamlfile import Located
 from driftline.errors import DriftlineError, NotFoundError
@@ -70,6 +73,7 @@ class Retrainer:
         deployments: DeploymentService,
         user: str,
         approvers: Callable[[str], list[str] | None] | None = None,
+        lease_ttl: float = 30.0,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -80,6 +84,11 @@ class Retrainer:
         #: Who may approve a model's versions, by name (see :mod:`.approvers`); the
         #: callable answers None, or is None, when that is not restricted.
         self.approvers = approvers
+        #: Seconds a driver's lease on a training cycle lasts without renewal: how long
+        #: a killed driver's cycle waits before another driver settles it.
+        self.lease_ttl = lease_ttl
+        #: This driver's name in cycle leases (host, pid and a random part).
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
         #: How hard an outcome's webhooks are tried.
         self.delivery = DeliveryPolicy()
 
@@ -102,33 +111,54 @@ class Retrainer:
         """
         found = policy_source(source)
         if isinstance(found, dict):
-            return self.apply_mapping(found, check_pipeline=check_pipeline)
-        text, name = found
-        return self.apply_text(text, name, check_pipeline=check_pipeline)
+            return self.apply_mapping(found, check_pipeline=check_pipeline, folder=Path.cwd())
+        text, name, folder = found
+        return self.apply_text(text, name, check_pipeline=check_pipeline, folder=folder)
 
     def apply_text(
-        self, text: str, name: str = "retrain.yaml", *, check_pipeline: bool = True
+        self,
+        text: str,
+        name: str = "retrain.yaml",
+        *,
+        check_pipeline: bool = True,
+        folder: Path | None = None,
     ) -> RetrainPolicy:
-        """Apply a policy given as YAML text (``name`` is what errors call it)."""
+        """Apply a policy given as YAML text (``name`` is what errors call it).
+
+        ``folder``: where a ``gates`` file name is read from; None (a server applying
+        what a client sent) refuses file names, so a caller cannot make the server read
+        its files: the client sends the gates inline (see :func:`read_gates`).
+        """
         from driftline.core.yamlfile import compose
         from driftline.retraining.policy import parse_policy
 
         policy = parse_policy(text, source=name)
         _, at = compose(text, name)
-        return self._store(policy, at, text, check_pipeline)
+        return self._store(policy, at, text, check_pipeline, folder)
 
     def apply_mapping(
-        self, source: Mapping[str, Any], *, check_pipeline: bool = True
+        self,
+        source: Mapping[str, Any],
+        *,
+        check_pipeline: bool = True,
+        folder: Path | None = None,
     ) -> RetrainPolicy:
-        """Apply a policy given as a mapping (the YAML structure as JSON)."""
+        """Apply a policy given as a mapping (the YAML structure as JSON); ``folder`` as
+        for :meth:`apply_text`."""
         policy = policy_from_dict(dict(source))
-        return self._store(policy, Located("policy", {}), "", check_pipeline)
+        return self._store(policy, Located("policy", {}), "", check_pipeline, folder)
 
     def _store(
-        self, policy: RetrainPolicy, at: Located, text: str, check_pipeline: bool
+        self,
+        policy: RetrainPolicy,
+        at: Located,
+        text: str,
+        check_pipeline: bool,
+        folder: Path | None,
     ) -> RetrainPolicy:
         from driftline.retraining.watch import first_cursors
 
+        policy = dataclasses.replace(policy, gates=read_gates(policy.gates, folder, at))
         self.check_references(policy, at, check_pipeline=check_pipeline)
         now = now_ms()
         self.store.put_policy(
@@ -344,17 +374,20 @@ class Retrainer:
         return dataclasses.replace(cycle, reason=reason)
 
 
-def policy_source(source: str | Path | Mapping[str, Any]) -> tuple[str, str] | dict[str, Any]:
-    """What ``apply`` was given: (YAML text, the name errors use) of a file or of text,
-    or a mapping as a dict. A string without a newline is a file name."""
+def policy_source(
+    source: str | Path | Mapping[str, Any],
+) -> tuple[str, str, Path] | dict[str, Any]:
+    """What ``apply`` was given: (YAML text, the name errors use, the folder a ``gates``
+    file name is read from) of a file or of text, or a mapping as a dict. A string
+    without a newline is a file name."""
     if isinstance(source, Mapping):
         return dict(source)
     file = Path(source) if isinstance(source, Path) or "\n" not in source else None
     if file is None:
-        return str(source), "retrain.yaml"
+        return str(source), "retrain.yaml", Path.cwd()
     if not file.is_file():
         raise NotFoundError(f"Policy file {file} does not exist")
-    return file.read_text(encoding="utf-8"), file.name
+    return file.read_text(encoding="utf-8"), file.name, file.resolve().parent
 
 
 def check_pipeline_exists(policy: RetrainPolicy, at: Located) -> None:
@@ -382,6 +415,41 @@ def cycle_event(cycle: Cycle) -> Event:
         body={"model": cycle.model, "state": state, "cycle": cycle.to_dict()},
         source="retraining",
     )
+
+
+def read_gates(gates: Any, folder: Path | None, at: Located) -> dict[str, Any] | None:
+    """The policy's ``gates`` as the mapping the registry's gate code reads: a file is
+    read (relative to ``folder``, where the policy file is) and stored with the policy,
+    so a cycle judges by the gates applied, wherever the agent runs. ``folder=None``
+    refuses a file name (a server reads no file a caller names)."""
+    import yaml
+
+    from driftline.registry import parse_gates
+
+    if gates is None:
+        return None
+    if isinstance(gates, str):
+        if folder is None:
+            raise at.error(
+                "gates",
+                f"gates: {gates} is a file name; send the gates inline (driftline retrain "
+                "apply reads the file next to the policy and sends its content)",
+            )
+        path = folder / gates
+        if not path.is_file():
+            raise at.error("gates", f"gates: the gates file {gates} does not exist in {folder}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise at.error("gates", f"gates: {gates} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise at.error("gates", f"gates: {gates} must hold a mapping (gates: [...])")
+        gates = loaded
+    try:
+        parse_gates(gates)
+    except DriftlineError as exc:
+        raise at.error("gates", f"gates: {exc}") from None
+    return dict(gates)
 
 
 def find_pipeline(name: str, module: str | None) -> Any:

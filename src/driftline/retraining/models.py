@@ -133,9 +133,11 @@ class VersionLineage:
         run: The run that produced it, or ``None`` when it was registered from files.
         missing: The lineage links not recorded (``run``, ``code commit``, ``data
             versions``), in the order they are walked.
-        retraining_cycle: The retraining cycle that produced the version, and the alert
-            or trigger behind it. Retraining cycles are not recorded yet, so this is
-            always ``None``; it is where the cycle link goes when they are.
+        retraining_cycle: The retraining cycle that produced the version and what
+            triggered it: ``id``, ``state``, ``trigger`` (alert, new_data, schedule,
+            manual), ``trigger_ref`` (the alert id, dataset version, schedule or user),
+            ``alert`` (the alert id, for an alert) and ``run_id``; ``None`` when no cycle
+            made it (or retraining is not visible, a remote workspace).
     """
 
     model: str

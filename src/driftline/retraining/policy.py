@@ -18,6 +18,7 @@ Example (``model`` and ``pipeline`` are required; the rest has defaults)::
     cooldown: 6h
     max_cycles_per_day: 4
     notify: [log, "webhook:https://hooks.example.com/driftline"]
+    stuck_after: 1d
 
 Notifications: every outcome of a cycle (``promoted``, ``rejected``, ``rolled_back``,
 ``failed``, and ``awaiting_approval``: someone has to act) is sent to alert channels
@@ -29,6 +30,13 @@ one).
 What makes each trigger fire (the thresholds of ``drift`` and ``performance``, a new
 version for ``new_data``, a due time for ``schedule``) is :mod:`driftline.retraining.triggers`
 and :mod:`driftline.retraining.watch`.
+
+``evaluate.min_labels`` (default 100) is how many labelled production rows the
+window needs before it is used instead of ``evaluate.fallback``. With ``rollout:
+shadow-then-canary``, ``shadow: {min_requests: 50, max_error_rate: 0.0,
+min_agreement: 0.0}`` says how long the challenger shadows the champion (mirrored
+requests it answered) and what it must show before its canary starts. A cycle that has
+not moved for ``stuck_after`` ends failed.
 
 :func:`parse_policy` checks the file's shape (unknown keys, types, ranges,
 contradictions) with errors naming the field and its line; the names it refers to
@@ -53,6 +61,7 @@ __all__ = [
     "MustBeat",
     "PipelineCall",
     "RetrainPolicy",
+    "ShadowCheck",
     "TriggerRule",
     "load_policy",
     "parse_policy",
@@ -62,6 +71,7 @@ __all__ = [
 TOP = (
     "model", "deployment", "triggers", "pipeline", "evaluate", "gates",
     "challenger_must_beat", "approvals", "rollout", "cooldown", "max_cycles_per_day", "notify",
+    "shadow", "stuck_after",
 )  # fmt: skip
 #: How an accepted challenger reaches production.
 ROLLOUTS = ("canary", "shadow-then-canary", "direct")
@@ -124,6 +134,21 @@ class MustBeat:
 
 
 @dataclass(frozen=True, slots=True)
+class ShadowCheck:
+    """What the challenger must show as a shadow (``rollout: shadow-then-canary``).
+
+    It shadows until it has answered ``min_requests`` mirrored requests; then its share
+    of server errors must be at most ``max_error_rate`` and the share of requests where
+    it answered exactly as the champion at least ``min_agreement`` (0: reported only, a
+    retrained model is expected to differ).
+    """
+
+    min_requests: int = 50
+    max_error_rate: float = 0.0
+    min_agreement: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class RetrainPolicy:
     """A model's retraining policy (see the module docstring)."""
 
@@ -140,6 +165,9 @@ class RetrainPolicy:
     max_cycles_per_day: int = 4
     #: Alert channels told of each outcome; None: those of the triggers' monitors.
     notify: tuple[str, ...] | None = None
+    shadow: ShadowCheck = field(default_factory=ShadowCheck)
+    #: A cycle whose state has not changed for this long ends failed ("stuck in ...").
+    stuck_after_seconds: float = 86400.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form that :func:`policy_from_dict` reads back."""
@@ -149,6 +177,9 @@ class RetrainPolicy:
         evaluate["window"] = evaluate.pop("window_seconds")
         out["evaluate"] = evaluate
         out["cooldown"] = out.pop("cooldown_seconds")
+        out["stuck_after"] = out.pop("stuck_after_seconds")
+        if self.rollout != "shadow-then-canary":
+            del out["shadow"]
         if out["challenger_must_beat"] is None:
             del out["challenger_must_beat"]
         if out["notify"] is not None:
@@ -331,6 +362,16 @@ def _must_beat(raw: Any, at: Located) -> MustBeat:
     )
 
 
+def _shadow(raw: Any, at: Located) -> ShadowCheck:
+    data = mapping(raw, "shadow", at)
+    check_keys(data, ("min_requests", "max_error_rate", "min_agreement"), "shadow", at)
+    return ShadowCheck(
+        min_requests=_whole(data.get("min_requests", 50), "shadow.min_requests", at, 1, 10**9),
+        max_error_rate=_number(data.get("max_error_rate", 0.0), "shadow.max_error_rate", at, 0, 1),
+        min_agreement=_number(data.get("min_agreement", 0.0), "shadow.min_agreement", at, 0, 1),
+    )
+
+
 def _policy(data: dict[str, Any], at: Located) -> RetrainPolicy:
     check_keys(data, TOP, "", at)
     for key in ("model", "pipeline"):
@@ -350,6 +391,10 @@ def _policy(data: dict[str, Any], at: Located) -> RetrainPolicy:
     deployment = data.get("deployment")
     if deployment is not None:
         deployment = _name(deployment, "deployment", at)
+    if "shadow" in data and rollout != "shadow-then-canary":
+        raise at.error(
+            "shadow", f"shadow applies to rollout: shadow-then-canary, not rollout: {rollout}"
+        )
     gates = data.get("gates")
     if gates is not None and not isinstance(gates, str | dict):
         raise at.error("gates", f"gates must be a gates file or a mapping, got {gates!r}")
@@ -370,6 +415,10 @@ def _policy(data: dict[str, Any], at: Located) -> RetrainPolicy:
         notify=parse_channels(data["notify"], "notify", at)
         if data.get("notify") is not None
         else None,
+        shadow=_shadow(data.get("shadow", {}), at),
+        stuck_after_seconds=_duration(
+            data.get("stuck_after", "1d"), "stuck_after", at, 1, 366 * 86400
+        ),
     )
     _contradictions(policy, at)
     return policy

@@ -2,8 +2,8 @@
 
 Everything here reads the other stages' records through their services (tracking,
 data, registry, monitoring) and the prediction log's files (serving's layout); it
-stores nothing of its own yet. Retraining cycles, when they come, add their records
-and the link from a version to the cycle (and alert) that made it.
+keeps retraining policies and cycles (:mod:`.loop`); a version's lineage names the
+cycle (and alert) that made it.
 
 Remote workspaces: ``trace`` and ``maturity`` are answered by the team server, which
 reads its own prediction log and sees every stage's records. Given ``log_root=`` (a
@@ -17,6 +17,7 @@ server's API; monitoring's stored references are then not visible. Policies and 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -183,7 +184,22 @@ class RetrainingService:
     def lineage(self, ref: str) -> VersionLineage:
         """Everything recorded behind a model version (``churn/4``, ``churn@champion``)."""
         version = self.registry.get_version(ref)
-        return version_lineage(version, tracking=self.tracking, data=self.data)
+        lineage = version_lineage(version, tracking=self.tracking, data=self.data)
+        if self._retrainer is None:
+            return lineage
+        cycle = self._retrainer.store.cycle_of_version(version.name, version.version)
+        if cycle is None:
+            return lineage
+        link = {
+            "id": cycle.id,
+            "state": cycle.state.value,
+            "trigger": cycle.cause.kind,
+            "trigger_ref": cycle.cause.ref,
+            "run_id": cycle.run_id or "",
+        }
+        if cycle.cause.kind == "alert":
+            link["alert"] = cycle.cause.ref
+        return dataclasses.replace(lineage, retraining_cycle=link)
 
     # -- reproduce ----------------------------------------------------------------------
 
