@@ -215,7 +215,8 @@ def performance(
     :func:`log_labels` (a label counts when it came within ``join_window`` of its
     prediction); every figure comes with the window's label coverage. Windows that ended
     less than ``label_delay`` ago get no realized figures (status ``label_delay``).
-    Binary classifiers also get CBPE estimates (``kind="estimated"``) with a 95 % band,
+    Binary and multiclass classifiers also get CBPE estimates (``kind="estimated"``; for
+    multiclass: accuracy, macro precision, recall, F1 and one-vs-rest ROC AUC) with a 95 % band,
     calibrated on the labelled, mature windows of the range. The definitions are in
     :mod:`driftline.monitoring.scoring` and :mod:`driftline.monitoring.metrics`.
 
@@ -231,7 +232,7 @@ def performance(
         join_window: How long after a prediction its label may come.
         min_rows: Fewer labelled rows (or scored rows, for estimates) in a window is
             ``insufficient_data``.
-        estimate: Also estimate binary performance without labels (CBPE).
+        estimate: Also estimate classifiers' performance without labels (CBPE).
 
     Example:
         >>> rep = dl.monitoring.performance("churn", window="1d", label_delay="3d")

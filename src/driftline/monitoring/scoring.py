@@ -17,10 +17,10 @@ one ``prediction`` per row with 0/1 labels and scores in [0, 1] (not all 0 or 1)
 ``binary``; predicted labels equal in kind to the labels (text, or integers) are
 ``classification``; other numbers are ``regression``.
 
-**CBPE** (binary tasks): the calibration is fitted on the labelled rows of the windows
-whose labels are complete (older than the label delay), at least ``min_rows`` of both
-classes; every window then gets an estimate (status ``no_calibration`` without one).
-See :mod:`.metrics` for the definitions.
+**CBPE** (binary and multiclass tasks): the calibration is fitted on the labelled rows
+of the windows whose labels are complete (older than the label delay), at least
+``min_rows`` of them with every class present; every window then gets an estimate
+(status ``no_calibration`` without one). See :mod:`.metrics` for the definitions.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ __all__ = ["TASKS", "Joined", "evaluate", "join_labels"]
 
 TASKS = ("auto", "binary", "multiclass", "classification", "regression")
 _MAX_SEGMENTS = 20
+_ESTIMATED = ("binary", "multiclass")  # the tasks CBPE estimates
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +175,7 @@ def _realized(task: str, j: Joined, rows: np.ndarray, threshold: float) -> dict[
             raise InvalidArgumentError("Binary labels must be 0/1 (or booleans)")
         return m.binary(y, _score(j)[rows], threshold)
     if task == "multiclass":
-        proba = np.column_stack([j.predictions[n][rows] for n in _proba_columns(j)])
+        proba = _proba(j, rows)
         if j.label.dtype == object or not np.all(y == np.round(y)):
             raise InvalidArgumentError("Multiclass labels must be class indices (0, 1, 2, ...)")
         return m.multiclass(y.astype(np.int64), proba)
@@ -215,11 +216,9 @@ def evaluate(
     which = np.where(inside, which, -1)
     mature = ends <= now_ms - label_delay_ms
     calibration = None
-    if estimate and task == "binary":
+    if estimate and task in _ESTIMATED:
         known = j.labelled & (which >= 0) & mature[np.clip(which, 0, len(ends) - 1)]
-        y = j.label[known]
-        if known.sum() >= min_rows and 0 < np.sum(y) < len(y) and j.label.dtype != object:
-            calibration = m.fit_calibration(y, _score(j)[known])
+        calibration = _calibrate(task, j, known, min_rows)
     groups = _segments(j, segment)
     out = []
     order = np.argsort(which, kind="stable")
@@ -257,16 +256,43 @@ def evaluate(
                     metrics=figures,
                 )
             )
-            if task == "binary" and estimate:
+            if task in _ESTIMATED and estimate:
                 out.append(_estimated(common, j, rows, calibration, threshold, min_rows))
     return task, out, 0 if calibration is None else calibration.rows
+
+
+def _calibrate(
+    task: str, j: Joined, known: np.ndarray, min_rows: int
+) -> m.Calibration | m.MulticlassCalibration | None:
+    """The CBPE calibration on the ``known`` rows, or None when they cannot give one
+    (too few, a class missing, labels that are not class indices)."""
+    import numpy as np
+
+    y = j.label[known]
+    if known.sum() < min_rows or j.label.dtype == object:
+        return None
+    if task == "binary":
+        return m.fit_calibration(y, _score(j)[known]) if 0 < np.sum(y) < len(y) else None
+    proba = _proba(j, known)
+    k = proba.shape[1]
+    if not np.all((y >= 0) & (y < k) & (y == np.round(y))):
+        return None  # the realized figures name the bad labels
+    if np.any(np.bincount(y.astype(np.int64), minlength=k) == 0):
+        return None
+    return m.fit_multiclass_calibration(y, proba)
+
+
+def _proba(j: Joined, rows: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.column_stack([j.predictions[n][rows] for n in _proba_columns(j)])
 
 
 def _estimated(
     common: dict[str, Any],
     j: Joined,
     rows: np.ndarray,
-    calibration: m.Calibration | None,
+    calibration: m.Calibration | m.MulticlassCalibration | None,
     threshold: float,
     min_rows: int,
 ) -> PerformanceWindow:
@@ -282,11 +308,18 @@ def _estimated(
     }
     if calibration is None:
         return PerformanceWindow(**base, status="no_calibration")
-    score = _score(j)[rows]
-    score = score[np.isfinite(score)]
-    if len(score) < min_rows:
-        return PerformanceWindow(**base, status="insufficient_data")
-    est, bands = m.cbpe(score, calibration, threshold)
+    if isinstance(calibration, m.MulticlassCalibration):
+        proba = _proba(j, rows)
+        proba = proba[np.all(np.isfinite(proba), axis=1)]
+        if len(proba) < min_rows:
+            return PerformanceWindow(**base, status="insufficient_data")
+        est, bands = m.cbpe_multiclass(proba, calibration)
+    else:
+        score = _score(j)[rows]
+        score = score[np.isfinite(score)]
+        if len(score) < min_rows:
+            return PerformanceWindow(**base, status="insufficient_data")
+        est, bands = m.cbpe(score, calibration, threshold)
     return PerformanceWindow(
         **base,
         status="ok",

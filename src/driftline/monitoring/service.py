@@ -422,7 +422,8 @@ class MonitoringService:
         join_window: str | timedelta = "14d",
     ) -> tuple[PerformanceWindow, PerformanceWindow | None]:
         """``(realized, estimated)`` performance of one window's already-read traffic
-        ``rows`` (``estimated`` is None unless the model is a binary classifier).
+        ``rows`` (``estimated`` is None unless the model is a binary or multiclass
+        classifier).
 
         Without enough labels in the window, the CBPE estimate is calibrated on the
         labelled traffic of the join window before it (read only then).
