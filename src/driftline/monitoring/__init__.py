@@ -239,8 +239,9 @@ def performance(
         ... # doctest: +SKIP
         >>> rep.to_frame().query("metric == 'roc_auc'")  # doctest: +SKIP
     """
-    return _service().performance(
-        deployment,
+    from driftline.monitoring.options import PerformanceOptions
+
+    options = PerformanceOptions(
         window=window,
         since=since,
         until=until,
@@ -252,6 +253,7 @@ def performance(
         min_rows=min_rows,
         estimate=estimate,
     )
+    return _service().performance(deployment, options)
 
 
 def fit_traffic_reference(
@@ -304,13 +306,14 @@ def check(
         >>> res = dl.monitoring.check("churn", window="1d", since="14d")  # doctest: +SKIP
         >>> res.to_frame().query("flagged == True")                         # doctest: +SKIP
     """
-    return _service().check(
-        deployment,
+    from driftline.monitoring.options import CheckOptions
+
+    options = CheckOptions(
         window=window,
         since=since,
         until=until,
         reference=reference,
-        checks=checks,
+        checks=tuple(checks),
         thresholds=_thresholds(thresholds),
         quality=quality,
         task=task,
@@ -319,6 +322,7 @@ def check(
         join_window=join_window,
         min_labels=min_labels,
     )
+    return _service().check(deployment, options)
 
 
 # -- monitors and alerts ----------------------------------------------------------------
@@ -449,17 +453,6 @@ def monitor_report(name: str, *, since: datetime | None = None, path: str | None
 
 
 def _thresholds(value: DriftThresholds | Mapping[str, Any] | None) -> DriftThresholds | None:
-    from driftline.errors import InvalidArgumentError
+    from driftline.monitoring.options import drift_thresholds
 
-    if value is None or isinstance(value, DriftThresholds):
-        return value
-    if not isinstance(value, Mapping):
-        raise InvalidArgumentError("thresholds must be a DriftThresholds or a dict of its fields")
-    try:
-        columns = {
-            str(k): v if isinstance(v, ColumnThresholds) else ColumnThresholds(**v)
-            for k, v in (value.get("columns") or {}).items()
-        }
-        return DriftThresholds(**{**value, "columns": columns})
-    except TypeError as exc:
-        raise InvalidArgumentError(f"Unknown threshold: {exc}") from None
+    return drift_thresholds(value)
