@@ -215,7 +215,8 @@ def performance(
     :func:`log_labels` (a label counts when it came within ``join_window`` of its
     prediction); every figure comes with the window's label coverage. Windows that ended
     less than ``label_delay`` ago get no realized figures (status ``label_delay``).
-    Binary classifiers also get CBPE estimates (``kind="estimated"``) with a 95 % band,
+    Binary and multiclass classifiers also get CBPE estimates (``kind="estimated"``; for
+    multiclass: accuracy, macro precision, recall, F1 and one-vs-rest ROC AUC) with a 95 % band,
     calibrated on the labelled, mature windows of the range. The definitions are in
     :mod:`driftline.monitoring.scoring` and :mod:`driftline.monitoring.metrics`.
 
@@ -231,15 +232,16 @@ def performance(
         join_window: How long after a prediction its label may come.
         min_rows: Fewer labelled rows (or scored rows, for estimates) in a window is
             ``insufficient_data``.
-        estimate: Also estimate binary performance without labels (CBPE).
+        estimate: Also estimate classifiers' performance without labels (CBPE).
 
     Example:
         >>> rep = dl.monitoring.performance("churn", window="1d", label_delay="3d")
         ... # doctest: +SKIP
         >>> rep.to_frame().query("metric == 'roc_auc'")  # doctest: +SKIP
     """
-    return _service().performance(
-        deployment,
+    from driftline.monitoring.options import PerformanceOptions
+
+    options = PerformanceOptions(
         window=window,
         since=since,
         until=until,
@@ -251,6 +253,7 @@ def performance(
         min_rows=min_rows,
         estimate=estimate,
     )
+    return _service().performance(deployment, options)
 
 
 def fit_traffic_reference(
@@ -303,13 +306,14 @@ def check(
         >>> res = dl.monitoring.check("churn", window="1d", since="14d")  # doctest: +SKIP
         >>> res.to_frame().query("flagged == True")                         # doctest: +SKIP
     """
-    return _service().check(
-        deployment,
+    from driftline.monitoring.options import CheckOptions
+
+    options = CheckOptions(
         window=window,
         since=since,
         until=until,
         reference=reference,
-        checks=checks,
+        checks=tuple(checks),
         thresholds=_thresholds(thresholds),
         quality=quality,
         task=task,
@@ -318,6 +322,7 @@ def check(
         join_window=join_window,
         min_labels=min_labels,
     )
+    return _service().check(deployment, options)
 
 
 # -- monitors and alerts ----------------------------------------------------------------
@@ -448,17 +453,6 @@ def monitor_report(name: str, *, since: datetime | None = None, path: str | None
 
 
 def _thresholds(value: DriftThresholds | Mapping[str, Any] | None) -> DriftThresholds | None:
-    from driftline.errors import InvalidArgumentError
+    from driftline.monitoring.options import drift_thresholds
 
-    if value is None or isinstance(value, DriftThresholds):
-        return value
-    if not isinstance(value, Mapping):
-        raise InvalidArgumentError("thresholds must be a DriftThresholds or a dict of its fields")
-    try:
-        columns = {
-            str(k): v if isinstance(v, ColumnThresholds) else ColumnThresholds(**v)
-            for k, v in (value.get("columns") or {}).items()
-        }
-        return DriftThresholds(**{**value, "columns": columns})
-    except TypeError as exc:
-        raise InvalidArgumentError(f"Unknown threshold: {exc}") from None
+    return drift_thresholds(value)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from driftline.api.client import ApiClient
     from driftline.monitoring.labels import LabelIngest
     from driftline.monitoring.models import CheckResult, PerformanceReport
+    from driftline.monitoring.options import CheckOptions, PerformanceOptions
 
 __all__ = ["HttpMonitorService", "HttpTrafficService"]
 
@@ -208,47 +209,49 @@ class HttpTrafficService:
         )
         return LabelIngest.from_dict(response.json())
 
-    def performance(self, deployment: str, **options: Any) -> PerformanceReport:
+    def performance(self, deployment: str, options: PerformanceOptions) -> PerformanceReport:
         """See :meth:`MonitoringService.performance`."""
         from driftline.monitoring.models import PerformanceReport
 
-        body = self._body(options)
+        body = _body(options)
         answer = self.client.post_json(f"{_API}/performance/{_name(deployment)}", body)
         return PerformanceReport.from_dict(answer)
 
-    def check(self, deployment: str, **options: Any) -> CheckResult:
+    def check(self, deployment: str, options: CheckOptions) -> CheckResult:
         """See :meth:`MonitoringService.check`."""
-        import dataclasses
-
         from driftline.errors import InvalidArgumentError
         from driftline.monitoring.models import CheckResult, Reference
 
-        if isinstance(options.get("reference"), Reference):
+        if isinstance(options.reference, Reference):
             raise InvalidArgumentError(
                 "A remote workspace checks against a reference stored on the server: "
                 "name it (reference='churn')"
             )
-        for key in ("thresholds", "quality"):
-            value = options.get(key)
-            if value is not None and dataclasses.is_dataclass(value):
-                options[key] = _threshold_dict(value)
-        options["checks"] = list(options.get("checks", ()))
-        answer = self.client.post_json(f"{_API}/check/{_name(deployment)}", self._body(options))
+        answer = self.client.post_json(f"{_API}/check/{_name(deployment)}", _body(options))
         return CheckResult.from_dict(answer)
 
-    @staticmethod
-    def _body(options: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in options.items():
-            if value is None:
-                continue
-            if key == "since":
-                out[key] = _since(value)
-            elif key == "until":
-                out[key] = _ms(value)
-            else:
-                out[key] = _duration(value)
-        return out
+
+def _body(options: PerformanceOptions | CheckOptions) -> dict[str, Any]:
+    """The request body of an options object: its fields as JSON (durations as text,
+    times as epoch milliseconds, thresholds as dicts of their fields); None left out."""
+    import dataclasses
+
+    out: dict[str, Any] = {}
+    for field in dataclasses.fields(options):
+        value = getattr(options, field.name)
+        if value is None:
+            continue
+        if field.name == "since":
+            out["since"] = _since(value)
+        elif field.name == "until":
+            out["until"] = _ms(value)
+        elif field.name == "checks":
+            out["checks"] = list(value)
+        elif dataclasses.is_dataclass(value):
+            out[field.name] = _threshold_dict(value)
+        else:
+            out[field.name] = _duration(value)
+    return out
 
 
 def _threshold_dict(value: Any) -> dict[str, Any]:

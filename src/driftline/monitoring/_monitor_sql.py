@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from driftline.core.clock import from_ms, to_ms
 from driftline.core.metadata import Database
-from driftline.errors import AlreadyExistsError, NotFoundError
+from driftline.errors import AlreadyExistsError
 from driftline.monitoring import _monitor_tables as t
 from driftline.monitoring.monitor_models import (
     Alert,
@@ -164,33 +164,48 @@ class SqlMonitorStore:
 
     # -- alerts -----------------------------------------------------------------------
 
-    def latest_alert(
-        self, monitor: str, check: str, severity: str, *, since: datetime
-    ) -> Alert | None:
+    def raise_alert(self, alert: Alert, *, since: datetime) -> tuple[Alert, bool]:
         a = t.monitoring_alerts.c
-        where = sa.and_(
-            a.monitor == monitor,
-            a.check_name == check,
-            a.severity == severity,
+        m = t.monitoring_monitors.c
+        row = _alert_row(alert)
+        deliveries = [_delivery_row(alert.id, d) for d in alert.deliveries]
+        same = sa.and_(
+            a.monitor == alert.monitor,
+            a.check_name == alert.check,
+            a.severity == alert.severity,
             a.created_at >= to_ms(since),
         )
-        found = self._alerts(where, newest_first=True, limit=1)
-        return found[0] if found else None
+
+        def write(conn: Connection) -> tuple[str, bool]:
+            # Two runs of one monitor take turns here: SQLite's write transaction holds
+            # the database's write lock (BEGIN IMMEDIATE), PostgreSQL locks the monitor's
+            # row; the second run's look-up then sees the first run's alert.
+            conn.execute(sa.select(m.monitor_id).where(m.name == alert.monitor).with_for_update())
+            earlier = conn.execute(
+                sa.select(a.alert_id)
+                .where(same)
+                .order_by(a.created_at.desc(), a.alert_id.desc())
+                .limit(1)
+            ).scalar()
+            if earlier is not None:
+                conn.execute(
+                    t.monitoring_alerts.update()
+                    .where(a.alert_id == earlier)
+                    .values(repeats=a.repeats + 1, last_seen_at=to_ms(alert.last_seen_at))
+                )
+                return str(earlier), False
+            conn.execute(t.monitoring_alerts.insert().values(row))
+            if deliveries:
+                conn.execute(t.monitoring_deliveries.insert(), deliveries)
+            return alert.id, True
+
+        alert_id, raised = self.db.write(write)
+        if raised:
+            return alert, True
+        return self._alerts(a.alert_id == alert_id, newest_first=True, limit=1)[0], False
 
     def add_alert(self, alert: Alert) -> None:
-        row = {
-            "alert_id": alert.id,
-            "monitor": alert.monitor,
-            "deployment": alert.deployment,
-            "check_name": alert.check,
-            "severity": alert.severity,
-            "message": alert.message,
-            "figures": json.dumps(alert.figures, allow_nan=False, default=str),
-            "evaluation_id": alert.evaluation_id,
-            "created_at": to_ms(alert.created_at),
-            "last_seen_at": to_ms(alert.last_seen_at),
-            "repeats": alert.repeats,
-        }
+        row = _alert_row(alert)
         deliveries = [_delivery_row(alert.id, d) for d in alert.deliveries]
 
         def write(conn: Connection) -> None:
@@ -199,17 +214,6 @@ class SqlMonitorStore:
                 conn.execute(t.monitoring_deliveries.insert(), deliveries)
 
         self.db.write(write)
-
-    def repeat_alert(self, alert_id: str, seen_at: datetime) -> Alert:
-        a = t.monitoring_alerts.c
-        q = (
-            t.monitoring_alerts.update()
-            .where(a.alert_id == alert_id)
-            .values(repeats=a.repeats + 1, last_seen_at=to_ms(seen_at))
-        )
-        if not self.db.write(lambda conn: conn.execute(q).rowcount):
-            raise NotFoundError(f"No alert {alert_id!r}")
-        return self._alerts(a.alert_id == alert_id, newest_first=True, limit=1)[0]
 
     def alerts(
         self,
@@ -316,6 +320,22 @@ def _evaluation(row: Any, figures: list[Figure]) -> Evaluation:
         created_at=from_ms(int(row.created_at)),
         figures=tuple(figures),
     )
+
+
+def _alert_row(alert: Alert) -> dict[str, Any]:
+    return {
+        "alert_id": alert.id,
+        "monitor": alert.monitor,
+        "deployment": alert.deployment,
+        "check_name": alert.check,
+        "severity": alert.severity,
+        "message": alert.message,
+        "figures": json.dumps(alert.figures, allow_nan=False, default=str),
+        "evaluation_id": alert.evaluation_id,
+        "created_at": to_ms(alert.created_at),
+        "last_seen_at": to_ms(alert.last_seen_at),
+        "repeats": alert.repeats,
+    }
 
 
 def _delivery_row(alert_id: str, d: Delivery) -> dict[str, Any]:

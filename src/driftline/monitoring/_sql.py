@@ -154,8 +154,23 @@ class SqlLabelStore:
             query = query.where(c.label_time >= since_ms)
         if until_ms is not None:
             query = query.where(c.label_time < until_ms)
-        # The driver's tuples, without a Row object per label: millions are read at once.
-        rows = self.db.read(lambda conn: conn.execute(query).cursor.fetchall())
+        scan = (
+            self.db.dialect == "sqlite"
+            and (since_ms is not None or until_ms is not None)
+            and self._sqlite_scans(query)
+        )
+
+        def fetch(conn: Any) -> list[Any]:
+            # The driver's tuples, without a Row object per label: millions are read.
+            if not scan:
+                return list(conn.execute(query).cursor.fetchall())
+            compiled = query.compile(dialect=conn.dialect)
+            table = t.monitoring_labels.name
+            sql = str(compiled).replace(f"FROM {table}", f"FROM {table} NOT INDEXED", 1)
+            params = tuple(compiled.params[k] for k in compiled.positiontup or ())
+            return list(conn.exec_driver_sql(sql, params).cursor.fetchall())
+
+        rows = self.db.read(fetch)
         cols: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * 5
         return pa.table(
             {
@@ -167,6 +182,26 @@ class SqlLabelStore:
             }
         )
 
+    def _sqlite_scans(self, query: Any) -> bool:
+        """Whether to read ``query`` by a table scan: its time range holds a large share
+        of the table.
+
+        Through the time index, SQLite fetches each label's row by its rowid: one random
+        page read per label when labels were ingested out of time order. For a range
+        that holds most of the table, reading the table in storage order is several
+        times faster (1M labels: 1.3 s against 7 s); SQLite, without statistics, does
+        not know the range's size, so it is counted first (the index alone answers it).
+        """
+        inside = sa.select(sa.func.count()).select_from(query.subquery())
+        total = sa.select(sa.func.count()).select_from(t.monitoring_labels)
+        n_inside, n_total = self.db.read(
+            lambda conn: (conn.execute(inside).scalar_one(), conn.execute(total).scalar_one())
+        )
+        return bool(n_inside * _SCAN_SHARE >= n_total)
+
+
+# A range holding at least 1 / _SCAN_SHARE of the labels table is read by a table scan.
+_SCAN_SHARE = 4
 
 _LABEL_COLUMNS = (
     "deployment, request_id, row_index, value_num, value_text, label_time, ingested_at, revisions"

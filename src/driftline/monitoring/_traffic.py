@@ -24,6 +24,7 @@ whose inputs are tensors (nested lists) contribute predictions only.
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -203,7 +204,8 @@ def _cached(root: str, cache: Path | None, deployment: str, day: str, path: str)
         return pq.read_table(target, read_dictionary=list(_ENCODED))
     table = flatten(root, path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    # A name of its own per writer: two threads (or processes) may flatten one file at once.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, target)  # whole file or none, as the log itself
     return _encoded(table)

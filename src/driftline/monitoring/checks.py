@@ -396,7 +396,7 @@ def quality_check(ctx: CheckContext) -> CheckVerdict:
 
 def performance_check(ctx: CheckContext) -> CheckVerdict:
     """Performance of the window on the labels that arrived (realized), with its label
-    coverage; without enough labels, a binary classifier's CBPE estimate (calibrated on
+    coverage; without enough labels, a classifier's CBPE estimate (calibrated on
     the labelled traffic of the join window before it), marked ``estimated``.
 
     Figures: ``rows``, ``labelled``, ``label_coverage`` and each realized metric

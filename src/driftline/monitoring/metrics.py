@@ -26,6 +26,16 @@ expected ROC curve (true and false positive rates accumulated over rows sorted b
 Each estimate has a 95 % band for the sampling error of a window of that size: binomial
 for the rates, Hanley and McNeil's standard error for ROC AUC, with the expected class
 counts.
+
+**Multiclass CBPE** (:func:`fit_multiclass_calibration`, :func:`cbpe_multiclass`): each
+class's probability column is calibrated one-vs-rest as above, and a row's calibrated
+probabilities are renormalized to sum to 1. A row predicted as class ``k`` (its largest
+model probability) then counts as ``p_c`` of an actual ``c`` for every class ``c``: the
+expected confusion matrix gives accuracy and macro precision, recall and F1; ROC AUC is
+the macro mean of each class's one-vs-rest expected ROC curve, the rows ranked by the
+model's probability of that class. Bands: accuracy binomial over the rows; a macro
+figure's standard error is that of the per-class figures (binomial, or Hanley and
+McNeil) combined as for a mean of independent estimates, ``sqrt(sum se_c^2) / K``.
 """
 
 from __future__ import annotations
@@ -42,9 +52,12 @@ __all__ = [
     "LOWER_IS_BETTER",
     "REGRESSION_METRICS",
     "Calibration",
+    "MulticlassCalibration",
     "binary",
     "cbpe",
+    "cbpe_multiclass",
     "fit_calibration",
+    "fit_multiclass_calibration",
     "labels_only",
     "multiclass",
     "regression",
@@ -250,23 +263,138 @@ def cbpe(
         if name == "roc_auc":
             se = _hanley_mcneil(value, pos, neg)
         else:
-            se = math.sqrt(max(value * (1 - value), 0.0) / max(sizes[name], 1.0))
-        bands[name] = (max(value - _Z * se, 0.0), min(value + _Z * se, 1.0))
+            se = _binomial_se(value, sizes[name])
+        bands[name] = _band(value, se)
     return est, bands
 
 
-def _expected_auc(p: np.ndarray) -> float | None:
-    """Area under the expected ROC curve of calibrated probabilities ``p``."""
+@dataclass(frozen=True, slots=True)
+class MulticlassCalibration:
+    """One-vs-rest calibrations of a multiclass model's probability columns, in class
+    order (class ``c`` is column ``c``)."""
+
+    classes: tuple[Calibration, ...]
+    rows: int
+
+    def __call__(self, proba: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities of ``proba`` rows, renormalized to sum to 1."""
+        import numpy as np
+
+        out = np.column_stack([cal(proba[:, c]) for c, cal in enumerate(self.classes)])
+        out = np.clip(out, 0.0, 1.0)
+        total = out.sum(axis=1, keepdims=True)
+        # A row every calibration sends to 0 keeps its model probabilities.
+        fallback = proba / np.maximum(proba.sum(axis=1, keepdims=True), _EPS)
+        calibrated: np.ndarray = np.where(total > 0, out / np.maximum(total, _EPS), fallback)
+        return calibrated
+
+
+def fit_multiclass_calibration(y: np.ndarray, proba: np.ndarray) -> MulticlassCalibration:
+    """One-vs-rest isotonic calibrations of ``proba``'s columns, ``y`` class indices.
+
+    Raises:
+        InvalidArgumentError: ``y`` is not a class index of ``proba``'s columns, or a
+            class never occurs (its calibration would be undefined).
+    """
+    import numpy as np
+
+    from driftline.errors import InvalidArgumentError
+
+    k = proba.shape[1]
+    if len(y) != len(proba) or not np.all((y >= 0) & (y < k) & (y == np.round(y))):
+        raise InvalidArgumentError(
+            f"Multiclass labels must be class indices 0..{k - 1}, one per row of probabilities"
+        )
+    seen = np.bincount(y.astype(np.int64), minlength=k)
+    if np.any(seen == 0):
+        missing = [int(c) for c in np.flatnonzero(seen == 0)]
+        raise InvalidArgumentError(
+            f"Cannot calibrate: classes {missing} have no labelled row; label more traffic"
+        )
+    return MulticlassCalibration(
+        classes=tuple(fit_calibration((y == c).astype(np.float64), proba[:, c]) for c in range(k)),
+        rows=len(y),
+    )
+
+
+def cbpe_multiclass(
+    proba: np.ndarray, calibration: MulticlassCalibration
+) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """Estimated multiclass metrics and their 95 % bands (module docstring)."""
+    import numpy as np
+
+    k = proba.shape[1]
+    if k != len(calibration.classes):
+        from driftline.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            f"The calibration has {len(calibration.classes)} classes, the predictions {k}"
+        )
+    p = calibration(proba)
+    n = len(p)
+    pred = np.argmax(proba, axis=1)
+    # Expected confusion: row i adds p[i, c] to (actual c, predicted pred[i]).
+    tp = np.array([p[pred == c, c].sum() for c in range(k)])
+    predicted = np.bincount(pred, minlength=k).astype(np.float64)
+    actual = p.sum(axis=0)
+    est = {"accuracy": float(tp.sum() / n)}
+    bands = {"accuracy": _band(est["accuracy"], _binomial_se(est["accuracy"], n))}
+    per_class: dict[str, list[tuple[float, float]]] = {"precision": [], "recall": [], "f1": []}
+    aucs: list[tuple[float, float]] = []
+    for c in range(k):
+        figures = _prf(float(tp[c]), float(predicted[c] - tp[c]), float(actual[c] - tp[c]))
+        sizes = {
+            "precision": predicted[c],
+            "recall": actual[c],
+            "f1": tp[c] + (predicted[c] + actual[c] - 2 * tp[c]) / 2,
+        }
+        for name in per_class:
+            # An undefined per-class figure counts as 0, as it does in the realized macro
+            # F1; precision and recall of a class never predicted are left out.
+            if name in figures:
+                value = figures[name]
+                per_class[name].append((value, _binomial_se(value, float(sizes[name]))))
+            elif name == "f1":
+                per_class[name].append((0.0, 0.0))
+        auc = _expected_auc(p[:, c], proba[:, c])
+        if auc is not None:
+            aucs.append((auc, _hanley_mcneil(auc, float(actual[c]), float(n - actual[c]))))
+    per_class["roc_auc"] = aucs
+    for name, values in per_class.items():
+        if values:
+            mean = float(np.mean([v for v, _ in values]))
+            se = math.sqrt(sum(e * e for _, e in values)) / len(values)
+            est[name] = mean
+            bands[name] = _band(mean, se)
+    return est, bands
+
+
+def _binomial_se(value: float, size: float) -> float:
+    return math.sqrt(max(value * (1 - value), 0.0) / max(size, 1.0))
+
+
+def _band(value: float, se: float) -> tuple[float, float]:
+    return max(value - _Z * se, 0.0), min(value + _Z * se, 1.0)
+
+
+def _expected_auc(p: np.ndarray, score: np.ndarray | None = None) -> float | None:
+    """Area under the expected ROC curve of calibrated probabilities ``p``, the rows
+    ranked by ``score`` (default: by ``p`` itself)."""
     import numpy as np
 
     pos = float(p.sum())
     neg = float(len(p) - pos)
     if pos <= 0 or neg <= 0:
         return None
-    # Rows in decreasing p; at each distinct p the curve moves by the expected positives
-    # and negatives of the rows at that p (ties move diagonally, as in a realized ROC).
-    s = np.sort(p)[::-1]
-    last = np.append(np.flatnonzero(s[1:] != s[:-1]), len(s) - 1)  # end of each tie run
+    # Rows in decreasing score; at each distinct score the curve moves by the expected
+    # positives and negatives of the rows there (ties move diagonally, as in a realized
+    # ROC).
+    if score is None:
+        s = ranked = np.sort(p)[::-1]
+    else:
+        order = np.argsort(-score, kind="stable")
+        ranked, s = score[order], p[order]
+    last = np.append(np.flatnonzero(ranked[1:] != ranked[:-1]), len(s) - 1)  # tie run ends
     tp = np.cumsum(s)[last]
     fp = (last + 1) - tp
     tpr = np.concatenate(([0.0], tp / pos))

@@ -54,19 +54,16 @@ class MonitorStore(Protocol):
         ``column=""`` selects the dataset-level figures."""
         ...
 
-    def latest_alert(
-        self, monitor: str, check: str, severity: str, *, since: datetime
-    ) -> Alert | None:
-        """The newest alert of this monitor, check and severity raised at or after
-        ``since`` (the cooldown's start), or None."""
+    def raise_alert(self, alert: Alert, *, since: datetime) -> tuple[Alert, bool]:
+        """Store ``alert`` unless an alert of its monitor, check and severity was raised
+        at or after ``since`` (the cooldown's start): then count one more sighting of that
+        one instead (``repeats`` + 1, ``last_seen_at``). Atomic: of concurrent calls for
+        one monitor, exactly one raises. ``(the alert, whether it is new)``."""
         ...
 
     def add_alert(self, alert: Alert) -> None:
-        """Store a new alert and its pending deliveries, in one transaction."""
-        ...
-
-    def repeat_alert(self, alert_id: str, seen_at: datetime) -> Alert:
-        """Count one more sighting of an alert within its cooldown."""
+        """Store a new alert and its pending deliveries, in one transaction (no
+        deduplication: :meth:`raise_alert` is how runs raise alerts)."""
         ...
 
     def alerts(

@@ -227,18 +227,13 @@ class MonitorService:
     ) -> tuple[list[Alert], list[Alert]]:
         from driftline.core.ids import new_id
 
-        raised, repeated = [], []
+        raised: list[Alert] = []
+        repeated: list[Alert] = []
         cooldown_start = now - timedelta(seconds=monitor.cooldown_seconds)
         for outcome in evaluation.checks:
             if outcome.status != "alert":
                 continue
             severity = outcome.severity or "warning"
-            earlier = self.store.latest_alert(
-                monitor.name, outcome.check, severity, since=cooldown_start
-            )
-            if earlier is not None:
-                repeated.append(self.store.repeat_alert(earlier.id, now))
-                continue
             alert = Alert(
                 id=new_id(),
                 monitor=monitor.name,
@@ -252,8 +247,8 @@ class MonitorService:
                 last_seen_at=now,
                 deliveries=tuple(Delivery(channel=c, state="pending") for c in monitor.channels),
             )
-            self.store.add_alert(alert)
-            raised.append(alert)
+            stored, new = self.store.raise_alert(alert, since=cooldown_start)
+            (raised if new else repeated).append(stored)
         return raised, repeated
 
     def deliver_pending(self, monitor: str) -> list[tuple[str, Delivery]]:

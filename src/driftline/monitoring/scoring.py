@@ -17,10 +17,10 @@ one ``prediction`` per row with 0/1 labels and scores in [0, 1] (not all 0 or 1)
 ``binary``; predicted labels equal in kind to the labels (text, or integers) are
 ``classification``; other numbers are ``regression``.
 
-**CBPE** (binary tasks): the calibration is fitted on the labelled rows of the windows
-whose labels are complete (older than the label delay), at least ``min_rows`` of both
-classes; every window then gets an estimate (status ``no_calibration`` without one).
-See :mod:`.metrics` for the definitions.
+**CBPE** (binary and multiclass tasks): the calibration is fitted on the labelled rows
+of the windows whose labels are complete (older than the label delay), at least
+``min_rows`` of them with every class present; every window then gets an estimate
+(status ``no_calibration`` without one). See :mod:`.metrics` for the definitions.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ __all__ = ["TASKS", "Joined", "evaluate", "join_labels"]
 
 TASKS = ("auto", "binary", "multiclass", "classification", "regression")
 _MAX_SEGMENTS = 20
+_ESTIMATED = ("binary", "multiclass")  # the tasks CBPE estimates
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +57,11 @@ class Joined:
 def join_labels(traffic: Any, labels: Any, join_window_ms: int) -> Joined:
     """Join flattened predictions with stored labels (module docstring).
 
-    Only the keys and a row position go through the hash join (the labels side is the
-    build side); the labels then land at their rows' positions, so the prediction
-    table's columns are never copied.
+    The keys are made integers first: a request id becomes its position in the traffic's
+    dictionary of request ids (a few thousand strings, not one per row), and a key is
+    ``position * rows_per_request + row``. Each prediction row then looks its label up
+    in a hash table of the labels' keys (a label's key is unique: the label store keeps
+    one per request and row); the prediction table's columns are never copied.
     """
     import numpy as np
     import pyarrow as pa
@@ -71,15 +74,24 @@ def join_labels(traffic: Any, labels: Any, join_window_ms: int) -> Joined:
         .to_numpy(zero_copy_only=False),
         dtype=np.int64,
     )
-    ids = traffic["request_id"]
-    if pa.types.is_dictionary(ids.type):  # the hash join takes plain keys
-        ids = pc.cast(ids, pa.string())
-    keys = pa.table({"request_id": ids, "row": traffic["row"], "_at": np.arange(n)})
-    hits = keys.join(labels, keys=["request_id", "row"], join_type="inner")
-    at = np.asarray(hits["_at"].combine_chunks().to_numpy(zero_copy_only=False), dtype=np.int64)
-    label_time = np.asarray(hits["label_time"].combine_chunks().to_numpy(zero_copy_only=False))
+    codes, dictionary = _request_codes(traffic["request_id"])
+    rows = _int64(traffic["row"])
+    label_rows = _int64(labels["row"])
+    label_codes = pc.index_in(labels["request_id"], value_set=dictionary)
+    known = np.asarray(label_codes.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    # one key space for both sides: rows are below ``width`` on each
+    width = int(max(rows.max(initial=-1), label_rows.max(initial=-1))) + 1
+    label_keys = (
+        np.asarray(pc.fill_null(label_codes, 0).to_numpy(zero_copy_only=False), np.int64) * width
+        + label_rows
+    )[known]
+    which = _lookup(codes * width + rows, label_keys, len(dictionary) * width)
+    at = np.flatnonzero(which >= 0)
+    picked = np.flatnonzero(known)[which[at]]  # each hit's row in ``labels``
+    label_time = np.asarray(_int64(labels["label_time"])[picked])
     ok = label_time <= time_ms[at] + join_window_ms
-    at, hits = at[ok], hits.filter(pa.array(ok))
+    at, picked = at[ok], picked[ok]
+    hits = labels.select(["value_num", "value_text"]).take(pa.array(picked))
     labelled = np.zeros(n, dtype=bool)
     labelled[at] = True
     text = hits["value_text"].combine_chunks()
@@ -101,6 +113,64 @@ def join_labels(traffic: Any, labels: Any, join_window_ms: int) -> Joined:
         if name == "prediction" or name.startswith("prediction_")
     }
     return Joined(time_ms, predictions, label, labelled, traffic)
+
+
+def _lookup(keys: np.ndarray, table_keys: np.ndarray, space: int) -> np.ndarray:
+    """The position in ``table_keys`` (unique) of each of ``keys``, or -1.
+
+    Keys lie in ``[0, space)`` (a negative key is in no table). When that space is not
+    much larger than the keys, a direct-address table answers with one gather, in key
+    order (traffic rows come in key order, so the reads are sequential); else a hash
+    table of ``table_keys`` does.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if space <= _DIRECT_TABLE_FACTOR * max(len(keys) + len(table_keys), 1):
+        direct = np.full(space + 1, -1, dtype=np.int64)  # the last slot: negative keys
+        direct[table_keys] = np.arange(len(table_keys))
+        out: np.ndarray = direct[np.where(keys >= 0, keys, space)]
+        return out
+    found = pc.index_in(pa.array(keys), value_set=pa.array(table_keys))
+    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+# A direct-address table of up to this many slots per key looked up is cheaper than
+# hashing (8 bytes a slot: 4x the keys' own size).
+_DIRECT_TABLE_FACTOR = 4
+
+
+def _request_codes(ids: Any) -> tuple[np.ndarray, Any]:
+    """Each row's position in one dictionary of the request ids, and that dictionary."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_dictionary(ids.type):
+        ids = pc.dictionary_encode(ids)
+    # Each cached file has its own dictionary: unified, the positions mean the same id.
+    column = pa.table({"id": ids}).unify_dictionaries().column("id")
+    if column.num_chunks == 0:
+        return np.zeros(0, np.int64), pa.array([], pa.string())
+    dictionary = column.chunk(0).dictionary
+    codes = np.concatenate(
+        [  # a null id (never written by serving) gets a key no label has
+            np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False), np.int64)
+            for c in column.chunks
+        ]
+    )
+    return codes, pc.cast(dictionary, pa.string())
+
+
+def _int64(col: Any) -> np.ndarray:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    return np.asarray(pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False), np.int64)
 
 
 def _column(col: Any) -> np.ndarray:
@@ -174,7 +244,7 @@ def _realized(task: str, j: Joined, rows: np.ndarray, threshold: float) -> dict[
             raise InvalidArgumentError("Binary labels must be 0/1 (or booleans)")
         return m.binary(y, _score(j)[rows], threshold)
     if task == "multiclass":
-        proba = np.column_stack([j.predictions[n][rows] for n in _proba_columns(j)])
+        proba = _proba(j, rows)
         if j.label.dtype == object or not np.all(y == np.round(y)):
             raise InvalidArgumentError("Multiclass labels must be class indices (0, 1, 2, ...)")
         return m.multiclass(y.astype(np.int64), proba)
@@ -215,11 +285,9 @@ def evaluate(
     which = np.where(inside, which, -1)
     mature = ends <= now_ms - label_delay_ms
     calibration = None
-    if estimate and task == "binary":
+    if estimate and task in _ESTIMATED:
         known = j.labelled & (which >= 0) & mature[np.clip(which, 0, len(ends) - 1)]
-        y = j.label[known]
-        if known.sum() >= min_rows and 0 < np.sum(y) < len(y) and j.label.dtype != object:
-            calibration = m.fit_calibration(y, _score(j)[known])
+        calibration = _calibrate(task, j, known, min_rows)
     groups = _segments(j, segment)
     out = []
     order = np.argsort(which, kind="stable")
@@ -257,16 +325,43 @@ def evaluate(
                     metrics=figures,
                 )
             )
-            if task == "binary" and estimate:
+            if task in _ESTIMATED and estimate:
                 out.append(_estimated(common, j, rows, calibration, threshold, min_rows))
     return task, out, 0 if calibration is None else calibration.rows
+
+
+def _calibrate(
+    task: str, j: Joined, known: np.ndarray, min_rows: int
+) -> m.Calibration | m.MulticlassCalibration | None:
+    """The CBPE calibration on the ``known`` rows, or None when they cannot give one
+    (too few, a class missing, labels that are not class indices)."""
+    import numpy as np
+
+    y = j.label[known]
+    if known.sum() < min_rows or j.label.dtype == object:
+        return None
+    if task == "binary":
+        return m.fit_calibration(y, _score(j)[known]) if 0 < np.sum(y) < len(y) else None
+    proba = _proba(j, known)
+    k = proba.shape[1]
+    if not np.all((y >= 0) & (y < k) & (y == np.round(y))):
+        return None  # the realized figures name the bad labels
+    if np.any(np.bincount(y.astype(np.int64), minlength=k) == 0):
+        return None
+    return m.fit_multiclass_calibration(y, proba)
+
+
+def _proba(j: Joined, rows: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.column_stack([j.predictions[n][rows] for n in _proba_columns(j)])
 
 
 def _estimated(
     common: dict[str, Any],
     j: Joined,
     rows: np.ndarray,
-    calibration: m.Calibration | None,
+    calibration: m.Calibration | m.MulticlassCalibration | None,
     threshold: float,
     min_rows: int,
 ) -> PerformanceWindow:
@@ -282,11 +377,18 @@ def _estimated(
     }
     if calibration is None:
         return PerformanceWindow(**base, status="no_calibration")
-    score = _score(j)[rows]
-    score = score[np.isfinite(score)]
-    if len(score) < min_rows:
-        return PerformanceWindow(**base, status="insufficient_data")
-    est, bands = m.cbpe(score, calibration, threshold)
+    if isinstance(calibration, m.MulticlassCalibration):
+        proba = _proba(j, rows)
+        proba = proba[np.all(np.isfinite(proba), axis=1)]
+        if len(proba) < min_rows:
+            return PerformanceWindow(**base, status="insufficient_data")
+        est, bands = m.cbpe_multiclass(proba, calibration)
+    else:
+        score = _score(j)[rows]
+        score = score[np.isfinite(score)]
+        if len(score) < min_rows:
+            return PerformanceWindow(**base, status="insufficient_data")
+        est, bands = m.cbpe(score, calibration, threshold)
     return PerformanceWindow(
         **base,
         status="ok",

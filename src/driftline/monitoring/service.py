@@ -31,6 +31,7 @@ from driftline.monitoring.models import (
     StoredReference,
     WindowCheck,
 )
+from driftline.monitoring.options import CHECKS
 from driftline.monitoring.reference import fit, settings_key
 
 if TYPE_CHECKING:
@@ -41,13 +42,11 @@ if TYPE_CHECKING:
     from driftline.monitoring.labels import LabelIngest
     from driftline.monitoring.monitor_store import MonitorStore
     from driftline.monitoring.monitors import MonitorService
+    from driftline.monitoring.options import CheckOptions, PerformanceOptions
     from driftline.monitoring.quality import QualityThresholds
     from driftline.monitoring.store import LabelStore, ReferenceStore
 
 __all__ = ["CHECKS", "MonitoringService"]
-
-#: The checks :meth:`MonitoringService.check` runs (all by default).
-CHECKS = ("drift", "prediction_drift", "quality", "performance")
 
 
 class MonitoringService:
@@ -360,59 +359,21 @@ class MonitoringService:
         return frame
 
     def performance(
-        self,
-        deployment: str,
-        *,
-        window: str | timedelta = "1d",
-        since: str | timedelta | datetime = "14d",
-        until: datetime | None = None,
-        segment: str | None = None,
-        task: str = "auto",
-        threshold: float = 0.5,
-        label_delay: str | timedelta = "0s",
-        join_window: str | timedelta = "14d",
-        min_rows: int = 100,
-        estimate: bool = True,
+        self, deployment: str, options: PerformanceOptions | None = None, **keywords: Any
     ) -> PerformanceReport:
         """Realized and estimated performance per window (see
-        :func:`driftline.monitoring.performance`)."""
-        from driftline.monitoring.windows import parse_since, window_bounds
+        :func:`driftline.monitoring.performance`); ``options``, or its fields as
+        keywords."""
+        from driftline.monitoring.options import PerformanceOptions
+        from driftline.monitoring.options import options as build
 
+        opts: PerformanceOptions = build(PerformanceOptions, options, keywords)
         if self.remote_traffic is not None:
-            return self.remote_traffic.performance(
-                deployment,
-                window=window,
-                since=since,
-                until=until,
-                segment=segment,
-                task=task,
-                threshold=threshold,
-                label_delay=label_delay,
-                join_window=join_window,
-                min_rows=min_rows,
-                estimate=estimate,
-            )
-
+            return self.remote_traffic.performance(deployment, opts)
         now = datetime.now(UTC)
-        end = now if until is None else parse_since(until, now)
-        bounds = window_bounds(window, parse_since(since, now), end)
-        if not (0 < threshold < 1) or min_rows < 1:
-            raise InvalidArgumentError("Need 0 < threshold < 1 and min_rows >= 1")
+        bounds = opts.bounds(now)
         rows = self.traffic(deployment, bounds[0][0], bounds[-1][1])
-        return self._performance(
-            deployment,
-            rows,
-            bounds,
-            now,
-            window=window,
-            segment=segment,
-            task=task,
-            threshold=threshold,
-            label_delay=label_delay,
-            join_window=join_window,
-            min_rows=min_rows,
-            estimate=estimate,
-        )
+        return self._performance(deployment, rows, bounds, now, opts)
 
     def _performance(
         self,
@@ -420,23 +381,14 @@ class MonitoringService:
         rows: Any,
         bounds: list[tuple[datetime, datetime]],
         now: datetime,
-        *,
-        window: str | timedelta,
-        segment: str | None,
-        task: str,
-        threshold: float,
-        label_delay: str | timedelta,
-        join_window: str | timedelta,
-        min_rows: int,
-        estimate: bool,
+        opts: PerformanceOptions,
     ) -> PerformanceReport:
         """Performance of already-read traffic ``rows`` over ``bounds``."""
         from driftline.monitoring.scoring import evaluate, join_labels
         from driftline.monitoring.windows import parse_duration
 
         labels, _ = self._labels()
-        delay = parse_duration(label_delay, "label delay")
-        joining = parse_duration(join_window, "join window")
+        delay, joining = opts.label_delay_td, opts.join_window_td
         # Labels come after their predictions (a day of clock skew allowed) and within
         # the join window: only those can join.
         stored = labels.read_labels(
@@ -449,17 +401,17 @@ class MonitoringService:
             joined,
             bounds,
             now_ms=_ms(now),
-            task=task,
-            threshold=threshold,
+            task=opts.task,
+            threshold=opts.threshold,
             label_delay_ms=_ms(delay),
-            min_rows=min_rows,
-            segment=segment,
-            estimate=estimate,
+            min_rows=opts.min_rows,
+            segment=opts.segment,
+            estimate=opts.estimate,
         )
         return PerformanceReport(
             deployment=deployment,
             task=task,
-            window_ms=_ms(parse_duration(window, "window")),
+            window_ms=_ms(parse_duration(opts.window, "window")),
             label_delay_ms=_ms(delay),
             join_window_ms=_ms(joining),
             windows=tuple(windows),
@@ -477,28 +429,22 @@ class MonitoringService:
         join_window: str | timedelta = "14d",
     ) -> tuple[PerformanceWindow, PerformanceWindow | None]:
         """``(realized, estimated)`` performance of one window's already-read traffic
-        ``rows`` (``estimated`` is None unless the model is a binary classifier).
+        ``rows`` (``estimated`` is None unless the model is a binary or multiclass
+        classifier).
 
         Without enough labels in the window, the CBPE estimate is calibrated on the
         labelled traffic of the join window before it (read only then).
         """
         import pyarrow as pa
 
+        from driftline.monitoring.options import PerformanceOptions
         from driftline.monitoring.windows import parse_duration
 
         now = max(datetime.now(UTC), end)
-        options: dict[str, Any] = {
-            "segment": None,
-            "task": "auto",
-            "threshold": 0.5,
-            "label_delay": "0s",
-            "join_window": join_window,
-            "min_rows": min_labels,
-            "estimate": True,
-        }
-        report = self._performance(
-            deployment, rows, [(start, end)], now, window=end - start, **options
+        opts = PerformanceOptions(
+            window=end - start, since=start, join_window=join_window, min_rows=min_labels
         )
+        report = self._performance(deployment, rows, [(start, end)], now, opts)
         realized = next(w for w in report.windows if w.kind == "realized")
         estimated = next((w for w in report.windows if w.kind == "estimated"), None)
         if realized.status == "ok" or estimated is None or estimated.status == "ok":
@@ -508,9 +454,7 @@ class MonitoringService:
         if history.num_rows == 0:
             return realized, estimated
         both = pa.concat_tables([history, rows], promote_options="permissive")
-        wider = self._performance(
-            deployment, both, [(before, start), (start, end)], now, window=end - start, **options
-        )
+        wider = self._performance(deployment, both, [(before, start), (start, end)], now, opts)
         last = _ms(start)
         estimated = next(
             (w for w in wider.windows if w.kind == "estimated" and w.start == last), estimated
@@ -573,56 +517,27 @@ class MonitoringService:
         return self._record(name, blob.digest, source, reference.rows), reference
 
     def check(
-        self,
-        deployment: str,
-        *,
-        window: str | timedelta = "1d",
-        since: str | timedelta | datetime = "14d",
-        until: datetime | None = None,
-        reference: str | Reference | None = None,
-        checks: tuple[str, ...] = CHECKS,
-        thresholds: DriftThresholds | None = None,
-        quality: QualityThresholds | None = None,
-        task: str = "auto",
-        threshold: float = 0.5,
-        label_delay: str | timedelta = "0s",
-        join_window: str | timedelta = "14d",
-        min_labels: int = 100,
+        self, deployment: str, options: CheckOptions | None = None, **keywords: Any
     ) -> CheckResult:
         """Drift, prediction drift, data quality and performance per window (see
-        :func:`driftline.monitoring.check`)."""
+        :func:`driftline.monitoring.check`); ``options``, or its fields as keywords."""
+        from driftline.monitoring.options import CheckOptions
+        from driftline.monitoring.options import options as build
+        from driftline.monitoring.windows import parse_duration
 
-        from driftline.monitoring.windows import parse_duration, parse_since, window_bounds
-
+        opts: CheckOptions = build(CheckOptions, options, keywords)
         if self.remote_traffic is not None:
-            return self.remote_traffic.check(
-                deployment,
-                window=window,
-                since=since,
-                until=until,
-                reference=reference,
-                checks=checks,
-                thresholds=thresholds,
-                quality=quality,
-                task=task,
-                threshold=threshold,
-                label_delay=label_delay,
-                join_window=join_window,
-                min_labels=min_labels,
-            )
-
-        unknown = [c for c in checks if c not in CHECKS]
-        if unknown or not checks:
-            raise InvalidArgumentError(f"Unknown checks {unknown}; choose from {', '.join(CHECKS)}")
-        thresholds = thresholds or DriftThresholds()
+            return self.remote_traffic.check(deployment, opts)
+        checks = opts.checks
+        thresholds = opts.thresholds or DriftThresholds()
+        reference = opts.reference
         ref = (
             reference
             if isinstance(reference, Reference)
             else self.get_reference(reference or deployment)
         )
         now = datetime.now(UTC)
-        end = now if until is None else parse_since(until, now)
-        bounds = window_bounds(window, parse_since(since, now), end)
+        bounds = opts.bounds(now)
         rows = self.traffic(deployment, bounds[0][0], bounds[-1][1])
         pool = None
         scoring = None
@@ -633,22 +548,12 @@ class MonitoringService:
             # (numpy and Arrow release the GIL): the two halves overlap on two cores.
             pool = ThreadPoolExecutor(1, thread_name_prefix="driftline-scoring")
             scoring = pool.submit(
-                self._performance,
-                deployment,
-                rows,
-                bounds,
-                now,
-                window=window,
-                segment=None,
-                estimate=True,
-                task=task,
-                threshold=threshold,
-                label_delay=label_delay,
-                join_window=join_window,
-                min_rows=min_labels,
+                self._performance, deployment, rows, bounds, now, opts.performance
             )
         try:
-            parts = self._window_checks(deployment, ref, rows, bounds, checks, thresholds, quality)
+            parts = self._window_checks(
+                deployment, ref, rows, bounds, checks, thresholds, opts.quality
+            )
             perf = None if scoring is None else scoring.result()
         finally:
             if pool is not None:
@@ -661,7 +566,7 @@ class MonitoringService:
         return CheckResult(
             deployment=deployment,
             reference=ref.source,
-            window_ms=_ms(parse_duration(window, "window")),
+            window_ms=_ms(parse_duration(opts.window, "window")),
             windows=tuple(results),
             task=None if perf is None else perf.task,
         )

@@ -132,10 +132,11 @@ async def ingest_labels(request: Request, deployment: str) -> dict[str, Any]:
 
 @router.post("/performance/{deployment}", summary="Realized and estimated performance")
 def performance(request: Request, deployment: str, body: PerformanceBody) -> dict[str, Any]:
+    from driftline.monitoring.options import PerformanceOptions
+
     check_name(deployment, "deployment")
     authorize(request, "read", model=deployment)
-    report = _service(request).performance(
-        deployment,
+    options = PerformanceOptions(
         window=body.window,
         since=_since(body.since),
         until=_time(body.until),
@@ -147,13 +148,14 @@ def performance(request: Request, deployment: str, body: PerformanceBody) -> dic
         min_rows=body.min_rows,
         estimate=body.estimate,
     )
+    report = _service(request).performance(deployment, options)
     out: dict[str, Any] = report.to_dict()
     return out
 
 
 @router.post("/check/{deployment}", summary="Drift, quality and performance per window")
 def check(request: Request, deployment: str, body: CheckBody) -> dict[str, Any]:
-    from driftline.monitoring import _thresholds
+    from driftline.monitoring.options import CheckOptions, drift_thresholds
     from driftline.monitoring.quality import QualityThresholds
 
     check_name(deployment, "deployment")
@@ -164,14 +166,13 @@ def check(request: Request, deployment: str, body: CheckBody) -> dict[str, Any]:
             quality = QualityThresholds(**body.quality)
         except TypeError as exc:
             raise InvalidArgumentError(f"Unknown threshold in quality: {exc}") from None
-    result = _service(request).check(
-        deployment,
+    options = CheckOptions(
         window=body.window,
         since=_since(body.since),
         until=_time(body.until),
         reference=body.reference,
         checks=tuple(body.checks),
-        thresholds=_thresholds(body.thresholds),
+        thresholds=drift_thresholds(body.thresholds),
         quality=quality,
         task=body.task,
         threshold=body.threshold,
@@ -179,6 +180,7 @@ def check(request: Request, deployment: str, body: CheckBody) -> dict[str, Any]:
         join_window=body.join_window,
         min_labels=body.min_labels,
     )
+    result = _service(request).check(deployment, options)
     out: dict[str, Any] = result.to_dict()
     return out
 
