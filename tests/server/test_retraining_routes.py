@@ -134,6 +134,11 @@ def test_policies_and_cycles_over_rest(team: Team) -> None:
     assert "aprovals" in error(typo)
     both = team.call("PUT", "/retraining/policies", "max", json={"text": POLICY, "policy": {}})
     assert both.status_code == 400
+    # The server reads no file a caller names: a gates file goes inline from the client.
+    named = team.call("PUT", "/retraining/policies", "max",
+                      json={"text": POLICY + "gates: ../../etc/passwd\n"})  # fmt: skip
+    assert named.status_code == 400, named.text
+    assert "gates: ../../etc/passwd is a file name; send the gates inline" in error(named)
     # The server does not import pipeline code: an unknown pipeline is the client's check.
     applied = team.call("PUT", "/retraining/policies", "max", json=body)
     assert applied.status_code == 200, applied.text
@@ -239,7 +244,8 @@ def test_a_remote_workspace_and_the_cli(
         )  # fmt: skip
 
     file = pipeline_code / "retrain.yaml"
-    file.write_text(POLICY.replace("cooldown: 6h", "cooldown: 1s"))
+    file.write_text(POLICY.replace("cooldown: 6h", "cooldown: 1s") + "gates: gates.yaml\n")
+    (pipeline_code / "gates.yaml").write_text("gates:\n  - {metric: roc_auc, min: 0.6}\n")
     with remote("max") as ws:
         service = ws.service("retraining", RetrainingService)
         # The client checks the pipeline next to its code, before sending anything.
@@ -247,6 +253,8 @@ def test_a_remote_workspace_and_the_cli(
             service.policies.apply(POLICY.replace("name: retrain_churn", "name: gone"))
         applied = service.policies.apply(file)
         assert applied.cooldown_seconds == 1.0
+        # The gates file was read here, next to the policy, and stored on the server.
+        assert applied.gates == {"gates": [{"metric": "roc_auc", "min": 0.6}]}
         assert service.policies.policy("churn") == applied
         # What the server says, read the same way through the workspace.
         on_server = team.call("GET", "/retraining/models/churn/status", "max").json()["cycle"]

@@ -474,12 +474,14 @@ class MonitoringService:
         """Performance of one window's already-read traffic ``rows`` measured on their
         labels only (no estimate): status ``insufficient_data`` below ``min_labels``
         labelled rows."""
+        from driftline.monitoring.options import PerformanceOptions
+
         now = max(datetime.now(UTC), end)
-        report = self._performance(
-            deployment, rows, [(start, end)], now, window=end - start, segment=None,
-            task="auto", threshold=0.5, label_delay="0s", join_window=join_window,
+        opts = PerformanceOptions(
+            window=end - start, since=start, until=end, join_window=join_window,
             min_rows=min_labels, estimate=False,
         )  # fmt: skip
+        report = self._performance(deployment, rows, [(start, end)], now, opts)
         return next(w for w in report.windows if w.kind == "realized")
 
     def fit_traffic_reference(

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
         StepStatus,
     )
     from driftline.pipelines.pipeline import Pipeline, get_pipeline, list_pipelines, pipeline
-    from driftline.pipelines.records import Firing, Schedule, Trigger
+    from driftline.pipelines.records import Firing, Lease, Schedule, Trigger
     from driftline.pipelines.service import PipelineService, RunResult
     from driftline.pipelines.space import choice, intrange, loguniform, uniform
     from driftline.pipelines.step import Step, StepOptions, step
@@ -63,6 +63,7 @@ __all__ = [
     "Automation",
     "CacheDecision",
     "Cron",
+    "Lease",
     "OutputRef",
     "Pipeline",
     "PipelineRun",
@@ -124,6 +125,7 @@ __getattr__ = lazy_exports(
         "StepOptions": _STEP,
         "step": _STEP,
         "discover": "driftline.pipelines.discovery",
+        "Lease": "driftline.pipelines.records",
         **dict.fromkeys(("Cron", "parse_cron"), "driftline.pipelines.cron"),
         **dict.fromkeys(
             ("Automation", "dataset_payload", "due_to_fire", "schedule_payload"),

@@ -378,7 +378,7 @@ def _start_shadow(loop: Retrainer, cycle: Cycle, spec: Any) -> Cycle:
 
 def _ensure_shadow(loop: Retrainer, cycle: Cycle, spec: Any) -> Cycle:
     """Apply the deployment with the challenger as its shadow (unless it is already)."""
-    from driftline.serving.models import ShadowPolicy
+    from driftline.serving import ShadowPolicy
 
     shadow = ShadowPolicy(version=str(cycle.version), sample=1.0)
     if spec.shadow == shadow:
@@ -410,7 +410,7 @@ def _observe(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
 
 def _observe_shadow(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
     """Wait for the shadow's requests, judge them, then the canary or a rollback."""
-    from driftline.serving.models import ShadowPolicy
+    from driftline.serving import ShadowPolicy
 
     rollout = dict(cycle.rollout or {})
     name = str(rollout["deployment"])

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.core.clock import now_ms
 
 if TYPE_CHECKING:
-    from driftline.pipelines.records import Lease
+    from driftline.pipelines import Lease
 
 __all__ = ["CycleLease"]
 
