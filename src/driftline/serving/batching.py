@@ -20,6 +20,7 @@ the queue grow without bound).
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import DriftlineError, OverloadedError, UserCodeError
+from driftline.models.flavors.linear import NumericRows
 from driftline.serving.fastpath import predictor
 
 if TYPE_CHECKING:
@@ -226,10 +228,12 @@ def _run_batch(
 
 def _concat(parts: list[Any]) -> Any:
     import numpy as np
-    import pandas as pd
 
     first = parts[0]
-    if isinstance(first, pd.DataFrame):
+    if isinstance(first, NumericRows):
+        return NumericRows(first.columns, np.concatenate([p.values for p in parts]))
+    pd = sys.modules.get("pandas")  # no frame can exist without it: never import it here
+    if pd is not None and isinstance(first, pd.DataFrame):
         dtypes = {str(d) for p in parts for d in set(p.dtypes)}
         if dtypes == {"float64"} and all(p.columns.equals(first.columns) for p in parts):
             # One float block: stacking arrays is ~20x cheaper than pd.concat.
@@ -242,8 +246,7 @@ def _concat(parts: list[Any]) -> Any:
 
 
 def _split(output: Any, counts: list[int]) -> list[Any]:
-    import pandas as pd
-
+    pd = sys.modules.get("pandas")
     total = sum(counts)
     if isinstance(output, dict):
         sizes = {len(v) for v in output.values()}
@@ -261,7 +264,7 @@ def _split(output: Any, counts: list[int]) -> list[Any]:
         )
     parts = []
     start = 0
-    is_frame = isinstance(output, pd.DataFrame | pd.Series)
+    is_frame = pd is not None and isinstance(output, pd.DataFrame | pd.Series)
     for n in counts:
         parts.append(output.iloc[start : start + n] if is_frame else output[start : start + n])
         start += n

@@ -40,6 +40,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import DriftlineError
+from driftline.models.flavors.linear import NumericRows
 from driftline.serving.models import Deployment, ModelTarget, ServingOptions, Variant
 from driftline.serving.service import ModelSlot
 
@@ -208,6 +209,8 @@ def _first_value(data: Any, column: str) -> str | None:
         if isinstance(data, Mapping):
             value = data.get(column)
             value = value[0] if isinstance(value, list | tuple) else value
+        elif isinstance(data, NumericRows):
+            value = data.column(column)[0]
         elif hasattr(data, "columns") and column in data.columns:
             value = data[column].iloc[0]
         else:
