@@ -231,7 +231,7 @@ def _concat(parts: list[Any]) -> Any:
 
     first = parts[0]
     if isinstance(first, NumericRows):
-        return NumericRows(first.columns, np.concatenate([p.values for p in parts]))
+        return NumericRows(first.columns, np.concatenate([p.array for p in parts]))
     pd = sys.modules.get("pandas")  # no frame can exist without it: never import it here
     if pd is not None and isinstance(first, pd.DataFrame):
         dtypes = {str(d) for p in parts for d in set(p.dtypes)}

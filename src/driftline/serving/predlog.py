@@ -121,7 +121,7 @@ def _inputs_json(data: Any) -> str:
     pd = sys.modules.get("pandas")
     if isinstance(data, NumericRows):
         # One array for the frame, one list per column (~10x cheaper than a Series each).
-        data = dict(zip(map(str, data.columns), data.values.T.tolist(), strict=True))
+        data = dict(zip(map(str, data.columns), data.array.T.tolist(), strict=True))
     elif pd is not None and isinstance(data, pd.DataFrame):
         data = {str(c): data[c].to_numpy() for c in data.columns}
     elif isinstance(data, dict):

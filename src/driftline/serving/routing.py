@@ -206,11 +206,11 @@ class Router:
 def _first_value(data: Any, column: str) -> str | None:
     """The routing field of the request's first row, as text (``None`` if absent)."""
     try:
-        if isinstance(data, Mapping):
+        if isinstance(data, NumericRows):
+            value = data[column][0]
+        elif isinstance(data, Mapping):
             value = data.get(column)
             value = value[0] if isinstance(value, list | tuple) else value
-        elif isinstance(data, NumericRows):
-            value = data.column(column)[0]
         elif hasattr(data, "columns") and column in data.columns:
             value = data[column].iloc[0]
         else:

@@ -21,7 +21,7 @@ to the full flavor otherwise.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,29 +60,38 @@ _CHECK_ROWS = 256
 _RTOL = 1e-9
 
 
-class NumericRows:
-    """Rows of numbers with column names, as one 2-D float64 array.
+class NumericRows(Mapping[str, Any]):
+    """Rows of numbers with column names, as one 2-D float64 ``array``.
 
     What a serving process builds from a JSON body of numbers for a model that predicts
     on arrays (a :class:`LinearPredictor`): the names travel with the values so the
     prediction log records the same columns a DataFrame would give, without pandas.
+    It reads as a mapping of column to values (a dict of columns, which every model's
+    input check takes), so a variant loaded in full predicts on it too.
     """
 
-    __slots__ = ("columns", "values")
+    __slots__ = ("array", "columns")
 
-    def __init__(self, columns: Sequence[str], values: Any) -> None:
+    def __init__(self, columns: Sequence[str], array: Any) -> None:
         self.columns = list(columns)
-        self.values = values
+        self.array = array
 
-    def __len__(self) -> int:
-        return int(self.values.shape[0])
+    @property
+    def rows(self) -> int:
+        """How many rows it holds."""
+        return int(self.array.shape[0])
 
-    def column(self, name: str) -> Any:
-        """The values of column ``name`` (``KeyError`` if there is none)."""
+    def __getitem__(self, name: str) -> Any:
         try:
-            return self.values[:, self.columns.index(name)]
+            return self.array[:, self.columns.index(name)]
         except ValueError:
             raise KeyError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
 
 
 class LinearPredictor:
@@ -122,7 +131,7 @@ class LinearPredictor:
         import numpy as np
 
         if isinstance(data, NumericRows):
-            return data.values
+            return data.array
         if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # a DataFrame
             names = [str(c) for c in data.columns]
             if self.feature_names is not None and names != self.feature_names:
@@ -343,10 +352,8 @@ class RowsAdapter:
         self._full: Any = None
 
     def __call__(self, data: Any) -> Any:
-        if isinstance(data, NumericRows):
-            if data.columns == self.names:
-                return data
-            data = {name: data.values[:, i] for i, name in enumerate(data.columns)}
+        if isinstance(data, NumericRows) and data.columns == self.names:
+            return data
         if self._full is None:
             from driftline.models._enforce import build_adapter
 
