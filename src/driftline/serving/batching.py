@@ -20,7 +20,6 @@ the queue grow without bound).
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.errors import DriftlineError, OverloadedError, UserCodeError
 from driftline.models.flavors.linear import NumericRows
 from driftline.serving.fastpath import predictor
+from driftline.serving.payloads import loaded_pandas
 
 if TYPE_CHECKING:
     from driftline.serving.metrics import ServingMetrics
@@ -232,7 +232,7 @@ def _concat(parts: list[Any]) -> Any:
     first = parts[0]
     if isinstance(first, NumericRows):
         return NumericRows(first.columns, np.concatenate([p.array for p in parts]))
-    pd = sys.modules.get("pandas")  # no frame can exist without it: never import it here
+    pd = loaded_pandas()
     if pd is not None and isinstance(first, pd.DataFrame):
         dtypes = {str(d) for p in parts for d in set(p.dtypes)}
         if dtypes == {"float64"} and all(p.columns.equals(first.columns) for p in parts):
@@ -246,7 +246,7 @@ def _concat(parts: list[Any]) -> Any:
 
 
 def _split(output: Any, counts: list[int]) -> list[Any]:
-    pd = sys.modules.get("pandas")
+    pd = loaded_pandas()
     total = sum(counts)
     if isinstance(output, dict):
         sizes = {len(v) for v in output.values()}

@@ -45,7 +45,6 @@ the rows appended once it is closed.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -53,6 +52,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from driftline.models.flavors.linear import NumericRows
+from driftline.serving.payloads import loaded_pandas
 
 __all__ = ["PredictionLog", "prediction_root", "read_predictions"]
 
@@ -105,7 +105,7 @@ def _fs(root: str) -> tuple[Any, str]:
 def _compact(data: Any) -> Any:
     """A frame of one numeric dtype as the buffer keeps it: its columns and one array
     (a few hundred bytes for a row, where the DataFrame holds a few kilobytes)."""
-    pd = sys.modules.get("pandas")  # no frame can exist without it: never import it here
+    pd = loaded_pandas()
     if pd is None or not isinstance(data, pd.DataFrame):
         return data
     if len(data.columns) and _one_numeric_dtype(data):
@@ -118,7 +118,7 @@ def _inputs_json(data: Any) -> str:
     import orjson
 
     data = _compact(data)
-    pd = sys.modules.get("pandas")
+    pd = loaded_pandas()
     if isinstance(data, NumericRows):
         # One array for the frame, one list per column (~10x cheaper than a Series each).
         data = dict(zip(map(str, data.columns), data.array.T.tolist(), strict=True))
