@@ -184,11 +184,17 @@ def serve(home: Path, model: str, *args: str) -> tuple[subprocess.Popen[bytes], 
     port = free_port()
     command = [sys.executable, "-m", "driftline.cli", "--home", str(home), "serve", model,
                "--port", str(port), *args]  # fmt: skip
-    proc = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    log = home / f"serve-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/ping", proc)
+    try:
+        wait_http(f"{url}/ping", proc)
+    except RuntimeError as exc:
+        stop(proc)
+        raise RuntimeError(f"{exc}: {log.read_text()[-2000:]}") from None
     return proc, url
 
 
@@ -338,7 +344,7 @@ def main() -> int:
             stop(proc)
         for label, deployment in (("lr_canary", "lr-canary"), ("lr_shadow", "lr-shadow")):
             progress(f"{label}: 16 connections, deployment {deployment}")
-            proc, url = serve(home, "--deployment", deployment, *workers)
+            proc, url = serve(home, f"--deployment={deployment}", *workers)
             try:
                 wrk(f"{url}/predict", predict_body, 4, 2)
                 results[label] = wrk(f"{url}/predict", predict_body, 16, seconds)
