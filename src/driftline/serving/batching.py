@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import DriftlineError, OverloadedError, UserCodeError
-from driftline.models.flavors.linear import NumericRows
+from driftline.models import NumericRows
 from driftline.serving.fastpath import predictor
 from driftline.serving.payloads import loaded_pandas
 

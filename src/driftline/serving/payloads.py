@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from driftline.errors import InvalidArgumentError, PayloadTooLargeError
-from driftline.models.flavors.linear import NumericRows
+from driftline.models import NumericRows
 
 __all__ = [
     "InputShaper",
@@ -42,7 +42,7 @@ class InputShaper:
     """Builds model inputs for one signature (records, columns, rows).
 
     With ``rows=True`` (a model predicted by a numpy stand-in, see
-    ``driftline.models.flavors.linear``) the fast path gives :class:`NumericRows`
+    ``driftline.models.LinearPredictor``) the fast path gives :class:`NumericRows`
     instead of a DataFrame, and pandas is imported only for an input off that path.
     """
 

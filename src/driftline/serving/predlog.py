@@ -51,7 +51,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from driftline.models.flavors.linear import NumericRows
+from driftline.models import NumericRows
 from driftline.serving.payloads import loaded_pandas
 
 __all__ = ["PredictionLog", "prediction_root", "read_predictions"]

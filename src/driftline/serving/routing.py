@@ -40,7 +40,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import DriftlineError
-from driftline.models.flavors.linear import NumericRows
+from driftline.models import NumericRows
 from driftline.serving.models import Deployment, ModelTarget, ServingOptions, Variant
 from driftline.serving.service import ModelSlot
 

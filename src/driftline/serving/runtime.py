@@ -190,7 +190,7 @@ class ServingRuntime:
         if shaper is None:
             if len(self._shapers) > 8:  # old models swapped out long ago
                 self._shapers.clear()
-            from driftline.models.flavors.linear import LinearPredictor
+            from driftline.models import LinearPredictor
 
             rows = isinstance(model.raw, LinearPredictor)  # predicts on arrays: no pandas
             shaper = self._shapers[key] = InputShaper(model.signature, rows=rows)

@@ -65,11 +65,11 @@ def load_version(registry: RegistryService, cache: ModelCache, version: ModelVer
 def warm(model: LoadedModel) -> None:
     """Predict once on the model's input example, so the first request pays no lazy setup
     (and a model that cannot predict at all is refused before it is swapped in)."""
-    from driftline.models.flavors.linear import LinearPredictor, example_rows
+    from driftline.models import LinearPredictor, NumericRows
 
     example_file = model.info.input_example_file
     if isinstance(model.raw, LinearPredictor) and example_file is not None:
-        rows = example_rows(model.path / example_file, model.raw.feature_names or ())
+        rows = NumericRows.read_example(model.path / example_file, model.raw.feature_names or ())
         if rows is not None:  # the example as the served path shapes it: no pandas
             model.predict(rows)
             return

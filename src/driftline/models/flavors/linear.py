@@ -76,6 +76,21 @@ class NumericRows(Mapping[str, Any]):
         self.columns = list(columns)
         self.array = array
 
+    @classmethod
+    def read_example(cls, path: Path, names: Sequence[str]) -> NumericRows | None:
+        """A stored input example (a frame of ``names``, as the models stage writes it)
+        read without pandas; ``None`` if it is of another form."""
+        import numpy as np
+
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        if payload.get("type") != "dataframe" or payload.get("columns") != list(names):
+            return None
+        data = [[np.nan if v is None else v for v in row] for row in payload["data"]]
+        try:
+            return cls(names, np.asarray(data, dtype=np.float64).reshape(-1, len(names)))
+        except (TypeError, ValueError):
+            return None
+
     @property
     def rows(self) -> int:
         """How many rows it holds."""
@@ -359,18 +374,3 @@ class RowsAdapter:
 
             self._full = build_adapter(self.signature)
         return self._full(data)
-
-
-def example_rows(path: Path, names: Sequence[str]) -> NumericRows | None:
-    """A stored input example (a frame of ``names``) as :class:`NumericRows`, read without
-    pandas; ``None`` if it is of another form."""
-    import numpy as np
-
-    payload = json.loads(path.read_text(encoding="utf-8"))
-    if payload.get("type") != "dataframe" or payload.get("columns") != list(names):
-        return None
-    data = [[np.nan if v is None else v for v in row] for row in payload["data"]]
-    try:
-        return NumericRows(names, np.asarray(data, dtype=np.float64).reshape(-1, len(names)))
-    except (TypeError, ValueError):
-        return None
