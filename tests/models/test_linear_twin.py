@@ -209,3 +209,16 @@ def test_loading_the_twin_imports_neither_sklearn_nor_pandas(
     ).stdout.splitlines()
     assert json.loads(out[0]) == model.predict(x.head(4)).tolist()
     assert out[1] == "[]"
+
+
+def test_a_malformed_twin_file_is_a_clear_error(tmp_path: Path) -> None:
+    from driftline.errors import InvalidArgumentError
+    from driftline.models.flavors.linear import load_linear
+
+    document = {"estimator": "x.LogisticRegression", "kind": "classifier", "coef": [[1.0]],
+                "intercept": [0.0], "classes": None, "classes_dtype": None,
+                "feature_names": ["a"]}  # fmt: skip
+    for broken in ({**document, "kind": "forest"}, document, {"kind": "regressor"}):
+        (tmp_path / LINEAR_FILE).write_text(json.dumps(broken))
+        with pytest.raises(InvalidArgumentError, match="Cannot read the linear predictor"):
+            load_linear(tmp_path, {"file": LINEAR_FILE})

@@ -32,8 +32,11 @@ __all__ = [
     "LINEAR_FILE",
     "LinearPredictor",
     "NumericRows",
+    "RowsAdapter",
     "export_linear",
     "load_linear",
+    "serves_rows",
+    "verified_linear",
 ]
 
 LINEAR_FILE = "linear.json"
@@ -187,7 +190,8 @@ class LinearPredictor:
             raise InvalidArgumentError(f"{self.estimator} has no predict_proba here")
         scores = self.decision_function(data)
         if scores.ndim == 1:
-            positive = 1.0 / (1.0 + np.exp(-scores))
+            with np.errstate(over="ignore"):  # exp(-x) = inf for x << 0 gives 0, as expit
+                positive = 1.0 / (1.0 + np.exp(-scores))
             return np.vstack([1 - positive, positive]).T
         # scikit-learn's softmax, step by step (same rounding).
         shifted = scores - scores.max(axis=1).reshape((-1, 1))
@@ -327,6 +331,10 @@ def load_linear(folder: Path, options: dict[str, Any]) -> LinearPredictor:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         classes = document["classes"]
+        if document["kind"] not in ("classifier", "regressor") or (
+            document["kind"] == "classifier" and classes is None
+        ):
+            raise ValueError(f"kind {document['kind']!r} with classes {classes!r}")
         return LinearPredictor(
             estimator=str(document["estimator"]),
             kind=str(document["kind"]),
