@@ -84,9 +84,15 @@ def test_alias_moves_under_load_without_a_failed_request(pg_server: dict[str, An
     with Load(server.url) as load:
         _wait(lambda: len(load.answers) > 20, 30, "the first answers")
         _set_alias(pg_server, versions["sklearn"])
-        # Both workers swap: every recent answer comes from the new version.
+        # Both workers swap: every recent answer comes from the new version, and each
+        # worker counted its swap (the clients' connections may all sit on one worker).
+        swapped = 'driftline_serving_swaps_total{deployment="churn",result="ok"} 2.0'
         _wait(
-            lambda: len(load.recent(40)) == 40 and all(m == "churn/2" for _, m in load.recent(40)),
+            lambda: (
+                len(load.recent(40)) == 40
+                and all(m == "churn/2" for _, m in load.recent(40))
+                and swapped in httpx.get(f"{server.url}/metrics").text
+            ),
             30,
             "churn/2 to answer on every worker",
         )

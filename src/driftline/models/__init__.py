@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from driftline.models.autolog import autolog
     from driftline.models.cache import ModelCache
+    from driftline.models.flavors.linear import LinearPredictor, NumericRows
     from driftline.models.loaded import LoadedModel
     from driftline.models.models import ModelInfo
     from driftline.models.package import (
@@ -50,9 +51,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ColSpec",
+    "LinearPredictor",
     "LoadedModel",
     "ModelCache",
     "ModelInfo",
+    "NumericRows",
     "PythonModel",
     "PythonModelContext",
     "Signature",
@@ -77,6 +80,7 @@ __getattr__ = lazy_exports(
         "ModelCache": "driftline.models.cache",
         "LoadedModel": "driftline.models.loaded",
         "ModelInfo": "driftline.models.models",
+        **dict.fromkeys(("LinearPredictor", "NumericRows"), "driftline.models.flavors.linear"),
         **dict.fromkeys(
             ("load_model_folder", "read_model_info", "save_model", "verify_package"),
             "driftline.models.package",

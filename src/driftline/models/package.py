@@ -168,8 +168,12 @@ def _infer(flavor: Any, model: Any, example: Any, staging: Path, info: ModelInfo
         return inputs
 
 
-def load_model_folder(path: str | Path) -> LoadedModel:
+def load_model_folder(path: str | Path, *, lite: bool = False) -> LoadedModel:
     """Load a package folder, after verifying every file against its manifest.
+
+    With ``lite``, a package that holds a verified lighter predictor (a linear
+    scikit-learn model's numpy twin, see ``driftline.models.flavors.linear``) is loaded
+    as that, without its model library; ``raw`` is then the stand-in. Serving uses it.
 
     Raises:
         NotFoundError: ``path`` holds no ``driftline-model.json``.
@@ -180,6 +184,14 @@ def load_model_folder(path: str | Path) -> LoadedModel:
     info = read_model_info(folder)
     verify_package(folder, info)
     flavor = get_flavor(info.flavor)
+    stand_in = flavor.load_lite(folder, info) if lite else None
+    if stand_in is not None:
+        from driftline.models.flavors.linear import RowsAdapter
+
+        return LoadedModel(
+            info=info, raw=stand_in, path=folder, adapter=RowsAdapter(info.signature),
+            predict=stand_in.predict,
+        )  # fmt: skip
     _warn_on_version_change(info, flavor.main_distribution)
     raw = flavor.load(folder, info)
     return LoadedModel(

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import DriftlineError, OverloadedError, UserCodeError
+from driftline.models import NumericRows
 from driftline.serving.fastpath import predictor
+from driftline.serving.payloads import loaded_pandas
 
 if TYPE_CHECKING:
     from driftline.serving.metrics import ServingMetrics
@@ -226,10 +228,12 @@ def _run_batch(
 
 def _concat(parts: list[Any]) -> Any:
     import numpy as np
-    import pandas as pd
 
     first = parts[0]
-    if isinstance(first, pd.DataFrame):
+    if isinstance(first, NumericRows):
+        return NumericRows(first.columns, np.concatenate([p.array for p in parts]))
+    pd = loaded_pandas()
+    if pd is not None and isinstance(first, pd.DataFrame):
         dtypes = {str(d) for p in parts for d in set(p.dtypes)}
         if dtypes == {"float64"} and all(p.columns.equals(first.columns) for p in parts):
             # One float block: stacking arrays is ~20x cheaper than pd.concat.
@@ -242,8 +246,7 @@ def _concat(parts: list[Any]) -> Any:
 
 
 def _split(output: Any, counts: list[int]) -> list[Any]:
-    import pandas as pd
-
+    pd = loaded_pandas()
     total = sum(counts)
     if isinstance(output, dict):
         sizes = {len(v) for v in output.values()}
@@ -261,7 +264,7 @@ def _split(output: Any, counts: list[int]) -> list[Any]:
         )
     parts = []
     start = 0
-    is_frame = isinstance(output, pd.DataFrame | pd.Series)
+    is_frame = pd is not None and isinstance(output, pd.DataFrame | pd.Series)
     for n in counts:
         parts.append(output.iloc[start : start + n] if is_frame else output[start : start + n])
         start += n

@@ -18,10 +18,12 @@ general path, where the signature check names the offending column.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from driftline.errors import InvalidArgumentError, PayloadTooLargeError
+from driftline.models import NumericRows
 
 __all__ = [
     "InputShaper",
@@ -37,25 +39,42 @@ _NUMERIC = frozenset({"integer", "long", "float", "double"})
 
 
 class InputShaper:
-    """Builds model inputs for one signature (records, columns, rows)."""
+    """Builds model inputs for one signature (records, columns, rows).
 
-    def __init__(self, signature: Any) -> None:
+    With ``rows=True`` (a model predicted by a numpy stand-in, see
+    ``driftline.models.LinearPredictor``) the fast path gives :class:`NumericRows`
+    instead of a DataFrame, and pandas is imported only for an input off that path.
+    """
+
+    def __init__(self, signature: Any, *, rows: bool = False) -> None:
         import numpy as np
-        import pandas as pd
 
-        self._np, self._pd = np, pd
+        self._np = np
         self.signature = signature
         self.tensor = signature is not None and signature.is_tensor
         columns = [] if signature is None or self.tensor else list(signature.inputs)
         self.names: list[str] = [str(c.name) for c in columns]
         self.numeric = bool(columns) and all(c.type in _NUMERIC for c in columns)
-        # One column index for every request: building it from names costs ~70 us a time.
-        self._index = pd.Index(self.names, dtype=object)
+        self.as_rows = rows and self.numeric
+        self._index: Any = None
+
+    @property
+    def _pd(self) -> Any:
+        import pandas as pd
+
+        return pd
+
+    def _table(self, values: Any) -> Any:
+        """Rows of floats (in signature order) as the model's input."""
+        if self.as_rows:
+            return NumericRows(self.names, values)
+        if self._index is None:
+            # One column index for every request: building it from names costs ~70 us.
+            self._index = self._pd.Index(self.names, dtype=object)
+        return self._pd.DataFrame(values, columns=self._index, copy=False)
 
     def _array(self, rows: list[list[Any]]) -> Any:
-        return self._pd.DataFrame(
-            self._np.array(rows, dtype="float64"), columns=self._index, copy=False
-        )
+        return self._table(self._np.array(rows, dtype="float64"))
 
     def records(self, records: list[Any]) -> Any:
         """A table from ``[{"col": value, ...}, ...]``."""
@@ -85,9 +104,7 @@ class InputShaper:
         if self.numeric and list(columns) == self.names:
             cols = [columns[n] for n in self.names]
             if _numbers(cols):
-                return self._pd.DataFrame(
-                    self._np.array(cols, dtype="float64").T, columns=self._index, copy=False
-                )
+                return self._table(self._np.array(cols, dtype="float64").T)
         return self._pd.DataFrame(dict(columns))
 
     def rows(self, rows: list[Any]) -> Any:
@@ -118,6 +135,13 @@ class InputShaper:
         raise InvalidArgumentError(
             "inputs must be a list of records or rows, or an object of columns"
         )
+
+
+def loaded_pandas() -> Any:
+    """pandas if this process imported it, else ``None``: enough to ask whether a value
+    is a pandas object (none exists without it) without importing it (~75 MB in a
+    worker serving a model that never needs it)."""
+    return sys.modules.get("pandas")
 
 
 def _numbers(rows: Sequence[Sequence[Any]]) -> bool:
@@ -229,13 +253,13 @@ def decode_csv(body: bytes) -> Any:
 def jsonable(output: Any) -> Any:
     """Predictions as JSON values: arrays as (nested) lists, tables as records."""
     import numpy as np
-    import pandas as pd
 
     if isinstance(output, np.ndarray):
         return output.tolist()
-    if isinstance(output, pd.DataFrame):
+    pd = loaded_pandas()
+    if pd is not None and isinstance(output, pd.DataFrame):
         return output.to_dict(orient="records")
-    if isinstance(output, pd.Series):
+    if pd is not None and isinstance(output, pd.Series):
         return output.tolist()
     if isinstance(output, Mapping):
         return {str(k): jsonable(v) for k, v in output.items()}

@@ -47,8 +47,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, date, datetime
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from driftline.models import NumericRows
+from driftline.serving.payloads import loaded_pandas
 
 __all__ = ["PredictionLog", "prediction_root", "read_predictions"]
 
@@ -98,35 +102,27 @@ def _fs(root: str) -> tuple[Any, str]:
     return fs, str(path)
 
 
-class _Numeric:
+def _compact(data: Any) -> Any:
     """A frame of one numeric dtype as the buffer keeps it: its columns and one array
     (a few hundred bytes for a row, where the DataFrame holds a few kilobytes)."""
-
-    __slots__ = ("columns", "values")
-
-    def __init__(self, columns: Any, values: Any) -> None:
-        self.columns = columns
-        self.values = values
-
-
-def _compact(data: Any) -> Any:
-    import pandas as pd
-
-    if isinstance(data, pd.DataFrame) and len(data.columns) and _one_numeric_dtype(data):
-        return _Numeric(data.columns, data.to_numpy())
+    pd = loaded_pandas()
+    if pd is None or not isinstance(data, pd.DataFrame):
+        return data
+    if len(data.columns) and _one_numeric_dtype(data):
+        return NumericRows(data.columns, data.to_numpy())
     return data
 
 
 def _inputs_json(data: Any) -> str:
     import numpy as np
     import orjson
-    import pandas as pd
 
     data = _compact(data)
-    if isinstance(data, _Numeric):
+    pd = loaded_pandas()
+    if isinstance(data, NumericRows):
         # One array for the frame, one list per column (~10x cheaper than a Series each).
-        data = dict(zip(map(str, data.columns), data.values.T.tolist(), strict=True))
-    elif isinstance(data, pd.DataFrame):
+        data = dict(zip(map(str, data.columns), data.array.T.tolist(), strict=True))
+    elif pd is not None and isinstance(data, pd.DataFrame):
         data = {str(c): data[c].to_numpy() for c in data.columns}
     elif isinstance(data, dict):
         data = {str(k): np.asarray(v) for k, v in data.items()}
@@ -141,6 +137,44 @@ def _one_numeric_dtype(frame: Any) -> bool:
         return len(blocks) == 1 and blocks[0].dtype.kind in "fiub"
     dtypes = set(frame.dtypes)
     return len(dtypes) == 1 and next(iter(dtypes)).kind in "fiub"
+
+
+# Arrow columns built without ``pa.array``: for a list of Python values, ``pa.array``
+# imports pandas to ask whether it is a pandas object (~75 MB in a serving worker that
+# otherwise never needs pandas). Builders and buffers do not.
+
+
+def _strings(values: Sequence[str | None]) -> Any:
+    import pyarrow as pa
+
+    builder = pa.lib.StringBuilder()
+    builder.append_values(values)
+    return builder.finish()
+
+
+def _numbers(values: Sequence[Any], type_: Any, dtype: str) -> Any:
+    import numpy as np
+    import pyarrow as pa
+
+    if any(v is None for v in values):  # nulls need a validity bitmap: the general way
+        return pa.array(list(values), type_)
+    data = np.asarray(values, dtype=dtype)
+    return pa.Array.from_buffers(type_, len(data), [None, pa.py_buffer(data)])
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _timestamps(values: Sequence[datetime]) -> Any:
+    """UTC microseconds (a naive time is taken as UTC, as ``pa.array`` takes it)."""
+    import pyarrow as pa
+
+    micros = [
+        ((v if v.tzinfo is not None else v.replace(tzinfo=UTC)) - _EPOCH) // _MICROSECOND
+        for v in values
+    ]
+    return _numbers(micros, pa.timestamp("us", tz="UTC"), "int64")
 
 
 def _outputs_json(value: Any) -> str | None:
@@ -261,19 +295,19 @@ class PredictionLog:
          n_rows, latencies, statuses, errors) = zip(*rows, strict=True)  # fmt: skip
         table = pa.Table.from_arrays(
             [
-                pa.array(request_ids, pa.string()),
-                pa.array([self.deployment] * len(rows), pa.string()),
-                pa.array(models, pa.string()),
-                pa.array(versions, pa.int64()),
-                pa.array(variants, pa.string()),
-                pa.array(times, pa.timestamp("us", tz="UTC")),
-                pa.array(endpoints, pa.string()),
-                pa.array([None if i is None else _inputs_json(i) for i in inputs], pa.string()),
-                pa.array([_outputs_json(o) for o in outputs], pa.string()),
-                pa.array(n_rows, pa.int32()),
-                pa.array(latencies, pa.float64()),
-                pa.array(statuses, pa.int16()),
-                pa.array(errors, pa.string()),
+                _strings(request_ids),
+                _strings([self.deployment] * len(rows)),
+                _strings(models),
+                _numbers(versions, pa.int64(), "int64"),
+                _strings(variants),
+                _timestamps(times),
+                _strings(endpoints),
+                _strings([None if i is None else _inputs_json(i) for i in inputs]),
+                _strings([_outputs_json(o) for o in outputs]),
+                _numbers(n_rows, pa.int32(), "int32"),
+                _numbers(latencies, pa.float64(), "float64"),
+                _numbers(statuses, pa.int16(), "int16"),
+                _strings(errors),
             ],
             schema=schema(),
         )

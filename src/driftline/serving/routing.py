@@ -40,6 +40,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import DriftlineError
+from driftline.models import NumericRows
 from driftline.serving.models import Deployment, ModelTarget, ServingOptions, Variant
 from driftline.serving.service import ModelSlot
 
@@ -205,7 +206,9 @@ class Router:
 def _first_value(data: Any, column: str) -> str | None:
     """The routing field of the request's first row, as text (``None`` if absent)."""
     try:
-        if isinstance(data, Mapping):
+        if isinstance(data, NumericRows):
+            value = data[column][0]
+        elif isinstance(data, Mapping):
             value = data.get(column)
             value = value[0] if isinstance(value, list | tuple) else value
         elif hasattr(data, "columns") and column in data.columns:

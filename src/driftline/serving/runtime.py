@@ -190,7 +190,10 @@ class ServingRuntime:
         if shaper is None:
             if len(self._shapers) > 8:  # old models swapped out long ago
                 self._shapers.clear()
-            shaper = self._shapers[key] = InputShaper(model.signature)
+            from driftline.models import LinearPredictor
+
+            rows = isinstance(model.raw, LinearPredictor)  # predicts on arrays: no pandas
+            shaper = self._shapers[key] = InputShaper(model.signature, rows=rows)
         return shaper
 
     def request_id(self, request: Request, protocol_id: str | None = None) -> str:

@@ -57,12 +57,22 @@ def load_version(registry: RegistryService, cache: ModelCache, version: ModelVer
         version.package_digest.replace(":", "-"),
         lambda dest: registry.materialize(version, dest),
     )
-    return load_model_folder(folder)
+    # lite: a linear scikit-learn model is served by its verified numpy twin (no
+    # scikit-learn or pandas in the worker); any other model loads in full.
+    return load_model_folder(folder, lite=True)
 
 
 def warm(model: LoadedModel) -> None:
     """Predict once on the model's input example, so the first request pays no lazy setup
     (and a model that cannot predict at all is refused before it is swapped in)."""
+    from driftline.models import LinearPredictor, NumericRows
+
+    example_file = model.info.input_example_file
+    if isinstance(model.raw, LinearPredictor) and example_file is not None:
+        rows = NumericRows.read_example(model.path / example_file, model.raw.feature_names or ())
+        if rows is not None:  # the example as the served path shapes it: no pandas
+            model.predict(rows)
+            return
     example = model.input_example
     if example is not None:
         model.predict(example)

@@ -69,6 +69,11 @@ class Flavor:
         """A function from a checked input to predictions (``raw`` as loaded or as given)."""
         return cast(Callable[[Any], Any], raw.predict)
 
+    def load_lite(self, folder: Path, info: ModelInfo) -> Any:
+        """A lighter stand-in for :meth:`load` that predicts the same (imports fewer
+        libraries), or ``None`` when the package has none (see ``load_model_folder``)."""
+        return None
+
     def example_predictor(self, model: Any, folder: Path, info: ModelInfo) -> Callable[[Any], Any]:
         """The function run on the input example at save time to infer the output schema."""
         return self.predictor(model, info, folder)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from driftline.errors import InvalidArgumentError
 from driftline.models.flavors.base import Flavor, SavedFlavor, class_path, require
+from driftline.models.flavors.linear import export_linear, load_linear, serves_rows
 
 if TYPE_CHECKING:
     from driftline.models.models import ModelInfo
@@ -63,15 +64,27 @@ class SklearnFlavor(Flavor):
                 "driftline.models.PythonModel, which is pickled with cloudpickle"
             ) from exc
         untrusted = sorted(sio.get_untrusted_types(file=path))
-        return SavedFlavor(
-            options={
-                "file": MODEL_FILE,
-                "serialization": "skops",
-                "trusted_types": untrusted,
-                "estimator": class_path(model),
-            },
-            distributions=("scikit-learn", "skops", "numpy"),
-        )
+        options: dict[str, Any] = {
+            "file": MODEL_FILE,
+            "serialization": "skops",
+            "trusted_types": untrusted,
+            "estimator": class_path(model),
+        }
+        # A numpy-only twin for linear models, verified before it is written (serving
+        # workers then predict without importing scikit-learn).
+        linear = export_linear(model, folder, example)
+        if linear is not None:
+            options["linear"] = linear
+        return SavedFlavor(options=options, distributions=("scikit-learn", "skops", "numpy"))
+
+    def load_lite(self, folder: Path, info: ModelInfo) -> Any:
+        """The numpy-only :class:`LinearPredictor` of the package, when it has one that
+        can stand in for the estimator under its signature; else ``None``."""
+        options = info.flavor_options.get("linear")
+        if not options:
+            return None
+        predictor = load_linear(folder, options)
+        return predictor if serves_rows(info.signature, predictor) else None
 
     def load(self, folder: Path, info: ModelInfo) -> Any:
         sio = _skops_io()
