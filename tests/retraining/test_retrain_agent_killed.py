@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,12 +56,21 @@ CANARY = {"steps": [50, 100], "interval": "1s", "min_requests": 10, "max_failed_
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("retrain-agent-killed")
+def built(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The workspace on ``request.param``'s database: ``sqlite`` (a file in its home) or
+    ``postgres`` (a database of its own, which the agents are given)."""
+    backend = getattr(request, "param", "sqlite")
+    root = tmp_path_factory.mktemp(f"retrain-agent-killed-{backend}")
     (root / "kill_pipes.py").write_text(PIPELINES)
-    found = build(root / ".driftline")
+    env: dict[str, str] = {}
+    if backend == "postgres":
+        server = request.getfixturevalue("postgres")
+        env["DRIFTLINE_URI"] = server.url(server.create_database())
+    found = build(root / ".driftline", **({"uri": env["DRIFTLINE_URI"]} if env else {}))
     reset_default_workspace()
-    return {**found, "root": root, "home": root / ".driftline"}
+    return {**found, "root": root, "home": root / ".driftline", "env": env}
 
 
 @pytest.fixture
@@ -87,6 +97,7 @@ class Agents:
 
     def start(self) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+        env.update(self.built["env"])
         out = (self.folder / f"agent-{len(self.started)}.log").open("wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "driftline.cli", "--home", str(self.built["home"]), "agent",
@@ -142,7 +153,23 @@ def wait_for(what: str, check: Callable[[], Any], agents: Agents, timeout: float
     raise AssertionError(f"timed out waiting for {what}\n{agents.said()}")
 
 
-# -- what each case sets up, and how it lets the cycle go on after the restart -----------
+# -- the states, what gets each cycle there, and what lets it go on ----------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """Where the agent dies (``state``), and where the cycle must end after the restart."""
+
+    state: str
+    ends: CycleState
+    #: Policy fields and payload beyond the defaults (deployment churn, rollout direct).
+    setup: Callable[[Workspace, Path], dict[str, Any]] | None = None
+    hold: str = ""  # where the pipeline waits (kill_retrain's ``hold``)
+    waits_at: str | None = None  # the gate file that says the agent waits there
+    extra: str = ""  # more policy lines
+    killed: Callable[[Workspace, Cycle], None] | None = None  # checks when it is killed
+    then: Callable[[Workspace, Cycle], None] | None = None  # after the restart
+    reason: str = ""  # in the ended cycle's reason
 
 
 def setup_triggered(ws: Workspace, gate: Path) -> dict[str, Any]:
@@ -150,25 +177,63 @@ def setup_triggered(ws: Workspace, gate: Path) -> dict[str, Any]:
     from driftline.pipelines import Automation
 
     automation = Automation.for_workspace(ws)
-    name = "busy"
-    automation.create_trigger(name, "kill_busy", module="kill_pipes",
+    automation.create_trigger("busy", "kill_busy", module="kill_pipes",
                               params={"gate": "{trigger.gate}"})  # fmt: skip
-    automation.fire_trigger(name, {"gate": str(gate)})
-    return {"hold": "", "waits_at": "busy"}
+    automation.fire_trigger("busy", {"gate": str(gate)})
+    return {"waits_at": "busy"}
 
 
-def setup_canary(ws: Workspace, gate: Path) -> dict[str, Any]:
-    """A deployment with canary steps (no canary running) for a canary rollout."""
+def canary_steps(ws: Workspace, name: str) -> None:
+    """Deployment ``name`` with canary steps and no canary running: the spec keeps its
+    steps, so it is applied with a canary once (a copy of churn/1), then rolled back."""
     from driftline.serving import DeploymentService
 
     serving = ws.service("serving", DeploymentService)
-    # Canary steps are kept by the spec, so it is applied with some canary once (a copy
-    # of churn/1), then rolled back.
     copy = ws.registry.register_model(ws.registry.get_version("churn/1").source, "churn")
-    serving.apply({"name": "churn-kill", "model": "churn", "stable": "champion",
+    serving.apply({"name": name, "model": "churn", "stable": "champion",
                    "canary": {"version": str(copy.version), **CANARY}})  # fmt: skip
-    serving.rollback("churn-kill", reason="test setup: the spec keeps its canary steps")
-    return {"hold": "", "deployment": "churn-kill", "rollout": "canary"}
+    serving.rollback(name, reason="test setup: the spec keeps its canary steps")
+
+
+def setup_canary(ws: Workspace, gate: Path) -> dict[str, Any]:
+    canary_steps(ws, "churn-kill")
+    return {"deployment": "churn-kill", "rollout": "canary"}
+
+
+def setup_shadow(ws: Workspace, gate: Path) -> dict[str, Any]:
+    canary_steps(ws, "churn-kshadow")
+    return {"deployment": "churn-kshadow", "rollout": "shadow-then-canary"}
+
+
+def deployment_of(ws: Workspace, cycle: Cycle) -> Any:
+    from driftline.serving import DeploymentService
+
+    assert cycle.rollout is not None
+    return ws.service("serving", DeploymentService).get_deployment(cycle.rollout["deployment"])
+
+
+def lease_follows_the_agent(ws: Workspace, cycle: Cycle) -> None:
+    """The cycle's lease lasts the agent's --lease-ttl, not the engine's default."""
+    from driftline.pipelines import Automation
+
+    lease = Automation.for_workspace(ws).store.get_lease(f"retraining.cycle.{cycle.id}")
+    assert lease is not None
+    assert lease.expires_at <= datetime.now(UTC) + timedelta(seconds=TTL)
+
+
+def canary_runs(ws: Workspace, cycle: Cycle) -> None:
+    rollout = deployment_of(ws, cycle).rollout
+    assert rollout.canary_version == cycle.version
+    assert rollout.state.value == "progressing"
+
+
+def shadow_runs(ws: Workspace, cycle: Cycle) -> None:
+    # The cycle is recorded rolling_out before the shadow is applied (an agent killed in
+    # between leaves it to the next one): wait for the shadow.
+    deadline = time.monotonic() + 30
+    while deployment_of(ws, cycle).rollout.shadow_version != cycle.version:
+        assert time.monotonic() < deadline, "the shadow never started"
+        time.sleep(0.05)
 
 
 def approve(ws: Workspace, cycle: Cycle) -> None:
@@ -182,76 +247,70 @@ def roll_back_canary(ws: Workspace, cycle: Cycle) -> None:
     ws.service("serving", DeploymentService).rollback("churn-kill", reason="the canary degraded")
 
 
-CASES: dict[str, dict[str, Any]] = {
-    # state when killed: how to get there, what lets it go on, where the cycle ends
-    "triggered": {"setup": setup_triggered, "ends": CycleState.PROMOTED},
-    "training": {"hold": "training", "waits_at": "training", "ends": CycleState.FAILED},
-    "evaluating": {"hold": "evaluating", "waits_at": "scoring", "ends": CycleState.PROMOTED},
-    "awaiting_approval": {"extra": "approvals: 1\n", "then": approve, "ends": CycleState.PROMOTED},
-    "rolling_out": {"setup": setup_canary, "then": roll_back_canary,
-                    "ends": CycleState.ROLLED_BACK},
+CASES = {
+    "triggered": Case("triggered", CycleState.PROMOTED, setup=setup_triggered),
+    "training": Case(
+        "training", CycleState.FAILED, hold="training", waits_at="training",
+        killed=lease_follows_the_agent,
+        reason="the driver training it stopped before the pipeline finished",
+    ),
+    "evaluating": Case("evaluating", CycleState.PROMOTED, hold="evaluating", waits_at="scoring"),
+    "awaiting_approval": Case(
+        "awaiting_approval", CycleState.PROMOTED, extra="approvals: 1\n", then=approve
+    ),
+    "canary": Case(
+        "rolling_out", CycleState.ROLLED_BACK, setup=setup_canary, killed=canary_runs,
+        then=roll_back_canary, reason="the canary degraded",
+    ),
+    "shadow": Case(
+        "rolling_out", CycleState.ROLLED_BACK, setup=setup_shadow, killed=shadow_runs,
+        extra="shadow: {min_requests: 10, period: 4s}\n",
+        reason="too little traffic to judge it",
+    ),
 }  # fmt: skip
 
 
-def alias_moves(ws: Workspace) -> list[Any]:
-    return ws.registry.alias_history("churn", "champion")
-
-
-@pytest.mark.parametrize("state", list(CASES))
-def test_an_agent_killed_in_each_state_leaves_a_cycle_that_ends_cleanly(
-    ws: Workspace, agents: Agents, tmp_path: Path, state: str
-) -> None:
-    from driftline.pipelines import Automation
-
-    case = CASES[state]
-    gate = tmp_path / "gate"
+def kill_and_restart(ws: Workspace, agents: Agents, gate: Path, case: Case) -> None:
+    """Kill the agent with the cycle in ``case.state``, start another, check the end."""
     gate.mkdir()
     loop = cycles(ws)
     ws.registry.set_alias("churn", "champion", 1)  # weak: a trained challenger beats it
-    setup = {"hold": "", "deployment": "churn", "rollout": "direct"}
-    if "setup" in case:
-        setup.update(case["setup"](ws, gate))
-    setup.update({k: case[k] for k in ("hold", "waits_at") if k in case})
-    loop.apply(POLICY.format(**setup) + case.get("extra", ""))
+    fields: dict[str, Any] = {"deployment": "churn", "rollout": "direct",
+                              "waits_at": case.waits_at}  # fmt: skip
+    if case.setup is not None:
+        fields.update(case.setup(ws, gate))
+    loop.apply(POLICY.format(**fields) + case.extra)
     moves = len(alias_moves(ws))
     versions = len(ws.registry.list_versions("churn"))
-    asked = loop.request("churn", payload={"gate": str(gate), "hold": setup["hold"]}).cycle
+    asked = loop.request("churn", payload={"gate": str(gate), "hold": case.hold}).cycle
     assert asked is not None
 
     def now_in() -> Cycle:
         return loop.store.get_cycle(asked.id)
 
     first = agents.start()
-    if "waits_at" in setup:
-        wait_for(f"the agent to wait at {setup['waits_at']}",
-                 lambda: (gate / setup["waits_at"]).exists(), agents)  # fmt: skip
+    waits_at = fields["waits_at"]
+    if waits_at is not None:
+        wait_for(f"the agent to wait at {waits_at}", (gate / waits_at).exists, agents)
     else:
-        wait_for(state, lambda: now_in().state.value == state, agents)
+        wait_for(case.state, lambda: now_in().state.value == case.state, agents)
     assert first.poll() is None, agents.said()
     killed_in = now_in()
-    assert killed_in.state.value == state, killed_in.reason
-    if state == "training":
-        # The cycle's lease lasts the agent's --lease-ttl, not the engine's default.
-        lease = Automation.for_workspace(ws).store.get_lease(f"retraining.cycle.{asked.id}")
-        assert lease is not None
-        assert lease.expires_at <= datetime.now(UTC) + timedelta(seconds=TTL)
-    if state == "rolling_out":
-        from driftline.serving import DeploymentService
-
-        rollout = ws.service("serving", DeploymentService).get_deployment("churn-kill").rollout
-        assert rollout.canary_version == killed_in.version
-        assert rollout.state.value == "progressing"
+    assert killed_in.state.value == case.state, killed_in.reason
+    if case.killed is not None:
+        case.killed(ws, killed_in)
     agents.kill(first)
 
     agents.start()
     (gate / "go").write_text("")
-    if "then" in case:
+    if case.then is not None:
         # What the cycle waits for comes once the new agent leads (and has seen the cycle).
         wait_for("the new agent to lead", lambda: "leads" in agents.log(-1), agents)
-        case["then"](ws, killed_in)
+        case.then(ws, killed_in)
     ended = wait_for("the cycle to end", lambda: (c := now_in()).ended and c, agents)
 
-    assert ended.state is case["ends"], f"{ended.reason}\n{agents.said()}"
+    assert ended.state is case.ends, f"{ended.reason}\n{agents.said()}"
+    assert case.reason in (ended.reason or "")
     assert loop.store.cycles("churn", open_only=True) == []
     # One pipeline run for the cycle, whoever drove it.
     runs = ws.tracking.search_runs(filter=f"tags.`{TAG_CYCLE}` = '{asked.id}'").items
@@ -267,6 +326,26 @@ def test_an_agent_killed_in_each_state_leaves_a_cycle_that_ends_cleanly(
     assert history[0].version == champion
     assert ws.registry.get_version("churn@champion").version == champion
     if ended.state is CycleState.FAILED:  # killed while training: nothing registered
-        assert "the driver training it stopped before the pipeline finished" in (ended.reason or "")
         assert pipeline_runs[0].status.value == "FAILED"
         assert len(ws.registry.list_versions("churn")) == versions
+    if ended.rollout is not None and ended.rollout.get("kind") == "shadow":
+        assert deployment_of(ws, ended).spec.shadow is None  # the shadow was ended
+
+
+def alias_moves(ws: Workspace) -> list[Any]:
+    return ws.registry.alias_history("churn", "champion")
+
+
+@pytest.mark.parametrize(
+    ("built", "case"),
+    [("sqlite", case) for case in CASES]
+    + [
+        pytest.param("postgres", case, marks=pytest.mark.postgres)
+        for case in ("training", "canary")
+    ],
+    indirect=["built"],
+)
+def test_an_agent_killed_in_each_state_leaves_a_cycle_that_ends_cleanly(
+    ws: Workspace, agents: Agents, tmp_path: Path, case: str
+) -> None:
+    kill_and_restart(ws, agents, tmp_path / "gate", CASES[case])
