@@ -706,6 +706,24 @@ def test_a_stuck_cycles_canary_that_ended_meanwhile_ends_the_cycle_as_it_ended(
     assert "by hand" in (ended.reason or "")
 
 
+def test_a_stuck_cycle_leaves_a_canary_that_is_not_its_own_alone(ws: Workspace) -> None:
+    from driftline.serving import DeploymentService
+
+    serving = ws.service("serving", DeploymentService)
+    cycle, policy = canary_rolling_out(ws, "churn-other")
+    other = ws.registry.register_model(ws.registry.get_version("churn/1").source, "churn").version
+    deployment(ws, "churn-other", canary={"version": other, **CANARY})  # someone else's
+    cycles(ws).apply(policy + "stuck_after: 1s\n")
+    wait_for("stuck_after to pass", lambda: datetime.now(UTC) - cycle.updated_at
+             > timedelta(seconds=1.2))  # fmt: skip
+    ended = advanced_until_ended(ws, cycle.id)
+    assert ended.state is CycleState.FAILED, ended.reason
+    assert f"canary of v{cycle.version} was not running (nothing to end)" in (ended.reason or "")
+    after = serving.get_deployment("churn-other").rollout
+    assert after.canary_version == other
+    assert after.state.value == "progressing"
+
+
 def test_a_stuck_cycles_shadow_is_ended(ws: Workspace) -> None:
     from driftline.serving import DeploymentService
 

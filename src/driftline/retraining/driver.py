@@ -123,7 +123,7 @@ def _end_stuck(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
             loop, cycle,
             f"{reason}; ending {what} failed: {exc} (driftline deploy rollback {name})",
         )  # fmt: skip
-    return _fail(loop, cycle, f"{reason}; {what} had ended already")
+    return _fail(loop, cycle, f"{reason}; {what} was not running (nothing to end)")
 
 
 def _move(loop: Retrainer, cycle: Cycle, to: CycleState, **products: Any) -> Cycle:
