@@ -339,10 +339,8 @@ def alias_moves(ws: Workspace) -> list[Any]:
 @pytest.mark.parametrize(
     ("built", "case"),
     [("sqlite", case) for case in CASES]
-    + [
-        pytest.param("postgres", case, marks=pytest.mark.postgres)
-        for case in ("training", "canary")
-    ],
+    # On PostgreSQL, the state whose recovery hangs on leases.
+    + [pytest.param("postgres", "training", marks=pytest.mark.postgres)],
     indirect=["built"],
 )
 def test_an_agent_killed_in_each_state_leaves_a_cycle_that_ends_cleanly(
