@@ -21,7 +21,7 @@ from tests.retraining.engine_support import DRIVER, PIPELINES
 from tests.retraining.retrain_support import FEATURES, build, customers
 
 from driftline.core.clock import from_ms, now_ms
-from driftline.errors import InvalidArgumentError
+from driftline.errors import ConflictError, InvalidArgumentError
 from driftline.retraining import RetrainingService
 from driftline.retraining.cycles import Cycle, CycleState, Trigger
 from driftline.retraining.loop import Retrainer
@@ -260,7 +260,7 @@ def versions(ws: Workspace, count: int) -> list[int]:
     return found
 
 
-def shadowing(ws: Workspace, name: str) -> Cycle:
+def shadowing(ws: Workspace, name: str, shadow: str = "{min_requests: 10}") -> Cycle:
     """A cycle of a better challenger shadowing deployment ``name`` (which has canary steps)."""
     from driftline.serving import DeploymentService
 
@@ -271,7 +271,7 @@ def shadowing(ws: Workspace, name: str) -> Cycle:
     deployment(ws, name, canary={"version": older, **CANARY})
     serving.rollback(name, reason="test setup: the spec keeps its canary steps")
     policy = POLICY.replace("deployment: churn", f"deployment: {name}").replace(
-        "rollout: direct", "rollout: shadow-then-canary\nshadow: {min_requests: 10}"
+        "rollout: direct", f"rollout: shadow-then-canary\nshadow: {shadow}"
     )
     cycle = run(ws, policy)
     assert cycle.state is CycleState.ROLLING_OUT, cycle.reason
@@ -614,3 +614,152 @@ def test_shadow_and_stuck_after_are_kept_with_the_policy(ws: Workspace) -> None:
     assert policy.shadow.min_requests == 5
     assert policy.shadow.min_agreement == 0.9
     assert policy.stuck_after_seconds == 7200
+
+
+# -- a shadow bounded in time, and the rollout a stuck cycle leaves ----------------------
+
+
+def advanced_until_ended(ws: Workspace, cycle_id: str, timeout: float = 30.0) -> Cycle:
+    """Advance ``churn``'s cycles until ``cycle_id`` ends (a period or stuck_after runs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cycles(ws).advance("churn", ws)
+        found = cycles(ws).cycle(cycle_id)
+        if found.ended:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"cycle {cycle_id} did not end within {timeout:g} s")
+
+
+def test_a_shadow_with_too_few_requests_by_its_period_is_rolled_back(ws: Workspace) -> None:
+    from driftline.serving import DeploymentService
+
+    cycle = shadowing(ws, "churn-sp", "{min_requests: 10, period: 2s}")
+    mirrored(ws, "churn-sp", cycle, 5, 200)
+    waited = cycles(ws).advance("churn", ws)  # within its period: more requests may come
+    assert waited is not None
+    assert waited.state is CycleState.ROLLING_OUT
+    ended = advanced_until_ended(ws, cycle.id)
+    assert ended.state is CycleState.ROLLED_BACK, ended.reason
+    assert (
+        f"the shadow v{cycle.version} answered 5 mirrored request(s) in shadow.period (2 s), "
+        "fewer than shadow.min_requests (10)" in (ended.reason or "")
+    )
+    assert ended.rollout is not None
+    assert ended.rollout["shadow_result"]["requests"] == 5
+    made = ws.service("serving", DeploymentService).get_deployment("churn-sp")
+    assert made.spec.shadow is None
+    assert made.rollout.canary_version != cycle.version
+    assert champion(ws) == 1
+
+
+def canary_rolling_out(ws: Workspace, name: str) -> tuple[Cycle, str]:
+    """A cycle whose canary runs in deployment ``name``, and its policy."""
+    from driftline.serving import DeploymentService
+
+    serving = ws.service("serving", DeploymentService)
+    ws.registry.set_alias("churn", "champion", 1)
+    deployment(ws, name, canary={"version": versions(ws, 2)[-1], **CANARY})
+    serving.rollback(name, reason="test setup: the spec keeps its canary steps")
+    policy = POLICY.replace("deployment: churn", f"deployment: {name}").replace(
+        "rollout: direct", "rollout: canary"
+    )
+    cycle = run(ws, policy)
+    assert cycle.state is CycleState.ROLLING_OUT, cycle.reason
+    assert serving.get_deployment(name).rollout.canary_version == cycle.version
+    return cycle, policy
+
+
+def test_a_stuck_cycles_canary_is_rolled_back_by_compare_and_set(ws: Workspace) -> None:
+    from driftline.serving import DeploymentService
+
+    serving = ws.service("serving", DeploymentService)
+    cycle, policy = canary_rolling_out(ws, "churn-stuck")
+    made = serving.get_deployment("churn-stuck")
+    with pytest.raises(ConflictError, match="changed since it was read"):
+        serving.rollback("churn-stuck", expected=made.generation - 1)
+    assert serving.get_deployment("churn-stuck").rollout.state.value == "progressing"
+    cycles(ws).apply(policy + "stuck_after: 1s\n")
+    ended = advanced_until_ended(ws, cycle.id)
+    assert ended.state is CycleState.FAILED
+    reason = ended.reason or ""
+    assert "stuck in rolling_out since" in reason
+    assert f"deployment churn-stuck's canary of v{cycle.version} was rolled back" in reason
+    after = serving.get_deployment("churn-stuck")
+    assert after.rollout.state.value == "rolled_back"
+    assert f"retraining cycle {cycle.id} was stuck" in (after.rollout.message or "")
+    assert champion(ws) == 1
+
+
+def test_a_stuck_cycles_canary_that_ended_meanwhile_ends_the_cycle_as_it_ended(
+    ws: Workspace,
+) -> None:
+    from driftline.serving import DeploymentService
+
+    cycle, policy = canary_rolling_out(ws, "churn-ended")
+    cycles(ws).apply(policy + "stuck_after: 1s\n")
+    ws.service("serving", DeploymentService).rollback("churn-ended", reason="by hand")
+    wait_for("stuck_after to pass", lambda: datetime.now(UTC) - cycle.updated_at
+             > timedelta(seconds=1.2))  # fmt: skip
+    ended = advanced_until_ended(ws, cycle.id)
+    assert ended.state is CycleState.ROLLED_BACK, ended.reason
+    assert "by hand" in (ended.reason or "")
+
+
+def test_a_stuck_cycle_leaves_a_canary_that_is_not_its_own_alone(ws: Workspace) -> None:
+    from driftline.serving import DeploymentService
+
+    serving = ws.service("serving", DeploymentService)
+    cycle, policy = canary_rolling_out(ws, "churn-other")
+    other = ws.registry.register_model(ws.registry.get_version("churn/1").source, "churn").version
+    deployment(ws, "churn-other", canary={"version": other, **CANARY})  # someone else's
+    cycles(ws).apply(policy + "stuck_after: 1s\n")
+    wait_for("stuck_after to pass", lambda: datetime.now(UTC) - cycle.updated_at
+             > timedelta(seconds=1.2))  # fmt: skip
+    ended = advanced_until_ended(ws, cycle.id)
+    assert ended.state is CycleState.FAILED, ended.reason
+    assert f"canary of v{cycle.version} was not running (nothing to end)" in (ended.reason or "")
+    after = serving.get_deployment("churn-other").rollout
+    assert after.canary_version == other
+    assert after.state.value == "progressing"
+
+
+def test_a_stuck_cycles_shadow_is_ended(ws: Workspace) -> None:
+    from driftline.serving import DeploymentService
+
+    cycle = shadowing(ws, "churn-ss")
+    cycles(ws).apply(
+        POLICY.replace("deployment: churn", "deployment: churn-ss").replace(
+            "rollout: direct", "rollout: shadow-then-canary\nshadow: {min_requests: 10}"
+        )
+        + "stuck_after: 1s\n"
+    )
+    ended = advanced_until_ended(ws, cycle.id)
+    assert ended.state is CycleState.FAILED
+    assert f"deployment churn-ss's shadow of v{cycle.version} was ended" in (ended.reason or "")
+    made = ws.service("serving", DeploymentService).get_deployment("churn-ss")
+    assert made.spec.shadow is None
+    assert made.rollout.shadow_version is None
+    assert champion(ws) == 1
+
+
+@pytest.mark.parametrize(
+    ("shadow", "message"),
+    [
+        ("{period: soon}", "shadow.period must be a duration like 6h or 14d, got 'soon'"),
+        ("{period: 2d}", r"shadow.period \(172800 s\) must be shorter than stuck_after"),
+    ],
+)
+def test_a_bad_shadow_period_is_refused(ws: Workspace, shadow: str, message: str) -> None:
+    policy = POLICY.replace("rollout: direct", f"rollout: shadow-then-canary\nshadow: {shadow}")
+    with pytest.raises(InvalidArgumentError, match=message):
+        cycles(ws).apply(policy)
+
+
+def test_a_shadow_period_is_kept_with_the_policy(ws: Workspace) -> None:
+    loop = cycles(ws)
+    loop.apply(POLICY.replace("rollout: direct", "rollout: shadow-then-canary")
+               + "shadow: {min_requests: 5, period: 30m}\n")  # fmt: skip
+    assert loop.policy("churn").shadow.period_seconds == 1800
+    loop.apply(POLICY.replace("rollout: direct", "rollout: shadow-then-canary"))
+    assert loop.policy("churn").shadow.period_seconds is None

@@ -157,6 +157,25 @@ def test_pause_resume_rollback_transitions(ws: Workspace) -> None:
     assert actions == ["deploy_rollback", "deploy_resume", "deploy_pause", "deploy_apply"]
 
 
+def test_apply_and_rollback_with_expected_change_only_what_the_caller_read(
+    ws: Workspace,
+) -> None:
+    service = service_of(ws)
+    read = service.apply(spec("cas", canary=canary()))
+    paused = service.pause("cas")  # someone else's change after the read
+    with pytest.raises(ConflictError, match="changed since it was read"):
+        service.apply(spec("cas"), expected=read.generation)
+    with pytest.raises(ConflictError, match="changed since it was read"):
+        service.rollback("cas", expected=read.generation)
+    assert service.get_deployment("cas").rollout.state == RolloutState.PAUSED
+    rolled = service.rollback("cas", expected=paused.generation)
+    assert rolled.rollout.state == RolloutState.ROLLED_BACK
+    applied = service.apply(spec("cas"), expected=rolled.generation)
+    assert applied.spec.canary is None
+    with pytest.raises(ConflictError, match="changed since it was read"):
+        service.apply(spec("cas-new"), expected=0)  # nothing was read: it does not exist
+
+
 # -- the canary controller ---------------------------------------------------------------
 
 

@@ -377,7 +377,9 @@ def agent(
     once: bool = typer.Option(False, "--once", help="Look once, run what is due, exit."),
     interval: float = typer.Option(30.0, "--interval", help="Seconds between looks."),
     lease_ttl: float = typer.Option(
-        30.0, "--lease-ttl", help="Seconds the leader's lease lasts unless renewed."
+        30.0,
+        "--lease-ttl",
+        help="Seconds the leader's lease (and a retraining cycle's) lasts unless renewed.",
     ),
     executor: str = typer.Option("local", "--executor", help="local or processes."),
     json: bool = JsonOption,

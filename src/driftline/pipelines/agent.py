@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from driftline.core.clock import now_ms
 from driftline.core.ids import new_id
@@ -38,18 +38,31 @@ from driftline.pipelines.records import Firing, FiringStatus, Lease
 if TYPE_CHECKING:
     from driftline.workspace import Workspace
 
-__all__ = ["LEASE", "PERIODIC", "Agent", "AgentStopped", "add_periodic"]
+__all__ = ["LEASE", "PERIODIC", "Agent", "AgentStopped", "PeriodicTask", "add_periodic"]
 
 LEASE = "agent"
 
+
+class PeriodicTask(Protocol):
+    """What the leader runs on every look: ``task(workspace, say, lease_ttl=...)``.
+
+    ``lease_ttl`` is the agent's lease time to live (``--lease-ttl``): a lease the task
+    takes for its own work should last as long, so the work of a killed agent is taken
+    over as soon as its leadership is. A DriftlineError it raises is reported, not fatal.
+    """
+
+    def __call__(
+        self, workspace: Workspace, say: Callable[[str], None], *, lease_ttl: float
+    ) -> None: ...
+
+
 #: What the leader does on every look besides schedules and triggers, by name: stages
-#: above pipelines contribute tasks here (pipelines cannot import them). A task gets the
-#: workspace and the agent's ``say``; a DriftlineError it raises is reported, not fatal.
-PERIODIC: dict[str, Callable[[Workspace, Callable[[str], None]], None]] = {}
+#: above pipelines contribute tasks here (pipelines cannot import them).
+PERIODIC: dict[str, PeriodicTask] = {}
 
 
-def add_periodic(name: str, task: Callable[[Workspace, Callable[[str], None]], None]) -> None:
-    """Have every agent's leader run ``task(workspace, say)`` on each look."""
+def add_periodic(name: str, task: PeriodicTask) -> None:
+    """Have every agent's leader run ``task(workspace, say, lease_ttl=...)`` on each look."""
     PERIODIC[name] = task
 
 
@@ -97,7 +110,8 @@ class Agent:
     Args:
         workspace: The workspace whose schedules and triggers to run.
         interval: Seconds between looks at what is due.
-        lease_ttl: Seconds a leader's lease lasts without renewal.
+        lease_ttl: Seconds a leader's lease lasts without renewal; the leases its
+            periodic tasks take (a retraining cycle's) last as long.
         executor: The executor pipelines run on.
         say: Where progress messages go (one line each).
     """
@@ -241,7 +255,7 @@ class Agent:
             if self._stop.is_set():
                 break
             try:
-                task(self.workspace, self.say)
+                task(self.workspace, self.say, lease_ttl=self.lease_ttl)
             except DriftlineError as exc:  # one stage's trouble must not stop the others
                 self.say(f"{name}: {exc}")
         return ran

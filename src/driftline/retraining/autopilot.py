@@ -22,12 +22,19 @@ __all__ = ["drive"]
 _LOOKS = (("alerts", look_alerts), ("new data", look_new_data), ("schedules", look_schedules))
 
 
-def drive(workspace: Any, say: Callable[[str], None]) -> None:
+def drive(workspace: Any, say: Callable[[str], None], *, lease_ttl: float | None = None) -> None:
     """One look: new alerts, dataset versions and due times -> triggers, then advance
-    every open cycle."""
+    every open cycle.
+
+    ``lease_ttl``: seconds a cycle's lease lasts (the agent passes its ``--lease-ttl``:
+    a killed agent's training cycle is settled as soon as another agent leads); None
+    keeps the engine's default.
+    """
     from driftline.retraining import RetrainingService
 
     loop = workspace.service("retraining", RetrainingService).cycles
+    if lease_ttl is not None:
+        loop = loop.leasing_for(lease_ttl)
     for model in loop.store.list_policies():
         try:
             policy = loop.policy(model)

@@ -25,10 +25,14 @@ transition goes through :func:`_move`:
   first mirrors the deployment's requests to the challenger as a shadow until it has
   answered ``shadow.min_requests`` of them, checks its errors and agreement with the
   champion (serving's ``deploy compare`` figures), then starts the canary, or ends
-  ``rolled_back`` with the figures.
+  ``rolled_back`` with the figures; so does a shadow that has too few requests once
+  ``shadow.period`` is over.
 
 Any open cycle whose state has not changed for the policy's ``stuck_after`` ends
-``failed`` ("stuck in X since ...").
+``failed`` ("stuck in X since ..."). A canary or shadow it left running is ended first
+(the canary rolled back, the deployment's previous shadow put back), compare-and-set on
+the deployment as read, and the reason says so; a canary that ended meanwhile ends the
+cycle as it ended.
 """
 
 from __future__ import annotations
@@ -71,12 +75,7 @@ def advance_cycle(loop: Retrainer, cycle: Cycle, workspace: Any) -> Cycle:
 def _step(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, ws: Any) -> Cycle:
     stuck_for = utcnow() - cycle.updated_at
     if stuck_for > timedelta(seconds=policy.stuck_after_seconds):
-        return _fail(
-            loop, cycle,
-            f"stuck in {cycle.state.value} since {cycle.updated_at:%Y-%m-%d %H:%M:%S} UTC "
-            f"(longer than stuck_after, {policy.stuck_after_seconds:g} s)"
-            + _left_behind(cycle),
-        )  # fmt: skip
+        return _end_stuck(loop, policy, cycle)
     if cycle.state is CycleState.TRIGGERED:
         return _train(loop, policy, cycle, ws)
     if cycle.state is CycleState.TRAINING:
@@ -88,14 +87,43 @@ def _step(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, ws: Any) -> Cycl
     return _observe(loop, policy, cycle)
 
 
-def _left_behind(cycle: Cycle) -> str:
+def _end_stuck(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
+    """Fail a cycle that has not moved for ``stuck_after``, ending the canary or shadow
+    it left running (a ``ConflictError``: the deployment changed meanwhile, the next
+    step looks again)."""
+    reason = (
+        f"stuck in {cycle.state.value} since {cycle.updated_at:%Y-%m-%d %H:%M:%S} UTC "
+        f"(longer than stuck_after, {policy.stuck_after_seconds:g} s)"
+    )
     rollout = cycle.rollout or {}
-    if cycle.state is CycleState.ROLLING_OUT and rollout.get("kind") in ("canary", "shadow"):
-        return (
-            f"; deployment {rollout.get('deployment')}'s {rollout['kind']} of "
-            f"v{cycle.version} is left as it is (driftline deploy rollback to end it)"
-        )
-    return ""
+    kind = rollout.get("kind")
+    if cycle.state is not CycleState.ROLLING_OUT or kind not in ("canary", "shadow"):
+        return _fail(loop, cycle, reason)
+    name = str(rollout.get("deployment") or policy.deployment)
+    what = f"deployment {name}'s {kind} of v{cycle.version}"
+    try:
+        if kind == "canary":
+            deployment = loop.deployments.get_deployment(name)
+            state = deployment.rollout.state.value
+            ours = deployment.rollout.canary_version == cycle.version
+            if ours and state in ("promoted", "rolled_back"):
+                return _observe(loop, policy, cycle)  # it ended meanwhile: so does the cycle
+            if ours and state in ("progressing", "paused"):
+                loop.deployments.rollback(
+                    name, reason=f"retraining cycle {cycle.id} was stuck",
+                    expected=deployment.generation,
+                )  # fmt: skip
+                return _fail(loop, cycle, f"{reason}; {what} was rolled back")
+        elif _end_shadow(loop, cycle):
+            return _fail(loop, cycle, f"{reason}; {what} was ended")
+    except ConflictError:
+        raise
+    except DriftlineError as exc:
+        return _fail(
+            loop, cycle,
+            f"{reason}; ending {what} failed: {exc} (driftline deploy rollback {name})",
+        )  # fmt: skip
+    return _fail(loop, cycle, f"{reason}; {what} was not running (nothing to end)")
 
 
 def _move(loop: Retrainer, cycle: Cycle, to: CycleState, **products: Any) -> Cycle:
@@ -376,6 +404,36 @@ def _start_shadow(loop: Retrainer, cycle: Cycle, spec: Any) -> Cycle:
     return _ensure_shadow(loop, cycle, spec)
 
 
+def _end_shadow(loop: Retrainer, cycle: Cycle) -> bool:
+    """Put back the shadow the deployment had before the cycle's, compare-and-set on the
+    deployment as read; False when its shadow is not the cycle's (any more)."""
+    from driftline.serving import ShadowPolicy
+
+    rollout = cycle.rollout or {}
+    name = str(rollout["deployment"])
+    deployment = loop.deployments.get_deployment(name)
+    if deployment.rollout.shadow_version != cycle.version:
+        return False
+    previous = rollout.get("previous_shadow")
+    shadow = None if previous is None else ShadowPolicy(**previous)
+    loop.deployments.apply(
+        dataclasses.replace(deployment.spec, shadow=shadow), expected=deployment.generation
+    )
+    return True
+
+
+def _roll_back_shadow(loop: Retrainer, cycle: Cycle, found: dict[str, Any], reason: str) -> Cycle:
+    """End the cycle's shadow, then the cycle ``rolled_back`` with its figures."""
+    try:
+        _end_shadow(loop, cycle)
+    except ConflictError:
+        raise  # the deployment changed meanwhile: the next step looks again
+    except DriftlineError as exc:
+        return _fail(loop, cycle, f"ending the shadow of v{cycle.version} failed: {exc}")
+    rollout = {**(cycle.rollout or {}), "shadow_result": found}
+    return _move(loop, cycle, CycleState.ROLLED_BACK, rollout=rollout, reason=reason)
+
+
 def _ensure_shadow(loop: Retrainer, cycle: Cycle, spec: Any) -> Cycle:
     """Apply the deployment with the challenger as its shadow (unless it is already)."""
     from driftline.serving import ShadowPolicy
@@ -421,8 +479,6 @@ def _observe_shadow(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cyc
     compared = loop.deployments.compare(name, since=from_ms(int(rollout["since"])))
     figures = compared["figures"].get("shadow") or {"requests": 0, "error_rate": 0.0}
     check = policy.shadow
-    if figures["requests"] < check.min_requests:
-        return cycle
     pair = next(
         (p for p in compared["pairs"] if sorted(p["variants"]) == ["shadow", "stable"]), None
     )
@@ -433,23 +489,29 @@ def _observe_shadow(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cyc
         "agreement": agreement,
         "mean_abs_delta": None if pair is None else pair["mean_abs_delta"],
     }
+    if figures["requests"] < check.min_requests:
+        period = check.period_seconds
+        if period is None or now_ms() - int(rollout["since"]) < period * 1000:
+            return cycle  # more requests may come
+        return _roll_back_shadow(
+            loop, cycle, found,
+            f"the shadow v{cycle.version} answered {figures['requests']} mirrored "
+            f"request(s) in shadow.period ({period:g} s), fewer than shadow.min_requests "
+            f"({check.min_requests}): too little traffic to judge it; the champion stays",
+        )  # fmt: skip
     problems = []
     if figures["error_rate"] > check.max_error_rate:
         problems.append(f"error rate {figures['error_rate']:.2%} above {check.max_error_rate:.2%}")
     if check.min_agreement > 0 and (agreement is None or agreement < check.min_agreement):
         problems.append(f"agreement {_share(agreement)} below {check.min_agreement:.2%}")
-    previous = rollout.get("previous_shadow")
-    spec = dataclasses.replace(spec, shadow=None if previous is None else ShadowPolicy(**previous))
     if problems:
-        try:
-            loop.deployments.apply(spec)
-        except DriftlineError as exc:
-            return _fail(loop, cycle, f"ending the shadow of v{cycle.version} failed: {exc}")
-        return _move(
-            loop, cycle, CycleState.ROLLED_BACK, rollout={**rollout, "shadow_result": found},
-            reason=f"the shadow v{cycle.version} failed on {found['requests']} mirrored "
+        return _roll_back_shadow(
+            loop, cycle, found,
+            f"the shadow v{cycle.version} failed on {found['requests']} mirrored "
             f"requests: {'; '.join(problems)}; the champion stays",
         )  # fmt: skip
+    previous = rollout.get("previous_shadow")
+    spec = dataclasses.replace(spec, shadow=None if previous is None else ShadowPolicy(**previous))
     return _start_canary(loop, cycle, spec, shadow_result=found)
 
 

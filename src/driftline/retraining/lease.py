@@ -7,6 +7,10 @@ compare-and-set) and renews it from a thread every third of its time to live. A
 process killed with SIGKILL stops renewing: once the lease has expired, any driver can
 take it and knows the cycle's driver is gone; while it is live, others leave the cycle
 alone, so its pipeline never runs twice at once.
+
+The lease lasts ``Retrainer.lease_ttl`` seconds (30 by default); ``driftline agent``
+uses its own ``--lease-ttl``, so a killed agent's cycle is settled by the agent that
+takes over from it as soon as that one leads.
 """
 
 from __future__ import annotations

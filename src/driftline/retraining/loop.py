@@ -32,7 +32,7 @@ from driftline.core.clock import now_ms
 from driftline.core.ids import new_id
 from driftline.core.notify import DeliveryPolicy, Event, notify, undelivered
 from driftline.core.yamlfile import Located
-from driftline.errors import DriftlineError, NotFoundError
+from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError
 from driftline.retraining.approvers import how_to_allow, waiting_note
 from driftline.retraining.cycles import CursorMove, Cycle, CycleState, Trigger, TriggerOutcome
 from driftline.retraining.policy import RECENT, RetrainPolicy, policy_from_dict
@@ -96,6 +96,16 @@ class Retrainer:
         """The same policies and cycles, recorded as done by ``user`` (a server's caller)."""
         other = copy.copy(self)
         other.user = user
+        return other
+
+    def leasing_for(self, ttl: float) -> Retrainer:
+        """The same driver (same lease holder), whose cycle leases last ``ttl`` seconds."""
+        if not ttl > 0:
+            raise InvalidArgumentError(
+                f"A cycle lease lasts a positive number of seconds, not {ttl}"
+            )
+        other = copy.copy(self)
+        other.lease_ttl = ttl
         return other
 
     # -- policies ---------------------------------------------------------------------

@@ -34,9 +34,10 @@ and :mod:`driftline.retraining.watch`.
 ``evaluate.min_labels`` (default 100) is how many labelled production rows the
 window needs before it is used instead of ``evaluate.fallback``. With ``rollout:
 shadow-then-canary``, ``shadow: {min_requests: 50, max_error_rate: 0.0,
-min_agreement: 0.0}`` says how long the challenger shadows the champion (mirrored
-requests it answered) and what it must show before its canary starts. A cycle that has
-not moved for ``stuck_after`` ends failed.
+min_agreement: 0.0, period: 30m}`` says how long the challenger shadows the champion
+(mirrored requests it answered, at most ``period``: fewer requests by then end the cycle
+rolled back) and what it must show before its canary starts. A cycle that has not moved
+for ``stuck_after`` ends failed (a canary or shadow it left running is ended).
 
 :func:`parse_policy` checks the file's shape (unknown keys, types, ranges,
 contradictions) with errors naming the field and its line; the names it refers to
@@ -140,12 +141,15 @@ class ShadowCheck:
     It shadows until it has answered ``min_requests`` mirrored requests; then its share
     of server errors must be at most ``max_error_rate`` and the share of requests where
     it answered exactly as the champion at least ``min_agreement`` (0: reported only, a
-    retrained model is expected to differ).
+    retrained model is expected to differ). With ``period_seconds``, a shadow that has
+    not answered ``min_requests`` by then ends the cycle rolled back (too little traffic
+    to judge it); without, only ``stuck_after`` bounds it.
     """
 
     min_requests: int = 50
     max_error_rate: float = 0.0
     min_agreement: float = 0.0
+    period_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +184,10 @@ class RetrainPolicy:
         out["stuck_after"] = out.pop("stuck_after_seconds")
         if self.rollout != "shadow-then-canary":
             del out["shadow"]
+        else:
+            period = out["shadow"].pop("period_seconds")
+            if period is not None:
+                out["shadow"]["period"] = period
         if out["challenger_must_beat"] is None:
             del out["challenger_must_beat"]
         if out["notify"] is not None:
@@ -364,11 +372,15 @@ def _must_beat(raw: Any, at: Located) -> MustBeat:
 
 def _shadow(raw: Any, at: Located) -> ShadowCheck:
     data = mapping(raw, "shadow", at)
-    check_keys(data, ("min_requests", "max_error_rate", "min_agreement"), "shadow", at)
+    check_keys(data, ("min_requests", "max_error_rate", "min_agreement", "period"), "shadow", at)
+    period = data.get("period")
     return ShadowCheck(
         min_requests=_whole(data.get("min_requests", 50), "shadow.min_requests", at, 1, 10**9),
         max_error_rate=_number(data.get("max_error_rate", 0.0), "shadow.max_error_rate", at, 0, 1),
         min_agreement=_number(data.get("min_agreement", 0.0), "shadow.min_agreement", at, 0, 1),
+        period_seconds=None
+        if period is None
+        else _duration(period, "shadow.period", at, 1, 366 * 86400),
     )
 
 
@@ -425,6 +437,13 @@ def _policy(data: dict[str, Any], at: Located) -> RetrainPolicy:
 
 
 def _contradictions(policy: RetrainPolicy, at: Located) -> None:
+    period = policy.shadow.period_seconds
+    if period is not None and period >= policy.stuck_after_seconds:
+        raise at.error(
+            "shadow.period",
+            f"shadow.period ({period:g} s) must be shorter than stuck_after "
+            f"({policy.stuck_after_seconds:g} s): the cycle would be failed as stuck first",
+        )
     if policy.deployment is None:
         raise at.error(
             "",

@@ -211,11 +211,15 @@ class DeploymentService:
 
     # -- changing -------------------------------------------------------------------
 
-    def apply(self, spec: DeploymentSpec | Mapping[str, Any] | str | Path) -> Deployment:
+    def apply(
+        self, spec: DeploymentSpec | Mapping[str, Any] | str | Path, *, expected: int | None = None
+    ) -> Deployment:
         """Create or update a deployment from a spec (a record, a dict, or a YAML file).
 
         A changed canary starts a new rollout at its first step; applying the same
-        spec again changes nothing (and writes no audit entry).
+        spec again changes nothing (and writes no audit entry). ``expected``: the
+        generation the caller read the deployment at; a ``ConflictError`` when it has
+        changed since (None applies over whatever is there).
 
         Raises:
             InvalidArgumentError: The spec is invalid (the field and line are named).
@@ -241,6 +245,7 @@ class DeploymentService:
         if spec.shadow is not None:
             shadow = self._resolve(spec.model, spec.shadow.version, "shadow")
         existing = self.store.find_deployment(spec.name)
+        _check_generation(spec.name, existing, expected)
         if existing is not None and existing.spec.model != spec.model:
             raise ConflictError(
                 f"Deployment {spec.name!r} serves model {existing.spec.model!r}, not "
@@ -397,10 +402,14 @@ class DeploymentService:
             "only a paused rollout can be resumed",
         )  # fmt: skip
 
-    def rollback(self, name: str, *, reason: str | None = None) -> Deployment:
+    def rollback(
+        self, name: str, *, reason: str | None = None, expected: int | None = None
+    ) -> Deployment:
         """Take the canary out of traffic now (or, after a promotion to an alias, move
-        the alias back to the version it held before)."""
+        the alias back to the version it held before). ``expected`` as for :meth:`apply`:
+        what the caller saw is what is rolled back, or a ``ConflictError``."""
         deployment = self.get_deployment(name)
+        _check_generation(name, deployment, expected)
         if (
             deployment.rollout.state == RolloutState.PROMOTED
             and not deployment.spec.stable.isdigit()
@@ -625,3 +634,14 @@ def rollout_event(
         },
         source="serving",
     )
+
+
+def _check_generation(name: str, found: Deployment | None, expected: int | None) -> None:
+    """A caller's compare-and-set: ``found`` is still at the generation it read."""
+    if expected is None:
+        return
+    if found is None or found.generation != expected:
+        now = "gone" if found is None else f"at generation {found.generation}"
+        raise ConflictError(
+            f"Deployment {name!r} changed since it was read (generation {expected}, now {now})"
+        )
