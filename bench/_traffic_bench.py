@@ -216,8 +216,11 @@ def traffic_section(workdir: Path, rows: int) -> tuple[list[tuple[str, ...]], di
         out["label_ingest_seconds"] = time.perf_counter() - t
         log(f"ingested {labelled:,} labels in {out['label_ingest_seconds']:.1f} s")
         (workdir / "traffic" / "done").write_text("ok")
+    # The first check in this process is the cold one (imports, the stored reference, the
+    # first read of the flattened window), as a `monitor run` from cron has it; the
+    # median of the next three is the warm figure of a long-running service.
     times = []
-    for _ in range(3):
+    for _ in range(4):
         t = time.perf_counter()
         res = svc.check(
             "bench",
@@ -228,7 +231,8 @@ def traffic_section(workdir: Path, rows: int) -> tuple[list[tuple[str, ...]], di
         )
         times.append(time.perf_counter() - t)
     (w,) = res.windows
-    out["check_seconds"] = sorted(times)[1]
+    out["cold_seconds"] = times[0]
+    out["check_seconds"] = sorted(times[1:])[1]
     out["runs"] = times
     realized = next(p for p in w.performance if p.kind == "realized")
     out["coverage"] = realized.coverage
@@ -236,10 +240,17 @@ def traffic_section(workdir: Path, rows: int) -> tuple[list[tuple[str, ...]], di
     rows_out: list[tuple[str, ...]] = [
         (
             "traffic",
-            f"check: drift + prediction drift + perf, {w.rows:,} rows",
+            f"check: drift + prediction drift + perf, {w.rows:,} rows (warm)",
             f"{out['check_seconds']:.2f} s",
             "<= 5 s",
             "PASS" if out["check_seconds"] <= 5 else "MISS",
+        ),
+        (
+            "traffic",
+            "  the same, first check in a new process (cold)",
+            f"{out['cold_seconds']:.2f} s",
+            "<= 5 s",
+            "PASS" if out["cold_seconds"] <= 5 else "MISS",
         ),
         ("traffic", "  label coverage of that window", f"{realized.coverage:.1%}", "", ""),
     ]
