@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from driftline.errors import InvalidArgumentError
 from driftline.monitoring import DriftThresholds
 from driftline.monitoring._frames import open_source
 from driftline.monitoring._point_counts import count_at_points
@@ -87,6 +88,12 @@ def test_no_values_count_zero_everywhere() -> None:
     assert counts.below.tolist() == [0, 0]
     assert counts.at_or_below.tolist() == [0, 0]
     assert (counts.finite, counts.nan, counts.under, counts.over) == (0, 0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("points", [[], [1.0, 0.0], [0.0, 0.0], [0.0, np.nan], [np.inf]])
+def test_points_that_cannot_be_counted_at_are_invalid(points: list[float]) -> None:
+    with pytest.raises(InvalidArgumentError, match="finite, sorted, distinct"):
+        count_at_points(np.array(points, dtype=float), np.array([0.5]))
 
 
 def _sorted_figures(ref: ColumnReference, x: np.ndarray) -> dict[str, float]:

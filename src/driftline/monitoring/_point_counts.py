@@ -62,6 +62,9 @@ def count_at_points(points: np.ndarray, values: np.ndarray) -> PointCounts:
     """Count ``values`` (float64, any order, NaN and inf allowed) at sorted distinct finite
     ``points`` (at least one), exactly, without sorting the values (module docstring).
 
+    Raises:
+        InvalidArgumentError: no points, or points not finite, sorted and distinct.
+
     Example::
 
         c = count_at_points(np.array([0.0, 1.0]), np.array([-1.0, 0.0, 0.5, 2.0]))
@@ -69,8 +72,12 @@ def count_at_points(points: np.ndarray, values: np.ndarray) -> PointCounts:
     """
     import numpy as np
 
+    from driftline.errors import InvalidArgumentError
+
     pts = np.ascontiguousarray(points, dtype=np.float64)
     x = np.ascontiguousarray(values, dtype=np.float64)
+    if not len(pts) or not np.all(np.isfinite(pts)) or np.any(pts[1:] <= pts[:-1]):
+        raise InvalidArgumentError("Counting needs at least one point, finite, sorted, distinct")
     locate = _grid_locator(pts)
     k = len(pts)
     sentinel = np.append(pts, np.inf)  # idx == k (above every point) compares as "not below"
