@@ -216,9 +216,12 @@ def traffic_section(workdir: Path, rows: int) -> tuple[list[tuple[str, ...]], di
         out["label_ingest_seconds"] = time.perf_counter() - t
         log(f"ingested {labelled:,} labels in {out['label_ingest_seconds']:.1f} s")
         (workdir / "traffic" / "done").write_text("ok")
-    times = []
-    for _ in range(3):
-        t = time.perf_counter()
+    # The first check in this process is the cold one (imports, the stored reference, the
+    # first read of the flattened window), as a `monitor run` from cron has it; the
+    # median of the next three is the warm figure of a long-running service.
+    times, cpu = [], []
+    for _ in range(4):
+        t, c = time.perf_counter(), time.process_time()
         res = svc.check(
             "bench",
             window="1d",
@@ -227,19 +230,37 @@ def traffic_section(workdir: Path, rows: int) -> tuple[list[tuple[str, ...]], di
             checks=("drift", "prediction_drift", "performance"),
         )
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     (w,) = res.windows
-    out["check_seconds"] = sorted(times)[1]
+    out["cold_seconds"] = times[0]
+    out["check_seconds"] = sorted(times[1:])[1]
     out["runs"] = times
+    # CPU seconds (both threads) move far less than wall time on a shared machine.
+    out["cpu_seconds"] = cpu
     realized = next(p for p in w.performance if p.kind == "realized")
     out["coverage"] = realized.coverage
-    log(f"check of {w.rows:,} rows: {times}")
+    log(f"check of {w.rows:,} rows: {times}; CPU seconds {cpu}")
     rows_out: list[tuple[str, ...]] = [
         (
             "traffic",
-            f"check: drift + prediction drift + perf, {w.rows:,} rows",
+            f"check: drift + prediction drift + perf, {w.rows:,} rows (warm)",
             f"{out['check_seconds']:.2f} s",
             "<= 5 s",
             "PASS" if out["check_seconds"] <= 5 else "MISS",
+        ),
+        (
+            "traffic",
+            "  the same, first check in a new process (cold)",
+            f"{out['cold_seconds']:.2f} s",
+            "<= 5 s",
+            "PASS" if out["cold_seconds"] <= 5 else "MISS",
+        ),
+        (
+            "traffic",
+            "  CPU time of those checks (cold; warm median)",
+            f"{cpu[0]:.2f}; {sorted(cpu[1:])[1]:.2f} s",
+            "",
+            "",
         ),
         ("traffic", "  label coverage of that window", f"{realized.coverage:.1%}", "", ""),
     ]

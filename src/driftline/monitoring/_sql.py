@@ -145,6 +145,8 @@ class SqlLabelStore:
     def read_labels(
         self, deployment: str, *, since_ms: int | None = None, until_ms: int | None = None
     ) -> Any:
+        from operator import itemgetter
+
         import pyarrow as pa
 
         c = t.monitoring_labels.c
@@ -171,7 +173,9 @@ class SqlLabelStore:
             return list(conn.exec_driver_sql(sql, params).cursor.fetchall())
 
         rows = self.db.read(fetch)
-        cols: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * 5
+        # A column at a time: transposing with zip(*rows) unpacks a million tuples as
+        # arguments, four times slower than picking each field.
+        cols = [list(map(itemgetter(i), rows)) for i in range(5)]
         return pa.table(
             {
                 "request_id": pa.array(cols[0], pa.string()),

@@ -382,20 +382,16 @@ class MonitoringService:
         bounds: list[tuple[datetime, datetime]],
         now: datetime,
         opts: PerformanceOptions,
+        stored: Any = None,
     ) -> PerformanceReport:
-        """Performance of already-read traffic ``rows`` over ``bounds``."""
+        """Performance of already-read traffic ``rows`` over ``bounds``, joined with the
+        ``stored`` labels (read now when not given: :meth:`_stored_labels`)."""
         from driftline.monitoring.scoring import evaluate, join_labels
         from driftline.monitoring.windows import parse_duration
 
-        labels, _ = self._labels()
+        if stored is None:
+            stored = self._stored_labels(deployment, bounds, opts)
         delay, joining = opts.label_delay_td, opts.join_window_td
-        # Labels come after their predictions (a day of clock skew allowed) and within
-        # the join window: only those can join.
-        stored = labels.read_labels(
-            deployment,
-            since_ms=_ms(bounds[0][0] - timedelta(days=1)),
-            until_ms=_ms(bounds[-1][1] + joining) + 1,
-        )
         joined = join_labels(rows, stored, _ms(joining))
         task, windows, calibrated = evaluate(
             joined,
@@ -416,6 +412,19 @@ class MonitoringService:
             join_window_ms=_ms(joining),
             windows=tuple(windows),
             calibration_rows=calibrated,
+        )
+
+    def _stored_labels(
+        self, deployment: str, bounds: list[tuple[datetime, datetime]], opts: PerformanceOptions
+    ) -> Any:
+        """The labels that can join traffic in ``bounds`` (an Arrow table)."""
+        labels, _ = self._labels()
+        # Labels come after their predictions (a day of clock skew allowed) and within
+        # the join window: only those can join.
+        return labels.read_labels(
+            deployment,
+            since_ms=_ms(bounds[0][0] - timedelta(days=1)),
+            until_ms=_ms(bounds[-1][1] + opts.join_window_td) + 1,
         )
 
     def window_performance(
@@ -540,19 +549,24 @@ class MonitoringService:
         )
         now = datetime.now(UTC)
         bounds = opts.bounds(now)
-        rows = self.traffic(deployment, bounds[0][0], bounds[-1][1])
-        pool = None
-        scoring = None
-        if "performance" in checks and rows.num_rows:
+        pool = labels_read = scoring = None
+        if "performance" in checks:
             from concurrent.futures import ThreadPoolExecutor
 
-            # Labels are read and scored in a thread while drift sorts the columns
-            # (numpy and Arrow release the GIL): the two halves overlap on two cores.
+            # Labels are read and scored in a thread while this one reads the window and
+            # computes drift (SQLite, numpy and Arrow release the GIL): the label read
+            # needs no traffic, so it overlaps the window's read, and scoring the drift.
             pool = ThreadPoolExecutor(1, thread_name_prefix="driftline-scoring")
-            scoring = pool.submit(
-                self._performance, deployment, rows, bounds, now, opts.performance
-            )
+            labels_read = pool.submit(self._stored_labels, deployment, bounds, opts.performance)
         try:
+            rows = self.traffic(deployment, bounds[0][0], bounds[-1][1])
+            if pool is not None and labels_read is not None and rows.num_rows:
+                read = labels_read
+                scoring = pool.submit(
+                    lambda: self._performance(
+                        deployment, rows, bounds, now, opts.performance, read.result()
+                    )
+                )
             parts = self._window_checks(
                 deployment, ref, rows, bounds, checks, thresholds, opts.quality
             )
