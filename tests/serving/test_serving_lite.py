@@ -169,3 +169,25 @@ def test_the_worker_predicts_without_sklearn_or_pandas(lite_server: dict[str, An
         assert row["status"] == 200
         assert row["model_version"] == 1
         assert row["variant"] == "stable"
+
+
+def test_a_worker_hands_the_gil_over_in_short_slices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app a uvicorn worker builds shortens the GIL switch interval, so the log
+    writer's slices of Python work do not add milliseconds to requests in flight."""
+    import sys
+
+    from driftline.serving import app as serving_app
+    from driftline.serving.models import ModelTarget, ServingOptions
+
+    options = ServingOptions(target=ModelTarget.parse("lin@champion"))
+    monkeypatch.setenv(serving_app.OPTIONS_ENV, options.to_json())
+    monkeypatch.setenv("DRIFTLINE_HOME", str(tmp_path / "home"))
+    before = sys.getswitchinterval()
+    try:
+        serving_app.create_app_from_env()
+        assert sys.getswitchinterval() == pytest.approx(serving_app.WORKER_SWITCH_INTERVAL)
+        assert before > serving_app.WORKER_SWITCH_INTERVAL
+    finally:
+        sys.setswitchinterval(before)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,9 @@ if TYPE_CHECKING:
 __all__ = ["OPTIONS_ENV", "create_app", "create_app_from_env"]
 
 OPTIONS_ENV = "DRIFTLINE_SERVING_OPTIONS"
+#: Seconds a thread of a serving worker may hold the GIL before it is asked to hand it
+#: over (see :func:`create_app_from_env`).
+WORKER_SWITCH_INTERVAL = 0.0005
 _JSON = "application/json"
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
@@ -314,6 +318,13 @@ def create_app_from_env() -> Starlette:
     :data:`OPTIONS_ENV` (both set by :func:`driftline.serving.runner.serve`)."""
     from driftline.settings import Settings
 
+    # The worker's own threads (the prediction-log writer, the shadow mirror, the rollout
+    # controller) run Python code that holds the GIL for up to the switch interval (5 ms
+    # by default) before the event loop gets it back: under load every such slice is
+    # latency added to requests in flight. A 0.5 ms slice took the one-row p99 at 16
+    # connections from 24.5 to 9.2 ms and the logging cost from 12 % to 3 % (bench/
+    # serving.py, same machine and load). This process is ours: the setting stays here.
+    sys.setswitchinterval(WORKER_SWITCH_INTERVAL)
     text = os.environ.get(OPTIONS_ENV)
     if not text:
         raise InvalidArgumentError(f"{OPTIONS_ENV} is not set: start with `driftline serve`")
