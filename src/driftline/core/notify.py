@@ -56,11 +56,11 @@ def parse_channel(text: str) -> str:
         return value
     kind, _, url = value.partition(":")
     if kind == "webhook":
-        parts = urlsplit(url)
         try:
+            parts = urlsplit(url)  # a malformed host ("http://[::1") raises here
             parts.port  # noqa: B018 - a port out of range raises here, not at delivery
         except ValueError:
-            parts = parts._replace(netloc="")
+            parts = urlsplit("")
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidArgumentError(
                 f"Invalid alert channel {text!r}: a webhook URL must be http:// or https:// "
@@ -153,7 +153,13 @@ def deliver(channel: str, event: Event, policy: DeliveryPolicy) -> Sent:
         _to_log(event)
         return Sent(channel=channel, delivered=True, attempts=1)
     url = channel.removeprefix("webhook:")
-    attempts, error = _post(url, event, policy)
+    try:
+        attempts, error = _post(url, event, policy)
+    except Exception as exc:  # e.g. a body the encoder refuses: a failed delivery, not a crash
+        logging.getLogger(f"driftline.{event.source}").exception(
+            "%s %s could not be sent to %s", event.kind, event.key, url
+        )
+        return Sent(channel=channel, delivered=False, attempts=1, error=type(exc).__name__)
     return Sent(channel=channel, delivered=error is None, attempts=attempts, error=error)
 
 

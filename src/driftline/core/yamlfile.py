@@ -47,13 +47,21 @@ def compose(text: str, source: str) -> tuple[Any, Located]:
         where = f"{source} line {mark.line + 1}" if mark is not None else source
         raise InvalidArgumentError(f"{where}: not valid YAML: {exc}") from None
     lines: dict[str, int] = {}
-    data = _value(node, "", lines) if node is not None else None
+    data = _value(node, "", lines, set(), source) if node is not None else None
     return data, Located(source, lines)
 
 
-def _value(node: Any, path: str, lines: dict[str, int]) -> Any:
+def _value(node: Any, path: str, lines: dict[str, int], seen: set[int], source: str) -> Any:
     import yaml
 
+    # An alias (*name) is the node of its anchor met again: refused, because a few bytes
+    # of nested aliases expand into billions of values (a "billion laughs" document).
+    if id(node) in seen:
+        raise InvalidArgumentError(
+            f"{source} line {node.start_mark.line + 1}: YAML anchors and aliases "
+            "(&name, *name) are not accepted; write the value out"
+        )
+    seen.add(id(node))
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
@@ -61,10 +69,12 @@ def _value(node: Any, path: str, lines: dict[str, int]) -> Any:
             key = str(key_node.value)
             child = f"{path}.{key}" if path else key
             lines[child] = key_node.start_mark.line + 1
-            out[key] = _value(value_node, child, lines)
+            out[key] = _value(value_node, child, lines, seen, source)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_value(item, f"{path}[{i}]", lines) for i, item in enumerate(node.value)]
+        return [
+            _value(item, f"{path}[{i}]", lines, seen, source) for i, item in enumerate(node.value)
+        ]
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_object(node, deep=True)
