@@ -384,6 +384,28 @@ def test_a_cycle_stuck_past_its_limit_ends_failed(ws: Workspace) -> None:
     assert loop.advance("churn", ws) is None
 
 
+def test_a_long_pipeline_with_a_live_driver_is_not_stuck(ws: Workspace) -> None:
+    """Past stuck_after, but its driver holds the lease (it is renewing it while the
+    pipeline runs): another driver leaves the cycle alone."""
+    from driftline.retraining.lease import CycleLease
+
+    loop = cycles(ws)
+    loop.apply(POLICY + "stuck_after: 5s\n")
+    started = loop.trigger("churn", Trigger("manual", "test")).cycle
+    assert started is not None
+    old = now_ms() - 10_000
+    training = loop.store.transition(started, CycleState.TRAINING, actor="test", now=old)
+    trainer = CycleLease(ws, training.id, holder="another-driver", ttl=60.0)
+    assert trainer.acquire()
+    after = loop.advance("churn", ws)
+    assert after is not None
+    assert after.state is CycleState.TRAINING, after.reason
+    trainer.release()  # it stopped: now the cycle is stuck (and its driver gone)
+    ended = loop.advance("churn", ws)
+    assert ended is not None
+    assert ended.state is CycleState.FAILED
+
+
 def test_a_dead_drivers_finished_run_is_resumed(ws: Workspace) -> None:
     """The driver died after its pipeline run finished, before the cycle moved on."""
     from driftline.pipelines import PipelineService, get_pipeline

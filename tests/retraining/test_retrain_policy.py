@@ -91,6 +91,18 @@ def test_a_good_policy_parses_into_a_frozen_record() -> None:
             ("approvals: 0", "notify: [log, 'webhook:ftp://h/x']\napprovals: 0"),
             "line 10: notify[1]: Invalid alert channel 'webhook:ftp://h/x'",
         ),
+        (
+            (
+                "  - new_data:",
+                "  - performance: {monitor: churn-prod, metric: log_loss, "
+                "below: 0.3}\n  - new_data:",
+            ),
+            "triggers[1].performance.metric: log_loss is better when lower",
+        ),
+        (
+            ("approvals: 0", "approvals: &n 0\nmax_cycles: *n"),
+            "YAML anchors and aliases (&name, *name) are not accepted",
+        ),
     ],
 )
 def test_a_bad_policy_names_the_field_and_line(change: tuple[str, str], message: str) -> None:

@@ -139,6 +139,26 @@ def test_policies_and_cycles_over_rest(team: Team) -> None:
                       json={"text": POLICY + "gates: ../../etc/passwd\n"})  # fmt: skip
     assert named.status_code == 400, named.text
     assert "gates: ../../etc/passwd is a file name; send the gates inline" in error(named)
+    # Its agent imports the pipeline's module: a dotted name, never a file a caller names.
+    path = team.call("PUT", "/retraining/policies", "max",
+                     json={"text": POLICY.replace("module: retrain_pipes",
+                                                  "module: ../../evil.py")})  # fmt: skip
+    assert path.status_code == 400, path.text
+    assert "a server takes a dotted module name" in error(path)
+    # Nested YAML aliases would expand a few bytes into billions of values.
+    bomb = team.call("PUT", "/retraining/policies", "ed",
+                     json={"text": "a: &a [x, x]\nb: &b [*a, *a]\n" + POLICY})  # fmt: skip
+    assert bomb.status_code == 400, bomb.text
+    assert "anchors and aliases" in error(bomb)
+    # What cannot be stored as JSON (NaN) is refused, not a 500.
+    nan = team.call(
+        "PUT",
+        "/retraining/policies",
+        "max",
+        json={"text": POLICY.replace("params: {", "params: {alpha: .nan, ")},
+    )
+    assert nan.status_code == 400, nan.text
+    assert "NaN" in error(nan)
     # The server does not import pipeline code: an unknown pipeline is the client's check.
     applied = team.call("PUT", "/retraining/policies", "max", json=body)
     assert applied.status_code == 200, applied.text

@@ -58,7 +58,7 @@ class SqlRetrainingStore:
         they are.
         """
         c = t.retraining_policies.c
-        text = json.dumps(policy, sort_keys=True, allow_nan=False)
+        text = _json(policy, "the policy")
 
         def write(conn: Connection) -> None:
             before = conn.execute(sa.select(c.policy).where(c.model == model)).scalar()
@@ -220,7 +220,7 @@ class SqlRetrainingStore:
             row = {
                 "cycle_id": cycle_id, "model": model, "state": CycleState.TRIGGERED.value,
                 "generation": 1, "cause_kind": cause.kind,
-                "cause": json.dumps(cause.to_dict(), sort_keys=True, allow_nan=False),
+                "cause": _json(cause.to_dict(), "the trigger's payload"),
                 "absorbed": 0, "created_at": now, "updated_at": now,
             }  # fmt: skip
             conn.execute(t.retraining_cycles.insert().values(row))
@@ -260,9 +260,7 @@ class SqlRetrainingStore:
         }
         for key, value in products.items():
             values[key] = (
-                json.dumps(value, sort_keys=True, allow_nan=False)
-                if key in ("rollout", "report")
-                else value
+                _json(value, "a cycle's record") if key in ("rollout", "report") else value
             )
 
         def write(conn: Connection) -> Cycle:
@@ -398,3 +396,15 @@ def _cycle(row: Any) -> Cycle:
         report=None if row.report is None else json.loads(row.report),
         reason=row.reason,
     )
+
+
+def _json(value: Any, what: str) -> str:
+    """``value`` as the JSON text stored; NaN and infinities (which strict JSON readers
+    refuse) are refused here with a clear error rather than stored."""
+    try:
+        return json.dumps(value, sort_keys=True, allow_nan=False)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{what} holds NaN or an infinite number, which is not stored: give a finite "
+            "number or leave the field out"
+        ) from None

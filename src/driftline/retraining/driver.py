@@ -74,7 +74,9 @@ def advance_cycle(loop: Retrainer, cycle: Cycle, workspace: Any) -> Cycle:
 
 def _step(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, ws: Any) -> Cycle:
     stuck_for = utcnow() - cycle.updated_at
-    if stuck_for > timedelta(seconds=policy.stuck_after_seconds):
+    if stuck_for > timedelta(seconds=policy.stuck_after_seconds) and not _training_now(
+        loop, cycle, ws
+    ):
         return _end_stuck(loop, policy, cycle)
     if cycle.state is CycleState.TRIGGERED:
         return _train(loop, policy, cycle, ws)
@@ -85,6 +87,14 @@ def _step(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, ws: Any) -> Cycl
     if cycle.state is CycleState.AWAITING_APPROVAL:
         return _approved(loop, policy, cycle)
     return _observe(loop, policy, cycle)
+
+
+def _training_now(loop: Retrainer, cycle: Cycle, ws: Any) -> bool:
+    """Whether a live driver holds the cycle's lease: a long pipeline is not stuck."""
+    if cycle.state is not CycleState.TRAINING:
+        return False
+    held = _lease(loop, cycle, ws).current()
+    return held is not None and held.expires_at > utcnow()
 
 
 def _end_stuck(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:

@@ -142,7 +142,7 @@ def _gated(
     except GateFailedError as exc:
         report = {**report, "verdict": "gated", "gates": _gates(exc.report)}
         return Judgement("gated", report, f"{exc}; the champion stays")
-    except DriftlineError as exc:
+    except Exception as exc:  # as the comparison: a model that fails to load or predict
         raise JudgingError(f"checking the gates of {policy.model}/{version} failed: {exc}") from exc
     return Judgement("accepted", {**report, "gates": _gates(checked)})
 

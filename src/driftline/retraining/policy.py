@@ -296,6 +296,15 @@ def _trigger(raw: Any, i: int, at: Located) -> TriggerRule:
         _name(out["metric"], f"{where}.metric", at)
     if "below" in out:
         _number(out["below"], f"{where}.below", at, -1e12, 1e12)
+        from driftline.monitoring.metrics import LOWER_IS_BETTER
+
+        if out.get("metric") in LOWER_IS_BETTER:
+            raise at.error(
+                f"{where}.metric",
+                f"{where}.metric: {out['metric']} is better when lower, so a `below` "
+                "threshold would fire as it improves; watch a metric that is better when "
+                "higher (roc_auc, accuracy, f1, r2, ...)",
+            )
     for key in ("min_share", "min_label_coverage"):
         if key in out:
             _number(out[key], f"{where}.{key}", at, 0.0, 1.0)

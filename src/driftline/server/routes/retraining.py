@@ -21,6 +21,7 @@ is the caller (``deps.actor``): the audit log names who applied or triggered.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -29,6 +30,7 @@ from starlette.requests import Request
 from driftline.api.codec import encode
 from driftline.api.retraining import ApplyPolicyBody, RunBody
 from driftline.api.text import Name
+from driftline.errors import InvalidArgumentError
 from driftline.server.deps import actor, authorize, workspace
 
 if TYPE_CHECKING:
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
     from driftline.retraining.service import RetrainingService
 
 router = APIRouter(prefix="/retraining", tags=["retraining"])
+
+#: A dotted module name (what a server lets its agent import for a policy's pipeline).
+_MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 Limit = Annotated[int, Query(ge=1, le=10_000, description="How many, newest first")]
 
@@ -56,11 +61,19 @@ def apply_policy(request: Request, body: ApplyPolicyBody) -> dict[str, Any]:
 
     # Parsed first: who may apply it depends on the model it is for.
     if body.text is not None:
-        model = parse_policy(body.text, source=body.source).model
+        policy = parse_policy(body.text, source=body.source)
     else:
         assert body.policy is not None  # the body allows exactly one of the two
-        model = policy_from_dict(body.policy).model
-    authorize(request, "manage", model=model)
+        policy = policy_from_dict(body.policy)
+    authorize(request, "manage", model=policy.model)
+    module = policy.pipeline.module
+    if module is not None and not _MODULE.fullmatch(module):
+        # The agent beside the server imports it: a dotted module name on its path,
+        # never a file a caller points at.
+        raise InvalidArgumentError(
+            f"pipeline.module {module!r}: a server takes a dotted module name "
+            "(my_project.pipelines), not a file path"
+        )
     cycles = _cycles(request)
     if body.text is not None:
         applied = cycles.apply_text(body.text, body.source, check_pipeline=False)
