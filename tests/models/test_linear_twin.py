@@ -189,6 +189,26 @@ def test_a_bad_input_is_named_as_by_the_full_check(
     assert "'f3'" in messages[0]
 
 
+def test_the_twin_refuses_nan_as_the_estimator_does(
+    data: tuple[Any, Any, Any], tmp_path: Path
+) -> None:
+    from driftline.models import NumericRows
+
+    x, y, _ = data
+    save_model(LogisticRegression().fit(x, y), tmp_path / "m", input_example=x.head(3))
+    twin = load_model_folder(tmp_path / "m", lite=True).raw
+    assert isinstance(twin, LinearPredictor)
+    rows = x.head(2).to_numpy(dtype=float).copy()
+    rows[1, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        LogisticRegression().fit(x, y).predict(rows)
+    for given in (rows, NumericRows(list(x.columns), rows)):
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            twin.predict(given)
+    with pytest.raises(ValueError, match="features"):
+        twin.predict(NumericRows(["a"], rows[:, :1]))
+
+
 def test_loading_the_twin_imports_neither_sklearn_nor_pandas(
     data: tuple[Any, Any, Any], tmp_path: Path
 ) -> None:

@@ -190,10 +190,20 @@ def test_the_workspace_hands_each_extension_point_its_contributions(tmp_path: Pa
 
 
 def test_a_stage_failing_to_contribute_leaves_the_serving_metrics_alone() -> None:
-    def failing(_point: str) -> list[Any]:
-        raise RuntimeError("cannot open the monitors")
+    calls = []
 
-    assert ContributedMetrics(failing, "churn").collectors() == []
+    def failing(_point: str) -> list[Any]:
+        calls.append(_point)
+        if len(calls) == 1:
+            raise RuntimeError("cannot open the monitors")
+        return [lambda _deployment: _Counting()]
+
+    contributed = ContributedMetrics(failing, "churn")
+    assert contributed.collectors() == []
+    # Not remembered as "nothing": the next scrape asks again (the database is back).
+    (collector,) = contributed.collectors()
+    assert collector.collect() == ["family-1"]
+    assert len(calls) == 2
 
 
 def test_every_declared_contribution_resolves_to_a_factory_of_a_known_point() -> None:

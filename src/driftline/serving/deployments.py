@@ -502,7 +502,12 @@ class DeploymentService:
                 canary_version=rollout.canary_version,
                 stable_versions=tuple(verdict["figures"]["stable"]["versions"]), table=table,
             )  # fmt: skip
-            verdict = with_contributed(verdict, window, self.canary_checks())
+            try:
+                contributed = self.canary_checks()
+            except Exception as exc:  # a later stage cannot build its checks: they wait
+                log.warning("canary checks of later stages are unavailable", exc_info=True)
+                contributed = (_unavailable(exc),)
+            verdict = with_contributed(verdict, window, contributed)
         verdict.update(
             at=now.isoformat(),
             step=rollout.step,
@@ -645,3 +650,13 @@ def _check_generation(name: str, found: Deployment | None, expected: int | None)
         raise ConflictError(
             f"Deployment {name!r} changed since it was read (generation {expected}, now {now})"
         )
+
+
+def _unavailable(exc: Exception) -> Callable[[Any], Any]:
+    """A canary check standing for checks that could not be built: it raises their
+    error, which the analysis counts as a check that waits (never a pass)."""
+
+    def unavailable(window: Any) -> Any:
+        raise exc
+
+    return unavailable

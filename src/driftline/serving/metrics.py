@@ -193,7 +193,9 @@ class ContributedMetrics:
                         if collector is not None:
                             made.append(CachedCollector(collector, self.max_age))
                 except Exception:  # e.g. the contributing stage cannot open its stores
+                    # Not cached: the next scrape tries again (the database may be back).
                     log.warning("contributed metrics are unavailable", exc_info=True)
+                    return made
                 self._collectors = made
             return self._collectors
 

@@ -149,8 +149,8 @@ class LinearPredictor:
         import numpy as np
 
         if isinstance(data, NumericRows):
-            return data.array
-        if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # a DataFrame
+            data = data.array
+        elif hasattr(data, "columns") and hasattr(data, "to_numpy"):  # a DataFrame
             names = [str(c) for c in data.columns]
             if self.feature_names is not None and names != self.feature_names:
                 # scikit-learn's own refusal, so both paths fail alike.
@@ -165,6 +165,9 @@ class LinearPredictor:
                 f"X has {values.shape[-1] if values.ndim else 0} features, but this model "
                 f"is expecting {self.n_features} features as input"
             )
+        if not np.isfinite(values).all():
+            # scikit-learn refuses these (its check_array): the twin must not answer NaN.
+            raise ValueError("Input X contains NaN or infinity.")
         return values
 
     def decision_function(self, data: Any) -> Any:
