@@ -526,10 +526,11 @@ def test_a_versions_lineage_names_the_cycle_and_the_alert_behind_it(
     assert "triggered by alert alert-7" in shown.stdout
 
 
-def rolling_out_directly(ws: Workspace, version: int, held: int) -> Cycle:
-    """A cycle recorded as moving @champion from ``held`` to ``version`` (its driver died)."""
+def rolling_out_directly(ws: Workspace, version: int, held: int, *, ago_ms: int = 0) -> Cycle:
+    """A cycle recorded as moving @champion from ``held`` to ``version`` (its driver died),
+    ``ago_ms`` ago (past its 5 s ``stuck_after`` when that is more than 5,000)."""
     loop = cycles(ws)
-    loop.apply(POLICY)
+    loop.apply(POLICY + "stuck_after: 5s\n")
     cycle = loop.trigger("churn", Trigger("manual", "test")).cycle
     assert cycle is not None
     for to, products in (
@@ -538,7 +539,7 @@ def rolling_out_directly(ws: Workspace, version: int, held: int) -> Cycle:
         (CycleState.ROLLING_OUT, {"rollout": {"deployment": "churn", "kind": "direct",
                                               "alias": "champion", "from": held}}),
     ):  # fmt: skip
-        cycle = loop.store.transition(cycle, to, actor="test", now=now_ms(), **products)
+        cycle = loop.store.transition(cycle, to, actor="test", now=now_ms() - ago_ms, **products)
     return cycle
 
 
@@ -547,13 +548,16 @@ def alias_moves(ws: Workspace) -> int:
     return sum(1 for e in ws.registry.audit_log(model="churn", limit=None) if "alias" in e.action)
 
 
+@pytest.mark.parametrize("stuck", [False, True])
 @pytest.mark.parametrize("moved_before_dying", [True, False])
 def test_a_direct_rollout_left_half_done_is_finished_once(
-    ws: Workspace, moved_before_dying: bool
+    ws: Workspace, moved_before_dying: bool, stuck: bool
 ) -> None:
+    """Finished by the alias compare-and-set, even past stuck_after: a cycle whose
+    challenger may already serve is never failed as stuck."""
     ws.registry.set_alias("churn", "champion", 1)
     version = versions(ws, 2)[-1]
-    cycle = rolling_out_directly(ws, version, held=1)
+    cycle = rolling_out_directly(ws, version, held=1, ago_ms=10_000 if stuck else 0)
     if moved_before_dying:
         ws.registry.set_alias("churn", "champion", version, expected=1)
     moves = alias_moves(ws)

@@ -48,7 +48,8 @@ retraining_cycles = Table(
 # What each policy's new_data and schedule triggers have seen: ``key`` names the trigger
 # (``new_data:customers``, ``schedule:UTC:0 3 * * 0``), ``value`` is the newest dataset
 # version number seen, or the next due time (ms). A trigger moves it by compare-and-set
-# in the transaction that asks for the cycle, so each version or due time fires once.
+# in the transaction that asks for the cycle, so each version or due time is looked at
+# once (started, absorbed, or skipped by the cooldown or the daily cap, as alerts are).
 retraining_cursors = Table(
     "retraining_cursors",
     metadata,

@@ -107,6 +107,10 @@ def _end_stuck(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
     )
     rollout = cycle.rollout or {}
     kind = rollout.get("kind")
+    if cycle.state is CycleState.ROLLING_OUT and kind == "direct":
+        # One alias compare-and-set finishes it (or finds it done): never fail a cycle
+        # whose challenger may already serve.
+        return _observe(loop, policy, cycle)
     if cycle.state is not CycleState.ROLLING_OUT or kind not in ("canary", "shadow"):
         return _fail(loop, cycle, reason)
     name = str(rollout.get("deployment") or policy.deployment)

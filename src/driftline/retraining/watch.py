@@ -14,9 +14,11 @@ cooldown, the daily cap and a running cycle's absorbing apply to every kind alik
   ``missed``).
 
 A ``new_data`` or ``schedule`` trigger moves its cursor in the trigger's own transaction
-(:class:`~.cycles.CursorMove`), so a version or a due time fires exactly once. The
-cursors start when the policy is applied (:func:`first_cursors`): what exists then is
-not new.
+(:class:`~.cycles.CursorMove`), so a version or a due time is looked at exactly once:
+it starts a cycle, is absorbed by the one running, or is skipped by the cooldown or the
+daily cap, as an alert would be (the outcome says which); a skipped one does not wait
+to fire later. The cursors start when the policy is applied (:func:`first_cursors`):
+what exists then is not new.
 """
 
 from __future__ import annotations
