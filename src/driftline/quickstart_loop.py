@@ -48,6 +48,9 @@ __all__ = [
 ]
 
 LOOP_MONITOR = f"{MODEL_NAME}-live"
+#: Seconds within which the loop monitor counts the same drift as a repeat (the least
+#: a monitor takes: each round of the loop must raise an alert of its own).
+LOOP_COOLDOWN = 1.0
 POLICY_FILE = "retrain.yaml"
 #: The ``scaling`` values the retraining pipeline takes.
 SCALINGS = ("fitted", "per_batch")
@@ -246,7 +249,8 @@ def check_retraining(
             f"Deployment {MODEL_NAME} has no canary steps: run the serving stage first"
         )
     dl.monitoring.create_monitor(
-        LOOP_MONITOR, deployment=MODEL_NAME, window="1m", cooldown="1s", alerts=["log"],
+        LOOP_MONITOR, deployment=MODEL_NAME, window="1m", cooldown=f"{LOOP_COOLDOWN:g}s",
+        alerts=["log"],
         replace=True,
     )  # fmt: skip
     policy_file = folder / POLICY_FILE
@@ -288,6 +292,22 @@ def check_retraining(
     )
 
 
+def _past_cooldown() -> None:
+    """Wait until the loop monitor's last alert is older than its cooldown: inside it,
+    the same condition is counted as a repeat and starts no cycle (a fast machine gets
+    from one round's alert to the next round's run in under a second)."""
+    from datetime import timedelta
+
+    from driftline.core.clock import utcnow
+
+    raised = dl.monitoring.alerts(monitor=LOOP_MONITOR)
+    if raised:
+        ready = raised[-1].created_at + timedelta(seconds=LOOP_COOLDOWN)
+        wait = (ready - utcnow()).total_seconds()
+        if wait > 0:
+            time.sleep(wait + 0.01)
+
+
 def _cycle(
     loop: _Loop, drifts: Sequence[_Drift], train: Any, test: Any, *, timeout: float
 ) -> Cycle:
@@ -308,6 +328,7 @@ def _cycle(
     train_v = dl.data.commit(TRAIN_DATA, new_train, message=f"drift #{number}: {drift.story}")
     test_v = dl.data.commit(TEST_DATA, _drifted(test, drifts), message=f"drift #{number}, labelled")
     loop.say("data", f"new labelled data committed: {train_v.ref}, {test_v.ref}")
+    _past_cooldown()
     found = dl.monitoring.run_monitor(LOOP_MONITOR)
     if not found.raised:
         raise BackendError(

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from driftline.monitoring.labels import LabelIngest
+from driftline.monitoring.metrics import LOWER_IS_BETTER
 from driftline.monitoring.models import (
     CheckResult,
     ColumnDrift,
@@ -54,6 +55,7 @@ from driftline.monitoring.quality import QualityThresholds
 from driftline.monitoring.service import MonitoringService
 
 __all__ = [
+    "LOWER_IS_BETTER",
     "Alert",
     "CheckOutcome",
     "CheckResult",

@@ -296,7 +296,7 @@ def _trigger(raw: Any, i: int, at: Located) -> TriggerRule:
         _name(out["metric"], f"{where}.metric", at)
     if "below" in out:
         _number(out["below"], f"{where}.below", at, -1e12, 1e12)
-        from driftline.monitoring.metrics import LOWER_IS_BETTER
+        from driftline.monitoring import LOWER_IS_BETTER
 
         if out.get("metric") in LOWER_IS_BETTER:
             raise at.error(
