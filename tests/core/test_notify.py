@@ -130,3 +130,27 @@ def test_undelivered_describes_the_channels_that_missed_an_event() -> None:
         "failed": [down.to_dict()],
         "message": "deployment.rolled_back not delivered to webhook:http://127.0.0.1:9/x: boom",
     }
+
+
+def test_announce_records_what_was_missed_and_never_raises_for_the_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from driftline.core.notify import announce
+    from driftline.errors import BackendError
+
+    event = Event(source="serving", kind="deployment.rolled_back", key="churn:3",
+                  summary="churn rolled back", body={})  # fmt: skip
+    down = "webhook:http://127.0.0.1:9/hook"  # nothing listens on the discard port
+    quick = DeliveryPolicy(attempts=1, backoff=0.0, timeout=2.0)
+    recorded: list[dict[str, Any]] = []
+    announce([down], event, quick, recorded.append)
+    assert [f["channel"] for f in recorded[0]["failed"]] == [down]
+    assert recorded[0]["id"] == "churn:3"
+
+    def broken(_missed: dict[str, Any]) -> None:
+        raise BackendError("the history cannot be written")
+
+    with caplog.at_level(logging.WARNING, logger="driftline.serving"):
+        announce([down], event, quick, broken)
+    assert "could not record that deployment.rolled_back not delivered" in caplog.text
+    announce(["log"], event, quick, broken)  # delivered: nothing to record

@@ -20,12 +20,12 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from driftline.errors import InvalidArgumentError
+from driftline.errors import DriftlineError, InvalidArgumentError
 
 if TYPE_CHECKING:
     from driftline.core.yamlfile import Located
@@ -34,6 +34,7 @@ __all__ = [
     "DeliveryPolicy",
     "Event",
     "Sent",
+    "announce",
     "deliver",
     "notify",
     "parse_channel",
@@ -166,6 +167,27 @@ def deliver(channel: str, event: Event, policy: DeliveryPolicy) -> Sent:
 def notify(channels: Iterable[str], event: Event, policy: DeliveryPolicy) -> tuple[Sent, ...]:
     """Deliver ``event`` to each channel (each once, in order); what each delivery did."""
     return tuple(deliver(channel, event, policy) for channel in dict.fromkeys(channels))
+
+
+def announce(
+    channels: Iterable[str],
+    event: Event,
+    policy: DeliveryPolicy,
+    record: Callable[[dict[str, Any]], None],
+) -> None:
+    """Deliver ``event`` to ``channels`` and, when some missed it, ``record`` what
+    :func:`undelivered` says (where the stage's users look: a history entry, an audit
+    entry). Never raises for a failed delivery; a record that cannot be written is
+    logged, because telling people must not undo the change it tells of."""
+    missed = undelivered(event, notify(channels, event, policy))
+    if missed is None:
+        return
+    try:
+        record(missed)
+    except DriftlineError as exc:
+        logging.getLogger(f"driftline.{event.source}").warning(
+            "could not record that %s: %s", missed["message"], exc
+        )
 
 
 def undelivered(event: Event, sent: Iterable[Sent]) -> dict[str, Any] | None:

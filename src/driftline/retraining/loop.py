@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from driftline.core.clock import now_ms
 from driftline.core.ids import new_id
-from driftline.core.notify import DeliveryPolicy, Event, notify, undelivered
+from driftline.core.notify import DeliveryPolicy, Event, announce
 from driftline.core.yamlfile import Located
 from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError
 from driftline.retraining.approvers import how_to_allow, waiting_note
@@ -307,16 +307,13 @@ class Retrainer:
         except DriftlineError as exc:
             log.warning("cycle %s (%s): no channels to notify: %s", cycle.id, cycle.model, exc)
             return
-        event = cycle_event(cycle)
-        missed = undelivered(event, notify(channels, event, self.delivery))
-        if missed is None:
-            return
-        try:
-            self.store.note(
-                cycle.id, action="retraining.cycle.notify_failed", actor=self.user, details=missed
-            )
-        except DriftlineError as exc:
-            log.warning("could not record that %s: %s", missed["message"], exc)
+        announce(
+            channels, cycle_event(cycle), self.delivery,
+            lambda missed: self.store.note(
+                cycle.id, action="retraining.cycle.notify_failed", actor=self.user,
+                details=missed,
+            ),
+        )  # fmt: skip
 
     def advance(self, model: str, workspace: Any) -> Cycle | None:
         """Move ``model``'s open cycle as far as it can go now (see

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.core.clock import utcnow
-from driftline.core.notify import DeliveryPolicy, Event, notify, undelivered
+from driftline.core.notify import DeliveryPolicy, Event, announce
 from driftline.errors import (
     ConflictError,
     DriftlineError,
@@ -351,16 +351,13 @@ class DeploymentService:
         Never raises: the transition is stored already, and a notification must not
         undo or hide it (a history that cannot be written either is logged)."""
         stable = self._stable_version(deployment) if outcome == "rolled_back" else None
-        event = rollout_event(deployment, outcome, details, stable=stable)
-        missed = undelivered(event, notify(deployment.spec.alerts, event, self.delivery))
-        if missed is None:
-            return
-        try:
-            self.store.note(
+        announce(
+            deployment.spec.alerts, rollout_event(deployment, outcome, details, stable=stable),
+            self.delivery,
+            lambda missed: self.store.note(
                 deployment.name, actor=self.user, action="deploy_notify_failed", details=missed
-            )
-        except DriftlineError as exc:
-            log.warning("could not record that %s: %s", missed["message"], exc)
+            ),
+        )  # fmt: skip
 
     def _stable_version(self, deployment: Deployment) -> int | None:
         """The version stable serves now (None when the registry cannot say)."""
