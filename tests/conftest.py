@@ -180,6 +180,7 @@ class WebhookReceiver:
         self.attempts = 0
         self.bodies: list[dict[str, Any]] = []
         self.keys: list[str] = []
+        self.hosts: list[str] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -192,6 +193,7 @@ class WebhookReceiver:
                     return
                 receiver.bodies.append(json.loads(body))
                 receiver.keys.append(self.headers.get("Idempotency-Key", ""))
+                receiver.hosts.append(self.headers.get("Host", ""))
                 self.send_response(204)
                 self.end_headers()
 
@@ -230,11 +232,18 @@ class LiveServer:
 
     ``start()`` launches it and waits for ``/health``; ``stop()`` sends SIGTERM (or
     ``signal``) and waits; ``reset()`` empties every table of its SQLite database
-    between tests (the process and its schema stay).
+    between tests (the process and its schema stay). ``env``: ``DRIFTLINE_*`` settings
+    of the process (the caller's own are not passed on).
     """
 
     def __init__(
-        self, root: Path, *, workers: int = 1, uri: str | None = None, args: tuple[str, ...] = ()
+        self,
+        root: Path,
+        *,
+        workers: int = 1,
+        uri: str | None = None,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.root = root
         self.port = free_port()
@@ -242,6 +251,7 @@ class LiveServer:
         self.workers = workers
         self.uri = uri or f"sqlite:///{root / '.driftline' / 'driftline.db'}"
         self.args = args
+        self.env = dict(env or {})
         self.process: Any = None
         self.log = root / "server.log"
 
@@ -253,6 +263,7 @@ class LiveServer:
 
         self.root.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+        env.update(self.env)
         command = [
             sys.executable, "-m", "driftline.cli", "--home", str(self.root / ".driftline"),
             "server", "--port", str(self.port), "--workers", str(self.workers),

@@ -59,6 +59,13 @@ class Settings:
         token: API token sent to a driftline server (remote mode, ``uri`` = ``http(s)://``).
         model_cache_gb: Size of the local cache of loaded model packages; beyond it the
             least recently used packages no process is using are evicted.
+        webhook_allow: Where alert webhooks may go, as a comma-separated list of hosts
+            (``hooks.example.com``), host patterns (``*.example.com``), IP networks
+            (``10.1.0.0/16``, ``127.0.0.1``), ``public`` (hosts with public addresses
+            only) or ``*`` (everything). Unset: every host except link-local and cloud
+            metadata addresses; on a team server, ``public``. Checked when a channel is
+            accepted and, against the resolved addresses, at each delivery (see
+            :mod:`driftline.core.destinations`).
     """
 
     home: Path
@@ -74,6 +81,7 @@ class Settings:
     data_remote: str | None = None
     token: str | None = None
     model_cache_gb: float = 10.0
+    webhook_allow: str | None = None
 
     @property
     def is_remote(self) -> bool:
@@ -229,6 +237,13 @@ def _converted(name: str, value: Any, where: str, *, text: bool) -> Any:
         expected = _EXPECTED_RANGE.get(name, "a string" if text else "a string (in quotes)")
         if name == "hash_algorithm" and result not in ("blake3", "sha256"):
             result = None
+        if name == "webhook_allow" and result is not None:
+            from driftline.core.destinations import WebhookAllow
+
+            try:
+                WebhookAllow.parse(result)
+            except InvalidArgumentError as exc:
+                raise InvalidArgumentError(f"Invalid {where}: {exc}") from None
     if result is None:
         raise InvalidArgumentError(f"Invalid {where}: expected {expected}")
     return result

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from driftline.core.destinations import WebhookAllow
 from driftline.core.notify import DeliveryPolicy, Event, deliver, notify, parse_channel
 from driftline.errors import InvalidArgumentError
 
@@ -45,7 +46,10 @@ def test_channels_are_log_or_an_http_webhook() -> None:
 
 
 def test_a_bad_delivery_policy_is_refused() -> None:
-    for bad in ({"attempts": 0}, {"attempts": True}, {"backoff": -1.0}, {"timeout": 0.0}):
+    for bad in (
+        {"attempts": 0}, {"attempts": True}, {"backoff": -1.0}, {"timeout": 0.0},
+        {"deadline": 0.0},
+    ):  # fmt: skip
         with pytest.raises(InvalidArgumentError, match="attempts"):
             DeliveryPolicy(**bad)  # type: ignore[arg-type]
 
@@ -154,3 +158,83 @@ def test_announce_records_what_was_missed_and_never_raises_for_the_record(
         announce([down], event, quick, broken)
     assert "could not record that deployment.rolled_back not delivered" in caplog.text
     announce(["log"], event, quick, broken)  # delivered: nothing to record
+
+
+def resolving(monkeypatch: pytest.MonkeyPatch, name: str, address: str) -> None:
+    """Make ``name`` resolve to ``address`` for the delivery's check only (what a DNS
+    record the channel's writer controls does); the HTTP client's own lookups are the
+    system's, where a ``.test`` name does not resolve."""
+    from driftline.core import notify as module
+
+    real = module.resolve
+
+    def resolve(host: str, port: int | None) -> Any:
+        return real(address if host == name else host, port)
+
+    monkeypatch.setattr(module, "resolve", resolve)
+
+
+def test_a_delivery_refuses_a_host_resolving_to_an_address_the_setting_does_not_allow() -> None:
+    public = DeliveryPolicy(
+        attempts=2, backoff=0.01, timeout=5.0, allow=WebhookAllow.parse("public")
+    )
+    with webhook_receiver() as hook:
+        by_name = hook.url.replace("127.0.0.1", "localhost")
+        sent = deliver(f"webhook:{by_name}", EVENT, public)
+        by_address = deliver(f"webhook:{hook.url}", EVENT, public)
+    assert not sent.delivered
+    assert not by_address.delivered
+    assert sent.error is not None
+    assert sent.error.startswith("refused: localhost (resolved to")
+    assert "webhook_allow" in sent.error
+    assert by_address.error is not None
+    assert "127.0.0.1 is not allowed" in by_address.error
+    assert hook.attempts == 0  # nothing reached the receiver
+
+
+def test_a_name_that_now_resolves_to_a_metadata_address_is_refused_at_delivery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    named = DeliveryPolicy(allow=WebhookAllow.parse("hooks.example.test"))
+    channel = parse_channel("webhook:http://hooks.example.test/x")
+    named.allow.check(channel)  # accepted by name
+    resolving(monkeypatch, "hooks.example.test", "169.254.169.254")
+    sent = deliver(channel, EVENT, named)
+    assert (sent.delivered, sent.attempts) == (False, 1)
+    assert sent.error is not None
+    assert "link-local or cloud metadata" in sent.error
+
+
+def test_a_delivery_connects_to_the_address_it_checked_with_the_names_host_header(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The name resolves only for the check: the POST reaching the receiver shows it went
+    # to the checked address, not to a second lookup of the name.
+    resolving(monkeypatch, "hooks.example.test", "127.0.0.1")
+    with webhook_receiver() as hook:
+        url = hook.url.replace("127.0.0.1", "hooks.example.test")
+        sent = deliver(f"webhook:{url}", EVENT, FAST)
+    assert sent.delivered, sent.error
+    port = hook.url.split(":")[2].split("/")[0]
+    assert hook.hosts == [f"hooks.example.test:{port}"]
+
+
+def test_the_deadline_bounds_a_delivery_to_a_receiver_that_never_answers() -> None:
+    import socket
+    import time
+
+    with socket.socket() as black_hole:
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(8)  # the kernel completes the handshakes; nothing ever answers
+        url = f"http://127.0.0.1:{black_hole.getsockname()[1]}/hook"
+        policy = DeliveryPolicy(attempts=4, backoff=0.2, timeout=10.0, deadline=1.0)
+        started = time.monotonic()
+        sent = deliver(f"webhook:{url}", EVENT, policy)
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0 + 1.5, elapsed  # not 4 x 10 s + backoff
+    assert not sent.delivered
+    assert sent.attempts == 1  # the first try spent the budget: no other started
+    assert sent.error is not None
+    assert "ReadTimeout" in sent.error
+    assert "gave up after 1 of 4 attempts" in sent.error
+    assert "budget of 1 s" in sent.error

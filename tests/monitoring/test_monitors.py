@@ -171,6 +171,8 @@ def test_bad_input_is_a_typed_error_naming_the_field(ws: Workspace) -> None:
         create("x", deployment="churn", cooldown="-1h")
     with pytest.raises(InvalidArgumentError, match=r"alert channel 'webhook:ftp.*http"):
         create("x", deployment="churn", alerts=["webhook:ftp://127.0.0.1/hook"])
+    with pytest.raises(InvalidArgumentError, match=r"169\.254\.169\.254.*metadata.*webhook_allow"):
+        create("x", deployment="churn", alerts=["log", "webhook:http://169.254.169.254/x"])
     with pytest.raises(InvalidArgumentError, match="alert channel 'email"):
         create("x", deployment="churn", alerts=["email:a@b.c"])
     with pytest.raises(InvalidArgumentError, match="monitor name"):

@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import reset_default_workspace, webhook_receiver
 from tests.retraining.retrain_support import PIPELINES, build
 
+from driftline.errors import InvalidArgumentError
 from driftline.retraining import RetrainingService
 from driftline.retraining.cycles import CycleState
 from driftline.workspace import Workspace
@@ -277,6 +278,13 @@ def test_a_pipeline_that_cannot_run_fails_the_cycle_and_production_stays(ws: Wor
 
 
 # -- notifications -----------------------------------------------------------------------
+
+
+def test_a_policy_cannot_notify_a_metadata_address(ws: Workspace) -> None:
+    loop = ws.service("retraining", RetrainingService).cycles
+    aimed = POLICY + "notify: [log, 'webhook:http://[::ffff:169.254.169.254]/x']\n"
+    with pytest.raises(InvalidArgumentError, match=r"line \d+: notify\[1\]: .*webhook_allow"):
+        loop.apply(aimed)
 
 
 def test_every_outcome_is_sent_to_the_policys_channels(

@@ -35,7 +35,8 @@ def team(server_factory: Callable[..., Any]) -> Iterator[Team]:
     from driftline.auth import auth_service
     from driftline.core.metadata import Database
 
-    server = server_factory(args=("--auth",))
+    # A team server allows public webhooks only by default; these tests post to loopback.
+    server = server_factory(args=("--auth",), env={"DRIFTLINE_WEBHOOK_ALLOW": "127.0.0.1"})
     build_workspace(server.root / ".driftline", uri=server.uri)
     reset_default_workspace()
     database = Database(server.uri)
@@ -156,6 +157,33 @@ def test_a_missed_notification_of_a_remote_process_is_noted_on_the_server(
                        json={**note, "action": "deploy_promote"})  # fmt: skip
     assert forged.status_code == 400
     assert "Unknown action" in forged.json()["error"]["message"]
+
+
+def test_the_server_refuses_a_webhook_its_setting_does_not_allow_whatever_the_clients_says(
+    team: Team, tmp_path: Path
+) -> None:
+    from driftline.errors import InvalidArgumentError
+    from driftline.serving.deployments import DeploymentService
+    from driftline.workspace import Workspace
+
+    metadata = "webhook:http://169.254.169.254/latest/meta-data/"
+    elsewhere = "webhook:http://10.9.8.7/hook"  # not in the server's webhook_allow
+    with Workspace.from_settings(
+        home=tmp_path / "ada", uri=team.url, token=team.tokens["ada"],
+        capture_environment=False, webhook_allow="*",
+    ) as ws:  # fmt: skip
+        service = ws.service("serving", DeploymentService)
+        for channel in (metadata, elsewhere):
+            with pytest.raises(InvalidArgumentError, match=r"alerts\[0\].*webhook_allow"):
+                service.apply({**SPEC, "name": "aimed", "alerts": [channel]})
+    spec = {**SPEC, "name": "aimed", "alerts": ["log", metadata]}
+    refused = team.call("PUT", "/deployments", "ada", json=spec)
+    assert refused.status_code == 400, refused.text
+    message = refused.json()["error"]["message"]
+    assert "alerts[1]" in message
+    assert "metadata" in message
+    assert "webhook_allow" in message
+    assert team.call("GET", "/deployments/aimed", "ada").status_code == 404
 
 
 def test_specs_round_trip_through_the_yaml_structure() -> None:

@@ -13,6 +13,22 @@ The webhook body is ``{"event": kind, "id": key, **body}``, with the key also as
 saying what happened, and the caller records a failure where its users look (monitoring
 on the alert's delivery, retried on the next run; serving in the deployment's history;
 retraining in the cycle's audit trail). Nothing here knows any stage.
+
+Where a webhook may go is the ``webhook_allow`` setting, carried by the
+:class:`DeliveryPolicy` (see :mod:`driftline.core.destinations`): a service checks a
+channel with ``policy.allow.check`` when it accepts it, and :func:`deliver` checks what
+the host resolves to before each delivery, then connects to that checked address (the
+URL's host stays the ``Host`` header and the TLS server name, so certificates are
+verified against it). A refused destination is a failed :class:`Sent`, never an
+exception. Redirects are not followed, and the response's body is never read (only
+its status counts).
+
+One delivery has a time budget (``DeliveryPolicy.deadline``): no attempt starts once it
+is spent, and each attempt's timeout is capped by what is left, so a receiver that
+accepts and never answers holds the delivering thread for the budget at most. The
+timeout applies to each network operation (connect, send, each read), so a receiver
+that trickles its status line byte by byte can stretch one attempt past it; resolving
+the name is not bounded either (see :mod:`driftline.core.destinations`).
 """
 
 from __future__ import annotations
@@ -25,10 +41,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from driftline.core.destinations import WebhookAllow, resolve
 from driftline.errors import DriftlineError, InvalidArgumentError
 
 if TYPE_CHECKING:
     from driftline.core.yamlfile import Located
+    from driftline.settings import Settings
 
 __all__ = [
     "DeliveryPolicy",
@@ -87,21 +105,37 @@ def parse_channels(raw: Any, field: str, at: Located) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryPolicy:
-    """How hard a webhook is tried in one delivery: ``attempts`` POSTs, waiting
-    ``backoff * 2**i`` seconds after the i-th failure, each with ``timeout`` seconds."""
+    """How hard a webhook is tried in one delivery, and where it may go.
+
+    Attributes:
+        attempts: POSTs at most; after the i-th failure it waits ``backoff * 2**i`` s.
+        backoff: Seconds before the first retry.
+        timeout: Seconds each network operation of an attempt may take.
+        deadline: Seconds the whole delivery may take: no attempt starts after it, and
+            each attempt's timeout is capped by what is left of it.
+        allow: Where webhooks may go (the ``webhook_allow`` setting).
+    """
 
     attempts: int = 4
     backoff: float = 0.5
     timeout: float = 10.0
+    deadline: float = 15.0
+    allow: WebhookAllow = field(default_factory=WebhookAllow)
 
     def __post_init__(self) -> None:
         if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
             raise InvalidArgumentError(f"attempts must be a whole number, got {self.attempts!r}")
-        if self.attempts < 1 or self.backoff < 0 or self.timeout <= 0:
+        if self.attempts < 1 or self.backoff < 0 or self.timeout <= 0 or self.deadline <= 0:
             raise InvalidArgumentError(
-                "A delivery policy needs attempts >= 1, backoff >= 0 and timeout > 0, got "
-                f"attempts={self.attempts}, backoff={self.backoff}, timeout={self.timeout}"
+                "A delivery policy needs attempts >= 1, backoff >= 0, timeout > 0 and "
+                f"deadline > 0, got attempts={self.attempts}, backoff={self.backoff}, "
+                f"timeout={self.timeout}, deadline={self.deadline}"
             )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeliveryPolicy:
+        """The default policy, with the ``webhook_allow`` of ``settings``."""
+        return cls(allow=WebhookAllow.parse(settings.webhook_allow))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -215,29 +249,63 @@ def _to_log(event: Event) -> None:
 
 
 def _post(url: str, event: Event, policy: DeliveryPolicy) -> tuple[int, str | None]:
-    """POST until a 2xx answer or ``policy.attempts`` tries; (tries, last error or None)."""
+    """POST until a 2xx answer, ``policy.attempts`` tries or the deadline; (tries, last
+    error or None). The host is resolved and checked once, and every try goes to the
+    first checked address."""
     import httpx
 
+    started = time.monotonic()
+    target = httpx.URL(url)
+    host = target.raw_host.decode("ascii")
+    try:
+        addresses = resolve(host, target.port or (443 if target.scheme == "https" else 80))
+    except OSError as exc:
+        return 1, f"cannot resolve {host}: {exc} ({url})"
+    refused = policy.allow.refusal(host, addresses)
+    if refused is not None:
+        return 1, f"refused: {refused} ({url})"
     headers = {
+        "Host": target.netloc.decode("ascii"),
         "Idempotency-Key": event.key,
         "User-Agent": f"driftline-{event.source}",
         "X-Driftline-Event": event.kind,
     }
+    # Connect to the address just checked, not to whatever the name resolves to next;
+    # the TLS server name (and so the certificate check) stays the URL's host.
+    pinned = target.copy_with(host=str(addresses[0]))
+    extensions = {"sni_hostname": host} if str(addresses[0]) != host else {}
     error: str | None = None
-    with httpx.Client(timeout=policy.timeout, follow_redirects=False) as client:
+    tries = 0
+    with httpx.Client(follow_redirects=False) as client:
         for attempt in range(policy.attempts):
+            left = policy.deadline - (time.monotonic() - started)
+            if left <= 0:
+                break
+            tries += 1
             try:
-                response = client.post(url, json=event.document(), headers=headers)
-                if 200 <= response.status_code < 300:
-                    return attempt + 1, None
-                error = f"HTTP {response.status_code} from {url}"
-                if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-                    return attempt + 1, error  # the receiver refuses it: retrying won't help
+                with client.stream(
+                    "POST", pinned, json=event.document(), headers=headers,
+                    extensions=extensions, timeout=min(policy.timeout, left),
+                ) as response:  # fmt: skip
+                    status = response.status_code  # the body is never read
+                if 200 <= status < 300:
+                    return tries, None
+                error = f"HTTP {status} from {url}"
+                if 400 <= status < 500 and status not in (408, 429):
+                    return tries, error  # the receiver refuses it: retrying won't help
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 error = f"{type(exc).__name__}: {exc} ({url})"
+            wait = policy.backoff * 2**attempt
             if attempt + 1 < policy.attempts:
-                time.sleep(policy.backoff * 2**attempt)
+                if time.monotonic() - started + wait >= policy.deadline:
+                    break  # the next try would start after the deadline
+                time.sleep(wait)
+    if tries < policy.attempts:
+        error = (
+            f"{error or 'not tried'}; gave up after {tries} of {policy.attempts} attempts: "
+            f"the delivery's budget of {policy.deadline:g} s is spent"
+        )
     logging.getLogger(f"driftline.{event.source}").warning(
         "%s %s not delivered to %s: %s", event.kind, event.key, url, error
     )
-    return policy.attempts, error
+    return tries, error

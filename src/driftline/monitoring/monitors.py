@@ -65,12 +65,17 @@ class MonitorService:
     """
 
     def __init__(
-        self, monitoring: MonitoringService, store: MonitorStore, prediction_root: str
+        self,
+        monitoring: MonitoringService,
+        store: MonitorStore,
+        prediction_root: str,
+        delivery: DeliveryPolicy | None = None,
     ) -> None:
         self.monitoring = monitoring
         self.store = store
         self.prediction_root = prediction_root
-        self.delivery = DeliveryPolicy()
+        #: How hard alerts' webhooks are tried, and where they may go.
+        self.delivery = delivery or DeliveryPolicy()
 
     # -- records ----------------------------------------------------------------------
 
@@ -90,8 +95,9 @@ class MonitorService:
         """Create (or with ``replace``, redefine) a monitor; every field is checked first.
 
         Raises:
-            InvalidArgumentError: A bad name, window, cooldown, check, channel or
-                threshold (the message names the field).
+            InvalidArgumentError: A bad name, window, cooldown, check, channel (or a
+                webhook the ``webhook_allow`` setting refuses) or threshold (the
+                message names the field).
             NotFoundError: No prediction log of ``deployment`` (the message lists the
                 deployments that have one).
             AlreadyExistsError: The name is taken and ``replace`` is false.
@@ -109,6 +115,8 @@ class MonitorService:
         for c in checks:
             get_check(c)
         channels = tuple(dict.fromkeys(parse_channel(a) for a in alerts))
+        for channel in channels:
+            self.delivery.allow.check(channel)  # this process's webhook_allow
         if thresholds is not None:
             monitor_thresholds(thresholds)  # validated now, applied on each run
         if reference is not None and (not isinstance(reference, str) or not reference.strip()):

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from driftline.core.artifacts import ContentStore
+    from driftline.core.notify import DeliveryPolicy
     from driftline.monitoring._http import HttpMonitorService, HttpTrafficService
     from driftline.monitoring.labels import LabelIngest
     from driftline.monitoring.monitor_store import MonitorStore
@@ -73,6 +74,7 @@ class MonitoringService:
         registry: Any = None,
         remote_monitors: HttpMonitorService | None = None,
         remote_traffic: HttpTrafficService | None = None,
+        delivery: DeliveryPolicy | None = None,
     ) -> None:
         self.store = store
         self.content = content
@@ -86,7 +88,7 @@ class MonitoringService:
         if monitor_store is not None and log_root is not None:
             from driftline.monitoring.monitors import MonitorService
 
-            self._monitors = MonitorService(self, monitor_store, log_root)
+            self._monitors = MonitorService(self, monitor_store, log_root, delivery)
 
     @property
     def monitors(self) -> MonitorService | HttpMonitorService:

@@ -42,6 +42,7 @@ def _build(kernel: Kernel, uses: Services) -> MonitoringService:
             remote_monitors=HttpMonitorService(client) if client else None,
             remote_traffic=HttpTrafficService(client) if client else None,
         )
+    from driftline.core.notify import DeliveryPolicy
     from driftline.monitoring._monitor_sql import SqlMonitorStore
     from driftline.monitoring._sql import SqlLabelStore, SqlReferenceStore
     from driftline.monitoring._traffic import log_root
@@ -56,6 +57,7 @@ def _build(kernel: Kernel, uses: Services) -> MonitoringService:
         cache=settings.home / "monitoring" / "traffic",
         monitor_store=SqlMonitorStore(kernel.database),
         registry=uses.get("registry", RegistryService),
+        delivery=DeliveryPolicy.from_settings(settings),
     )
 
 

@@ -74,6 +74,7 @@ class Retrainer:
         user: str,
         approvers: Callable[[str], list[str] | None] | None = None,
         lease_ttl: float = 30.0,
+        delivery: DeliveryPolicy | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -89,8 +90,8 @@ class Retrainer:
         self.lease_ttl = lease_ttl
         #: This driver's name in cycle leases (host, pid and a random part).
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
-        #: How hard an outcome's webhooks are tried.
-        self.delivery = DeliveryPolicy()
+        #: How hard an outcome's webhooks are tried, and where they may go.
+        self.delivery = delivery or DeliveryPolicy()
 
     def acting_as(self, user: str) -> Retrainer:
         """The same policies and cycles, recorded as done by ``user`` (a server's caller)."""
@@ -169,6 +170,11 @@ class Retrainer:
         from driftline.retraining.watch import first_cursors
 
         policy = dataclasses.replace(policy, gates=read_gates(policy.gates, folder, at))
+        for i, channel in enumerate(policy.notify or ()):
+            try:
+                self.delivery.allow.check(channel)  # this process's webhook_allow
+            except InvalidArgumentError as exc:
+                raise at.error(f"notify[{i}]", f"notify[{i}]: {exc}") from None
         self.check_references(policy, at, check_pipeline=check_pipeline)
         now = now_ms()
         self.store.put_policy(

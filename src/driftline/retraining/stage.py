@@ -34,6 +34,7 @@ def _build(kernel: Kernel, uses: Services) -> RetrainingService:
     server = None
     if kernel.database is not None:
         from driftline.auth import AuthService
+        from driftline.core.notify import DeliveryPolicy
         from driftline.retraining._sql import SqlRetrainingStore
         from driftline.retraining.approvers import approvers
         from driftline.retraining.loop import Retrainer
@@ -47,6 +48,7 @@ def _build(kernel: Kernel, uses: Services) -> RetrainingService:
             deployments=deployments,
             user=kernel.settings.user,
             approvers=lambda model: approvers(auth, model),
+            delivery=DeliveryPolicy.from_settings(kernel.settings),
         )
     elif kernel.client is not None:
         from driftline.retraining._http import HttpRetrainer

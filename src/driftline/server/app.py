@@ -77,8 +77,17 @@ class ServerOptions:
 
 
 def server_settings(settings: Settings) -> Settings:
-    """The settings a server opens its workspace with: synchronous, no client capture."""
-    return dataclasses.replace(settings, async_logging=False, capture_environment=False)
+    """The settings a server opens its workspace with: synchronous, no client capture,
+    and webhooks to public hosts only unless ``webhook_allow`` says otherwise (its
+    editors are not its admins: see :mod:`driftline.core.destinations`)."""
+    from driftline.core.destinations import SERVER_DEFAULT
+
+    return dataclasses.replace(
+        settings,
+        async_logging=False,
+        capture_environment=False,
+        webhook_allow=settings.webhook_allow or SERVER_DEFAULT,
+    )
 
 
 def create_app(

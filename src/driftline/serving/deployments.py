@@ -114,8 +114,21 @@ class DeploymentService:
         self.user = user
         self.canary_checks = canary_checks or (lambda: ())
         self.figures = figures
-        #: How hard a rollout notification's webhooks are tried.
+        #: How hard a rollout notification's webhooks are tried, and where they may go.
         self.delivery = delivery or DeliveryPolicy()
+
+    def check_alerts(self, spec: DeploymentSpec, existing: DeploymentSpec | None = None) -> None:
+        """Refuse the spec's webhooks that this process's ``webhook_allow`` setting does
+        not allow; with ``existing``, only the channels it did not have (a record that
+        was stored before the setting changed still moves through its rollout).
+
+        Raises:
+            InvalidArgumentError: Naming the channel (``alerts[i]``) and the setting.
+        """
+        known = set(existing.alerts) if existing is not None else set()
+        for i, channel in enumerate(spec.alerts):
+            if channel not in known:
+                self.delivery.allow.check(channel, f"alerts[{i}]")
 
     def acting_as(self, user: str) -> DeploymentService:
         """The same service, recording ``user`` as who acts (a server's caller)."""
@@ -233,6 +246,7 @@ class DeploymentService:
             spec = load_spec(spec)
         elif not isinstance(spec, DeploymentSpec):
             spec = spec_from_dict(spec)
+        self.check_alerts(spec)
         stable = self._resolve(spec.model, spec.stable, "stable")
         canary = shadow = None
         if spec.canary is not None:

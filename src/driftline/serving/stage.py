@@ -25,6 +25,7 @@ __all__ = ["STAGE"]
 
 
 def _build(kernel: Kernel, uses: Services) -> DeploymentService:
+    from driftline.core.notify import DeliveryPolicy
     from driftline.models import ModelCache
     from driftline.registry import RegistryService
     from driftline.serving.analysis import CANARY_CHECKS
@@ -53,6 +54,7 @@ def _build(kernel: Kernel, uses: Services) -> DeploymentService:
         # builds the stages contributing checks.
         canary_checks=lambda: kernel.contributions(CANARY_CHECKS),
         figures=figures,
+        delivery=DeliveryPolicy.from_settings(kernel.settings),
     )
 
 

@@ -11,8 +11,9 @@ rolling back need ``manage`` on it (the role that may move its aliases).
 ``PUT /deployments/{name}/record`` is the store operation a remote workspace's
 :class:`~driftline.serving._http.HttpDeploymentStore` sends (a client's service applied
 the rules; serving processes drive rollouts through it): a compare-and-set on the
-record's generation. The server re-checks the spec with the same parser, the step
-against the canary's steps and the audit action against the known ones.
+record's generation. The server re-checks the spec with the same parser, its new alert
+webhooks against the server's ``webhook_allow`` setting, the step against the canary's
+steps and the audit action against the known ones.
 ``POST /deployments/{name}/notes`` appends an audit entry about a deployment without
 changing it (a rollout notification its alert channels did not get).
 """
@@ -100,6 +101,8 @@ def save_record(request: Request, name: str, body: dict[str, Any] = Body(...)) -
     existing = service.store.find_deployment(name)
     if existing is not None and existing.spec.model != record.spec.model:
         authorize(request, "manage", model=existing.spec.model)
+    # The server's webhook_allow, not the client's that applied the rules.
+    service.check_alerts(record.spec, existing.spec if existing is not None else None)
     saved = service.store.save_deployment(
         record, expected=expected, actor=actor(request), action=action, details=details
     )
