@@ -175,7 +175,7 @@ def test_a_cursor_moves_once_with_its_trigger(
         "churn", Trigger("new_data", "customers@2"), cooldown_ms=0, max_per_day=10,
         actor="t", now=now, cursor=CursorMove("new_data:customers", 1, 2),
     )  # fmt: skip
-    assert outcome.outcome == "skipped"
+    assert outcome.outcome == "seen"
     assert "new_data:customers was seen already" in outcome.reason
     (cycle,) = store.cycles("churn")
     assert cycle.absorbed == 0
