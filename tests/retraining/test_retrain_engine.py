@@ -789,3 +789,152 @@ def test_a_shadow_period_is_kept_with_the_policy(ws: Workspace) -> None:
     assert loop.policy("churn").shadow.period_seconds == 1800
     loop.apply(POLICY.replace("rollout: direct", "rollout: shadow-then-canary"))
     assert loop.policy("churn").shadow.period_seconds is None
+
+
+# -- a rollout applies the deployment as read (compare-and-set) --------------------------
+
+
+def meanwhile(monkeypatch: pytest.MonkeyPatch, ws: Workspace, change: Any) -> list[int]:
+    """Run ``change(apply)`` (someone else's edit, with the real apply) just before the
+    retraining loop's first apply of a deployment lands; the loop's applies are counted."""
+    serving = cycles(ws).deployments
+    real = serving.apply
+    applied: list[int] = []
+
+    def apply(spec: Any, *, expected: int | None = None) -> Any:
+        if not applied:
+            change(real)
+        applied.append(1)
+        return real(spec, expected=expected)
+
+    monkeypatch.setattr(serving, "apply", apply)
+    return applied
+
+
+def rolled_back_canary(ws: Workspace, name: str) -> str:
+    """Deployment ``name`` with canary steps (its last canary rolled back), and the policy
+    rolling out through its canary; no cycle is left open (one would absorb the next)."""
+    from driftline.serving import DeploymentService
+
+    for cycle in cycles(ws).store.cycles("churn", open_only=True):
+        cycles(ws).store.transition(
+            cycle, CycleState.FAILED, actor="test", now=now_ms(), reason="test setup"
+        )
+
+    ws.registry.set_alias("churn", "champion", 1)
+    deployment(ws, name, canary={"version": versions(ws, 2)[-1], **CANARY})
+    ws.service("serving", DeploymentService).rollback(name, reason="test setup")
+    return POLICY.replace("deployment: churn", f"deployment: {name}").replace(
+        "rollout: direct", "rollout: canary"
+    )
+
+
+def test_an_operators_edit_between_read_and_apply_is_kept_by_the_canary(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from driftline.serving import DeploymentService
+
+    serving = ws.service("serving", DeploymentService)
+    policy = rolled_back_canary(ws, "churn-edit")
+
+    def operator(apply: Any) -> None:
+        spec = serving.get_deployment("churn-edit").spec
+        apply(dataclasses.replace(spec, log_sample=0.25))
+
+    applied = meanwhile(monkeypatch, ws, operator)
+    cycle = run(ws, policy)
+    assert cycle.state is CycleState.ROLLING_OUT, cycle.reason
+    made = serving.get_deployment("churn-edit")
+    assert made.spec.log_sample == 0.25  # the operator's edit stands
+    assert made.rollout.canary_version == cycle.version
+    assert made.rollout.state.value == "progressing"
+    assert len(applied) == 2  # the lost compare-and-set, then the one on the edit
+
+
+def test_a_canary_an_operator_started_between_read_and_apply_is_not_replaced(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from driftline.serving import DeploymentService
+
+    serving = ws.service("serving", DeploymentService)
+    policy = rolled_back_canary(ws, "churn-theirs")
+    theirs = ws.registry.register_model(ws.registry.get_version("churn/1").source, "churn")
+
+    def operator(apply: Any) -> None:
+        spec = serving.get_deployment("churn-theirs").spec
+        assert spec.canary is not None
+        canary = dataclasses.replace(spec.canary, version=str(theirs.version))
+        apply(dataclasses.replace(spec, canary=canary))
+
+    meanwhile(monkeypatch, ws, operator)
+    cycle = run(ws, policy)
+    assert cycle.state is CycleState.FAILED, cycle.reason
+    assert (
+        f"deployment churn-theirs runs a canary of v{theirs.version} (progressing) that this "
+        f"cycle did not start; it is left running and v{cycle.version} was not rolled out"
+    ) in (cycle.reason or "")
+    after = serving.get_deployment("churn-theirs").rollout
+    assert after.canary_version == theirs.version
+    assert after.state.value == "progressing"
+    assert champion(ws) == 1
+
+
+def test_an_operators_edit_between_read_and_apply_is_kept_by_the_shadow(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from driftline.serving import DeploymentService
+
+    serving = ws.service("serving", DeploymentService)
+    policy = rolled_back_canary(ws, "churn-shadow-edit").replace(
+        "rollout: canary", "rollout: shadow-then-canary\nshadow: {min_requests: 10}"
+    )
+
+    def operator(apply: Any) -> None:
+        spec = serving.get_deployment("churn-shadow-edit").spec
+        apply(dataclasses.replace(spec, log_sample=0.5))
+
+    meanwhile(monkeypatch, ws, operator)
+    cycle = run(ws, policy)
+    assert cycle.state is CycleState.ROLLING_OUT, cycle.reason
+    made = serving.get_deployment("churn-shadow-edit")
+    assert made.spec.log_sample == 0.5
+    assert made.rollout.shadow_version == cycle.version
+
+
+def test_a_driver_that_stopped_after_applying_the_canary_starts_no_second_one(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from driftline.serving import DeploymentService
+
+    serving = ws.service("serving", DeploymentService)
+    policy = rolled_back_canary(ws, "churn-resume")
+    loop = cycles(ws)
+    real = loop.deployments.apply
+
+    class Stopped(Exception):
+        """The driver died between the apply and the cycle's move."""
+
+    def apply_then_stop(spec: Any, *, expected: int | None = None) -> Any:
+        real(spec, expected=expected)
+        raise Stopped
+
+    monkeypatch.setattr(loop.deployments, "apply", apply_then_stop)
+    loop.apply(policy)
+    with pytest.raises(Stopped):
+        loop.run("churn", ws, payload=dict(GOOD))
+    started = serving.get_deployment("churn-resume")
+    monkeypatch.setattr(loop.deployments, "apply", real)
+    resumed = loop.advance("churn", ws)
+    assert resumed is not None
+    assert resumed.state is CycleState.ROLLING_OUT, resumed.reason
+    assert resumed.rollout is not None
+    assert resumed.rollout["canary_version"] == started.rollout.canary_version == resumed.version
+    after = serving.get_deployment("churn-resume")
+    assert after.generation == started.generation  # nothing applied again
+    assert after.rollout.window_start == started.rollout.window_start

@@ -175,7 +175,7 @@ def test_a_cursor_moves_once_with_its_trigger(
         "churn", Trigger("new_data", "customers@2"), cooldown_ms=0, max_per_day=10,
         actor="t", now=now, cursor=CursorMove("new_data:customers", 1, 2),
     )  # fmt: skip
-    assert outcome.outcome == "skipped"
+    assert outcome.outcome == "seen"
     assert "new_data:customers was seen already" in outcome.reason
     (cycle,) = store.cycles("churn")
     assert cycle.absorbed == 0
@@ -388,3 +388,199 @@ def test_a_drift_alert_below_min_share_starts_nothing_and_one_above_does(ws: Wor
     assert json.dumps(cause.payload)  # stored as JSON, read back as it was
     agent.tick()  # both alerts were seen: nothing more
     assert len(loop.history("churn")) == before + 1
+
+
+# -- the alert cursor: marks made with the trigger (SQLite and PostgreSQL) ----------------
+
+ALERT_POLICY = """\
+model: churn
+deployment: churn
+triggers:
+  - drift: {monitor: churn-prod}
+pipeline: {name: retrain_churn}
+cooldown: 0
+max_cycles_per_day: 50
+"""
+
+
+class Alerts:
+    """Monitoring's alerts as a look reads them: those added so far (``on_read`` runs
+    after a read, as if the reader were paused there)."""
+
+    def __init__(self) -> None:
+        self.added: list[Any] = []
+        self.on_read: Callable[[], None] | None = None
+
+    def alerts(self, *, since: datetime | None = None, monitor: str | None = None) -> list[Any]:
+        found = [
+            a for a in self.added
+            if (since is None or a.created_at >= since) and a.monitor == monitor
+        ]  # fmt: skip
+        if self.on_read is not None:
+            hook, self.on_read = self.on_read, None
+            hook()
+        return found
+
+    def add(self, at_ms: int, alert_id: str) -> str:
+        from driftline.core.clock import from_ms
+        from driftline.monitoring.monitor_models import Alert
+
+        at = from_ms(at_ms)
+        self.added.append(
+            Alert(id=alert_id, monitor="churn-prod", deployment="churn", check="drift",
+                  severity="warning", message="drift", figures={}, evaluation_id="e",
+                  created_at=at, last_seen_at=at)
+        )  # fmt: skip
+        return alert_id
+
+
+def alert_loop(store: SqlRetrainingStore, alerts: Alerts) -> Any:
+    """A retraining loop that only looks at alerts (nothing else is reached)."""
+    from types import SimpleNamespace
+
+    from driftline.retraining.loop import Retrainer
+
+    return Retrainer(
+        store, registry=None, data=None, monitoring=SimpleNamespace(monitors=alerts),  # type: ignore[arg-type]
+        deployments=None, user="agent",  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def alert_store(url: str, open_workspace: Callable[..., Workspace], now: int) -> Any:
+    ws = open_workspace(url)
+    assert ws.database is not None
+    store = SqlRetrainingStore(ws.database)
+    store.put_policy("churn", parse_policy(ALERT_POLICY).to_dict(), "", actor="t", now=now)
+    return store
+
+
+def end_open_cycles(store: SqlRetrainingStore) -> None:
+    for cycle in store.cycles("churn", open_only=True):
+        store.transition(cycle, CycleState.FAILED, actor="t", now=now_ms(), reason="test")
+
+
+def test_an_alert_committed_after_a_look_in_the_same_millisecond_is_seen(
+    shared_db_url: str, open_workspace: Callable[..., Workspace]
+) -> None:
+    from driftline.retraining.watch import look_alerts
+
+    now = now_ms()
+    store = alert_store(shared_db_url, open_workspace, now)
+    alerts = Alerts()
+    loop = alert_loop(store, alerts)
+    said: list[str] = []
+    first = alerts.add(now + 1_000, "alert-1")
+    look_alerts(loop, loop.policy("churn"), said.append, now + 2_000)
+    assert [c.cause.ref for c in store.cycles("churn")] == [first]
+    assert store.alerts_seen_at("churn") == now + 1_000
+    end_open_cycles(store)
+    # Stamped in the same millisecond as the cursor, committed after the look; and one
+    # stamped a second earlier, committed later still.
+    same = alerts.add(now + 1_000, "alert-0")
+    look_alerts(loop, loop.policy("churn"), said.append, now + 3_000)
+    assert [c.cause.ref for c in store.cycles("churn")] == [same, first], said
+    end_open_cycles(store)
+    earlier = alerts.add(now, "alert-9")
+    look_alerts(loop, loop.policy("churn"), said.append, now + 4_000)
+    assert store.cycles("churn")[0].cause.ref == earlier, said
+    end_open_cycles(store)
+    before = list(said)
+    look_alerts(loop, loop.policy("churn"), said.append, now + 5_000)  # all looked at
+    assert len(store.cycles("churn")) == 3
+    assert said == before
+    assert set(store.alert_marks("churn")) == {first, same, earlier}
+    assert store.cursors("churn") == {}  # marks are not trigger cursors
+
+
+def test_an_alert_before_the_policy_is_not_new_and_old_marks_are_forgotten(
+    shared_db_url: str, open_workspace: Callable[..., Workspace]
+) -> None:
+    from driftline.retraining.watch import ALERT_GRACE_MS, look_alerts
+
+    now = now_ms()
+    store = alert_store(shared_db_url, open_workspace, now)
+    alerts = Alerts()
+    loop = alert_loop(store, alerts)
+    alerts.add(now - 1, "before-the-policy")
+    look_alerts(loop, loop.policy("churn"), print, now + 1)
+    assert store.cycles("churn") == []
+    alerts.add(now + 10, "fires")
+    look_alerts(loop, loop.policy("churn"), print, now + 20)
+    assert store.alert_marks("churn") == {"fires": now + 10}
+    end_open_cycles(store)
+    later = now + ALERT_GRACE_MS + 1_000
+    alerts.add(later, "much-later")
+    look_alerts(loop, loop.policy("churn"), print, later + 1)
+    assert store.alert_marks("churn") == {"much-later": later}  # "fires" is out of reach
+
+
+def test_two_agents_looking_at_once_start_one_cycle_per_alert(
+    shared_db_url: str, open_workspace: Callable[..., Workspace]
+) -> None:
+    from driftline.retraining.watch import look_alerts
+
+    now = now_ms()
+    store = alert_store(shared_db_url, open_workspace, now)
+    alerts = Alerts()
+    alert_id = alerts.add(now + 1_000, "alert-1")
+    other = open_workspace(shared_db_url)
+    assert other.database is not None
+    first, second = (
+        alert_loop(store, alerts),
+        alert_loop(SqlRetrainingStore(other.database), alerts),
+    )
+    said_first: list[str] = []
+    said_second: list[str] = []
+
+    def the_other_agent_looks_and_its_cycle_ends() -> None:
+        look_alerts(second, second.policy("churn"), said_second.append, now + 2_000)
+        end_open_cycles(store)
+
+    # The first agent read the alert; before it triggers, the second one looks, and the
+    # cycle it started ends (cooldown 0): the first must not start another.
+    alerts.on_read = the_other_agent_looks_and_its_cycle_ends
+    look_alerts(first, first.policy("churn"), said_first.append, now + 2_000)
+    (cycle,) = store.cycles("churn")
+    assert cycle.cause.ref == alert_id
+    assert cycle.absorbed == 0
+    assert any("started cycle" in line for line in said_second), said_second
+    assert said_first == []  # seen by the other agent: nothing to say
+
+
+def test_two_agents_in_threads_start_one_cycle_and_absorb_nothing(
+    shared_db_url: str, open_workspace: Callable[..., Workspace]
+) -> None:
+    import threading
+
+    from driftline.retraining.watch import look_alerts
+
+    now = now_ms()
+    store = alert_store(shared_db_url, open_workspace, now)
+    alerts = Alerts()
+    for i in range(3):
+        alerts.add(now + 1_000 + i, f"alert-{i}")
+    agents = []
+    for _ in range(4):
+        other = open_workspace(shared_db_url)
+        assert other.database is not None
+        agents.append(alert_loop(SqlRetrainingStore(other.database), alerts))
+    start = threading.Barrier(len(agents))
+    failed: list[BaseException] = []
+
+    def look(loop: Any) -> None:
+        try:
+            start.wait(30)
+            look_alerts(loop, loop.policy("churn"), lambda _: None, now + 2_000)
+        except BaseException as exc:  # reported below, with the thread's error
+            failed.append(exc)
+
+    threads = [threading.Thread(target=look, args=(loop,)) for loop in agents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failed, failed
+    (cycle,) = store.cycles("churn")
+    # One started it; the other two alerts were absorbed once each, never twice.
+    assert cycle.absorbed == 2
+    assert set(store.alert_marks("churn")) == {"alert-0", "alert-1", "alert-2"}

@@ -25,6 +25,7 @@ from driftline.retraining.cycles import (
     Trigger,
     TriggerOutcome,
 )
+from driftline.retraining.triggers import ALERT_KEY_PREFIX, alert_key
 
 __all__ = ["SqlRetrainingStore"]
 
@@ -100,29 +101,65 @@ class SqlRetrainingStore:
         return [str(m) for m in self.db.read(lambda conn: conn.execute(q).scalars().all())]
 
     def alerts_seen_at(self, model: str) -> int | None:
-        """The time of the newest alert already turned into a trigger for ``model``."""
+        """The time of the newest alert already looked at for ``model``."""
         c = t.retraining_policies.c
         q = sa.select(c.alerts_seen_at).where(c.model == model)
         value = self.db.read(lambda conn: conn.execute(q).scalar())
         return None if value is None else int(value)
 
-    def see_alerts(self, model: str, until: int) -> None:
-        """Move ``model``'s alert cursor forward to ``until`` (never back)."""
+    def applied_at(self, model: str) -> int | None:
+        """When ``model``'s policy was first applied (ms), None without a policy."""
         c = t.retraining_policies.c
-        q = (
-            t.retraining_policies.update()
-            .where(c.model == model)
-            .where(sa.or_(c.alerts_seen_at.is_(None), c.alerts_seen_at < until))
-            .values(alerts_seen_at=until)
-        )
-        self.db.write(lambda conn: conn.execute(q))
+        q = sa.select(c.created_at).where(c.model == model)
+        value = self.db.read(lambda conn: conn.execute(q).scalar())
+        return None if value is None else int(value)
+
+    def alert_marks(self, model: str) -> dict[str, int]:
+        """The alerts already looked at for ``model`` and still kept: id -> its time."""
+        c = t.retraining_cursors.c
+        q = sa.select(c.key, c.value).where(c.model == model, c.key.startswith(ALERT_KEY_PREFIX))
+        rows = self.db.read(lambda conn: conn.execute(q).all())
+        return {str(k)[len(ALERT_KEY_PREFIX) :]: int(v) for k, v in rows}
+
+    def see_alerts(
+        self, model: str, until: int, *, marks: Mapping[str, int] | None = None, keep_ms: int = 0
+    ) -> None:
+        """Move ``model``'s alert cursor forward to ``until`` (never back), mark the alerts
+        of ``marks`` (id -> time) looked at unless they are, and forget the marks older
+        than ``keep_ms`` before the cursor (a look never reads that far back)."""
+        p = t.retraining_policies.c
+        c = t.retraining_cursors.c
+
+        def write(conn: Connection) -> None:
+            _lock_policy(conn, model)
+            conn.execute(
+                t.retraining_policies.update()
+                .where(p.model == model)
+                .where(sa.or_(p.alerts_seen_at.is_(None), p.alerts_seen_at < until))
+                .values(alerts_seen_at=until)
+            )
+            for alert_id, at in (marks or {}).items():
+                _move_cursor(conn, model, CursorMove(alert_key(alert_id), None, at), until)
+            cursor = conn.execute(sa.select(p.alerts_seen_at).where(p.model == model)).scalar_one()
+            conn.execute(
+                t.retraining_cursors.delete().where(
+                    c.model == model,
+                    c.key.startswith(ALERT_KEY_PREFIX),
+                    c.value < int(cursor) - keep_ms,
+                )
+            )
+
+        self.db.write(write)
 
     # -- cursors of new_data and schedule triggers ------------------------------------
 
     def cursors(self, model: str) -> dict[str, int]:
-        """``model``'s trigger cursors: key -> the value seen (see :class:`CursorMove`)."""
+        """``model``'s cursors of new_data and schedule triggers: key -> the value seen
+        (see :class:`CursorMove`); alerts' marks are :meth:`alert_marks`."""
         c = t.retraining_cursors.c
-        q = sa.select(c.key, c.value).where(c.model == model)
+        q = sa.select(c.key, c.value).where(
+            c.model == model, sa.not_(c.key.startswith(ALERT_KEY_PREFIX))
+        )
         return {str(k): int(v) for k, v in self.db.read(lambda conn: conn.execute(q).all())}
 
     def start_cursor(self, model: str, key: str, value: int, *, now: int) -> int:
@@ -158,8 +195,8 @@ class SqlRetrainingStore:
         transaction, serialized per model by the policy row's lock.
 
         With ``cursor``, the trigger also moves that cursor (compare-and-set): when it
-        moved on already (another agent saw the same version or due time), nothing
-        else happens and the outcome is ``skipped``.
+        moved on already (another agent saw the same version, due time or alert),
+        nothing else happens and the outcome is ``seen``.
         """
         p = t.retraining_policies.c
         c = t.retraining_cycles.c
@@ -177,7 +214,7 @@ class SqlRetrainingStore:
                 )
             if cursor is not None and not _move_cursor(conn, model, cursor, now):
                 return TriggerOutcome(
-                    "skipped", None, f"{cursor.key} was seen already ({cause.kind} {cause.ref})"
+                    "seen", None, f"{cursor.key} was seen already ({cause.kind} {cause.ref})"
                 )
             running = conn.execute(
                 sa.select(t.retraining_cycles)
@@ -351,9 +388,16 @@ def _lock_policy(conn: Connection, model: str) -> None:
 def _keep_cursors(
     conn: Connection, model: str, wanted: Mapping[str, int], now: int, *, drop_others: bool = True
 ) -> None:
-    """Add the cursors of ``wanted`` that ``model`` lacks (the policy row is held)."""
+    """Add the cursors of ``wanted`` that ``model`` lacks (the policy row is held);
+    alerts' marks are not the policy's to drop (they go with the alert cursor)."""
     c = t.retraining_cursors.c
-    have = set(conn.execute(sa.select(c.key).where(c.model == model)).scalars().all())
+    have = set(
+        conn.execute(
+            sa.select(c.key).where(c.model == model, sa.not_(c.key.startswith(ALERT_KEY_PREFIX)))
+        )
+        .scalars()
+        .all()
+    )
     if drop_others and have - set(wanted):
         conn.execute(
             t.retraining_cursors.delete().where(
@@ -370,7 +414,19 @@ def _keep_cursors(
 
 
 def _move_cursor(conn: Connection, model: str, move: CursorMove, now: int) -> bool:
+    """The compare-and-set of :class:`CursorMove` (the policy row is held, so a cursor
+    that must not exist yet cannot be created by another writer meanwhile)."""
     c = t.retraining_cursors.c
+    if move.expected is None:
+        found = conn.execute(sa.select(c.key).where(c.model == model, c.key == move.key)).first()
+        if found is not None:
+            return False
+        conn.execute(
+            t.retraining_cursors.insert().values(
+                model=model, key=move.key, value=move.to, updated_at=now
+            )
+        )
+        return True
     moved = conn.execute(
         t.retraining_cursors.update()
         .where(c.model == model, c.key == move.key, c.value == move.expected)

@@ -70,10 +70,15 @@ class Trigger:
 class CursorMove:
     """What a trigger consumed: move the policy's cursor ``key`` (``new_data:customers``,
     ``schedule:UTC:0 3 * * 0``) from ``expected`` to ``to`` in the trigger's own
-    transaction, so a dataset version or a due time is seen exactly once."""
+    transaction, so a dataset version or a due time is seen exactly once.
+
+    ``expected=None``: the cursor must not exist yet, and is created at ``to``; an
+    alert's mark (``alert:<id>``, at the alert's time) is made so, so each alert is
+    turned into a trigger once however many agents look at it.
+    """
 
     key: str
-    expected: int
+    expected: int | None
     to: int
 
 
@@ -121,8 +126,10 @@ class Cycle:
 
 @dataclass(frozen=True, slots=True)
 class TriggerOutcome:
-    """What a trigger did: ``started`` a cycle, was ``absorbed`` by a running one, or was
-    ``skipped`` (cooldown, daily cap), with the reason."""
+    """What a trigger did: ``started`` a cycle, was ``absorbed`` by a running one, was
+    ``skipped`` (cooldown, daily cap), or was ``seen`` already (what it consumes, see
+    :class:`CursorMove`, was consumed by another look first: nothing happened), with the
+    reason."""
 
     outcome: str
     cycle: Cycle | None

@@ -332,7 +332,8 @@ def _roll_out(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
     kept = {"report": cycle.report}  # the judgement, not stored yet when it comes from it
     assert policy.deployment is not None
     assert cycle.version is not None
-    spec = loop.deployments.get_deployment(policy.deployment).spec
+    deployment = loop.deployments.get_deployment(policy.deployment)
+    spec = deployment.spec
     if policy.rollout == "direct":
         if spec.stable.isdigit():
             return _fail(
@@ -358,8 +359,11 @@ def _roll_out(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
             "(canary: {steps: [...], interval: ...}); or use rollout: direct", **kept,
         )  # fmt: skip
     if policy.rollout == "shadow-then-canary":
-        return _start_shadow(loop, cycle, spec)
-    return _start_canary(loop, cycle, spec, report=cycle.report)
+        other = _others_canary(deployment, cycle)
+        if other is not None:
+            return _fail(loop, cycle, other, **kept)
+        return _start_shadow(loop, cycle, deployment)
+    return _start_canary(loop, cycle, spec.name, report=cycle.report)
 
 
 def _move_alias(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
@@ -390,32 +394,113 @@ def _move_alias(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
     return _move(loop, cycle, CycleState.PROMOTED, reason=moved)
 
 
+#: How often a rollout's apply reads the deployment again after a compare-and-set that
+#: lost to another writer, before leaving it to the next step.
+_APPLY_TRIES = 3
+
+
+def _others_canary(deployment: Any, cycle: Cycle) -> str | None:
+    """Why the cycle must not start its canary or shadow on ``deployment``: a canary it
+    did not start is running there (None when none is)."""
+    rollout = deployment.rollout
+    if rollout.canary_version == cycle.version:
+        return None
+    if rollout.state.value not in ("progressing", "paused"):
+        return None
+    # Someone (an operator, another tool) is rolling out a version of their own: replacing
+    # it would silently end their rollout, and waiting for it could last as long as they
+    # keep it paused, with a judgement made against a champion their canary may replace.
+    # The cycle ends saying so; the next trigger after their rollout judges afresh.
+    return (
+        f"deployment {deployment.name} runs a canary of v{rollout.canary_version} "
+        f"({rollout.state.value}) that this cycle did not start; it is left running and "
+        f"v{cycle.version} was not rolled out"
+    )
+
+
 def _start_canary(
-    loop: Retrainer, cycle: Cycle, spec: Any, *, report: Any = None, **extra: Any
+    loop: Retrainer, cycle: Cycle, name: str, *, report: Any = None, **extra: Any
 ) -> Cycle:
+    """Apply deployment ``name`` with the challenger as its canary (and without the
+    cycle's shadow), compare-and-set on the deployment as read: an operator's edit made
+    meanwhile is read again and kept, a canary someone else started meanwhile is left
+    running (the cycle fails, see :func:`_others_canary`)."""
     products: dict[str, Any] = {} if report is None else {"report": report}
-    canary = dataclasses.replace(spec.canary, version=str(cycle.version))
-    try:
-        applied = loop.deployments.apply(dataclasses.replace(spec, canary=canary))
-    except DriftlineError as exc:
-        return _fail(
-            loop, cycle, f"starting the canary of v{cycle.version} failed: {exc}", **products
-        )
+    for _ in range(_APPLY_TRIES):
+        deployment = loop.deployments.get_deployment(name)
+        if deployment.rollout.canary_version == cycle.version:
+            # Its canary already: a driver applied it and stopped before recording it.
+            # Applying nothing, a second canary never starts.
+            applied = deployment
+            break
+        other = _others_canary(deployment, cycle)
+        if other is not None:
+            return _not_replaced(loop, cycle, other, products)
+        spec = deployment.spec
+        if spec.canary is None:
+            return _fail(
+                loop, cycle,
+                f"deployment {name}'s spec lost its canary steps; v{cycle.version} was not "
+                "rolled out", **products,
+            )  # fmt: skip
+        canary = dataclasses.replace(spec.canary, version=str(cycle.version))
+        try:
+            applied = loop.deployments.apply(
+                dataclasses.replace(spec, canary=canary, shadow=_without_ours(cycle, spec)),
+                expected=deployment.generation,
+            )
+            break
+        except ConflictError:
+            continue  # changed since it was read: read it again and decide again
+        except DriftlineError as exc:
+            return _fail(
+                loop, cycle, f"starting the canary of v{cycle.version} failed: {exc}", **products
+            )
+    else:
+        raise ConflictError(f"Deployment {name!r} kept changing; the next step tries again")
     return _move(
         loop, cycle, CycleState.ROLLING_OUT, **products,
-        rollout={"deployment": spec.name, "kind": "canary", "generation": applied.generation,
+        rollout={"deployment": name, "kind": "canary", "generation": applied.generation,
                  "canary_version": applied.rollout.canary_version, **extra},
     )  # fmt: skip
 
 
-def _start_shadow(loop: Retrainer, cycle: Cycle, spec: Any) -> Cycle:
+def _without_ours(cycle: Cycle, spec: Any) -> Any:
+    """The shadow ``spec`` keeps once the cycle's canary starts: the one the deployment had
+    before the cycle's shadow when that shadow is still there, else the one it has."""
+    from driftline.serving import ShadowPolicy
+
+    if spec.shadow is None or spec.shadow.version != str(cycle.version):
+        return spec.shadow  # not the cycle's (an operator's since): theirs to end
+    previous = (cycle.rollout or {}).get("previous_shadow")
+    return None if previous is None else ShadowPolicy(**previous)
+
+
+def _not_replaced(loop: Retrainer, cycle: Cycle, why: str, products: dict[str, Any]) -> Cycle:
+    """Fail the cycle rather than replace a rollout it did not start, ending its own
+    shadow first (compare-and-set, as :func:`_end_shadow`)."""
+    if (cycle.rollout or {}).get("kind") == "shadow":
+        try:
+            if _end_shadow(loop, cycle):
+                why += f"; the shadow of v{cycle.version} was ended"
+        except ConflictError:
+            raise  # the deployment changed meanwhile: the next step looks again
+        except DriftlineError as exc:
+            why += f"; ending the shadow of v{cycle.version} failed: {exc}"
+    return _fail(loop, cycle, why, **products)
+
+
+def _start_shadow(loop: Retrainer, cycle: Cycle, deployment: Any) -> Cycle:
+    """Record the shadow rollout with the shadow ``deployment`` had as read (put back at
+    its end), then start it."""
+    spec = deployment.spec
     previous = None if spec.shadow is None else dataclasses.asdict(spec.shadow)
     cycle = _move(
         loop, cycle, CycleState.ROLLING_OUT, report=cycle.report,
         rollout={"deployment": spec.name, "kind": "shadow", "since": now_ms(),
                  "shadow_version": cycle.version, "previous_shadow": previous},
     )  # fmt: skip
-    return _ensure_shadow(loop, cycle, spec)
+    return _ensure_shadow(loop, cycle)
 
 
 def _end_shadow(loop: Retrainer, cycle: Cycle) -> bool:
@@ -448,18 +533,43 @@ def _roll_back_shadow(loop: Retrainer, cycle: Cycle, found: dict[str, Any], reas
     return _move(loop, cycle, CycleState.ROLLED_BACK, rollout=rollout, reason=reason)
 
 
-def _ensure_shadow(loop: Retrainer, cycle: Cycle, spec: Any) -> Cycle:
-    """Apply the deployment with the challenger as its shadow (unless it is already)."""
+def _ensure_shadow(loop: Retrainer, cycle: Cycle) -> Cycle:
+    """Apply the deployment with the challenger as its shadow (unless it is already),
+    compare-and-set on the deployment as read: an operator's edit made meanwhile is read
+    again and kept; a shadow other than the one the cycle recorded, or a canary it did
+    not start, is left alone and the cycle fails saying so."""
     from driftline.serving import ShadowPolicy
 
+    rollout = cycle.rollout or {}
+    name = str(rollout["deployment"])
     shadow = ShadowPolicy(version=str(cycle.version), sample=1.0)
-    if spec.shadow == shadow:
-        return cycle
-    try:
-        loop.deployments.apply(dataclasses.replace(spec, shadow=shadow))
-    except DriftlineError as exc:
-        return _fail(loop, cycle, f"starting the shadow of v{cycle.version} failed: {exc}")
-    return cycle
+    for _ in range(_APPLY_TRIES):
+        deployment = loop.deployments.get_deployment(name)
+        spec = deployment.spec
+        if spec.shadow == shadow:
+            return cycle
+        found = None if spec.shadow is None else dataclasses.asdict(spec.shadow)
+        if found != rollout.get("previous_shadow"):
+            assert spec.shadow is not None  # (None would be what it recorded, or ours ended)
+            return _fail(
+                loop, cycle,
+                f"deployment {name}'s shadow was set to v{spec.shadow.version} by someone "
+                f"else after this cycle read it; it is left there and v{cycle.version} is "
+                "not shadowed",
+            )  # fmt: skip
+        other = _others_canary(deployment, cycle)
+        if other is not None:
+            return _fail(loop, cycle, other)
+        try:
+            loop.deployments.apply(
+                dataclasses.replace(spec, shadow=shadow), expected=deployment.generation
+            )
+            return cycle
+        except ConflictError:
+            continue  # changed since it was read: read it again and decide again
+        except DriftlineError as exc:
+            return _fail(loop, cycle, f"starting the shadow of v{cycle.version} failed: {exc}")
+    raise ConflictError(f"Deployment {name!r} kept changing; the next step tries again")
 
 
 def _observe(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
@@ -482,12 +592,13 @@ def _observe(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
 
 def _observe_shadow(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
     """Wait for the shadow's requests, judge them, then the canary or a rollback."""
-    from driftline.serving import ShadowPolicy
 
     rollout = dict(cycle.rollout or {})
     name = str(rollout["deployment"])
-    spec = loop.deployments.get_deployment(name).spec
-    ensured = _ensure_shadow(loop, cycle, spec)  # (a driver may have died before applying)
+    if loop.deployments.get_deployment(name).rollout.canary_version == cycle.version:
+        # A driver started the canary and stopped before recording it: record it.
+        return _start_canary(loop, cycle, name, shadow_result=rollout.get("shadow_result"))
+    ensured = _ensure_shadow(loop, cycle)  # (a driver may have died before applying)
     if ensured is not cycle:
         return ensured
     compared = loop.deployments.compare(name, since=from_ms(int(rollout["since"])))
@@ -524,9 +635,7 @@ def _observe_shadow(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cyc
             f"the shadow v{cycle.version} failed on {found['requests']} mirrored "
             f"requests: {'; '.join(problems)}; the champion stays",
         )  # fmt: skip
-    previous = rollout.get("previous_shadow")
-    spec = dataclasses.replace(spec, shadow=None if previous is None else ShadowPolicy(**previous))
-    return _start_canary(loop, cycle, spec, shadow_result=found)
+    return _start_canary(loop, cycle, name, shadow_result=found)
 
 
 def _share(value: float | None) -> str:

@@ -18,7 +18,8 @@ A figure a rule needs that the alert lacks means the trigger does not fire; the
 (they go into the trigger's payload, so a cycle records why it started).
 
 ``new_data`` and ``schedule`` triggers fire on what they have not seen yet; their
-cursors are named by :func:`cursor_key`.
+cursors are named by :func:`cursor_key`, and the marks of alerts already looked at by
+:func:`alert_key`.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from typing import Any
 from driftline.errors import InvalidArgumentError
 from driftline.retraining.policy import TriggerRule
 
-__all__ = ["ALERT_CHECKS", "Decision", "cursor_key", "judge_alert"]
+__all__ = ["ALERT_CHECKS", "ALERT_KEY_PREFIX", "Decision", "alert_key", "cursor_key", "judge_alert"]
 
 #: The monitoring check whose alerts each alert-driven trigger kind reads.
 ALERT_CHECKS = {"drift": "drift", "performance": "performance"}
+#: How the marks of alerts already looked at are named among a policy's cursors.
+ALERT_KEY_PREFIX = "alert:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,12 @@ def cursor_key(rule: TriggerRule) -> str:
     if rule.kind == "schedule":
         return f"schedule:{rule.settings.get('timezone', 'UTC')}:{rule.settings['cron']}"
     raise InvalidArgumentError(f"A {rule.kind} trigger has no cursor")
+
+
+def alert_key(alert_id: str) -> str:
+    """The name of the mark saying a monitoring alert was looked at (its value: the
+    alert's time, ms)."""
+    return f"{ALERT_KEY_PREFIX}{alert_id}"
 
 
 def _number(value: Any) -> float | None:

@@ -3,9 +3,14 @@
 Each look turns what is new into triggers through :meth:`Retrainer.trigger`, so the
 cooldown, the daily cap and a running cycle's absorbing apply to every kind alike:
 
-- alerts (``drift``, ``performance``): monitoring alerts of the named monitors raised
-  since the policy's alert cursor, fired when :func:`~.triggers.judge_alert` says so;
-  an alert that fires nothing is reported with the reason.
+- alerts (``drift``, ``performance``): monitoring alerts of the named monitors not
+  looked at yet, fired when :func:`~.triggers.judge_alert` says so; an alert that fires
+  nothing is reported with the reason. The alert cursor is the time of the newest alert
+  looked at; each look reads from :data:`ALERT_GRACE_MS` before it (an alert committed
+  after a look, stamped with an earlier time, is still seen) and skips the alerts marked
+  as looked at. A firing alert's mark is made in its trigger's transaction (a
+  :class:`~.cycles.CursorMove` that creates it), so two agents looking at once turn it
+  into one trigger: the second finds it ``seen`` and says nothing.
 - ``new_data``: the dataset's newest version, when it is newer than the version the
   policy's cursor has seen (versions committed between two looks start one cycle, on
   the newest; the pipelines stage's dataset triggers do the same).
@@ -24,12 +29,11 @@ what exists then is not new.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from driftline.core.clock import from_ms, to_ms
 from driftline.retraining.cycles import CursorMove, Trigger, TriggerOutcome
-from driftline.retraining.triggers import ALERT_CHECKS, cursor_key, judge_alert
+from driftline.retraining.triggers import ALERT_CHECKS, alert_key, cursor_key, judge_alert
 
 if TYPE_CHECKING:
     from driftline.data import DataService
@@ -37,9 +41,12 @@ if TYPE_CHECKING:
     from driftline.retraining.loop import Retrainer
     from driftline.retraining.policy import RetrainPolicy, TriggerRule
 
-__all__ = ["first_cursors", "look_alerts", "look_new_data", "look_schedules"]
+__all__ = ["ALERT_GRACE_MS", "first_cursors", "look_alerts", "look_new_data", "look_schedules"]
 
 Say = Callable[[str], None]
+#: How far before the alert cursor a look reads again (ms): how late an alert may become
+#: visible after the time it carries and still be looked at.
+ALERT_GRACE_MS = 300_000
 
 
 def first_cursors(policy: RetrainPolicy, data: DataService, now: int) -> dict[str, int]:
@@ -75,6 +82,7 @@ def _cursor(loop: Retrainer, policy: RetrainPolicy, rule: TriggerRule, now: int)
 
 
 def _said(model: str, what: str, outcome: TriggerOutcome, say: Say) -> None:
+    # ``seen``: another look consumed it first, and that look says what it did.
     if outcome.outcome == "started" and outcome.cycle is not None:
         say(f"Retraining {model}: {what} started cycle {outcome.cycle.id}")
     elif outcome.outcome == "skipped":
@@ -88,18 +96,28 @@ def look_alerts(loop: Retrainer, policy: RetrainPolicy, say: Say, now: int) -> N
         return
     model = policy.model
     seen = loop.store.alerts_seen_at(model)
-    since = from_ms(seen) + timedelta(milliseconds=1) if seen is not None else None
+    since = None
+    if seen is not None:
+        # Reread ALERT_GRACE_MS before the cursor (never before the policy): an alert is
+        # stamped before its transaction commits, so one stamped at or before the newest
+        # alert of a look may become visible after it. The marks say which were looked at.
+        since = from_ms(max(seen - ALERT_GRACE_MS, loop.store.applied_at(model) or 0))
+    marked = loop.store.alert_marks(model)
     found = {}
     for monitor in sorted({r.monitor for r in rules if r.monitor is not None}):
         for alert in loop.monitoring.monitors.alerts(since=since, monitor=monitor):
-            found[alert.id] = alert
+            if alert.id not in marked:
+                found[alert.id] = alert
     newest = seen
+    quiet: dict[str, int] = {}  # alerts that fire nothing: marked with the cursor's move
     for alert in sorted(found.values(), key=lambda a: (a.created_at, a.id)):
-        newest = max(newest or 0, to_ms(alert.created_at))
+        at = to_ms(alert.created_at)
+        newest = max(newest or 0, at)
         mine = [
             r for r in rules if r.monitor == alert.monitor and ALERT_CHECKS[r.kind] == alert.check
         ]
         if not mine:  # an alert of another check of the monitor
+            quiet[alert.id] = at
             continue
         decisions = [(r, judge_alert(r, alert.check, alert.figures)) for r in mine]
         fired = next(((r, d) for r, d in decisions if d.fires), None)
@@ -107,6 +125,7 @@ def look_alerts(loop: Retrainer, policy: RetrainPolicy, say: Say, now: int) -> N
         if fired is None:
             why = "; ".join(d.why for _, d in decisions)
             say(f"Retraining {model}: {what} fires no trigger: {why}")
+            quiet[alert.id] = at
             continue
         rule, decision = fired
         payload = {
@@ -114,10 +133,13 @@ def look_alerts(loop: Retrainer, policy: RetrainPolicy, say: Say, now: int) -> N
             "severity": alert.severity, "trigger": rule.kind, "why": decision.why,
             "matched": decision.matched,
         }  # fmt: skip
-        outcome = loop.trigger(model, Trigger("alert", alert.id, payload), now=now)
+        # The alert's mark is made in the trigger's transaction: a look that reads it
+        # too (another agent, or a later look within the grace) finds it seen.
+        mark = CursorMove(alert_key(alert.id), None, at)
+        outcome = loop.trigger(model, Trigger("alert", alert.id, payload), now=now, cursor=mark)
         _said(model, what, outcome, say)
-    if newest is not None and newest != seen:
-        loop.store.see_alerts(model, newest)
+    if newest is not None:
+        loop.store.see_alerts(model, newest, marks=quiet, keep_ms=ALERT_GRACE_MS)
 
 
 def look_new_data(loop: Retrainer, policy: RetrainPolicy, say: Say, now: int) -> None:
