@@ -19,7 +19,13 @@ import driftline as dl
 from driftline.errors import InvalidArgumentError
 from driftline.monitoring import ColumnThresholds, DriftReport, DriftThresholds
 from driftline.monitoring._frames import open_source
-from driftline.monitoring.drift import _chi2, benjamini_hochberg, jensen_shannon
+from driftline.monitoring.drift import (
+    KS_ASYMPTOTIC_FROM,
+    _chi2,
+    benjamini_hochberg,
+    jensen_shannon,
+    ks_p_value,
+)
 from driftline.monitoring.reference import fit
 
 
@@ -101,6 +107,18 @@ def test_jensen_shannon_and_chi_square_match_scipy() -> None:
     stat, p_value = _chi2(ref_counts, cur_counts)
     expected = stats.chi2_contingency(np.array([ref_counts, cur_counts]), correction=False)
     assert (stat, p_value) == pytest.approx((expected.statistic, expected.pvalue))
+
+
+@pytest.mark.parametrize("en", [20.0, 900.5, 40_000.0, KS_ASYMPTOTIC_FROM, 909_090.9, 5e6])
+def test_the_ks_p_value_is_the_kolmogorov_distribution(en: float) -> None:
+    # Exact below the cut-over; from it on, the corrected limit stays within 5e-4.
+    tolerance = 1e-12 if en < KS_ASYMPTOTIC_FROM else 5e-4
+    for y in np.linspace(0.05, 2.5, 50):
+        d = float(y / math.sqrt(en))
+        exact = float(stats.kstwo.sf(d, round(en)))
+        assert ks_p_value(d, en) == pytest.approx(exact, abs=tolerance)
+    assert ks_p_value(0.0, en) == 1.0
+    assert ks_p_value(1.0, en) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_benjamini_hochberg_matches_scipy() -> None:

@@ -174,3 +174,17 @@ def test_a_column_that_changes_type_in_the_log_is_a_clear_error(svc: MonitoringS
     write_log(svc.log_root, "d", START + DAY, pd.DataFrame({"x": ["a"]}), np.ones(1), prefix="s")
     with pytest.raises(InvalidArgumentError, match="changes a column's type"):
         svc.performance("d", since=START, until=START + 2 * DAY)
+
+
+def test_average_ranks_are_scipys_with_ties() -> None:
+    from scipy.stats import rankdata
+
+    from driftline.monitoring.metrics import average_ranks, roc_auc
+
+    rng = np.random.default_rng(5)
+    for x in (rng.normal(size=500), rng.integers(0, 4, 500).astype(float), np.array([]),
+              np.array([3.0, 3.0, 3.0]), np.array([-np.inf, 0.0, np.inf])):  # fmt: skip
+        assert np.array_equal(average_ranks(x), rankdata(x))
+    y = rng.integers(0, 2, 500).astype(float)
+    tied = rng.integers(0, 4, 500) / 4
+    assert roc_auc(y, tied) == pytest.approx(sk.roc_auc_score(y, tied), abs=1e-12)

@@ -53,6 +53,7 @@ __all__ = [
     "REGRESSION_METRICS",
     "Calibration",
     "MulticlassCalibration",
+    "average_ranks",
     "binary",
     "cbpe",
     "cbpe_multiclass",
@@ -93,14 +94,30 @@ def _prf(tp: float, fp: float, fn: float) -> dict[str, float]:
 
 def roc_auc(y: np.ndarray, score: np.ndarray) -> float | None:
     """ROC AUC of binary ``y`` (0/1) against ``score``; None with one class only."""
-    from scipy.stats import rankdata
+    import numpy as np
 
     pos = int(y.sum())
     neg = len(y) - pos
     if pos == 0 or neg == 0:
         return None
-    ranks = rankdata(score)  # ties averaged
+    if np.isnan(score).any():
+        return float("nan")
+    ranks = average_ranks(score)
     return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``x``, ties given their average rank (scipy's ``rankdata``; kept
+    here because importing ``scipy.stats`` costs a cold check more than the ranking)."""
+    import numpy as np
+
+    order = np.argsort(x, kind="stable")
+    ordered = x[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    ends = np.append(starts[1:], len(x))
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks
 
 
 def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
@@ -108,7 +125,6 @@ def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     import numpy as np
 
     idx = np.minimum((p * bins).astype(np.int64), bins - 1)
-    np.bincount(idx, minlength=bins)
     gap = np.abs(np.bincount(idx, weights=y, minlength=bins) - np.bincount(idx, p, bins))
     return float(gap.sum() / max(len(y), 1)) if len(y) else 0.0
 
