@@ -59,11 +59,8 @@ def test_a_bad_live_metric_is_refused_naming_the_field(metric: str, message: str
 
 
 def test_serving_names_exactly_the_metrics_monitoring_computes() -> None:
-    from driftline.monitoring.metrics import (
-        CLASSIFICATION_METRICS,
-        LOWER_IS_BETTER,
-        REGRESSION_METRICS,
-    )
+    from driftline.monitoring import LOWER_IS_BETTER
+    from driftline.monitoring.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
     assert set(LIVE_METRICS) == {*CLASSIFICATION_METRICS, *REGRESSION_METRICS}
     assert set(LIVE_METRICS) >= LOWER_IS_BETTER
