@@ -13,7 +13,7 @@ from driftline.errors import InvalidArgumentError
 from driftline.monitoring import MonitoringService
 from driftline.monitoring._http import _body
 from driftline.monitoring.models import DriftThresholds
-from driftline.monitoring.options import CheckOptions, PerformanceOptions
+from driftline.monitoring.options import CheckOptions, PerformanceOptions, WindowOptions
 from driftline.workspace import Workspace
 
 
@@ -95,3 +95,14 @@ def test_the_rest_body_carries_every_field_as_json() -> None:
     assert "quality" not in body
     names = {f.name for f in dataclasses.fields(CheckOptions)}
     assert set(body) <= names
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"), [("PerformanceBody", PerformanceOptions), ("CheckBody", CheckOptions)]
+)
+def test_the_wire_body_and_the_options_name_the_same_fields(body: str, kind: type) -> None:
+    from driftline.api import monitoring as wire
+
+    fields = {f.name for f in dataclasses.fields(kind)}
+    assert set(getattr(wire, body).model_fields) == fields
+    assert {f.name for f in dataclasses.fields(WindowOptions)} < fields

@@ -12,6 +12,9 @@ Versions: ``churn/1`` (clean commit), ``churn/2`` (trained with an uncommitted c
 to ``train.py``, so the run is dirty and its diff recorded), ``churn_pipe/1``. Then
 ``driftline serve churn/1`` answers a few requests and is stopped (which writes the
 prediction log).
+
+``ws`` opens the workspace a test module builds once as its ``built`` fixture (see
+``retrain_support.build_in``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,8 @@ try:  # `python -m pytest` from the repository root, as CI runs it
     from tests.conftest import free_port, reset_default_workspace
 except ImportError:  # pragma: no cover - only tests/ on sys.path
     from conftest import free_port, reset_default_workspace  # type: ignore[no-redef]
+
+from driftline.workspace import Workspace
 
 FEATURES = ["f0", "f1", "f2"]
 
@@ -211,6 +217,18 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "client_id": "req-given-by-client",
         "generated_id": generated.headers["X-Request-ID"],
     }
+
+
+@pytest.fixture
+def ws(built: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    """The test module's ``built`` workspace (see ``retrain_support.build_in``), opened
+    from its folder; the default workspace is reset after the test."""
+    from tests.retraining.retrain_support import work_in
+
+    work_in(built["root"], monkeypatch)
+    with Workspace.from_settings(built["settings"]) as workspace:
+        yield workspace
+    reset_default_workspace()
 
 
 @pytest.fixture

@@ -1,12 +1,44 @@
 """A small workspace for retraining-policy tests: data, a model, a deployment, a monitor,
-and a pipeline module in the test's folder that trains and registers a challenger."""
+and a pipeline module in the test's folder that trains and registers a challenger.
+
+A test module builds its workspace once with :func:`build_in` (its ``built`` fixture);
+the ``ws`` fixture of ``conftest.py`` opens it for each test.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from tests.conftest import reset_default_workspace
+
+if TYPE_CHECKING:
+    from driftline.retraining.loop import Retrainer
+    from driftline.workspace import Workspace
 
 FEATURES = ["f0", "f1", "f2"]
+
+#: A policy with a trigger of each kind (the policy tests parse it, the REST tests apply it).
+FULL_POLICY = """\
+model: churn
+deployment: churn
+triggers:
+  - drift: {monitor: churn-prod, columns: any, min_share: 0.3}
+  - new_data: {dataset: customers}
+  - schedule: {cron: "0 3 * * 0"}
+pipeline: {name: retrain_churn, module: retrain_pipes, params: {dataset: "{trigger.dataset}"}}
+evaluate: {data: recent_labelled, window: 14d, fallback: customers@latest, metric: roc_auc}
+challenger_must_beat: {metric: roc_auc, by: 0.0, confidence: 0.95}
+approvals: 0
+rollout: direct
+cooldown: 6h
+max_cycles_per_day: 4
+"""
 
 PIPELINES = """\
 import driftline as dl
@@ -85,3 +117,44 @@ def _traffic(root: str, rows: int = 5) -> None:
              "f2": [0.0]}, [i % 2], 1, 2.0, 200, None)
         )  # fmt: skip
     log.close()
+
+
+def build_in(
+    tmp_path_factory: pytest.TempPathFactory, name: str, files: Mapping[str, str], **settings: Any
+) -> dict[str, Any]:
+    """:func:`build` in a new folder ``name`` that also holds ``files`` (file name -> text:
+    the pipeline modules a policy names). Returns the settings, ``root`` and ``home``."""
+    root = tmp_path_factory.mktemp(name)
+    for file, text in files.items():
+        (root / file).write_text(text)
+    found = build(root / ".driftline", **settings)
+    reset_default_workspace()
+    return {**found, "root": root, "home": root / ".driftline"}
+
+
+def work_in(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from ``folder`` with its modules importable, as a policy's pipeline module is
+    found: in the working directory of the process that runs the cycle."""
+    monkeypatch.chdir(folder)
+    monkeypatch.syspath_prepend(str(folder))
+
+
+def cli(built: Mapping[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    """``driftline --home <built home> ARGS`` in a process of its own, from the built root."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "--home", str(built["home"]), *args],
+        cwd=built["root"], env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def cycles(ws: Workspace) -> Retrainer:
+    """The workspace's retraining loop."""
+    from driftline.retraining import RetrainingService
+
+    return ws.service("retraining", RetrainingService).cycles
+
+
+def champion(ws: Workspace, alias: str = "champion") -> int:
+    """The version of ``churn`` that ``alias`` points to."""
+    return ws.registry.get_model("churn").aliases[alias]

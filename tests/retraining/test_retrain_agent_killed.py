@@ -24,14 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import reset_default_workspace
 from tests.retraining.agentkill_support import PIPELINES
-from tests.retraining.retrain_support import build
+from tests.retraining.retrain_support import build_in, cycles
 
-from driftline.retraining import RetrainingService
 from driftline.retraining.cycles import Cycle, CycleState
 from driftline.retraining.driver import TAG_CYCLE
-from driftline.retraining.loop import Retrainer
 from driftline.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -62,28 +59,15 @@ def built(
     """The workspace on ``request.param``'s database: ``sqlite`` (a file in its home) or
     ``postgres`` (a database of its own, which the agents are given)."""
     backend = getattr(request, "param", "sqlite")
-    root = tmp_path_factory.mktemp(f"retrain-agent-killed-{backend}")
-    (root / "kill_pipes.py").write_text(PIPELINES)
     env: dict[str, str] = {}
     if backend == "postgres":
         server = request.getfixturevalue("postgres")
         env["DRIFTLINE_URI"] = server.url(server.create_database())
-    found = build(root / ".driftline", **({"uri": env["DRIFTLINE_URI"]} if env else {}))
-    reset_default_workspace()
-    return {**found, "root": root, "home": root / ".driftline", "env": env}
-
-
-@pytest.fixture
-def ws(built: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
-    monkeypatch.chdir(built["root"])
-    monkeypatch.syspath_prepend(str(built["root"]))
-    with Workspace.from_settings(built["settings"]) as workspace:
-        yield workspace
-    reset_default_workspace()
-
-
-def cycles(ws: Workspace) -> Retrainer:
-    return ws.service("retraining", RetrainingService).cycles
+    found = build_in(
+        tmp_path_factory, f"retrain-agent-killed-{backend}", {"kill_pipes.py": PIPELINES},
+        **({"uri": env["DRIFTLINE_URI"]} if env else {}),
+    )  # fmt: skip
+    return {**found, "env": env}
 
 
 class Agents:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import reset_default_workspace
-from tests.retraining.retrain_support import PIPELINES, build
+from tests.retraining.retrain_support import PIPELINES, build, work_in
 
 from driftline.auth import AuthService
 from driftline.core.clock import now_ms
@@ -35,8 +35,7 @@ rollout: direct
 @pytest.fixture
 def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
     (tmp_path / "retrain_pipes.py").write_text(PIPELINES)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    work_in(tmp_path, monkeypatch)
     found = build(tmp_path / ".driftline", user="lee")
     reset_default_workspace()
     with Workspace.from_settings(found["settings"]) as workspace:

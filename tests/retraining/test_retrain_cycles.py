@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.conftest import reset_default_workspace, webhook_receiver
-from tests.retraining.retrain_support import PIPELINES, build
+from tests.conftest import webhook_receiver
+from tests.retraining.retrain_support import PIPELINES, build_in, champion, cli
 
 from driftline.errors import InvalidArgumentError
 from driftline.retraining import RetrainingService
@@ -39,26 +35,7 @@ max_cycles_per_day: 50
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("retrain-cycles")
-    (root / "retrain_pipes.py").write_text(PIPELINES)
-    found = build(root / ".driftline")
-    reset_default_workspace()
-    return {**found, "root": root}
-
-
-@pytest.fixture
-def ws(built: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
-    monkeypatch.chdir(built["root"])
-    monkeypatch.syspath_prepend(str(built["root"]))
-    with Workspace.from_settings(built["settings"]) as workspace:
-        yield workspace
-    reset_default_workspace()
-
-
-def champion(ws: Workspace) -> int:
-    return (
-        ws.service("retraining", RetrainingService).registry.get_version("churn@champion").version
-    )
+    return build_in(tmp_path_factory, "retrain-cycles", {"retrain_pipes.py": PIPELINES})
 
 
 def test_a_worse_challenger_is_rejected_and_the_champion_stays(ws: Workspace) -> None:
@@ -95,15 +72,6 @@ def test_a_better_challenger_is_promoted_directly(ws: Workspace) -> None:
         assert f"retraining.cycle.{state}" in states
     history = loop.history("churn")
     assert [c.id for c in history][:1] == [cycle.id]
-
-
-def cli(built: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
-    home = str(built["root"] / ".driftline")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "--home", home, *args],
-        cwd=built["root"], env=env, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
 
 
 def test_the_cli_shows_status_and_history_and_refuses_bad_files(

@@ -10,21 +10,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import reset_default_workspace
 from tests.retraining.engine_support import DRIVER, PIPELINES
-from tests.retraining.retrain_support import FEATURES, build, customers
+from tests.retraining.retrain_support import FEATURES, build_in, champion, customers, cycles
 
 from driftline.core.clock import from_ms, now_ms
 from driftline.errors import ConflictError, InvalidArgumentError
 from driftline.retraining import RetrainingService
 from driftline.retraining.cycles import Cycle, CycleState, Trigger
-from driftline.retraining.loop import Retrainer
 from driftline.workspace import Workspace
 
 POLICY = """\
@@ -45,29 +42,8 @@ GOOD = {"gate": "", "mode": "good"}
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("retrain-engine")
-    (root / "engine_pipes.py").write_text(PIPELINES)
-    (root / "drive.py").write_text(DRIVER)
-    found = build(root / ".driftline")
-    reset_default_workspace()
-    return {**found, "root": root, "home": root / ".driftline"}
-
-
-@pytest.fixture
-def ws(built: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
-    monkeypatch.chdir(built["root"])
-    monkeypatch.syspath_prepend(str(built["root"]))
-    with Workspace.from_settings(built["settings"]) as workspace:
-        yield workspace
-    reset_default_workspace()
-
-
-def cycles(ws: Workspace) -> Retrainer:
-    return ws.service("retraining", RetrainingService).cycles
-
-
-def champion(ws: Workspace, alias: str = "champion") -> int:
-    return ws.registry.get_model("churn").aliases[alias]
+    files = {"engine_pipes.py": PIPELINES, "drive.py": DRIVER}
+    return build_in(tmp_path_factory, "retrain-engine", files)
 
 
 def run(ws: Workspace, policy: str, **payload: str) -> Cycle:

@@ -3,13 +3,11 @@ triggers deduplicated into cycles (a running cycle absorbs, cooldown, daily cap)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import reset_default_workspace
-from tests.retraining.retrain_support import PIPELINES, build
+from tests.retraining.retrain_support import FULL_POLICY, PIPELINES, build_in
 
 from driftline.errors import InvalidArgumentError, NotFoundError
 from driftline.retraining import RetrainingService
@@ -17,38 +15,10 @@ from driftline.retraining.cycles import CycleState, Trigger
 from driftline.retraining.policy import parse_policy
 from driftline.workspace import Workspace
 
-GOOD = """\
-model: churn
-deployment: churn
-triggers:
-  - drift: {monitor: churn-prod, columns: any, min_share: 0.3}
-  - new_data: {dataset: customers}
-  - schedule: {cron: "0 3 * * 0"}
-pipeline: {name: retrain_churn, module: retrain_pipes, params: {dataset: "{trigger.dataset}"}}
-evaluate: {data: recent_labelled, window: 14d, fallback: customers@latest, metric: roc_auc}
-challenger_must_beat: {metric: roc_auc, by: 0.0, confidence: 0.95}
-approvals: 0
-rollout: direct
-cooldown: 6h
-max_cycles_per_day: 4
-"""
-
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("retrain-policy")
-    (root / "retrain_pipes.py").write_text(PIPELINES)
-    found = build(root / ".driftline")
-    reset_default_workspace()
-    return {**found, "root": root}
-
-
-@pytest.fixture
-def ws(built: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
-    monkeypatch.chdir(built["root"])
-    monkeypatch.syspath_prepend(str(built["root"]))
-    with Workspace.from_settings(built["settings"]) as workspace:
-        yield workspace
+    return build_in(tmp_path_factory, "retrain-policy", {"retrain_pipes.py": PIPELINES})
 
 
 def retraining(ws: Workspace) -> RetrainingService:
@@ -56,7 +26,7 @@ def retraining(ws: Workspace) -> RetrainingService:
 
 
 def test_a_good_policy_parses_into_a_frozen_record() -> None:
-    policy = parse_policy(GOOD)
+    policy = parse_policy(FULL_POLICY)
     assert policy.model == "churn"
     assert policy.rollout == "direct"
     assert [t.kind for t in policy.triggers] == ["drift", "new_data", "schedule"]
@@ -106,8 +76,8 @@ def test_a_good_policy_parses_into_a_frozen_record() -> None:
     ],
 )
 def test_a_bad_policy_names_the_field_and_line(change: tuple[str, str], message: str) -> None:
-    text = GOOD.replace(*change)
-    assert text != GOOD
+    text = FULL_POLICY.replace(*change)
+    assert text != FULL_POLICY
     with pytest.raises(InvalidArgumentError) as caught:
         parse_policy(text)
     assert message in str(caught.value)
@@ -116,14 +86,14 @@ def test_a_bad_policy_names_the_field_and_line(change: tuple[str, str], message:
 def test_notify_replaces_the_monitors_channels_and_reads_back() -> None:
     from driftline.retraining.policy import policy_from_dict
 
-    assert parse_policy(GOOD).notify is None  # the triggers' monitors' channels
-    told = parse_policy(GOOD + "notify: [log, 'webhook:http://127.0.0.1:9/x', log]\n")
+    assert parse_policy(FULL_POLICY).notify is None  # the triggers' monitors' channels
+    told = parse_policy(FULL_POLICY + "notify: [log, 'webhook:http://127.0.0.1:9/x', log]\n")
     assert told.notify == ("log", "webhook:http://127.0.0.1:9/x")
     assert policy_from_dict(told.to_dict()) == told
-    silent = parse_policy(GOOD + "notify: []\n")
+    silent = parse_policy(FULL_POLICY + "notify: []\n")
     assert silent.notify == ()
     assert policy_from_dict(silent.to_dict()) == silent
-    assert "notify" not in parse_policy(GOOD).to_dict()
+    assert "notify" not in parse_policy(FULL_POLICY).to_dict()
 
 
 @pytest.mark.parametrize(
@@ -142,7 +112,7 @@ def test_notify_replaces_the_monitors_channels_and_reads_back() -> None:
 )
 def test_apply_refuses_unknown_names(ws: Workspace, change: tuple[str, str], message: str) -> None:
     with pytest.raises(NotFoundError) as caught:
-        retraining(ws).cycles.apply(GOOD.replace(*change))
+        retraining(ws).cycles.apply(FULL_POLICY.replace(*change))
     assert message in str(caught.value)
 
 
@@ -152,14 +122,14 @@ def test_approvals_nobody_can_give_are_refused(ws: Workspace) -> None:
     service.approvers = lambda model: ["ada"]
     try:
         with pytest.raises(InvalidArgumentError, match="line 10: approvals: 2 distinct people"):
-            service.apply(GOOD.replace("approvals: 0", "approvals: 2"))
+            service.apply(FULL_POLICY.replace("approvals: 0", "approvals: 2"))
     finally:
         service.approvers = before
 
 
 def test_apply_stores_the_policy_and_audits_it(ws: Workspace, tmp_path: Path) -> None:
     file = tmp_path / "retrain.yaml"
-    file.write_text(GOOD)
+    file.write_text(FULL_POLICY)
     service = retraining(ws).cycles
     applied = service.apply(file)
     assert service.policy("churn") == applied
@@ -169,7 +139,7 @@ def test_apply_stores_the_policy_and_audits_it(ws: Workspace, tmp_path: Path) ->
 
 def test_a_storm_of_triggers_starts_one_cycle(ws: Workspace) -> None:
     service = retraining(ws).cycles
-    service.apply(GOOD.replace("max_cycles_per_day: 4", "max_cycles_per_day: 2"))
+    service.apply(FULL_POLICY.replace("max_cycles_per_day: 4", "max_cycles_per_day: 2"))
     before = len(service.history("churn"))
     outcomes = [
         service.trigger("churn", Trigger("alert", f"alert-{i}", {"dataset": "customers@1"}))
@@ -192,7 +162,7 @@ def test_a_storm_of_triggers_starts_one_cycle(ws: Workspace) -> None:
     assert "cooldown" in skipped.reason
     # ... and once past it, the daily cap does.
     service.apply(
-        GOOD.replace("cooldown: 6h", "cooldown: 0").replace(
+        FULL_POLICY.replace("cooldown: 6h", "cooldown: 0").replace(
             "max_cycles_per_day: 4", "max_cycles_per_day: 1"
         )
     )
@@ -206,7 +176,7 @@ def test_transitions_are_compare_and_set(ws: Workspace) -> None:
 
     service = retraining(ws).cycles
     service.apply(
-        GOOD.replace("cooldown: 6h", "cooldown: 0").replace(
+        FULL_POLICY.replace("cooldown: 6h", "cooldown: 0").replace(
             "max_cycles_per_day: 4", "max_cycles_per_day: 100"
         )
     )

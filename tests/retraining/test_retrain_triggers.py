@@ -5,16 +5,12 @@ each through the same deduplicated trigger, driven by the agent."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.conftest import reset_default_workspace
-from tests.retraining.retrain_support import PIPELINES, build, customers
+from tests.retraining.retrain_support import PIPELINES, build_in, cli, customers
 
 from driftline.core.clock import now_ms, to_ms
 from driftline.errors import InvalidArgumentError
@@ -226,29 +222,7 @@ def policy(triggers: str, dataset: str = "customers@latest") -> str:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("retrain-triggers")
-    (root / "retrain_pipes.py").write_text(PIPELINES)
-    found = build(root / ".driftline")
-    reset_default_workspace()
-    return {**found, "root": root}
-
-
-@pytest.fixture
-def ws(built: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
-    monkeypatch.chdir(built["root"])
-    monkeypatch.syspath_prepend(str(built["root"]))
-    with Workspace.from_settings(built["settings"]) as workspace:
-        yield workspace
-    reset_default_workspace()
-
-
-def cli(built: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
-    home = str(built["root"] / ".driftline")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "--home", home, *args],
-        cwd=built["root"], env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    return build_in(tmp_path_factory, "retrain-triggers", {"retrain_pipes.py": PIPELINES})
 
 
 def test_a_new_dataset_version_starts_one_cycle_on_that_version(

@@ -13,25 +13,18 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import reset_default_workspace
-from tests.retraining.retrain_support import FEATURES, PIPELINES, build, customers
+from tests.retraining.retrain_support import (
+    FEATURES,
+    FULL_POLICY,
+    PIPELINES,
+    build,
+    customers,
+    work_in,
+)
 
 pytestmark = [pytest.mark.server]
 
-POLICY = """\
-model: churn
-deployment: churn
-triggers:
-  - drift: {monitor: churn-prod, columns: any, min_share: 0.3}
-  - new_data: {dataset: customers}
-  - schedule: {cron: "0 3 * * 0"}
-pipeline: {name: retrain_churn, module: retrain_pipes, params: {dataset: "{trigger.dataset}"}}
-evaluate: {data: recent_labelled, window: 14d, fallback: customers@latest, metric: roc_auc}
-challenger_must_beat: {metric: roc_auc, by: 0.0, confidence: 0.95}
-approvals: 2
-rollout: direct
-cooldown: 6h
-max_cycles_per_day: 4
-"""
+POLICY = FULL_POLICY.replace("approvals: 0", "approvals: 2")
 
 
 @dataclass
@@ -100,8 +93,7 @@ def team(request: pytest.FixtureRequest, server_factory: Callable[..., Any]) -> 
 def pipeline_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The pipeline's code, where the client runs (the server does not import it)."""
     (tmp_path / "retrain_pipes.py").write_text(PIPELINES)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    work_in(tmp_path, monkeypatch)
     return tmp_path
 
 

@@ -13,7 +13,7 @@ import pytest
 from driftline.errors import InvalidArgumentError
 from driftline.serving.analysis import CANARY_CHECKS, CanaryWindow, with_contributed
 from driftline.serving.metrics import METRICS, CachedCollector, ContributedMetrics
-from driftline.serving.models import LIVE_METRICS, LiveMetricCheck
+from driftline.serving.models import LIVE_METRICS, DeploymentSpec, LiveMetricCheck
 from driftline.serving.spec import parse_spec, spec_from_dict, spec_to_dict
 from driftline.workspace import Workspace
 
@@ -59,11 +59,8 @@ def test_a_bad_live_metric_is_refused_naming_the_field(metric: str, message: str
 
 
 def test_serving_names_exactly_the_metrics_monitoring_computes() -> None:
-    from driftline.monitoring.metrics import (
-        CLASSIFICATION_METRICS,
-        LOWER_IS_BETTER,
-        REGRESSION_METRICS,
-    )
+    from driftline.monitoring import LOWER_IS_BETTER
+    from driftline.monitoring.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
     assert set(LIVE_METRICS) == {*CLASSIFICATION_METRICS, *REGRESSION_METRICS}
     assert set(LIVE_METRICS) >= LOWER_IS_BETTER
@@ -242,3 +239,11 @@ def test_a_live_metric_nobody_judges_waits_rather_than_promote() -> None:
     )
     assert judged["verdict"] == "pass"
     assert with_contributed(_verdict(), window, [])["verdict"] == "pass"  # not asked for
+
+
+@pytest.mark.parametrize(("stable", "alias"), [("champion", "champion"), ("3", None)])
+def test_a_stable_alias_is_followed_and_a_version_number_is_pinned(
+    stable: str, alias: str | None
+) -> None:
+    spec = DeploymentSpec(name="churn", model="churn", stable=stable)
+    assert spec.stable_alias == alias

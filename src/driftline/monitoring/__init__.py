@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from driftline.core.metric_direction import LOWER_IS_BETTER
 from driftline.monitoring.labels import LabelIngest
-from driftline.monitoring.metrics import LOWER_IS_BETTER
 from driftline.monitoring.models import (
     CheckResult,
     ColumnDrift,

@@ -14,7 +14,7 @@ roc_auc, max_drop: 0.02, min_labels: 50}``). Each variant's traffic in the windo
 (shadow rows left out) is joined with its labels and measured with the same code as
 :func:`driftline.monitoring.performance`. ``measured`` is how much worse the canary is
 than stable (stable minus canary for metrics that rise as they improve, canary minus
-stable for losses and errors, see :data:`~driftline.monitoring.metrics.LOWER_IS_BETTER`);
+stable for losses and errors, see :data:`~driftline.core.metric_direction.LOWER_IS_BETTER`);
 above ``max_drop`` is a ``fail``. Fewer than ``min_labels`` labelled requests of either
 variant, or a metric the traffic cannot give (ROC AUC of a model answering classes, not
 scores), is a ``wait``: thin labels never fail a canary, and never pass it either.
@@ -26,6 +26,8 @@ attributes (``deployment``, ``start``, ``end``), as serving documents them.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from driftline.core.metric_direction import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
     from driftline.core.stage import Host
@@ -96,8 +98,6 @@ class LiveMetricCheck:
 
 
 def _worsening(metric: str, stable: float, canary: float) -> float:
-    from driftline.monitoring.metrics import LOWER_IS_BETTER
-
     return canary - stable if metric in LOWER_IS_BETTER else stable - canary
 
 

@@ -17,6 +17,8 @@ Classification:
 
 Regression: ``mae``, ``rmse``, ``mape`` (over non-zero targets), ``r2``.
 
+Which way each metric improves is :mod:`driftline.core.metric_direction`'s table.
+
 **CBPE** (confidence-based performance estimation, as NannyML describes it) for binary
 classifiers: the scores are calibrated on labelled reference data (isotonic regression,
 :func:`fit_calibration`), and each unlabelled row then counts as ``p`` of a positive and
@@ -49,7 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLASSIFICATION_METRICS",
-    "LOWER_IS_BETTER",
     "REGRESSION_METRICS",
     "Calibration",
     "MulticlassCalibration",
@@ -69,8 +70,6 @@ CLASSIFICATION_METRICS = (
     "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "calibration_error",
 )  # fmt: skip
 REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
-#: The metrics that get better as they fall (the others get better as they rise).
-LOWER_IS_BETTER = frozenset({"log_loss", "calibration_error", "mae", "rmse", "mape"})
 _EPS = 1e-15
 _Z = 1.959963984540054  # two-sided 95 %
 

@@ -5,7 +5,8 @@ their options as keywords; each builds one :class:`PerformanceOptions` or
 :class:`CheckOptions` (every field validated in ``__post_init__``, with the field named in
 the error) and hands that object down: to :class:`~.service.MonitoringService`, and from
 there to the scoring or, for a remote workspace, to the REST client, which sends its
-fields as they are. Adding an option is one field here, not a keyword in three layers.
+fields as they are. Adding an option is one field here, not a keyword in three layers;
+the fields both share are :class:`WindowOptions`'s, said once.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from driftline.monitoring.models import DriftThresholds, Reference
     from driftline.monitoring.quality import QualityThresholds
 
-__all__ = ["CHECKS", "CheckOptions", "PerformanceOptions", "options"]
+__all__ = ["CHECKS", "CheckOptions", "PerformanceOptions", "WindowOptions", "options"]
 
 #: The checks of :func:`driftline.monitoring.check`, in the order they run.
 CHECKS = ("drift", "prediction_drift", "quality", "performance")
@@ -57,37 +58,25 @@ def _check_scoring(
     parse_duration(join_window, "join window")
 
 
-@dataclass(frozen=True, slots=True)
-class PerformanceOptions:
-    """How :func:`driftline.monitoring.performance` scores a deployment (its keywords).
-
-    Raises:
-        InvalidArgumentError: A field that is not valid (the message names it).
-    """
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowOptions:
+    """What performance and checks share: the range, its windows, and how predictions
+    are scored against their labels (the fields of both options objects below)."""
 
     window: str | timedelta = "1d"
     since: str | timedelta | datetime = "14d"
     until: datetime | None = None
-    segment: str | None = None
     task: str = "auto"
     threshold: float = 0.5
     label_delay: str | timedelta = "0s"
     join_window: str | timedelta = "14d"
-    min_rows: int = 100
-    estimate: bool = True
 
-    def __post_init__(self) -> None:
+    def _check_windows(self, min_count: int, what: str) -> None:
+        """Validate these fields and the options' minimum count ``what``."""
         _check_range(self.window, self.since, self.until)
         _check_scoring(
-            self.task,
-            self.threshold,
-            self.label_delay,
-            self.join_window,
-            self.min_rows,
-            "min_rows",
+            self.task, self.threshold, self.label_delay, self.join_window, min_count, what
         )
-        if self.segment is not None and (not isinstance(self.segment, str) or not self.segment):
-            raise InvalidArgumentError(f"Invalid segment {self.segment!r}: name an input column")
 
     def bounds(self, now: datetime) -> list[tuple[datetime, datetime]]:
         """``(start, end)`` of each window of the range, ``now`` standing for "now"."""
@@ -108,8 +97,26 @@ class PerformanceOptions:
         return parse_duration(self.join_window, "join window")
 
 
-@dataclass(frozen=True, slots=True)
-class CheckOptions:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PerformanceOptions(WindowOptions):
+    """How :func:`driftline.monitoring.performance` scores a deployment (its keywords).
+
+    Raises:
+        InvalidArgumentError: A field that is not valid (the message names it).
+    """
+
+    segment: str | None = None
+    min_rows: int = 100
+    estimate: bool = True
+
+    def __post_init__(self) -> None:
+        self._check_windows(self.min_rows, "min_rows")
+        if self.segment is not None and (not isinstance(self.segment, str) or not self.segment):
+            raise InvalidArgumentError(f"Invalid segment {self.segment!r}: name an input column")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckOptions(WindowOptions):
     """What :func:`driftline.monitoring.check` checks, and how (its keywords).
 
     ``thresholds`` may be given as a dict of :class:`~.models.DriftThresholds`' fields
@@ -119,32 +126,17 @@ class CheckOptions:
         InvalidArgumentError: A field that is not valid (the message names it).
     """
 
-    window: str | timedelta = "1d"
-    since: str | timedelta | datetime = "14d"
-    until: datetime | None = None
     reference: str | Reference | None = None
     checks: tuple[str, ...] = CHECKS
     thresholds: DriftThresholds | None = None
     quality: QualityThresholds | None = None
-    task: str = "auto"
-    threshold: float = 0.5
-    label_delay: str | timedelta = "0s"
-    join_window: str | timedelta = "14d"
     min_labels: int = 100
 
     def __post_init__(self) -> None:
         from driftline.monitoring.models import DriftThresholds, Reference
         from driftline.monitoring.quality import QualityThresholds
 
-        _check_range(self.window, self.since, self.until)
-        _check_scoring(
-            self.task,
-            self.threshold,
-            self.label_delay,
-            self.join_window,
-            self.min_labels,
-            "min_labels",
-        )
+        self._check_windows(self.min_labels, "min_labels")
         checks = (self.checks,) if isinstance(self.checks, str) else tuple(self.checks)
         unknown = [c for c in checks if c not in CHECKS]
         if unknown or not checks:
@@ -162,23 +154,11 @@ class CheckOptions:
         ):
             raise InvalidArgumentError(f"Invalid reference {ref!r}: name a stored reference")
 
-    def bounds(self, now: datetime) -> list[tuple[datetime, datetime]]:
-        """``(start, end)`` of each window of the range, ``now`` standing for "now"."""
-        return _bounds(self.window, self.since, self.until, now)
-
     @property
     def performance(self) -> PerformanceOptions:
         """The options of the performance check's scoring."""
-        return PerformanceOptions(
-            window=self.window,
-            since=self.since,
-            until=self.until,
-            task=self.task,
-            threshold=self.threshold,
-            label_delay=self.label_delay,
-            join_window=self.join_window,
-            min_rows=self.min_labels,
-        )
+        shared = {f.name: getattr(self, f.name) for f in fields(WindowOptions)}
+        return PerformanceOptions(**shared, min_rows=self.min_labels)
 
 
 def drift_thresholds(value: DriftThresholds | Mapping[str, Any] | None) -> DriftThresholds | None:

@@ -448,16 +448,12 @@ class MonitoringService:
         """
         import pyarrow as pa
 
-        from driftline.monitoring.options import PerformanceOptions
         from driftline.monitoring.windows import parse_duration
 
         now = max(datetime.now(UTC), end)
-        opts = PerformanceOptions(
-            window=end - start, since=start, join_window=join_window, min_rows=min_labels
+        realized, estimated = self._last_window(
+            deployment, rows, [(start, end)], now, min_labels=min_labels, join_window=join_window
         )
-        report = self._performance(deployment, rows, [(start, end)], now, opts)
-        realized = next(w for w in report.windows if w.kind == "realized")
-        estimated = next((w for w in report.windows if w.kind == "estimated"), None)
         if realized.status == "ok" or estimated is None or estimated.status == "ok":
             return realized, estimated
         before = start - parse_duration(join_window, "join window")
@@ -465,12 +461,11 @@ class MonitoringService:
         if history.num_rows == 0:
             return realized, estimated
         both = pa.concat_tables([history, rows], promote_options="permissive")
-        wider = self._performance(deployment, both, [(before, start), (start, end)], now, opts)
-        last = _ms(start)
-        estimated = next(
-            (w for w in wider.windows if w.kind == "estimated" and w.start == last), estimated
+        bounds = [(before, start), (start, end)]
+        _, wider = self._last_window(
+            deployment, both, bounds, now, min_labels=min_labels, join_window=join_window
         )
-        return realized, estimated
+        return realized, estimated if wider is None else wider
 
     def realized_performance(
         self,
@@ -485,15 +480,37 @@ class MonitoringService:
         """Performance of one window's already-read traffic ``rows`` measured on their
         labels only (no estimate): status ``insufficient_data`` below ``min_labels``
         labelled rows."""
+        now = max(datetime.now(UTC), end)
+        realized, _ = self._last_window(
+            deployment, rows, [(start, end)], now,
+            min_labels=min_labels, join_window=join_window, estimate=False,
+        )  # fmt: skip
+        return realized
+
+    def _last_window(
+        self,
+        deployment: str,
+        rows: Any,
+        bounds: list[tuple[datetime, datetime]],
+        now: datetime,
+        *,
+        min_labels: int,
+        join_window: str | timedelta,
+        estimate: bool = True,
+    ) -> tuple[PerformanceWindow, PerformanceWindow | None]:
+        """``(realized, estimated)`` of the last of ``bounds`` for the one-window calls
+        above; the windows before it only lend their labelled rows to the calibration."""
         from driftline.monitoring.options import PerformanceOptions
 
-        now = max(datetime.now(UTC), end)
+        start, end = bounds[-1]
         opts = PerformanceOptions(
             window=end - start, since=start, until=end, join_window=join_window,
-            min_rows=min_labels, estimate=False,
+            min_rows=min_labels, estimate=estimate,
         )  # fmt: skip
-        report = self._performance(deployment, rows, [(start, end)], now, opts)
-        return next(w for w in report.windows if w.kind == "realized")
+        report = self._performance(deployment, rows, bounds, now, opts)
+        last = [w for w in report.windows if w.start == _ms(start)]
+        realized = next(w for w in last if w.kind == "realized")
+        return realized, next((w for w in last if w.kind == "estimated"), None)
 
     def fit_traffic_reference(
         self,

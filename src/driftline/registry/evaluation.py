@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from driftline.core.metric_direction import ALIASES, HIGHER_IS_BETTER
 from driftline.errors import InvalidArgumentError
 
 __all__ = [
@@ -35,26 +36,13 @@ __all__ = [
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
 KNOWN_METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
-HIGHER_IS_BETTER = {
-    "accuracy": True,
-    "precision": True,
-    "recall": True,
-    "f1": True,
-    "roc_auc": True,
-    "log_loss": False,
-    "rmse": False,
-    "mae": False,
-    "r2": True,
-    "mape": False,
-}
-_ALIASES = {"auc": "roc_auc", "rocauc": "roc_auc", "f1_score": "f1", "logloss": "log_loss"}
 _MAX_CLASSES = 20
 
 
 def canonical_metric(name: str) -> str:
     """``auc`` -> ``roc_auc``; unknown names raise an error listing the known ones."""
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key not in HIGHER_IS_BETTER:
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in KNOWN_METRICS:
         raise InvalidArgumentError(
             f"Unknown metric {name!r}; known: {', '.join(KNOWN_METRICS)} (auc = roc_auc)"
         )

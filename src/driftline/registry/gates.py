@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from driftline.core.metric_direction import HIGHER_IS_BETTER
 from driftline.errors import InvalidArgumentError
-from driftline.registry.evaluation import HIGHER_IS_BETTER, canonical_metric
+from driftline.registry.evaluation import canonical_metric
 
 __all__ = ["Gate", "GateSpec", "parse_gates"]
 

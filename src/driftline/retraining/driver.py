@@ -290,9 +290,9 @@ def _champion(loop: Retrainer, policy: RetrainPolicy) -> tuple[str, str]:
     """The champion's ref and the stable alias (``""`` when stable is a version number)."""
     assert policy.deployment is not None
     spec = loop.deployments.get_deployment(policy.deployment).spec
-    if spec.stable.isdigit():
+    if spec.stable_alias is None:
         return f"{spec.model}/{spec.stable}", ""
-    return f"{spec.model}@{spec.stable}", spec.stable
+    return f"{spec.model}@{spec.stable_alias}", spec.stable_alias
 
 
 def _evaluate(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle, ws: Any) -> Cycle:
@@ -335,7 +335,7 @@ def _roll_out(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
     deployment = loop.deployments.get_deployment(policy.deployment)
     spec = deployment.spec
     if policy.rollout == "direct":
-        if spec.stable.isdigit():
+        if spec.stable_alias is None:
             return _fail(
                 loop, cycle,
                 f"deployment {spec.name} serves a fixed version ({spec.stable}); a direct "

@@ -376,8 +376,7 @@ class Retrainer:
         try:
             policy = self.policy(cycle.model)
             assert policy.deployment is not None
-            stable = self.deployments.get_deployment(policy.deployment).spec.stable
-            alias = None if stable.isdigit() else stable
+            alias = self.deployments.get_deployment(policy.deployment).spec.stable_alias
             approved = {a.actor for a in self.registry.approvals(cycle.model, cycle.version, alias)}
             names = self.approvers(cycle.model) if self.approvers is not None else None
         except DriftlineError:

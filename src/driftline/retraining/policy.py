@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from driftline.core.metric_direction import LOWER_IS_BETTER
 from driftline.core.notify import parse_channels
 from driftline.core.yamlfile import Located, check_keys, compose, mapping
 from driftline.errors import InvalidArgumentError
@@ -296,8 +297,6 @@ def _trigger(raw: Any, i: int, at: Located) -> TriggerRule:
         _name(out["metric"], f"{where}.metric", at)
     if "below" in out:
         _number(out["below"], f"{where}.below", at, -1e12, 1e12)
-        from driftline.monitoring import LOWER_IS_BETTER
-
         if out.get("metric") in LOWER_IS_BETTER:
             raise at.error(
                 f"{where}.metric",

@@ -324,7 +324,7 @@ class DeploymentService:
 
         # Regression gates compare with the holder of the stable alias; a stable given
         # as a number has no holder to compare with (those gates then pass, saying so).
-        alias = spec.stable if not spec.stable.isdigit() else "stable"
+        alias = spec.stable_alias or "stable"
         check_gates(self.registry, spec.model, canary, alias, gates=spec.gates, cache=self.cache)
 
     def _transition(
@@ -421,14 +421,12 @@ class DeploymentService:
         what the caller saw is what is rolled back, or a ``ConflictError``."""
         deployment = self.get_deployment(name)
         _check_generation(name, deployment, expected)
-        if (
-            deployment.rollout.state == RolloutState.PROMOTED
-            and not deployment.spec.stable.isdigit()
-        ):
-            move = self.registry.rollback(deployment.spec.model, deployment.spec.stable)
+        alias = deployment.spec.stable_alias
+        if deployment.rollout.state == RolloutState.PROMOTED and alias is not None:
+            move = self.registry.rollback(deployment.spec.model, alias)
             return self._save_rolled_back(
                 deployment,
-                f"rolled back by {self.user}: {deployment.spec.model}@{deployment.spec.stable} "
+                f"rolled back by {self.user}: {deployment.spec.model}@{alias} "
                 f"back to v{move.version}" + (f" ({reason})" if reason else ""),
             )
         if deployment.rollout.state not in _ACTIVE:
@@ -573,13 +571,14 @@ class DeploymentService:
 
         spec, version = deployment.spec, r.canary_version
         assert version is not None
-        if spec.stable.isdigit():
+        alias = spec.stable_alias
+        if alias is None:
             spec = dataclasses.replace(spec, stable=str(version))
             target = f"stable is now {spec.model}/{version}"
         else:
             try:
                 promote_version(
-                    self.registry, spec.model, version, spec.stable, gates=spec.gates,
+                    self.registry, spec.model, version, alias, gates=spec.gates,
                     cache=self.cache,
                 )  # fmt: skip
             except DriftlineError as exc:
@@ -588,7 +587,7 @@ class DeploymentService:
                     message=f"every check passed but the promotion was refused: {exc}",
                 )  # fmt: skip
                 return dataclasses.replace(deployment, rollout=paused), "deploy_pause"
-            target = f"{spec.model}@{spec.stable} -> v{version}"
+            target = f"{spec.model}@{alias} -> v{version}"
         promoted = dataclasses.replace(
             r, state=RolloutState.PROMOTED, failed_checks=0,
             message=f"promoted: {target}",

@@ -388,6 +388,12 @@ class DeploymentSpec:
     alerts: tuple[str, ...] = ()
 
     @property
+    def stable_alias(self) -> str | None:
+        """The alias the stable variant follows, or ``None`` when it is pinned to a
+        version number (``stable: 3``)."""
+        return None if self.stable.isdigit() else self.stable
+
+    @property
     def stable_target(self) -> ModelTarget:
         """The stable variant as a model target."""
         return version_target(self.model, self.stable)

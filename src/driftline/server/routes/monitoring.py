@@ -76,6 +76,15 @@ def _since(value: str | int) -> Any:
     return from_ms(value) if isinstance(value, int) else value
 
 
+def _options(kind: type[Any], body: PerformanceBody | CheckBody, **converted: Any) -> Any:
+    """The options object ``kind`` of a request body: the body's fields are the options'
+    (the wire names them alike), times as epoch milliseconds become datetimes and
+    ``converted`` gives the fields whose wire form differs."""
+    fields = body.model_dump()
+    fields.update(since=_since(body.since), until=_time(body.until), **converted)
+    return kind(**fields)
+
+
 _LABEL_RECORD = {
     "type": "object",
     "required": ["request_id", "label"],
@@ -136,18 +145,7 @@ def performance(request: Request, deployment: str, body: PerformanceBody) -> dic
 
     check_name(deployment, "deployment")
     authorize(request, "read", model=deployment)
-    options = PerformanceOptions(
-        window=body.window,
-        since=_since(body.since),
-        until=_time(body.until),
-        segment=body.segment,
-        task=body.task,
-        threshold=body.threshold,
-        label_delay=body.label_delay,
-        join_window=body.join_window,
-        min_rows=body.min_rows,
-        estimate=body.estimate,
-    )
+    options = _options(PerformanceOptions, body)
     report = _service(request).performance(deployment, options)
     out: dict[str, Any] = report.to_dict()
     return out
@@ -166,20 +164,10 @@ def check(request: Request, deployment: str, body: CheckBody) -> dict[str, Any]:
             quality = QualityThresholds(**body.quality)
         except TypeError as exc:
             raise InvalidArgumentError(f"Unknown threshold in quality: {exc}") from None
-    options = CheckOptions(
-        window=body.window,
-        since=_since(body.since),
-        until=_time(body.until),
-        reference=body.reference,
-        checks=tuple(body.checks),
-        thresholds=drift_thresholds(body.thresholds),
-        quality=quality,
-        task=body.task,
-        threshold=body.threshold,
-        label_delay=body.label_delay,
-        join_window=body.join_window,
-        min_labels=body.min_labels,
-    )
+    options = _options(
+        CheckOptions, body,
+        checks=tuple(body.checks), thresholds=drift_thresholds(body.thresholds), quality=quality,
+    )  # fmt: skip
     result = _service(request).check(deployment, options)
     out: dict[str, Any] = result.to_dict()
     return out
