@@ -14,7 +14,7 @@ from traffic_log import write_log
 
 import driftline as dl
 from driftline.cli import main
-from driftline.errors import InvalidArgumentError
+from driftline.errors import BackendError, InvalidArgumentError
 from driftline.monitoring.checks import known_checks
 from driftline.serving.predlog import prediction_root
 from driftline.workspace import Workspace
@@ -179,6 +179,37 @@ def test_performance_without_a_threshold_records_figures(ws: Workspace) -> None:
     assert {"roc_auc", "accuracy", "log_loss"} <= {m for _, m in got}
     series = dl.monitoring.monitor_series("plain", check="performance", metric="label_coverage")
     assert [p.value for p in series] == [1.0]
+
+
+def test_performance_beside_the_other_checks_matches_it_alone_and_fails_alone(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run reads the labels and scores performance beside the other checks: the same
+    # figures as a run of performance alone, and a label read that fails is that check's
+    # error, never the other checks'.
+    from driftline.monitoring import MonitoringService
+
+    ids = day(ws, 0)
+    dl.monitoring.fit_traffic_reference("churn", since=START, until=START + DAY, name="calm")
+    dl.monitoring.log_labels("churn", labels_for(ids, 0))
+    checks = ["drift", "performance", "prediction_drift"]
+    dl.monitoring.create_monitor("all", deployment="churn", reference="calm", checks=checks)
+    dl.monitoring.create_monitor("alone", deployment="churn", checks=["performance"])
+    both = dl.monitoring.run_monitor("all", at=START + DAY)
+    assert [c.check for c in both.evaluation.checks] == checks
+    assert figures(both, "performance") == figures(
+        dl.monitoring.run_monitor("alone", at=START + DAY), "performance"
+    )
+
+    def unreadable(*args: Any, **kwargs: Any) -> Any:
+        raise BackendError("the labels table cannot be read")
+
+    monkeypatch.setattr(MonitoringService, "window_labels", unreadable)
+    broken = dl.monitoring.run_monitor("all", at=START + DAY)
+    status = {c.check: (c.status, c.message) for c in broken.evaluation.checks}
+    assert status["performance"] == ("error", "BackendError: the labels table cannot be read")
+    assert status["drift"][0] == status["prediction_drift"][0] == "ok"
+    assert not broken.healthy
 
 
 def test_bad_performance_thresholds_name_the_field(ws: Workspace) -> None:

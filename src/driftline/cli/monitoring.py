@@ -21,6 +21,17 @@ def register(app: typer.Typer) -> None:
     app.add_typer(monitors.app, name="monitor")
 
 
+def reads_windows() -> None:
+    """This command reads whole windows of data: make Arrow's default pool
+    :func:`driftline.monitoring.window_memory_pool` (its docstring says why). The process
+    is the command's own, so it may choose; the library never does."""
+    import pyarrow as pa
+
+    from driftline.monitoring import window_memory_pool
+
+    pa.set_memory_pool(window_memory_pool())
+
+
 def drift(
     ctx: typer.Context,
     reference: str = typer.Argument(
@@ -38,6 +49,7 @@ def drift(
     """Drift of CURRENT against REFERENCE per column; exit 1 on dataset drift, else 0."""
     from driftline.monitoring import MonitoringService, service_for
 
+    reads_windows()
     names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     stored = any(not Path(p).exists() for p in (reference, current))
     service = service_for(open_workspace(ctx)) if stored else MonitoringService(None, None)

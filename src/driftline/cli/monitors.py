@@ -14,6 +14,7 @@ import typer
 
 from driftline.cli._context import open_workspace
 from driftline.cli._output import JsonOption, console, fmt_time, print_json, table
+from driftline.cli.monitoring import reads_windows
 
 if TYPE_CHECKING:
     from driftline.monitoring._http import HttpMonitorService
@@ -173,6 +174,7 @@ def run(
     json: bool = JsonOption,
 ) -> None:
     """Evaluate the latest window once; exit 0 when healthy, 1 on an alert or a failed check."""
+    reads_windows()
     result = _monitors(ctx).run(name, at=_since(at) if at else None)
     e = result.evaluation
     if json:

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from driftline.core.metric_direction import LOWER_IS_BETTER
+from driftline.monitoring._traffic import window_memory_pool
 from driftline.monitoring.labels import LabelIngest
 from driftline.monitoring.models import (
     CheckResult,
@@ -97,6 +98,7 @@ __all__ = [
     "performance",
     "run_monitor",
     "service_for",
+    "window_memory_pool",
 ]
 
 

@@ -12,7 +12,7 @@ kept beside it under ``<home>/monitoring/traffic`` (same deployment and date fol
 same file name). Log files are immutable (written whole under a new UUIDv7 name), so a
 cached file is valid as long as its source exists; :func:`traffic` removes the cached
 files whose source is gone (retention deleted it). Cached files are read into
-:func:`read_pool`'s memory, not Arrow's default pool.
+:func:`window_memory_pool`, not Arrow's default pool.
 
 Flattened columns: ``request_id``, ``row`` (position in the request), ``time``,
 ``model_version``, ``variant``, every input column of a table request, then the
@@ -41,9 +41,9 @@ __all__ = [
     "log_files",
     "log_root",
     "newest_model",
-    "read_pool",
     "request_ids",
     "traffic",
+    "window_memory_pool",
 ]
 
 #: The columns that say which request a row is, not what it holds.
@@ -198,14 +198,18 @@ def _empty() -> Any:
 
 
 @functools.cache
-def read_pool() -> Any:
-    """The memory pool a window is read into: jemalloc where this pyarrow has it, else
-    the system allocator.
+def window_memory_pool() -> Any:
+    """The Arrow memory pool a window is read into: jemalloc where this pyarrow has it,
+    else the system allocator.
 
     Arrow's default pool (mimalloc in its wheels) pays for fresh memory page by page:
     the first read of a 10M-row window (773 MB) took 3.5 s in a new process against
     1.25 s with jemalloc and 1.9 s with the system allocator (the same on later reads),
-    which made the first ``monitor run`` of a cron job twice as slow as the next.
+    which made the first ``monitor run`` of a cron job twice as slow as the next. A
+    process that exists to check windows (the CLI's monitor commands) makes it Arrow's
+    default, for the casts and joins that follow the read too (a cold check of 10M rows
+    5.4 s -> 4.6 s, median of five); a library cannot choose for its host process, so
+    elsewhere only the read uses it.
     """
     import pyarrow as pa
 
@@ -220,7 +224,7 @@ def _read_flattened(target: Path) -> Any:
 
     options = ds.ParquetReadOptions(dictionary_columns=list(_ENCODED))
     dataset = ds.dataset(target, format=ds.ParquetFileFormat(read_options=options))
-    return dataset.to_table(memory_pool=read_pool())
+    return dataset.to_table(memory_pool=window_memory_pool())
 
 
 def _cached(root: str, cache: Path | None, deployment: str, day: str, path: str) -> Any:

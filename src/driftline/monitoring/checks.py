@@ -24,6 +24,8 @@ from driftline.errors import InvalidArgumentError, NotFoundError
 from driftline.monitoring.monitor_models import Monitor, finite
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import pyarrow as pa
 
     from driftline.monitoring.models import DriftThresholds, PerformanceWindow, Reference
@@ -80,12 +82,15 @@ class CheckContext:
         window_end: datetime,
         service: MonitoringService,
         resolve_reference: Callable[[CheckContext], Reference],
+        labels: Future[pa.Table] | None = None,
     ) -> None:
         self.monitor = monitor
         self.rows = rows  # the window's flattened traffic
         self.window_start = window_start
         self.window_end = window_end
         self.service = service
+        # the window's labels (MonitoringService.window_labels), when read beside the rows
+        self.labels = labels
         self._resolve_reference = resolve_reference
         self._reference: Reference | None = None
         self._model_inputs: list[str] | None = None
@@ -421,6 +426,7 @@ def performance_check(ctx: CheckContext) -> CheckVerdict:
         ctx.window_start,
         ctx.window_end,
         min_labels=spec.min_labels,
+        labels=None if ctx.labels is None else ctx.labels.result(),
     )
     figures: list[tuple[str | None, str, float | None]] = [
         (None, "rows", float(realized.rows)),

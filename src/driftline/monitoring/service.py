@@ -438,10 +438,11 @@ class MonitoringService:
         *,
         min_labels: int = 100,
         join_window: str | timedelta = "14d",
+        labels: Any = None,
     ) -> tuple[PerformanceWindow, PerformanceWindow | None]:
         """``(realized, estimated)`` performance of one window's already-read traffic
         ``rows`` (``estimated`` is None unless the model is a binary or multiclass
-        classifier).
+        classifier); ``labels`` as :meth:`window_labels` read them (read now when None).
 
         Without enough labels in the window, the CBPE estimate is calibrated on the
         labelled traffic of the join window before it (read only then).
@@ -452,8 +453,9 @@ class MonitoringService:
 
         now = max(datetime.now(UTC), end)
         realized, estimated = self._last_window(
-            deployment, rows, [(start, end)], now, min_labels=min_labels, join_window=join_window
-        )
+            deployment, rows, [(start, end)], now,
+            min_labels=min_labels, join_window=join_window, labels=labels,
+        )  # fmt: skip
         if realized.status == "ok" or estimated is None or estimated.status == "ok":
             return realized, estimated
         before = start - parse_duration(join_window, "join window")
@@ -466,6 +468,14 @@ class MonitoringService:
             deployment, both, bounds, now, min_labels=min_labels, join_window=join_window
         )
         return realized, estimated if wider is None else wider
+
+    def window_labels(
+        self, deployment: str, start: datetime, end: datetime, join_window: str | timedelta = "14d"
+    ) -> Any:
+        """The stored labels that can join the window ``[start, end)`` (an Arrow table),
+        for :meth:`window_performance`: a caller that reads the window's traffic as well
+        reads these beside it."""
+        return self._stored_labels(deployment, [(start, end)], _one_window(start, end, join_window))
 
     def realized_performance(
         self,
@@ -497,17 +507,13 @@ class MonitoringService:
         min_labels: int,
         join_window: str | timedelta,
         estimate: bool = True,
+        labels: Any = None,
     ) -> tuple[PerformanceWindow, PerformanceWindow | None]:
         """``(realized, estimated)`` of the last of ``bounds`` for the one-window calls
         above; the windows before it only lend their labelled rows to the calibration."""
-        from driftline.monitoring.options import PerformanceOptions
-
         start, end = bounds[-1]
-        opts = PerformanceOptions(
-            window=end - start, since=start, until=end, join_window=join_window,
-            min_rows=min_labels, estimate=estimate,
-        )  # fmt: skip
-        report = self._performance(deployment, rows, bounds, now, opts)
+        opts = _one_window(start, end, join_window, min_rows=min_labels, estimate=estimate)
+        report = self._performance(deployment, rows, bounds, now, opts, labels)
         last = [w for w in report.windows if w.start == _ms(start)]
         realized = next(w for w in last if w.kind == "realized")
         return realized, next((w for w in last if w.kind == "estimated"), None)
@@ -689,6 +695,17 @@ class MonitoringService:
             created_at=now_ms(),
         )
         return store.add_reference(record)
+
+
+def _one_window(
+    start: datetime, end: datetime, join_window: str | timedelta, **fields: Any
+) -> PerformanceOptions:
+    """The options of the one-window calls (:meth:`MonitoringService.window_performance`)."""
+    from driftline.monitoring.options import PerformanceOptions
+
+    return PerformanceOptions(
+        window=end - start, since=start, until=end, join_window=join_window, **fields
+    )
 
 
 def _check_name(name: str, what: str = "reference") -> None:
