@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKS",
+    "JOIN_WINDOW",
     "CheckContext",
     "CheckSpec",
     "CheckVerdict",
@@ -150,6 +151,11 @@ class CheckContext:
     def limits(self) -> MonitorThresholds:
         """Every section of the monitor's thresholds (drift, quality, performance)."""
         return monitor_thresholds(self.monitor.thresholds)
+
+
+#: How much later than its prediction a label may arrive and still be joined, for the
+#: performance check (the window its labels are read for, and scored with).
+JOIN_WINDOW = "14d"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -426,6 +432,7 @@ def performance_check(ctx: CheckContext) -> CheckVerdict:
         ctx.window_start,
         ctx.window_end,
         min_labels=spec.min_labels,
+        join_window=JOIN_WINDOW,
         labels=None if ctx.labels is None else ctx.labels.result(),
     )
     figures: list[tuple[str | None, str, float | None]] = [

@@ -27,6 +27,7 @@ from driftline.core.notify import DeliveryPolicy, parse_channel
 from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError
 from driftline.monitoring.channels import deliver
 from driftline.monitoring.checks import (
+    JOIN_WINDOW,
     CheckContext,
     CheckVerdict,
     get_check,
@@ -185,7 +186,9 @@ class MonitorService:
             # Arrow and numpy release the GIL (a 10M-row window: 6.6 s -> 5 s).
             scored = "performance" in monitor.checks
             labels = (
-                pool.submit(self.monitoring.window_labels, monitor.deployment, start, end)
+                pool.submit(
+                    self.monitoring.window_labels, monitor.deployment, start, end, JOIN_WINDOW
+                )
                 if scored
                 else None
             )
