@@ -1,7 +1,7 @@
 """Who may approve a retraining cycle, on an embedded workspace: nobody is restricted
 while the workspace has no users; once it has users, ``approvals: N`` needs N of them
 allowed to manage the model, and a cycle awaiting approval names who approved and who
-else may."""
+else may, to a caller who may approve too (to others, how many)."""
 
 from __future__ import annotations
 
@@ -97,3 +97,29 @@ def test_approvals_need_that_many_users_who_may_manage_the_model(ws: Workspace) 
     # Users change while a cycle waits: re-applying is checked against who is left.
     with pytest.raises(InvalidArgumentError, match=r"but only 1 can \(ada\)"):
         loop.apply(POLICY)
+
+
+def test_only_a_caller_who_may_approve_reads_who_else_may(ws: Workspace) -> None:
+    auth: Any = ws.service("auth", AuthService)
+    loop = ws.service("retraining", RetrainingService).cycles
+    auth.create_user("ada", role="admin")
+    auth.create_user("max", role="viewer")
+    auth.create_user("vic", role="viewer")
+    auth.grant("max", model="churn", permission="manage")
+    loop.apply(POLICY)
+    awaiting(loop)
+    # What a server's caller reads: whether it may approve is the server's to say.
+    reader = loop.acting_as("vic", approves=lambda model: False)
+    manager = loop.acting_as("max", approves=lambda model: model == "churn")
+    hidden = "(their names are shown to those who may approve)"
+    assert reason(reader).endswith(f"no approval yet (0 of 2); 2 more people may approve {hidden}")
+    assert "ada" not in reason(reader)
+    assert "max" not in reason(reader)
+    assert reason(manager).endswith("no approval yet (0 of 2); may approve: ada, max")
+    # An approval given is an act, and keeps its author's name for every reader.
+    ws.service("registry", RegistryService).approve("churn", 1, "champion", actor="max")
+    assert reason(reader).endswith(f"approved by max (1 of 2); 1 more person may approve {hidden}")
+    assert "ada" not in reason(reader)
+    assert reason(manager).endswith("approved by max (1 of 2); may approve: ada")
+    # Whoever opens the workspace itself (no server between) reads the names as before.
+    assert reason(loop).endswith("approved by max (1 of 2); may approve: ada")

@@ -1,7 +1,8 @@
 """Retraining over a real ``driftline server --auth`` (SQLite and PostgreSQL): policies are
 applied and cycles asked for and read over REST, through a remote workspace and through
 the CLI; grants decide who may; ``approvals: N`` needs N people who may approve, and a
-cycle awaiting approval names them; trace and maturity are the server's."""
+cycle awaiting approval names them to whoever may approve too (a reader reads how many);
+trace and maturity are the server's."""
 
 from __future__ import annotations
 
@@ -101,7 +102,9 @@ def error(response: httpx.Response) -> str:
     return str(response.json()["error"]["message"])
 
 
-def test_policies_and_cycles_over_rest(team: Team) -> None:
+def test_policies_and_cycles_over_rest(
+    team: Team, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
     body = {"text": POLICY}
     assert team.call("PUT", "/retraining/policies", "vic", json=body).status_code == 403
     # An editor edits the model but may not manage it (move its aliases, approve).
@@ -190,14 +193,52 @@ def test_policies_and_cycles_over_rest(team: Team) -> None:
     # The agent beside the server trains and evaluates churn/2; then it waits.
     awaiting = _await_approval(team, cycle["id"], version=2)
     assert "waiting for 2 approval(s)" in awaiting.reason
-    status = team.call("GET", "/retraining/models/churn/status", "vic").json()["cycle"]
-    assert status["state"] == "awaiting_approval"
-    assert "no approval yet (0 of 2); may approve: ada, max" in status["reason"]
+    # Who may approve is named to whoever may approve too (manage, or admin): to a
+    # reader, the admins' and managers' names would be a list of whom to attack.
+    hidden = "(their names are shown to those who may approve)"
+    for who in ("max", "ada"):
+        status = team.call("GET", "/retraining/models/churn/status", who).json()["cycle"]
+        assert status["state"] == "awaiting_approval"
+        assert "no approval yet (0 of 2); may approve: ada, max" in status["reason"]
+    read = _reader_views(team, cycle["id"])
+    assert all(f"no approval yet (0 of 2); 2 more people may approve {hidden}" in r for r in read)
+    assert not any("ada" in r or "max" in r for r in read)
     signed = team.call("POST", "/registry/models/churn/versions/2/approvals", "max",
                        json={"alias": "champion"})  # fmt: skip
     assert signed.status_code == 200, signed.text
-    status = team.call("GET", "/retraining/models/churn/status", "vic").json()["cycle"]
+    status = team.call("GET", "/retraining/models/churn/status", "max").json()["cycle"]
     assert "approved by max (1 of 2); may approve: ada" in status["reason"]
+    # An approval given is an act, and keeps its author's name (as the version's
+    # approvals do for every reader); who else may stays a count.
+    read = _reader_views(team, cycle["id"])
+    assert all(f"approved by max (1 of 2); 1 more person may approve {hidden}" in r for r in read)
+    assert not any("ada" in r for r in read)
+
+    # The CLI through the server shows a reader what the server says to it.
+    monkeypatch.setenv("DRIFTLINE_URI", team.url)
+    monkeypatch.setenv("DRIFTLINE_HOME", str(tmp_path / "cli"))
+    shown = {}
+    for who in ("vic", "max"):
+        monkeypatch.setenv("DRIFTLINE_TOKEN", team.tokens[who])
+        outs = []
+        for args in (("status", "churn"), ("status", "churn", "--json"),
+                     ("history", "churn", "--json")):  # fmt: skip
+            code, out, err = cli(capsys, "retrain", *args)
+            assert code == 0, err
+            outs.append(" ".join(out.split()))  # the console wraps long lines
+        shown[who] = outs
+    assert all(f"1 more person may approve {hidden}" in out for out in shown["vic"])
+    assert not any("ada" in out or "may approve:" in out for out in shown["vic"])
+    assert all("approved by max (1 of 2); may approve: ada" in out for out in shown["max"])
+
+
+def _reader_views(team: Team, cycle_id: str) -> list[str]:
+    """The reasons a reader (vic) reads of the cycle: its status, history and the cycle."""
+    status = team.call("GET", "/retraining/models/churn/status", "vic").json()["cycle"]
+    history = team.call("GET", "/retraining/models/churn/history", "vic").json()["cycles"]
+    one = team.call("GET", f"/retraining/cycles/{cycle_id}", "vic").json()["cycle"]
+    assert [c["id"] for c in (status, history[0], one)] == [cycle_id] * 3
+    return [c["reason"] for c in (status, history[0], one)]
 
 
 def _await_approval(team: Team, cycle_id: str, *, version: int) -> Any:

@@ -5,7 +5,15 @@ version is ``manage`` on its model (the registry's routes authorize it so; the r
 :func:`driftline.auth.policy.allowed`): admins, and users with a ``manage`` grant on
 the model. So a policy's ``approvals: N`` can be met only when at least N distinct
 enabled users may manage the model; ``apply`` refuses it otherwise, and a waiting
-cycle names them.
+cycle names them to whoever may approve it too.
+
+Who else may approve is a list of the model's admins and managers: to a caller who may
+only read the model (a team server's reader) it would be a list of the accounts worth
+attacking, so :func:`waiting_note` says to such a caller how many more may approve,
+not who. The approvals already given keep their authors' names: an approval is an act,
+recorded with who did it, which any reader of the model also reads in the version's
+approvals and in the audit log; hiding it here would hide nothing and take that record
+from the cycle.
 
 A workspace without users (an embedded workspace nobody signs in to) does not restrict
 approvers: whoever opens it approves under the name ``DRIFTLINE_USER`` gives (the
@@ -43,9 +51,16 @@ def how_to_allow(model: str) -> str:
 
 
 def waiting_note(
-    required: int, approved: set[str], may_approve: list[str] | None, local_user: str
+    required: int,
+    approved: set[str],
+    may_approve: list[str] | None,
+    local_user: str,
+    *,
+    named: bool = True,
 ) -> str:
-    """Who has approved and who still may, for a cycle awaiting ``required`` approvals."""
+    """Who has approved and who still may, for a cycle awaiting ``required`` approvals;
+    ``named=False`` (a caller who may not approve, see the module docstring) says how
+    many more may approve, not who."""
     given = f"approved by {', '.join(sorted(approved))}" if approved else "no approval yet"
     if may_approve is None:
         return (
@@ -54,5 +69,11 @@ def waiting_note(
             f"{local_user!r})"
         )
     pending = [name for name in may_approve if name not in approved]
-    who = f"may approve: {', '.join(pending)}" if pending else "no one else may approve"
+    if not pending:
+        who = "no one else may approve"
+    elif named:
+        who = f"may approve: {', '.join(pending)}"
+    else:
+        people = "1 more person" if len(pending) == 1 else f"{len(pending)} more people"
+        who = f"{people} may approve (their names are shown to those who may approve)"
     return f"{given} ({len(approved)} of {required}); {who}"

@@ -85,6 +85,10 @@ class Retrainer:
         #: Who may approve a model's versions, by name (see :mod:`.approvers`); the
         #: callable answers None, or is None, when that is not restricted.
         self.approvers = approvers
+        #: Whether the caller reading through this object may approve a model's
+        #: versions (a team server's caller, see :meth:`acting_as`); None: whoever
+        #: opened the workspace, who may.
+        self.caller_approves: Callable[[str], bool] | None = None
         #: Seconds a driver's lease on a training cycle lasts without renewal: how long
         #: a killed driver's cycle waits before another driver settles it.
         self.lease_ttl = lease_ttl
@@ -93,10 +97,14 @@ class Retrainer:
         #: How hard an outcome's webhooks are tried, and where they may go.
         self.delivery = delivery or DeliveryPolicy()
 
-    def acting_as(self, user: str) -> Retrainer:
-        """The same policies and cycles, recorded as done by ``user`` (a server's caller)."""
+    def acting_as(self, user: str, *, approves: Callable[[str], bool] | None = None) -> Retrainer:
+        """The same policies and cycles, recorded as done by ``user`` (a server's caller);
+        ``approves(model)``: whether that caller may approve ``model``'s versions, which
+        decides whether a cycle awaiting approval names who else may (see
+        :mod:`.approvers`)."""
         other = copy.copy(self)
         other.user = user
+        other.caller_approves = approves
         return other
 
     def leasing_for(self, ttl: float) -> Retrainer:
@@ -368,7 +376,8 @@ class Retrainer:
 
     def explained(self, cycle: Cycle | None) -> Cycle | None:
         """``cycle`` as read; one awaiting approval also says, in its reason, who approved
-        and who else may (as of now: users and grants change while it waits)."""
+        and who else may (as of now: users and grants change while it waits), naming
+        them only to a caller who may approve too (to others: how many)."""
         if cycle is None or cycle.state is not CycleState.AWAITING_APPROVAL:
             return cycle
         if cycle.version is None:
@@ -379,9 +388,11 @@ class Retrainer:
             alias = self.deployments.get_deployment(policy.deployment).spec.stable_alias
             approved = {a.actor for a in self.registry.approvals(cycle.model, cycle.version, alias)}
             names = self.approvers(cycle.model) if self.approvers is not None else None
+            approves = self.caller_approves
+            named = approves is None or approves(cycle.model)
         except DriftlineError:
             return cycle  # the stored reason stands; reading must not fail on a note
-        note = waiting_note(policy.approvals, approved, names, self.user)
+        note = waiting_note(policy.approvals, approved, names, self.user, named=named)
         reason = f"{cycle.reason}; {note}" if cycle.reason else note
         return dataclasses.replace(cycle, reason=reason)
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from driftline.errors import PermissionDeniedError
+
 if TYPE_CHECKING:
     from starlette.requests import Request
 
     from driftline.workspace import Workspace
 
-__all__ = ["Action", "Authorizer", "actor", "authorize", "workspace"]
+__all__ = ["Action", "Authorizer", "actor", "allows", "authorize", "workspace"]
 
 Action = Literal["read", "edit", "manage"]
 
@@ -70,3 +72,20 @@ def authorize(
         authorizer.check(
             request, action, experiment=experiment, model=model, admin=admin, content=content
         )
+
+
+def allows(
+    request: Request,
+    action: Action,
+    *,
+    experiment: str | None = None,
+    model: str | None = None,
+    admin: bool = False,
+) -> bool:
+    """Whether the caller may do ``action``, as :func:`authorize` decides, without
+    raising: for what a response shows only to some callers."""
+    try:
+        authorize(request, action, experiment=experiment, model=model, admin=admin)
+    except PermissionDeniedError:
+        return False
+    return True

@@ -28,9 +28,9 @@ from driftline.api.monitoring import (
 )
 from driftline.core.clock import from_ms
 from driftline.core.values import MAX_MS, MIN_MS
-from driftline.errors import InvalidArgumentError, PermissionDeniedError
+from driftline.errors import InvalidArgumentError
 from driftline.monitoring.monitor_models import Monitor, check_name
-from driftline.server.deps import Action, authorize, workspace
+from driftline.server.deps import Action, allows, authorize, workspace
 
 router = APIRouter(prefix="/monitoring", tags=["monitoring"])
 
@@ -52,14 +52,6 @@ def _monitor(request: Request, name: str, action: Action) -> Monitor:
     monitor: Monitor = _monitors(request).get(name)
     authorize(request, action, model=monitor.deployment)
     return monitor
-
-
-def _may_read(request: Request, deployment: str) -> bool:
-    try:
-        authorize(request, "read", model=deployment)
-    except PermissionDeniedError:
-        return False
-    return True
 
 
 def _time(ms: int | None) -> Any:
@@ -176,7 +168,7 @@ def check(request: Request, deployment: str, body: CheckBody) -> dict[str, Any]:
 @router.get("/monitors", summary="Every monitor the caller may read")
 def list_monitors(request: Request) -> dict[str, Any]:
     found = _monitors(request).list_monitors()
-    return {"monitors": [m.to_dict() for m in found if _may_read(request, m.deployment)]}
+    return {"monitors": [m.to_dict() for m in found if allows(request, "read", model=m.deployment)]}
 
 
 @router.post("/monitors", summary="Create (or replace) a monitor", status_code=201)
@@ -255,7 +247,7 @@ def status(request: Request) -> dict[str, Any]:
         "monitors": [
             {"monitor": m.to_dict(), "latest": e.to_dict() if e else None}
             for m, e in rows
-            if _may_read(request, m.deployment)
+            if allows(request, "read", model=m.deployment)
         ]
     }
 
@@ -273,4 +265,4 @@ def alerts(
     found = _monitors(request).alerts(
         since=_time(since), monitor=monitor, severity=severity, limit=limit
     )
-    return {"alerts": [a.to_dict() for a in found if _may_read(request, a.deployment)]}
+    return {"alerts": [a.to_dict() for a in found if allows(request, "read", model=a.deployment)]}

@@ -7,7 +7,8 @@
   code (see :mod:`driftline.retraining._http`), as for schedules and triggers.
 - ``GET /retraining/models/{model}/policy``, ``.../status``, ``.../history`` and
   ``GET /retraining/cycles/{id}``: the policy and cycles; a cycle awaiting approval
-  says who approved and who else may.
+  says who approved and who else may: by name to a caller who may approve too
+  (``manage`` on the model), else how many (see :mod:`driftline.retraining.approvers`).
 - ``POST /retraining/models/{model}/run``: a manual trigger. It only asks for the
   cycle (deduplicated as every trigger is); ``driftline agent`` beside the server
   drives it.
@@ -31,7 +32,7 @@ from driftline.api.codec import encode
 from driftline.api.retraining import ApplyPolicyBody, RunBody
 from driftline.api.text import Name
 from driftline.errors import InvalidArgumentError
-from driftline.server.deps import actor, authorize, workspace
+from driftline.server.deps import actor, allows, authorize, workspace
 
 if TYPE_CHECKING:
     from driftline.retraining.loop import Retrainer
@@ -52,7 +53,9 @@ def _service(request: Request) -> RetrainingService:
 
 
 def _cycles(request: Request) -> Retrainer:
-    return _service(request).cycles.acting_as(actor(request))
+    return _service(request).cycles.acting_as(
+        actor(request), approves=lambda model: allows(request, "manage", model=model)
+    )
 
 
 @router.put("/policies", summary="Apply a retraining policy (retrain.yaml text or its structure)")
