@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -368,3 +369,19 @@ def test_through_a_proxy_the_url_is_sent_unpinned_and_no_proxy_is_matched_by_nam
         assert direct.delivered, direct.error
         assert len(seen) == 1  # not through the proxy: pinned to the checked address
         assert hook.hosts == [f"hooks.example.test:{port}"]
+
+
+def test_a_shared_workspace_delivers_to_public_hosts_unless_the_setting_says_otherwise(
+    tmp_path: Path,
+) -> None:
+    from driftline.settings import Settings
+
+    def allow(uri: str, setting: str | None = None) -> WebhookAllow:
+        settings = Settings.load(home=tmp_path, uri=uri, webhook_allow=setting)
+        return DeliveryPolicy.from_settings(settings).allow
+
+    assert allow(f"sqlite:///{tmp_path / 'driftline.db'}") == WebhookAllow()
+    assert allow("sqlite://") == WebhookAllow()
+    for shared in ("postgresql+psycopg://team@db.example/driftline", "https://driftline.example"):
+        assert allow(shared) == WebhookAllow.parse("public"), shared
+        assert allow(shared, "127.0.0.1") == WebhookAllow.parse("127.0.0.1"), shared

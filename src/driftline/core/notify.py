@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from driftline.core.destinations import WebhookAllow, resolve
+from driftline.core.destinations import SERVER_DEFAULT, WebhookAllow, resolve
 from driftline.errors import DriftlineError, InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -149,8 +149,18 @@ class DeliveryPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryPolicy:
-        """The default policy, with the ``webhook_allow`` of ``settings``."""
-        return cls(allow=WebhookAllow.parse(settings.webhook_allow))
+        """The default policy, with the ``webhook_allow`` of ``settings``.
+
+        Unset, it is the team server's default (``public``) whenever the workspace's
+        metadata is shared, not a local SQLite file (a PostgreSQL database, a server):
+        channels there are written by a team, and every process that delivers them (the
+        server, ``driftline agent``, a serving process, a scheduled ``monitor run``)
+        must apply the same rule. This is the one place that rule lives.
+        """
+        allow = settings.webhook_allow
+        if allow is None and not settings.uri.startswith("sqlite"):
+            allow = SERVER_DEFAULT
+        return cls(allow=WebhookAllow.parse(allow))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
