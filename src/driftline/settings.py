@@ -63,7 +63,8 @@ class Settings:
             (``hooks.example.com``), host patterns (``*.example.com``), IP networks
             (``10.1.0.0/16``, ``127.0.0.1``), ``public`` (hosts with public addresses
             only) or ``*`` (everything). Unset: every host except link-local and cloud
-            metadata addresses; on a team server, ``public``. Checked when a channel is
+            metadata addresses; on a team server, and wherever the metadata database is
+            shared (not a local SQLite file), ``public``. Checked when a channel is
             accepted and, against the resolved addresses, at each delivery (see
             :mod:`driftline.core.destinations`).
     """

@@ -3,7 +3,10 @@ webhook receiver on loopback (retried, with an idempotency key) and to the log."
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,11 +49,15 @@ def test_channels_are_log_or_an_http_webhook() -> None:
 
 
 def test_a_bad_delivery_policy_is_refused() -> None:
-    for bad in (
-        {"attempts": 0}, {"attempts": True}, {"backoff": -1.0}, {"timeout": 0.0},
-        {"deadline": 0.0},
-    ):  # fmt: skip
-        with pytest.raises(InvalidArgumentError, match="attempts"):
+    # Every message names every field: each case matches the value it got wrong.
+    for bad, match in (
+        ({"attempts": 0}, r"attempts=0,"),
+        ({"attempts": True}, r"attempts must be a whole number, got True"),
+        ({"backoff": -1.0}, r"backoff=-1\.0,"),
+        ({"timeout": 0.0}, r"timeout=0\.0,"),
+        ({"deadline": 0.0}, r"deadline=0\.0$"),
+    ):
+        with pytest.raises(InvalidArgumentError, match=match):
             DeliveryPolicy(**bad)  # type: ignore[arg-type]
 
 
@@ -164,12 +171,21 @@ def resolving(monkeypatch: pytest.MonkeyPatch, name: str, address: str) -> None:
     """Make ``name`` resolve to ``address`` for the delivery's check only (what a DNS
     record the channel's writer controls does); the HTTP client's own lookups are the
     system's, where a ``.test`` name does not resolve."""
+    resolving_all(monkeypatch, name, [address])
+
+
+def resolving_all(monkeypatch: pytest.MonkeyPatch, name: str, addresses: list[str]) -> None:
+    """Like :func:`resolving`, to several addresses, in this order."""
+    import ipaddress
+
     from driftline.core import notify as module
 
     real = module.resolve
 
-    def resolve(host: str, port: int | None) -> Any:
-        return real(address if host == name else host, port)
+    def resolve(host: str, port: int | None, **kwargs: Any) -> Any:
+        if host == name:
+            return [ipaddress.ip_address(a) for a in addresses]
+        return real(host, port, **kwargs)
 
     monkeypatch.setattr(module, "resolve", resolve)
 
@@ -185,24 +201,29 @@ def test_a_delivery_refuses_a_host_resolving_to_an_address_the_setting_does_not_
     assert not sent.delivered
     assert not by_address.delivered
     assert sent.error is not None
-    assert sent.error.startswith("refused: localhost (resolved to")
-    assert "webhook_allow" in sent.error
+    assert sent.error.startswith("refused: localhost is not allowed by webhook_allow")
+    assert "127.0.0.1" not in sent.error  # what the name resolves to is the log's
     assert by_address.error is not None
     assert "127.0.0.1 is not allowed" in by_address.error
+    assert (sent.attempts, by_address.attempts) == (0, 0)  # nothing was posted
     assert hook.attempts == 0  # nothing reached the receiver
 
 
 def test_a_name_that_now_resolves_to_a_metadata_address_is_refused_at_delivery(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     named = DeliveryPolicy(allow=WebhookAllow.parse("hooks.example.test"))
     channel = parse_channel("webhook:http://hooks.example.test/x")
     named.allow.check(channel)  # accepted by name
     resolving(monkeypatch, "hooks.example.test", "169.254.169.254")
-    sent = deliver(channel, EVENT, named)
-    assert (sent.delivered, sent.attempts) == (False, 1)
+    with caplog.at_level(logging.WARNING, logger="driftline.core.destinations"):
+        sent = deliver(channel, EVENT, named)
+    assert (sent.delivered, sent.attempts) == (False, 0)
     assert sent.error is not None
-    assert "link-local or cloud metadata" in sent.error
+    assert "hooks.example.test is not allowed by webhook_allow" in sent.error
+    assert "169.254" not in sent.error
+    assert "metadata" not in sent.error
+    assert "its address 169.254.169.254 is not allowed" in caplog.text
 
 
 def test_a_delivery_connects_to_the_address_it_checked_with_the_names_host_header(
@@ -237,4 +258,130 @@ def test_the_deadline_bounds_a_delivery_to_a_receiver_that_never_answers() -> No
     assert sent.error is not None
     assert "ReadTimeout" in sent.error
     assert "gave up after 1 of 4 attempts" in sent.error
-    assert "budget of 1 s" in sent.error
+    assert "the delivery's budget of 1 s is spent" in sent.error
+
+
+def test_a_wait_that_would_overrun_the_budget_is_not_started() -> None:
+    import time
+
+    nobody = f"webhook:http://127.0.0.1:{free_port()}/hook"
+    policy = DeliveryPolicy(attempts=3, backoff=5.0, timeout=2.0, deadline=1.0)
+    started = time.monotonic()
+    sent = deliver(nobody, EVENT, policy)
+    assert time.monotonic() - started < 1.0  # no 5 s wait
+    assert (sent.delivered, sent.attempts) == (False, 1)
+    assert sent.error is not None
+    assert sent.error.startswith("ConnectError")
+    assert (
+        "gave up after 1 of 3 attempts: the next attempt, after a wait of 5 s, would start "
+        "after the delivery's budget of 1 s"
+    ) in sent.error
+
+
+def test_a_name_that_does_not_resolve_is_not_posted_and_told_only_when_allowed() -> None:
+    channel = "webhook:https://nowhere.invalid/x"
+    down = deliver(channel, EVENT, FAST)  # unset: a receiver that is down
+    assert (down.delivered, down.attempts) == (False, 0)
+    assert down.error is not None
+    assert down.error.startswith("cannot resolve nowhere.invalid")
+    strict = DeliveryPolicy(allow=WebhookAllow.parse("public"))
+    refused = deliver(channel, EVENT, strict)  # whether it resolves is not the writer's
+    assert (refused.delivered, refused.attempts) == (False, 0)
+    assert refused.error is not None
+    assert refused.error.startswith("refused: nowhere.invalid is not allowed by webhook_allow")
+
+
+def test_when_an_address_refuses_the_connection_the_next_checked_one_is_tried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A dual-stack host whose first address is unreachable: nothing listens on
+    # 127.0.0.2 (the receiver is bound to 127.0.0.1 only), so connecting there fails.
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    monkeypatch.delenv("http_proxy", raising=False)
+    resolving_all(monkeypatch, "hooks.example.test", ["127.0.0.2", "127.0.0.1"])
+    with webhook_receiver(fail=1) as hook:
+        url = hook.url.replace("127.0.0.1", "hooks.example.test")
+        sent = deliver(f"webhook:{url}", EVENT, FAST)
+        assert hook.attempts == 2  # a 503, then the retry went straight to the one that answered
+    assert (sent.delivered, sent.attempts) == (True, 2), sent.error
+    port = hook.url.split(":")[2].split("/")[0]
+    assert hook.hosts == [f"hooks.example.test:{port}"]
+    # Every address refusing is one failed attempt, not one per address.
+    resolving_all(monkeypatch, "down.example.test", ["127.0.0.2", "127.0.0.3"])
+    quick = DeliveryPolicy(attempts=1, backoff=0.0, timeout=2.0)
+    down = deliver(f"webhook:http://down.example.test:{free_port()}/x", EVENT, quick)
+    assert (down.delivered, down.attempts) == (False, 1)
+    assert down.error is not None
+    assert "ConnectError" in down.error
+
+
+@contextlib.contextmanager
+def proxy_server() -> Iterator[list[tuple[str, str]]]:
+    """An HTTP proxy on loopback that answers every request itself (204) and keeps
+    each one's request target and Host header."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[tuple[str, str]] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            seen.append((self.path, self.headers.get("Host", "")))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    seen.append(("proxy", f"http://127.0.0.1:{server.server_address[1]}"))
+    try:
+        yield seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_through_a_proxy_the_url_is_sent_unpinned_and_no_proxy_is_matched_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+        monkeypatch.delenv(variable.lower(), raising=False)
+    resolving(monkeypatch, "hooks.example.test", "127.0.0.1")
+    with proxy_server() as seen, webhook_receiver() as hook:
+        (_, proxy) = seen.pop(0)
+        monkeypatch.setenv("http_proxy", proxy)
+        monkeypatch.setenv("no_proxy", "127.0.0.1")  # the address: not the URL's host
+        port = hook.url.split(":")[2].split("/")[0]
+        url = f"http://hooks.example.test:{port}/hook"
+        proxied = deliver(f"webhook:{url}", EVENT, FAST)
+        assert proxied.delivered, proxied.error
+        # The proxy is the egress: it got the URL with its name, not a pinned address.
+        assert seen == [(url, f"hooks.example.test:{port}")]
+        assert hook.attempts == 0
+        monkeypatch.setenv("no_proxy", "example.test")
+        direct = deliver(f"webhook:{url}", EVENT, FAST)
+        assert direct.delivered, direct.error
+        assert len(seen) == 1  # not through the proxy: pinned to the checked address
+        assert hook.hosts == [f"hooks.example.test:{port}"]
+
+
+def test_a_shared_workspace_delivers_to_public_hosts_unless_the_setting_says_otherwise(
+    tmp_path: Path,
+) -> None:
+    from driftline.settings import Settings
+
+    def allow(uri: str, setting: str | None = None) -> WebhookAllow:
+        settings = Settings.load(home=tmp_path, uri=uri, webhook_allow=setting)
+        return DeliveryPolicy.from_settings(settings).allow
+
+    assert allow(f"sqlite:///{tmp_path / 'driftline.db'}") == WebhookAllow()
+    assert allow("sqlite://") == WebhookAllow()
+    for shared in ("postgresql+psycopg://team@db.example/driftline", "https://driftline.example"):
+        assert allow(shared) == WebhookAllow.parse("public"), shared
+        assert allow(shared, "127.0.0.1") == WebhookAllow.parse("127.0.0.1"), shared

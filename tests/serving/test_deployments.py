@@ -452,3 +452,36 @@ def test_a_webhook_that_is_down_is_recorded_in_the_history(ws: Workspace) -> Non
     )
     assert service.get_deployment("unloadable").generation == rolled.generation
     assert ws.registry.verify_audit().ok
+
+
+def test_a_reapply_checks_only_the_webhooks_the_stored_spec_did_not_have(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ipaddress
+    import socket
+
+    from driftline.core import destinations
+    from driftline.core.destinations import WebhookAllow
+    from driftline.core.notify import DeliveryPolicy
+
+    resolvable = {"hooks.example.test"}
+
+    def resolve(host: str, port: int | None, **kwargs: Any) -> Any:
+        if host not in resolvable:
+            raise socket.gaierror(f"{host}: temporary failure in name resolution")
+        return [ipaddress.ip_address("93.184.216.34")]
+
+    monkeypatch.setattr(destinations, "resolve", resolve)
+    service = service_of(ws)
+    service.delivery = DeliveryPolicy(allow=WebhookAllow.parse("public"))
+    known = "webhook:https://hooks.example.test/x"
+    made = service.apply(spec("rechecked", alerts=[known]))
+    resolvable.clear()  # the known host briefly fails to resolve
+    changed = service.apply(spec("rechecked", alerts=[known], shadow={"version": 2}),
+                            expected=made.generation)  # fmt: skip
+    assert changed.generation > made.generation
+    added = "webhook:https://new.example.test/x"
+    with pytest.raises(InvalidArgumentError, match=r"alerts\[1\]: .*new\.example\.test"):
+        service.apply(spec("rechecked", alerts=[known, added]))
+    with pytest.raises(InvalidArgumentError, match=r"alerts\[0\]: .*hooks\.example\.test"):
+        service.apply(spec("elsewhere", alerts=[known]))  # new to that deployment

@@ -16,19 +16,31 @@ retraining in the cycle's audit trail). Nothing here knows any stage.
 
 Where a webhook may go is the ``webhook_allow`` setting, carried by the
 :class:`DeliveryPolicy` (see :mod:`driftline.core.destinations`): a service checks a
-channel with ``policy.allow.check`` when it accepts it, and :func:`deliver` checks what
-the host resolves to before each delivery, then connects to that checked address (the
-URL's host stays the ``Host`` header and the TLS server name, so certificates are
-verified against it). A refused destination is a failed :class:`Sent`, never an
-exception. Redirects are not followed, and the response's body is never read (only
-its status counts).
+channel with ``policy.allow.check`` when it accepts it, and :func:`deliver` checks every
+address the host resolves to before each delivery, then connects to a checked address
+(the URL's host stays the ``Host`` header and the TLS server name, so certificates are
+verified against it). When connecting to one fails, the next checked address is tried
+(a dual-stack host whose first address is unreachable is still reached). A refused
+destination is a failed :class:`Sent` with no attempt (nothing was posted), never an
+exception. Redirects are not followed, and the response's body is never read (only its
+status counts).
 
-One delivery has a time budget (``DeliveryPolicy.deadline``): no attempt starts once it
-is spent, and each attempt's timeout is capped by what is left, so a receiver that
-accepts and never answers holds the delivering thread for the budget at most. The
-timeout applies to each network operation (connect, send, each read), so a receiver
-that trickles its status line byte by byte can stretch one attempt past it; resolving
-the name is not bounded either (see :mod:`driftline.core.destinations`).
+Through a proxy, nothing is pinned: when the environment names a proxy for the URL
+(``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY``, read as
+:mod:`urllib.request` reads them), the request goes to the proxy with the URL's host,
+since the proxy is the egress: it resolves the name itself (a tunnelled TLS connection
+needs the name, not an address, for its certificate), and what it may reach is its own
+policy. The addresses this machine resolves are still checked first. Otherwise the
+environment's proxy settings are not consulted (``NO_PROXY`` would be matched against
+the pinned address, not the name).
+
+One delivery has a time budget (``DeliveryPolicy.deadline``): resolving the name, each
+attempt and each wait between attempts start only while some of it is left, and no
+wait starts when the attempt after it would start past the budget. Each network
+operation of an attempt (connect, send, each read) may take ``timeout`` seconds, capped
+by what is left of the budget when the attempt starts, so one attempt can outlast what
+was left: a receiver that accepts and trickles its answer byte by byte holds the
+delivering thread for a few operations' timeouts more.
 """
 
 from __future__ import annotations
@@ -41,10 +53,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from driftline.core.destinations import WebhookAllow, resolve
+from driftline.core.destinations import SERVER_DEFAULT, WebhookAllow, resolve
 from driftline.errors import DriftlineError, InvalidArgumentError
 
 if TYPE_CHECKING:
+    import httpx
+
+    from driftline.core.destinations import Address
     from driftline.core.yamlfile import Located
     from driftline.settings import Settings
 
@@ -134,8 +149,18 @@ class DeliveryPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryPolicy:
-        """The default policy, with the ``webhook_allow`` of ``settings``."""
-        return cls(allow=WebhookAllow.parse(settings.webhook_allow))
+        """The default policy, with the ``webhook_allow`` of ``settings``.
+
+        Unset, it is the team server's default (``public``) whenever the workspace's
+        metadata is shared, not a local SQLite file (a PostgreSQL database, a server):
+        channels there are written by a team, and every process that delivers them (the
+        server, ``driftline agent``, a serving process, a scheduled ``monitor run``)
+        must apply the same rule. This is the one place that rule lives.
+        """
+        allow = settings.webhook_allow
+        if allow is None and not settings.uri.startswith("sqlite"):
+            allow = SERVER_DEFAULT
+        return cls(allow=WebhookAllow.parse(allow))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -249,63 +274,125 @@ def _to_log(event: Event) -> None:
 
 
 def _post(url: str, event: Event, policy: DeliveryPolicy) -> tuple[int, str | None]:
-    """POST until a 2xx answer, ``policy.attempts`` tries or the deadline; (tries, last
-    error or None). The host is resolved and checked once, and every try goes to the
-    first checked address."""
+    """POST until a 2xx answer, ``policy.attempts`` tries or the budget's end; (tries,
+    last error or None). The host is resolved and checked once; without a proxy, every
+    try goes to a checked address, the next one when connecting fails."""
     import httpx
 
     started = time.monotonic()
+    log = logging.getLogger(f"driftline.{event.source}")
     target = httpx.URL(url)
     host = target.raw_host.decode("ascii")
+    port = target.port or (443 if target.scheme == "https" else 80)
     try:
-        addresses = resolve(host, target.port or (443 if target.scheme == "https" else 80))
+        addresses = resolve(host, port, timeout=min(policy.timeout, policy.deadline))
     except OSError as exc:
-        return 1, f"cannot resolve {host}: {exc} ({url})"
+        refused = policy.allow.unresolved(host, exc)
+        unsent = (
+            f"refused: {refused} ({url})"
+            if refused is not None
+            else f"cannot resolve {host}: {exc} ({url})"
+        )
+        log.warning("%s %s not delivered to %s: %s", event.kind, event.key, url, unsent)
+        return 0, unsent
     refused = policy.allow.refusal(host, addresses)
     if refused is not None:
-        return 1, f"refused: {refused} ({url})"
+        unsent = f"refused: {refused} ({url})"
+        log.warning("%s %s not delivered to %s: %s", event.kind, event.key, url, unsent)
+        return 0, unsent
     headers = {
         "Host": target.netloc.decode("ascii"),
         "Idempotency-Key": event.key,
         "User-Agent": f"driftline-{event.source}",
         "X-Driftline-Event": event.kind,
     }
-    # Connect to the address just checked, not to whatever the name resolves to next;
-    # the TLS server name (and so the certificate check) stays the URL's host.
-    pinned = target.copy_with(host=str(addresses[0]))
-    extensions = {"sni_hostname": host} if str(addresses[0]) != host else {}
+    proxy = _proxy_for(target)
+    routes = [(target, {})] if proxy is not None else [_pinned(target, a) for a in addresses]
+    first = 0  # the route tried first: the one that last connected
     error: str | None = None
+    stopped: str | None = None  # why fewer than policy.attempts tries were made
     tries = 0
-    with httpx.Client(follow_redirects=False) as client:
+    with _client(proxy) as client:
         for attempt in range(policy.attempts):
-            left = policy.deadline - (time.monotonic() - started)
-            if left <= 0:
+            if policy.deadline - (time.monotonic() - started) <= 0:
+                stopped = f"the delivery's budget of {policy.deadline:g} s is spent"
                 break
             tries += 1
-            try:
-                with client.stream(
-                    "POST", pinned, json=event.document(), headers=headers,
-                    extensions=extensions, timeout=min(policy.timeout, left),
-                ) as response:  # fmt: skip
-                    status = response.status_code  # the body is never read
+            status: int | None = None
+            for i in [*range(first, len(routes)), *range(first)]:
+                left = policy.deadline - (time.monotonic() - started)
+                if left <= 0:
+                    break
+                routed, extensions = routes[i]
+                try:
+                    with client.stream(
+                        "POST", routed, json=event.document(), headers=headers,
+                        extensions=extensions, timeout=min(policy.timeout, left),
+                    ) as response:  # fmt: skip
+                        status = response.status_code  # the body is never read
+                except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                    error = f"{type(exc).__name__}: {exc} ({url})"
+                    continue  # nothing was sent there: the next checked address
+                except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                    error = f"{type(exc).__name__}: {exc} ({url})"
+                first = i
+                break
+            if status is not None:
                 if 200 <= status < 300:
                     return tries, None
                 error = f"HTTP {status} from {url}"
                 if 400 <= status < 500 and status not in (408, 429):
                     return tries, error  # the receiver refuses it: retrying won't help
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                error = f"{type(exc).__name__}: {exc} ({url})"
+            if attempt + 1 == policy.attempts:
+                break
             wait = policy.backoff * 2**attempt
-            if attempt + 1 < policy.attempts:
-                if time.monotonic() - started + wait >= policy.deadline:
-                    break  # the next try would start after the deadline
-                time.sleep(wait)
-    if tries < policy.attempts:
+            elapsed = time.monotonic() - started
+            if elapsed >= policy.deadline:
+                stopped = f"the delivery's budget of {policy.deadline:g} s is spent"
+                break
+            if elapsed + wait >= policy.deadline:
+                stopped = (
+                    f"the next attempt, after a wait of {wait:g} s, would start after the "
+                    f"delivery's budget of {policy.deadline:g} s"
+                )
+                break
+            time.sleep(wait)
+    if stopped is not None:
         error = (
             f"{error or 'not tried'}; gave up after {tries} of {policy.attempts} attempts: "
-            f"the delivery's budget of {policy.deadline:g} s is spent"
+            f"{stopped}"
         )
-    logging.getLogger(f"driftline.{event.source}").warning(
-        "%s %s not delivered to %s: %s", event.kind, event.key, url, error
-    )
+    log.warning("%s %s not delivered to %s: %s", event.kind, event.key, url, error)
     return tries, error
+
+
+def _proxy_for(target: httpx.URL) -> str | None:
+    """The proxy the environment names for ``target``, by :mod:`urllib.request`'s
+    rules (``<scheme>_proxy`` or ``all_proxy``, unless ``no_proxy`` matches the host),
+    or None."""
+    import urllib.request
+
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(target.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(target.netloc.decode("ascii")):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def _client(proxy: str | None) -> httpx.Client:
+    """A client through ``proxy``, or one that connects directly whatever the
+    environment's proxy settings say (an explicit transport makes httpx skip them;
+    the environment's certificate settings still apply)."""
+    import httpx
+
+    if proxy is not None:
+        return httpx.Client(proxy=proxy, follow_redirects=False)
+    return httpx.Client(transport=httpx.HTTPTransport(), follow_redirects=False)
+
+
+def _pinned(target: httpx.URL, address: Address) -> tuple[httpx.URL, dict[str, Any]]:
+    """``target`` sent to ``address``, with the URL's host as the TLS server name (so
+    the certificate is checked against it)."""
+    host = target.raw_host.decode("ascii")
+    extensions = {"sni_hostname": host} if str(address) != host else {}
+    return target.copy_with(host=str(address)), extensions

@@ -119,8 +119,10 @@ class DeploymentService:
 
     def check_alerts(self, spec: DeploymentSpec, existing: DeploymentSpec | None = None) -> None:
         """Refuse the spec's webhooks that this process's ``webhook_allow`` setting does
-        not allow; with ``existing``, only the channels it did not have (a record that
-        was stored before the setting changed still moves through its rollout).
+        not allow; with ``existing`` (the stored spec), only the channels it did not
+        have: a record stored before the setting changed still moves through its
+        rollout, and a re-apply does not fail because a known host briefly does not
+        resolve. :meth:`apply` and the server's record route both check this way.
 
         Raises:
             InvalidArgumentError: Naming the channel (``alerts[i]``) and the setting.
@@ -246,7 +248,10 @@ class DeploymentService:
             spec = load_spec(spec)
         elif not isinstance(spec, DeploymentSpec):
             spec = spec_from_dict(spec)
-        self.check_alerts(spec)
+        existing = self.store.find_deployment(spec.name)
+        # Only channels the stored spec did not have: an existing webhook whose host
+        # briefly fails to resolve must not fail a re-apply (e.g. a retraining cycle's).
+        self.check_alerts(spec, existing.spec if existing is not None else None)
         stable = self._resolve(spec.model, spec.stable, "stable")
         canary = shadow = None
         if spec.canary is not None:
@@ -258,7 +263,6 @@ class DeploymentService:
                 )
         if spec.shadow is not None:
             shadow = self._resolve(spec.model, spec.shadow.version, "shadow")
-        existing = self.store.find_deployment(spec.name)
         _check_generation(spec.name, existing, expected)
         if existing is not None and existing.spec.model != spec.model:
             raise ConflictError(
