@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import driftline as dl
+from driftline.retraining import MAX_TRACE_DAYS
 
 
 @pytest.mark.server
@@ -60,6 +61,52 @@ def test_trace_and_maturity_work_against_a_server(
     assert checks["data_versions"].present
     assert checks["audit"].present
     assert "not visible from a remote workspace" in checks["monitoring"].evidence
+
+
+@pytest.mark.server
+def test_the_server_bounds_a_trace_by_days_and_refuses_bad_ids(
+    live_server: Any, tmp_path: Path, configure_default: Any
+) -> None:
+    import httpx
+    from sklearn.linear_model import LogisticRegression
+
+    from driftline.serving.predlog import PredictionLog
+
+    live_server.reset()
+    configure_default(uri=live_server.url, home=tmp_path / "client" / ".driftline")
+    with dl.start_run(experiment="remote-window") as run:
+        dl.models.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), "model")
+    version = dl.register_model(f"runs:/{run.id}/model", "remote_window")
+    # The server's own prediction log: a client's id answered 30 days ago.
+    log = PredictionLog(str(live_server.root / ".driftline" / "predictions"), "remote_window")
+    log.append(("req-a-month-old", "remote_window", version.version, "stable",
+                datetime.now(UTC) - timedelta(days=30), "predict", None, [1], 1, 2.0, 200,
+                None))  # fmt: skip
+    log.close()
+
+    with pytest.raises(dl.NotFoundError, match=r"--days N") as missed:
+        dl.trace("req-a-month-old")
+    assert "remote workspace" in str(missed.value)
+    found = dl.trace("req-a-month-old", deployment="remote_window", days=31)
+    assert [p.request_id for p in found.predictions] == ["req-a-month-old"]
+    assert found.versions[0].ref == f"remote_window/{version.version}"
+
+    api = f"{live_server.url}/api/v1/retraining/trace"
+    widened = httpx.get(f"{api}/req-a-month-old", params={"days": 31}, timeout=30)
+    assert widened.status_code == 200, widened.text
+    for path, params in (
+        ("req-a-month-old", {"days": MAX_TRACE_DAYS + 1}),
+        ("req-a-month-old", {"days": 0}),
+        ("req-a-month-old", {"days": "a year"}),
+        ("two%20words", {}),
+        ("a/b", {}),
+        ("x" * 129, {}),
+    ):
+        refused = httpx.get(f"{api}/{path}", params=params, timeout=30)
+        assert refused.status_code == 400, (path, params, refused.text)
+    over = httpx.get(f"{api}/req-a-month-old", params={"days": MAX_TRACE_DAYS + 1}, timeout=30)
+    assert f"from 1 to {MAX_TRACE_DAYS}" in over.text
+    assert "Invalid request id" in httpx.get(f"{api}/a/b", timeout=30).text
 
 
 SCRIPT = """\

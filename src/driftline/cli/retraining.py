@@ -9,6 +9,7 @@ import typer
 
 from driftline.cli._context import open_workspace
 from driftline.cli._output import JsonOption, console, fmt_number, fmt_time, print_json, table
+from driftline.retraining import MAX_TRACE_DAYS, TRACE_DAYS
 
 if TYPE_CHECKING:
     from rich.tree import Tree
@@ -47,13 +48,21 @@ def trace(
     deployment: str | None = typer.Option(
         None, "--deployment", "-d", help="Look only in this deployment's log."
     ),
+    days: int = typer.Option(
+        TRACE_DAYS,
+        "--days",
+        help=(
+            "How many days back to look for a request id that carries no day (a client's "
+            f"X-Request-ID; at most {MAX_TRACE_DAYS}). A generated id is looked for on its day."
+        ),
+    ),
     log_root: str | None = typer.Option(
         None, "--log-root", help="The prediction log's folder or URL (default: the workspace's)."
     ),
     json: bool = JsonOption,
 ) -> None:
     """Show everything behind one prediction: deployment, version, run, code, params, data."""
-    found = _service(ctx).trace(request_id, deployment=deployment, log_root=log_root)
+    found = _service(ctx).trace(request_id, deployment=deployment, days=days, log_root=log_root)
     if json:
         print_json(found)
         return

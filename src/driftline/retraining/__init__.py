@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CAPABILITIES",
     "LEVELS",
+    "MAX_TRACE_DAYS",
+    "TRACE_DAYS",
     "CapabilityCheck",
     "CodeState",
     "Cycle",
@@ -86,6 +88,13 @@ __all__ = [
     "trace",
 ]
 
+#: How many days back ``trace`` looks for a request id that carries no day of its own,
+#: unless the caller widens it; and the most a caller may ask for (each day is a folder
+#: of the prediction log read per deployment). Here, not in ``lineage``, so the CLI's
+#: and the server's defaults cost no import.
+TRACE_DAYS = 7
+MAX_TRACE_DAYS = 90
+
 _MODELS = "driftline.retraining.models"
 _RECORDS = (
     "CodeState", "DataInput", "MetricComparison", "MissingLineageError", "PipelineLink",
@@ -113,9 +122,17 @@ def service_for(workspace: object | None = None) -> RetrainingService:
     return host.service("retraining", RetrainingService)  # type: ignore[attr-defined,no-any-return]
 
 
-def trace(request_id: str, *, deployment: str | None = None, log_root: str | None = None) -> Trace:
-    """Everything behind one served prediction (see :meth:`RetrainingService.trace`)."""
-    return service_for().trace(request_id, deployment=deployment, log_root=log_root)
+def trace(
+    request_id: str,
+    *,
+    deployment: str | None = None,
+    days: int = TRACE_DAYS,
+    log_root: str | None = None,
+) -> Trace:
+    """Everything behind one served prediction (see :meth:`RetrainingService.trace`):
+    a request id that carries no day is looked for in the last ``days`` days (at most
+    :data:`MAX_TRACE_DAYS`)."""
+    return service_for().trace(request_id, deployment=deployment, days=days, log_root=log_root)
 
 
 def lineage(ref: str) -> VersionLineage:

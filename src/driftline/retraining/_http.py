@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from driftline.api.codec import decode
+from driftline.retraining import TRACE_DAYS
 from driftline.retraining.cycles import Cycle, TriggerOutcome
 from driftline.retraining.maturity import ModelMaturity
 from driftline.retraining.models import Trace
@@ -110,9 +111,14 @@ class HttpRetrainer:
         answer = self.client.get_json(f"{_API}/cycles/{quote(cycle_id, safe='')}")
         return decode(Cycle, answer["cycle"])
 
-    def trace(self, request_id: str, *, deployment: str | None = None) -> Trace:
-        """The server's trace of a request id in its prediction log."""
-        params = {} if deployment is None else {"deployment": deployment}
+    def trace(
+        self, request_id: str, *, deployment: str | None = None, days: int = TRACE_DAYS
+    ) -> Trace:
+        """The server's trace of a request id in its prediction log (``days``: how far
+        back to look for an id that carries no day, as the service's ``trace``)."""
+        params: dict[str, Any] = {"days": days}
+        if deployment is not None:
+            params["deployment"] = deployment
         answer = self.client.get_json(f"{_API}/trace/{quote(request_id, safe='')}", params=params)
         return decode(Trace, answer)
 

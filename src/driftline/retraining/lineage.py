@@ -2,10 +2,19 @@
 
 The prediction log is Parquet in ``deployment=<name>/date=<YYYY-MM-DD>/`` folders (its
 layout and schema are the serving stage's, see ``driftline.serving``). Finding one
-request reads as little as it can: the request id's predicate goes down to Parquet's
-row-group statistics, and a request id that driftline generated (a UUIDv7, which
-carries its creation time) is first looked for in the folders of its own day and the
-days beside it; only a miss there (or a client-chosen id) scans every folder.
+request reads a bounded number of folders, whatever the id and however old the log
+(anyone who may read may trace, so no id may make the server read the whole log):
+
+- a request id that driftline generated (a UUIDv7, which carries its creation time)
+  is looked for in the folders of its own day and the days beside it, and nowhere
+  else: it was logged when it was made;
+- any other id (a client's ``X-Request-ID``) in the folders of the last ``days`` days
+  (:data:`~driftline.retraining.TRACE_DAYS` unless the caller widens it, at most
+  :data:`~driftline.retraining.MAX_TRACE_DAYS`).
+
+Folders are listed by name (one listing of the log's root for its deployments, one
+per deployment and day), never by a glob that walks every day. Within them the
+request id's predicate goes down to Parquet's row-group statistics.
 
 From a version down, every link is read through the stages' services (registry,
 tracking, data), so the same walk works embedded and against a team server.
@@ -13,10 +22,12 @@ tracking, data), so the same walk works embedded and against a team server.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import NotFoundError
+from driftline.retraining import TRACE_DAYS
 from driftline.retraining.models import (
     CodeState,
     DataInput,
@@ -31,7 +42,12 @@ if TYPE_CHECKING:
     from driftline.registry import ModelVersion
     from driftline.tracking import Run, TrackingService
 
-__all__ = ["find_predictions", "version_lineage"]
+__all__ = [
+    "LogSearch",
+    "find_predictions",
+    "log_search",
+    "version_lineage",
+]
 
 #: Tags the pipelines stage records on its runs: the pipeline's name and module on the
 #: pipeline run; on each step's run, the step's name and the pipeline run's id.
@@ -60,42 +76,81 @@ def _uuid7_day(request_id: str) -> date | None:
     return made.date() if 2020 <= made.year <= 2200 else None
 
 
-def _log_files(fs: Any, base: str, deployment: str | None, days: list[date] | None) -> list[str]:
-    part = f"deployment={deployment}" if deployment else "deployment=*"
-    patterns = (
-        [f"{base}/{part}/date={d.isoformat()}/*.parquet" for d in days]
-        if days
-        else [f"{base}/{part}/date=*/*.parquet"]
-    )
+@dataclass(frozen=True, slots=True)
+class LogSearch:
+    """The days of the prediction log a trace reads (``first`` to ``last``, UTC).
+
+    ``request_day`` is the day a UUIDv7 request id was made (the search is that day and
+    the days beside it), ``None`` for an id that carries no day (the search is the last
+    ``days`` days).
+    """
+
+    first: date
+    last: date
+    request_day: date | None = None
+
+    @property
+    def days(self) -> list[date]:
+        """Every day searched, oldest first."""
+        return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
+
+    def describe(self) -> str:
+        """The days in words, for a message."""
+        if self.request_day is not None:
+            return f"on its day ({self.request_day.isoformat()}, and the day before and after)"
+        return f"from {self.first.isoformat()} to {self.last.isoformat()}"
+
+
+def log_search(
+    request_id: str, *, days: int = TRACE_DAYS, now: datetime | None = None
+) -> LogSearch:
+    """The days to read for ``request_id``: a UUIDv7's own day +-1, else the ``days``
+    days up to ``now`` (and the day after, for a serving host's clock a little ahead)."""
+    made = _uuid7_day(request_id)
+    if made is not None:
+        return LogSearch(made - timedelta(days=1), made + timedelta(days=1), made)
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    return LogSearch(today - timedelta(days=days), today + timedelta(days=1))
+
+
+def _names(fs: Any, folder: str) -> list[str]:
+    """The names in ``folder`` (none when it does not exist)."""
+    try:
+        entries = fs.ls(folder, detail=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries]
+
+
+def _log_files(fs: Any, base: str, deployment: str | None, days: list[date]) -> list[str]:
+    if deployment is not None:
+        parts = [f"deployment={deployment}"]
+    else:
+        parts = [n for n in _names(fs, base) if n.startswith("deployment=")]
     files: list[str] = []
-    for pattern in patterns:
-        # Hidden files are a writer's temporaries (written whole, then renamed).
-        files += [f for f in fs.glob(pattern) if not str(f).rsplit("/", 1)[-1].startswith(".")]
-    return sorted(set(files))
+    for part in parts:
+        for day in days:
+            folder = f"{base}/{part}/date={day.isoformat()}"
+            # Hidden files are a writer's temporaries (written whole, then renamed).
+            files += [
+                f"{folder}/{name}"
+                for name in _names(fs, folder)
+                if name.endswith(".parquet") and not name.startswith(".")
+            ]
+    return sorted(files)
 
 
 def find_predictions(
-    root: str, request_id: str, *, deployment: str | None = None
+    root: str, request_id: str, search: LogSearch, *, deployment: str | None = None
 ) -> list[ServedPrediction]:
-    """The prediction-log rows of ``request_id`` under ``root``: the row of the variant
-    that answered (stable or canary) before a shadow's mirrored row."""
+    """The prediction-log rows of ``request_id`` under ``root`` on the days of
+    ``search`` (see :func:`log_search`): the row of the variant that answered (stable or
+    canary) before a shadow's mirrored row."""
     from fsspec.core import url_to_fs
 
     fs, base = url_to_fs(root.rstrip("/"))
-    if not fs.exists(base):
-        return []
-    day = _uuid7_day(request_id)
-    attempts: list[list[date] | None] = []
-    if day is not None:
-        attempts.append([day - timedelta(days=1), day, day + timedelta(days=1)])
-    attempts.append(None)
-    for days in attempts:
-        files = _log_files(fs, str(base).rstrip("/"), deployment, days)
-        if files:
-            rows = _read_rows(fs, files, request_id)
-            if rows:
-                return rows
-    return []
+    files = _log_files(fs, str(base).rstrip("/"), deployment, search.days)
+    return _read_rows(fs, files, request_id) if files else []
 
 
 def _read_rows(fs: Any, files: list[str], request_id: str) -> list[ServedPrediction]:

@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from driftline.errors import DriftlineError, InvalidArgumentError, NotFoundError
-from driftline.retraining.lineage import find_predictions, version_lineage
+from driftline.retraining import MAX_TRACE_DAYS, TRACE_DAYS
+from driftline.retraining.lineage import (
+    LogSearch,
+    find_predictions,
+    log_search,
+    version_lineage,
+)
 from driftline.retraining.maturity import CapabilityCheck, ModelMaturity, assess
 from driftline.retraining.models import ReproduceReport, Trace, VersionLineage
 
@@ -44,6 +50,56 @@ __all__ = ["RetrainingCycles", "RetrainingService"]
 
 # A deployment's name, as serving accepts it (it names a folder of the log).
 _DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}$")
+
+
+def _check_request_id(request_id: object) -> str:
+    from driftline.serving import is_request_id
+
+    if not isinstance(request_id, str) or not request_id.strip():
+        raise InvalidArgumentError("Give the request id a prediction was answered with")
+    text = request_id.strip()
+    if not is_request_id(text):
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise InvalidArgumentError(
+            f"Invalid request id {shown!r}: serving logs request ids of 1 to 128 letters, "
+            "digits, '.', '_', ':', '-' (it answers any other with one of its own)"
+        )
+    return text
+
+
+def _check_days(days: object) -> None:
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_TRACE_DAYS:
+        raise InvalidArgumentError(
+            f"days must be a whole number from 1 to {MAX_TRACE_DAYS} (got {days!r}): a "
+            "trace reads one folder of the prediction log per day and deployment"
+        )
+
+
+def _not_found(
+    request_id: str, search: LogSearch, deployment: str | None, days: int, root: str
+) -> str:
+    where = f"deployment {deployment!r}" if deployment else "every deployment"
+    text = (
+        f"No prediction with request id {request_id!r} {search.describe()} in {where} of "
+        f"the prediction log at {root}. "
+    )
+    if search.request_day is not None:
+        # A generated id is logged the moment it is made: other days cannot hold it.
+        return text + (
+            "This id is a UUIDv7 (as serving generates them), which carries the day it "
+            "was made: it is logged on that day, so no other day is searched. A "
+            "sampled-out request (--log-sample) is not logged."
+        )
+    widen = (
+        f"Look further back with --days N (days=N, ?days=N; at most {MAX_TRACE_DAYS})"
+        if days < MAX_TRACE_DAYS
+        else f"{MAX_TRACE_DAYS} days is the most a trace searches"
+    )
+    return text + (
+        f"{widen}; name the deployment (--deployment) to search less. Request ids are in "
+        "the X-Request-ID header of each answer; a sampled-out request (--log-sample) is "
+        "not logged."
+    )
 
 
 class RetrainingCycles(Protocol):
@@ -131,34 +187,49 @@ class RetrainingService:
     # -- trace ------------------------------------------------------------------------
 
     def trace(
-        self, request_id: str, *, deployment: str | None = None, log_root: str | None = None
+        self,
+        request_id: str,
+        *,
+        deployment: str | None = None,
+        days: int = TRACE_DAYS,
+        log_root: str | None = None,
     ) -> Trace:
         """From a request id in the prediction log to everything behind its answer.
+
+        The log is searched on a bounded number of days: a request id driftline made (a
+        UUIDv7, which carries its day) on its own day and the days beside it; any other
+        (a client's ``X-Request-ID``) in the last ``days`` days.
 
         Args:
             request_id: The ``X-Request-ID`` a prediction was answered with.
             deployment: Look only in this deployment's log (faster on a large log).
+            days: How many days back to look for an id that carries no day (1 to
+                :data:`~driftline.retraining.MAX_TRACE_DAYS`, default
+                :data:`~driftline.retraining.TRACE_DAYS`).
             log_root: The prediction log's folder or URL, when it is not this
                 workspace's (a remote client reading a shared log itself; without it a
                 remote workspace asks the server, which reads its own log).
 
         Raises:
-            NotFoundError: No prediction with this request id is in the log.
+            InvalidArgumentError: The request id is not one serving accepts, the
+                deployment name is invalid, or ``days`` is out of range.
+            NotFoundError: No prediction with this request id on the days searched
+                (the message names them and how to look further back).
 
         Example:
             >>> t = service.trace("0190f2a4c3e27b1d8f0e4a5b6c7d8e9f")      # doctest: +SKIP
+            >>> t = service.trace("order-42", deployment="churn", days=30)  # doctest: +SKIP
             >>> t.versions[0].run.code.commit                              # doctest: +SKIP
         """
-        if not isinstance(request_id, str) or not request_id.strip():
-            raise InvalidArgumentError("Give the request id a prediction was answered with")
-        request_id = request_id.strip()
+        request_id = _check_request_id(request_id)
         if deployment is not None and not _DEPLOYMENT.match(deployment):
             raise InvalidArgumentError(
                 f"Invalid deployment name {deployment!r}: use letters, digits, '_', '.', '-'"
             )
+        _check_days(days)
         if self._server is not None and log_root is None:
             try:
-                return self._server.trace(request_id, deployment=deployment)
+                return self._server.trace(request_id, deployment=deployment, days=days)
             except NotFoundError as exc:
                 raise NotFoundError(
                     f"{exc} This is a remote workspace: the server looked in its own "
@@ -166,14 +237,10 @@ class RetrainingService:
                     "log_root (--log-root)."
                 ) from None
         root = log_root or self.prediction_log
-        rows = find_predictions(root, request_id, deployment=deployment)
+        search = log_search(request_id, days=days)
+        rows = find_predictions(root, request_id, search, deployment=deployment)
         if not rows:
-            where = f"deployment {deployment!r} of " if deployment else ""
-            raise NotFoundError(
-                f"No prediction with request id {request_id!r} in {where}the prediction log "
-                f"at {root}. Request ids are in the X-Request-ID header of each answer; "
-                "a sampled-out request (--log-sample) is not logged."
-            )
+            raise NotFoundError(_not_found(request_id, search, deployment, days, root))
         seen: dict[tuple[str, int], VersionLineage] = {}
         for row in rows:
             key = (row.model, row.model_version)

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         ShadowPolicy,
         SwapEvent,
         Variant,
+        is_request_id,
     )
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "deploy",
     "get_deployment",
     "history",
+    "is_request_id",
     "list_deployments",
     "prediction_log_root",
     "predictions",
@@ -103,6 +105,7 @@ __getattr__ = lazy_exports(
             "ShadowPolicy",
             "SwapEvent",
             "Variant",
+            "is_request_id",
         )},
     },
 )  # fmt: skip

@@ -37,10 +37,21 @@ __all__ = [
     "ShadowPolicy",
     "SwapEvent",
     "Variant",
+    "is_request_id",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,127}$")
+# A request id a client may choose (X-Request-ID, an inference protocol's id): it is
+# logged, answered in a header and looked up by `driftline trace`.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def is_request_id(text: str) -> bool:
+    """Whether ``text`` is a request id serving accepts from a client (1-128 of
+    letters, digits, ``.``, ``_``, ``:``, ``-``); serving answers any other with an id
+    of its own (a UUIDv7)."""
+    return _REQUEST_ID.fullmatch(text) is not None
 
 
 class Variant(StrEnum):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from driftline.errors import (
 from driftline.serving.batching import Batcher, ModelFailure, predict_one
 from driftline.serving.deployments import DeploymentService
 from driftline.serving.metrics import ServingMetrics
-from driftline.serving.models import Variant
+from driftline.serving.models import Variant, is_request_id
 from driftline.serving.payloads import InputShaper, check_rows
 from driftline.serving.predlog import PredictionLog, prediction_root
 from driftline.serving.routing import Router, Routes, ShadowMirror
@@ -44,8 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "ServingRuntime"]
 
 log = logging.getLogger("driftline.serving")
-
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 # The decoder a route passes: (body bytes, request, shaper) -> (model input, protocol id).
 Decoder = Callable[[bytes, "Request", InputShaper], tuple[Any, str | None]]
@@ -199,7 +196,7 @@ class ServingRuntime:
     def request_id(self, request: Request, protocol_id: str | None = None) -> str:
         """The client's ``X-Request-ID`` (if well-formed), the protocol's id, or a new one."""
         given = request.headers.get("x-request-id") or protocol_id
-        if given and _REQUEST_ID.match(given):
+        if given and is_request_id(given):
             return given
         from driftline.core.ids import new_id
 

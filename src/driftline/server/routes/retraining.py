@@ -13,7 +13,9 @@
   cycle (deduplicated as every trigger is); ``driftline agent`` beside the server
   drives it.
 - ``GET /retraining/trace/{request_id}`` and ``GET /retraining/maturity``: lineage of
-  a request in the server's prediction log, and each model's maturity level.
+  a request in the server's prediction log (``?deployment=``, and ``?days=`` for how far
+  back an id without a day of its own is looked for, see ``RetrainingService.trace``),
+  and each model's maturity level.
 
 Applying a policy and triggering a cycle need ``manage`` on the model (the permission
 that moves its aliases, which a cycle ends up doing); reading needs ``read``. Who acts
@@ -32,6 +34,7 @@ from driftline.api.codec import encode
 from driftline.api.retraining import ApplyPolicyBody, RunBody
 from driftline.api.text import Name
 from driftline.errors import InvalidArgumentError
+from driftline.retraining import MAX_TRACE_DAYS, TRACE_DAYS
 from driftline.server.deps import actor, allows, authorize, workspace
 
 if TYPE_CHECKING:
@@ -126,10 +129,17 @@ def maturity(request: Request, model: Annotated[Name | None, Query()] = None) ->
 
 @router.get("/trace/{request_id:path}", summary="Everything behind one served prediction")
 def trace(
-    request: Request, request_id: Name, deployment: Annotated[Name | None, Query()] = None
+    request: Request,
+    request_id: Name,
+    deployment: Annotated[Name | None, Query()] = None,
+    days: Annotated[
+        int,
+        Query(description=f"Days back to look for an id without a day (at most {MAX_TRACE_DAYS})"),
+    ] = TRACE_DAYS,
 ) -> Any:
     authorize(request, "read")
-    found = _service(request).trace(request_id, deployment=deployment)
+    # The service bounds the search (request id, deployment, days) before reading.
+    found = _service(request).trace(request_id, deployment=deployment, days=days)
     for lineage in found.versions:
         authorize(request, "read", model=lineage.model)
     return encode(found)
