@@ -26,7 +26,10 @@ transition goes through :func:`_move`:
   answered ``shadow.min_requests`` of them, checks its errors and agreement with the
   champion (serving's ``deploy compare`` figures), then starts the canary, or ends
   ``rolled_back`` with the figures; so does a shadow that has too few requests once
-  ``shadow.period`` is over.
+  ``shadow.period`` is over. The rollout records when its shadow was applied and the
+  judgement before the canary is applied, so a driver that stops in between is resumed
+  from there; a shadow someone else ended is never applied again (the cycle fails
+  saying so), and any failure of the rollout ends the cycle's shadow first.
 
 Any open cycle whose state has not changed for the policy's ``stuck_after`` ends
 ``failed`` ("stuck in X since ..."). A canary or shadow it left running is ended first
