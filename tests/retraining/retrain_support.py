@@ -40,6 +40,17 @@ cooldown: 6h
 max_cycles_per_day: 4
 """
 
+
+def edited(text: str, *changes: tuple[str, str]) -> str:
+    """``text`` (a policy) with each ``(old, new)`` of ``changes`` made, in order; an
+    ``old`` the text lacks fails the test (a policy text changed since would otherwise
+    leave the test checking a policy it did not mean to)."""
+    for old, new in changes:
+        assert old in text, f"{old!r} is not in the text to edit:\n{text}"
+        text = text.replace(old, new)
+    return text
+
+
 PIPELINES = """\
 import driftline as dl
 from sklearn.linear_model import LogisticRegression

@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 from tests.retraining.engine_support import DRIVER, PIPELINES
-from tests.retraining.retrain_support import FEATURES, build_in, champion, customers, cycles
+from tests.retraining.retrain_support import (
+    FEATURES,
+    build_in,
+    champion,
+    customers,
+    cycles,
+    edited,
+)
 
 from driftline.core.clock import from_ms, now_ms
 from driftline.errors import ConflictError, InvalidArgumentError
@@ -101,13 +108,16 @@ def labelled_traffic(ws: Workspace, name: str, rows: int, labelled: int) -> None
 
 
 RECENT = (
-    POLICY.replace("deployment: churn", "deployment: churn-recent")
-    .replace(
-        "evaluate: {data: customers@latest, metric: roc_auc}",
-        "evaluate: {data: recent_labelled, window: 14d, fallback: customers@latest, "
-        "metric: roc_auc, min_labels: 120}",
-    )
-    .replace("rollout: direct", "rollout: canary")  # judged only: rejected or failed here
+    edited(
+        POLICY,
+        ("deployment: churn", "deployment: churn-recent"),
+        (
+            "evaluate: {data: customers@latest, metric: roc_auc}",
+            "evaluate: {data: recent_labelled, window: 14d, fallback: customers@latest, "
+            "metric: roc_auc, min_labels: 120}",
+        ),
+        ("rollout: direct", "rollout: canary"),
+    )  # judged only: rejected or failed here
 )
 
 
@@ -127,7 +137,7 @@ def test_the_labelled_production_window_is_used_when_it_has_enough_labels(ws: Wo
 def test_too_few_labels_fall_back_to_the_dataset_and_say_why(ws: Workspace) -> None:
     deployment(ws, "churn-thin")
     labelled_traffic(ws, "churn-thin", rows=50, labelled=30)
-    cycle = run(ws, RECENT.replace("churn-recent", "churn-thin"))
+    cycle = run(ws, edited(RECENT, ("churn-recent", "churn-thin")))
     assert cycle.report is not None, cycle.reason
     report = cycle.report
     assert report["data_source"] == "fallback"
@@ -139,8 +149,8 @@ def test_too_few_labels_fall_back_to_the_dataset_and_say_why(ws: Workspace) -> N
 def test_too_few_labels_and_no_fallback_fails_with_the_reason(ws: Workspace) -> None:
     deployment(ws, "churn-bare")
     before = champion(ws)
-    cycle = run(ws, RECENT.replace("churn-recent", "churn-bare").replace(
-        "fallback: customers@latest, ", ""))  # fmt: skip
+    bare = edited(RECENT, ("churn-recent", "churn-bare"), ("fallback: customers@latest, ", ""))
+    cycle = run(ws, bare)
     assert cycle.state is CycleState.FAILED
     assert "only 0 labelled production rows of deployment churn-bare" in (cycle.reason or "")
     assert "no evaluate.fallback" in (cycle.reason or "")
@@ -236,21 +246,29 @@ def versions(ws: Workspace, count: int) -> list[int]:
     return found
 
 
-def shadowing(ws: Workspace, name: str, shadow: str = "{min_requests: 10}") -> Cycle:
-    """A cycle of a better challenger shadowing deployment ``name`` (which has canary steps)."""
+def shadowing(
+    ws: Workspace, name: str, shadow: str = "{min_requests: 10}", *, before: Any = None
+) -> Cycle:
+    """A cycle of a better challenger shadowing deployment ``name`` (which has canary steps,
+    and the shadow ``before`` when given)."""
     from driftline.serving import DeploymentService
 
     serving = ws.service("serving", DeploymentService)
     # The champion is weak: move it back so the challenger beats it.
     ws.registry.set_alias("churn", "champion", 1)
     older = versions(ws, 2)[-1]
-    deployment(ws, name, canary={"version": older, **CANARY})
+    spec = {} if before is None else {"shadow": before}
+    deployment(ws, name, canary={"version": older, **CANARY}, **spec)
     serving.rollback(name, reason="test setup: the spec keeps its canary steps")
-    policy = POLICY.replace("deployment: churn", f"deployment: {name}").replace(
-        "rollout: direct", f"rollout: shadow-then-canary\nshadow: {shadow}"
+    policy = edited(
+        POLICY,
+        ("deployment: churn", f"deployment: {name}"),
+        ("rollout: direct", f"rollout: shadow-then-canary\nshadow: {shadow}"),
     )
     cycle = run(ws, policy)
     assert cycle.state is CycleState.ROLLING_OUT, cycle.reason
+    assert cycle.rollout is not None
+    assert cycle.rollout["applied"] == serving.get_deployment(name).generation
     return cycle
 
 
@@ -317,6 +335,98 @@ def test_a_shadow_that_errors_is_rolled_back_and_the_champion_stays(ws: Workspac
     assert made.spec.shadow is None
     assert made.rollout.canary_version != cycle.version
     assert champion(ws) == 1
+
+
+@pytest.mark.parametrize("before", [None, {"version": "1", "sample": 0.5}])
+def test_a_shadow_someone_else_ended_ends_the_cycle_and_is_not_applied_again(
+    ws: Workspace, before: dict[str, Any] | None
+) -> None:
+    import dataclasses
+
+    from driftline.serving import DeploymentService
+
+    serving = ws.service("serving", DeploymentService)
+    name = f"churn-gone-{'s' if before else 'n'}"
+    cycle = shadowing(ws, name, before=before)
+    made = serving.get_deployment(name)
+    assert made.rollout.shadow_version == cycle.version
+    serving.apply(dataclasses.replace(made.spec, shadow=None))  # an operator ends it
+    ended = cycles(ws).advance("churn", ws)
+    assert ended is not None
+    assert ended.state is CycleState.FAILED, ended.reason
+    assert (
+        f"deployment {name}'s shadow of v{cycle.version} was ended by someone else before it "
+        f"was judged; v{cycle.version} was not rolled out"
+    ) == ended.reason
+    after = serving.get_deployment(name)
+    assert after.spec.shadow is None  # neither the cycle's again nor the one before it
+    assert after.generation == made.generation + 1
+    assert champion(ws) == 1
+
+
+def test_a_canary_that_cannot_start_after_the_shadow_ends_the_shadow(ws: Workspace) -> None:
+    import dataclasses
+
+    from driftline.serving import DeploymentService, ShadowPolicy
+
+    serving = ws.service("serving", DeploymentService)
+    before = {"version": "1", "sample": 0.5}
+    cycle = shadowing(ws, "churn-nosteps", before=before)
+    mirrored(ws, "churn-nosteps", cycle, 10, 200)
+    spec = serving.get_deployment("churn-nosteps").spec
+    serving.apply(dataclasses.replace(spec, canary=None))  # an operator drops the steps
+    ended = cycles(ws).advance("churn", ws)
+    assert ended is not None
+    assert ended.state is CycleState.FAILED, ended.reason
+    assert ended.reason == (
+        f"deployment churn-nosteps's spec lost its canary steps; v{cycle.version} was not "
+        f"rolled out; the shadow of v{cycle.version} was ended"
+    )
+    after = serving.get_deployment("churn-nosteps")
+    assert after.spec.shadow == ShadowPolicy(**before)  # the one before the cycle's, back
+    assert after.rollout.shadow_version == 1
+    assert ended.rollout is not None
+    assert ended.rollout["shadow_result"]["requests"] == 10
+
+
+def test_a_driver_that_stopped_after_the_shadow_was_judged_keeps_the_judgement(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from driftline.serving import DeploymentService
+
+    serving = ws.service("serving", DeploymentService)
+    cycle = shadowing(ws, "churn-judged")
+    mirrored(ws, "churn-judged", cycle, 10, 200)
+    loop = cycles(ws)
+    real = loop.deployments.apply
+
+    class Stopped(Exception):
+        """The driver died between the canary's apply and the cycle's move."""
+
+    def apply_then_stop(spec: Any, *, expected: int | None = None) -> Any:
+        real(spec, expected=expected)
+        raise Stopped
+
+    monkeypatch.setattr(loop.deployments, "apply", apply_then_stop)
+    with pytest.raises(Stopped):
+        loop.advance("churn", ws)
+    judged = {"requests": 10, "error_rate": 0.0, "agreement": 1.0, "mean_abs_delta": 0.0}
+    stopped = loop.cycle(cycle.id)
+    assert stopped.rollout is not None
+    assert stopped.rollout["kind"] == "shadow"
+    assert stopped.rollout["shadow_result"] == judged  # recorded before the canary
+    started = serving.get_deployment("churn-judged")
+    assert started.rollout.canary_version == cycle.version
+    monkeypatch.setattr(loop.deployments, "apply", real)
+    resumed = loop.advance("churn", ws)
+    assert resumed is not None
+    assert resumed.state is CycleState.ROLLING_OUT, resumed.reason
+    assert resumed.rollout is not None
+    assert resumed.rollout["kind"] == "canary"
+    assert resumed.rollout["shadow_result"] == judged
+    assert serving.get_deployment("churn-judged").generation == started.generation
+    serving.rollback("churn-judged", reason="test done")
+    assert cycles(ws).advance("churn", ws).state is CycleState.ROLLED_BACK  # type: ignore[union-attr]
 
 
 # -- failures leave production as it was -------------------------------------------------
@@ -610,7 +720,7 @@ def test_contradictory_or_bad_recovery_settings_are_refused(
 
 def test_shadow_and_stuck_after_are_kept_with_the_policy(ws: Workspace) -> None:
     loop = cycles(ws)
-    loop.apply(POLICY.replace("rollout: direct", "rollout: shadow-then-canary")
+    loop.apply(edited(POLICY, ("rollout: direct", "rollout: shadow-then-canary"))
                + "shadow: {min_requests: 5, min_agreement: 0.9}\nstuck_after: 2h\n")  # fmt: skip
     policy = loop.policy("churn")
     assert policy.shadow.min_requests == 5
@@ -663,8 +773,8 @@ def canary_rolling_out(ws: Workspace, name: str) -> tuple[Cycle, str]:
     ws.registry.set_alias("churn", "champion", 1)
     deployment(ws, name, canary={"version": versions(ws, 2)[-1], **CANARY})
     serving.rollback(name, reason="test setup: the spec keeps its canary steps")
-    policy = POLICY.replace("deployment: churn", f"deployment: {name}").replace(
-        "rollout: direct", "rollout: canary"
+    policy = edited(
+        POLICY, ("deployment: churn", f"deployment: {name}"), ("rollout: direct", "rollout: canary")
     )
     cycle = run(ws, policy)
     assert cycle.state is CycleState.ROLLING_OUT, cycle.reason
@@ -731,8 +841,10 @@ def test_a_stuck_cycles_shadow_is_ended(ws: Workspace) -> None:
 
     cycle = shadowing(ws, "churn-ss")
     cycles(ws).apply(
-        POLICY.replace("deployment: churn", "deployment: churn-ss").replace(
-            "rollout: direct", "rollout: shadow-then-canary\nshadow: {min_requests: 10}"
+        edited(
+            POLICY,
+            ("deployment: churn", "deployment: churn-ss"),
+            ("rollout: direct", "rollout: shadow-then-canary\nshadow: {min_requests: 10}"),
         )
         + "stuck_after: 1s\n"
     )
@@ -753,17 +865,17 @@ def test_a_stuck_cycles_shadow_is_ended(ws: Workspace) -> None:
     ],
 )
 def test_a_bad_shadow_period_is_refused(ws: Workspace, shadow: str, message: str) -> None:
-    policy = POLICY.replace("rollout: direct", f"rollout: shadow-then-canary\nshadow: {shadow}")
+    policy = edited(POLICY, ("rollout: direct", f"rollout: shadow-then-canary\nshadow: {shadow}"))
     with pytest.raises(InvalidArgumentError, match=message):
         cycles(ws).apply(policy)
 
 
 def test_a_shadow_period_is_kept_with_the_policy(ws: Workspace) -> None:
     loop = cycles(ws)
-    loop.apply(POLICY.replace("rollout: direct", "rollout: shadow-then-canary")
+    loop.apply(edited(POLICY, ("rollout: direct", "rollout: shadow-then-canary"))
                + "shadow: {min_requests: 5, period: 30m}\n")  # fmt: skip
     assert loop.policy("churn").shadow.period_seconds == 1800
-    loop.apply(POLICY.replace("rollout: direct", "rollout: shadow-then-canary"))
+    loop.apply(edited(POLICY, ("rollout: direct", "rollout: shadow-then-canary")))
     assert loop.policy("churn").shadow.period_seconds is None
 
 
@@ -800,8 +912,8 @@ def rolled_back_canary(ws: Workspace, name: str) -> str:
     ws.registry.set_alias("churn", "champion", 1)
     deployment(ws, name, canary={"version": versions(ws, 2)[-1], **CANARY})
     ws.service("serving", DeploymentService).rollback(name, reason="test setup")
-    return POLICY.replace("deployment: churn", f"deployment: {name}").replace(
-        "rollout: direct", "rollout: canary"
+    return edited(
+        POLICY, ("deployment: churn", f"deployment: {name}"), ("rollout: direct", "rollout: canary")
     )
 
 
@@ -867,8 +979,9 @@ def test_an_operators_edit_between_read_and_apply_is_kept_by_the_shadow(
     from driftline.serving import DeploymentService
 
     serving = ws.service("serving", DeploymentService)
-    policy = rolled_back_canary(ws, "churn-shadow-edit").replace(
-        "rollout: canary", "rollout: shadow-then-canary\nshadow: {min_requests: 10}"
+    policy = edited(
+        rolled_back_canary(ws, "churn-shadow-edit"),
+        ("rollout: canary", "rollout: shadow-then-canary\nshadow: {min_requests: 10}"),
     )
 
     def operator(apply: Any) -> None:

@@ -469,7 +469,8 @@ def test_an_alert_committed_after_a_look_in_the_same_millisecond_is_seen(
 def test_an_alert_before_the_policy_is_not_new_and_old_marks_are_forgotten(
     shared_db_url: str, open_workspace: Callable[..., Workspace]
 ) -> None:
-    from driftline.retraining.watch import ALERT_GRACE_MS, look_alerts
+    from driftline.retraining.triggers import ALERT_GRACE_MS
+    from driftline.retraining.watch import look_alerts
 
     now = now_ms()
     store = alert_store(shared_db_url, open_workspace, now)
@@ -521,7 +522,7 @@ def test_two_agents_looking_at_once_start_one_cycle_per_alert(
     assert said_first == []  # seen by the other agent: nothing to say
 
 
-def test_two_agents_in_threads_start_one_cycle_and_absorb_nothing(
+def test_two_agents_in_threads_start_one_cycle_and_absorb_the_other_alerts_once(
     shared_db_url: str, open_workspace: Callable[..., Workspace]
 ) -> None:
     import threading
@@ -558,3 +559,84 @@ def test_two_agents_in_threads_start_one_cycle_and_absorb_nothing(
     # One started it; the other two alerts were absorbed once each, never twice.
     assert cycle.absorbed == 2
     assert set(store.alert_marks("churn")) == {"alert-0", "alert-1", "alert-2"}
+
+
+class PausedStore(SqlRetrainingStore):
+    """A store whose first read of the alert cursor or marks runs ``on_read`` after it, as
+    if its agent were paused between its reads; it counts its writes of the cursor."""
+
+    def __init__(self, db: Any) -> None:
+        super().__init__(db)
+        self.on_read: Callable[[], None] | None = None
+        self.writes = 0
+
+    def _paused(self) -> None:
+        if self.on_read is not None:
+            hook, self.on_read = self.on_read, None
+            hook()
+
+    def alerts_seen_at(self, model: str) -> int | None:
+        found = super().alerts_seen_at(model)
+        self._paused()
+        return found
+
+    def alert_marks(self, model: str) -> dict[str, int]:
+        found = super().alert_marks(model)
+        self._paused()
+        return found
+
+    def see_alerts(self, model: str, until: int, *, marks: Any = None) -> None:
+        self.writes += 1
+        super().see_alerts(model, until, marks=marks)
+
+
+def test_an_agent_paused_while_another_moves_the_cursor_on_starts_no_second_cycle(
+    shared_db_url: str, open_workspace: Callable[..., Workspace]
+) -> None:
+    from driftline.retraining.triggers import ALERT_GRACE_MS
+    from driftline.retraining.watch import look_alerts
+
+    now = now_ms()
+    store = alert_store(shared_db_url, open_workspace, now)
+    alerts = Alerts()
+    old = alerts.add(now + 1_000, "old")
+    other = open_workspace(shared_db_url)
+    assert other.database is not None
+    paused = PausedStore(other.database)
+    first, second = alert_loop(paused, alerts), alert_loop(store, alerts)
+    look_alerts(second, second.policy("churn"), print, now + 2_000)
+    end_open_cycles(store)
+    new = alerts.add(now + 1_000 + ALERT_GRACE_MS + 5_000, "new")
+
+    def the_other_agent_looks_past_the_grace() -> None:
+        # It turns "new" into a cycle, moves the cursor more than the grace past "old"
+        # and forgets old's mark.
+        look_alerts(second, second.policy("churn"), print, now + ALERT_GRACE_MS + 10_000)
+        end_open_cycles(store)
+        assert set(store.alert_marks("churn")) == {new}
+
+    paused.on_read = the_other_agent_looks_past_the_grace
+    said: list[str] = []
+    look_alerts(first, first.policy("churn"), said.append, now + ALERT_GRACE_MS + 10_000)
+    assert sorted(c.cause.ref for c in store.cycles("churn")) == [new, old], said
+    assert said == []  # both were looked at by the other agent
+
+
+def test_a_look_with_nothing_new_writes_nothing(
+    shared_db_url: str, open_workspace: Callable[..., Workspace]
+) -> None:
+    from driftline.retraining.watch import look_alerts
+
+    now = now_ms()
+    store = alert_store(shared_db_url, open_workspace, now)
+    paused = PausedStore(store.db)
+    alerts = Alerts()
+    loop = alert_loop(paused, alerts)
+    look_alerts(loop, loop.policy("churn"), print, now + 1_000)
+    assert paused.writes == 0  # no alert yet
+    alerts.add(now + 2_000, "fires")
+    look_alerts(loop, loop.policy("churn"), print, now + 3_000)
+    assert paused.writes == 1
+    look_alerts(loop, loop.policy("churn"), print, now + 4_000)  # the same alert, marked
+    assert paused.writes == 1
+    assert store.alerts_seen_at("churn") == now + 2_000

@@ -20,12 +20,13 @@ from tests.retraining.retrain_support import (
     PIPELINES,
     build,
     customers,
+    edited,
     work_in,
 )
 
 pytestmark = [pytest.mark.server]
 
-POLICY = FULL_POLICY.replace("approvals: 0", "approvals: 2")
+POLICY = edited(FULL_POLICY, ("approvals: 0", "approvals: 2"))
 
 
 @dataclass
@@ -111,14 +112,14 @@ def test_policies_and_cycles_over_rest(
     assert team.call("PUT", "/retraining/policies", "ed", json=body).status_code == 403
 
     three = team.call("PUT", "/retraining/policies", "max",
-                      json={"text": POLICY.replace("approvals: 2", "approvals: 3")})  # fmt: skip
+                      json={"text": edited(POLICY, ("approvals: 2", "approvals: 3"))})  # fmt: skip
     assert three.status_code == 400, three.text
     assert (
         "retrain.yaml line 10: approvals: 3 distinct people must approve, but only 2 can "
         "(ada, max)" in error(three)
     )
     ghost = team.call("PUT", "/retraining/policies", "max",
-                      json={"text": POLICY.replace("monitor: churn-prod", "monitor: ghost"),
+                      json={"text": edited(POLICY, ("monitor: churn-prod", "monitor: ghost")),
                             "source": "team.yaml"})  # fmt: skip
     assert ghost.status_code == 404
     assert "team.yaml line 4: triggers[0].drift.monitor" in error(ghost)
@@ -136,8 +137,8 @@ def test_policies_and_cycles_over_rest(
     assert "gates: ../../etc/passwd is a file name; send the gates inline" in error(named)
     # Its agent imports the pipeline's module: a dotted name, never a file a caller names.
     path = team.call("PUT", "/retraining/policies", "max",
-                     json={"text": POLICY.replace("module: retrain_pipes",
-                                                  "module: ../../evil.py")})  # fmt: skip
+                     json={"text": edited(POLICY, ("module: retrain_pipes",
+                                                   "module: ../../evil.py"))})  # fmt: skip
     assert path.status_code == 400, path.text
     assert "a server takes a dotted module name" in error(path)
     # Nested YAML aliases would expand a few bytes into billions of values.
@@ -150,7 +151,7 @@ def test_policies_and_cycles_over_rest(
         "PUT",
         "/retraining/policies",
         "max",
-        json={"text": POLICY.replace("params: {", "params: {alpha: .nan, ")},
+        json={"text": edited(POLICY, ("params: {", "params: {alpha: .nan, "))},
     )
     assert nan.status_code == 400, nan.text
     assert "NaN" in error(nan)
@@ -297,13 +298,13 @@ def test_a_remote_workspace_and_the_cli(
         )  # fmt: skip
 
     file = pipeline_code / "retrain.yaml"
-    file.write_text(POLICY.replace("cooldown: 6h", "cooldown: 1s") + "gates: gates.yaml\n")
+    file.write_text(edited(POLICY, ("cooldown: 6h", "cooldown: 1s")) + "gates: gates.yaml\n")
     (pipeline_code / "gates.yaml").write_text("gates:\n  - {metric: roc_auc, min: 0.6}\n")
     with remote("max") as ws:
         service = ws.service("retraining", RetrainingService)
         # The client checks the pipeline next to its code, before sending anything.
         with pytest.raises(NotFoundError, match=r"retrain.yaml line 7: pipeline.name"):
-            service.policies.apply(POLICY.replace("name: retrain_churn", "name: gone"))
+            service.policies.apply(edited(POLICY, ("name: retrain_churn", "name: gone")))
         applied = service.policies.apply(file)
         assert applied.cooldown_seconds == 1.0
         # The gates file was read here, next to the policy, and stored on the server.

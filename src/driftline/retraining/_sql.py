@@ -25,7 +25,7 @@ from driftline.retraining.cycles import (
     Trigger,
     TriggerOutcome,
 )
-from driftline.retraining.triggers import ALERT_KEY_PREFIX, alert_key
+from driftline.retraining.triggers import ALERT_GRACE_MS, ALERT_KEY_PREFIX, alert_key
 
 __all__ = ["SqlRetrainingStore"]
 
@@ -121,12 +121,10 @@ class SqlRetrainingStore:
         rows = self.db.read(lambda conn: conn.execute(q).all())
         return {str(k)[len(ALERT_KEY_PREFIX) :]: int(v) for k, v in rows}
 
-    def see_alerts(
-        self, model: str, until: int, *, marks: Mapping[str, int] | None = None, keep_ms: int = 0
-    ) -> None:
+    def see_alerts(self, model: str, until: int, *, marks: Mapping[str, int] | None = None) -> None:
         """Move ``model``'s alert cursor forward to ``until`` (never back), mark the alerts
         of ``marks`` (id -> time) looked at unless they are, and forget the marks older
-        than ``keep_ms`` before the cursor (a look never reads that far back)."""
+        than :data:`ALERT_GRACE_MS` before the cursor (a look never reads that far back)."""
         p = t.retraining_policies.c
         c = t.retraining_cursors.c
 
@@ -145,7 +143,7 @@ class SqlRetrainingStore:
                 t.retraining_cursors.delete().where(
                     c.model == model,
                     c.key.startswith(ALERT_KEY_PREFIX),
-                    c.value < int(cursor) - keep_ms,
+                    c.value < int(cursor) - ALERT_GRACE_MS,
                 )
             )
 
@@ -418,6 +416,8 @@ def _move_cursor(conn: Connection, model: str, move: CursorMove, now: int) -> bo
     that must not exist yet cannot be created by another writer meanwhile)."""
     c = t.retraining_cursors.c
     if move.expected is None:
+        if move.key.startswith(ALERT_KEY_PREFIX) and _out_of_reach(conn, model, move.to):
+            return False
         found = conn.execute(sa.select(c.key).where(c.model == model, c.key == move.key)).first()
         if found is not None:
             return False
@@ -433,6 +433,16 @@ def _move_cursor(conn: Connection, model: str, move: CursorMove, now: int) -> bo
         .values(value=move.to, updated_at=now)
     )
     return bool(moved.rowcount == 1)
+
+
+def _out_of_reach(conn: Connection, model: str, at: int) -> bool:
+    """Whether an alert of time ``at`` is more than :data:`ALERT_GRACE_MS` behind
+    ``model``'s alert cursor: the look that moved the cursor past it looked at it, and
+    its mark may be forgotten since, so a missing mark does not make it new (a look that
+    read an older cursor would otherwise turn it into a trigger a second time)."""
+    p = t.retraining_policies.c
+    seen = conn.execute(sa.select(p.alerts_seen_at).where(p.model == model)).scalar()
+    return seen is not None and at < int(seen) - ALERT_GRACE_MS
 
 
 def _cycle(row: Any) -> Cycle:

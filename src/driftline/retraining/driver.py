@@ -26,7 +26,10 @@ transition goes through :func:`_move`:
   answered ``shadow.min_requests`` of them, checks its errors and agreement with the
   champion (serving's ``deploy compare`` figures), then starts the canary, or ends
   ``rolled_back`` with the figures; so does a shadow that has too few requests once
-  ``shadow.period`` is over.
+  ``shadow.period`` is over. The rollout records when its shadow was applied and the
+  judgement before the canary is applied, so a driver that stops in between is resumed
+  from there; a shadow someone else ended is never applied again (the cycle fails
+  saying so), and any failure of the rollout ends the cycle's shadow first.
 
 Any open cycle whose state has not changed for the policy's ``stuck_after`` ends
 ``failed`` ("stuck in X since ..."). A canary or shadow it left running is ended first
@@ -113,6 +116,8 @@ def _end_stuck(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
         return _observe(loop, policy, cycle)
     if cycle.state is not CycleState.ROLLING_OUT or kind not in ("canary", "shadow"):
         return _fail(loop, cycle, reason)
+    from driftline.serving import ACTIVE_ROLLOUT_STATES
+
     name = str(rollout.get("deployment") or policy.deployment)
     what = f"deployment {name}'s {kind} of v{cycle.version}"
     try:
@@ -122,7 +127,7 @@ def _end_stuck(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
             ours = deployment.rollout.canary_version == cycle.version
             if ours and state in ("promoted", "rolled_back"):
                 return _observe(loop, policy, cycle)  # it ended meanwhile: so does the cycle
-            if ours and state in ("progressing", "paused"):
+            if ours and deployment.rollout.state in ACTIVE_ROLLOUT_STATES:
                 loop.deployments.rollback(
                     name, reason=f"retraining cycle {cycle.id} was stuck",
                     expected=deployment.generation,
@@ -402,10 +407,12 @@ _APPLY_TRIES = 3
 def _others_canary(deployment: Any, cycle: Cycle) -> str | None:
     """Why the cycle must not start its canary or shadow on ``deployment``: a canary it
     did not start is running there (None when none is)."""
+    from driftline.serving import ACTIVE_ROLLOUT_STATES
+
     rollout = deployment.rollout
     if rollout.canary_version == cycle.version:
         return None
-    if rollout.state.value not in ("progressing", "paused"):
+    if rollout.state not in ACTIVE_ROLLOUT_STATES:
         return None
     # Someone (an operator, another tool) is rolling out a version of their own: replacing
     # it would silently end their rollout, and waiting for it could last as long as they
@@ -435,10 +442,10 @@ def _start_canary(
             break
         other = _others_canary(deployment, cycle)
         if other is not None:
-            return _not_replaced(loop, cycle, other, products)
+            return _fail_rollout(loop, cycle, other, **products)
         spec = deployment.spec
         if spec.canary is None:
-            return _fail(
+            return _fail_rollout(
                 loop, cycle,
                 f"deployment {name}'s spec lost its canary steps; v{cycle.version} was not "
                 "rolled out", **products,
@@ -446,14 +453,14 @@ def _start_canary(
         canary = dataclasses.replace(spec.canary, version=str(cycle.version))
         try:
             applied = loop.deployments.apply(
-                dataclasses.replace(spec, canary=canary, shadow=_without_ours(cycle, spec)),
+                dataclasses.replace(spec, canary=canary, shadow=_without_ours(cycle, deployment)),
                 expected=deployment.generation,
             )
             break
         except ConflictError:
             continue  # changed since it was read: read it again and decide again
         except DriftlineError as exc:
-            return _fail(
+            return _fail_rollout(
                 loop, cycle, f"starting the canary of v{cycle.version} failed: {exc}", **products
             )
     else:
@@ -465,20 +472,32 @@ def _start_canary(
     )  # fmt: skip
 
 
-def _without_ours(cycle: Cycle, spec: Any) -> Any:
-    """The shadow ``spec`` keeps once the cycle's canary starts: the one the deployment had
-    before the cycle's shadow when that shadow is still there, else the one it has."""
+def _shadow_is_ours(deployment: Any, cycle: Cycle) -> bool:
+    """Whether ``deployment`` mirrors its requests to the cycle's challenger."""
+    shadow = deployment.rollout.shadow_version if deployment.spec.shadow is not None else None
+    return shadow is not None and shadow == cycle.version
+
+
+def _previous_shadow(cycle: Cycle) -> Any:
+    """The shadow the deployment had before the cycle's (put back at its end), or None."""
     from driftline.serving import ShadowPolicy
 
-    if spec.shadow is None or spec.shadow.version != str(cycle.version):
-        return spec.shadow  # not the cycle's (an operator's since): theirs to end
     previous = (cycle.rollout or {}).get("previous_shadow")
     return None if previous is None else ShadowPolicy(**previous)
 
 
-def _not_replaced(loop: Retrainer, cycle: Cycle, why: str, products: dict[str, Any]) -> Cycle:
-    """Fail the cycle rather than replace a rollout it did not start, ending its own
-    shadow first (compare-and-set, as :func:`_end_shadow`)."""
+def _without_ours(cycle: Cycle, deployment: Any) -> Any:
+    """The shadow ``deployment`` keeps once the cycle's canary starts: the one it had
+    before the cycle's shadow when that shadow is still there, else the one it has."""
+    if not _shadow_is_ours(deployment, cycle):
+        return deployment.spec.shadow  # not the cycle's (an operator's since): theirs to end
+    return _previous_shadow(cycle)
+
+
+def _fail_rollout(loop: Retrainer, cycle: Cycle, why: str, **products: Any) -> Cycle:
+    """Fail the cycle during its rollout, ending its own shadow first when it runs one
+    (compare-and-set, as :func:`_end_shadow`): every rollout failure goes through here,
+    so none leaves the challenger shadowing."""
     if (cycle.rollout or {}).get("kind") == "shadow":
         try:
             if _end_shadow(loop, cycle):
@@ -500,23 +519,19 @@ def _start_shadow(loop: Retrainer, cycle: Cycle, deployment: Any) -> Cycle:
         rollout={"deployment": spec.name, "kind": "shadow", "since": now_ms(),
                  "shadow_version": cycle.version, "previous_shadow": previous},
     )  # fmt: skip
-    return _ensure_shadow(loop, cycle)
+    return _apply_shadow(loop, cycle)
 
 
 def _end_shadow(loop: Retrainer, cycle: Cycle) -> bool:
     """Put back the shadow the deployment had before the cycle's, compare-and-set on the
     deployment as read; False when its shadow is not the cycle's (any more)."""
-    from driftline.serving import ShadowPolicy
-
-    rollout = cycle.rollout or {}
-    name = str(rollout["deployment"])
+    name = str((cycle.rollout or {})["deployment"])
     deployment = loop.deployments.get_deployment(name)
-    if deployment.rollout.shadow_version != cycle.version:
+    if not _shadow_is_ours(deployment, cycle):
         return False
-    previous = rollout.get("previous_shadow")
-    shadow = None if previous is None else ShadowPolicy(**previous)
     loop.deployments.apply(
-        dataclasses.replace(deployment.spec, shadow=shadow), expected=deployment.generation
+        dataclasses.replace(deployment.spec, shadow=_previous_shadow(cycle)),
+        expected=deployment.generation,
     )
     return True
 
@@ -533,42 +548,46 @@ def _roll_back_shadow(loop: Retrainer, cycle: Cycle, found: dict[str, Any], reas
     return _move(loop, cycle, CycleState.ROLLED_BACK, rollout=rollout, reason=reason)
 
 
-def _ensure_shadow(loop: Retrainer, cycle: Cycle) -> Cycle:
-    """Apply the deployment with the challenger as its shadow (unless it is already),
-    compare-and-set on the deployment as read: an operator's edit made meanwhile is read
-    again and kept; a shadow other than the one the cycle recorded, or a canary it did
-    not start, is left alone and the cycle fails saying so."""
+def _apply_shadow(loop: Retrainer, cycle: Cycle) -> Cycle:
+    """Apply the deployment with the challenger as its shadow, compare-and-set on the
+    deployment as read, and record that it was applied (``applied``: the deployment's
+    generation then). An operator's edit made meanwhile is read again and kept; a shadow
+    other than the one the cycle recorded, or a canary it did not start, is left alone
+    and the cycle fails saying so. A shadow found applied already (a driver applied it
+    and stopped before recording it) is recorded, not applied again."""
     from driftline.serving import ShadowPolicy
 
     rollout = cycle.rollout or {}
     name = str(rollout["deployment"])
-    shadow = ShadowPolicy(version=str(cycle.version), sample=1.0)
     for _ in range(_APPLY_TRIES):
         deployment = loop.deployments.get_deployment(name)
         spec = deployment.spec
-        if spec.shadow == shadow:
-            return cycle
-        found = None if spec.shadow is None else dataclasses.asdict(spec.shadow)
-        if found != rollout.get("previous_shadow"):
-            assert spec.shadow is not None  # (None would be what it recorded, or ours ended)
-            return _fail(
-                loop, cycle,
-                f"deployment {name}'s shadow was set to v{spec.shadow.version} by someone "
-                f"else after this cycle read it; it is left there and v{cycle.version} is "
-                "not shadowed",
-            )  # fmt: skip
-        other = _others_canary(deployment, cycle)
-        if other is not None:
-            return _fail(loop, cycle, other)
-        try:
-            loop.deployments.apply(
-                dataclasses.replace(spec, shadow=shadow), expected=deployment.generation
-            )
-            return cycle
-        except ConflictError:
-            continue  # changed since it was read: read it again and decide again
-        except DriftlineError as exc:
-            return _fail(loop, cycle, f"starting the shadow of v{cycle.version} failed: {exc}")
+        if not _shadow_is_ours(deployment, cycle):
+            if spec.shadow != _previous_shadow(cycle):
+                now = "removed" if spec.shadow is None else f"set to v{spec.shadow.version}"
+                return _fail_rollout(
+                    loop, cycle,
+                    f"deployment {name}'s shadow was {now} by someone else after this cycle "
+                    f"read it; it is left so and v{cycle.version} is not shadowed",
+                )  # fmt: skip
+            other = _others_canary(deployment, cycle)
+            if other is not None:
+                return _fail_rollout(loop, cycle, other)
+            shadow = ShadowPolicy(version=str(cycle.version), sample=1.0)
+            try:
+                deployment = loop.deployments.apply(
+                    dataclasses.replace(spec, shadow=shadow), expected=deployment.generation
+                )
+            except ConflictError:
+                continue  # changed since it was read: read it again and decide again
+            except DriftlineError as exc:
+                return _fail_rollout(
+                    loop, cycle, f"starting the shadow of v{cycle.version} failed: {exc}"
+                )
+        return _move(
+            loop, cycle, CycleState.ROLLING_OUT,
+            rollout={**rollout, "applied": deployment.generation},
+        )  # fmt: skip
     raise ConflictError(f"Deployment {name!r} kept changing; the next step tries again")
 
 
@@ -592,15 +611,22 @@ def _observe(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
 
 def _observe_shadow(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cycle:
     """Wait for the shadow's requests, judge them, then the canary or a rollback."""
-
     rollout = dict(cycle.rollout or {})
     name = str(rollout["deployment"])
-    if loop.deployments.get_deployment(name).rollout.canary_version == cycle.version:
-        # A driver started the canary and stopped before recording it: record it.
+    deployment = loop.deployments.get_deployment(name)
+    if "shadow_result" in rollout or deployment.rollout.canary_version == cycle.version:
+        # Judged already (recorded before the canary is applied): a driver stopped before
+        # applying the canary, or after applying it and before recording it.
         return _start_canary(loop, cycle, name, shadow_result=rollout.get("shadow_result"))
-    ensured = _ensure_shadow(loop, cycle)  # (a driver may have died before applying)
-    if ensured is not cycle:
-        return ensured
+    if "applied" not in rollout:
+        return _apply_shadow(loop, cycle)  # a driver stopped before recording it
+    if not _shadow_is_ours(deployment, cycle):
+        # Never applied again: whoever ended it meant it to end.
+        return _fail_rollout(
+            loop, cycle,
+            f"deployment {name}'s shadow of v{cycle.version} was ended by someone else "
+            f"before it was judged; v{cycle.version} was not rolled out",
+        )  # fmt: skip
     compared = loop.deployments.compare(name, since=from_ms(int(rollout["since"])))
     figures = compared["figures"].get("shadow") or {"requests": 0, "error_rate": 0.0}
     check = policy.shadow
@@ -635,7 +661,10 @@ def _observe_shadow(loop: Retrainer, policy: RetrainPolicy, cycle: Cycle) -> Cyc
             f"the shadow v{cycle.version} failed on {found['requests']} mirrored "
             f"requests: {'; '.join(problems)}; the champion stays",
         )  # fmt: skip
-    return _start_canary(loop, cycle, name, shadow_result=found)
+    # The comparison is recorded before the canary is applied: a driver that stops in
+    # between leaves it for the next one, which starts the canary with it.
+    judged = _move(loop, cycle, CycleState.ROLLING_OUT, rollout={**rollout, "shadow_result": found})
+    return _start_canary(loop, judged, name, shadow_result=found)
 
 
 def _share(value: float | None) -> str:

@@ -32,12 +32,24 @@ from typing import Any
 from driftline.errors import InvalidArgumentError
 from driftline.retraining.policy import TriggerRule
 
-__all__ = ["ALERT_CHECKS", "ALERT_KEY_PREFIX", "Decision", "alert_key", "cursor_key", "judge_alert"]
+__all__ = [
+    "ALERT_CHECKS",
+    "ALERT_GRACE_MS",
+    "ALERT_KEY_PREFIX",
+    "Decision",
+    "alert_key",
+    "cursor_key",
+    "judge_alert",
+]
 
 #: The monitoring check whose alerts each alert-driven trigger kind reads.
 ALERT_CHECKS = {"drift": "drift", "performance": "performance"}
 #: How the marks of alerts already looked at are named among a policy's cursors.
 ALERT_KEY_PREFIX = "alert:"
+#: How far before the alert cursor a look reads again (ms): how late an alert may become
+#: visible after the time it carries and still be looked at. Marks of alerts older than
+#: that before the cursor are forgotten: no look reads them again.
+ALERT_GRACE_MS = 300_000
 
 
 @dataclass(frozen=True, slots=True)

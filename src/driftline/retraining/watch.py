@@ -6,7 +6,7 @@ cooldown, the daily cap and a running cycle's absorbing apply to every kind alik
 - alerts (``drift``, ``performance``): monitoring alerts of the named monitors not
   looked at yet, fired when :func:`~.triggers.judge_alert` says so; an alert that fires
   nothing is reported with the reason. The alert cursor is the time of the newest alert
-  looked at; each look reads from :data:`ALERT_GRACE_MS` before it (an alert committed
+  looked at; each look reads from :data:`~.triggers.ALERT_GRACE_MS` before it (an alert committed
   after a look, stamped with an earlier time, is still seen) and skips the alerts marked
   as looked at. A firing alert's mark is made in its trigger's transaction (a
   :class:`~.cycles.CursorMove` that creates it), so two agents looking at once turn it
@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING
 
 from driftline.core.clock import from_ms, to_ms
 from driftline.retraining.cycles import CursorMove, Trigger, TriggerOutcome
-from driftline.retraining.triggers import ALERT_CHECKS, alert_key, cursor_key, judge_alert
+from driftline.retraining.triggers import (
+    ALERT_CHECKS,
+    ALERT_GRACE_MS,
+    alert_key,
+    cursor_key,
+    judge_alert,
+)
 
 if TYPE_CHECKING:
     from driftline.data import DataService
@@ -41,12 +47,9 @@ if TYPE_CHECKING:
     from driftline.retraining.loop import Retrainer
     from driftline.retraining.policy import RetrainPolicy, TriggerRule
 
-__all__ = ["ALERT_GRACE_MS", "first_cursors", "look_alerts", "look_new_data", "look_schedules"]
+__all__ = ["first_cursors", "look_alerts", "look_new_data", "look_schedules"]
 
 Say = Callable[[str], None]
-#: How far before the alert cursor a look reads again (ms): how late an alert may become
-#: visible after the time it carries and still be looked at.
-ALERT_GRACE_MS = 300_000
 
 
 def first_cursors(policy: RetrainPolicy, data: DataService, now: int) -> dict[str, int]:
@@ -95,6 +98,12 @@ def look_alerts(loop: Retrainer, policy: RetrainPolicy, say: Say, now: int) -> N
     if not rules:
         return
     model = policy.model
+    # The marks before the cursor: the cursor only moves forward and a mark is forgotten
+    # only once the cursor is ALERT_GRACE_MS past it, so the marks read first hold every
+    # mark within reach of the cursor read after. (Read the other way round, another
+    # agent's look in between could move the cursor on and forget a mark this look then
+    # reads from its older cursor.)
+    marked = loop.store.alert_marks(model)
     seen = loop.store.alerts_seen_at(model)
     since = None
     if seen is not None:
@@ -102,7 +111,6 @@ def look_alerts(loop: Retrainer, policy: RetrainPolicy, say: Say, now: int) -> N
         # stamped before its transaction commits, so one stamped at or before the newest
         # alert of a look may become visible after it. The marks say which were looked at.
         since = from_ms(max(seen - ALERT_GRACE_MS, loop.store.applied_at(model) or 0))
-    marked = loop.store.alert_marks(model)
     found = {}
     for monitor in sorted({r.monitor for r in rules if r.monitor is not None}):
         for alert in loop.monitoring.monitors.alerts(since=since, monitor=monitor):
@@ -138,8 +146,10 @@ def look_alerts(loop: Retrainer, policy: RetrainPolicy, say: Say, now: int) -> N
         mark = CursorMove(alert_key(alert.id), None, at)
         outcome = loop.trigger(model, Trigger("alert", alert.id, payload), now=now, cursor=mark)
         _said(model, what, outcome, say)
-    if newest is not None:
-        loop.store.see_alerts(model, newest, marks=quiet, keep_ms=ALERT_GRACE_MS)
+    # Only a look that moves the cursor or has quiet alerts to mark writes: the write
+    # holds the policy row (on SQLite, the database) and a quiet tick need not.
+    if newest is not None and (quiet or newest != seen):
+        loop.store.see_alerts(model, newest, marks=quiet)
 
 
 def look_new_data(loop: Retrainer, policy: RetrainPolicy, say: Say, now: int) -> None:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from driftline.serving.batch import Progress
     from driftline.serving.deployments import DeploymentService
     from driftline.serving.models import (
+        ACTIVE_ROLLOUT_STATES,
         BatchingPolicy,
         CanaryChecks,
         CanaryPolicy,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "ACTIVE_ROLLOUT_STATES",
     "BatchingPolicy",
     "CanaryChecks",
     "CanaryPolicy",
@@ -90,6 +92,7 @@ __getattr__ = lazy_exports(
     {
         "DeploymentService": "driftline.serving.deployments",
         **{name: "driftline.serving.models" for name in (
+            "ACTIVE_ROLLOUT_STATES",
             "BatchingPolicy",
             "CanaryChecks",
             "CanaryPolicy",

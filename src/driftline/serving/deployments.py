@@ -63,6 +63,7 @@ from driftline.errors import (
     NotFoundError,
 )
 from driftline.serving.models import (
+    ACTIVE_ROLLOUT_STATES,
     Deployment,
     DeploymentSpec,
     Rollout,
@@ -81,7 +82,6 @@ __all__ = ["DeploymentService", "rollout_event"]
 
 log = logging.getLogger("driftline.serving")
 
-_ACTIVE = (RolloutState.PROGRESSING, RolloutState.PAUSED)
 #: Audit actions whose transition is announced to the spec's alert channels.
 ANNOUNCED = {"deploy_promote": "promoted", "deploy_rollback": "rolled_back"}
 
@@ -433,7 +433,7 @@ class DeploymentService:
                 f"rolled back by {self.user}: {deployment.spec.model}@{alias} "
                 f"back to v{move.version}" + (f" ({reason})" if reason else ""),
             )
-        if deployment.rollout.state not in _ACTIVE:
+        if deployment.rollout.state not in ACTIVE_ROLLOUT_STATES:
             raise ConflictError(
                 f"Deployment {name!r} is {deployment.rollout.state}: nothing to roll back"
             )
@@ -467,7 +467,7 @@ class DeploymentService:
             return None  # reported already
         rollout = dataclasses.replace(deployment.rollout, message=message)
         action = "deploy_load_failed"
-        if variant == "canary" and deployment.rollout.state in _ACTIVE:
+        if variant == "canary" and deployment.rollout.state in ACTIVE_ROLLOUT_STATES:
             rollout = dataclasses.replace(rollout, state=RolloutState.ROLLED_BACK)
             action = "deploy_rollback"
         try:

@@ -280,6 +280,10 @@ class RolloutState(StrEnum):
     ROLLED_BACK = "rolled_back"
 
 
+#: The states of a rollout whose canary is live (it takes traffic and may still move).
+ACTIVE_ROLLOUT_STATES = frozenset({RolloutState.PROGRESSING, RolloutState.PAUSED})
+
+
 #: The metrics a live-metric check may name: monitoring computes them from the labels of
 #: the canary's and stable's requests (serving cannot import monitoring, so the names are
 #: listed here too, and a test pins them to monitoring's).
