@@ -27,6 +27,10 @@ _Types = Annotated[
     list[str] | None,
     Query(max_length=16, description="Only entities of these types (`model`, `alias`, ...)"),
 ]
+_Excluded = Annotated[
+    list[str] | None,
+    Query(max_length=16, description="Never entities of these types"),
+]
 
 
 @router.get("", summary="Audit entries, newest first")
@@ -37,6 +41,7 @@ def entries(
     ] = None,
     entity: _Entity = None,
     entity_type: _Types = None,
+    exclude_type: _Excluded = None,
     limit: Annotated[
         int | None, Query(ge=1, le=1_000_000, description="At most this many (default: all)")
     ] = None,
@@ -48,8 +53,11 @@ def entries(
     # Reading one model's history needs read on that model; anything else, read at large.
     of_model = entity is not None and types is not None and types <= set(MODEL_ENTITIES)
     authorize(request, "read", model=entity if of_model else None)
-    found = workspace(request).audit.entries(entity=entity, entity_types=types, limit=limit)
-    return {"entries": encode(found)}
+    excluding = set(exclude_type or ())
+    found = workspace(request).audit.entries(
+        entity=entity, entity_types=types, excluding=excluding, limit=limit
+    )
+    return {"entries": encode(found), "omitted": list(found.omitted)}
 
 
 @router.get("/verify", summary="Recompute the hash chain; name the first bad entry")
