@@ -57,6 +57,11 @@ def test_every_stage_is_read_through_the_one_audit_log(
         # The registry's model history is this same reader, narrowed to the model.
         assert ws.registry.audit_log(model="churn") == churn
         assert ws.audit.entries(limit=2) == everything[:2]
+        assert everything.omitted == ()  # no auth: nothing left out
+        # Left out before the limit, so a page is full of the other types.
+        others = [e for e in everything if e.entity_type != "dataset"]
+        assert ws.audit.entries(excluding={"dataset"}, limit=2) == others[:2]
+        assert ws.audit.entries(entity="customers", excluding={"dataset"}) == []
         assert ws.audit.verify().ok
     remote_entities = [e.entity for e in remote.audit.entries(limit=None)]
     assert remote_entities == [e.entity for e in embedded.audit.entries(limit=None)]
@@ -66,7 +71,7 @@ def test_the_audit_routes_are_the_kernels(server: Any) -> None:
     url = f"{server.url}/api/v1/audit"
     answer = httpx.get(url, params={"entity_type": ["model", "alias"], "limit": 5}, timeout=30)
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"entries": []}
+    assert answer.json() == {"entries": [], "omitted": []}
     verified = httpx.get(f"{url}/verify", timeout=30)
     assert verified.status_code == 200, verified.text
     assert verified.json()["ok"] is True

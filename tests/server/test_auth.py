@@ -25,7 +25,14 @@ import httpx
 import pytest
 
 from driftline.api.client import ApiClient, raise_for_envelope
-from driftline.auth import Permission, Principal, ResourceKind, Role, auth_service
+from driftline.auth import (
+    AUTH_ENTITIES,
+    Permission,
+    Principal,
+    ResourceKind,
+    Role,
+    auth_service,
+)
 from driftline.auth._http import HttpUserAdmin
 from driftline.auth.cache import TTL
 from driftline.auth.hashing import hash_password, parse_token, verify_password
@@ -715,6 +722,112 @@ def test_permission_changes_are_audited_and_the_chain_verifies(auth_server: Auth
     done = run_cli(auth_server.root, "--uri", auth_server.uri, "audit", "verify")
     assert done.returncode == 0, done.stderr
     assert "intact" in done.stdout
+
+
+def test_every_audit_entry_of_the_auth_stage_is_of_an_auth_entity_type(db_url: str) -> None:
+    # AUTH_ENTITIES is what the server shows admins only: an entity type the stage
+    # writes and the set forgets would be shown to every reader.
+    from driftline.core.audit import iter_audit
+
+    database = Database(db_url)
+    try:
+        ensure_schema(database, migration_history())
+        service = auth_service(database, actor="tester")
+        service.create_user("gina", role="viewer", password="gina's password")
+        service.update_user("gina", role="editor")
+        service.update_user("gina", disabled=True)
+        service.update_user("gina", disabled=False)
+        token = service.create_token("gina")
+        service.set_password("gina", "gina's new password")  # revokes the token too
+        service.grant("gina", model="churn", permission="manage")
+        service.revoke("gina", model="churn")
+        service.revoke_token(service.create_token("gina").token.token_id)
+        entries = database.read(lambda conn: iter_audit(conn))
+    finally:
+        database.dispose()
+    assert token.token.token_id in {e.entity for e in entries}
+    assert {e.entity_type for e in entries} == AUTH_ENTITIES
+
+
+@pytest.mark.server
+def test_the_audit_entries_of_users_grants_and_tokens_are_read_by_admins_only(
+    auth_server: AuthServer, tmp_path: Path
+) -> None:
+    url = "/api/v1/audit"
+    with _remote(auth_server, auth_server.admin_token) as admin:
+        folder = tmp_path / "data"
+        folder.mkdir()
+        (folder / "a.csv").write_text("x\n1\n")
+        dataset = f"customers-{secrets.token_hex(3)}"
+        admin.data.commit(dataset, folder)
+        admin.data.tag(f"{dataset}@1", "october")
+    # Created after the tag: the newest entries are the viewer's user and token.
+    viewer, viewer_token = auth_server.user("viewer")
+    auth_server.admin.grant(viewer, model="scorer", permission="read")
+
+    # A reader's log at large: everything but users, grants and tokens, and says so.
+    answer = auth_server.get(url, viewer_token)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["omitted"] == ["grant", "token", "user"]
+    types = {e["entity_type"] for e in body["entries"]}
+    assert "dataset" in types
+    assert not types & AUTH_ENTITIES
+    assert viewer not in answer.text
+    # Left out before the limit: the newest entry the reader may read, not an empty page.
+    (newest,) = auth_server.get(url, viewer_token, params={"limit": 1}).json()["entries"]
+    assert (newest["action"], newest["entity"]) == ("tag", f"{dataset}@october")
+    # An entity named without a type: its auth entries are left out the same way.
+    named = auth_server.get(url, viewer_token, params={"entity": viewer}).json()
+    assert named == {"entries": [], "omitted": ["grant", "token", "user"]}
+    # Asked for by type: refused, naming why.
+    for asked in (["user"], ["dataset", "token"], ["grant"]):
+        refused = auth_server.get(url, viewer_token, params={"entity_type": asked})
+        assert refused.status_code == 403, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "PERMISSION_DENIED"
+        assert "Only an admin" in error["message"]
+        assert viewer not in refused.text
+    # Other types by name: nothing of the reader's was left out.
+    tags = auth_server.get(url, viewer_token, params={"entity_type": "dataset"}).json()
+    assert tags["omitted"] == []
+    assert [e["entity"] for e in tags["entries"]][:1] == [f"{dataset}@october"]
+
+    # An admin reads them all.
+    everything = auth_server.get(url, auth_server.admin_token).json()
+    assert everything["omitted"] == []
+    assert {e["entity_type"] for e in everything["entries"]} >= AUTH_ENTITIES | {"dataset"}
+    mine = auth_server.get(
+        url, auth_server.admin_token, params={"entity": viewer, "entity_type": "user"}
+    ).json()
+    assert [(e["action"], e["entity"]) for e in mine["entries"]] == [("create_user", viewer)]
+
+    # The chain is verified for a reader too, and its report names no entry's contents.
+    verified = auth_server.get(f"{url}/verify", viewer_token)
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["ok"] is True
+    assert viewer not in verified.text
+
+    # The remote client carries the note; the CLI shows it (on stderr: --json stays a list).
+    with _remote(auth_server, viewer_token) as ws:
+        read = ws.registry.audit_log(limit=None)
+        assert read.omitted == ("grant", "token", "user")
+        assert not {e.entity_type for e in read} & AUTH_ENTITIES
+        assert ws.audit.entries(entity_types={"dataset"}).omitted == ()
+        with pytest.raises(PermissionDeniedError, match="Only an admin"):
+            ws.audit.entries(entity_types={"user"})
+    for token, note in ((viewer_token, True), (auth_server.admin_token, False)):
+        env = _clean_env(tmp_path) | {"DRIFTLINE_TOKEN": token}
+        for json_out in (False, True):
+            done = subprocess.run(
+                [sys.executable, "-m", "driftline.cli", "--home", str(tmp_path / ".driftline"),
+                 "--uri", auth_server.url, "audit", "log", *(["--json"] if json_out else [])],
+                capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            assert f"{dataset}@october" in done.stdout
+            assert ("Entries of grant, token, user left out" in done.stderr) is note
+            assert (viewer in done.stdout) is not note
 
 
 # -- authorization of the tracking routes ---------------------------------------------------

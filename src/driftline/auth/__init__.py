@@ -39,9 +39,11 @@ if TYPE_CHECKING:
     )
     from driftline.auth.policy import allowed_users, require
     from driftline.auth.service import AuthService, UserAdmin
+    from driftline.auth.store import AUTH_ENTITIES
     from driftline.core.metadata import Database
 
 __all__ = [
+    "AUTH_ENTITIES",
     "AuthService",
     "Grant",
     "IssuedToken",
@@ -69,6 +71,7 @@ __getattr__ = lazy_exports(
         **dict.fromkeys(("ResourceKind", "Role", "Token", "User"), "driftline.auth.models"),
         **dict.fromkeys(("AuthService", "UserAdmin"), "driftline.auth.service"),
         **dict.fromkeys(("allowed_users", "require"), "driftline.auth.policy"),
+        "AUTH_ENTITIES": "driftline.auth.store",
     },
 )
 

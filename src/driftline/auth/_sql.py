@@ -16,7 +16,13 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from driftline.auth import _tables as t
 from driftline.auth.models import Grant, Permission, ResourceKind, Role, Token, User
-from driftline.auth.store import Credentials, StoredToken
+from driftline.auth.store import (
+    GRANT_ENTITY,
+    TOKEN_ENTITY,
+    USER_ENTITY,
+    Credentials,
+    StoredToken,
+)
 from driftline.core.audit import append_audit
 from driftline.core.clock import from_ms, now_ms, to_ms
 from driftline.core.ids import new_id
@@ -67,7 +73,7 @@ class SqlAuthStore:
                 conn,
                 actor=actor,
                 action="create_user",
-                entity_type="user",
+                entity_type=USER_ENTITY,
                 entity=name,
                 after=_audited(user),
             )
@@ -116,7 +122,7 @@ class SqlAuthStore:
                     conn,
                     actor=actor,
                     action=_update_action(values),
-                    entity_type="user",
+                    entity_type=USER_ENTITY,
                     entity=name,
                     before=_audited(before),
                     after=_audited(after),
@@ -156,7 +162,7 @@ class SqlAuthStore:
                 conn,
                 actor=actor,
                 action="set_password",
-                entity_type="user",
+                entity_type=USER_ENTITY,
                 entity=name,
                 before=_audited(before),
                 after={**_audited(after), "revoked_tokens": len(ending)},
@@ -166,7 +172,7 @@ class SqlAuthStore:
                     conn,
                     actor=actor,
                     action="revoke_token",
-                    entity_type="token",
+                    entity_type=TOKEN_ENTITY,
                     entity=token.token_id,
                     before={"user": name, "name": token.name, "revoked_at": None},
                     after={"user": name, "name": token.name, "revoked_at": now},
@@ -227,7 +233,7 @@ class SqlAuthStore:
                     conn,
                     actor=actor,
                     action="grant",
-                    entity_type="grant",
+                    entity_type=GRANT_ENTITY,
                     entity=_grant_entity(user, kind, resource),
                     before=None if old is None else {"permission": old.permission},
                     after={"permission": permission.value},
@@ -252,7 +258,7 @@ class SqlAuthStore:
                 conn,
                 actor=actor,
                 action="revoke",
-                entity_type="grant",
+                entity_type=GRANT_ENTITY,
                 entity=_grant_entity(user, kind, resource),
                 before={"permission": old.permission},
                 after=None,
@@ -297,7 +303,7 @@ class SqlAuthStore:
                 conn,
                 actor=actor,
                 action="create_token",
-                entity_type="token",
+                entity_type=TOKEN_ENTITY,
                 entity=token_id,
                 after={"user": user, "name": name, "expires_at": row["expires_at"]},
             )
@@ -338,7 +344,7 @@ class SqlAuthStore:
                 conn,
                 actor=actor,
                 action="revoke_token",
-                entity_type="token",
+                entity_type=TOKEN_ENTITY,
                 entity=token_id,
                 before={"user": row.user_name, "name": row.name, "revoked_at": None},
                 after={"user": row.user_name, "name": row.name, "revoked_at": now},

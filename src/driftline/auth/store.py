@@ -1,7 +1,9 @@
 """The narrow storage protocol of users, grants and tokens.
 
 Every change takes the ``actor`` and is written with its audit entry in one
-transaction, so the audit log and the permissions never disagree.
+transaction, so the audit log and the permissions never disagree. Those entries are of
+the entity types in :data:`AUTH_ENTITIES`, and only admins read them on a server: they
+name every user, role and grant.
 """
 
 from __future__ import annotations
@@ -12,7 +14,22 @@ from typing import Protocol
 
 from driftline.auth.models import Grant, Permission, ResourceKind, Role, Token, User
 
-__all__ = ["AuthStore", "Credentials", "StoredToken"]
+__all__ = [
+    "AUTH_ENTITIES",
+    "GRANT_ENTITY",
+    "TOKEN_ENTITY",
+    "USER_ENTITY",
+    "AuthStore",
+    "Credentials",
+    "StoredToken",
+]
+
+#: The audit log's entity types of users, grants and tokens.
+USER_ENTITY = "user"
+GRANT_ENTITY = "grant"
+TOKEN_ENTITY = "token"
+#: Every entity type the auth stage writes in the audit log.
+AUTH_ENTITIES: frozenset[str] = frozenset({USER_ENTITY, GRANT_ENTITY, TOKEN_ENTITY})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from driftline.cli._context import open_workspace
-from driftline.cli._output import JsonOption, console, fmt_number, fmt_time, print_json, table
+from driftline.cli._output import (
+    JsonOption,
+    console,
+    err_console,
+    fmt_number,
+    fmt_time,
+    print_json,
+    table,
+)
 
 if TYPE_CHECKING:
     from driftline.models import ModelCache
@@ -415,8 +423,19 @@ def audit_log(
     limit: int = typer.Option(50, "--limit", "-n", help="At most this many entries."),
     json: bool = JsonOption,
 ) -> None:
-    """List recent audit entries, newest first."""
+    """List recent audit entries, newest first.
+
+    A server shows the entries of users, grants and tokens to admins only; for anyone
+    else it leaves them out, and this says so.
+    """
     entries = _registry(ctx).audit_log(model=model, limit=limit)
+    if entries.omitted:
+        # On stderr: the JSON on stdout stays the list of entries.
+        err_console.print(
+            f"Entries of {', '.join(entries.omitted)} left out: only an admin reads them",
+            highlight=False,
+            markup=False,
+        )
     if json:
         print_json(entries)
         return

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,7 @@ from driftline.core.metadata.engine import note
 from driftline.core.metadata.schema import metadata
 
 __all__ = [
+    "AuditEntries",
     "AuditEntry",
     "AuditReport",
     "append_audit",
@@ -86,6 +87,19 @@ class AuditEntry:
     after: Any
     prev_hash: str
     hash: str
+
+
+class AuditEntries(list[AuditEntry]):
+    """Audit entries, newest first, and the entity types the reader was not shown.
+
+    ``omitted`` is empty unless a server left entries of those types out because the
+    caller may not read them (a non-admin is not shown who holds which role): a list
+    that knows what it lacks, so a client can say so rather than pass it off as all.
+    """
+
+    def __init__(self, entries: Iterable[AuditEntry] = (), *, omitted: Iterable[str] = ()) -> None:
+        super().__init__(entries)
+        self.omitted: tuple[str, ...] = tuple(sorted(omitted))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,13 +207,17 @@ def iter_audit(
     *,
     entity_type: str | None = None,
     entity_prefix: str | None = None,
+    excluding: Collection[str] = (),
     limit: int | None = None,
     newest_first: bool = True,
 ) -> list[AuditEntry]:
-    """Entries, optionally for one kind of entity or entities whose key starts with a prefix."""
+    """Entries, optionally for one kind of entity or entities whose key starts with a
+    prefix; entities of the types in ``excluding`` left out."""
     query = sa.select(audit_log)
     if entity_type is not None:
         query = query.where(audit_log.c.entity_type == entity_type)
+    if excluding:
+        query = query.where(audit_log.c.entity_type.not_in(sorted(excluding)))
     if entity_prefix is not None:
         escaped = entity_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(audit_log.c.entity.like(escaped + "%", escape="\\"))

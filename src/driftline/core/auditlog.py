@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from driftline.api.client import ApiClient
-    from driftline.core.audit import AuditEntry, AuditReport
+    from driftline.core.audit import AuditEntries, AuditReport
     from driftline.core.audit_anchors import AuditAnchors
     from driftline.core.metadata import Database
 
@@ -36,15 +36,21 @@ class AuditLog(Protocol):
         *,
         entity: str | None = None,
         entity_types: Collection[str] | None = None,
+        excluding: Collection[str] = (),
         limit: int | None = 100,
-    ) -> list[AuditEntry]:
+    ) -> AuditEntries:
         """Entries, newest first, at most ``limit`` (``None``: all).
 
         Args:
             entity: Only this entity and its parts: ``churn`` matches ``churn``,
                 ``churn/3`` and ``churn@champion``, never ``churn-v2``.
             entity_types: Only entities of these types (``model``, ``alias``, ...).
+            excluding: Never entities of these types.
             limit: At most this many entries.
+
+        Returns:
+            The entries; their ``omitted`` names the entity types a server left out
+            because the caller may not read them (empty on the database).
         """
         ...
 
@@ -67,15 +73,20 @@ class SqlAuditLog:
         *,
         entity: str | None = None,
         entity_types: Collection[str] | None = None,
+        excluding: Collection[str] = (),
         limit: int | None = 100,
-    ) -> list[AuditEntry]:
-        from driftline.core.audit import iter_audit
+    ) -> AuditEntries:
+        from driftline.core.audit import AuditEntries, iter_audit
 
         if entity is None and entity_types is None:
-            return self.db.read(lambda conn: iter_audit(conn, limit=limit))
+            return AuditEntries(
+                self.db.read(lambda conn: iter_audit(conn, excluding=excluding, limit=limit))
+            )
         # The prefix narrows in SQL; the pattern then drops other entities sharing the
         # prefix (``churn`` must not match ``churn-v2``).
-        found = self.db.read(lambda conn: iter_audit(conn, entity_prefix=entity))
+        found = self.db.read(
+            lambda conn: iter_audit(conn, entity_prefix=entity, excluding=excluding)
+        )
         own = None if entity is None else re.compile(rf"^{re.escape(entity)}([/@]|$)")
         matching = [
             e
@@ -83,7 +94,7 @@ class SqlAuditLog:
             if (entity_types is None or e.entity_type in entity_types)
             and (own is None or own.match(e.entity))
         ]
-        return matching if limit is None else matching[:limit]
+        return AuditEntries(matching if limit is None else matching[:limit])
 
     def verify(self) -> AuditReport:
         from driftline.core.audit import audit_head_of, verify_audit_log
@@ -119,28 +130,35 @@ class HttpAuditLog:
         *,
         entity: str | None = None,
         entity_types: Collection[str] | None = None,
+        excluding: Collection[str] = (),
         limit: int | None = 100,
-    ) -> list[AuditEntry]:
+    ) -> AuditEntries:
         from driftline.api.codec import decode
         from driftline.api.registry import restore_non_finite
-        from driftline.core.audit import AuditEntry
+        from driftline.core.audit import AuditEntries, AuditEntry
 
         params: dict[str, object] = {}
         if entity is not None:
             params["entity"] = entity
         if entity_types is not None:
             params["entity_type"] = sorted(entity_types)
+        if excluding:
+            params["exclude_type"] = sorted(excluding)
         if limit is not None:
             params["limit"] = limit
         answer = self.client.get_json("audit", params=params)
-        return [
-            dataclasses.replace(
-                entry,
-                before=restore_non_finite(entry.before),
-                after=restore_non_finite(entry.after),
-            )
-            for entry in (decode(AuditEntry, item) for item in answer["entries"])
-        ]
+        return AuditEntries(
+            (
+                dataclasses.replace(
+                    entry,
+                    before=restore_non_finite(entry.before),
+                    after=restore_non_finite(entry.after),
+                )
+                for entry in (decode(AuditEntry, item) for item in answer["entries"])
+            ),
+            # A server from before the field left nothing out.
+            omitted=answer.get("omitted", ()),
+        )
 
     def verify(self) -> AuditReport:
         from driftline.api.codec import decode

@@ -34,7 +34,7 @@ from driftline.registry.models import (
 from driftline.registry.store import ANY_HOLDER, RegistryStore
 
 if TYPE_CHECKING:
-    from driftline.core.audit import AuditEntry, AuditReport
+    from driftline.core.audit import AuditEntries, AuditEntry, AuditReport
     from driftline.core.auditlog import AuditLog
     from driftline.data import DataService
     from driftline.tracking import TrackingService
@@ -503,8 +503,9 @@ class RegistryService:
 
     # -- audit ----------------------------------------------------------------------
 
-    def audit_log(self, *, model: str | None = None, limit: int | None = 100) -> list[AuditEntry]:
-        """Audit entries, newest first; ``model`` narrows to one model's entries."""
+    def audit_log(self, *, model: str | None = None, limit: int | None = 100) -> AuditEntries:
+        """Audit entries, newest first; ``model`` narrows to one model's entries (their
+        ``omitted`` names the entity types a server did not show the caller)."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise InvalidArgumentError(f"limit must be a whole number, not {limit!r}")
         if limit is not None and limit < 1:
