@@ -54,11 +54,15 @@ import ipaddress
 import logging
 import socket
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from driftline.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from driftline.core.yamlfile import Located
 
 __all__ = [
     "CHECK_RESOLVE_TIMEOUT",
@@ -219,6 +223,31 @@ class WebhookAllow:
     def shown(self) -> str:
         """The setting as the log shows it (never a caller: see the module docstring)."""
         return repr(self.text) if self.text is not None else "(unset)"
+
+    def check_new(
+        self,
+        channels: Sequence[str],
+        known: Collection[str] = (),
+        field: str = "alerts",
+        at: Located | None = None,
+    ) -> None:
+        """:meth:`check` each of ``channels`` the stored record did not already have
+        (``known``), naming it ``field[i]`` (and its line, given the spec file's
+        :class:`~driftline.core.yamlfile.Located` ``at``): a record stored before the
+        setting changed still runs, and re-applying it does not fail because a known
+        host briefly does not resolve. Deployments, monitors and retraining policies all
+        accept channels this way."""
+        for i, channel in enumerate(channels):
+            if channel in known:
+                continue
+            where = f"{field}[{i}]"
+            if at is None:
+                self.check(channel, where)
+                continue
+            try:
+                self.check(channel)
+            except InvalidArgumentError as exc:
+                raise at.error(where, f"{where}: {exc}") from None
 
     def check(self, channel: str, field: str | None = None) -> None:
         """Refuse a (parsed) channel whose webhook this setting does not allow, when it

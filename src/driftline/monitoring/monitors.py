@@ -117,8 +117,9 @@ class MonitorService:
         for c in checks:
             get_check(c)
         channels = tuple(dict.fromkeys(parse_channel(a) for a in alerts))
-        for channel in channels:
-            self.delivery.allow.check(channel)  # this process's webhook_allow
+        existing = self.store.get_monitor(name) if replace else None
+        # this process's webhook_allow, on the channels a redefined monitor adds
+        self.delivery.allow.check_new(channels, existing.channels if existing else ())
         if thresholds is not None:
             monitor_thresholds(thresholds)  # validated now, applied on each run
         if reference is not None and (not isinstance(reference, str) or not reference.strip()):

@@ -178,11 +178,11 @@ class Retrainer:
         from driftline.retraining.watch import first_cursors
 
         policy = dataclasses.replace(policy, gates=read_gates(policy.gates, folder, at))
-        for i, channel in enumerate(policy.notify or ()):
-            try:
-                self.delivery.allow.check(channel)  # this process's webhook_allow
-            except InvalidArgumentError as exc:
-                raise at.error(f"notify[{i}]", f"notify[{i}]: {exc}") from None
+        stored = self.store.get_policy(policy.model)
+        # this process's webhook_allow, on the channels a re-applied policy adds
+        self.delivery.allow.check_new(
+            policy.notify or (), (stored or {}).get("notify") or (), "notify", at
+        )
         self.check_references(policy, at, check_pipeline=check_pipeline)
         now = now_ms()
         self.store.put_policy(

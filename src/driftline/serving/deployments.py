@@ -120,17 +120,14 @@ class DeploymentService:
     def check_alerts(self, spec: DeploymentSpec, existing: DeploymentSpec | None = None) -> None:
         """Refuse the spec's webhooks that this process's ``webhook_allow`` setting does
         not allow; with ``existing`` (the stored spec), only the channels it did not
-        have: a record stored before the setting changed still moves through its
-        rollout, and a re-apply does not fail because a known host briefly does not
-        resolve. :meth:`apply` and the server's record route both check this way.
+        have (:meth:`~driftline.core.destinations.WebhookAllow.check_new`): a record
+        stored before the setting changed still moves through its rollout. :meth:`apply`
+        and the server's record route both check this way.
 
         Raises:
             InvalidArgumentError: Naming the channel (``alerts[i]``) and the setting.
         """
-        known = set(existing.alerts) if existing is not None else set()
-        for i, channel in enumerate(spec.alerts):
-            if channel not in known:
-                self.delivery.allow.check(channel, f"alerts[{i}]")
+        self.delivery.allow.check_new(spec.alerts, existing.alerts if existing else ())
 
     def acting_as(self, user: str) -> DeploymentService:
         """The same service, recording ``user`` as who acts (a server's caller)."""
