@@ -161,6 +161,11 @@ def test_the_worker_predicts_without_sklearn_or_pandas(lite_server: dict[str, An
     while time.monotonic() < deadline and not wanted.keys() <= logged.keys():
         logged = {row["request_id"]: row for row in read_predictions(root, "lin").to_pylist()}
         time.sleep(0.05)
+    missing = [rid for rid in wanted if rid not in logged]
+    assert not missing, (
+        f"{len(missing)} of {len(wanted)} answered requests not in the log after 30 s; "
+        f"the server said: {proc.log.read_text()[-3000:]}"
+    )
     for rid, (records, expected) in wanted.items():
         row = logged[rid]
         assert json.loads(row["inputs"]) == {f: [r[f] for r in records] for f in FEATURES}

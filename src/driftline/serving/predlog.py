@@ -38,8 +38,11 @@ Writing never blocks a request: :meth:`PredictionLog.append` puts a row in a bou
 buffer (``capacity`` rows) and returns; when the buffer is full the row is dropped and
 counted (``dropped``), never waited for. A daemon thread writes a file every
 ``flush_rows`` rows or ``flush_seconds`` seconds; :meth:`PredictionLog.close` (called on
-SIGTERM, when the server shuts down) writes what is left. ``written + dropped`` equals
-the rows appended once it is closed.
+SIGTERM, when the server shuts down) writes what is left. A file that cannot be written
+(a full disk, a store that is briefly down) is logged and its rows go back to the buffer
+to be tried with the next file, as far as the buffer has room; the rest, and what still
+fails when the log is closed, are dropped and counted. ``written + dropped`` equals the
+rows appended once it is closed.
 """
 
 from __future__ import annotations
@@ -267,23 +270,37 @@ class PredictionLog:
                 return
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
-        try:
-            by_day: dict[date, list[tuple[Any, ...]]] = {}
-            for row in rows:
-                by_day.setdefault(row[4].date(), []).append(row)
-            for day, group in by_day.items():
+        by_day: dict[date, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            by_day.setdefault(row[4].date(), []).append(row)
+        failed: list[tuple[Any, ...]] = []
+        for day, group in by_day.items():  # a file per day: each one is written or not
+            try:
                 self._write_file(day, group)
-        except Exception:
-            log.exception("could not write %d prediction-log rows; counted as dropped", len(rows))
+            except Exception:
+                log.exception("could not write %d prediction-log rows of %s", len(group), day)
+                failed += group
+        done = len(rows) - len(failed)
+        if done:
             with self._lock:
-                self.dropped += len(rows)
-            if self._on_dropped is not None:
-                self._on_dropped(len(rows))
-            return
+                self.written += done
+            if self._on_written is not None:
+                self._on_written(done)
+        if failed:
+            self._retry_later(failed)
+
+    def _retry_later(self, rows: list[tuple[Any, ...]]) -> None:
+        """Put rows whose file failed back at the front of the buffer, as many as it has
+        room for (none once closing); drop and count the rest."""
         with self._lock:
-            self.written += len(rows)
-        if self._on_written is not None:
-            self._on_written(len(rows))
+            room = 0 if self._closing else max(self.capacity - len(self._pending), 0)
+            self._pending[:0] = rows[:room]
+            lost = len(rows) - min(room, len(rows))
+            self.dropped += lost
+        if lost:
+            log.warning("%d prediction-log rows dropped: their file could not be written", lost)
+            if self._on_dropped is not None:
+                self._on_dropped(lost)
 
     def _write_file(self, day: date, rows: list[tuple[Any, ...]]) -> None:
         import pyarrow as pa
