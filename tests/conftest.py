@@ -27,6 +27,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -225,6 +226,36 @@ def webhook() -> Iterator[WebhookReceiver]:
     """A running :class:`WebhookReceiver` that answers every POST."""
     with webhook_receiver() as receiver:
         yield receiver
+
+
+@dataclass
+class FlakyNames:
+    """Webhook hosts as a test resolves them: the names in ``resolvable`` resolve to a
+    public address, any other fails as a resolver that is briefly down; ``delivery`` is a
+    policy allowing public addresses only (the team server's default)."""
+
+    resolvable: set[str]
+    delivery: Any
+
+
+@pytest.fixture
+def flaky_names(monkeypatch: pytest.MonkeyPatch) -> FlakyNames:
+    import ipaddress
+    import socket
+
+    from driftline.core import destinations
+    from driftline.core.destinations import WebhookAllow
+    from driftline.core.notify import DeliveryPolicy
+
+    names = FlakyNames({"hooks.example.test"}, DeliveryPolicy(allow=WebhookAllow.parse("public")))
+
+    def resolve(host: str, port: int | None, **kwargs: Any) -> Any:
+        if host not in names.resolvable:
+            raise socket.gaierror(f"{host}: temporary failure in name resolution")
+        return [ipaddress.ip_address("93.184.216.34")]
+
+    monkeypatch.setattr(destinations, "resolve", resolve)
+    return names
 
 
 class LiveServer:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from monitor_traffic import frame, receiver, write_traffic
+from tests.conftest import FlakyNames
 
 import driftline as dl
 from driftline.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
@@ -295,29 +296,13 @@ def test_a_version_without_recorded_training_data_says_how_to_give_one(ws: Works
 
 
 def test_a_redefined_monitor_checks_only_the_webhooks_it_adds(
-    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+    ws: Workspace, flaky_names: FlakyNames
 ) -> None:
-    import ipaddress
-    import socket
-    from typing import Any
-
-    from driftline.core import destinations
-    from driftline.core.destinations import WebhookAllow
-    from driftline.core.notify import DeliveryPolicy
-
-    resolvable = {"hooks.example.test"}
-
-    def resolve(host: str, port: int | None, **kwargs: Any) -> Any:
-        if host not in resolvable:
-            raise socket.gaierror(f"{host}: temporary failure in name resolution")
-        return [ipaddress.ip_address("93.184.216.34")]
-
-    monkeypatch.setattr(destinations, "resolve", resolve)
     monitors = local(ws)
-    monitors.delivery = DeliveryPolicy(allow=WebhookAllow.parse("public"))
+    monitors.delivery = flaky_names.delivery
     known = "webhook:https://hooks.example.test/x"
     monitors.create("m", deployment="churn", alerts=[known])
-    resolvable.clear()  # the known host briefly fails to resolve
+    flaky_names.resolvable.clear()  # the known host briefly fails to resolve
     again = monitors.create("m", deployment="churn", alerts=[known, "log"], replace=True)
     assert again.channels == (known, "log")
     added = "webhook:https://new.example.test/x"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.conftest import webhook_receiver
+from tests.conftest import FlakyNames, webhook_receiver
 from tests.retraining.retrain_support import PIPELINES, build_in, champion, cli
 
 from driftline.errors import InvalidArgumentError
@@ -256,28 +256,13 @@ def test_a_policy_cannot_notify_a_metadata_address(ws: Workspace) -> None:
 
 
 def test_a_reapplied_policy_checks_only_the_webhooks_it_adds(
-    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+    ws: Workspace, flaky_names: FlakyNames
 ) -> None:
-    import ipaddress
-    import socket
-
-    from driftline.core import destinations
-    from driftline.core.destinations import WebhookAllow
-    from driftline.core.notify import DeliveryPolicy
-
-    resolvable = {"hooks.example.test"}
-
-    def resolve(host: str, port: int | None, **kwargs: Any) -> Any:
-        if host not in resolvable:
-            raise socket.gaierror(f"{host}: temporary failure in name resolution")
-        return [ipaddress.ip_address("93.184.216.34")]
-
-    monkeypatch.setattr(destinations, "resolve", resolve)
     loop = ws.service("retraining", RetrainingService).cycles
-    loop.delivery = DeliveryPolicy(allow=WebhookAllow.parse("public"))
+    loop.delivery = flaky_names.delivery
     known = "webhook:https://hooks.example.test/x"
     loop.apply(POLICY + f"notify: ['{known}']\n")
-    resolvable.clear()  # the known host briefly fails to resolve
+    flaky_names.resolvable.clear()  # the known host briefly fails to resolve
     assert loop.apply(POLICY + f"notify: [log, '{known}']\n").notify == ("log", known)
     added = "webhook:https://new.example.test/x"
     with pytest.raises(InvalidArgumentError, match=r"line \d+: notify\[2\]: .*new\.example"):

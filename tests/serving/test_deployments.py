@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import webhook_receiver
+from tests.conftest import FlakyNames, webhook_receiver
 from tests.serving.conftest import build_workspace, reset_default_workspace
 
 from driftline.errors import ConflictError, InvalidArgumentError, NotFoundError
@@ -455,28 +455,13 @@ def test_a_webhook_that_is_down_is_recorded_in_the_history(ws: Workspace) -> Non
 
 
 def test_a_reapply_checks_only_the_webhooks_the_stored_spec_did_not_have(
-    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+    ws: Workspace, flaky_names: FlakyNames
 ) -> None:
-    import ipaddress
-    import socket
-
-    from driftline.core import destinations
-    from driftline.core.destinations import WebhookAllow
-    from driftline.core.notify import DeliveryPolicy
-
-    resolvable = {"hooks.example.test"}
-
-    def resolve(host: str, port: int | None, **kwargs: Any) -> Any:
-        if host not in resolvable:
-            raise socket.gaierror(f"{host}: temporary failure in name resolution")
-        return [ipaddress.ip_address("93.184.216.34")]
-
-    monkeypatch.setattr(destinations, "resolve", resolve)
     service = service_of(ws)
-    service.delivery = DeliveryPolicy(allow=WebhookAllow.parse("public"))
+    service.delivery = flaky_names.delivery
     known = "webhook:https://hooks.example.test/x"
     made = service.apply(spec("rechecked", alerts=[known]))
-    resolvable.clear()  # the known host briefly fails to resolve
+    flaky_names.resolvable.clear()  # the known host briefly fails to resolve
     changed = service.apply(spec("rechecked", alerts=[known], shadow={"version": 2}),
                             expected=made.generation)  # fmt: skip
     assert changed.generation > made.generation
